@@ -1,0 +1,96 @@
+//! Opaque page tokens: URL-safe base64 of the last row's sort key, so the next page starts
+//! strictly after it (keyset pagination; stable while rows are added or removed).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Position after the last session of a page, in ListSessions order
+/// (pinned first, then last_active_at descending, then id descending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCursor {
+    pub pinned: bool,
+    pub last_active_at: i64,
+    pub id: i64,
+}
+
+/// Position after the last message of a page, oldest first (created_at, id ascending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageCursor {
+    pub created_at: i64,
+    pub id: i64,
+}
+
+fn encode(prefix: &str, parts: &[i64]) -> String {
+    let text = std::iter::once(prefix.to_owned())
+        .chain(parts.iter().map(i64::to_string))
+        .collect::<Vec<_>>()
+        .join(":");
+    URL_SAFE_NO_PAD.encode(text)
+}
+
+fn decode<const N: usize>(prefix: &str, token: &str) -> Option<[i64; N]> {
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let mut parts = text.split(':');
+    if parts.next()? != prefix {
+        return None;
+    }
+    let mut out = [0i64; N];
+    for slot in &mut out {
+        *slot = parts.next()?.parse().ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+impl SessionCursor {
+    pub fn encode(&self) -> String {
+        encode("s", &[i64::from(self.pinned), self.last_active_at, self.id])
+    }
+
+    /// None for anything this service did not issue (the caller answers INVALID_ARGUMENT).
+    pub fn decode(token: &str) -> Option<Self> {
+        let [pinned, last_active_at, id] = decode::<3>("s", token)?;
+        Some(Self {
+            pinned: pinned != 0,
+            last_active_at,
+            id,
+        })
+    }
+}
+
+impl MessageCursor {
+    pub fn encode(&self) -> String {
+        encode("m", &[self.created_at, self.id])
+    }
+
+    pub fn decode(token: &str) -> Option<Self> {
+        let [created_at, id] = decode::<2>("m", token)?;
+        Some(Self { created_at, id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let s = SessionCursor {
+            pinned: true,
+            last_active_at: 1_790_000_000_123,
+            id: 42,
+        };
+        assert_eq!(SessionCursor::decode(&s.encode()), Some(s));
+        let m = MessageCursor { created_at: 5, id: 7 };
+        assert_eq!(MessageCursor::decode(&m.encode()), Some(m));
+    }
+
+    #[test]
+    fn refuses_foreign_tokens() {
+        let m = MessageCursor { created_at: 5, id: 7 };
+        assert_eq!(SessionCursor::decode(&m.encode()), None);
+        assert_eq!(SessionCursor::decode("garbage!"), None);
+        assert_eq!(MessageCursor::decode(""), None);
+        assert_eq!(MessageCursor::decode(&URL_SAFE_NO_PAD.encode("m:1:2:3")), None);
+    }
+}

@@ -1,0 +1,246 @@
+//! One access log line per call (method, status, duration, user id, request id; never a
+//! token), written when the call ends: after the trailers for a stream, or when the client went
+//! away. Also makes sure every call carries an `x-request-id` (passed on to the upstream and
+//! returned to the client) and a W3C `traceparent` (the client's, or a new trace started here),
+//! so the services behind log under one trace.
+
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use parley_service_kit::access_token::AuthenticatedUser;
+use tonic::body::Body;
+use tower::{Layer, Service};
+
+pub(crate) const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+/// Where the auth layer's verdict (the caller's user id) is left for the log line.
+#[derive(Clone, Default)]
+pub(crate) struct CallerSlot(Arc<OnceLock<i64>>);
+
+/// Copies the authenticated caller into the call's [`CallerSlot`]; runs right after auth.
+pub(crate) fn record_caller<B>(request: http::Request<B>) -> http::Request<B> {
+    if let (Some(user), Some(slot)) = (
+        request.extensions().get::<AuthenticatedUser>(),
+        request.extensions().get::<CallerSlot>(),
+    ) {
+        let _ = slot.0.set(user.user_id);
+    }
+    request
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct CallLogLayer;
+
+impl<S> Layer<S> for CallLogLayer {
+    type Service = CallLog<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CallLog { inner }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct CallLog<S> {
+    inner: S,
+}
+
+/// A request id from the client is kept if it is short and printable; otherwise one is made.
+fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
+    headers
+        .get(&REQUEST_ID)
+        .filter(|v| {
+            let bytes = v.as_bytes();
+            !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or(http::HeaderValue::from_static("unknown"))
+        })
+}
+
+/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), if it is one.
+fn trace_id(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(&TRACEPARENT)?.to_str().ok()?;
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (parts.len() == 4 && hex(parts[0], 2) && hex(parts[1], 32) && hex(parts[2], 16) && hex(parts[3], 2))
+        .then(|| parts[1].to_string())
+}
+
+/// Starts a trace for a call that came without one (not sampled: only correlation).
+fn new_traceparent() -> (String, http::HeaderValue) {
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let span_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+    let value = http::HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-00")).unwrap_or(
+        http::HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-00"),
+    );
+    (trace_id, value)
+}
+
+impl<S, B> Service<http::Request<B>> for CallLog<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let id = request_id(request.headers());
+        request.headers_mut().insert(REQUEST_ID, id.clone());
+        let trace_id = match trace_id(request.headers()) {
+            Some(id) => id,
+            None => {
+                let (id, header) = new_traceparent();
+                request.headers_mut().insert(TRACEPARENT, header);
+                id
+            }
+        };
+        let caller = CallerSlot::default();
+        request.extensions_mut().insert(caller.clone());
+        let record = CallRecord {
+            method: request.uri().path().to_string(),
+            request_id: id.to_str().unwrap_or("-").to_string(),
+            trace_id,
+            started,
+            caller,
+            status: None,
+        };
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = future.await?;
+            response.headers_mut().insert(REQUEST_ID, id);
+            let mut record = record;
+            // A trailers-only response (most errors) carries its status in the headers.
+            record.status = grpc_status(response.headers());
+            Ok(response.map(|body| {
+                Body::new(LoggedBody {
+                    inner: body,
+                    record: Some(record),
+                })
+            }))
+        })
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    headers
+        .get("grpc-status")
+        .map(|v| tonic::Code::from_bytes(v.as_bytes()))
+}
+
+struct CallRecord {
+    method: String,
+    request_id: String,
+    trace_id: String,
+    started: Instant,
+    caller: CallerSlot,
+    status: Option<tonic::Code>,
+}
+
+impl CallRecord {
+    fn write(self, ended: &'static str) {
+        let user_id = self.caller.0.get().map_or_else(|| "-".to_string(), i64::to_string);
+        // No status by the end means the client went away before the upstream finished.
+        let code = self.status.unwrap_or(tonic::Code::Cancelled);
+        tracing::info!(
+            target: "gateway::access",
+            method = %self.method,
+            code = ?code,
+            duration_ms = %format_args!("{:.3}", self.started.elapsed().as_secs_f64() * 1000.0),
+            user_id = %user_id,
+            request_id = %self.request_id,
+            trace_id = %self.trace_id,
+            ended,
+            "call"
+        );
+    }
+}
+
+struct LoggedBody {
+    inner: Body,
+    record: Option<CallRecord>,
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(trailers), Some(record)) = (frame.trailers_ref(), self.record.as_mut()) {
+                    record.status = grpc_status(trailers).or(record.status);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(record) = self.record.as_mut() {
+                    record.status = record.status.or(Some(tonic::Code::Unavailable));
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(record) = self.record.take() {
+                    record.write("complete");
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            let ended = if record.status.is_some() {
+                "complete"
+            } else {
+                "client gone"
+            };
+            record.write(ended);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparents_are_read_or_started() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            TRACEPARENT,
+            http::HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        );
+        assert_eq!(trace_id(&headers).as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
+        headers.insert(TRACEPARENT, http::HeaderValue::from_static("garbage"));
+        assert_eq!(trace_id(&headers), None);
+        let (id, value) = new_traceparent();
+        headers.insert(TRACEPARENT, value);
+        assert_eq!(trace_id(&headers), Some(id));
+    }
+}

@@ -1,0 +1,168 @@
+//! The gateway's edge settings as command-line flags and `PARLEY_…` environment variables,
+//! shared by the gateway binary and the all-in-one `parley` binary; and CORS.
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::client_addr::IpNetwork;
+use crate::{Config, Error, RateLimit};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EdgeOptions {
+    /// Origins allowed to call the API from another origin (comma-separated), or `*`.
+    /// The UI served by the gateway itself needs none.
+    #[arg(long, env = "PARLEY_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or
+    /// ranges such as 10.0.0.0/8).
+    #[arg(long, env = "PARLEY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// Sign-in, sign-up and code calls allowed per client address per minute (0: no limit).
+    #[arg(long, env = "PARLEY_AUTH_REQUESTS_PER_MINUTE", default_value_t = 30)]
+    pub auth_requests_per_minute: u32,
+    /// Messages (and regenerations) allowed per user per minute (0: no limit).
+    #[arg(long, env = "PARLEY_MESSAGES_PER_MINUTE", default_value_t = 30)]
+    pub messages_per_minute: u32,
+    /// The largest request message accepted, in bytes.
+    #[arg(long, env = "PARLEY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Seconds a unary call may take.
+    #[arg(long, env = "PARLEY_UNARY_TIMEOUT_SECS", default_value_t = 60)]
+    pub unary_timeout_secs: u64,
+    /// Calls in flight beyond which new ones are refused (RESOURCE_EXHAUSTED).
+    #[arg(long, env = "PARLEY_MAX_CONCURRENT_CALLS", default_value_t = 1024)]
+    pub max_concurrent_calls: usize,
+    /// Seconds open calls may run on after a shutdown signal.
+    #[arg(long, env = "PARLEY_DRAIN_DEADLINE_SECS", default_value_t = 10)]
+    pub drain_deadline_secs: u64,
+}
+
+/// The same values as the flags' defaults.
+impl Default for EdgeOptions {
+    fn default() -> Self {
+        Self {
+            cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            auth_requests_per_minute: 30,
+            messages_per_minute: 30,
+            max_message_bytes: 4 * 1024 * 1024,
+            unary_timeout_secs: 60,
+            max_concurrent_calls: 1024,
+            drain_deadline_secs: 10,
+        }
+    }
+}
+
+impl EdgeOptions {
+    /// Sets the gateway's edge settings from these options.
+    pub fn apply_to(&self, config: &mut Config) {
+        config.cors_origins = self
+            .cors_origins
+            .iter()
+            .filter(|o| !o.trim().is_empty())
+            .cloned()
+            .collect();
+        config.trusted_proxies = self.trusted_proxies.clone();
+        config.auth_rate_limit =
+            (self.auth_requests_per_minute > 0).then(|| RateLimit::per_minute(self.auth_requests_per_minute));
+        config.generation_rate_limit =
+            (self.messages_per_minute > 0).then(|| RateLimit::per_minute(self.messages_per_minute));
+        config.max_message_bytes = self.max_message_bytes;
+        config.unary_timeout = Duration::from_secs(self.unary_timeout_secs);
+        config.max_concurrent_calls = self.max_concurrent_calls;
+        config.drain_deadline = Duration::from_secs(self.drain_deadline_secs);
+    }
+}
+
+/// Headers a gRPC-web client sends (connect-web, grpc-web, buf) plus auth and tracing.
+const ALLOWED_HEADERS: &[&str] = &[
+    "content-type",
+    "authorization",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+];
+
+/// Response headers a cross-origin gRPC-web client must be able to read.
+const EXPOSED_HEADERS: &[&str] = &["grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id"];
+
+/// Listed origins may send credentials (user-service keeps the browser's refresh token in an
+/// HttpOnly cookie); `*` may not, as browsers refuse credentials with a wildcard.
+pub(crate) fn cors_layer(origins: &[String]) -> Result<CorsLayer, Error> {
+    let any = origins.iter().any(|o| o.trim() == "*");
+    let allow_origin = if any {
+        AllowOrigin::any()
+    } else {
+        let mut list = Vec::new();
+        for origin in origins {
+            let origin = origin.trim().trim_end_matches('/');
+            let valid = origin.parse::<http::Uri>().is_ok_and(|u| {
+                u.scheme().is_some() && u.host().is_some() && u.path_and_query().is_none_or(|p| p.as_str() == "/")
+            });
+            if !valid {
+                return Err(Error::CorsOrigin(origin.to_string()));
+            }
+            list.push(HeaderValue::from_str(origin).map_err(|_| Error::CorsOrigin(origin.to_string()))?);
+        }
+        AllowOrigin::list(list)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+        .allow_headers(
+            ALLOWED_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect::<Vec<_>>(),
+        )
+        .expose_headers(
+            EXPOSED_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect::<Vec<_>>(),
+        )
+        .allow_credentials(!any)
+        .max_age(Duration::from_secs(24 * 60 * 60)))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        edge: EdgeOptions,
+    }
+
+    #[test]
+    fn defaults_match_the_flags_defaults() {
+        let parsed = Cli::try_parse_from(["gateway"]).unwrap_or_else(|e| panic!("{e}"));
+        let mut from_flags = Config::new("http://a:1", "http://b:2");
+        parsed.edge.apply_to(&mut from_flags);
+        let mut from_default = Config::new("http://a:1", "http://b:2");
+        EdgeOptions::default().apply_to(&mut from_default);
+        assert_eq!(format!("{from_flags:?}"), format!("{from_default:?}"));
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        assert!(cors_layer(&["https://chat.example.com".into()]).is_ok());
+        assert!(cors_layer(&["*".into()]).is_ok());
+        assert!(matches!(
+            cors_layer(&["not an origin".into()]),
+            Err(Error::CorsOrigin(_))
+        ));
+        assert!(matches!(
+            cors_layer(&["https://chat.example.com/path".into()]),
+            Err(Error::CorsOrigin(_))
+        ));
+    }
+}

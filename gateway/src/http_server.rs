@@ -1,0 +1,159 @@
+//! The listening side: HTTP/1.1 and HTTP/2 (h2c) on one port, gRPC and gRPC-web to the gRPC
+//! branch and everything else to the web UI, and graceful shutdown that lets open calls finish
+//! up to a deadline.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tonic::body::Body;
+use tower::Service;
+
+use crate::client_addr::ClientAddr;
+use crate::web_ui::WebUi;
+use crate::{BoxError, GrpcService};
+
+/// Sends gRPC (native or web) to the gRPC branch and the rest to the web UI, so tonic-web
+/// never sees a plain browser request (it would answer 400).
+#[derive(Clone)]
+pub(crate) struct FrontDoor {
+    grpc: GrpcService,
+    web: WebUi,
+}
+
+impl FrontDoor {
+    pub(crate) fn new(grpc: GrpcService, web: WebUi) -> Self {
+        Self { grpc, web }
+    }
+}
+
+fn is_grpc<B>(request: &http::Request<B>) -> bool {
+    request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+impl<B> Service<http::Request<B>> for FrontDoor
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if is_grpc(&request) {
+            // Every layer of the gRPC branch is always ready; the clone keeps that contract
+            // without holding a readiness slot here.
+            let mut grpc = self.grpc.clone();
+            grpc.call(request.map(Body::new))
+        } else {
+            self.web.call(request)
+        }
+    }
+}
+
+/// Puts the connection's peer address into every request.
+#[derive(Clone)]
+struct WithClientAddr<S> {
+    inner: S,
+    peer: SocketAddr,
+}
+
+impl<S, B> Service<http::Request<B>> for WithClientAddr<S>
+where
+    S: Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(ClientAddr(self.peer));
+        self.inner.call(request)
+    }
+}
+
+/// Accepts connections until `shutdown`, then waits for open calls up to `drain_deadline`
+/// and closes whatever is still open.
+pub(crate) async fn run<S>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+    drain_deadline: Duration,
+) -> std::io::Result<()>
+where
+    S: Service<http::Request<hyper::body::Incoming>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that never finishes its headers is dropped; idle HTTP/2 peers are pinged so a
+    // vanished browser does not hold a stream (and its upstream call) open.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    // Without it Nagle's algorithm holds back the small frames of a stream.
+                    let _ = stream.set_nodelay(true);
+                    let service = TowerToHyperService::new(WithClientAddr { inner: service.clone(), peer });
+                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let connection = graceful.watch(connection);
+                    connections.spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::debug!(%peer, %error, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!(open = graceful.count(), "gateway draining");
+    if tokio::time::timeout(drain_deadline, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?drain_deadline, "drain deadline passed; closing the calls still open");
+    }
+    connections.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! The gateway: the one port every client talks to.
+//!
+//! - gRPC-web (binary and text, HTTP/1.1 and HTTP/2) through tonic-web, and native gRPC (h2c).
+//! - A generic proxy: `/<package>.<Service>/<Method>` is routed by service name to the upstream
+//!   that owns the package (`parley.user.v1` → user-service, `parley.chat.v1` → chat-service);
+//!   bodies and trailers stream through undecoded. Anything else (including `parley.llm.v1`)
+//!   answers UNIMPLEMENTED.
+//! - `grpc.health.v1` (SERVING only while the upstreams are) and server reflection for the
+//!   public services.
+//! - Edge auth, rate limits, load shedding, request limits, CORS, an access log line per call.
+//! - The built web UI (`web/dist`) on the same port.
+
+mod call_log;
+mod client_addr;
+mod edge_options;
+mod http_server;
+mod load_shedding;
+mod rate_limit;
+mod routing;
+mod upstream_health;
+mod upstream_proxy;
+mod web_ui;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::net::TcpListener;
+use tonic::body::Body;
+use tower::util::BoxCloneService;
+use tower::{Layer, ServiceBuilder};
+
+pub use client_addr::{ClientAddr, IpNetwork};
+pub use edge_options::EdgeOptions;
+pub use rate_limit::RateLimit;
+
+use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
+use parley_service_kit::auth_layer::AuthLayer;
+
+/// The methods anyone may call without an access token (health and reflection are always
+/// public too).
+pub const PUBLIC_METHODS: &[&str] = &[
+    "/parley.user.v1.UserService/Register",
+    "/parley.user.v1.UserService/Login",
+    "/parley.user.v1.UserService/RefreshToken",
+    "/parley.user.v1.UserService/Logout",
+    "/parley.user.v1.UserService/SendVerificationCode",
+    "/parley.user.v1.UserService/VerifyCode",
+    "/parley.user.v1.UserService/ResetPassword",
+    "/parley.user.v1.UserService/GetPublicKeys",
+];
+
+/// Public methods that guess or spend secrets (passwords, codes, refresh tokens): limited per
+/// client address.
+pub const ADDRESS_LIMITED_METHODS: &[&str] = &[
+    "/parley.user.v1.UserService/Register",
+    "/parley.user.v1.UserService/Login",
+    "/parley.user.v1.UserService/RefreshToken",
+    "/parley.user.v1.UserService/SendVerificationCode",
+    "/parley.user.v1.UserService/VerifyCode",
+    "/parley.user.v1.UserService/ResetPassword",
+];
+
+/// Methods that start a generation (they cost the user's provider money): limited per user.
+pub const USER_LIMITED_METHODS: &[&str] = &[
+    "/parley.chat.v1.MessageService/SendMessage",
+    "/parley.chat.v1.MessageService/RegenerateMessage",
+];
+
+/// The proto packages the gateway routes, and which upstream owns each.
+const USER_PACKAGE: &str = "parley.user.v1";
+const CHAT_PACKAGE: &str = "parley.chat.v1";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// e.g. `http://127.0.0.1:50051`.
+    pub user_service_url: String,
+    /// e.g. `http://127.0.0.1:50052`.
+    pub chat_service_url: String,
+    /// The built web UI (`web/dist`). Without it (or while it has no `index.html`) the gateway
+    /// serves a page saying the UI is not built.
+    pub web_dir: Option<PathBuf>,
+    /// Origins allowed to call from another origin (`https://chat.example.com`), or `*`.
+    /// Same-origin use needs none.
+    pub cors_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies, load balancers).
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// Per client address, on the public auth methods. `None`: unlimited.
+    pub auth_rate_limit: Option<RateLimit>,
+    /// Per user, on SendMessage and RegenerateMessage. `None`: unlimited.
+    pub generation_rate_limit: Option<RateLimit>,
+    /// The largest request message forwarded, in bytes.
+    pub max_message_bytes: usize,
+    /// How long a unary call may take (streams are not limited).
+    pub unary_timeout: Duration,
+    /// Calls in flight (streams included) beyond which new calls are refused with
+    /// RESOURCE_EXHAUSTED instead of queueing.
+    pub max_concurrent_calls: usize,
+    /// How long open calls may run on after shutdown was asked for.
+    pub drain_deadline: Duration,
+    /// How long connecting to an upstream may take before the call fails UNAVAILABLE.
+    pub upstream_connect_timeout: Duration,
+    /// How often the upstreams' health is checked.
+    pub health_check_interval: Duration,
+}
+
+impl Config {
+    pub fn new(user_service_url: impl Into<String>, chat_service_url: impl Into<String>) -> Self {
+        Self {
+            user_service_url: user_service_url.into(),
+            chat_service_url: chat_service_url.into(),
+            web_dir: None,
+            cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            auth_rate_limit: Some(RateLimit::per_minute(30)),
+            generation_rate_limit: Some(RateLimit::per_minute(30)),
+            max_message_bytes: 4 * 1024 * 1024,
+            unary_timeout: Duration::from_secs(60),
+            max_concurrent_calls: 1024,
+            drain_deadline: Duration::from_secs(10),
+            upstream_connect_timeout: Duration::from_secs(3),
+            health_check_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Config {
+    /// Checks what can be checked before serving (upstream URLs, CORS origins), so a
+    /// configuration mistake stops start-up with one clear line.
+    pub fn validate(&self) -> Result<(), Error> {
+        upstream_proxy::check_url("user-service", &self.user_service_url)?;
+        upstream_proxy::check_url("chat-service", &self.chat_service_url)?;
+        let _ = edge_options::cors_layer(&self.cors_origins)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{name} URL {url:?} is not usable: {reason}")]
+    UpstreamUrl {
+        name: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("CORS origin {0:?} is not an origin such as https://chat.example.com")]
+    CorsOrigin(String),
+    #[error("the compiled protocol descriptors are unreadable: {0}")]
+    Descriptors(#[from] prost::DecodeError),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The gRPC side of the gateway after tonic-web has turned gRPC-web into gRPC.
+type GrpcService = BoxCloneService<http::Request<Body>, http::Response<Body>, Infallible>;
+
+/// Serves on an already-bound listener until `shutdown` resolves, then lets open calls finish
+/// for up to `config.drain_deadline`.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    config.validate()?;
+    let user = upstream_proxy::Upstream::connect("user-service", &config.user_service_url, &config)?;
+    let chat = upstream_proxy::Upstream::connect("chat-service", &config.chat_service_url, &config)?;
+    let descriptors = routing::Descriptors::decode(parley_proto::FILE_DESCRIPTOR_SET)?;
+    let routes = routing::RouteTable::new(&descriptors, &[(USER_PACKAGE, &user), (CHAT_PACKAGE, &chat)]);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let checker = upstream_health::UpstreamHealth::new(health.clone(), routes.services_by_upstream());
+    checker.mark_all_not_serving().await;
+
+    let grpc_routes = routing::add_reflection(tonic::service::Routes::new(health_service), &descriptors, &routes)?;
+
+    let verifier = Arc::new(TokenVerifier::with_source(Arc::new(UserServiceKeySource::new(
+        user.channel(),
+    ))));
+    let known = routes.known_services();
+    let grpc_routes = routes.into_router(grpc_routes, &config);
+    let guarded: GrpcService = BoxCloneService::new(
+        ServiceBuilder::new()
+            .layer(load_shedding::LoadSheddingLayer::new(config.max_concurrent_calls))
+            .layer(AuthLayer::new(verifier, PUBLIC_METHODS.iter().copied()))
+            .map_request(call_log::record_caller)
+            .layer(rate_limit::RateLimitLayer::new(&config))
+            .service(grpc_routes.clone()),
+    );
+    let grpc = call_log::CallLogLayer.layer(routing::KnownServices::new(known, guarded, grpc_routes));
+    let grpc: GrpcService = BoxCloneService::new(tonic_web::GrpcWebLayer::new().layer(grpc));
+
+    let front = http_server::FrontDoor::new(grpc, web_ui::WebUi::new(config.web_dir.clone()));
+    let cors = edge_options::cors_layer(&config.cors_origins)?;
+
+    let shutdown = shutdown.boxed().shared();
+    let health_task = tokio::spawn(checker.run(config.health_check_interval, shutdown.clone()));
+    let result = http_server::run(listener, cors.layer(front), shutdown, config.drain_deadline).await;
+    health_task.abort();
+    result.map_err(Error::from)
+}

@@ -1,0 +1,44 @@
+//! The gateway on its own, for the distributed deployment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use parley_service_kit::{entrypoint, shutdown};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gateway",
+    about = "Parley's gateway: gRPC-web and gRPC for every client, and the web UI"
+)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "PARLEY_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// user-service's gRPC address.
+    #[arg(long, env = "PARLEY_USER_SERVICE_URL", default_value = "http://127.0.0.1:50051")]
+    user_service_url: String,
+    /// chat-service's gRPC address.
+    #[arg(long, env = "PARLEY_CHAT_SERVICE_URL", default_value = "http://127.0.0.1:50052")]
+    chat_service_url: String,
+    /// The built web UI (web/dist); without it a page says the UI is not built.
+    #[arg(long, env = "PARLEY_WEB_DIR")]
+    web_dir: Option<PathBuf>,
+    #[command(flatten)]
+    edge: gateway::EdgeOptions,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    entrypoint::run("gateway", async move {
+        let mut config = gateway::Config::new(cli.user_service_url, cli.chat_service_url);
+        config.web_dir = cli.web_dir;
+        cli.edge.apply_to(&mut config);
+        let listener = entrypoint::bind(cli.listen).await?;
+        tracing::info!(addr = %cli.listen, "gateway listening");
+        gateway::serve(listener, config, shutdown::signal())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}

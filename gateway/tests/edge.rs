@@ -1,0 +1,713 @@
+//! The gateway in front of in-test upstreams: gRPC-web (binary and text) and native gRPC
+//! through the generic proxy, edge auth, rate limits, limits, CORS, health, reflection,
+//! cancellation, a down upstream and the web UI.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use parley_proto::chat::v1 as chat;
+use parley_proto::chat::v1::chat_event::Event;
+use parley_proto::llm::v1 as llm;
+use parley_proto::user::v1 as user;
+use parley_service_kit::grpc_status::retry_delay;
+use support::*;
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+
+const LOGIN: &str = "/parley.user.v1.UserService/Login";
+const SEND_MESSAGE: &str = "/parley.chat.v1.MessageService/SendMessage";
+
+fn login_request(password: &str) -> user::LoginRequest {
+    user::LoginRequest {
+        login: "ada".into(),
+        password: password.into(),
+    }
+}
+
+fn send_request(content: &str) -> chat::SendMessageRequest {
+    chat::SendMessageRequest {
+        session_id: 1,
+        content: content.into(),
+        api_config_id: None,
+    }
+}
+
+fn kinds(events: &[chat::SendMessageResponse]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e.event.as_ref().and_then(|e| e.event.as_ref()) {
+            Some(Event::UserMessage(m)) => format!("user:{}", m.content),
+            Some(Event::AssistantStarted(_)) => "started".to_string(),
+            Some(Event::Delta(d)) => format!("delta:{d}"),
+            Some(Event::Completed(m)) => format!("completed:{}", m.content),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn grpc_web_binary_and_text_stream_events_in_order() {
+    let stack = Stack::start().await;
+    for mode in [WebMode::Binary, WebMode::Text] {
+        let login = grpc_web_call(stack.addr, LOGIN, &login_request(PASSWORD), mode, &[]).await;
+        assert_eq!(login.http_status, 200);
+        let (replies, code, message) = login.collect::<user::LoginResponse>().await;
+        assert_eq!(code, Code::Ok, "{mode:?}: {message}");
+        let token = replies[0].access_token.clone();
+
+        let auth = bearer(&token);
+        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let mut stream = grpc_web_call(
+            stack.addr,
+            SEND_MESSAGE,
+            &send_request("hi"),
+            mode,
+            &[
+                ("authorization", &auth),
+                ("x-request-id", "req-123"),
+                ("traceparent", traceparent),
+            ],
+        )
+        .await;
+        assert_eq!(stream.headers["x-request-id"], "req-123");
+        // The first event arrives before the stream ends: nothing is buffered.
+        match stream.next_frame().await {
+            Some(WebFrame::Message(_)) => {}
+            other => panic!("{mode:?}: expected a first event, got {other:?}"),
+        }
+        let (events, code, message) = stream.collect::<chat::SendMessageResponse>().await;
+        assert_eq!(code, Code::Ok, "{mode:?}: {message}");
+        assert_eq!(
+            kinds(&events),
+            ["started", "delta:Hel", "delta:lo", "completed:Hello"],
+            "{mode:?}"
+        );
+
+        let seen = stack.observed.last_headers("SendMessage");
+        assert_eq!(seen["x-request-id"], "req-123");
+        assert_eq!(seen["traceparent"], traceparent);
+        assert_eq!(seen["authorization"], auth.as_str());
+    }
+    // A call without trace context gets one, and a request id, before it goes upstream.
+    let login = grpc_web_call(stack.addr, LOGIN, &login_request(PASSWORD), WebMode::Binary, &[]).await;
+    let generated = login.headers["x-request-id"].to_str().unwrap().to_string();
+    let _ = login.collect::<user::LoginResponse>().await;
+    let seen = stack.observed.last_headers("Login");
+    assert_eq!(seen["x-request-id"], generated.as_str());
+    assert!(seen["traceparent"].to_str().unwrap().starts_with("00-"));
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn errors_keep_code_and_message_over_grpc_web() {
+    let stack = Stack::start().await;
+    for mode in [WebMode::Binary, WebMode::Text] {
+        // Trailers-only response.
+        let wrong = grpc_web_call(stack.addr, LOGIN, &login_request("wrong"), mode, &[]).await;
+        let (_, code, message) = wrong.collect::<user::LoginResponse>().await;
+        assert_eq!(
+            (code, message.as_str()),
+            (Code::Unauthenticated, "wrong login or password")
+        );
+
+        // An error after some messages, in real trailers.
+        let auth = bearer(&access_token(USER_ID));
+        let failing = grpc_web_call(
+            stack.addr,
+            SEND_MESSAGE,
+            &send_request("fail"),
+            mode,
+            &[("authorization", &auth)],
+        )
+        .await;
+        let (events, code, message) = failing.collect::<chat::SendMessageResponse>().await;
+        assert_eq!(events.len(), 5);
+        assert_eq!(code, Code::FailedPrecondition);
+        assert_eq!(message, "provider refused the key");
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn native_grpc_through_the_same_port() {
+    let stack = Stack::start().await;
+    let mut users = user::user_service_client::UserServiceClient::connect(stack.url())
+        .await
+        .unwrap();
+    let token = users
+        .login(login_request(PASSWORD))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let mut messages = chat::message_service_client::MessageServiceClient::connect(stack.url())
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(send_request("hi"));
+    request
+        .metadata_mut()
+        .insert("authorization", MetadataValue::try_from(bearer(&token)).unwrap());
+    let mut stream = messages.send_message(request).await.unwrap().into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.unwrap() {
+        events.push(event);
+    }
+    assert_eq!(kinds(&events)[0], "user:hi");
+    assert_eq!(kinds(&events)[4], "completed:Hello");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn protected_methods_need_a_valid_token_at_the_edge() {
+    let stack = Stack::start().await;
+    let mut users = user::user_service_client::UserServiceClient::connect(stack.url())
+        .await
+        .unwrap();
+    let status = users.get_me(user::GetMeRequest {}).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    let mut forged = tonic::Request::new(user::GetMeRequest {});
+    forged
+        .metadata_mut()
+        .insert("authorization", MetadataValue::from_static("Bearer not.a.token"));
+    assert_eq!(users.get_me(forged).await.unwrap_err().code(), Code::Unauthenticated);
+
+    let stream = grpc_web_call(stack.addr, SEND_MESSAGE, &send_request("hi"), WebMode::Binary, &[]).await;
+    let (_, code, _) = stream.collect::<chat::SendMessageResponse>().await;
+    assert_eq!(code, Code::Unauthenticated);
+    // Nothing protected reached an upstream.
+    assert!(
+        !stack
+            .observed
+            .paths()
+            .iter()
+            .any(|p| p == "GetMe" || p == "SendMessage")
+    );
+
+    let mut good = tonic::Request::new(user::GetMeRequest {});
+    good.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(bearer(&access_token(USER_ID))).unwrap(),
+    );
+    assert_eq!(users.get_me(good).await.unwrap().into_inner().user.unwrap().id, USER_ID);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn internal_and_unknown_services_are_unimplemented() {
+    let stack = Stack::start().await;
+    let mut llm = llm::llm_service_client::LlmServiceClient::connect(stack.url())
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(llm::ListModelsRequest::default());
+    request.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(bearer(&access_token(USER_ID))).unwrap(),
+    );
+    assert_eq!(llm.list_models(request).await.unwrap_err().code(), Code::Unimplemented);
+
+    let auth = bearer(&access_token(USER_ID));
+    let web = grpc_web_call(
+        stack.addr,
+        "/parley.llm.v1.LlmService/ListModels",
+        &llm::ListModelsRequest::default(),
+        WebMode::Binary,
+        &[("authorization", &auth)],
+    )
+    .await;
+    let (_, code, _) = web.collect::<llm::ListModelsResponse>().await;
+    assert_eq!(code, Code::Unimplemented);
+
+    // Signed in or not, it looks the same: no hint that something is behind it.
+    for path in [
+        "/parley.llm.v1.LlmService/StreamChat",
+        "/parley.chat.v1.NoSuchService/Anything",
+    ] {
+        let web = grpc_web_call(stack.addr, path, &llm::ListModelsRequest::default(), WebMode::Text, &[]).await;
+        let (_, code, _) = web.collect::<llm::ListModelsResponse>().await;
+        assert_eq!(code, Code::Unimplemented, "{path}");
+    }
+    // An unknown method of a routed service is the upstream's to answer.
+    let auth = bearer(&access_token(USER_ID));
+    let web = grpc_web_call(
+        stack.addr,
+        "/parley.user.v1.UserService/NoSuchMethod",
+        &llm::ListModelsRequest::default(),
+        WebMode::Binary,
+        &[("authorization", &auth)],
+    )
+    .await;
+    let (_, code, _) = web.collect::<llm::ListModelsResponse>().await;
+    assert_eq!(code, Code::Unimplemented);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn address_rate_limit_trips_and_recovers() {
+    let stack = Stack::start_with(|config| {
+        config.auth_rate_limit = Some(gateway::RateLimit {
+            burst: 2,
+            period: Duration::from_secs(1),
+        });
+    })
+    .await;
+    let mut users = user::user_service_client::UserServiceClient::connect(stack.url())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        users.login(login_request(PASSWORD)).await.unwrap();
+    }
+    // A client that is not a trusted proxy cannot pick a fresh address with X-Forwarded-For.
+    let mut spoofed = tonic::Request::new(login_request(PASSWORD));
+    spoofed
+        .metadata_mut()
+        .insert("x-forwarded-for", MetadataValue::from_static("203.0.113.77"));
+    let status = users.login(spoofed).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let delay = retry_delay(&status).expect("a retry delay");
+    assert!(delay > Duration::ZERO && delay <= Duration::from_secs(1), "{delay:?}");
+
+    tokio::time::sleep(delay).await;
+    users.login(login_request(PASSWORD)).await.unwrap();
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_behind_trusted_proxies() {
+    let stack = Stack::start_with(|config| {
+        config.auth_rate_limit = Some(gateway::RateLimit {
+            burst: 1,
+            period: Duration::from_secs(60),
+        });
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let mut users = user::user_service_client::UserServiceClient::connect(stack.url())
+        .await
+        .unwrap();
+    let login_from = |ip: &'static str| {
+        let mut request = tonic::Request::new(login_request(PASSWORD));
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", MetadataValue::from_static(ip));
+        request
+    };
+    users.login(login_from("203.0.113.1")).await.unwrap();
+    users.login(login_from("203.0.113.2")).await.unwrap();
+    let status = users.login(login_from("203.0.113.1")).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn user_rate_limit_on_messages() {
+    let stack = Stack::start_with(|config| {
+        config.generation_rate_limit = Some(gateway::RateLimit {
+            burst: 1,
+            period: Duration::from_secs(60),
+        });
+    })
+    .await;
+    let send = |user_id: i64| {
+        let auth = bearer(&access_token(user_id));
+        let addr = stack.addr;
+        async move {
+            let stream = grpc_web_call(
+                addr,
+                SEND_MESSAGE,
+                &send_request("hi"),
+                WebMode::Binary,
+                &[("authorization", &auth)],
+            )
+            .await;
+            stream.collect::<chat::SendMessageResponse>().await.1
+        }
+    };
+    assert_eq!(send(1).await, Code::Ok);
+    assert_eq!(send(1).await, Code::ResourceExhausted);
+    assert_eq!(send(2).await, Code::Ok, "another user has their own allowance");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn cors_preflight_and_exposed_headers() {
+    let stack = Stack::start_with(|config| {
+        config.cors_origins = vec!["https://chat.example.com".into()];
+    })
+    .await;
+    let preflight = http::Request::builder()
+        .method("OPTIONS")
+        .uri(format!("{}{SEND_MESSAGE}", stack.url()))
+        .header("origin", "https://chat.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type,x-grpc-web,x-user-agent,authorization,grpc-timeout",
+        )
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (parts, _) = http_request(preflight).await;
+    assert!(parts.status.is_success(), "{:?}", parts.status);
+    assert_eq!(parts.headers["access-control-allow-origin"], "https://chat.example.com");
+    assert_eq!(parts.headers["access-control-allow-credentials"], "true");
+    let allowed = parts.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for header in ["authorization", "x-grpc-web", "content-type", "grpc-timeout"] {
+        assert!(allowed.contains(header), "{header} not in {allowed}");
+    }
+
+    let call = grpc_web_call(
+        stack.addr,
+        LOGIN,
+        &login_request(PASSWORD),
+        WebMode::Binary,
+        &[("origin", "https://chat.example.com")],
+    )
+    .await;
+    assert_eq!(call.headers["access-control-allow-origin"], "https://chat.example.com");
+    let exposed = call.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for header in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        assert!(exposed.contains(header), "{header} not in {exposed}");
+    }
+
+    let other = grpc_web_call(
+        stack.addr,
+        LOGIN,
+        &login_request(PASSWORD),
+        WebMode::Binary,
+        &[("origin", "https://evil.example.com")],
+    )
+    .await;
+    assert!(other.headers.get("access-control-allow-origin").is_none());
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_the_upstream_stream() {
+    let stack = Stack::start().await;
+    let auth = bearer(&access_token(USER_ID));
+    for mode in [WebMode::Binary, WebMode::Text] {
+        let mut stream = grpc_web_call(
+            stack.addr,
+            SEND_MESSAGE,
+            &send_request("slow"),
+            mode,
+            &[("authorization", &auth)],
+        )
+        .await;
+        for _ in 0..6 {
+            assert!(matches!(stream.next_frame().await, Some(WebFrame::Message(_))));
+        }
+        let closed = stack.observed.stream_closed.notified();
+        drop(stream);
+        tokio::time::timeout(Duration::from_secs(10), closed)
+            .await
+            .unwrap_or_else(|_| panic!("{mode:?}: the upstream stream was not cancelled"));
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_down_upstream_answers_unavailable_not_a_hang() {
+    let observed = std::sync::Arc::new(Observed::default());
+    let mut config = gateway::Config::new(closed_port_url().await, closed_port_url().await);
+    config.health_check_interval = Duration::from_millis(100);
+    let stack = Stack::gateway(config, observed).await;
+    let mut users = user::user_service_client::UserServiceClient::connect(stack.url())
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), users.login(login_request(PASSWORD)))
+        .await
+        .expect("the gateway hung on a down upstream")
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+
+    let web = tokio::time::timeout(
+        Duration::from_secs(10),
+        grpc_web_call(stack.addr, LOGIN, &login_request(PASSWORD), WebMode::Text, &[]),
+    )
+    .await
+    .expect("the gateway hung on a down upstream");
+    let (_, code, _) = web.collect::<user::LoginResponse>().await;
+    assert_eq!(code, Code::Unavailable);
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&stack.url()).await);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_follows_the_upstreams() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let stack = Stack::start().await;
+    let url = stack.url();
+    let status_of = |service: &'static str| {
+        let url = url.clone();
+        async move {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&url).await);
+            health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+        }
+    };
+    eventually("UserService reported SERVING", || async {
+        status_of("parley.user.v1.UserService").await == ServingStatus::Serving as i32
+    })
+    .await;
+    assert_eq!(
+        status_of("parley.chat.v1.MessageService").await,
+        ServingStatus::Serving as i32
+    );
+    // The fake chat upstream serves MessageService only.
+    assert_eq!(
+        status_of("parley.chat.v1.SessionService").await,
+        ServingStatus::NotServing as i32
+    );
+    assert_eq!(status_of("").await, ServingStatus::NotServing as i32);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn reflection_lists_the_public_services_only() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::{ServerReflectionRequest, ServiceResponse};
+
+    let stack = Stack::start().await;
+    let mut client = ServerReflectionClient::new(channel(&stack.url()).await);
+    let ask = |request: MessageRequest| {
+        tokio_stream::iter(vec![ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(request),
+        }])
+    };
+    let mut replies = client
+        .server_reflection_info(ask(MessageRequest::ListServices(String::new())))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) = replies.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s: ServiceResponse| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "grpc.health.v1.Health",
+            "parley.chat.v1.ApiConfigService",
+            "parley.chat.v1.MessageService",
+            "parley.chat.v1.PersonaService",
+            "parley.chat.v1.SessionService",
+            "parley.user.v1.UserService",
+        ]
+    );
+
+    let mut replies = client
+        .server_reflection_info(ask(MessageRequest::FileContainingSymbol(
+            "parley.llm.v1.LlmService".into(),
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    match replies.message().await {
+        Err(status) => assert_eq!(status.code(), Code::NotFound),
+        Ok(reply) => assert!(
+            matches!(
+                reply.and_then(|r| r.message_response),
+                Some(MessageResponse::ErrorResponse(_))
+            ),
+            "the internal service's descriptors leaked"
+        ),
+    }
+
+    // Public services resolve, with their dependencies.
+    let mut replies = client
+        .server_reflection_info(ask(MessageRequest::FileContainingSymbol(
+            "parley.chat.v1.SessionService".into(),
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap().message_response;
+    assert!(
+        matches!(reply, Some(MessageResponse::FileDescriptorResponse(_))),
+        "{reply:?}"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused() {
+    let stack = Stack::start_with(|config| config.max_message_bytes = 1024).await;
+    let mut users = user::user_service_client::UserServiceClient::connect(stack.url())
+        .await
+        .unwrap();
+    let status = users.login(login_request(&"x".repeat(4096))).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(!stack.observed.paths().iter().any(|p| p == "Login"));
+    users.login(login_request(PASSWORD)).await.unwrap();
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_unary_calls_time_out_but_streams_do_not() {
+    let stack = Stack::start_with(|config| config.unary_timeout = Duration::from_millis(300)).await;
+    let mut users = user::user_service_client::UserServiceClient::connect(stack.url())
+        .await
+        .unwrap();
+    let status = users.login(login_request("slow")).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+
+    // A stream that runs longer than the unary timeout is left alone.
+    let auth = bearer(&access_token(USER_ID));
+    let mut stream = grpc_web_call(
+        stack.addr,
+        SEND_MESSAGE,
+        &send_request("slow"),
+        WebMode::Binary,
+        &[("authorization", &auth)],
+    )
+    .await;
+    for _ in 0..30 {
+        assert!(matches!(stream.next_frame().await, Some(WebFrame::Message(_))));
+    }
+    drop(stream);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn calls_beyond_the_concurrency_limit_are_shed() {
+    let stack = Stack::start_with(|config| config.max_concurrent_calls = 1).await;
+    let auth = bearer(&access_token(USER_ID));
+    let mut open = grpc_web_call(
+        stack.addr,
+        SEND_MESSAGE,
+        &send_request("slow"),
+        WebMode::Binary,
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert!(matches!(open.next_frame().await, Some(WebFrame::Message(_))));
+    let mut users = user::user_service_client::UserServiceClient::connect(stack.url())
+        .await
+        .unwrap();
+    let status = users.login(login_request(PASSWORD)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(retry_delay(&status).is_some());
+
+    drop(open);
+    eventually("the permit came back", || {
+        let mut users = users.clone();
+        async move { users.login(login_request(PASSWORD)).await.is_ok() }
+    })
+    .await;
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_open_streams_finish_within_the_deadline() {
+    let stack = Stack::start_with(|config| config.drain_deadline = Duration::from_millis(500)).await;
+    let auth = bearer(&access_token(USER_ID));
+    let mut open = grpc_web_call(
+        stack.addr,
+        SEND_MESSAGE,
+        &send_request("slow"),
+        WebMode::Binary,
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert!(matches!(open.next_frame().await, Some(WebFrame::Message(_))));
+    let addr = stack.addr;
+    // The gateway returns once the deadline passed, closing the endless stream.
+    tokio::time::timeout(Duration::from_secs(10), stack.shutdown())
+        .await
+        .expect("shutdown did not finish after the drain deadline");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting");
+}
+
+#[tokio::test]
+async fn web_ui_is_served_with_spa_fallback_caching_and_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("assets")).unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><script src=/assets/app-3f9a.js></script>",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("assets/app-3f9a.js"), "console.log(1)").unwrap();
+    let web_dir = dir.path().to_path_buf();
+    let stack = Stack::start_with(move |config| config.web_dir = Some(web_dir)).await;
+    let get = |path: &str| {
+        http_request(
+            http::Request::get(format!("{}{path}", stack.url()))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+    };
+
+    for path in ["/", "/chat/42"] {
+        let (parts, body) = get(path).await;
+        assert_eq!(parts.status, 200, "{path}");
+        assert!(String::from_utf8_lossy(&body).contains("app-3f9a.js"), "{path}");
+        assert_eq!(parts.headers["cache-control"], "no-cache");
+        let csp = parts.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"),
+            "{csp}"
+        );
+        assert!(
+            !csp.split(';')
+                .any(|d| d.contains("script-src") && d.contains("unsafe-inline"))
+        );
+        assert_eq!(parts.headers["x-content-type-options"], "nosniff");
+        assert_eq!(parts.headers["x-frame-options"], "DENY");
+    }
+    let (parts, body) = get("/assets/app-3f9a.js").await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(&body[..], b"console.log(1)");
+    assert!(parts.headers["cache-control"].to_str().unwrap().contains("immutable"));
+    let (parts, _) = get("/assets/gone-1234.js").await;
+    assert_eq!(parts.status, 404);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_built_ui_a_page_says_so() {
+    let stack = Stack::start_with(|config| config.web_dir = Some("/nonexistent/web/dist".into())).await;
+    let (parts, body) = http_request(
+        http::Request::get(format!("{}/", stack.url()))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(parts.status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("not built yet"));
+    assert!(parts.headers.contains_key("content-security-policy"));
+    stack.shutdown().await;
+}

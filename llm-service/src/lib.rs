@@ -1,0 +1,1 @@
+//! llm-service (being built).

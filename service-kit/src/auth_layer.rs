@@ -1,0 +1,124 @@
+//! Authentication as a tower layer: every gRPC method that is not public needs
+//! `authorization: Bearer <access token>`; the layer verifies it and puts the
+//! [`AuthenticatedUser`] into the request extensions, or answers UNAUTHENTICATED without
+//! calling the service. Health and reflection are always public.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use tower::{Layer, Service};
+
+use crate::access_token::{AuthenticatedUser, TokenVerifier};
+
+/// Path prefixes that never need a token.
+const ALWAYS_PUBLIC_PREFIXES: &[&str] = &[
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+struct AuthPolicy {
+    verifier: Arc<TokenVerifier>,
+    public_methods: HashSet<String>,
+}
+
+impl AuthPolicy {
+    fn is_public(&self, path: &str) -> bool {
+        self.public_methods.contains(path) || ALWAYS_PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p))
+    }
+}
+
+/// The layer. `public_methods` are full paths such as `/parley.user.v1.UserService/Login`.
+#[derive(Clone)]
+pub struct AuthLayer {
+    policy: Option<Arc<AuthPolicy>>,
+}
+
+impl AuthLayer {
+    pub fn new<I, M>(verifier: Arc<TokenVerifier>, public_methods: I) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<String>,
+    {
+        let public_methods = public_methods.into_iter().map(Into::into).collect();
+        Self {
+            policy: Some(Arc::new(AuthPolicy {
+                verifier,
+                public_methods,
+            })),
+        }
+    }
+
+    /// No authentication: for internal services reachable only from inside the deployment
+    /// (llm-service), which carry no user identity.
+    pub fn disabled() -> Self {
+        Self { policy: None }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    policy: Option<Arc<AuthPolicy>>,
+}
+
+/// The bearer token of a request, if it carries one.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl<S, B> Service<http::Request<B>> for AuthService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The clone that was polled ready is the one that must be called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            if let Some(policy) = policy.filter(|p| !p.is_public(request.uri().path())) {
+                let verified = match bearer_token(request.headers()) {
+                    None => Err("missing access token".to_string()),
+                    Some(token) => policy.verifier.verify(token).await.map_err(|e| e.to_string()),
+                };
+                match verified {
+                    Ok(user) => {
+                        tracing::Span::current().record("user_id", user.user_id);
+                        request.extensions_mut().insert::<AuthenticatedUser>(user);
+                    }
+                    Err(message) => return Ok(tonic::Status::unauthenticated(message).into_http()),
+                }
+            }
+            inner.call(request).await
+        })
+    }
+}

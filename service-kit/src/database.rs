@@ -1,0 +1,235 @@
+//! One database per service: SQLite (a file, WAL mode) by default, PostgreSQL by URL. The
+//! same queries run on both through sqlx's `Any` driver, written with `$1` placeholders,
+//! BIGINT ids and times as Unix milliseconds; each backend has its own migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// A service's migrations, one set per backend (`sqlx::migrate!("./migrations/sqlite")`, …).
+pub struct Migrations {
+    pub sqlite: &'static Migrator,
+    pub postgres: &'static Migrator,
+}
+
+#[derive(Clone)]
+pub struct Database {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("database URL must start with sqlite: or postgres:, got {0:?}")]
+    UnsupportedUrl(String),
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir { path: String, source: std::io::Error },
+    #[error("cannot open the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The URL of a SQLite file, created if missing.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Connects and brings the schema up to date.
+pub async fn connect(url: &str, migrations: &Migrations) -> Result<Database, DatabaseError> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::from_url(url).ok_or_else(|| DatabaseError::UnsupportedUrl(redact(url)))?;
+    let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+    let pool = match backend {
+        Backend::Sqlite => {
+            if let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(&parent).map_err(|source| DatabaseError::CreateDir {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            }
+            options
+                .max_connections(8)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                    })
+                })
+                .connect(url)
+                .await
+        }
+        Backend::Postgres => options.max_connections(16).connect(url).await,
+    }
+    .map_err(DatabaseError::Connect)?;
+    let migrator = match backend {
+        Backend::Sqlite => migrations.sqlite,
+        Backend::Postgres => migrations.postgres,
+    };
+    migrator.run(&pool).await?;
+    Ok(Database { pool, backend })
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://…{}", &url[..scheme_end], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+/// Whether an error is a unique-constraint violation (on either backend).
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|e| e.is_unique_violation())
+}
+
+/// A boolean as stored: flags are integer columns (0/1) on both backends, because sqlx's Any
+/// driver cannot decode SQLite booleans. Read them back as `i64` and compare with 0.
+pub fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
+
+/// The current time as Unix milliseconds, the form every table stores times in.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SQLITE: Migrator = sqlx::migrate!("./tests/migrations/sqlite");
+    static POSTGRES: Migrator = sqlx::migrate!("./tests/migrations/postgres");
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@host/db"), "postgres://…@host/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    /// Flags are stored as integers 0/1 (INTEGER on SQLite, SMALLINT on PostgreSQL) and read
+    /// as i64: sqlx's Any driver cannot decode SQLite booleans.
+    async fn placeholders_flags_and_unique_violations(url: &str) {
+        let migrations = Migrations {
+            sqlite: &SQLITE,
+            postgres: &POSTGRES,
+        };
+        let db = connect(url, &migrations).await.unwrap_or_else(|e| panic!("{e}"));
+        let id: (i64,) = sqlx::query_as("INSERT INTO kit_probe (name, flag) VALUES ($1, $2) RETURNING id")
+            .bind("a")
+            .bind(flag(true))
+            .fetch_one(&db.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let row: (String, i64) = sqlx::query_as("SELECT name, flag FROM kit_probe WHERE id = $1")
+            .bind(id.0)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(row, ("a".to_string(), 1));
+        let dup = sqlx::query("INSERT INTO kit_probe (name, flag) VALUES ($1, $2)")
+            .bind("a")
+            .bind(flag(false))
+            .execute(&db.pool)
+            .await;
+        assert!(dup.as_ref().err().is_some_and(is_unique_violation), "{dup:?}");
+        // Migrations are idempotent on restart.
+        connect(url, &migrations).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[tokio::test]
+    async fn sqlite_file_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = sqlite_url(&dir.path().join("nested/test.db"));
+        placeholders_flags_and_unique_violations(&url).await;
+        let db = connect(
+            &url,
+            &Migrations {
+                sqlite: &SQLITE,
+                postgres: &POSTGRES,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mode: (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mode.0.to_lowercase(), "wal");
+    }
+
+    #[tokio::test]
+    async fn postgres_when_configured() {
+        let Ok(admin) = std::env::var("PARLEY_TEST_POSTGRES_URL") else {
+            return;
+        };
+        use sqlx::Connection;
+        let name = format!("parley_kit_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = format!(
+            "{}/{name}",
+            admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin)
+        );
+        placeholders_flags_and_unique_violations(&url).await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+            .execute(&mut conn)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn refuses_unknown_urls() {
+        let err = connect(
+            "mysql://x",
+            &Migrations {
+                sqlite: &SQLITE,
+                postgres: &POSTGRES,
+            },
+        )
+        .await
+        .err();
+        assert!(matches!(err, Some(DatabaseError::UnsupportedUrl(_))));
+    }
+}

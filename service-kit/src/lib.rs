@@ -1,0 +1,21 @@
+//! The narrow set of things every Parley service needs.
+//!
+//! - [`access_token`]: the access-token format and its local verification.
+//! - [`auth_layer`]: the tower layer that authenticates every non-public gRPC method.
+//! - [`grpc_server`]: one way to serve gRPC: health, reflection, tracing and auth included.
+//! - [`grpc_status`]: statuses with structured details (field violations, retry delays).
+//! - [`database`]: connect to SQLite or PostgreSQL by URL and run that backend's migrations.
+//! - [`secret_file`]: secrets generated once into the data directory, mode 0600.
+//! - [`telemetry`], [`shutdown`], [`entrypoint`]: process plumbing.
+
+pub mod access_token;
+pub mod auth_layer;
+pub mod database;
+pub mod entrypoint;
+pub mod grpc_server;
+pub mod grpc_status;
+pub mod secret_file;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use parley_proto::timestamp;

@@ -1,0 +1,42 @@
+//! `parley`: the whole stack in one process (`make run`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use parley_service_kit::{entrypoint, shutdown};
+
+#[derive(Debug, Parser)]
+#[command(name = "parley", about = "Parley: a self-hosted AI chat, all services in one process")]
+struct Cli {
+    /// Address of the web UI and the API (gRPC and gRPC-web).
+    #[arg(long, env = "PARLEY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where the SQLite databases and generated keys live.
+    #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// The built web UI.
+    #[arg(long, env = "PARLEY_WEB_DIR", default_value = "./web/dist")]
+    web_dir: PathBuf,
+    #[command(flatten)]
+    edge: gateway::EdgeOptions,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    entrypoint::run("parley", async move {
+        let listener = entrypoint::bind(cli.listen).await?;
+        let config = parley::StackConfig {
+            data_dir: cli.data_dir,
+            web_dir: Some(cli.web_dir),
+            edge: cli.edge,
+        };
+        let stack = parley::start(listener, config, shutdown::signal())
+            .await
+            .map_err(|e| e.to_string())?;
+        // Scripts (and the UI's end-to-end tests) read this line to find the port.
+        println!("Parley is running at {}", stack.url());
+        stack.wait().await.map_err(|e| e.to_string())
+    })
+}

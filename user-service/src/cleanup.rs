@@ -1,0 +1,40 @@
+//! The periodic sweep of expired codes, dead refresh tokens and old rate-limit counters.
+
+use std::future::Future;
+use std::time::Duration;
+
+use parley_service_kit::database::now_millis;
+
+use crate::store::{AccountStore, Removed};
+
+/// Send counters are kept as long as the longest send window (a day).
+const SEND_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+/// Failed sign-ins are forgotten a day after the last one (when not locked).
+const FAILURE_MEMORY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// One sweep.
+pub async fn sweep(store: &AccountStore) -> Result<Removed, sqlx::Error> {
+    store.cleanup(now_millis(), SEND_WINDOW_MS, FAILURE_MEMORY_MS).await
+}
+
+/// Sweeps every `interval` until `shutdown` resolves.
+pub async fn run(store: AccountStore, interval: Duration, shutdown: impl Future<Output = ()>) {
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sweeps = async {
+        loop {
+            ticker.tick().await;
+            match sweep(&store).await {
+                Ok(removed) if removed != Removed::default() => {
+                    tracing::debug!(?removed, "cleanup removed dead codes and tokens");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cleanup failed; will retry"),
+            }
+        }
+    };
+    tokio::select! {
+        () = sweeps => {}
+        () = shutdown => {}
+    }
+}

@@ -1,0 +1,78 @@
+//! Everything that can go wrong in user-service, and the one place it becomes a gRPC status.
+
+use std::time::Duration;
+
+use parley_service_kit::grpc_status;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input; nothing was changed.
+    #[error("{field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    /// A username or email someone else already has.
+    #[error("{field}: {reason}")]
+    AlreadyTaken { field: &'static str, reason: String },
+    /// Wrong login or password; deliberately silent about which.
+    #[error("invalid login or password")]
+    BadCredentials,
+    #[error("refresh token is invalid or expired")]
+    BadRefreshToken,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("{message}")]
+    RateLimited {
+        message: &'static str,
+        retry_after: Duration,
+    },
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    DatabaseSetup(#[from] parley_service_kit::database::DatabaseError),
+    #[error("signing key {path}: {reason}")]
+    SigningKey { path: String, reason: String },
+    #[error("the OS random number generator failed: {0}")]
+    Randomness(String),
+    #[error("the account is disabled")]
+    AccountDisabled,
+    #[error("password hashing failed: {0}")]
+    PasswordHash(String),
+    #[error("signing an access token failed: {0}")]
+    TokenSigning(#[from] jsonwebtoken::errors::Error),
+    #[error("{0}")]
+    Serve(#[from] parley_service_kit::grpc_server::ServeError),
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidField { field, reason } => grpc_status::invalid_field(field, reason),
+            Error::AlreadyTaken { field, reason } => Status::with_error_details(
+                Code::AlreadyExists,
+                format!("{field}: {reason}"),
+                ErrorDetails::with_bad_request_violation(field, reason),
+            ),
+            Error::BadCredentials | Error::BadRefreshToken => Status::unauthenticated(error.to_string()),
+            Error::UserNotFound => Status::not_found(error.to_string()),
+            Error::AccountDisabled => Status::permission_denied(error.to_string()),
+            Error::RateLimited { message, retry_after } => grpc_status::resource_exhausted(message, retry_after),
+            internal => {
+                // The details stay in the log; the caller learns only that it was our fault.
+                tracing::error!(error = %internal, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The gRPC face of user-service: parse the request, call [`AccountService`], map the reply.
+//! Browsers get the refresh token in an HttpOnly cookie too, so page scripts never hold it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley_proto::timestamp::from_unix_millis;
+use parley_proto::user::v1 as pb;
+use parley_proto::user::v1::user_service_server::UserService;
+use parley_service_kit::access_token::{self, AuthenticatedUser};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Request, Response, Status};
+
+use crate::Error;
+use crate::mailer::Purpose;
+use crate::service::{AccountService, ProfileChange, REFRESH_TOKEN_TTL, SignedIn};
+use crate::store::UserRow;
+
+/// The cookie that carries the refresh token for browsers.
+pub const REFRESH_COOKIE: &str = "parley_refresh";
+/// Browsers send the cookie only to user-service's own methods.
+pub const REFRESH_COOKIE_PATH: &str = "/parley.user.v1.UserService/";
+
+pub struct UserApi {
+    accounts: Arc<AccountService>,
+    secure_cookies: bool,
+}
+
+impl UserApi {
+    pub fn new(accounts: Arc<AccountService>, secure_cookies: bool) -> Self {
+        Self {
+            accounts,
+            secure_cookies,
+        }
+    }
+
+    fn cookie(&self, value: &str, max_age: Duration) -> String {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        format!(
+            "{REFRESH_COOKIE}={value}; Path={REFRESH_COOKIE_PATH}; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+            max_age.as_secs()
+        )
+    }
+
+    fn set_cookie<T>(&self, response: &mut Response<T>, value: &str, max_age: Duration) {
+        // A refresh token is URL-safe base64, always a valid header value.
+        if let Ok(header) = MetadataValue::try_from(self.cookie(value, max_age)) {
+            response.metadata_mut().insert("set-cookie", header);
+        }
+    }
+
+    fn signed_in<T>(&self, signed_in: SignedIn, build: impl FnOnce(pb::User, String, String, i64) -> T) -> Response<T> {
+        let refresh = signed_in.refresh_token;
+        let mut response = Response::new(build(
+            user_to_proto(&signed_in.user),
+            signed_in.access.token,
+            refresh.clone(),
+            signed_in.access.expires_in_secs,
+        ));
+        self.set_cookie(&mut response, &refresh, REFRESH_TOKEN_TTL);
+        response
+    }
+
+    fn clear_cookie<T>(&self, response: &mut Response<T>) {
+        self.set_cookie(response, "", Duration::ZERO);
+    }
+}
+
+/// The refresh token from the request body, or else from the browser's cookie.
+fn refresh_token_of(body: &str, metadata: &MetadataMap) -> Option<String> {
+    let body = body.trim();
+    if !body.is_empty() {
+        return Some(body.to_string());
+    }
+    cookie_token(metadata)
+}
+
+fn cookie_token(metadata: &MetadataMap) -> Option<String> {
+    metadata
+        .get_all("cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == REFRESH_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.to_string())
+}
+
+fn purpose(value: i32) -> Result<Purpose, Error> {
+    match pb::VerificationPurpose::try_from(value) {
+        Ok(pb::VerificationPurpose::PasswordReset) => Ok(Purpose::PasswordReset),
+        Ok(pb::VerificationPurpose::EmailVerify) => Ok(Purpose::EmailVerify),
+        _ => Err(Error::invalid("purpose", "must be PASSWORD_RESET or EMAIL_VERIFY")),
+    }
+}
+
+pub fn user_to_proto(user: &UserRow) -> pb::User {
+    pb::User {
+        id: user.id,
+        username: user.username.clone(),
+        email: user.email.clone().unwrap_or_default(),
+        display_name: user.display_name.clone(),
+        avatar_url: user.avatar_url.clone(),
+        role: match user.role.as_str() {
+            "admin" => pb::Role::Admin,
+            _ => pb::Role::User,
+        } as i32,
+        email_verified: user.email_verified != 0,
+        created_at: Some(from_unix_millis(user.created_at)),
+        updated_at: Some(from_unix_millis(user.updated_at)),
+        last_login_at: user.last_login_at.map(from_unix_millis),
+    }
+}
+
+/// Turns `UpdateProfile` into the fields to change: the mask's fields (unset ones become
+/// empty), or without a mask the fields that are set.
+fn profile_change(request: pb::UpdateProfileRequest) -> Result<ProfileChange, Error> {
+    let Some(mask) = request.update_mask.filter(|m| !m.paths.is_empty()) else {
+        return Ok(ProfileChange {
+            display_name: request.display_name,
+            email: request.email,
+            avatar_url: request.avatar_url,
+        });
+    };
+    let mut change = ProfileChange::default();
+    for path in &mask.paths {
+        match path.as_str() {
+            "display_name" => change.display_name = Some(request.display_name.clone().unwrap_or_default()),
+            "email" => change.email = Some(request.email.clone().unwrap_or_default()),
+            "avatar_url" => change.avatar_url = Some(request.avatar_url.clone().unwrap_or_default()),
+            other => {
+                return Err(Error::invalid(
+                    "update_mask",
+                    format!("unknown field {other:?}; use display_name, email or avatar_url"),
+                ));
+            }
+        }
+    }
+    Ok(change)
+}
+
+#[tonic::async_trait]
+impl UserService for UserApi {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let r = request.into_inner();
+        let signed_in = self
+            .accounts
+            .register(&r.username, &r.password, r.email.as_deref(), r.display_name.as_deref())
+            .await?;
+        Ok(
+            self.signed_in(signed_in, |user, access_token, refresh_token, access_expires_in| {
+                pb::RegisterResponse {
+                    user: Some(user),
+                    access_token,
+                    refresh_token,
+                    access_expires_in,
+                }
+            }),
+        )
+    }
+
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let r = request.into_inner();
+        let signed_in = self.accounts.login(&r.login, &r.password).await?;
+        Ok(
+            self.signed_in(signed_in, |user, access_token, refresh_token, access_expires_in| {
+                pb::LoginResponse {
+                    user: Some(user),
+                    access_token,
+                    refresh_token,
+                    access_expires_in,
+                }
+            }),
+        )
+    }
+
+    async fn refresh_token(
+        &self,
+        request: Request<pb::RefreshTokenRequest>,
+    ) -> Result<Response<pb::RefreshTokenResponse>, Status> {
+        let from_cookie = request.get_ref().refresh_token.trim().is_empty();
+        let token = refresh_token_of(&request.get_ref().refresh_token, request.metadata())
+            .ok_or_else(|| Error::invalid("refresh_token", "is required (or the parley_refresh cookie)"))?;
+        let signed_in = match self.accounts.refresh(&token).await {
+            Ok(signed_in) => signed_in,
+            Err(error) => {
+                let mut status = Status::from(error);
+                // A dead cookie is dropped, so the browser stops sending it.
+                if from_cookie
+                    && status.code() == tonic::Code::Unauthenticated
+                    && let Ok(header) = MetadataValue::try_from(self.cookie("", Duration::ZERO))
+                {
+                    status.metadata_mut().insert("set-cookie", header);
+                }
+                return Err(status);
+            }
+        };
+        Ok(
+            self.signed_in(signed_in, |user, access_token, refresh_token, access_expires_in| {
+                pb::RefreshTokenResponse {
+                    user: Some(user),
+                    access_token,
+                    refresh_token,
+                    access_expires_in,
+                }
+            }),
+        )
+    }
+
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+        let token = refresh_token_of(&request.get_ref().refresh_token, request.metadata());
+        if let Some(token) = token {
+            self.accounts.logout(&token).await?;
+        }
+        let mut response = Response::new(pb::LogoutResponse {});
+        self.clear_cookie(&mut response);
+        Ok(response)
+    }
+
+    async fn get_me(&self, request: Request<pb::GetMeRequest>) -> Result<Response<pb::GetMeResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let user = self.accounts.me(caller.user_id).await?;
+        Ok(Response::new(pb::GetMeResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn update_profile(
+        &self,
+        request: Request<pb::UpdateProfileRequest>,
+    ) -> Result<Response<pb::UpdateProfileResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let change = profile_change(request.into_inner())?;
+        let user = self.accounts.update_profile(caller.user_id, change).await?;
+        Ok(Response::new(pb::UpdateProfileResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        // A browser keeps its own session: the family of the cookie it sent survives.
+        let keep_family = match cookie_token(request.metadata()) {
+            Some(token) => self.accounts.live_family(caller.user_id, &token).await?,
+            None => None,
+        };
+        let r = request.into_inner();
+        self.accounts
+            .change_password(caller.user_id, &r.old_password, &r.new_password, keep_family.as_deref())
+            .await?;
+        Ok(Response::new(pb::ChangePasswordResponse {}))
+    }
+
+    async fn send_verification_code(
+        &self,
+        request: Request<pb::SendVerificationCodeRequest>,
+    ) -> Result<Response<pb::SendVerificationCodeResponse>, Status> {
+        let r = request.into_inner();
+        let purpose = purpose(r.purpose)?;
+        let expires_in = self.accounts.send_code(&r.login, purpose).await?;
+        Ok(Response::new(pb::SendVerificationCodeResponse {
+            expires_in: expires_in.as_secs() as i64,
+        }))
+    }
+
+    async fn verify_code(
+        &self,
+        request: Request<pb::VerifyCodeRequest>,
+    ) -> Result<Response<pb::VerifyCodeResponse>, Status> {
+        let r = request.into_inner();
+        let purpose = purpose(r.purpose)?;
+        let valid = self.accounts.verify_code(&r.login, &r.code, purpose).await?;
+        Ok(Response::new(pb::VerifyCodeResponse { valid }))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        let r = request.into_inner();
+        self.accounts.reset_password(&r.login, &r.code, &r.new_password).await?;
+        Ok(Response::new(pb::ResetPasswordResponse {}))
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<pb::DeleteAccountRequest>,
+    ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        self.accounts
+            .delete_account(caller.user_id, &request.get_ref().password)
+            .await?;
+        let mut response = Response::new(pb::DeleteAccountResponse {});
+        self.clear_cookie(&mut response);
+        Ok(response)
+    }
+
+    async fn get_public_keys(
+        &self,
+        _request: Request<pb::GetPublicKeysRequest>,
+    ) -> Result<Response<pb::GetPublicKeysResponse>, Status> {
+        let signer = self.accounts.signer();
+        Ok(Response::new(pb::GetPublicKeysResponse {
+            keys: vec![pb::PublicKey {
+                key_id: signer.key_id().to_string(),
+                algorithm: "EdDSA".to_string(),
+                public_key: signer.public_key().to_vec(),
+            }],
+            issuer: access_token::ISSUER.to_string(),
+            audience: access_token::AUDIENCE.to_string(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_refresh_cookie_among_others() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert(
+            "cookie",
+            MetadataValue::from_static("theme=dark; parley_refresh=abc_-1; x=y"),
+        );
+        assert_eq!(refresh_token_of("", &metadata), Some("abc_-1".to_string()));
+        assert_eq!(refresh_token_of("body", &metadata), Some("body".to_string()));
+        assert_eq!(refresh_token_of("", &MetadataMap::new()), None);
+        let mut empty = MetadataMap::new();
+        empty.insert("cookie", MetadataValue::from_static("parley_refresh="));
+        assert_eq!(refresh_token_of("", &empty), None);
+    }
+
+    #[test]
+    fn mask_turns_unset_fields_into_clears() {
+        let change = profile_change(pb::UpdateProfileRequest {
+            display_name: None,
+            email: Some("a@b.co".into()),
+            avatar_url: Some("ignored".into()),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["display_name".into(), "email".into()],
+            }),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(change.display_name.as_deref(), Some(""));
+        assert_eq!(change.email.as_deref(), Some("a@b.co"));
+        assert_eq!(change.avatar_url, None);
+        assert!(
+            profile_change(pb::UpdateProfileRequest {
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["role".into()]
+                }),
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+}

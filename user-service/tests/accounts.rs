@@ -1,0 +1,295 @@
+//! Sign-up and sign-in against the real service, on every backend.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use parley_proto::user::v1 as pb;
+
+parley_testkit::on_every_backend!(registers_and_signs_in, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+
+    let registered = register(&mut client, "Alice", "correct horse battery", Some("Alice@Example.com")).await;
+    let user = registered.user.clone().unwrap();
+    assert_eq!(user.username, "Alice");
+    assert_eq!(user.email, "Alice@Example.com");
+    assert_eq!(user.display_name, "Alice");
+    assert_eq!(user.role, pb::Role::User as i32);
+    assert!(!user.email_verified);
+    assert!(user.last_login_at.is_some());
+    assert_eq!(registered.access_expires_in, 900);
+    assert!(!registered.access_token.is_empty() && !registered.refresh_token.is_empty());
+
+    let me = client
+        .get_me(authed(pb::GetMeRequest {}, &registered.access_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(me.id, user.id);
+
+    // By username in any case, and by email in any case.
+    for login_name in ["alice", "ALICE", "alice@example.com", "ALICE@EXAMPLE.COM"] {
+        let signed_in = login(&mut client, login_name, "correct horse battery").await.unwrap();
+        assert_eq!(signed_in.user.unwrap().id, user.id);
+    }
+    // Stored as an argon2id PHC string at the OWASP parameters, never in clear.
+    let db = server.database().await;
+    let (hash,): (String,) = sqlx::query_as("SELECT password_hash FROM users")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+    assert!(!hash.contains("correct horse battery"));
+
+    let status = login(&mut client, "alice", "wrong password!").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+
+    // Without a token, only public methods answer.
+    let status = client.get_me(pb::GetMeRequest {}).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    server.stop().await;
+});
+
+parley_testkit::on_every_backend!(whole_account_lifecycle, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    run_lifecycle(&server, "lifecycle_user").await;
+    // Deleting the account removed its tokens and codes too.
+    let db = server.database().await;
+    assert_eq!(count_rows(&db, "users").await, 0);
+    assert_eq!(count_rows(&db, "refresh_tokens").await, 0);
+    assert_eq!(count_rows(&db, "verification_codes").await, 0);
+    server.stop().await;
+});
+
+parley_testkit::on_every_backend!(
+    bad_registrations_name_the_field_and_change_nothing,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        let request = |username: &str, password: &str, email: Option<&str>| pb::RegisterRequest {
+            username: username.into(),
+            password: password.into(),
+            email: email.map(Into::into),
+            display_name: None,
+        };
+        let cases = [
+            (request("ab", "long enough pw", None), "username"),
+            (request(&"x".repeat(33), "long enough pw", None), "username"),
+            (request("has space", "long enough pw", None), "username"),
+            (request("semi;colon", "long enough pw", None), "username"),
+            (request("", "long enough pw", None), "username"),
+            (request("good_name", "short", None), "password"),
+            (request("good_name", &"p".repeat(129), None), "password"),
+            (request("good_name", "long enough pw", Some("not-an-email")), "email"),
+            (request("good_name", "long enough pw", Some("a@b")), "email"),
+        ];
+        for (bad, field) in cases {
+            assert_invalid(client.register(bad).await, field);
+        }
+        let db = server.database().await;
+        assert_eq!(count_rows(&db, "users").await, 0);
+
+        // Boundaries that are fine: 3 and 32 characters, 8 and 128 character passwords, Unicode.
+        register(&mut client, "abc", "12345678", None).await;
+        register(&mut client, &"y".repeat(32), &"p".repeat(128), None).await;
+        let chinese = register(&mut client, "张伟_2024", "密码密码密码密码", None).await;
+        assert_eq!(chinese.user.unwrap().username, "张伟_2024");
+        login(&mut client, "张伟_2024", "密码密码密码密码").await.unwrap();
+
+        // Logins that are not even well-formed.
+        assert_invalid(login(&mut client, "", "whatever1").await, "login");
+        assert_invalid(login(&mut client, "abc", "").await, "password");
+        server.stop().await;
+    }
+);
+
+parley_testkit::on_every_backend!(
+    usernames_and_emails_are_unique_ignoring_case,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        register(&mut client, "Bob", "bob password", Some("bob@example.com")).await;
+        for (username, email, field) in [
+            ("bob", None, "username"),
+            ("BOB", None, "username"),
+            ("ｂｏｂ", None, "username"),
+            ("robert", Some("BOB@example.COM"), "email"),
+        ] {
+            let status = client
+                .register(pb::RegisterRequest {
+                    username: username.into(),
+                    password: "other password".into(),
+                    email: email.map(Into::into),
+                    display_name: None,
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::AlreadyExists, "{username}: {status:?}");
+            let fields: Vec<String> = parley_service_kit::grpc_status::field_violations(&status)
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect();
+            assert_eq!(fields, vec![field.to_string()]);
+        }
+        let db = server.database().await;
+        assert_eq!(count_rows(&db, "users").await, 1);
+        server.stop().await;
+    }
+);
+
+parley_testkit::on_every_backend!(profile_updates_follow_the_mask, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+    let carol = register(&mut client, "carol", "carol password", Some("carol@example.com")).await;
+    register(&mut client, "dave", "dave password", Some("dave@example.com")).await;
+    let token = carol.access_token.clone();
+    let update_client = client.clone();
+    let update = |request: pb::UpdateProfileRequest| {
+        let mut client = update_client.clone();
+        let token = token.clone();
+        async move {
+            client
+                .update_profile(authed(request, &token))
+                .await
+                .map(|r| r.into_inner().user.unwrap())
+        }
+    };
+
+    // Without a mask: the fields that are set.
+    let user = update(pb::UpdateProfileRequest {
+        display_name: Some("Carol C.".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(user.display_name, "Carol C.");
+    assert_eq!(user.email, "carol@example.com");
+
+    // With a mask: named fields, unset ones cleared; others untouched even when set.
+    let user = update(pb::UpdateProfileRequest {
+        display_name: Some("ignored".into()),
+        email: None,
+        avatar_url: Some("https://example.com/c.png".into()),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["email".into(), "avatar_url".into()],
+        }),
+    })
+    .await
+    .unwrap();
+    assert_eq!(user.display_name, "Carol C.");
+    assert_eq!(user.email, "");
+    assert_eq!(user.avatar_url, "https://example.com/c.png");
+
+    // Someone else's email, bad values and unknown mask paths change nothing.
+    let status = update(pb::UpdateProfileRequest {
+        email: Some("DAVE@example.com".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::AlreadyExists);
+    assert_invalid(
+        update(pb::UpdateProfileRequest {
+            email: Some("nope".into()),
+            display_name: Some("Changed".into()),
+            ..Default::default()
+        })
+        .await,
+        "email",
+    );
+    assert_invalid(
+        update(pb::UpdateProfileRequest {
+            avatar_url: Some("javascript:alert(1)".into()),
+            ..Default::default()
+        })
+        .await,
+        "avatar_url",
+    );
+    assert_invalid(
+        update(pb::UpdateProfileRequest {
+            display_name: Some("x".repeat(65)),
+            ..Default::default()
+        })
+        .await,
+        "display_name",
+    );
+    assert_invalid(
+        update(pb::UpdateProfileRequest {
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["role".into()],
+            }),
+            ..Default::default()
+        })
+        .await,
+        "update_mask",
+    );
+    let me = client
+        .get_me(authed(pb::GetMeRequest {}, &carol.access_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(me.display_name, "Carol C.");
+    assert_eq!(me.email, "");
+
+    // A new email can be set and starts unverified.
+    let user = update(pb::UpdateProfileRequest {
+        email: Some("carol@new.example.org".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(user.email, "carol@new.example.org");
+    assert!(!user.email_verified);
+    server.stop().await;
+});
+
+parley_testkit::on_every_backend!(
+    wrong_passwords_change_nothing_for_signed_in_users,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        let erin = register(&mut client, "erin", "erin password", None).await;
+        let status = client
+            .change_password(authed(
+                pb::ChangePasswordRequest {
+                    old_password: "not erin's".into(),
+                    new_password: "new erin password".into(),
+                },
+                &erin.access_token,
+            ))
+            .await;
+        assert_invalid(status, "old_password");
+        assert_invalid(
+            client
+                .change_password(authed(
+                    pb::ChangePasswordRequest {
+                        old_password: "erin password".into(),
+                        new_password: "short".into(),
+                    },
+                    &erin.access_token,
+                ))
+                .await,
+            "new_password",
+        );
+        assert_invalid(
+            client
+                .delete_account(authed(
+                    pb::DeleteAccountRequest {
+                        password: "not erin's".into(),
+                    },
+                    &erin.access_token,
+                ))
+                .await,
+            "password",
+        );
+        // Still the old password, still signed in.
+        login(&mut client, "erin", "erin password").await.unwrap();
+        refresh(&mut client, &erin.refresh_token).await.unwrap();
+        server.stop().await;
+    }
+);

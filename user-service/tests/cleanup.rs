@@ -1,0 +1,110 @@
+//! The background cleanup: what it deletes, what it keeps, and that it runs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use parley_proto::user::v1 as pb;
+use parley_service_kit::database::now_millis;
+use user_service::Config;
+
+parley_testkit::on_every_backend!(sweep_removes_dead_codes_and_tokens_only, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+    let xavier = register(&mut client, "xavier", "xavier password", None).await;
+    let rotated = refresh(&mut client, &xavier.refresh_token).await.unwrap();
+    let expiring = login(&mut client, "xavier", "xavier password").await.unwrap();
+    let logged_out = login(&mut client, "xavier", "xavier password").await.unwrap();
+    client
+        .logout(pb::LogoutRequest {
+            refresh_token: logged_out.refresh_token.clone(),
+        })
+        .await
+        .unwrap();
+    client
+        .send_verification_code(pb::SendVerificationCodeRequest {
+            login: "xavier".into(),
+            purpose: pb::VerificationPurpose::PasswordReset as i32,
+        })
+        .await
+        .unwrap();
+    server.mailer.wait_for_mails(1, Duration::from_secs(10)).await;
+    let db = server.database().await;
+    // 4 tokens: the registered one (rotated, revoked), its successor, one to expire, one
+    // logged out.
+    assert_eq!(count_rows(&db, "refresh_tokens").await, 4);
+    let expiring_hash = user_service::verification::token_hash(&expiring.refresh_token);
+    sqlx::query("UPDATE refresh_tokens SET expires_at = $1 WHERE token_hash = $2")
+        .bind(now_millis() - 1)
+        .bind(&expiring_hash)
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE verification_codes SET expires_at = $1")
+        .bind(now_millis() - 1)
+        .execute(&db)
+        .await
+        .unwrap();
+
+    let database = parley_service_kit::database::connect(&db_url, &user_service::MIGRATIONS)
+        .await
+        .unwrap();
+    let store = user_service::store::AccountStore::new(&database);
+    let removed = user_service::cleanup::sweep(&store).await.unwrap();
+    assert_eq!(removed.codes, 1);
+    // The expired one and the logged-out family; the rotated token stays while its family
+    // lives, so reusing it still revokes the family.
+    assert_eq!(removed.refresh_tokens, 2);
+    assert_eq!(count_rows(&db, "refresh_tokens").await, 2);
+    assert_eq!(count_rows(&db, "verification_codes").await, 0);
+    assert_eq!(
+        refresh(&mut client, &xavier.refresh_token).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    assert_eq!(
+        refresh(&mut client, &rotated.refresh_token).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated,
+        "the reuse revoked the family"
+    );
+    // Now the whole family is dead and goes.
+    let removed = user_service::cleanup::sweep(&store).await.unwrap();
+    assert_eq!(removed.refresh_tokens, 2);
+    assert_eq!(count_rows(&db, "refresh_tokens").await, 0);
+    server.stop().await;
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_runs_periodically_and_stops_with_the_server() {
+    let test_db = parley_testkit::test_database::TestDatabase::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let mailer = user_service::RecordingMailer::new();
+    let mut config = Config::new(test_db.url.clone(), dir.path());
+    config.mailer = Arc::new(mailer.clone());
+    config.cleanup_interval = Duration::from_millis(50);
+    let server = TestServer::start_with(config, mailer).await;
+    let mut client = server.client().await;
+    let yara = register(&mut client, "yara", "yara password", None).await;
+    let db = server.database().await;
+    sqlx::query("UPDATE refresh_tokens SET expires_at = 0")
+        .execute(&db)
+        .await
+        .unwrap();
+    let mut remaining = 1;
+    for _ in 0..400 {
+        remaining = count_rows(&db, "refresh_tokens").await;
+        if remaining == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(remaining, 0, "the cleanup task never removed the expired token");
+    assert_eq!(
+        refresh(&mut client, &yara.refresh_token).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    // `stop` waits for serve() to return, which waits for the cleanup task.
+    server.stop().await;
+}

@@ -1,0 +1,362 @@
+//! Verification codes: hashing, expiry, single use, resends, attempt and send limits, and
+//! answers that never tell whether an account exists.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use parley_proto::user::v1 as pb;
+use user_service::Purpose;
+
+const RESET: i32 = pb::VerificationPurpose::PasswordReset as i32;
+const EMAIL: i32 = pb::VerificationPurpose::EmailVerify as i32;
+
+async fn send(
+    client: &mut Client,
+    login: &str,
+    purpose: i32,
+) -> Result<pb::SendVerificationCodeResponse, tonic::Status> {
+    client
+        .send_verification_code(pb::SendVerificationCodeRequest {
+            login: login.into(),
+            purpose,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn verify(client: &mut Client, login: &str, code: &str, purpose: i32) -> bool {
+    client
+        .verify_code(pb::VerifyCodeRequest {
+            login: login.into(),
+            code: code.into(),
+            purpose,
+        })
+        .await
+        .unwrap_or_else(|s| panic!("verify_code: {s:?}"))
+        .into_inner()
+        .valid
+}
+
+async fn reset(client: &mut Client, login: &str, code: &str, new_password: &str) -> Result<(), tonic::Status> {
+    client
+        .reset_password(pb::ResetPasswordRequest {
+            login: login.into(),
+            code: code.into(),
+            new_password: new_password.into(),
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Moves every recorded send two minutes into the past, past the once-a-minute limit.
+async fn age_sends(db: &sqlx::AnyPool) {
+    sqlx::query("UPDATE verification_sends SET sent_at = sent_at - 120000")
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+/// A code different from `code`.
+fn other_code(code: &str) -> String {
+    format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000)
+}
+
+parley_testkit::on_every_backend!(codes_are_hashed_single_use_and_expire, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+    register(&mut client, "mallory", "mallory password", Some("mallory@example.com")).await;
+    let db = server.database().await;
+
+    send(&mut client, "mallory", RESET).await.unwrap();
+    let code = server.code("mallory", Purpose::PasswordReset, 1).await;
+    assert_eq!(code.len(), 6);
+    assert!(code.bytes().all(|b| b.is_ascii_digit()));
+    let mail = &server.mailer.mails()[0];
+    assert_eq!(mail.email.as_deref(), Some("mallory@example.com"));
+    let rows: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT code_hash, expires_at, created_at FROM verification_codes")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].0.contains(&code), "codes are stored only as hashes");
+    assert_eq!(rows[0].1 - rows[0].2, 10 * 60 * 1000, "codes live ten minutes");
+
+    assert!(!verify(&mut client, "mallory", &other_code(&code), RESET).await);
+    // A reset code stays usable after VerifyCode, and is for its own purpose only.
+    assert!(verify(&mut client, "mallory", &code, RESET).await);
+    assert!(verify(&mut client, "mallory@example.com", &code, RESET).await);
+    assert!(!verify(&mut client, "mallory", &code, EMAIL).await);
+    reset(&mut client, "mallory", &code, "mallory's new password")
+        .await
+        .unwrap();
+    // Single use.
+    assert!(!verify(&mut client, "mallory", &code, RESET).await);
+    assert_invalid(
+        reset(&mut client, "mallory", &code, "another new password").await,
+        "code",
+    );
+    login(&mut client, "mallory", "mallory's new password").await.unwrap();
+
+    // Expiry.
+    age_sends(&db).await;
+    send(&mut client, "mallory", RESET).await.unwrap();
+    let code = server.code("mallory", Purpose::PasswordReset, 2).await;
+    sqlx::query("UPDATE verification_codes SET expires_at = $1")
+        .bind(parley_service_kit::database::now_millis() - 1)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert!(!verify(&mut client, "mallory", &code, RESET).await);
+    assert_invalid(
+        reset(&mut client, "mallory", &code, "another new password").await,
+        "code",
+    );
+    login(&mut client, "mallory", "mallory's new password").await.unwrap();
+    server.stop().await;
+});
+
+parley_testkit::on_every_backend!(a_resend_replaces_the_old_code, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+    register(&mut client, "niaj", "niaj password", None).await;
+    let db = server.database().await;
+    send(&mut client, "niaj", RESET).await.unwrap();
+    let first = server.code("niaj", Purpose::PasswordReset, 1).await;
+    age_sends(&db).await;
+    send(&mut client, "niaj", RESET).await.unwrap();
+    let second = server.code("niaj", Purpose::PasswordReset, 2).await;
+    if first != second {
+        assert!(!verify(&mut client, "niaj", &first, RESET).await);
+    }
+    assert!(verify(&mut client, "niaj", &second, RESET).await);
+    assert_eq!(count_rows(&db, "verification_codes").await, 1);
+    server.stop().await;
+});
+
+parley_testkit::on_every_backend!(five_wrong_guesses_kill_a_code, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+    register(&mut client, "olivia", "olivia password", None).await;
+    send(&mut client, "olivia", RESET).await.unwrap();
+    let code = server.code("olivia", Purpose::PasswordReset, 1).await;
+    let wrong = other_code(&code);
+
+    // Only wrong guesses count: four wrong, a right one, then the fifth wrong one.
+    for _ in 0..4 {
+        assert!(!verify(&mut client, "olivia", &wrong, RESET).await);
+    }
+    assert!(verify(&mut client, "olivia", &code, RESET).await);
+    assert_invalid(
+        reset(&mut client, "olivia", &wrong, "olivia new password").await,
+        "code",
+    );
+    // Now the right code is refused too, by VerifyCode and by ResetPassword.
+    assert!(!verify(&mut client, "olivia", &code, RESET).await);
+    assert_invalid(reset(&mut client, "olivia", &code, "olivia new password").await, "code");
+    login(&mut client, "olivia", "olivia password").await.unwrap();
+    server.stop().await;
+});
+
+parley_testkit::on_every_backend!(
+    sends_are_limited_alike_for_known_and_unknown_logins,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        register(&mut client, "peggy", "peggy password", Some("peggy@example.com")).await;
+        let db = server.database().await;
+
+        for login_name in ["peggy", "nobody-here", "nobody@example.com"] {
+            let first = send(&mut client, login_name, RESET).await.unwrap();
+            assert_eq!(first.expires_in, 600);
+            // Once a minute.
+            let status = send(&mut client, login_name, RESET).await.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{login_name}");
+            let delay = parley_service_kit::grpc_status::retry_delay(&status).unwrap();
+            assert!(delay > Duration::ZERO && delay <= Duration::from_secs(60), "{delay:?}");
+            assert!(
+                status.message().starts_with("a code was sent moments ago"),
+                "{status:?}"
+            );
+            // Another purpose is counted on its own.
+            send(&mut client, login_name, EMAIL).await.unwrap();
+        }
+        // Ten a day.
+        for _ in 1..10 {
+            age_sends(&db).await;
+            for login_name in ["peggy", "nobody-here"] {
+                send(&mut client, login_name, RESET).await.unwrap();
+            }
+        }
+        age_sends(&db).await;
+        for login_name in ["peggy", "nobody-here"] {
+            let status = send(&mut client, login_name, RESET).await.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+            assert!(status.message().starts_with("too many codes sent today"), "{status:?}");
+            let delay = parley_service_kit::grpc_status::retry_delay(&status).unwrap();
+            assert!(delay > Duration::from_secs(60 * 60), "{delay:?}");
+        }
+        // Only the real account got mails: ten reset codes and one email-verify code; nothing went
+        // to the unknown logins.
+        let mails = server.mailer.wait_for_mails(11, Duration::from_secs(10)).await;
+        assert!(mails.iter().all(|m| m.username == "peggy"), "{mails:?}");
+        assert_eq!(mails.iter().filter(|m| m.purpose == Purpose::PasswordReset).count(), 10);
+        assert_eq!(mails.iter().filter(|m| m.purpose == Purpose::EmailVerify).count(), 1);
+        server.stop().await;
+    }
+);
+
+parley_testkit::on_every_backend!(
+    an_account_is_limited_across_its_logins_silently,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        register(&mut client, "oscar", "oscar password", Some("oscar@example.com")).await;
+        let db = server.database().await;
+        send(&mut client, "oscar", RESET).await.unwrap();
+        let first: (String,) = sqlx::query_as("SELECT code_hash FROM verification_codes")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        // Another spelling of the same account: the same answer as ever, but no new code.
+        send(&mut client, "oscar@example.com", RESET).await.unwrap();
+        let after: (String,) = sqlx::query_as("SELECT code_hash FROM verification_codes")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(after, first);
+        send(&mut client, "OSCAR", RESET).await.unwrap_err();
+        let mails = server.mailer.wait_for_mails(2, Duration::from_millis(300)).await;
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        server.stop().await;
+    }
+);
+
+parley_testkit::on_every_backend!(unknown_logins_get_the_same_answers, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+    register(&mut client, "quinn", "quinn password", None).await;
+    let known = send(&mut client, "quinn", RESET).await.unwrap();
+    let unknown = send(&mut client, "nobody", RESET).await.unwrap();
+    assert_eq!(known, unknown);
+    let code = server.code("quinn", Purpose::PasswordReset, 1).await;
+    let wrong = other_code(&code);
+    assert!(!verify(&mut client, "quinn", &wrong, RESET).await);
+    assert!(!verify(&mut client, "nobody", &wrong, RESET).await);
+    let known = reset(&mut client, "quinn", &wrong, "quinn new password")
+        .await
+        .unwrap_err();
+    let unknown = reset(&mut client, "nobody", &wrong, "quinn new password")
+        .await
+        .unwrap_err();
+    assert_eq!(known.code(), unknown.code());
+    assert_eq!(known.message(), unknown.message());
+
+    let known = login(&mut client, "quinn", "not quinn's password").await.unwrap_err();
+    let unknown = login(&mut client, "nobody", "not quinn's password").await.unwrap_err();
+    assert_eq!(known.code(), tonic::Code::Unauthenticated);
+    assert_eq!(known.code(), unknown.code());
+    assert_eq!(known.message(), unknown.message());
+    server.stop().await;
+});
+
+parley_testkit::on_every_backend!(email_verification, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+    let rupert = register(&mut client, "rupert", "rupert password", Some("rupert@example.com")).await;
+    register(&mut client, "sybil", "sybil password", None).await;
+    let db = server.database().await;
+
+    send(&mut client, "rupert@example.com", EMAIL).await.unwrap();
+    let code = server.code("rupert", Purpose::EmailVerify, 1).await;
+    assert!(verify(&mut client, "rupert", &code, EMAIL).await);
+    // EMAIL_VERIFY codes are consumed.
+    assert!(!verify(&mut client, "rupert", &code, EMAIL).await);
+    let me = client
+        .get_me(authed(pb::GetMeRequest {}, &rupert.access_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert!(me.email_verified);
+
+    // A new address starts unverified again.
+    let user = client
+        .update_profile(authed(
+            pb::UpdateProfileRequest {
+                email: Some("rupert@new.example.com".into()),
+                ..Default::default()
+            },
+            &rupert.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert!(!user.email_verified);
+
+    // No address: the same answer, but nothing is sent.
+    age_sends(&db).await;
+    send(&mut client, "sybil", EMAIL).await.unwrap();
+    send(&mut client, "rupert", EMAIL).await.unwrap();
+    let mails = server.mailer.wait_for_mails(2, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 2);
+    assert_eq!(mails[1].email.as_deref(), Some("rupert@new.example.com"));
+    assert!(mails.iter().all(|m| m.username == "rupert"));
+    server.stop().await;
+});
+
+parley_testkit::on_every_backend!(
+    bad_code_requests_name_the_field_and_change_nothing,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        register(&mut client, "trent", "trent password", None).await;
+        let db = server.database().await;
+
+        assert_invalid(send(&mut client, "trent", 0).await, "purpose");
+        assert_invalid(send(&mut client, "trent", 99).await, "purpose");
+        assert_invalid(send(&mut client, "  ", RESET).await, "login");
+        assert_eq!(count_rows(&db, "verification_sends").await, 0);
+
+        send(&mut client, "trent", RESET).await.unwrap();
+        let code = server.code("trent", Purpose::PasswordReset, 1).await;
+        for bad in ["12345", "1234567", "12a456", ""] {
+            assert_invalid(
+                client
+                    .verify_code(pb::VerifyCodeRequest {
+                        login: "trent".into(),
+                        code: bad.into(),
+                        purpose: RESET,
+                    })
+                    .await,
+                "code",
+            );
+        }
+        assert_invalid(
+            client
+                .verify_code(pb::VerifyCodeRequest {
+                    login: "trent".into(),
+                    code: code.clone(),
+                    purpose: 0,
+                })
+                .await,
+            "purpose",
+        );
+        assert_invalid(reset(&mut client, "trent", &code, "short").await, "new_password");
+        assert_invalid(reset(&mut client, "", &code, "long enough pw").await, "login");
+        // None of that used an attempt or the code.
+        let attempts: (i64,) = sqlx::query_as("SELECT attempts FROM verification_codes")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(attempts.0, 0);
+        reset(&mut client, "trent", &code, "trent new password").await.unwrap();
+        server.stop().await;
+    }
+);
