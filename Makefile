@@ -1,29 +1,65 @@
 # Two commands a new user needs: `make run` and `make test`. Everything else is for developers.
+# Both install what they need on a fresh machine: npm packages (web UI, test tools) and, for the
+# browser tests, Debian's chromium.
 SHELL := /bin/bash
 CARGO ?= cargo
+NPM_CI := npm ci --no-audit --no-fund --loglevel=error
+# apt needs root; use sudo when we are not root and it exists.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run tools-install test test-rust fmt lint
+.PHONY: run web-deps web-build tools-deps chromium test test-rust test-web test-e2e bench fmt lint
 
-# Builds the UI (when web/ has one), then the stack, and serves everything on one port.
+# Builds the UI, then the stack, and serves everything on one port.
 # Flags go after ARGS=, e.g. `make run ARGS="--listen 0.0.0.0:8080"`.
-run:
-	@if [ -f web/package.json ]; then \
-		echo "==> building the web UI (web/dist)"; \
-		(cd web && npm ci --no-audit --no-fund && npm run build) || exit 1; \
-	else \
-		echo "==> no web UI to build yet: the gateway serves a page saying so"; \
-	fi
+run: web-build
 	@echo "==> building and starting Parley; open http://127.0.0.1:8080 once it says it is running (Ctrl-C stops it)"
 	$(CARGO) run --release -p parley -- $(ARGS)
 
-# Command-line tools the tests use (buf, for `buf curl` against the gateway).
-tools-install:
-	npm ci --prefix tools --no-audit --no-fund
+web-deps:
+	@if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then \
+		echo "==> installing the web UI's npm packages"; cd web && $(NPM_CI); fi
 
-test: test-rust
+web-build: web-deps
+	@echo "==> building the web UI (web/dist)"
+	cd web && npm run build
 
-test-rust:
+# Command-line tools the Rust tests use (buf, for `buf curl` against the gateway).
+tools-deps:
+	@if [ ! -d tools/node_modules ] || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then \
+		echo "==> installing the test tools (buf)"; cd tools && $(NPM_CI); fi
+
+# The browser tests drive Debian's chromium (a test tool's own browser download needs the internet).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "==> installing chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+# Every test: Rust (unit + integration, SQLite and, with PARLEY_TEST_POSTGRES_URL, PostgreSQL),
+# the UI's unit tests, and the end-to-end tests in headless chromium. Runs every suite even
+# when one fails, and fails if any did.
+test: tools-deps web-deps chromium
+	@status=0; \
+	$(MAKE) --no-print-directory test-rust || status=1; \
+	$(MAKE) --no-print-directory test-web || status=1; \
+	if [ $$status != 0 ]; then echo "==> some tests FAILED (see above)"; else echo "==> all tests passed"; fi; \
+	exit $$status
+
+test-rust: tools-deps
 	$(CARGO) test --workspace --no-fail-fast
+
+test-web: web-build
+	cd web && npm test
+	$(MAKE) --no-print-directory test-e2e
+
+# The real stack (the `parley` binary) and the fake provider, driven through the built UI.
+test-e2e: chromium
+	$(CARGO) build -p parley --bin parley -p parley-testkit --bin fake-openai
+	cd web && PARLEY_BIN=$(CURDIR)/target/debug/parley FAKE_OPENAI_BIN=$(CURDIR)/target/debug/fake-openai npm run e2e
+
+# Benchmarks print figures (they never pass or fail on speed).
+bench:
+	$(CARGO) bench -p llm-service
 
 fmt:
 	$(CARGO) fmt --all
