@@ -2,10 +2,13 @@
 //!
 //! - [`test_database`]: a database URL per test: a SQLite file in a temp dir, or a fresh
 //!   PostgreSQL database when `PARLEY_TEST_POSTGRES_URL` is set.
+//! - [`fake_openai`]: a fake OpenAI-compatible provider on 127.0.0.1 (also the `fake-openai`
+//!   binary).
 //! - [`captured_logs`]: the tracing output of a test, to assert secrets never reach the logs.
 
 // Test support, never shipped: failing a test loudly is what these functions are for.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod captured_logs;
+pub mod fake_openai;
 pub mod test_database;
