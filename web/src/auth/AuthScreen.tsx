@@ -1,0 +1,252 @@
+import { useState, type FormEvent, type ReactNode } from "react";
+import type { Api } from "../api/client";
+import { errorMessage } from "../api/client";
+import { VerificationPurpose } from "../gen/parley/user/v1/user_pb";
+import { locales, useLocale, useT } from "../i18n";
+import { Logo } from "../ui/icons";
+
+type Mode = "signin" | "signup" | "forgot";
+
+function Field({ id, label, children }: { id: string; label: string; children: ReactNode }) {
+  return (
+    <div>
+      <label className="field-label" htmlFor={id}>
+        {label}
+      </label>
+      {children}
+    </div>
+  );
+}
+
+export function AuthScreen({ api, notice }: { api: Api; notice?: string }) {
+  const t = useT();
+  const { locale, setLocale } = useLocale();
+  const [mode, setMode] = useState<Mode>("signin");
+  const [flash, setFlash] = useState<string | undefined>(notice);
+
+  return (
+    <div className="flex min-h-full flex-col bg-gray-100">
+      <header className="flex items-center justify-between bg-black px-4 py-3 text-white">
+        <div className="flex items-center gap-2 text-lg font-semibold">
+          <Logo className="h-7 w-7" />
+          {t("appName")}
+        </div>
+        <label className="flex items-center gap-2 text-sm">
+          <span className="sr-only">{t("language")}</span>
+          <select
+            value={locale}
+            onChange={(e) => setLocale(e.target.value as typeof locale)}
+            className="rounded bg-gray-800 px-2 py-1 text-white"
+          >
+            {locales.map((l) => (
+              <option key={l.id} value={l.id}>
+                {l.label}
+              </option>
+            ))}
+          </select>
+        </label>
+      </header>
+      <main className="flex flex-1 items-start justify-center px-4 py-10 sm:items-center">
+        <div className="w-full max-w-sm rounded-2xl bg-white p-6 shadow-sm ring-1 ring-gray-200">
+          {flash && (
+            <p role="status" className="alert-ok mb-4">
+              {flash}
+            </p>
+          )}
+          {mode === "signin" && <SignIn api={api} onMode={(m) => { setFlash(undefined); setMode(m); }} />}
+          {mode === "signup" && <SignUp api={api} onMode={(m) => { setFlash(undefined); setMode(m); }} />}
+          {mode === "forgot" && (
+            <Forgot
+              api={api}
+              onDone={() => {
+                setFlash(t("passwordReset"));
+                setMode("signin");
+              }}
+              onBack={() => setMode("signin")}
+            />
+          )}
+        </div>
+      </main>
+    </div>
+  );
+}
+
+function useSubmit() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const run = async (fn: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await fn();
+    } catch (err) {
+      setError(errorMessage(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run, setError };
+}
+
+function ErrorLine({ error }: { error: string | null }) {
+  if (!error) return null;
+  return (
+    <p role="alert" className="alert-error">
+      {error}
+    </p>
+  );
+}
+
+function SignIn({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
+  const t = useT();
+  const { busy, error, run } = useSubmit();
+  const onSubmit = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    void run(async () => {
+      const res = await api.publicUsers.login({ login: String(form.get("login")), password: String(form.get("password")) });
+      if (res.user) api.tokens.signedIn({ user: res.user, accessToken: res.accessToken, expiresIn: Number(res.accessExpiresIn) });
+    });
+  };
+  return (
+    <form onSubmit={onSubmit} className="space-y-4" aria-label={t("signIn")}>
+      <div>
+        <h1 className="text-xl font-semibold">{t("welcomeBack")}</h1>
+        <p className="mt-1 text-sm text-gray-500">{t("welcomeSub")}</p>
+      </div>
+      <Field id="login" label={t("usernameOrEmail")}>
+        <input id="login" name="login" className="input" autoComplete="username" required autoFocus />
+      </Field>
+      <Field id="password" label={t("password")}>
+        <input id="password" name="password" type="password" className="input" autoComplete="current-password" required />
+      </Field>
+      <ErrorLine error={error} />
+      <button type="submit" className="btn-primary w-full" disabled={busy}>
+        {t("signIn")}
+      </button>
+      <div className="flex justify-between text-sm">
+        <button type="button" className="text-gray-600 underline hover:text-gray-900" onClick={() => onMode("forgot")}>
+          {t("forgotPassword")}
+        </button>
+        <button type="button" className="font-medium text-gray-900 underline" onClick={() => onMode("signup")}>
+          {t("signUp")}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function SignUp({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
+  const t = useT();
+  const { busy, error, run } = useSubmit();
+  const onSubmit = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    const email = String(form.get("email") ?? "").trim();
+    const displayName = String(form.get("displayName") ?? "").trim();
+    void run(async () => {
+      const res = await api.publicUsers.register({
+        username: String(form.get("username")).trim(),
+        password: String(form.get("password")),
+        email: email || undefined,
+        displayName: displayName || undefined,
+      });
+      if (res.user) api.tokens.signedIn({ user: res.user, accessToken: res.accessToken, expiresIn: Number(res.accessExpiresIn) });
+    });
+  };
+  return (
+    <form onSubmit={onSubmit} className="space-y-4" aria-label={t("signUp")}>
+      <h1 className="text-xl font-semibold">{t("createAccount")}</h1>
+      <Field id="username" label={t("username")}>
+        <input id="username" name="username" className="input" autoComplete="username" required minLength={3} maxLength={32} autoFocus />
+      </Field>
+      <Field id="password" label={t("password")}>
+        <input id="password" name="password" type="password" className="input" autoComplete="new-password" required minLength={8} maxLength={128} />
+      </Field>
+      <Field id="email" label={t("emailOptional")}>
+        <input id="email" name="email" type="email" className="input" autoComplete="email" />
+      </Field>
+      <Field id="displayName" label={t("displayNameOptional")}>
+        <input id="displayName" name="displayName" className="input" autoComplete="name" maxLength={100} />
+      </Field>
+      <ErrorLine error={error} />
+      <button type="submit" className="btn-primary w-full" disabled={busy}>
+        {t("createAccount")}
+      </button>
+      <p className="text-center text-sm text-gray-600">
+        {t("haveAccount")}{" "}
+        <button type="button" className="font-medium text-gray-900 underline" onClick={() => onMode("signin")}>
+          {t("signIn")}
+        </button>
+      </p>
+    </form>
+  );
+}
+
+function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack: () => void }) {
+  const t = useT();
+  const { busy, error, run, setError } = useSubmit();
+  const [login, setLogin] = useState("");
+  const [sentMinutes, setSentMinutes] = useState<number | null>(null);
+
+  const sendCode = (e: FormEvent) => {
+    e.preventDefault();
+    void run(async () => {
+      const res = await api.publicUsers.sendVerificationCode({ login: login.trim(), purpose: VerificationPurpose.PASSWORD_RESET });
+      setSentMinutes(Math.max(1, Math.ceil(Number(res.expiresIn) / 60)));
+    });
+  };
+  const reset = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    const password = String(form.get("newPassword"));
+    if (password !== String(form.get("confirmPassword"))) {
+      setError(t("passwordsDiffer"));
+      return;
+    }
+    void run(async () => {
+      await api.publicUsers.resetPassword({ login: login.trim(), code: String(form.get("code")).trim(), newPassword: password });
+      onDone();
+    });
+  };
+
+  return (
+    <div className="space-y-4">
+      <h1 className="text-xl font-semibold">{t("resetPassword")}</h1>
+      {sentMinutes === null ? (
+        <form onSubmit={sendCode} className="space-y-4" aria-label={t("resetPassword")}>
+          <p className="text-sm text-gray-600">{t("resetIntro")}</p>
+          <Field id="reset-login" label={t("usernameOrEmail")}>
+            <input id="reset-login" className="input" value={login} onChange={(e) => setLogin(e.target.value)} required autoFocus autoComplete="username" />
+          </Field>
+          <ErrorLine error={error} />
+          <button type="submit" className="btn-primary w-full" disabled={busy}>
+            {t("sendCode")}
+          </button>
+        </form>
+      ) : (
+        <form onSubmit={reset} className="space-y-4" aria-label={t("resetPassword")}>
+          <p role="status" className="text-sm text-gray-600">
+            {t("codeSent", { minutes: sentMinutes })}
+          </p>
+          <Field id="code" label={t("code")}>
+            <input id="code" name="code" className="input tracking-widest" inputMode="numeric" autoComplete="one-time-code" required autoFocus />
+          </Field>
+          <Field id="newPassword" label={t("newPassword")}>
+            <input id="newPassword" name="newPassword" type="password" className="input" autoComplete="new-password" required minLength={8} maxLength={128} />
+          </Field>
+          <Field id="confirmPassword" label={t("confirmPassword")}>
+            <input id="confirmPassword" name="confirmPassword" type="password" className="input" autoComplete="new-password" required minLength={8} maxLength={128} />
+          </Field>
+          <ErrorLine error={error} />
+          <button type="submit" className="btn-primary w-full" disabled={busy}>
+            {t("resetPassword")}
+          </button>
+        </form>
+      )}
+      <button type="button" className="text-sm text-gray-600 underline hover:text-gray-900" onClick={onBack}>
+        {t("backToSignIn")}
+      </button>
+    </div>
+  );
+}

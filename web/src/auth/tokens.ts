@@ -1,0 +1,123 @@
+// The access token lives here, in memory only; the refresh token is an HttpOnly cookie the
+// page never sees. The access token is renewed a little before it expires, and on demand after
+// the server answered UNAUTHENTICATED. Concurrent callers share one refresh: a refresh token
+// is rotated on use, so two refreshes racing with the same cookie would sign the user out.
+
+export interface SignedIn<U> {
+  user: U;
+  accessToken: string;
+  /** Seconds until the access token expires. */
+  expiresIn: number;
+}
+
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+  clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+/** When to renew a token valid for `expiresIn` seconds: a minute early, or at 80 % of short lifetimes. */
+export function refreshDelayMs(expiresIn: number): number {
+  const lifetime = Math.max(0, expiresIn) * 1000;
+  return Math.max(0, Math.min(lifetime - 60_000, lifetime * 0.8));
+}
+
+export type SessionListener<U> = (user: U | null) => void;
+
+export class TokenManager<U> {
+  private accessToken: string | null = null;
+  private expiresAt = 0;
+  private timer: unknown = null;
+  private inFlight: Promise<SignedIn<U> | null> | null = null;
+  private listeners = new Set<SessionListener<U>>();
+  private generation = 0;
+
+  constructor(
+    /** Exchanges the refresh cookie for a new pair; resolves null when there is no valid session. */
+    private readonly refreshWithCookie: () => Promise<SignedIn<U> | null>,
+    private readonly clock: Clock = realClock,
+  ) {}
+
+  /** Called after Register, Login or a refresh. */
+  signedIn(session: SignedIn<U>): void {
+    this.accessToken = session.accessToken;
+    this.expiresAt = this.clock.now() + session.expiresIn * 1000;
+    this.schedule(session.expiresIn);
+    this.emit(session.user);
+  }
+
+  /** Forgets the access token (sign out, or the refresh cookie stopped working). */
+  signedOut(): void {
+    this.generation += 1;
+    this.accessToken = null;
+    this.expiresAt = 0;
+    this.cancelTimer();
+    this.emit(null);
+  }
+
+  subscribe(listener: SessionListener<U>): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** A token valid for a few more seconds, refreshing first if needed; null when signed out. */
+  async validToken(): Promise<string | null> {
+    if (this.accessToken && this.clock.now() < this.expiresAt - 5_000) return this.accessToken;
+    if (!this.accessToken && this.expiresAt === 0 && !this.inFlight) return null;
+    const session = await this.refresh();
+    return session?.accessToken ?? null;
+  }
+
+  /** The token, if one is held, without refreshing. */
+  currentToken(): string | null {
+    return this.accessToken;
+  }
+
+  /** Renews the pair now. One refresh at a time; every caller gets its result. */
+  refresh(): Promise<SignedIn<U> | null> {
+    if (this.inFlight) return this.inFlight;
+    const generation = this.generation;
+    const run = async (): Promise<SignedIn<U> | null> => {
+      let session: SignedIn<U> | null;
+      try {
+        session = await this.refreshWithCookie();
+      } catch {
+        // A network failure is not a sign-out: keep the token and try again on the next call.
+        if (this.accessToken) this.schedule(15);
+        return null;
+      }
+      // A sign-out while the refresh was running wins.
+      if (generation !== this.generation) return null;
+      if (session) this.signedIn(session);
+      else this.signedOut();
+      return session;
+    };
+    this.inFlight = run().finally(() => {
+      this.inFlight = null;
+    });
+    return this.inFlight;
+  }
+
+  private schedule(expiresIn: number): void {
+    this.cancelTimer();
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = null;
+      void this.refresh();
+    }, refreshDelayMs(expiresIn));
+  }
+
+  private cancelTimer(): void {
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private emit(user: U | null): void {
+    for (const listener of this.listeners) listener(user);
+  }
+}

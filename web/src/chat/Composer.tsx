@@ -1,0 +1,96 @@
+import { useLayoutEffect, useRef, type KeyboardEvent } from "react";
+import { useT } from "../i18n";
+import { SendIcon, StopIcon } from "../ui/icons";
+
+const MAX_HEIGHT = 240;
+
+/** The grey input area: a textarea that grows with its text, and Send (or Stop while streaming). */
+export function Composer({
+  value,
+  onChange,
+  onSend,
+  onStop,
+  streaming,
+  disabled,
+  placeholder,
+  autoFocus,
+}: {
+  value: string;
+  onChange: (value: string) => void;
+  onSend: () => void;
+  onStop?: () => void;
+  streaming: boolean;
+  disabled?: boolean;
+  placeholder: string;
+  autoFocus?: boolean;
+}) {
+  const t = useT();
+  const ref = useRef<HTMLTextAreaElement>(null);
+
+  useLayoutEffect(() => {
+    const area = ref.current;
+    if (!area) return;
+    area.style.height = "auto";
+    area.style.height = `${Math.min(area.scrollHeight, MAX_HEIGHT)}px`;
+    area.style.overflowY = area.scrollHeight > MAX_HEIGHT ? "auto" : "hidden";
+  }, [value]);
+
+  const canSend = !streaming && !disabled && value.trim().length > 0;
+
+  const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    // Enter sends; Shift+Enter is a newline; Enter that confirms an IME composition (Chinese
+    // input) is the IME's.
+    if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      if (canSend) onSend();
+    }
+  };
+
+  return (
+    <div className="border-t border-gray-200 bg-gray-100 px-3 pt-3 pb-2 sm:px-6" data-testid="composer">
+      <form
+        className="mx-auto flex max-w-3xl items-end gap-2 rounded-2xl border border-gray-300 bg-white p-2 shadow-xs focus-within:border-gray-500"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (canSend) onSend();
+        }}
+      >
+        <label htmlFor="composer" className="sr-only">
+          {placeholder}
+        </label>
+        <textarea
+          id="composer"
+          ref={ref}
+          rows={1}
+          value={value}
+          autoFocus={autoFocus}
+          onChange={(e) => onChange(e.target.value)}
+          onKeyDown={onKeyDown}
+          placeholder={placeholder}
+          maxLength={100_000}
+          className="max-h-60 min-h-[2.5rem] flex-1 resize-none bg-transparent px-2 py-2 text-[15px] leading-6 outline-none placeholder:text-gray-400"
+        />
+        {streaming && onStop ? (
+          <button
+            type="button"
+            onClick={onStop}
+            className="flex h-10 shrink-0 items-center gap-1.5 rounded-xl bg-gray-900 px-3 text-sm font-medium text-white hover:bg-gray-700"
+          >
+            <StopIcon />
+            {t("stop")}
+          </button>
+        ) : (
+          <button
+            type="submit"
+            disabled={!canSend}
+            className="flex h-10 shrink-0 items-center gap-1.5 rounded-xl bg-gray-900 px-3 text-sm font-medium text-white hover:bg-gray-700 disabled:cursor-not-allowed disabled:bg-gray-300"
+          >
+            <SendIcon />
+            {t("send")}
+          </button>
+        )}
+      </form>
+      <p className="mx-auto mt-1.5 hidden max-w-3xl text-center text-xs text-gray-500 sm:block">{t("inputHint")}</p>
+    </div>
+  );
+}

@@ -1,0 +1,191 @@
+import { memo, useState } from "react";
+import type { ChatMessage } from "./thread";
+import { Markdown } from "../markdown/Markdown";
+import { useT } from "../i18n";
+import { copyText } from "../ui/clipboard";
+import { CheckIcon, CopyIcon, EditIcon, RefreshIcon, TrashIcon } from "../ui/icons";
+import { Avatar } from "../ui/Avatar";
+
+export const MessageItem = memo(function MessageItem({
+  message,
+  streaming,
+  canRegenerate,
+  busy,
+  assistantName,
+  userName,
+  userAvatar,
+  onRegenerate,
+  onEdit,
+  onDelete,
+}: {
+  message: ChatMessage;
+  streaming: boolean;
+  canRegenerate: boolean;
+  busy: boolean;
+  assistantName: string;
+  userName: string;
+  userAvatar: string;
+  onRegenerate: (id: string) => void;
+  onEdit: (id: string, content: string) => Promise<boolean>;
+  onDelete: (id: string) => void;
+}) {
+  const t = useT();
+  const [editing, setEditing] = useState(false);
+  const [draft, setDraft] = useState(message.content);
+  const [copied, setCopied] = useState(false);
+  const isUser = message.role === "user";
+
+  const copy = async () => {
+    if (await copyText(message.content)) {
+      setCopied(true);
+      window.setTimeout(() => setCopied(false), 1500);
+    }
+  };
+
+  const actions = !message.pending && !streaming && !editing && (
+    <div className={`mt-1 flex gap-0.5 text-gray-500 ${isUser ? "justify-end" : ""}`}>
+      <button type="button" className="btn-ghost" onClick={copy} aria-label={t("copyMessage")} title={t("copyMessage")}>
+        {copied ? <CheckIcon /> : <CopyIcon />}
+      </button>
+      <button
+        type="button"
+        className="btn-ghost"
+        disabled={busy}
+        onClick={() => {
+          setDraft(message.content);
+          setEditing(true);
+        }}
+        aria-label={t("edit")}
+        title={t("edit")}
+      >
+        <EditIcon />
+      </button>
+      {canRegenerate && (
+        <button
+          type="button"
+          className="btn-ghost"
+          disabled={busy}
+          onClick={() => onRegenerate(message.id)}
+          aria-label={t("regenerate")}
+          title={t("regenerate")}
+        >
+          <RefreshIcon />
+        </button>
+      )}
+      <button type="button" className="btn-ghost" disabled={busy} onClick={() => onDelete(message.id)} aria-label={t("delete")} title={t("delete")}>
+        <TrashIcon />
+      </button>
+    </div>
+  );
+
+  const editor = editing && (
+    <form
+      className="w-full"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        if (draft.trim() && (await onEdit(message.id, draft))) setEditing(false);
+      }}
+    >
+      <label className="sr-only" htmlFor={`edit-${message.id}`}>
+        {t("edit")}
+      </label>
+      <textarea
+        id={`edit-${message.id}`}
+        className="input min-h-28 font-[inherit]"
+        value={draft}
+        onChange={(e) => setDraft(e.target.value)}
+        onKeyDown={(e) => {
+          if (e.key === "Escape") setEditing(false);
+        }}
+        autoFocus
+      />
+      <div className="mt-2 flex justify-end gap-2">
+        <button type="button" className="btn-secondary" onClick={() => setEditing(false)}>
+          {t("cancel")}
+        </button>
+        <button type="submit" className="btn-primary" disabled={!draft.trim()}>
+          {t("save")}
+        </button>
+      </div>
+    </form>
+  );
+
+  if (isUser) {
+    return (
+      <article className="flex justify-end gap-3" data-role="user" data-message-id={message.id} aria-label={userName}>
+        <div className={`flex max-w-[85%] flex-col items-end ${editing ? "w-full" : ""}`}>
+          {editing ? (
+            editor
+          ) : (
+            <div className={`whitespace-pre-wrap break-words rounded-2xl bg-gray-100 px-4 py-2.5 text-[15px] ${message.pending ? "opacity-60" : ""}`}>
+              {message.content}
+            </div>
+          )}
+          {actions}
+        </div>
+        <div className="hidden sm:block">
+          <Avatar name={userName} url={userAvatar} size={30} />
+        </div>
+      </article>
+    );
+  }
+
+  const empty = message.content === "" && message.reasoning === "";
+  return (
+    <article
+      className="flex gap-3"
+      data-role="assistant"
+      data-message-id={message.id}
+      data-status={message.status}
+      aria-label={assistantName}
+      aria-busy={streaming}
+    >
+      <span
+        aria-hidden="true"
+        className="mt-0.5 hidden h-[30px] w-[30px] shrink-0 items-center justify-center rounded-full bg-black text-xs font-semibold text-white sm:flex"
+      >
+        {(assistantName.trim()[0] ?? "A").toUpperCase()}
+      </span>
+      <div className="min-w-0 flex-1">
+        {message.reasoning && (
+          <details className="mb-2 rounded-lg border border-gray-200 bg-gray-50 text-sm" data-testid="reasoning">
+            <summary className="cursor-pointer select-none px-3 py-1.5 text-gray-600">
+              {streaming && !message.content ? t("thinking") : t("reasoning")}
+            </summary>
+            <div className="whitespace-pre-wrap border-t border-gray-200 px-3 py-2 text-gray-600">{message.reasoning}</div>
+          </details>
+        )}
+        {editing ? (
+          editor
+        ) : (
+          <div className="message-content" data-testid="assistant-content">
+            {empty && streaming ? (
+              <span className="inline-flex gap-1 py-2" aria-label={t("thinking")}>
+                <span className="h-2 w-2 animate-bounce rounded-full bg-gray-400" />
+                <span className="h-2 w-2 animate-bounce rounded-full bg-gray-400 [animation-delay:150ms]" />
+                <span className="h-2 w-2 animate-bounce rounded-full bg-gray-400 [animation-delay:300ms]" />
+              </span>
+            ) : (
+              <Markdown text={message.content} />
+            )}
+            {streaming && !empty && <span className="ml-0.5 inline-block h-4 w-2 animate-pulse bg-gray-800 align-middle" aria-hidden="true" />}
+          </div>
+        )}
+        {message.status === "stopped" && (
+          <p className="mt-1 text-xs text-gray-500" data-testid="status-stopped">
+            {t("stopped")}
+          </p>
+        )}
+        {message.status === "failed" && (
+          <p role="alert" className="alert-error mt-2">
+            {t("failed")}: {message.error || "—"}
+          </p>
+        )}
+        {message.completionTokens !== undefined && !streaming && (
+          <p className="sr-only">{t("tokens", { prompt: message.promptTokens ?? 0, completion: message.completionTokens })}</p>
+        )}
+        {actions}
+      </div>
+    </article>
+  );
+});

@@ -1,0 +1,209 @@
+import { useState } from "react";
+import { useStore } from "../app/store";
+import { navigate, routePath, useRoute } from "../app/router";
+import { signOut } from "../app/session";
+import { locales, useLocale, useT } from "../i18n";
+import { Avatar } from "../ui/Avatar";
+import { Menu } from "../ui/Menu";
+import { ConfirmModal, PromptModal } from "../ui/Modal";
+import { ArchiveIcon, CloseIcon, DotsIcon, EditIcon, Logo, PinIcon, PlusIcon, TrashIcon } from "../ui/icons";
+import type { Session } from "../gen/parley/chat/v1/session_pb";
+import { errorMessage } from "../api/client";
+
+export function Sidebar({ onClose }: { onClose?: () => void }) {
+  const t = useT();
+  const { user, sessions, showArchived, setShowArchived } = useStore();
+  const { locale, setLocale } = useLocale();
+  const route = useRoute();
+  const name = user.displayName || user.username;
+  const otherLocale = locales.find((l) => l.id !== locale) ?? locales[0];
+
+  return (
+    <div className="flex h-full w-full flex-col bg-gray-100 text-gray-900">
+      {/* The navigation bar: black, white text, logo and the user's menu. */}
+      <nav className="flex items-center justify-between gap-2 bg-black px-3 py-2.5 text-white" aria-label="Parley">
+        <a
+          href="/"
+          onClick={(e) => {
+            e.preventDefault();
+            navigate({ name: "new" });
+          }}
+          className="flex items-center gap-2 rounded text-lg font-semibold"
+        >
+          <Logo className="h-7 w-7" />
+          <span>{t("appName")}</span>
+        </a>
+        <div className="flex items-center gap-1">
+          <Menu
+            label={t("userMenu")}
+            align="right"
+            buttonClassName="flex max-w-40 items-center gap-2 rounded-lg px-2 py-1 hover:bg-white/10"
+            button={
+              <>
+                <Avatar name={name} url={user.avatarUrl} size={26} />
+                <span className="truncate text-sm" data-testid="user-name">
+                  {name}
+                </span>
+              </>
+            }
+            items={[
+              { label: t("profile"), onSelect: () => navigate({ name: "settings", tab: "profile" }) },
+              { label: t("apiConfigs"), onSelect: () => navigate({ name: "settings", tab: "api-configs" }) },
+              { label: t("personas"), onSelect: () => navigate({ name: "settings", tab: "personas" }) },
+              { label: t("changePassword"), onSelect: () => navigate({ name: "settings", tab: "password" }) },
+              { label: `${t("language")}: ${otherLocale.label}`, onSelect: () => setLocale(otherLocale.id) },
+              { label: t("signOut"), onSelect: () => void signOut().catch(() => {}) },
+            ]}
+          />
+          {onClose && (
+            <button type="button" className="rounded p-1.5 hover:bg-white/10" onClick={onClose} aria-label={t("closeSidebar")}>
+              <CloseIcon />
+            </button>
+          )}
+        </div>
+      </nav>
+      <div className="p-3">
+        <a
+          href="/"
+          onClick={(e) => {
+            e.preventDefault();
+            navigate({ name: "new" });
+          }}
+          className="flex w-full items-center gap-2 rounded-lg border border-gray-300 bg-white px-3 py-2 text-sm font-medium shadow-xs hover:bg-gray-50"
+        >
+          <PlusIcon />
+          {t("newChat")}
+        </a>
+      </div>
+      <div className="min-h-0 flex-1 overflow-y-auto px-2 pb-2">
+        <h2 className="px-2 pb-1 text-xs font-semibold uppercase tracking-wide text-gray-500">{t("chats")}</h2>
+        {sessions.length === 0 ? (
+          <p className="px-2 py-2 text-sm text-gray-500">{t("noChats")}</p>
+        ) : (
+          <ul className="space-y-0.5" data-testid="chat-list">
+            {sessions.map((s) => (
+              <ChatListItem key={s.id.toString()} session={s} active={route.name === "chat" && route.id === s.id.toString()} />
+            ))}
+          </ul>
+        )}
+      </div>
+      <div className="border-t border-gray-200 px-3 py-2">
+        <button
+          type="button"
+          className="text-xs text-gray-600 underline-offset-2 hover:underline"
+          onClick={() => setShowArchived(!showArchived)}
+          aria-pressed={showArchived}
+        >
+          {showArchived ? t("hideArchived") : t("showArchived")}
+        </button>
+      </div>
+    </div>
+  );
+}
+
+export function useSessionActions(session: Session, onChanged?: (session: Session) => void) {
+  const t = useT();
+  const { api, upsertSession, removeSession } = useStore();
+  const [renaming, setRenaming] = useState(false);
+  const [deleting, setDeleting] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const id = session.id;
+
+  const update = async (change: { title?: string; pinned?: boolean; archived?: boolean }) => {
+    try {
+      const paths = Object.keys(change);
+      const res = await api.sessions.updateSession({ id, ...change, updateMask: { paths } });
+      if (res.session) {
+        upsertSession(res.session);
+        onChanged?.(res.session);
+      }
+      setError(null);
+    } catch (err) {
+      setError(errorMessage(err));
+    }
+  };
+  const remove = async () => {
+    try {
+      await api.sessions.deleteSession({ id });
+      removeSession(id.toString());
+      const route = window.location.pathname;
+      if (route === routePath({ name: "chat", id: id.toString() })) navigate({ name: "new" }, { replace: true });
+    } catch (err) {
+      setError(errorMessage(err));
+    }
+  };
+
+  const items = [
+    { label: t("rename"), icon: <EditIcon />, onSelect: () => setRenaming(true) },
+    { label: session.pinned ? t("unpin") : t("pin"), icon: <PinIcon />, onSelect: () => void update({ pinned: !session.pinned }) },
+    {
+      label: session.archived ? t("unarchive") : t("archive"),
+      icon: <ArchiveIcon />,
+      onSelect: () => void update({ archived: !session.archived }),
+    },
+    { label: t("delete"), icon: <TrashIcon />, danger: true, onSelect: () => setDeleting(true) },
+  ];
+
+  const modals = (
+    <>
+      <PromptModal
+        open={renaming}
+        title={t("rename")}
+        label={t("name")}
+        initial={session.title || t("untitled")}
+        saveLabel={t("save")}
+        cancelLabel={t("cancel")}
+        onSave={(title) => void update({ title })}
+        onClose={() => setRenaming(false)}
+      />
+      <ConfirmModal
+        open={deleting}
+        title={t("delete")}
+        message={t("deleteChatConfirm")}
+        confirmLabel={t("delete")}
+        cancelLabel={t("cancel")}
+        onConfirm={() => void remove()}
+        onClose={() => setDeleting(false)}
+      />
+    </>
+  );
+  return { items, modals, error };
+}
+
+function ChatListItem({ session, active }: { session: Session; active: boolean }) {
+  const t = useT();
+  const { items, modals, error } = useSessionActions(session);
+  const title = session.title || t("untitled");
+  const href = routePath({ name: "chat", id: session.id.toString() });
+  return (
+    <li className={`group relative flex items-center rounded-lg ${active ? "bg-gray-300/70" : "hover:bg-gray-200"}`}>
+      <a
+        href={href}
+        aria-current={active ? "page" : undefined}
+        onClick={(e) => {
+          if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+          e.preventDefault();
+          navigate({ name: "chat", id: session.id.toString() });
+        }}
+        className="flex min-w-0 flex-1 items-center gap-1.5 px-2 py-2 text-sm"
+        title={error ?? title}
+      >
+        {session.pinned && <PinIcon width={14} height={14} className="shrink-0 text-gray-500" aria-label={t("pinned")} />}
+        {session.archived && <ArchiveIcon width={14} height={14} className="shrink-0 text-gray-500" aria-label={t("archived")} />}
+        <span className="truncate" data-testid="chat-title">
+          {title}
+        </span>
+      </a>
+      <div className={`pr-1 ${active ? "" : "opacity-100 md:opacity-0 md:group-focus-within:opacity-100 md:group-hover:opacity-100"}`}>
+        <Menu
+          label={`${t("chatOptions")}: ${title}`}
+          align="right"
+          buttonClassName="btn-ghost"
+          button={<DotsIcon />}
+          items={items}
+        />
+      </div>
+      {modals}
+    </li>
+  );
+}
