@@ -25,7 +25,7 @@ const realClock: Clock = {
 /** When to renew a token valid for `expiresIn` seconds: a minute early, or at 80 % of short lifetimes. */
 export function refreshDelayMs(expiresIn: number): number {
   const lifetime = Math.max(0, expiresIn) * 1000;
-  return Math.max(0, Math.min(lifetime - 60_000, lifetime * 0.8));
+  return Math.max(lifetime - 60_000, lifetime * 0.8);
 }
 
 export type SessionListener<U> = (user: U | null) => void;

@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { create } from "@bufbuild/protobuf";
+import {
+  ChatEventSchema,
+  MessageRole,
+  MessageSchema,
+  MessageStatus,
+  type ChatEvent,
+  type Message,
+} from "../gen/parley/chat/v1/message_pb";
+import { SessionSchema } from "../gen/parley/chat/v1/session_pb";
+import { emptyThread, fromProto, threadReducer, type ThreadAction, type ThreadState } from "./thread";
+
+function message(id: number, role: MessageRole, content: string, status = MessageStatus.COMPLETE): Message {
+  return create(MessageSchema, { id: BigInt(id), sessionId: 1n, role, content, status });
+}
+const user = (id: number, content: string) => message(id, MessageRole.USER, content);
+const assistant = (id: number, content: string, status = MessageStatus.COMPLETE) => message(id, MessageRole.ASSISTANT, content, status);
+
+const ev = (event: ChatEvent["event"]): ThreadAction => ({ type: "event", event: create(ChatEventSchema, { event }) });
+
+function run(actions: ThreadAction[], from: ThreadState = emptyThread): ThreadState {
+  return actions.reduce(threadReducer, from);
+}
+
+describe("thread reducer", () => {
+  it("streams a send: the pending message becomes the stored one, deltas build the answer", () => {
+    const state = run([
+      { type: "sendStarted", tempId: "pending-1", content: "Hi" },
+      ev({ case: "userMessage", value: user(10, "Hi") }),
+      ev({ case: "assistantStarted", value: assistant(11, "", MessageStatus.STREAMING) }),
+      ev({ case: "reasoningDelta", value: "Let me " }),
+      ev({ case: "reasoningDelta", value: "think." }),
+      ev({ case: "delta", value: "Hel" }),
+      ev({ case: "delta", value: "lo!" }),
+    ]);
+    expect(state.messages.map((m) => [m.id, m.role, m.content, !!m.pending])).toEqual([
+      ["10", "user", "Hi", false],
+      ["11", "assistant", "Hello!", false],
+    ]);
+    expect(state.messages[1].reasoning).toBe("Let me think.");
+    expect(state.streamingId).toBe("11");
+
+    const done = threadReducer(
+      state,
+      ev({
+        case: "completed",
+        value: create(MessageSchema, {
+          ...assistant(11, "Hello!"),
+          usage: { promptTokens: 12n, completionTokens: 3n },
+        }),
+      }),
+    );
+    expect(done.streamingId).toBeNull();
+    expect(done.messages[1]).toMatchObject({ status: "complete", content: "Hello!", promptTokens: 12, completionTokens: 3 });
+  });
+
+  it("keeps what was produced and shows the server's message on an error event", () => {
+    const state = run([
+      { type: "loaded", messages: [fromProto(user(1, "q"))] },
+      ev({ case: "assistantStarted", value: assistant(2, "", MessageStatus.STREAMING) }),
+      ev({ case: "delta", value: "partial" }),
+      ev({ case: "error", value: { code: 9, message: "provider rejected the key" } }),
+    ]);
+    expect(state.messages[1]).toMatchObject({ content: "partial", status: "failed", error: "provider rejected the key" });
+    expect(state.error).toBe("provider rejected the key");
+    expect(state.streamingId).toBeNull();
+  });
+
+  it("removes a message that was never stored when the send fails, with the error", () => {
+    const state = run([
+      { type: "loaded", messages: [fromProto(user(1, "old"))] },
+      { type: "sendStarted", tempId: "pending-9", content: "new text" },
+      { type: "streamFailed", error: "RESOURCE_EXHAUSTED" },
+      { type: "sendFailed", tempId: "pending-9", error: "too many messages" },
+    ]);
+    expect(state.messages.map((m) => m.content)).toEqual(["old"]);
+    expect(state.error).toBe("too many messages");
+  });
+
+  it("replays a re-attached generation from the text so far without duplicating it", () => {
+    // ListMessages saw the row mid-stream with some persisted text…
+    const loaded = run([{ type: "loaded", messages: [fromProto(user(1, "q")), fromProto(assistant(2, "Hel", MessageStatus.STREAMING))] }]);
+    expect(loaded.streamingId).toBe("2");
+    // …then WatchGeneration sends the started row, the content so far as one delta, then live deltas.
+    const state = run(
+      [
+        { type: "watchStarted", messageId: "2" },
+        ev({ case: "assistantStarted", value: assistant(2, "", MessageStatus.STREAMING) }),
+        ev({ case: "delta", value: "Hello" }),
+        ev({ case: "delta", value: " world" }),
+      ],
+      loaded,
+    );
+    expect(state.messages).toHaveLength(2);
+    expect(state.messages[1].content).toBe("Hello world");
+  });
+
+  it("puts a regenerated answer in the old one's place and drops the old one on completion", () => {
+    const loaded = run([
+      { type: "loaded", messages: [fromProto(user(1, "q")), fromProto(assistant(2, "first answer")), fromProto(user(3, "q2")), fromProto(assistant(4, "a2"))] },
+    ]);
+    const streaming = run(
+      [
+        { type: "regenerateStarted", messageId: "2" },
+        ev({ case: "assistantStarted", value: assistant(5, "", MessageStatus.STREAMING) }),
+        ev({ case: "delta", value: "second" }),
+      ],
+      loaded,
+    );
+    expect(streaming.messages.map((m) => m.id)).toEqual(["1", "5", "3", "4"]);
+    expect(streaming.replaced?.content).toBe("first answer");
+    const done = threadReducer(streaming, ev({ case: "completed", value: assistant(5, "second answer") }));
+    expect(done.messages.map((m) => [m.id, m.content])).toEqual([
+      ["1", "q"],
+      ["5", "second answer"],
+      ["3", "q2"],
+      ["4", "a2"],
+    ]);
+    expect(done.replaced).toBeNull();
+  });
+
+  it("applies edits, deletions and a stop, and ignores session updates", () => {
+    const state = run([
+      { type: "loaded", messages: [fromProto(user(1, "q")), fromProto(assistant(2, "a", MessageStatus.STREAMING))] },
+      ev({ case: "sessionUpdated", value: create(SessionSchema, { id: 1n, title: "Title" }) }),
+      { type: "messageUpdated", message: fromProto(assistant(2, "a", MessageStatus.STOPPED)) },
+      { type: "messageUpdated", message: fromProto(user(1, "q edited")) },
+    ]);
+    expect(state.messages.map((m) => [m.content, m.status])).toEqual([
+      ["q edited", "complete"],
+      ["a", "stopped"],
+    ]);
+    expect(threadReducer(state, { type: "messageDeleted", id: "1" }).messages.map((m) => m.id)).toEqual(["2"]);
+  });
+
+  it("keeps an error across a reload only when asked", () => {
+    const failed = run([{ type: "streamFailed", error: "boom" }]);
+    expect(threadReducer(failed, { type: "loaded", messages: [], keepError: true }).error).toBe("boom");
+    expect(threadReducer(failed, { type: "loaded", messages: [] }).error).toBeNull();
+    expect(threadReducer(failed, { type: "dismissError" }).error).toBeNull();
+  });
+});
