@@ -34,7 +34,7 @@ function makeTransport(interceptors: Interceptor[]): Transport {
 export function createApi() {
   // Public auth calls go without the interceptor: a refresh must not wait on itself.
   const publicUsers = createClient(UserService, makeTransport([]));
-  const tokens: TokenManager<User> = new TokenManager<User>(async (): Promise<SignedIn<User> | null> => {
+  const refreshWithCookie = async (): Promise<SignedIn<User> | null> => {
     try {
       // An empty refresh_token makes user-service read the HttpOnly parley_refresh cookie,
       // and the answer sets the rotated cookie.
@@ -46,7 +46,14 @@ export function createApi() {
       if (code === Code.Unauthenticated || code === Code.InvalidArgument || code === Code.NotFound) return null;
       throw err;
     }
-  });
+  };
+  // Tabs of one browser share the cookie: one refresh at a time across them, so a second tab
+  // uses the cookie the first one just rotated instead of replaying the old one.
+  const tokens: TokenManager<User> = new TokenManager<User>(() =>
+    typeof navigator !== "undefined" && navigator.locks
+      ? navigator.locks.request("parley-refresh", refreshWithCookie)
+      : refreshWithCookie(),
+  );
   const transport = makeTransport([authInterceptor(tokens)]);
   return {
     tokens,

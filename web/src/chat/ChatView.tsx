@@ -217,6 +217,14 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [sessionId]);
 
+  useEffect(() => {
+    if (!session) return;
+    document.title = `${counterpart.title} · Parley`;
+    return () => {
+      document.title = "Parley";
+    };
+  }, [session, counterpart.title]);
+
   // --- scrolling: follow the newest text unless the user scrolled up ---
   const scroller = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
@@ -299,7 +307,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     <>
       <ChatHeader
         title={counterpart.name}
-        subtitle={[counterpart.model, session ? counterpart.title : ""].filter(Boolean).join(" · ")}
+        subtitle={counterpart.model}
         onOpenSidebar={onOpenSidebar}
         right={session && <SessionMenu session={session} onChanged={setSession} />}
       />

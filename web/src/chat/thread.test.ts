@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import {
+  ChatErrorSchema,
   ChatEventSchema,
   MessageRole,
   MessageSchema,
   MessageStatus,
+  TokenUsageSchema,
   type ChatEvent,
   type Message,
 } from "../gen/parley/chat/v1/message_pb";
@@ -47,7 +49,7 @@ describe("thread reducer", () => {
         case: "completed",
         value: create(MessageSchema, {
           ...assistant(11, "Hello!"),
-          usage: { promptTokens: 12n, completionTokens: 3n },
+          usage: create(TokenUsageSchema, { promptTokens: 12n, completionTokens: 3n }),
         }),
       }),
     );
@@ -60,7 +62,7 @@ describe("thread reducer", () => {
       { type: "loaded", messages: [fromProto(user(1, "q"))] },
       ev({ case: "assistantStarted", value: assistant(2, "", MessageStatus.STREAMING) }),
       ev({ case: "delta", value: "partial" }),
-      ev({ case: "error", value: { code: 9, message: "provider rejected the key" } }),
+      ev({ case: "error", value: create(ChatErrorSchema, { code: 9, message: "provider rejected the key" }) }),
     ]);
     expect(state.messages[1]).toMatchObject({ content: "partial", status: "failed", error: "provider rejected the key" });
     expect(state.error).toBe("provider rejected the key");

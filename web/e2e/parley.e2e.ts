@@ -1,0 +1,374 @@
+// The whole UI in a real headless Chromium against the real stack (parley + the fake
+// provider on random ports). The steps run in order and build on each other, as a person
+// would use Parley: sign up, add a config, chat, reload, stop, regenerate, manage chats, sign
+// out and in, reset a forgotten password; and a second user sees nothing of the first's.
+import { afterAll, beforeAll, describe, expect } from "vitest";
+import type { Browser, Page } from "playwright-core";
+import { startFakeProvider, startParley, type FakeProvider, type Parley } from "./stack";
+import { launch, openTab, step, textOf, waitUntil, watchPage, type Tab } from "./browser";
+
+const alice = { username: `alice_${Date.now().toString(36)}`, password: "correct horse battery", displayName: "Alice Example" };
+const bob = { username: `bob_${Date.now().toString(36)}`, password: "another long password" };
+
+let parley: Parley;
+let fake: FakeProvider;
+let browser: Browser;
+let tab: Tab;
+let page: Page;
+let firstChatId = "";
+
+const markdownAnswer = [
+  "# Result",
+  "",
+  "Here is some `inline code` and a function:",
+  "",
+  "```python",
+  "def add(a, b):",
+  "    return a + b",
+  "```",
+  "",
+  "| Name | Value |",
+  "|------|-------|",
+  "| pi   | 3.14  |",
+  "",
+  "Math: $a^2 + b^2 = c^2$",
+  "",
+  "[bad link](javascript:window.__xss=1) [data link](data:text/html,hi) and [good link](https://example.com/)",
+  "",
+  '<img src=x onerror="window.__xss=1"> done.',
+].join("\n");
+
+const longAnswer = Array.from({ length: 90 }, (_, i) => `word${i + 1}`).join(" ");
+
+const assistants = () => page.locator("article[data-role=assistant]");
+const lastAssistant = () => assistants().last();
+const composer = () => page.locator("#composer");
+
+async function send(text: string) {
+  await composer().fill(text);
+  await composer().press("Enter");
+}
+
+async function openUserMenu(item: string) {
+  await page.getByRole("button", { name: "Account menu" }).click();
+  await page.getByRole("menuitem", { name: item }).click();
+}
+
+async function signIn(p: Page, login: string, password: string) {
+  await p.getByLabel("Username or email").fill(login);
+  await p.getByLabel("Password", { exact: true }).fill(password);
+  await p.getByRole("button", { name: "Sign in", exact: true }).click();
+}
+
+function normalise(text: string) {
+  return text.replace(/\s+/g, " ").trim();
+}
+
+beforeAll(async () => {
+  [fake, parley] = await Promise.all([startFakeProvider(), startParley()]);
+  browser = await launch();
+  tab = await openTab(browser, parley.url);
+  page = tab.page;
+  watchPage(page);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await parley?.stop();
+  fake?.stop();
+});
+
+describe("Parley in a browser", () => {
+  step("signs up", async () => {
+    await page.getByRole("button", { name: "Sign up" }).click();
+    await page.getByLabel("Username").fill(alice.username);
+    await page.getByLabel("Password").fill(alice.password);
+    await page.getByLabel("Display name (optional)").fill(alice.displayName);
+    await page.getByRole("button", { name: "Create account" }).click();
+    await page.getByTestId("user-name").filter({ hasText: alice.displayName }).waitFor();
+    // No config yet: the new-chat page says what to do first.
+    await page.getByText("Add an API config first").waitFor();
+  });
+
+  step("adds an API config, picks the model from the provider's list and tests the connection", async () => {
+    await openUserMenu("API configs");
+    await page.getByRole("button", { name: "Add API config" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("Fake provider");
+    await page.getByLabel("Base URL").fill(fake.baseUrl);
+    await page.getByLabel("API key").fill(fake.apiKey);
+    await page.getByLabel("Model").fill("");
+    await page.getByRole("button", { name: "Load models" }).click();
+    await page.getByText(/\d+ models/).waitFor();
+    await page.getByLabel("Model").selectOption("fake-model");
+    await page.getByRole("button", { name: "Test connection" }).click();
+    await page.getByTestId("test-result").filter({ hasText: /Connected in \d+ ms/ }).waitFor();
+    await page.getByRole("button", { name: "Save" }).click();
+
+    const card = page.getByTestId("api-config");
+    await card.waitFor();
+    expect(await textOf(card)).toContain("Fake provider");
+    // Only the hint of the key is ever shown.
+    const hint = await textOf(card.getByTestId("key-hint"));
+    expect(hint).toContain(fake.apiKey.slice(-4));
+    expect(hint).not.toContain(fake.apiKey);
+    expect(await page.content()).not.toContain(fake.apiKey);
+
+    // The stored config tests by id (the key stays on the server).
+    await card.getByRole("button", { name: "Test connection" }).click();
+    await card.getByTestId("test-result").filter({ hasText: /Connected in \d+ ms/ }).waitFor();
+  });
+
+  step("starts a chat with a chosen persona; the answer streams in and renders as Markdown", async () => {
+    await page.getByRole("link", { name: "New chat" }).click();
+    const persona = page.getByLabel("Persona");
+    const options = await persona.locator("option").allTextContents();
+    expect(options.length).toBeGreaterThan(1);
+    // The first persona is preselected; pick the second.
+    expect(await persona.inputValue()).toBe(await persona.locator("option").first().getAttribute("value"));
+    await persona.selectOption({ label: options[1] });
+    expect(await page.getByLabel("API config").locator("option:checked").textContent()).toContain("Fake provider");
+    await page.getByTestId("counterpart").filter({ hasText: options[1] }).waitFor();
+
+    // The answer, then the title the chat-service asks for after the first exchange.
+    await fake.script([{ text: markdownAnswer, chunk_delay_ms: 25 }, { text: "Markdown tour" }]);
+    await send("Show me some Markdown");
+    await page.waitForURL(/\/c\/\d+$/);
+    firstChatId = page.url().split("/").pop() ?? "";
+
+    await page.locator("article[data-role=user]").filter({ hasText: "Show me some Markdown" }).waitFor();
+    // Streaming: the answer is visible before it is complete.
+    await page.locator("article[data-role=assistant][data-status=streaming]").waitFor();
+    await lastAssistant().locator("h1", { hasText: "Result" }).waitFor();
+    await page.locator("article[data-role=assistant][data-status=complete]").waitFor();
+
+    const answer = lastAssistant();
+    expect(await textOf(answer.locator("pre code"))).toContain("def add(a, b):");
+    expect(await answer.locator("pre code .hljs-keyword").count()).toBeGreaterThan(0);
+    expect(await answer.locator("table td").allTextContents()).toEqual(["pi", "3.14"]);
+    expect(await answer.locator(".katex").count()).toBeGreaterThan(0);
+    const hrefs = await answer.locator("a").evaluateAll((as) => as.map((a) => a.getAttribute("href")));
+    expect(hrefs).toEqual(["https://example.com/"]);
+    expect(await textOf(answer)).toContain("bad link");
+    expect(await answer.locator("img").count()).toBe(0);
+    expect(await textOf(answer)).toContain('<img src=x onerror="window.__xss=1">');
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+
+    // The code block's copy button puts the code on the clipboard.
+    await answer.getByRole("button", { name: "Copy code" }).click();
+    await answer.getByRole("button", { name: "Copy code" }).filter({ hasText: "Copied" }).waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toContain("return a + b");
+
+    // The header names the counterpart and the model; the generated title reaches the list.
+    expect(await textOf(page.getByTestId("counterpart"))).toBe(options[1]);
+    expect(await textOf(page.getByTestId("header-model"))).toContain("fake-model");
+    await page.getByTestId("chat-title").filter({ hasText: "Markdown tour" }).waitFor();
+  });
+
+  step("shows reasoning folded", async () => {
+    await fake.script({ text: "The answer is 4.", reasoning: "Two plus two is four.", chunk_delay_ms: 5 });
+    await send("What is 2+2?");
+    await page.locator("article[data-role=assistant][data-status=complete]").nth(1).waitFor();
+    const reasoning = lastAssistant().getByTestId("reasoning");
+    expect(await reasoning.evaluate((d) => (d as HTMLDetailsElement).open)).toBe(false);
+    await reasoning.locator("summary").click();
+    expect(await textOf(reasoning)).toContain("Two plus two is four.");
+    expect(await textOf(lastAssistant().getByTestId("assistant-content"))).toContain("The answer is 4.");
+  });
+
+  step("a reload in the middle of an answer re-attaches and the answer completes", async () => {
+    await fake.script({ text: longAnswer, chunk_delay_ms: 60 });
+    await send("Count for me");
+    await waitUntil("the answer to start", async () => (await textOf(lastAssistant())).includes("word5"));
+    expect(await lastAssistant().getAttribute("data-status")).toBe("streaming");
+    await page.reload();
+    // Signed in again from the refresh cookie, the chat reopens and follows the generation.
+    await page.locator("article[data-role=assistant][data-status=streaming]").waitFor();
+    await waitUntil("the re-attached answer to complete", async () => (await lastAssistant().getAttribute("data-status")) === "complete", 30_000);
+    expect(normalise(await textOf(lastAssistant().getByTestId("assistant-content")))).toBe(longAnswer);
+  });
+
+  step("Stop keeps the partial answer, marked stopped", async () => {
+    await fake.script({ text: longAnswer, chunk_delay_ms: 80 });
+    await send("Count slowly");
+    await waitUntil("some text", async () => (await textOf(lastAssistant())).includes("word3"));
+    await page.getByRole("button", { name: "Stop" }).click();
+    await waitUntil("the stopped answer", async () => (await lastAssistant().getAttribute("data-status")) === "stopped");
+    const partial = normalise(await textOf(lastAssistant().getByTestId("assistant-content")));
+    expect(partial.startsWith("word1 word2 word3")).toBe(true);
+    expect(partial.length).toBeLessThan(longAnswer.length);
+    await lastAssistant().getByTestId("status-stopped").waitFor();
+    // The box is ready for the next message.
+    await page.getByRole("button", { name: "Send" }).waitFor();
+    await fake.clear();
+  });
+
+  step("Regenerate replaces the last answer", async () => {
+    const before = await assistants().count();
+    await fake.script({ text: "A regenerated answer.", chunk_delay_ms: 5 });
+    await lastAssistant().getByRole("button", { name: "Regenerate" }).click();
+    await waitUntil(
+      "the regenerated answer",
+      async () =>
+        (await lastAssistant().getAttribute("data-status")) === "complete" &&
+        normalise(await textOf(lastAssistant().getByTestId("assistant-content"))) === "A regenerated answer.",
+    );
+    // Replaced, not added (the stopped answer is gone).
+    await waitUntil("one answer fewer or the same", async () => (await assistants().count()) === before);
+  });
+
+  step("shows a provider error in place and keeps the conversation", async () => {
+    await fake.script({ status: 401, message: "Incorrect API key provided: sk-wr***" });
+    await send("This one fails");
+    const error = page.getByTestId("chat-error");
+    await error.waitFor();
+    expect(await textOf(error)).toContain("Incorrect API key provided");
+    await page.locator("article[data-role=user]").filter({ hasText: "This one fails" }).waitFor();
+    await page.locator("article[data-role=assistant][data-status=failed]").waitFor();
+    await error.getByRole("button", { name: "Dismiss" }).click();
+    await error.waitFor({ state: "detached" });
+  });
+
+  step("edits and deletes a message", async () => {
+    const failedUser = page.locator("article[data-role=user]").filter({ hasText: "This one fails" });
+    await failedUser.getByRole("button", { name: "Edit" }).click();
+    await page.getByRole("textbox", { name: "Edit" }).fill("This one was edited");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.locator("article[data-role=user]").filter({ hasText: "This one was edited" }).waitFor();
+
+    const failedAnswer = page.locator("article[data-role=assistant][data-status=failed]");
+    await failedAnswer.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+    await failedAnswer.waitFor({ state: "detached" });
+    // Both survive a reload as stored.
+    await page.reload();
+    await page.locator("article[data-role=user]").filter({ hasText: "This one was edited" }).waitFor();
+    expect(await page.locator("article[data-role=assistant][data-status=failed]").count()).toBe(0);
+  });
+
+  step("renames, pins and deletes chats", async () => {
+    const list = page.getByTestId("chat-list");
+    await list.getByRole("button", { name: "Chat options: Markdown tour" }).click();
+    await page.getByRole("menuitem", { name: "Rename" }).click();
+    await page.getByRole("dialog").getByLabel("Name").fill("Renamed chat");
+    await page.getByRole("dialog").getByRole("button", { name: "Save" }).click();
+    await list.getByTestId("chat-title").filter({ hasText: "Renamed chat" }).waitFor();
+
+    // A second chat, to delete.
+    await page.getByRole("link", { name: "New chat" }).click();
+    await fake.script([{ text: "Short answer.", chunk_delay_ms: 5 }, { text: "Throwaway chat" }]);
+    await send("Something to delete");
+    await page.locator("article[data-role=assistant][data-status=complete]").waitFor();
+    await list.getByTestId("chat-title").filter({ hasText: "Throwaway chat" }).waitFor();
+    expect(await list.locator("li").count()).toBe(2);
+
+    await list.getByRole("button", { name: "Chat options: Renamed chat" }).click();
+    await page.getByRole("menuitem", { name: "Pin" }).click();
+    await waitUntil("the pinned chat first", async () => (await textOf(list.locator("li").first())).includes("Renamed chat"));
+
+    await list.getByRole("button", { name: "Chat options: Throwaway chat" }).click();
+    await page.getByRole("menuitem", { name: "Delete" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+    await list.getByTestId("chat-title").filter({ hasText: "Throwaway chat" }).waitFor({ state: "detached" });
+    // Deleting the open chat leaves it.
+    await page.waitForURL((url) => url.pathname === "/");
+    expect(await list.locator("li").count()).toBe(1);
+  });
+
+  step("signs out and back in; the history is there", async () => {
+    await openUserMenu("Sign out");
+    await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
+    // The refresh cookie is gone: a reload stays signed out.
+    await page.reload();
+    await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
+    await signIn(page, alice.username, alice.password);
+    const list = page.getByTestId("chat-list");
+    await list.getByRole("link", { name: /Renamed chat/ }).click();
+    await page.locator("article[data-role=user]").filter({ hasText: "Show me some Markdown" }).waitFor();
+    await page.locator("article[data-role=user]").filter({ hasText: "This one was edited" }).waitFor();
+    await lastAssistant().getByTestId("assistant-content").filter({ hasText: "A regenerated answer." }).waitFor();
+    expect(await page.locator("article[data-role=assistant] table").count()).toBe(1);
+  });
+
+  step("a second user sees none of the first user's chats or configs", async () => {
+    const other = await openTab(browser, parley.url);
+    watchPage(other.page);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByLabel("Username").fill(bob.username);
+      await p.getByLabel("Password").fill(bob.password);
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").filter({ hasText: bob.username }).waitFor();
+      await p.getByText("No chats yet.").waitFor();
+      await p.getByText("Add an API config first").waitFor();
+      // Alice's chat by its address: the same answer as a chat that does not exist.
+      await p.goto(`${parley.url}/c/${firstChatId}`);
+      await p.getByText("This chat does not exist.").waitFor();
+      expect(await p.locator("article").count()).toBe(0);
+      await p.goto(`${parley.url}/settings/api-configs`);
+      await p.getByText("No API configs yet.").waitFor();
+    } finally {
+      watchPage(page);
+      await other.context.close();
+    }
+  });
+
+  step("resets a forgotten password with the code from the log", async () => {
+    const other = await openTab(browser, parley.url);
+    watchPage(other.page);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Forgot password?" }).click();
+      await p.getByLabel("Username or email").fill(alice.username);
+      await p.getByRole("button", { name: "Send code" }).click();
+      await p.getByLabel("Code").waitFor();
+      const code = await parley.codeFor(alice.username);
+      await p.getByLabel("Code").fill(code);
+      await p.getByLabel("New password", { exact: true }).fill("a brand new password");
+      await p.getByLabel("Confirm new password").fill("a brand new password");
+      await p.getByRole("button", { name: "Reset password" }).click();
+      await p.getByText("Your password was reset").waitFor();
+
+      await signIn(p, alice.username, alice.password);
+      await p.getByRole("alert").waitFor();
+      await signIn(p, alice.username, "a brand new password");
+      await p.getByTestId("chat-list").getByText("Renamed chat").waitFor();
+    } finally {
+      watchPage(page);
+      await other.context.close();
+    }
+  });
+
+  step("works as a drawer on a phone-sized screen, and in Chinese", async () => {
+    const phone = await openTab(browser, parley.url, { viewport: { width: 390, height: 844 } });
+    watchPage(phone.page);
+    try {
+      const p = phone.page;
+      await signIn(p, alice.username, "a brand new password");
+      const openSidebar = p.getByRole("button", { name: "Open sidebar" });
+      await openSidebar.waitFor();
+      expect(await p.getByTestId("chat-list").isVisible()).toBe(false);
+      await openSidebar.click();
+      const drawer = p.getByRole("dialog", { name: "Chats" });
+      await drawer.getByRole("link", { name: /Renamed chat/ }).click();
+      await drawer.waitFor({ state: "detached" });
+      await p.locator("article[data-role=user]").first().waitFor();
+
+      await openSidebar.click();
+      await p.getByRole("button", { name: "Account menu" }).click();
+      await p.getByRole("menuitem", { name: "Language: 简体中文" }).click();
+      await p.getByRole("link", { name: "新对话" }).waitFor();
+      expect(await p.evaluate(() => document.documentElement.lang)).toBe("zh-CN");
+    } finally {
+      watchPage(page);
+      await phone.context.close();
+    }
+  });
+
+  step("ran under the gateway's Content-Security-Policy without violations", async () => {
+    const violations = tab.problems.filter((p) => /Content.Security.Policy|Refused to/i.test(p));
+    expect(violations).toEqual([]);
+    const csp = (await page.request.get(parley.url)).headers()["content-security-policy"];
+    expect(csp).toContain("script-src 'self'");
+  });
+});
