@@ -1,0 +1,61 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chat_service::{Config, master_keys};
+use clap::Parser;
+use parley_service_kit::{entrypoint, shutdown};
+
+/// Parley chat-service: API configs, personas, sessions, messages and generations over gRPC.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[arg(long, env = "PARLEY_CHAT_LISTEN", default_value = "127.0.0.1:50052")]
+    listen: SocketAddr,
+    /// Holds the generated master key and, by default, the SQLite database.
+    #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…` (default: a SQLite file in the data directory).
+    #[arg(long, env = "PARLEY_CHAT_DATABASE_URL")]
+    database_url: Option<String>,
+    /// user-service, whose public keys verify access tokens.
+    #[arg(long, env = "PARLEY_USER_SERVICE_URL", default_value = "http://127.0.0.1:50051")]
+    user_service_url: String,
+    /// llm-service, which calls the providers.
+    #[arg(long, env = "PARLEY_LLM_SERVICE_URL", default_value = "http://127.0.0.1:50053")]
+    llm_service_url: String,
+    /// Master keys for API-key encryption as `version:base64` (32 bytes) entries, comma
+    /// separated; the highest version encrypts, all decrypt, and keys under older versions
+    /// are re-encrypted on start. Default: a key generated into the data directory.
+    #[arg(long, env = "PARLEY_CHAT_MASTER_KEYS", hide_env_values = true)]
+    master_keys: Option<String>,
+    /// Estimated tokens of history sent with each question.
+    #[arg(long, env = "PARLEY_CHAT_CONTEXT_BUDGET", default_value_t = 8_000)]
+    context_budget_tokens: usize,
+    /// Longest an answer may take, in seconds.
+    #[arg(long, env = "PARLEY_CHAT_MAX_GENERATION_SECS", default_value_t = 600)]
+    max_generation_secs: u64,
+    /// Answers one user may have generating at once.
+    #[arg(long, env = "PARLEY_CHAT_MAX_GENERATIONS_PER_USER", default_value_t = 4)]
+    max_generations_per_user: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    entrypoint::run("chat-service", async move {
+        let database_url = cli
+            .database_url
+            .unwrap_or_else(|| Config::default_database_url(&cli.data_dir));
+        let mut config = Config::new(database_url, &cli.data_dir, cli.user_service_url, cli.llm_service_url);
+        if let Some(keys) = cli.master_keys {
+            config.master_keys = master_keys::parse(&keys).map_err(|e| format!("--master-keys: {e}"))?;
+        }
+        config.generation.context_budget_tokens = cli.context_budget_tokens;
+        config.generation.max_duration = std::time::Duration::from_secs(cli.max_generation_secs.max(1));
+        config.generation.max_per_user = cli.max_generations_per_user.max(1);
+        let listener = entrypoint::bind(cli.listen).await?;
+        chat_service::serve(listener, config, shutdown::signal())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
