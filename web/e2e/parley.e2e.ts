@@ -44,6 +44,11 @@ const assistants = () => page.locator("article[data-role=assistant]");
 const lastAssistant = () => assistants().last();
 const composer = () => page.locator("#composer");
 
+/** The answer to the message just sent: the assistant article after the last user one. */
+function newAnswer() {
+  return page.locator("article[data-role=user]").last().locator("xpath=following-sibling::article[@data-role='assistant']").last();
+}
+
 async function send(text: string) {
   await composer().fill(text);
   await composer().press("Enter");
@@ -178,7 +183,7 @@ describe("Parley in a browser", () => {
   step("a reload in the middle of an answer re-attaches and the answer completes", async () => {
     await fake.script({ text: longAnswer, chunk_delay_ms: 60 });
     await send("Count for me");
-    await waitUntil("the answer to start", async () => (await textOf(lastAssistant())).includes("word5"));
+    await waitUntil("the answer to start", async () => (await textOf(newAnswer())).includes("word5"));
     expect(await lastAssistant().getAttribute("data-status")).toBe("streaming");
     await page.reload();
     // Signed in again from the refresh cookie, the chat reopens and follows the generation.
@@ -190,7 +195,8 @@ describe("Parley in a browser", () => {
   step("Stop keeps the partial answer, marked stopped", async () => {
     await fake.script({ text: longAnswer, chunk_delay_ms: 80 });
     await send("Count slowly");
-    await waitUntil("some text", async () => (await textOf(lastAssistant())).includes("word3"));
+    await page.locator("article[data-role=user]").last().filter({ hasText: "Count slowly" }).waitFor();
+    await waitUntil("some text", async () => (await textOf(newAnswer())).includes("word3"));
     await page.getByRole("button", { name: "Stop" }).click();
     await waitUntil("the stopped answer", async () => (await lastAssistant().getAttribute("data-status")) === "stopped");
     const partial = normalise(await textOf(lastAssistant().getByTestId("assistant-content")));
