@@ -65,8 +65,19 @@ describe("thread reducer", () => {
       ev({ case: "error", value: create(ChatErrorSchema, { code: 9, message: "provider rejected the key" }) }),
     ]);
     expect(state.messages[1]).toMatchObject({ content: "partial", status: "failed", error: "provider rejected the key" });
-    expect(state.error).toBe("provider rejected the key");
+    // Shown on the answer, not twice.
+    expect(state.error).toBeNull();
     expect(state.streamingId).toBeNull();
+  });
+
+  it("shows an error that has no answer to carry it chat-wide", () => {
+    const state = run([
+      { type: "sendStarted", tempId: "pending-1", content: "q" },
+      ev({ case: "userMessage", value: user(1, "q") }),
+      ev({ case: "error", value: create(ChatErrorSchema, { code: 14, message: "llm-service unavailable" }) }),
+    ]);
+    expect(state.error).toBe("llm-service unavailable");
+    expect(state.messages.map((m) => m.id)).toEqual(["1"]);
   });
 
   it("removes a message that was never stored when the send fails, with the error", () => {

@@ -145,12 +145,15 @@ function applyEvent(state: ThreadState, event: ChatEvent): ThreadState {
     }
     case "error": {
       const text = e.value.message || "generation failed";
+      // Shown on the answer it belongs to; only an error with no answer to carry it (the
+      // generation never started) goes to the chat-wide notice.
+      const onAnswer = state.streamingId !== null && state.messages.some((m) => m.id === state.streamingId);
       return {
         ...state,
         messages: patch(state.messages, state.streamingId, (m) => ({ ...m, status: "failed", error: text })),
         streamingId: null,
         replacingId: null,
-        error: text,
+        error: onAnswer ? state.error : text,
       };
     }
     default:

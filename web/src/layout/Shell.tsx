@@ -41,7 +41,7 @@ export function Shell() {
   return (
     <div className="flex h-full overflow-hidden">
       <a href="#composer" className="sr-only focus:not-sr-only focus:absolute focus:z-50 focus:bg-white focus:p-2">
-        Skip to message box
+        {t("skipToComposer")}
       </a>
       {/* Desktop: always there. */}
       <aside className="hidden w-72 shrink-0 border-r border-gray-200 md:flex" aria-label={t("chats")}>
