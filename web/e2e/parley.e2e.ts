@@ -192,6 +192,37 @@ describe("Parley in a browser", () => {
     expect(normalise(await textOf(lastAssistant().getByTestId("assistant-content")))).toBe(longAnswer);
   });
 
+  step("Enter sends, Shift+Enter adds a line and the box grows; the list follows the answer unless scrolled up", async () => {
+    const box = composer();
+    const oneLine = await box.evaluate((el) => el.clientHeight);
+    await box.fill("");
+    await box.pressSequentially("first line");
+    await box.press("Shift+Enter");
+    await box.pressSequentially("second line");
+    await box.press("Shift+Enter");
+    await box.pressSequentially("third line");
+    expect(await box.inputValue()).toBe("first line\nsecond line\nthird line");
+    expect(await box.evaluate((el) => el.clientHeight)).toBeGreaterThan(oneLine);
+
+    const list = page.getByTestId("message-list");
+    const atBottom = () => list.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 60);
+    await fake.script({ text: Array.from({ length: 300 }, (_, i) => `token${i}`).join(" "), chunk_delay_ms: 20 });
+    await box.press("Enter");
+    await waitUntil("the answer to fill the screen", async () => (await textOf(newAnswer())).includes("token150"));
+    expect(await atBottom()).toBe(true);
+    // Scrolled up: the view stays where the reader is while the answer grows.
+    await list.evaluate((el) => el.scrollTo({ top: 0 }));
+    const jump = page.getByRole("button", { name: "Jump to latest" });
+    await jump.waitFor();
+    const grownFrom = (await textOf(newAnswer())).length;
+    await waitUntil("more text", async () => (await textOf(newAnswer())).length > grownFrom + 50);
+    expect(await list.evaluate((el) => el.scrollTop)).toBeLessThan(50);
+    await jump.click();
+    await waitUntil("the view back at the bottom", atBottom);
+    await waitUntil("the answer to complete", async () => (await newAnswer().getAttribute("data-status")) === "complete", 20_000);
+    expect(await atBottom()).toBe(true);
+  });
+
   step("Stop keeps the partial answer, marked stopped", async () => {
     await fake.script({ text: longAnswer, chunk_delay_ms: 80 });
     await send("Count slowly");
@@ -294,6 +325,31 @@ describe("Parley in a browser", () => {
     expect(await page.locator("article[data-role=assistant] table").count()).toBe(1);
   });
 
+  step("edits the profile and changes the password, using the keyboard for the menu", async () => {
+    const menuButton = page.getByRole("button", { name: "Account menu" });
+    await menuButton.focus();
+    await page.keyboard.press("Enter");
+    await page.getByRole("menuitem", { name: "Profile" }).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Profile");
+    await page.keyboard.press("Enter");
+    await page.getByLabel("Display name").fill("Alice Renamed");
+    await page.getByLabel("Email").fill(`${alice.username}@example.com`);
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
+    await page.getByTestId("user-name").filter({ hasText: "Alice Renamed" }).waitFor();
+
+    await page.getByRole("link", { name: "Change password" }).click();
+    await page.getByLabel("Current password").fill(alice.password);
+    await page.getByLabel("New password", { exact: true }).fill("a changed password");
+    await page.getByLabel("Confirm new password").fill("a changed password");
+    await page.getByRole("button", { name: "Change password" }).click();
+    await page.getByRole("status").filter({ hasText: "Password changed" }).waitFor();
+    alice.password = "a changed password";
+    // This browser stays signed in (its own session survives the change).
+    await page.reload();
+    await page.getByTestId("user-name").filter({ hasText: "Alice Renamed" }).waitFor();
+  });
+
   step("a second user sees none of the first user's chats or configs", async () => {
     const other = await openTab(browser, parley.url);
     watchPage(other.page);
@@ -334,6 +390,7 @@ describe("Parley in a browser", () => {
       await p.getByRole("button", { name: "Reset password" }).click();
       await p.getByText("Your password was reset").waitFor();
 
+      // The password before the reset no longer works.
       await signIn(p, alice.username, alice.password);
       await p.getByRole("alert").waitFor();
       await signIn(p, alice.username, "a brand new password");

@@ -56,7 +56,7 @@ type StreamOpener = (signal: AbortSignal) => AsyncIterable<{ event?: ChatEvent }
 export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOpenSidebar: () => void }) {
   const t = useT();
   const store = useStore();
-  const { api, upsertSession, user } = store;
+  const { api, upsertSession, reloadSessions, user } = store;
   const [session, setSession] = useState<Session | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [thread, dispatch] = useReducer(threadReducer, emptyThread);
@@ -140,6 +140,8 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
       if (abortRef.current === controller) abortRef.current = null;
       if (!controller.signal.aborted && mounted.current) {
         setRunning(false);
+        // The chat just became the most recently active one: the list re-sorts.
+        void reloadSessions().catch(() => {});
         // The server's rows are the truth (a replaced answer, a stopped one): read them back.
         try {
           const messages = await loadMessages();
@@ -150,7 +152,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
       }
       return { userStored, error };
     },
-    [api, loadMessages, onSessionChanged],
+    [api, loadMessages, onSessionChanged, reloadSessions],
   );
 
   const watch = useCallback(
