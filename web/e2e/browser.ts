@@ -1,6 +1,6 @@
 // Debian's chromium driven by playwright-core (no browser download), plus the few waiting
 // helpers the tests need, and a screenshot of the page whenever a step fails.
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
@@ -12,6 +12,9 @@ export const artifacts = join(web, "e2e-artifacts");
 export const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 export function launch(): Promise<Browser> {
+  if (!existsSync(chromiumPath)) {
+    throw new Error(`${chromiumPath} is missing: install Debian's chromium (apt-get install -y chromium) or set CHROMIUM_PATH`);
+  }
   return chromium.launch({
     executablePath: chromiumPath,
     headless: true,
