@@ -123,6 +123,34 @@ describe("Parley in a browser", () => {
     await card.getByTestId("test-result").filter({ hasText: /Connected in \d+ ms/ }).waitFor();
   });
 
+  step("manages the user's own personas next to the built-in ones", async () => {
+    await openUserMenu("Personas");
+    const builtIn = await page.getByTestId("persona").count();
+    expect(builtIn).toBeGreaterThan(0);
+    // Built-in personas are read-only.
+    expect(await page.getByTestId("persona").first().getByRole("button", { name: "Edit" }).count()).toBe(0);
+    await page.getByRole("button", { name: "New persona" }).click();
+    await page.getByLabel("Name").fill("Pirate");
+    await page.getByLabel("Description").fill("Talks like a pirate");
+    await page.getByLabel("System prompt").fill("Answer like a pirate.");
+    await page.getByRole("button", { name: "Save" }).click();
+    const pirate = page.getByTestId("persona").filter({ hasText: "Pirate" });
+    await pirate.waitFor();
+    await pirate.getByRole("button", { name: "Edit" }).click();
+    await page.getByLabel("Name").fill("Pirate captain");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByTestId("persona").filter({ hasText: "Pirate captain" }).waitFor();
+
+    await page.getByRole("link", { name: "New chat" }).click();
+    expect(await page.getByLabel("Persona").locator("option").allTextContents()).toContain("Pirate captain");
+
+    await openUserMenu("Personas");
+    await page.getByTestId("persona").filter({ hasText: "Pirate captain" }).getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+    await page.getByTestId("persona").filter({ hasText: "Pirate captain" }).waitFor({ state: "detached" });
+    expect(await page.getByTestId("persona").count()).toBe(builtIn);
+  });
+
   step("starts a chat with a chosen persona; the answer streams in and renders as Markdown", async () => {
     await page.getByRole("link", { name: "New chat" }).click();
     const persona = page.getByLabel("Persona");
@@ -300,6 +328,17 @@ describe("Parley in a browser", () => {
     await list.getByRole("button", { name: "Chat options: Renamed chat" }).click();
     await page.getByRole("menuitem", { name: "Pin" }).click();
     await waitUntil("the pinned chat first", async () => (await textOf(list.locator("li").first())).includes("Renamed chat"));
+
+    // Archived chats leave the list until asked for.
+    await list.getByRole("button", { name: "Chat options: Throwaway chat" }).click();
+    await page.getByRole("menuitem", { name: "Archive" }).click();
+    await list.getByTestId("chat-title").filter({ hasText: "Throwaway chat" }).waitFor({ state: "detached" });
+    await page.getByRole("button", { name: "Show archived" }).click();
+    await list.getByTestId("chat-title").filter({ hasText: "Throwaway chat" }).waitFor();
+    await list.getByRole("button", { name: "Chat options: Throwaway chat" }).click();
+    await page.getByRole("menuitem", { name: "Unarchive" }).click();
+    await page.getByRole("button", { name: "Hide archived" }).click();
+    await list.getByTestId("chat-title").filter({ hasText: "Throwaway chat" }).waitFor();
 
     await list.getByRole("button", { name: "Chat options: Throwaway chat" }).click();
     await page.getByRole("menuitem", { name: "Delete" }).click();

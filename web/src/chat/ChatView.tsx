@@ -64,6 +64,8 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   const [running, setRunning] = useState(false);
   const [deleteId, setDeleteId] = useState<string | null>(null);
   const abortRef = useRef<AbortController | null>(null);
+  const watchRef = useRef<((messageId: string) => Promise<unknown>) | null>(null);
+  const reattachments = useRef(0);
   const mounted = useRef(true);
   const counterpart = useCounterpart(session);
   // A rename from the sidebar reaches this view through the store's list.
@@ -145,7 +147,18 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         // The server's rows are the truth (a replaced answer, a stopped one): read them back.
         try {
           const messages = await loadMessages();
-          if (mounted.current && !abortRef.current) dispatch({ type: "loaded", messages, keepError: true });
+          if (mounted.current && !abortRef.current) {
+            dispatch({ type: "loaded", messages, keepError: true });
+            // The stream broke off but the generation runs on (it outlives its clients):
+            // follow it again, a few times at most.
+            const running = messages.find((m) => m.role === "assistant" && m.status === "streaming");
+            if (running && reattachments.current < 3) {
+              reattachments.current += 1;
+              window.setTimeout(() => {
+                if (mounted.current && !abortRef.current) void watchRef.current?.(running.id);
+              }, 1000);
+            }
+          }
         } catch {
           // The live view stays; the next load corrects it.
         }
@@ -162,6 +175,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     },
     [api, runStream],
   );
+  watchRef.current = watch;
 
   const refreshTitleLater = useCallback(() => {
     // The title is generated after the first answer; it may land after the stream closed.
@@ -180,6 +194,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
 
   const send = useCallback(
     async (content: string) => {
+      reattachments.current = 0;
       const tempId = `pending-${Date.now()}`;
       dispatch({ type: "sendStarted", tempId, content });
       setDraft("");
@@ -230,23 +245,44 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   // --- scrolling: follow the newest text unless the user scrolled up ---
   const scroller = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
+  // Where the view was last pinned to the bottom: a position above it that is not the bottom
+  // means the reader moved, even before their scroll event arrived (deltas come faster).
+  const pinnedAt = useRef<number | null>(null);
   const [showJump, setShowJump] = useState(false);
+  const nearBottom = (el: HTMLElement) => el.scrollHeight - el.scrollTop - el.clientHeight < 48;
+  const unstick = () => {
+    stick.current = false;
+    setShowJump(true);
+  };
   const onScroll = () => {
     const el = scroller.current;
     if (!el) return;
-    const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
+    const atBottom = nearBottom(el);
     stick.current = atBottom;
     setShowJump(!atBottom);
   };
   useLayoutEffect(() => {
     const el = scroller.current;
-    if (el && stick.current) el.scrollTop = el.scrollHeight;
+    if (!el || !stick.current) return;
+    if (pinnedAt.current !== null && el.scrollTop < pinnedAt.current - 4 && !nearBottom(el)) {
+      unstick();
+      return;
+    }
+    el.scrollTop = el.scrollHeight;
+    pinnedAt.current = el.scrollTop;
   }, [thread.messages]);
+  /** The next render pins the view to the bottom (after the user sends or regenerates). */
+  const followLatest = () => {
+    stick.current = true;
+    pinnedAt.current = null;
+  };
   const jumpToLatest = () => {
     const el = scroller.current;
     if (!el) return;
     stick.current = true;
-    el.scrollTo({ top: el.scrollHeight, behavior: "smooth" });
+    el.scrollTop = el.scrollHeight;
+    pinnedAt.current = el.scrollTop;
+    setShowJump(false);
   };
 
   const streamingId = thread.streamingId;
@@ -265,7 +301,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
 
   const regenerate = async (messageId: string) => {
     dispatch({ type: "regenerateStarted", messageId });
-    stick.current = true;
+    followLatest();
     await runStream((signal) => api.messages.regenerateMessage({ messageId: BigInt(messageId) }, { signal }));
   };
 
@@ -314,7 +350,13 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         right={session && <SessionMenu session={session} onChanged={setSession} />}
       />
       <div className="relative min-h-0 flex-1">
-        <div ref={scroller} onScroll={onScroll} className="h-full overflow-y-auto bg-white" data-testid="message-list">
+        <div
+          ref={scroller}
+          onScroll={onScroll}
+          onWheel={(e) => {
+            if (e.deltaY < 0) unstick();
+          }}
+          className="h-full overflow-y-auto bg-white" data-testid="message-list">
           <div className="mx-auto flex max-w-3xl flex-col gap-6 px-4 py-6 sm:px-6" aria-live="polite" aria-busy={busy}>
             {session?.systemPrompt && (
               <details className="rounded-lg border border-dashed border-gray-300 px-3 py-2 text-sm text-gray-600">
@@ -364,7 +406,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         value={draft}
         onChange={setDraft}
         onSend={() => {
-          stick.current = true;
+          followLatest();
           void send(draft.trim());
         }}
         onStop={stop}
