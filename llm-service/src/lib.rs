@@ -1,1 +1,100 @@
-//! llm-service (being built).
+//! llm-service: the only part of Parley that talks to LLM providers, served as
+//! `parley.llm.v1.LlmService`. Internal (the gateway never routes to it, so it has no auth
+//! layer), stateless, horizontally scalable. chat-service calls it with the provider settings
+//! (base URL, key, model) of the user's chosen API configuration.
+//!
+//! Layers: [`handlers`] (gRPC in and out) → [`service`] (validation, retries, timeouts,
+//! stream reading, metrics) → [`provider`] (HTTP, error mapping) with [`egress`] (which
+//! addresses may be reached) and [`sse`] (the event-stream parser).
+
+pub mod egress;
+mod error;
+pub mod handlers;
+pub mod provider;
+pub mod service;
+pub mod sse;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley_proto::llm::v1::llm_service_server::LlmServiceServer;
+use parley_service_kit::auth_layer::AuthLayer;
+use parley_service_kit::grpc_server::GrpcServer;
+use tokio::net::TcpListener;
+
+pub use egress::EgressPolicy;
+pub use error::Error;
+
+/// Retries before the first token (429, 5xx, connect errors only).
+#[derive(Clone, Debug)]
+pub struct RetrySettings {
+    /// Retries after the first attempt; 0 disables retrying.
+    pub max_retries: u32,
+    /// The first backoff when the provider gives no `Retry-After`; doubles per retry.
+    pub initial_backoff: Duration,
+    /// The longest wait between attempts. A `Retry-After` beyond it is not waited for: the
+    /// caller gets RESOURCE_EXHAUSTED with the delay instead.
+    pub max_delay: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Allow loopback, private, link-local, CGNAT and metadata addresses (on for the local
+    /// all-in-one run, so Ollama on localhost works; off by default).
+    pub allow_private_networks: bool,
+    /// Establishing the TCP (and TLS) connection.
+    pub connect_timeout: Duration,
+    /// From the request to the first content or reasoning token, retries included.
+    pub first_token_timeout: Duration,
+    /// The longest silence between chunks once the answer has started.
+    pub idle_timeout: Duration,
+    /// ListModels and CheckProvider, whole.
+    pub request_timeout: Duration,
+    pub retry: RetrySettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: false,
+            connect_timeout: Duration::from_secs(10),
+            // Reasoning models can think for minutes before the first token, but they stream
+            // reasoning meanwhile; a full minute of nothing means something is wrong.
+            first_token_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
+/// Serves llm-service on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    tracing::info!(
+        address = ?listener.local_addr().ok(),
+        allow_private_networks = config.allow_private_networks,
+        "llm-service listening"
+    );
+    let service = Arc::new(service::LlmService::new(config)?);
+    // Internal service: reachable only inside the deployment, and its callers carry no user.
+    GrpcServer::new(AuthLayer::disabled())
+        .add_service(LlmServiceServer::new(handlers::LlmApi::new(service)))
+        .serve(listener, shutdown)
+        .await?;
+    Ok(())
+}

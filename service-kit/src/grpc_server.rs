@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -124,7 +123,12 @@ impl GrpcServer {
         let server = tonic::transport::Server::builder()
             .layer(layers)
             .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_accepting);
+            // TCP_NODELAY: tonic sets it only on listeners it binds itself; without it Nagle and
+            // delayed ACKs hold each streamed message back ~40 ms.
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                stop_accepting,
+            );
         let deadline = self.drain_deadline;
         tokio::select! {
             result = server => result?,

@@ -1,0 +1,281 @@
+//! The egress policy for user-supplied provider URLs (the SSRF hole other chat UIs had CVEs
+//! for). Only http and https; the host's addresses are checked where the connection is made:
+//! IP literals before the request, host names inside the HTTP client's DNS resolver, so every
+//! resolved address is checked and a name that resolves differently the second time (DNS
+//! rebinding) is checked again. Loopback, private, link-local, CGNAT, cloud metadata and
+//! other special-purpose addresses are refused unless the operator allows private networks.
+//! IPv4-mapped, IPv4-compatible, NAT64 and 6to4 IPv6 addresses are judged by the IPv4 address
+//! they carry. Redirects are never followed (the client is built with `Policy::none()`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use url::{Host, Url};
+
+/// Why an address or URL was refused; shown to the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EgressDenied(pub String);
+
+/// A host name that did not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve host {host}: {reason}")]
+pub struct ResolveFailed {
+    pub host: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EgressPolicy {
+    pub allow_private_networks: bool,
+}
+
+impl EgressPolicy {
+    pub fn new(allow_private_networks: bool) -> Self {
+        Self { allow_private_networks }
+    }
+
+    /// Checks what can be checked before connecting: the scheme, and the address when the host
+    /// is an IP literal (the HTTP client does not resolve those, so the resolver never sees them).
+    pub fn check_url(&self, url: &Url) -> Result<(), EgressDenied> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(EgressDenied(format!(
+                "only http and https URLs are allowed, not {}:",
+                url.scheme()
+            )));
+        }
+        match url.host() {
+            None => Err(EgressDenied("the URL has no host".to_string())),
+            Some(Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip)),
+            Some(Host::Domain(_)) => Ok(()),
+        }
+    }
+
+    /// Whether Parley may connect to `ip`.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), EgressDenied> {
+        match classify(ip) {
+            AddressClass::Public => Ok(()),
+            AddressClass::NeverRoutable(what) => {
+                Err(EgressDenied(format!("{ip} is {what}; Parley never connects there")))
+            }
+            AddressClass::Internal(_) if self.allow_private_networks => Ok(()),
+            AddressClass::Internal(what) => Err(EgressDenied(format!(
+                "{ip} is {what}; this Parley does not connect to private networks \
+                 (an operator can allow them with --allow-private-networks)"
+            ))),
+        }
+    }
+
+    /// The DNS resolver to give the HTTP client.
+    pub fn resolver(&self) -> Arc<PolicyResolver> {
+        Arc::new(PolicyResolver { policy: *self })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum AddressClass {
+    Public,
+    /// Refused unless private networks are allowed.
+    Internal(&'static str),
+    /// Refused always: no provider lives there.
+    NeverRoutable(&'static str),
+}
+
+fn classify(ip: IpAddr) -> AddressClass {
+    match ip {
+        IpAddr::V4(v4) => classify_v4(v4),
+        IpAddr::V6(v6) => classify_v6(v6),
+    }
+}
+
+fn classify_v4(ip: Ipv4Addr) -> AddressClass {
+    use AddressClass::*;
+    let [a, b, c, d] = ip.octets();
+    match (a, b, c, d) {
+        // Cloud metadata endpoints (AWS, GCP, Azure, OpenStack; ECS task metadata; Alibaba).
+        (169, 254, 169, 254) | (169, 254, 170, 2) | (100, 100, 100, 200) => Internal("a cloud metadata address"),
+        (127, ..) => Internal("a loopback address"),
+        (0, ..) => Internal("the unspecified (\"this host\") network"),
+        (10, ..) => Internal("a private address"),
+        (172, 16..=31, ..) => Internal("a private address"),
+        (192, 168, ..) => Internal("a private address"),
+        (169, 254, ..) => Internal("a link-local address"),
+        (100, 64..=127, ..) => Internal("a carrier-grade NAT (shared) address"),
+        (192, 0, 0, _) => Internal("an IETF protocol address"),
+        (198, 18..=19, ..) => Internal("a benchmarking address"),
+        (255, 255, 255, 255) => NeverRoutable("the broadcast address"),
+        (224..=239, ..) => NeverRoutable("a multicast address"),
+        (240..=255, ..) => NeverRoutable("a reserved address"),
+        (192, 0, 2, _) | (198, 51, 100, _) | (203, 0, 113, _) => NeverRoutable("a documentation address"),
+        _ => Public,
+    }
+}
+
+fn classify_v6(ip: Ipv6Addr) -> AddressClass {
+    use AddressClass::*;
+    if let Some(v4) = embedded_v4(ip) {
+        return classify_v4(v4);
+    }
+    let segments = ip.segments();
+    if ip.is_loopback() {
+        return Internal("a loopback address");
+    }
+    if ip.is_unspecified() {
+        return Internal("the unspecified address");
+    }
+    // AWS's IPv6 metadata endpoint fd00:ec2::254 (inside the unique-local range).
+    if segments == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] {
+        return Internal("a cloud metadata address");
+    }
+    match segments[0] {
+        0xfc00..=0xfdff => Internal("a unique-local (private) address"),
+        0xfe80..=0xfebf => Internal("a link-local address"),
+        0xfec0..=0xfeff => Internal("a site-local address"),
+        0xff00..=0xffff => NeverRoutable("a multicast address"),
+        0x2001 if segments[1] == 0x0db8 => NeverRoutable("a documentation address"),
+        _ => Public,
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for: IPv4-mapped (`::ffff:a.b.c.d`),
+/// IPv4-compatible (`::a.b.c.d`, deprecated but still routed by some stacks), NAT64
+/// (`64:ff9b::a.b.c.d`) and 6to4 (`2002:aabb:ccdd::`).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = ip.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        // `::` and `::1` are themselves, not 0.0.0.0 and 0.0.0.1.
+        [0, 0, 0, 0, 0, 0, 0, 0 | 1] => None,
+        [0, 0, 0, 0, 0, 0, _, _] => Some(low),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
+        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)),
+        _ => None,
+    }
+}
+
+/// Resolves host names with the system resolver and refuses the lot when any resolved
+/// address is not allowed (a name pointing at both a public and a private address is an
+/// attack, not a provider).
+pub struct PolicyResolver {
+    policy: EgressPolicy,
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy;
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| ResolveFailed {
+                    host: host.clone(),
+                    reason: e.to_string(),
+                })?
+                .collect();
+            if addresses.is_empty() {
+                return Err(Box::new(ResolveFailed {
+                    host,
+                    reason: "no addresses".to_string(),
+                }) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            for address in &addresses {
+                policy
+                    .check_ip(address.ip())
+                    .map_err(|denied| EgressDenied(format!("{host} resolves to {denied}")))?;
+            }
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denied(policy: EgressPolicy, ip: &str) -> bool {
+        policy.check_ip(ip.parse().unwrap_or_else(|_| unreachable!())).is_err()
+    }
+
+    #[test]
+    fn internal_addresses_are_refused_unless_allowed() {
+        let strict = EgressPolicy::new(false);
+        let open = EgressPolicy::new(true);
+        for ip in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "0.0.0.0",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "169.254.1.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "100.100.100.200",
+            "::1",
+            "::",
+            "::ffff:127.0.0.1",
+            "::ffff:10.1.2.3",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
+            "fc00::1",
+            "fd00:ec2::254",
+            "fe80::1",
+        ] {
+            assert!(denied(strict, ip), "{ip} should be refused");
+            assert!(!denied(open, ip), "{ip} should be allowed with private networks");
+        }
+    }
+
+    #[test]
+    fn public_addresses_pass_and_nonsense_never_does() {
+        let strict = EgressPolicy::new(false);
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!denied(strict, ip), "{ip} should be allowed");
+        }
+        for ip in ["224.0.0.1", "255.255.255.255", "ff02::1", "240.0.0.1"] {
+            assert!(denied(EgressPolicy::new(true), ip), "{ip} should always be refused");
+        }
+    }
+
+    #[test]
+    fn urls_need_http_or_https() {
+        let strict = EgressPolicy::new(false);
+        let check = |u: &str| strict.check_url(&Url::parse(u).unwrap_or_else(|_| unreachable!()));
+        assert!(check("https://api.openai.com/v1").is_ok());
+        assert!(check("http://example.com/v1").is_ok());
+        assert!(
+            check("ftp://example.com/")
+                .unwrap_err()
+                .0
+                .contains("only http and https")
+        );
+        assert!(check("file:///etc/passwd").is_err());
+        assert!(
+            check("http://[::ffff:127.0.0.1]:8000/v1")
+                .unwrap_err()
+                .0
+                .contains("loopback")
+        );
+        assert!(
+            check("http://169.254.169.254/latest")
+                .unwrap_err()
+                .0
+                .contains("metadata")
+        );
+    }
+}

@@ -1,0 +1,65 @@
+use std::time::Duration;
+
+use parley_service_kit::grpc_server::ServeError;
+use parley_service_kit::grpc_status;
+use tonic::{Code, Status};
+
+/// Everything that can go wrong, each mapped to the status a caller can act on. Messages
+/// never contain the API key (provider messages are scrubbed of it before they get here).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is missing or malformed.
+    #[error("{field}: {description}")]
+    InvalidField { field: &'static str, description: String },
+    /// The egress policy refused the provider's address.
+    #[error("provider.base_url: {0}")]
+    EgressDenied(String),
+    /// The provider rejected the key (401/403) or the account cannot be used (402): the user
+    /// must fix the API configuration. Never UNAUTHENTICATED, which means Parley's own login.
+    #[error("the provider rejected the request: {0}")]
+    KeyRejected(String),
+    /// 429: try again after `retry_after`.
+    #[error("the provider is rate limiting: {message}")]
+    RateLimited { message: String, retry_after: Duration },
+    /// 400/413/422: the provider refused the request's content or parameters.
+    #[error("the provider refused the request: {0}")]
+    RequestRefused(String),
+    /// The model does not exist there (or the base URL has no such endpoint).
+    #[error("{0}")]
+    NotFound(String),
+    /// Connection refused, DNS failure, 5xx, a broken stream, an answer that is not an
+    /// OpenAI-compatible response.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Connect, first-token or idle timeout.
+    #[error("{0}")]
+    Timeout(String),
+    /// Any other refusal by the provider (an unexpected 4xx, a redirect).
+    #[error("{0}")]
+    ProviderFailed(String),
+    #[error("HTTP client: {0}")]
+    HttpClient(String),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// The retry delay a 429 carries when the provider gave none.
+pub const DEFAULT_RATE_LIMIT_DELAY: Duration = Duration::from_secs(1);
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        let message = error.to_string();
+        match error {
+            Error::InvalidField { field, description } => grpc_status::invalid_field(field, description),
+            Error::EgressDenied(_) => Status::permission_denied(message),
+            Error::KeyRejected(_) => Status::failed_precondition(message),
+            Error::RateLimited { retry_after, .. } => grpc_status::resource_exhausted(message, retry_after),
+            Error::RequestRefused(_) => Status::invalid_argument(message),
+            Error::NotFound(_) => Status::not_found(message),
+            Error::Unavailable(_) => Status::unavailable(message),
+            Error::Timeout(_) => Status::deadline_exceeded(message),
+            Error::ProviderFailed(_) => Status::failed_precondition(message),
+            Error::HttpClient(_) | Error::Serve(_) => Status::new(Code::Internal, message),
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! HTTP to OpenAI-compatible providers: the client (egress-checked resolver, no redirects, no
+//! proxies, rustls), requests, and the mapping of every HTTP and transport failure to an
+//! [`Error`] a caller can act on.
+//!
+//! Why reqwest and a small SSE parser instead of async-openai: async-openai 0.43 (checked in
+//! its source) reads an error response without its headers, so a 429's `Retry-After` is lost,
+//! and turns a non-JSON error body (Ollama, llama.cpp, proxies) into a deserialization error
+//! without the HTTP status; its SSE stream ends the same way on `[DONE]` and on a connection
+//! closed early, so a cut-off stream would look like a finished one. Mapping errors and
+//! detecting cut streams is this service's job, so it reads the HTTP itself, on the same
+//! reqwest client async-openai would have been given.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde_json::Value;
+use url::Url;
+
+use crate::egress::{EgressDenied, EgressPolicy, ResolveFailed};
+use crate::error::{DEFAULT_RATE_LIMIT_DELAY, Error};
+
+/// An API key. Its `Debug` never shows it; use [`ApiKey::expose`] only to send it.
+#[derive(Clone, Default)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `text` with every occurrence of the key replaced, for messages that came from elsewhere
+    /// (some providers echo the key they rejected).
+    pub fn scrub(&self, text: &str) -> String {
+        // Very short keys would match ordinary text; nobody issues those.
+        if self.0.len() < 6 {
+            return text.to_string();
+        }
+        text.replace(&self.0, "[redacted]")
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "ApiKey(none)"
+        } else {
+            "ApiKey([redacted])"
+        })
+    }
+}
+
+/// Where to send a request: the provider settings of one call.
+#[derive(Clone, Debug)]
+pub struct ProviderSettings {
+    pub base_url: Url,
+    pub api_key: ApiKey,
+    pub model: String,
+}
+
+impl ProviderSettings {
+    /// `host[:port]`, for logs and messages.
+    pub fn host(&self) -> String {
+        let host = self.base_url.host_str().unwrap_or("?");
+        match self.base_url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }
+    }
+
+    /// `{base_url}/{path}`, keeping a query string the base URL may carry.
+    pub fn endpoint(&self, path: &str) -> Url {
+        let mut url = self.base_url.clone();
+        let base = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base}/{path}"));
+        url
+    }
+}
+
+/// A failed attempt, and whether trying again may help.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    pub retryable: bool,
+    /// What the provider asked for (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn fatal(error: Error) -> Self {
+        Self {
+            error,
+            retryable: false,
+            retry_after: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ProviderClient {
+    http: reqwest::Client,
+    connect_timeout: Duration,
+}
+
+impl ProviderClient {
+    pub fn new(policy: EgressPolicy, connect_timeout: Duration) -> Result<Self, Error> {
+        let tls = tls_config()?;
+        let http = reqwest::Client::builder()
+            .dns_resolver(policy.resolver())
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true)
+            .tls_backend_preconfigured(tls)
+            .user_agent(concat!("parley-llm-service/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::HttpClient(e.to_string()))?;
+        Ok(Self { http, connect_timeout })
+    }
+
+    /// Sends a streaming chat completion request; `Ok` once the provider answered 2xx.
+    pub async fn send_chat(&self, settings: &ProviderSettings, body: &Value) -> Result<reqwest::Response, Failure> {
+        let request = self
+            .http
+            .post(settings.endpoint("chat/completions"))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .json(body);
+        self.send(settings, request, "chat/completions").await
+    }
+
+    /// `GET {base_url}/models`: the ids the provider lists.
+    pub async fn list_models(&self, settings: &ProviderSettings) -> Result<Vec<String>, Error> {
+        let request = self.http.get(settings.endpoint("models"));
+        let response = self.send(settings, request, "models").await.map_err(|f| f.error)?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(settings, &e).error)?;
+        let json: Value = serde_json::from_slice(&bytes).map_err(|_| {
+            Error::Unavailable(format!(
+                "{} answered /models with something that is not JSON; is the base URL an OpenAI-compatible API (usually ending in /v1)?",
+                settings.host()
+            ))
+        })?;
+        // OpenAI: {"data": [{"id": …}]}; a few servers use "models" and "name".
+        let list = json["data"]
+            .as_array()
+            .or_else(|| json["models"].as_array())
+            .ok_or_else(|| Error::Unavailable(format!("{} answered /models without a model list", settings.host())))?;
+        let mut ids: Vec<String> = Vec::new();
+        for model in list {
+            if let Some(id) = model["id"].as_str().or_else(|| model["name"].as_str())
+                && !ids.iter().any(|known| known == id)
+            {
+                ids.push(id.to_string());
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn send(
+        &self,
+        settings: &ProviderSettings,
+        request: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<reqwest::Response, Failure> {
+        let request = if settings.api_key.is_empty() {
+            request
+        } else {
+            request.bearer_auth(settings.api_key.expose())
+        };
+        let response = request.send().await.map_err(|e| self.transport_error(settings, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        // An error body is small; a provider that streams one forever is cut off by the caller's timeout.
+        let body = response.bytes().await.unwrap_or_default();
+        Err(http_failure(settings, path, status, &headers, &body))
+    }
+
+    fn transport_error(&self, settings: &ProviderSettings, error: &reqwest::Error) -> Failure {
+        let host = settings.host();
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        let mut root = error.to_string();
+        while let Some(current) = source {
+            if let Some(denied) = current.downcast_ref::<EgressDenied>() {
+                return Failure::fatal(Error::EgressDenied(denied.0.clone()));
+            }
+            if let Some(failed) = current.downcast_ref::<ResolveFailed>() {
+                return Failure::fatal(Error::Unavailable(failed.to_string()));
+            }
+            root = current.to_string();
+            source = current.source();
+        }
+        let root = settings.api_key.scrub(&root);
+        if error.is_connect() && error.is_timeout() {
+            return Failure::fatal(Error::Timeout(format!(
+                "connecting to {host} timed out after {}",
+                seconds(self.connect_timeout)
+            )));
+        }
+        if error.is_connect() {
+            return Failure {
+                error: Error::Unavailable(format!("cannot connect to {host}: {root}")),
+                retryable: true,
+                retry_after: None,
+            };
+        }
+        if error.is_timeout() {
+            return Failure::fatal(Error::Timeout(format!("the request to {host} timed out")));
+        }
+        Failure::fatal(Error::Unavailable(format!("the request to {host} failed: {root}")))
+    }
+}
+
+/// Makes ring the process's rustls crypto provider, unless one was chosen already.
+///
+/// reqwest is built with `rustls-no-provider` (ring is already in the build; aws-lc-rs, its
+/// default, is a long C build), and with that feature *every* `reqwest::Client` in the
+/// process, not only this service's, panics on `build()` while no provider is installed.
+/// [`ProviderClient::new`] calls this; code that builds its own reqwest client in a process
+/// linking llm-service (tests, benchmarks, the all-in-one binary) should call it first.
+pub fn install_tls_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err means another thread installed one meanwhile, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+fn tls_config() -> Result<rustls::ClientConfig, Error> {
+    install_tls_crypto_provider();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::HttpClient(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// `1.5s`, `30s`.
+pub fn seconds(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    if secs.fract() == 0.0 {
+        format!("{secs:.0}s")
+    } else {
+        format!("{secs:.1}s")
+    }
+}
+
+/// The message of an error body: OpenAI's `{"error": {"message"}}`, `{"error": "…"}`,
+/// `{"message"}`, FastAPI's `{"detail"}`, or the text itself.
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let message = match serde_json::from_str::<Value>(text) {
+        Ok(json) => [
+            &json["error"]["message"],
+            &json["error"],
+            &json["message"],
+            &json["detail"],
+            &json["detail"][0]["msg"],
+        ]
+        .into_iter()
+        .find_map(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| text.to_string()),
+        Err(_) => text.to_string(),
+    };
+    Some(truncate(&message, 500))
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Whether an error body says the model does not exist (OpenAI's `model_not_found`, and the
+/// wordings of DeepSeek, Ollama, vLLM and others).
+fn names_missing_model(body: &[u8], message: &str) -> bool {
+    let code = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|json| json["error"]["code"].as_str().map(str::to_string));
+    if code.as_deref() == Some("model_not_found") {
+        return true;
+    }
+    let lower = message.to_lowercase();
+    lower.contains("model")
+        && (lower.contains("not found")
+            || lower.contains("not exist")
+            || lower.contains("does not exist")
+            || lower.contains("unknown model")
+            || lower.contains("no such model"))
+}
+
+/// Parses `Retry-After`: seconds, or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn http_failure(
+    settings: &ProviderSettings,
+    path: &str,
+    status: reqwest::StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Failure {
+    let host = settings.host();
+    let code = status.as_u16();
+    let message = settings
+        .api_key
+        .scrub(&error_message(body).unwrap_or_else(|| status.canonical_reason().unwrap_or("no message").to_string()));
+    let model = &settings.model;
+    let error = match code {
+        300..=399 => {
+            let location = headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("another address");
+            Error::EgressDenied(format!(
+                "{host} redirected to {location}; redirects are not followed (set the base URL to the final address)"
+            ))
+        }
+        401 => Error::KeyRejected(format!("the API key was not accepted ({message})")),
+        403 => Error::KeyRejected(format!("access denied ({message})")),
+        402 => Error::ProviderFailed(format!("the provider wants payment ({message})")),
+        404 | 400 | 422 if names_missing_model(body, &message) => {
+            Error::NotFound(format!("the provider has no model `{model}` ({message})"))
+        }
+        404 => Error::NotFound(format!(
+            "{host} has no /{path} endpoint; check the base URL (usually ending in /v1) ({message})"
+        )),
+        400 | 413 | 422 => Error::RequestRefused(message),
+        408 => Error::Timeout(format!("{host} timed out the request ({message})")),
+        429 => {
+            let delay = retry_after(headers);
+            return Failure {
+                error: Error::RateLimited {
+                    message,
+                    retry_after: delay.unwrap_or(DEFAULT_RATE_LIMIT_DELAY),
+                },
+                retryable: true,
+                retry_after: delay,
+            };
+        }
+        500..=599 => {
+            return Failure {
+                error: Error::Unavailable(format!("{host} failed with HTTP {code} ({message})")),
+                retryable: true,
+                retry_after: retry_after(headers),
+            };
+        }
+        _ => Error::ProviderFailed(format!("{host} answered HTTP {code} ({message})")),
+    };
+    Failure::fatal(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_from_every_dialect() {
+        assert_eq!(
+            error_message(br#"{"error":{"message":"bad key","code":"invalid_api_key"}}"#).as_deref(),
+            Some("bad key")
+        );
+        assert_eq!(
+            error_message(br#"{"error":"model 'x' not found"}"#).as_deref(),
+            Some("model 'x' not found")
+        );
+        assert_eq!(
+            error_message(br#"{"detail":"Not Found"}"#).as_deref(),
+            Some("Not Found")
+        );
+        assert_eq!(
+            error_message(b"upstream connect error").as_deref(),
+            Some("upstream connect error")
+        );
+        assert_eq!(error_message(b"  "), None);
+        assert!(error_message("é".repeat(600).as_bytes()).is_some_and(|m| m.chars().count() == 501));
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, "3".parse().unwrap_or_else(|_| unreachable!()));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+        headers.insert(RETRY_AFTER, later.parse().unwrap_or_else(|_| unreachable!()));
+        let delay = retry_after(&headers).unwrap_or_default();
+        assert!(
+            delay > Duration::from_secs(100) && delay <= Duration::from_secs(120),
+            "{delay:?}"
+        );
+        headers.insert(RETRY_AFTER, "soon".parse().unwrap_or_else(|_| unreachable!()));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn keys_are_scrubbed_and_never_debug_printed() {
+        let key = ApiKey::new("sk-very-secret-123");
+        assert_eq!(
+            key.scrub("Incorrect API key provided: sk-very-secret-123."),
+            "Incorrect API key provided: [redacted]."
+        );
+        assert!(!format!("{key:?}").contains("secret"));
+        let settings = ProviderSettings {
+            base_url: Url::parse("http://example.com/v1/").unwrap_or_else(|_| unreachable!()),
+            api_key: key,
+            model: "m".into(),
+        };
+        assert!(!format!("{settings:?}").contains("secret"));
+        assert_eq!(settings.endpoint("models").as_str(), "http://example.com/v1/models");
+    }
+
+    #[test]
+    fn missing_models_in_several_wordings() {
+        for body in [
+            br#"{"error":{"message":"x","code":"model_not_found"}}"#.as_slice(),
+            br#"{"error":{"message":"Model Not Exist"}}"#,
+            br#"{"error":"model \"llama9\" not found, try pulling it first"}"#,
+        ] {
+            let message = error_message(body).unwrap_or_default();
+            assert!(names_missing_model(body, &message), "{message}");
+        }
+        assert!(!names_missing_model(b"{}", "temperature must be at most 2"));
+    }
+}

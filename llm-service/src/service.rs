@@ -1,0 +1,622 @@
+//! What llm-service decides: request validation, the egress check, retries before the first
+//! token, the three timeouts, reading the provider's stream, and the overhead metrics.
+
+use std::time::Duration;
+
+use parley_proto::llm::v1 as pb;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::Status;
+use tracing::Instrument;
+use url::Url;
+
+use crate::egress::EgressPolicy;
+use crate::error::Error;
+use crate::provider::{ApiKey, ProviderClient, ProviderSettings, seconds};
+use crate::sse::{Event, SseParser};
+use crate::{Config, RetrySettings};
+
+/// The sending half of a StreamChat response.
+pub type ChunkSender = mpsc::Sender<Result<pb::StreamChatResponse, Status>>;
+
+/// A validated StreamChat request.
+pub struct ChatRequest {
+    pub provider: ProviderSettings,
+    /// The OpenAI request body.
+    pub body: Value,
+}
+
+pub struct LlmService {
+    client: ProviderClient,
+    policy: EgressPolicy,
+    config: Config,
+}
+
+impl LlmService {
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let policy = EgressPolicy::new(config.allow_private_networks);
+        let client = ProviderClient::new(policy, config.connect_timeout)?;
+        Ok(Self { client, policy, config })
+    }
+
+    /// Checks the provider settings of a request. `model_required`: StreamChat and
+    /// CheckProvider need one, ListModels does not.
+    pub fn provider_settings(
+        &self,
+        provider: Option<pb::Provider>,
+        model_required: bool,
+    ) -> Result<ProviderSettings, Error> {
+        let provider = provider.ok_or_else(|| invalid("provider", "is required"))?;
+        let base_url = provider.base_url.trim();
+        if base_url.is_empty() {
+            return Err(invalid("provider.base_url", "is required"));
+        }
+        let base_url = Url::parse(base_url).map_err(|e| {
+            invalid(
+                "provider.base_url",
+                format!("is not a URL ({e}), e.g. https://api.openai.com/v1"),
+            )
+        })?;
+        if !base_url.username().is_empty() || base_url.password().is_some() {
+            return Err(invalid(
+                "provider.base_url",
+                "must not contain credentials; put the key in the API key",
+            ));
+        }
+        self.policy
+            .check_url(&base_url)
+            .map_err(|denied| Error::EgressDenied(denied.0))?;
+        if provider
+            .api_key
+            .chars()
+            .any(|c| c.is_control() || (c.is_whitespace() && c != ' '))
+            || provider.api_key.trim() != provider.api_key
+        {
+            // Never echo the key itself.
+            return Err(invalid(
+                "provider.api_key",
+                "must not contain line breaks, control characters or surrounding spaces",
+            ));
+        }
+        let model = provider.model.trim().to_string();
+        if model_required && model.is_empty() {
+            return Err(invalid("provider.model", "is required"));
+        }
+        if model.len() > 256 {
+            return Err(invalid("provider.model", "must be at most 256 characters"));
+        }
+        Ok(ProviderSettings {
+            base_url,
+            api_key: ApiKey::new(provider.api_key),
+            model,
+        })
+    }
+
+    pub fn chat_request(&self, request: pb::StreamChatRequest) -> Result<ChatRequest, Error> {
+        let provider = self.provider_settings(request.provider, true)?;
+        if request.messages.is_empty() {
+            return Err(invalid("messages", "at least one message is required"));
+        }
+        let mut messages = Vec::with_capacity(request.messages.len());
+        for (index, message) in request.messages.iter().enumerate() {
+            let role = match pb::ChatRole::try_from(message.role) {
+                Ok(pb::ChatRole::System) => "system",
+                Ok(pb::ChatRole::User) => "user",
+                Ok(pb::ChatRole::Assistant) => "assistant",
+                _ => {
+                    return Err(invalid(
+                        "messages.role",
+                        format!("message {index} needs a role: system, user or assistant"),
+                    ));
+                }
+            };
+            messages.push(json!({"role": role, "content": message.content}));
+        }
+        let mut body = json!({
+            "model": provider.model,
+            "messages": messages,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        let params = request.params.unwrap_or_default();
+        if let Some(temperature) = params.temperature {
+            if !(0.0..=2.0).contains(&temperature) {
+                return Err(invalid("params.temperature", "must be between 0 and 2"));
+            }
+            body["temperature"] = json!(temperature);
+        }
+        if let Some(top_p) = params.top_p {
+            if !(0.0..=1.0).contains(&top_p) {
+                return Err(invalid("params.top_p", "must be between 0 and 1"));
+            }
+            body["top_p"] = json!(top_p);
+        }
+        if let Some(max_tokens) = params.max_tokens {
+            if max_tokens < 1 {
+                return Err(invalid("params.max_tokens", "must be at least 1"));
+            }
+            body["max_tokens"] = json!(max_tokens);
+        }
+        Ok(ChatRequest { provider, body })
+    }
+
+    /// Runs one generation into `tx` until it ends or the caller goes away. When the caller
+    /// drops the stream, `tx` closes and the provider request is dropped at once, which closes
+    /// its connection.
+    pub async fn stream_chat(&self, request: ChatRequest, tx: ChunkSender) {
+        let span = tracing::info_span!(
+            "llm.stream_chat",
+            provider = %request.provider.host(),
+            model = %request.provider.model,
+            attempts = tracing::field::Empty,
+            ttft_ms = tracing::field::Empty,
+            provider_wait_ms = tracing::field::Empty,
+            added_latency_ms = tracing::field::Empty,
+            total_ms = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        async move {
+            let mut metrics = StreamMetrics::new();
+            let result = tokio::select! {
+                biased;
+                () = tx.closed() => Ok(Outcome::Cancelled),
+                result = self.generate(&request, &tx, &mut metrics) => result,
+            };
+            let outcome = match result {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    tracing::warn!(%error, "generation failed");
+                    let _ = tx.send(Err(error.into())).await;
+                    Outcome::Failed
+                }
+            };
+            metrics.record(outcome);
+        }
+        .instrument(span)
+        .await;
+    }
+
+    async fn generate(
+        &self,
+        request: &ChatRequest,
+        tx: &ChunkSender,
+        metrics: &mut StreamMetrics,
+    ) -> Result<Outcome, Error> {
+        let first_token_deadline = metrics.started + self.config.first_token_timeout;
+        let first_token_timeout = || {
+            Error::Timeout(format!(
+                "{} sent no answer within {} (the first-token timeout)",
+                request.provider.host(),
+                seconds(self.config.first_token_timeout)
+            ))
+        };
+        let response = self
+            .send_with_retries(request, first_token_deadline, metrics)
+            .await?
+            .ok_or_else(first_token_timeout)?;
+
+        // Anything but JSON is read as SSE: some servers label their stream text/plain.
+        let is_json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+        let mut response = response;
+        let mut reader = StreamReader::default();
+        if is_json {
+            // A server that ignored `stream: true` answers one JSON completion.
+            let waited = Instant::now();
+            let body = tokio::time::timeout_at(first_token_deadline, response.bytes())
+                .await
+                .map_err(|_| first_token_timeout())?
+                .map_err(|e| self.broken_stream(request, &reader, &e.to_string()))?;
+            metrics.provider_wait += waited.elapsed();
+            let completion: Value = serde_json::from_slice(&body).map_err(|_| not_openai(request))?;
+            reader.completion(&completion, tx, metrics).await;
+            return Ok(reader.finish(tx).await);
+        }
+
+        let mut parser = SseParser::new();
+        loop {
+            let deadline = if reader.received_token {
+                Instant::now() + self.config.idle_timeout
+            } else {
+                first_token_deadline
+            };
+            let waited = Instant::now();
+            let next = tokio::time::timeout_at(deadline, response.chunk()).await;
+            metrics.provider_wait += waited.elapsed();
+            let bytes = match next {
+                Err(_) if reader.received_token => {
+                    return Err(Error::Timeout(format!(
+                        "{} stopped sending for {} mid-answer (the idle timeout)",
+                        request.provider.host(),
+                        seconds(self.config.idle_timeout)
+                    )));
+                }
+                Err(_) => return Err(first_token_timeout()),
+                Ok(Err(error)) if reader.finish_reason.is_none() => {
+                    let mut cause = error.to_string();
+                    let mut source = std::error::Error::source(&error);
+                    while let Some(inner) = source {
+                        cause = inner.to_string();
+                        source = inner.source();
+                    }
+                    return Err(self.broken_stream(request, &reader, &request.provider.api_key.scrub(&cause)));
+                }
+                // The answer was complete; only the usage or `[DONE]` went missing.
+                Ok(Err(_)) | Ok(Ok(None)) if reader.finish_reason.is_some() => return Ok(reader.finish(tx).await),
+                Ok(Err(_)) | Ok(Ok(None)) => {
+                    return Err(self.broken_stream(
+                        request,
+                        &reader,
+                        "the connection closed before the answer finished",
+                    ));
+                }
+                Ok(Ok(Some(bytes))) => bytes,
+            };
+            for event in parser.push(&bytes) {
+                match reader.event(request, &event, tx, metrics).await? {
+                    Step::Continue => {}
+                    Step::Done => return Ok(reader.finish(tx).await),
+                    Step::CallerGone => return Ok(Outcome::Cancelled),
+                }
+            }
+        }
+    }
+
+    /// Sends the request, retrying 429, 5xx and connect errors with backoff (or the provider's
+    /// `Retry-After`, up to the cap) while the first-token deadline allows. `None`: the
+    /// deadline passed.
+    async fn send_with_retries(
+        &self,
+        request: &ChatRequest,
+        first_token_deadline: Instant,
+        metrics: &mut StreamMetrics,
+    ) -> Result<Option<reqwest::Response>, Error> {
+        let retry: &RetrySettings = &self.config.retry;
+        loop {
+            metrics.attempts += 1;
+            let waited = Instant::now();
+            let sent = tokio::time::timeout_at(
+                first_token_deadline,
+                self.client.send_chat(&request.provider, &request.body),
+            )
+            .await;
+            metrics.provider_wait += waited.elapsed();
+            let failure = match sent {
+                Err(_) => return Ok(None),
+                Ok(Ok(response)) => return Ok(Some(response)),
+                Ok(Err(failure)) => failure,
+            };
+            let retries_done = metrics.attempts - 1;
+            if !failure.retryable || retries_done >= retry.max_retries {
+                return Err(failure.error);
+            }
+            let delay = match failure.retry_after {
+                // The provider said when; waiting longer than the cap is the caller's call.
+                Some(asked) if asked > retry.max_delay => return Err(failure.error),
+                Some(asked) => asked,
+                None => retry
+                    .initial_backoff
+                    .saturating_mul(2u32.saturating_pow(retries_done))
+                    .min(retry.max_delay),
+            };
+            if Instant::now() + delay >= first_token_deadline {
+                return Err(failure.error);
+            }
+            tracing::info!(attempt = metrics.attempts, delay_ms = delay.as_millis() as u64, error = %failure.error, "retrying the provider");
+            let waited = Instant::now();
+            tokio::time::sleep(delay).await;
+            metrics.provider_wait += waited.elapsed();
+        }
+    }
+
+    fn broken_stream(&self, request: &ChatRequest, reader: &StreamReader, cause: &str) -> Error {
+        Error::Unavailable(format!(
+            "{}'s stream broke off after {} chunks, before the answer finished: {cause}",
+            request.provider.host(),
+            reader.chunks
+        ))
+    }
+
+    /// ListModels: the ids the provider lists, within the request timeout.
+    pub async fn list_models(&self, provider: &ProviderSettings) -> Result<Vec<String>, Error> {
+        tokio::time::timeout(self.config.request_timeout, self.client.list_models(provider))
+            .await
+            .map_err(|_| {
+                Error::Timeout(format!(
+                    "{} did not answer /models within {}",
+                    provider.host(),
+                    seconds(self.config.request_timeout)
+                ))
+            })?
+    }
+
+    /// CheckProvider: whether the provider answers, takes the key and has the model, in words
+    /// a person can act on. Refused URLs stay errors (PERMISSION_DENIED); what the provider
+    /// says comes back as `ok: false` with a message.
+    pub async fn check_provider(&self, provider: &ProviderSettings) -> Result<pb::CheckProviderResponse, Error> {
+        let started = Instant::now();
+        let listed = self.list_models(provider).await;
+        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let model = &provider.model;
+        let host = provider.host();
+        let (ok, model_available, message) = match listed {
+            Ok(ids) if ids.iter().any(|id| id == model) => (
+                true,
+                true,
+                format!("Connected to {host}: the API key works and model `{model}` is available."),
+            ),
+            Ok(ids) => {
+                let mut listed: Vec<&str> = ids.iter().take(10).map(String::as_str).collect();
+                if ids.len() > 10 {
+                    listed.push("…");
+                }
+                let listed = if listed.is_empty() {
+                    "none".to_string()
+                } else {
+                    listed.join(", ")
+                };
+                (
+                    false,
+                    false,
+                    format!(
+                        "Connected to {host} and the API key works, but it has no model `{model}`. It lists: {listed}."
+                    ),
+                )
+            }
+            Err(error @ (Error::EgressDenied(_) | Error::InvalidField { .. })) => return Err(error),
+            Err(Error::KeyRejected(message)) => (
+                false,
+                false,
+                format!("{host} rejected the request: {message}. Check the API key."),
+            ),
+            Err(Error::Timeout(message)) => (
+                false,
+                false,
+                format!("{message}. Check the base URL and that the provider is running."),
+            ),
+            Err(Error::Unavailable(message)) => (false, false, format!("Cannot reach the provider: {message}.")),
+            Err(Error::RateLimited { message, retry_after }) => (
+                false,
+                false,
+                format!(
+                    "{host} is rate limiting this key ({message}); try again in {}.",
+                    seconds(retry_after)
+                ),
+            ),
+            Err(other) => (false, false, format!("{other}.")),
+        };
+        Ok(pb::CheckProviderResponse {
+            ok,
+            latency_ms,
+            model_available,
+            message,
+        })
+    }
+}
+
+fn invalid(field: &'static str, description: impl Into<String>) -> Error {
+    Error::InvalidField {
+        field,
+        description: description.into(),
+    }
+}
+
+fn not_openai(request: &ChatRequest) -> Error {
+    Error::Unavailable(format!(
+        "{} did not answer like an OpenAI-compatible API; check the base URL (usually ending in /v1)",
+        request.provider.host()
+    ))
+}
+
+enum Step {
+    Continue,
+    Done,
+    CallerGone,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    Finished,
+    Cancelled,
+    Failed,
+}
+
+/// What a stream has delivered so far.
+#[derive(Default)]
+struct StreamReader {
+    received_token: bool,
+    chunks: u64,
+    finish_reason: Option<String>,
+    usage: Option<pb::Usage>,
+}
+
+impl StreamReader {
+    async fn event(
+        &mut self,
+        request: &ChatRequest,
+        event: &Event,
+        tx: &ChunkSender,
+        metrics: &mut StreamMetrics,
+    ) -> Result<Step, Error> {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            return Ok(Step::Done);
+        }
+        if data.is_empty() {
+            return Ok(Step::Continue);
+        }
+        let chunk: Value = serde_json::from_str(data).map_err(|_| {
+            Error::Unavailable(format!(
+                "{} sent a stream event that is not JSON after {} chunks",
+                request.provider.host(),
+                self.chunks
+            ))
+        })?;
+        if event.name == "error" || !chunk["error"].is_null() {
+            let message = crate::provider::error_message(data.as_bytes()).unwrap_or_default();
+            return Err(Error::Unavailable(format!(
+                "{} reported an error mid-stream: {}",
+                request.provider.host(),
+                request.provider.api_key.scrub(&message)
+            )));
+        }
+        self.chunks += 1;
+        if let Some(usage) = chunk.get("usage").and_then(usage) {
+            self.usage = Some(usage);
+        }
+        let choice = chunk["choices"]
+            .as_array()
+            .and_then(|choices| choices.iter().find(|c| c["index"].as_u64().unwrap_or(0) == 0));
+        let Some(choice) = choice else {
+            return Ok(Step::Continue);
+        };
+        let delta = &choice["delta"];
+        // DeepSeek and Qwen say `reasoning_content`; vLLM and OpenRouter say `reasoning`.
+        let reasoning = delta["reasoning_content"]
+            .as_str()
+            .or_else(|| delta["reasoning"].as_str());
+        if let Some(reasoning) = reasoning.filter(|r| !r.is_empty())
+            && !self
+                .send(
+                    tx,
+                    pb::stream_chat_response::Chunk::ReasoningDelta(reasoning.to_string()),
+                    metrics,
+                )
+                .await
+        {
+            return Ok(Step::CallerGone);
+        }
+        if let Some(content) = delta["content"].as_str().filter(|c| !c.is_empty())
+            && !self
+                .send(
+                    tx,
+                    pb::stream_chat_response::Chunk::ContentDelta(content.to_string()),
+                    metrics,
+                )
+                .await
+        {
+            return Ok(Step::CallerGone);
+        }
+        match &choice["finish_reason"] {
+            Value::String(reason) => self.finish_reason = Some(reason.clone()),
+            Value::Null => {}
+            other => self.finish_reason = Some(other.to_string()),
+        }
+        Ok(Step::Continue)
+    }
+
+    /// A non-streaming completion, sent as one delta of each kind.
+    async fn completion(&mut self, completion: &Value, tx: &ChunkSender, metrics: &mut StreamMetrics) {
+        let choice = &completion["choices"][0];
+        let message = &choice["message"];
+        let reasoning = message["reasoning_content"]
+            .as_str()
+            .or_else(|| message["reasoning"].as_str());
+        if let Some(reasoning) = reasoning.filter(|r| !r.is_empty()) {
+            self.send(
+                tx,
+                pb::stream_chat_response::Chunk::ReasoningDelta(reasoning.to_string()),
+                metrics,
+            )
+            .await;
+        }
+        if let Some(content) = message["content"].as_str().filter(|c| !c.is_empty()) {
+            self.send(
+                tx,
+                pb::stream_chat_response::Chunk::ContentDelta(content.to_string()),
+                metrics,
+            )
+            .await;
+        }
+        self.finish_reason = Some(choice["finish_reason"].as_str().unwrap_or_default().to_string());
+        self.usage = completion.get("usage").and_then(usage);
+    }
+
+    /// False when the caller has gone.
+    async fn send(
+        &mut self,
+        tx: &ChunkSender,
+        chunk: pb::stream_chat_response::Chunk,
+        metrics: &mut StreamMetrics,
+    ) -> bool {
+        if !self.received_token {
+            self.received_token = true;
+            metrics.first_token = Some(metrics.started.elapsed());
+        }
+        tx.send(Ok(pb::StreamChatResponse { chunk: Some(chunk) })).await.is_ok()
+    }
+
+    async fn finish(&mut self, tx: &ChunkSender) -> Outcome {
+        let finish = pb::Finish {
+            reason: self.finish_reason.take().unwrap_or_default(),
+            usage: self.usage.take(),
+        };
+        let sent = tx
+            .send(Ok(pb::StreamChatResponse {
+                chunk: Some(pb::stream_chat_response::Chunk::Finish(finish)),
+            }))
+            .await;
+        if sent.is_ok() {
+            Outcome::Finished
+        } else {
+            Outcome::Cancelled
+        }
+    }
+}
+
+fn usage(value: &Value) -> Option<pb::Usage> {
+    if !value.is_object() {
+        return None;
+    }
+    Some(pb::Usage {
+        prompt_tokens: value["prompt_tokens"].as_i64().unwrap_or(0),
+        completion_tokens: value["completion_tokens"].as_i64().unwrap_or(0),
+    })
+}
+
+/// Parley's own overhead: the time to first token, and the added latency (the total minus
+/// the time spent waiting on the provider), recorded on the `llm.stream_chat` span.
+struct StreamMetrics {
+    started: Instant,
+    attempts: u32,
+    first_token: Option<Duration>,
+    provider_wait: Duration,
+}
+
+impl StreamMetrics {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            attempts: 0,
+            first_token: None,
+            provider_wait: Duration::ZERO,
+        }
+    }
+
+    fn record(&self, outcome: Outcome) {
+        let total = self.started.elapsed();
+        let added = total.saturating_sub(self.provider_wait);
+        let span = tracing::Span::current();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        span.record("attempts", self.attempts);
+        if let Some(first_token) = self.first_token {
+            span.record("ttft_ms", ms(first_token));
+        }
+        span.record("provider_wait_ms", ms(self.provider_wait));
+        span.record("added_latency_ms", ms(added));
+        span.record("total_ms", ms(total));
+        span.record("outcome", format!("{outcome:?}").to_lowercase());
+        tracing::info!(
+            outcome = ?outcome,
+            attempts = self.attempts,
+            ttft_ms = self.first_token.map(ms),
+            total_ms = ms(total),
+            added_latency_ms = ms(added),
+            "stream ended"
+        );
+    }
+}
