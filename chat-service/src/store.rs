@@ -115,6 +115,9 @@ pub struct ConfigFields<'a> {
     pub model: &'a str,
 }
 
+// Temperatures are always bound as a number plus a "set" flag: sqlx's Any driver binds a NULL
+// DOUBLE as a PostgreSQL float4, and a statement prepared that way then rejects real values.
+
 pub struct NewSession<'a> {
     pub user_id: i64,
     pub title: &'a str,
@@ -418,7 +421,8 @@ impl ChatStore {
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO chat_sessions (user_id, title, system_prompt, persona_id, api_config_id, model, \
              temperature, pinned, archived, start_time, end_time, updated_at, last_active_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, NULL, $8, $8) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $9 = 0 THEN NULL ELSE $7 END, 0, 0, $8, NULL, $8, $8) \
+             RETURNING id",
         )
         .bind(new.user_id)
         .bind(new.title)
@@ -426,8 +430,9 @@ impl ChatStore {
         .bind(new.persona_id)
         .bind(new.api_config_id)
         .bind(new.model)
-        .bind(new.temperature)
+        .bind(new.temperature.unwrap_or_default())
         .bind(new.now)
+        .bind(flag(new.temperature.is_some()))
         .fetch_one(&self.pool)
         .await?;
         Ok(id)
@@ -490,20 +495,21 @@ impl ChatStore {
     ) -> Result<bool, sqlx::Error> {
         let result = sqlx::query(
             "UPDATE chat_sessions SET title = $1, system_prompt = $2, api_config_id = $3, model = $4, \
-             temperature = $5, pinned = $6, archived = $7, end_time = $8, updated_at = $9 \
-             WHERE id = $10 AND user_id = $11",
+             temperature = CASE WHEN $12 = 0 THEN NULL ELSE $5 END, pinned = $6, archived = $7, end_time = $8, \
+             updated_at = $9 WHERE id = $10 AND user_id = $11",
         )
         .bind(fields.title)
         .bind(fields.system_prompt)
         .bind(fields.api_config_id)
         .bind(fields.model)
-        .bind(fields.temperature)
+        .bind(fields.temperature.unwrap_or_default())
         .bind(flag(fields.pinned))
         .bind(flag(fields.archived))
         .bind(fields.end_time)
         .bind(now)
         .bind(id)
         .bind(user_id)
+        .bind(flag(fields.temperature.is_some()))
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)

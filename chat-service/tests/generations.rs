@@ -1,0 +1,630 @@
+//! Generations against the real chat-service + llm-service + user-service and the fake
+//! provider over HTTP: streaming, persistence while streaming, clients that leave and come
+//! back, stopping, provider failures, one generation per session, regeneration, context
+//! budgeting, titles, shutdown and crash recovery. Every test runs on SQLite and, when
+//! configured, PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use parley_proto::chat::v1 as pb;
+use parley_proto::chat::v1::chat_event::Event;
+use parley_testkit::on_every_backend;
+use tonic::Code;
+
+fn words(n: usize) -> String {
+    (0..n).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ")
+}
+
+/// A reply that takes a while: `n` words, one per chunk, `delay` apart.
+fn slow(n: usize, delay: Duration) -> Reply {
+    Reply::text(words(n)).chunk_delay(delay)
+}
+
+fn titled() -> pb::CreateSessionRequest {
+    pb::CreateSessionRequest {
+        title: Some("titled".into()),
+        ..Default::default()
+    }
+}
+
+/// Reads events until `count` deltas arrived; answers the assistant message id.
+async fn read_deltas(stream: &mut tonic::Streaming<pb::SendMessageResponse>, count: usize) -> i64 {
+    let mut answer = None;
+    let mut seen = 0;
+    while seen < count {
+        match next_event(stream).await {
+            Some(Event::AssistantStarted(m)) => answer = Some(m.id),
+            Some(Event::Delta(_)) => seen += 1,
+            Some(_) => {}
+            None => panic!("the stream ended early"),
+        }
+    }
+    answer.expect("no assistant_started")
+}
+
+fn role_and_content(body: &serde_json::Value) -> Vec<(String, String)> {
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_owned(),
+                m["content"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+on_every_backend!(streams_in_order_stores_usage_and_titles, |db_url: String| async move {
+    let stack = Stack::start(&db_url).await;
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let session = alice
+        .create_session(pb::CreateSessionRequest {
+            system_prompt: Some("Be brief.".into()),
+            ..Default::default()
+        })
+        .await;
+    stack
+        .fake
+        .push_reply(Reply::text("Hello there, my friend").reasoning("The user greets me."));
+    stack.fake.push_reply(Reply::text("\"Friendly Greeting\"."));
+
+    let events = collect_send(alice.send(session.id, "hi").await).await;
+    let kinds = common::kinds(&events);
+    assert_eq!(&kinds[..2], ["user_message", "assistant_started"], "{kinds:?}");
+    let completed_at = kinds.iter().position(|k| *k == "completed").unwrap();
+    let first_delta = kinds.iter().position(|k| *k == "delta").unwrap();
+    let last_reasoning = kinds.iter().rposition(|k| *k == "reasoning_delta").unwrap();
+    assert!(last_reasoning < first_delta, "{kinds:?}");
+    assert!(
+        kinds[2..completed_at]
+            .iter()
+            .all(|k| matches!(*k, "delta" | "reasoning_delta"))
+    );
+    assert_eq!(&kinds[completed_at..], ["completed", "session_updated"], "{kinds:?}");
+
+    let Event::UserMessage(question) = &events[0] else {
+        panic!()
+    };
+    assert_eq!(question.content, "hi");
+    assert_eq!(question.status, pb::MessageStatus::Complete as i32);
+    assert_eq!(text_of(&events), "Hello there, my friend");
+    let Event::Completed(answer) = &events[completed_at] else {
+        panic!()
+    };
+    assert_eq!(answer.content, "Hello there, my friend");
+    assert_eq!(answer.reasoning, "The user greets me.");
+    assert_eq!(answer.status, pb::MessageStatus::Complete as i32);
+    assert_eq!(answer.model, "fake-model");
+    let usage = answer.usage.expect("usage stored");
+    assert!(usage.prompt_tokens > 0 && usage.completion_tokens > 0, "{usage:?}");
+    let Event::SessionUpdated(updated) = &events[completed_at + 1] else {
+        panic!()
+    };
+    assert_eq!(updated.title, "Friendly Greeting");
+
+    // Stored as streamed.
+    let stored = alice.list_messages(session.id).await;
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0], *question);
+    assert_eq!(stored[1].content, answer.content);
+    assert_eq!(stored[1].usage, answer.usage);
+    assert_eq!(alice.session(session.id).await.title, "Friendly Greeting");
+
+    // The provider saw the system prompt, then the question.
+    let requests = stack.fake.chat_requests();
+    assert_eq!(
+        role_and_content(&requests[0].body),
+        [("system".into(), "Be brief.".into()), ("user".into(), "hi".into())]
+    );
+    assert_eq!(requests[0].body["model"], "fake-model");
+
+    // A second exchange sends the history and does not retitle.
+    let events = collect_send(alice.send(session.id, "and again").await).await;
+    assert!(!common::kinds(&events).contains(&"session_updated"));
+    let requests = stack.fake.chat_requests();
+    assert_eq!(requests.len(), 3, "two answers and one title");
+    assert_eq!(
+        role_and_content(&requests[2].body),
+        [
+            ("system".into(), "Be brief.".into()),
+            ("user".into(), "hi".into()),
+            ("assistant".into(), "Hello there, my friend".into()),
+            ("user".into(), "and again".into()),
+        ]
+    );
+    stack.stop().await;
+});
+
+on_every_backend!(
+    outlives_its_client_and_a_second_client_watches,
+    |db_url: String| async move {
+        let stack = Stack::start(&db_url).await;
+        let alice = stack.user("alice").await;
+        stack.fake_config(&alice, "fake").await;
+        let session = alice.create_session(titled()).await;
+        stack.fake.push_reply(slow(40, Duration::from_millis(40)));
+
+        let mut stream = alice.send(session.id, "tell me a long story").await;
+        let answer_id = read_deltas(&mut stream, 2).await;
+        // A second tab re-attaches…
+        let watcher = alice
+            .messages()
+            .watch_generation(alice.req(pb::WatchGenerationRequest { message_id: answer_id }))
+            .await
+            .unwrap()
+            .into_inner();
+        // …and the first one goes away.
+        drop(stream);
+
+        // The answer is stored while it grows (batched), before it completes.
+        let mut partial = None;
+        for _ in 0..200 {
+            let message = alice.message(answer_id).await;
+            if message.status == pb::MessageStatus::Streaming as i32 && !message.content.is_empty() {
+                partial = Some(message.content);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let partial = partial.expect("content was not persisted while streaming");
+        assert!(words(40).starts_with(&partial));
+
+        let watched = collect(watcher, |r: pb::WatchGenerationResponse| r.event).await;
+        assert_eq!(kinds(&watched)[0], "assistant_started");
+        assert_eq!(text_of(&watched), words(40));
+        let Some(Event::Completed(done)) = watched.last() else {
+            panic!("{watched:?}")
+        };
+        assert_eq!(done.status, pb::MessageStatus::Complete as i32);
+
+        let stored = alice.wait_finished(answer_id).await;
+        assert_eq!(stored.status, pb::MessageStatus::Complete as i32);
+        assert_eq!(stored.content, words(40));
+        assert_eq!(stack.fake.disconnects(), 0, "the provider stream was never cut");
+
+        // Watching a finished answer gives its final state.
+        let after = alice
+            .messages()
+            .watch_generation(alice.req(pb::WatchGenerationRequest { message_id: answer_id }))
+            .await
+            .unwrap()
+            .into_inner();
+        let after = collect(after, |r: pb::WatchGenerationResponse| r.event).await;
+        assert_eq!(kinds(&after), ["completed"]);
+        // Only assistant messages have generations.
+        let question_id = alice.list_messages(session.id).await[0].id;
+        assert_invalid(
+            alice
+                .messages()
+                .watch_generation(alice.req(pb::WatchGenerationRequest {
+                    message_id: question_id,
+                }))
+                .await,
+            "message_id",
+        );
+        stack.stop().await;
+    }
+);
+
+on_every_backend!(stop_keeps_the_partial_answer, |db_url: String| async move {
+    let stack = Stack::start(&db_url).await;
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let session = alice.create_session(titled()).await;
+    stack.fake.push_reply(slow(100, Duration::from_millis(30)));
+
+    let mut stream = alice.send(session.id, "go on forever").await;
+    let answer_id = read_deltas(&mut stream, 3).await;
+    // Neither edited nor deleted while it streams.
+    assert_code(
+        alice
+            .messages()
+            .update_message(alice.req(pb::UpdateMessageRequest {
+                id: answer_id,
+                content: "x".into(),
+            }))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_code(
+        alice
+            .messages()
+            .delete_message(alice.req(pb::DeleteMessageRequest { id: answer_id }))
+            .await,
+        Code::FailedPrecondition,
+    );
+    let stopped = alice
+        .messages()
+        .stop_generation(alice.req(pb::StopGenerationRequest { message_id: answer_id }))
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap();
+    assert_eq!(stopped.status, pb::MessageStatus::Stopped as i32);
+    assert!(!stopped.content.is_empty());
+    assert!(stopped.content.len() < words(100).len());
+    assert!(words(100).starts_with(&stopped.content));
+
+    // The sender's stream ends with the STOPPED message holding everything it streamed.
+    let mut rest = Vec::new();
+    while let Some(event) = next_event(&mut stream).await {
+        rest.push(event);
+    }
+    let Some(Event::Completed(last)) = rest.last() else {
+        panic!("{rest:?}")
+    };
+    assert_eq!(last.status, pb::MessageStatus::Stopped as i32);
+    assert_eq!(last.content, stopped.content);
+    assert_eq!(alice.message(answer_id).await, stopped);
+    assert!(
+        stack.fake.wait_for_disconnect(Duration::from_secs(5)).await,
+        "the provider call was cancelled"
+    );
+
+    // Stopping again changes nothing; the session is free for the next message.
+    let again = alice
+        .messages()
+        .stop_generation(alice.req(pb::StopGenerationRequest { message_id: answer_id }))
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap();
+    assert_eq!(again, stopped);
+    let events = collect_send(alice.send(session.id, "short one please").await).await;
+    assert!(kinds(&events).contains(&"completed"));
+    // The stopped answer is part of the next context: the user saw it.
+    let last_request = stack.fake.chat_requests().pop().unwrap();
+    assert!(role_and_content(&last_request.body).contains(&("assistant".into(), stopped.content.clone())));
+    stack.stop().await;
+});
+
+on_every_backend!(provider_failures_are_stored_and_reported, |db_url: String| async move {
+    let stack = Stack::start(&db_url).await;
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let session = alice.create_session(titled()).await;
+    let cases = [
+        (
+            Reply::status(401, "Incorrect API key provided"),
+            Code::FailedPrecondition,
+            0,
+        ),
+        (Reply::rate_limited(Duration::from_secs(30)), Code::ResourceExhausted, 0),
+        (Reply::status(500, "The server had an error"), Code::Unavailable, 0),
+        (Reply::text(words(10)).cut_after(3), Code::Unavailable, 3),
+    ];
+    for (reply, code, streamed_chunks) in cases {
+        stack.fake.push_reply(reply);
+        let events = collect_send(alice.send(session.id, "question").await).await;
+        let kinds = common::kinds(&events);
+        assert_eq!(&kinds[..2], ["user_message", "assistant_started"]);
+        let Some(Event::Error(error)) = events.last() else {
+            panic!("{kinds:?}")
+        };
+        assert_eq!(error.code, code as i32, "{error:?}");
+        assert!(!error.message.is_empty());
+        let stored = alice.message(started_id(&events)).await;
+        assert_eq!(stored.status, pb::MessageStatus::Failed as i32);
+        assert_eq!(stored.error, error.message);
+        // Nothing the model produced is lost.
+        assert_eq!(stored.content, text_of(&events));
+        if streamed_chunks > 0 {
+            assert!(words(10).starts_with(&stored.content) && !stored.content.is_empty());
+        }
+        // The question is stored too.
+        assert_eq!(alice.message(stored.id - 1).await.content, "question");
+        let watched = alice
+            .messages()
+            .watch_generation(alice.req(pb::WatchGenerationRequest { message_id: stored.id }))
+            .await
+            .unwrap()
+            .into_inner();
+        let watched = collect(watched, |r: pb::WatchGenerationResponse| r.event).await;
+        assert!(
+            matches!(watched.as_slice(), [Event::Error(e)] if e.code == code as i32),
+            "{watched:?}"
+        );
+    }
+    // Failed answers are not shown to the model again.
+    let events = collect_send(alice.send(session.id, "last").await).await;
+    assert!(kinds(&events).contains(&"completed"));
+    let last_request = stack.fake.chat_requests().pop().unwrap();
+    let roles: Vec<String> = role_and_content(&last_request.body)
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert!(roles.iter().all(|r| r == "user"), "{roles:?}");
+    stack.stop().await;
+});
+
+on_every_backend!(one_generation_per_session, |db_url: String| async move {
+    let stack = Stack::start(&db_url).await;
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let session = alice.create_session(titled()).await;
+    let other = alice.create_session(titled()).await;
+    stack.fake.push_reply(slow(30, Duration::from_millis(30)));
+
+    let mut stream = alice.send(session.id, "first").await;
+    let answer_id = read_deltas(&mut stream, 1).await;
+    let refused = alice
+        .messages()
+        .send_message(alice.req(pb::SendMessageRequest {
+            session_id: session.id,
+            content: "second".into(),
+            api_config_id: None,
+        }))
+        .await;
+    assert_code(refused, Code::FailedPrecondition);
+    assert_code(
+        alice
+            .messages()
+            .regenerate_message(alice.req(pb::RegenerateMessageRequest {
+                message_id: answer_id,
+                api_config_id: None,
+            }))
+            .await,
+        Code::FailedPrecondition,
+    );
+    // The refused message was not stored; other sessions are not blocked.
+    assert_eq!(alice.list_messages(session.id).await.len(), 2);
+    let events = collect_send(alice.send(other.id, "meanwhile").await).await;
+    assert!(kinds(&events).contains(&"completed"));
+
+    let rest = collect_send(stream).await;
+    assert!(matches!(rest.last(), Some(Event::Completed(_))));
+    let events = collect_send(alice.send(session.id, "second").await).await;
+    assert!(kinds(&events).contains(&"completed"));
+    assert_eq!(alice.list_messages(session.id).await.len(), 4);
+    stack.stop().await;
+});
+
+on_every_backend!(regenerate_replaces_the_answer_when_done, |db_url: String| async move {
+    let stack = Stack::start(&db_url).await;
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let session = alice.create_session(titled()).await;
+    stack.fake.push_reply(Reply::text("the first answer"));
+    let events = collect_send(alice.send(session.id, "question").await).await;
+    let old_id = started_id(&events);
+    stack.fake.push_reply(Reply::text("the latest answer"));
+    let events = collect_send(alice.send(session.id, "latest question").await).await;
+    assert_eq!(text_of(&events), "the latest answer");
+
+    stack.fake.push_reply(slow(20, Duration::from_millis(30)));
+    let mut stream = alice
+        .messages()
+        .regenerate_message(alice.req(pb::RegenerateMessageRequest {
+            message_id: old_id,
+            api_config_id: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Event::AssistantStarted(new)) = stream
+        .message()
+        .await
+        .unwrap()
+        .and_then(|r| r.event)
+        .and_then(|e| e.event)
+    else {
+        panic!("no assistant_started");
+    };
+    // While it runs, the old answer is still there.
+    assert_eq!(alice.message(old_id).await.content, "the first answer");
+    let events = collect(stream, |r: pb::RegenerateMessageResponse| r.event).await;
+    let Some(Event::Completed(done)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(done.id, new.id);
+    assert_eq!(done.content, words(20));
+
+    // Replaced in place: the new answer sits where the old one was.
+    assert_code(
+        alice
+            .messages()
+            .get_message(alice.req(pb::GetMessageRequest { id: old_id }))
+            .await,
+        Code::NotFound,
+    );
+    let contents: Vec<String> = alice
+        .list_messages(session.id)
+        .await
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(
+        contents,
+        [
+            "question".to_owned(),
+            words(20),
+            "latest question".to_owned(),
+            "the latest answer".to_owned()
+        ]
+    );
+    // The model was asked the same question with the history before it only.
+    let request = stack.fake.chat_requests().pop().unwrap();
+    assert_eq!(role_and_content(&request.body), [("user".into(), "question".into())]);
+    assert_invalid(
+        alice
+            .messages()
+            .regenerate_message(alice.req(pb::RegenerateMessageRequest {
+                message_id: alice.list_messages(session.id).await[0].id,
+                api_config_id: None,
+            }))
+            .await,
+        "message_id",
+    );
+    stack.stop().await;
+});
+
+on_every_backend!(context_fits_the_budget, |db_url: String| async move {
+    let stack = Stack::start_with(&db_url, |config| config.generation.context_budget_tokens = 120).await;
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let session = alice
+        .create_session(pb::CreateSessionRequest {
+            title: Some("t".into()),
+            system_prompt: Some("Answer in one word.".into()),
+            ..Default::default()
+        })
+        .await;
+    // Each question ~30 estimated tokens, each answer a few.
+    for i in 0..5 {
+        stack.fake.push_reply(Reply::text(format!("ok{i}")));
+        let question = format!("question {i} {}", "x".repeat(100));
+        collect_send(alice.send(session.id, &question).await).await;
+    }
+    let sent = role_and_content(&stack.fake.chat_requests().pop().unwrap().body);
+    assert_eq!(sent[0], ("system".into(), "Answer in one word.".into()));
+    assert_eq!(sent.last().unwrap().1, format!("question 4 {}", "x".repeat(100)));
+    assert!(sent.len() < 1 + 9, "older messages were dropped: {sent:?}");
+    assert!(sent.len() >= 3, "recent history was kept: {sent:?}");
+    // The kept history is the most recent, in order.
+    assert_eq!(sent[sent.len() - 2], ("assistant".into(), "ok3".into()));
+
+    // The newest question is sent even when it alone is over the budget.
+    let huge = "y".repeat(4_000);
+    collect_send(alice.send(session.id, &huge).await).await;
+    let sent = role_and_content(&stack.fake.chat_requests().pop().unwrap().body);
+    assert_eq!(
+        sent,
+        [("system".into(), "Answer in one word.".into()), ("user".into(), huge)]
+    );
+    stack.stop().await;
+});
+
+on_every_backend!(
+    shutdown_stops_generations_and_keeps_their_text,
+    |db_url: String| async move {
+        let mut stack = Stack::start(&db_url).await;
+        let alice = stack.user("alice").await;
+        stack.fake_config(&alice, "fake").await;
+        let session = alice.create_session(titled()).await;
+        stack.fake.push_reply(slow(200, Duration::from_millis(30)));
+        let mut stream = alice.send(session.id, "a very long answer please").await;
+        let answer_id = read_deltas(&mut stream, 3).await;
+
+        stack.stop_chat().await.unwrap();
+        // The stream ended with the STOPPED answer, and the row says so.
+        let mut rest = Vec::new();
+        while let Ok(Some(item)) = stream.message().await {
+            if let Some(event) = item.event.and_then(|e| e.event) {
+                rest.push(event);
+            }
+        }
+        let Some(Event::Completed(last)) = rest.last() else {
+            panic!("{rest:?}")
+        };
+        assert_eq!(last.status, pb::MessageStatus::Stopped as i32);
+        let db = stack.database().await;
+        let (status, content, error): (String, String, String) =
+            sqlx::query_as("SELECT status, content, error FROM chat_messages WHERE id = $1")
+                .bind(answer_id)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert_eq!(status, "stopped");
+        assert!(!content.is_empty() && words(200).starts_with(&content));
+        assert_eq!(content, last.content);
+        assert!(error.contains("shut down"), "{error}");
+        stack.stop().await;
+    }
+);
+
+on_every_backend!(
+    answers_left_streaming_by_a_crash_fail_on_start,
+    |db_url: String| async move {
+        let mut stack = Stack::start(&db_url).await;
+        let alice = stack.user("alice").await;
+        stack.fake_config(&alice, "fake").await;
+        let session = alice.create_session(titled()).await;
+        let events = collect_send(alice.send(session.id, "hello").await).await;
+        let answer_id = started_id(&events);
+        stack.stop_chat().await.unwrap();
+        // What a process killed mid-answer leaves behind.
+        let db = stack.database().await;
+        sqlx::query("UPDATE chat_messages SET status = 'streaming', content = 'half an ans' WHERE id = $1")
+            .bind(answer_id)
+            .execute(&db)
+            .await
+            .unwrap();
+        db.close().await;
+        stack.restart_chat(stack.chat_config.clone()).await;
+        let alice = User::new(
+            tonic::transport::Channel::from_shared(format!("http://{}", stack.chat_address()))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+            alice.token.clone(),
+        );
+        let message = alice.message(answer_id).await;
+        assert_eq!(message.status, pb::MessageStatus::Failed as i32);
+        assert_eq!(message.content, "half an ans");
+        assert!(message.error.contains("interrupted"), "{}", message.error);
+        // The session is usable again.
+        let events = collect_send(alice.send(session.id, "again").await).await;
+        assert!(kinds(&events).contains(&"completed"));
+        stack.stop().await;
+    }
+);
+
+on_every_backend!(limits_and_missing_configs, |db_url: String| async move {
+    let stack = Stack::start_with(&db_url, |config| {
+        config.generation.max_duration = Duration::from_millis(600);
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    let session = alice.create_session(titled()).await;
+    // No config yet: refused, nothing stored.
+    assert_code(
+        alice
+            .messages()
+            .send_message(alice.req(pb::SendMessageRequest {
+                session_id: session.id,
+                content: "hi".into(),
+                api_config_id: None,
+            }))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert!(alice.list_messages(session.id).await.is_empty());
+
+    // An answer running past the maximum duration ends FAILED with what it had.
+    stack.fake_config(&alice, "fake").await;
+    stack.fake.push_reply(slow(100, Duration::from_millis(30)));
+    let events = collect_send(alice.send(session.id, "take your time").await).await;
+    let Some(Event::Error(error)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(error.code, Code::DeadlineExceeded as i32);
+    let stored = alice.message(started_id(&events)).await;
+    assert_eq!(stored.status, pb::MessageStatus::Failed as i32);
+    assert!(!stored.content.is_empty());
+    assert_eq!(stored.content, text_of(&events));
+
+    // Deleting a session mid-answer stops the answer and removes everything.
+    stack.fake.push_reply(slow(100, Duration::from_millis(30)));
+    let mut stream = alice.send(session.id, "one more").await;
+    read_deltas(&mut stream, 2).await;
+    alice
+        .sessions()
+        .delete_session(alice.req(pb::DeleteSessionRequest { id: session.id }))
+        .await
+        .unwrap();
+    let db = stack.database().await;
+    assert_eq!(count_rows(&db, "chat_messages").await, 0);
+    let rest = collect_send(stream).await;
+    assert!(matches!(rest.last(), Some(Event::Completed(_)) | None), "{rest:?}");
+    stack.stop().await;
+});
