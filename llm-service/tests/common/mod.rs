@@ -1,5 +1,5 @@
 //! A real llm-service on 127.0.0.1:0 and the fake provider, talking real gRPC and real HTTP.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 

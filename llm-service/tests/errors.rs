@@ -1,0 +1,160 @@
+//! Every provider failure maps to a status a caller can act on, with the provider's message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use llm_service::{Config, RetrySettings};
+use parley_service_kit::grpc_status;
+use tonic::Code;
+
+fn no_retries() -> Config {
+    Config {
+        retry: RetrySettings {
+            max_retries: 0,
+            ..test_config().retry
+        },
+        ..test_config()
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_key_is_failed_precondition_never_unauthenticated() {
+    let fake = FakeOpenAi::start().await;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut wrong_key = provider(&fake);
+    wrong_key.api_key = "sk-wrong-key-1234".to_string();
+    let status = stream_error(&mut client, chat_request(wrong_key, "q")).await;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("Incorrect API key provided"),
+        "{}",
+        status.message()
+    );
+    assert!(!status.message().contains("sk-wrong-key-1234"));
+
+    fake.push_reply(Reply::status(403, "Project does not have access"));
+    let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("Project does not have access"));
+    // Not retried.
+    assert_eq!(fake.chat_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn rate_limits_are_resource_exhausted_with_the_retry_delay() {
+    let fake = FakeOpenAi::start().await;
+    let server = TestServer::start_with(no_retries()).await;
+    let mut client = server.client().await;
+    fake.push_reply(Reply::rate_limited(Duration::from_secs(7)));
+    let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(grpc_status::retry_delay(&status), Some(Duration::from_secs(7)));
+    assert!(status.message().contains("Rate limit reached"), "{}", status.message());
+
+    // Without Retry-After the caller still gets a delay to wait.
+    fake.push_reply(Reply::status(429, "slow down"));
+    let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(grpc_status::retry_delay(&status).is_some());
+}
+
+#[tokio::test]
+async fn bad_requests_are_invalid_argument_and_unknown_models_not_found() {
+    let fake = FakeOpenAi::start().await;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    fake.push_reply(Reply::status(400, "max_tokens is too large for this model"));
+    let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("max_tokens is too large"),
+        "{}",
+        status.message()
+    );
+
+    let mut unknown = provider(&fake);
+    unknown.model = "gpt-imaginary".to_string();
+    let status = stream_error(&mut client, chat_request(unknown, "q")).await;
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("gpt-imaginary"), "{}", status.message());
+
+    // A base URL without /v1 reaches no endpoint at all.
+    let mut wrong_path = provider(&fake);
+    wrong_path.base_url = format!("http://{}", fake.address());
+    let status = stream_error(&mut client, chat_request(wrong_path, "q")).await;
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("/v1"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn server_errors_and_unreachable_providers_are_unavailable() {
+    let fake = FakeOpenAi::start().await;
+    let server = TestServer::start_with(no_retries()).await;
+    let mut client = server.client().await;
+    fake.push_reply(Reply::status(503, "overloaded, try later"));
+    let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("overloaded, try later"),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("503"));
+
+    // Connection refused: a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut refused = provider(&fake);
+    refused.base_url = format!("http://127.0.0.1:{port}/v1");
+    let status = stream_error(&mut client, chat_request(refused, "q")).await;
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains("cannot connect"), "{}", status.message());
+
+    // A name that does not resolve (.invalid never does).
+    let mut unknown_host = provider(&fake);
+    unknown_host.base_url = "http://parley-no-such-host.invalid/v1".to_string();
+    let status = stream_error(&mut client, chat_request(unknown_host, "q")).await;
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains("cannot resolve"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn an_error_event_mid_stream_is_an_error() {
+    // A provider that fails after some tokens, the way OpenAI and vLLM report it in-band.
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|| async {
+            (
+                [("content-type", "text/event-stream")],
+                "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n\
+                 data: {\"error\":{\"message\":\"The server had an error while processing your request\"}}\n\n",
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let streamed = stream(
+        &mut client,
+        chat_request(
+            parley_proto::llm::v1::Provider {
+                base_url: format!("http://{address}/v1"),
+                api_key: String::new(),
+                model: "m".to_string(),
+            },
+            "q",
+        ),
+    )
+    .await;
+    assert_eq!(streamed.content, "Hel");
+    let status = streamed.error.unwrap();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains("server had an error"), "{}", status.message());
+}

@@ -1,0 +1,100 @@
+//! ListModels and CheckProvider ("test API connection") against the fake provider.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use parley_proto::llm::v1 as pb;
+use tonic::Code;
+
+#[tokio::test]
+async fn lists_the_providers_models() {
+    let fake = FakeOpenAi::start().await;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut provider = provider(&fake);
+    provider.model = String::new(); // not needed to list
+    let models = client
+        .list_models(pb::ListModelsRequest {
+            provider: Some(provider.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(models.model_ids, fake.models());
+    let request = &fake.requests()[0];
+    assert_eq!(request.path, "/v1/models");
+    assert!(request.has_bearer(&fake.api_key()));
+
+    provider.api_key = "sk-not-the-key".to_string();
+    let status = client
+        .list_models(pb::ListModelsRequest {
+            provider: Some(provider),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let status = client
+        .list_models(pb::ListModelsRequest { provider: None })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+async fn check(client: &mut Client, provider: pb::Provider) -> pb::CheckProviderResponse {
+    client
+        .check_provider(pb::CheckProviderRequest {
+            provider: Some(provider),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn check_provider_says_what_to_fix() {
+    let fake = FakeOpenAi::start().await;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+
+    let good = check(&mut client, provider(&fake)).await;
+    assert!(good.ok && good.model_available, "{good:?}");
+    assert!(good.latency_ms >= 0);
+    assert!(good.message.contains("fake-model"), "{}", good.message);
+
+    let mut missing_model = provider(&fake);
+    missing_model.model = "gpt-imaginary".to_string();
+    let answer = check(&mut client, missing_model).await;
+    assert!(!answer.ok && !answer.model_available, "{answer:?}");
+    assert!(
+        answer.message.contains("gpt-imaginary") && answer.message.contains("fake-model"),
+        "{}",
+        answer.message
+    );
+
+    let mut wrong_key = provider(&fake);
+    wrong_key.api_key = "sk-not-the-key".to_string();
+    let answer = check(&mut client, wrong_key).await;
+    assert!(!answer.ok, "{answer:?}");
+    assert!(answer.message.contains("API key"), "{}", answer.message);
+    assert!(!answer.message.contains("sk-not-the-key"));
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut down = provider(&fake);
+    down.base_url = format!("http://127.0.0.1:{port}/v1");
+    let answer = check(&mut client, down).await;
+    assert!(!answer.ok, "{answer:?}");
+    assert!(answer.message.contains("Cannot reach"), "{}", answer.message);
+
+    let mut no_model = provider(&fake);
+    no_model.model = String::new();
+    let status = client
+        .check_provider(pb::CheckProviderRequest {
+            provider: Some(no_model),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
