@@ -42,6 +42,13 @@ pub struct GenerationSettings {
     pub max_per_user: usize,
     /// Give untitled sessions a title after their first answer.
     pub generate_titles: bool,
+    /// A running answer's row is touched at least this often, even while the model is
+    /// silent, so other instances can tell it is alive.
+    pub heartbeat_interval: Duration,
+    /// A STREAMING row untouched this long belongs to a process that died: it is marked
+    /// FAILED (on PostgreSQL, where several instances may share the database; SQLite's file
+    /// has one instance, so there every STREAMING row found at start is such a leftover).
+    pub stale_after: Duration,
 }
 
 impl Default for GenerationSettings {
@@ -53,6 +60,8 @@ impl Default for GenerationSettings {
             max_duration: Duration::from_secs(10 * 60),
             max_per_user: 4,
             generate_titles: true,
+            heartbeat_interval: Duration::from_secs(5),
+            stale_after: Duration::from_secs(30),
         }
     }
 }
@@ -496,39 +505,43 @@ impl GenerationJob {
         let timed_out = || Outcome::Failed {
             code: tonic::Code::DeadlineExceeded,
             message: format!(
-                "the answer took longer than the maximum of {}s and was ended",
-                self.settings.max_duration.as_secs()
+                "the answer took longer than the maximum of {} and was ended",
+                describe(self.settings.max_duration)
             ),
         };
-        let mut stream = tokio::select! {
-            biased;
-            _ = generation.stop.cancelled() => return Outcome::Stopped(self.stop_reason()),
-            _ = &mut deadline => return timed_out(),
-            started = self.llm.stream_chat(self.request.clone(), &self.trace) => match started {
-                Ok(stream) => stream,
-                Err(status) => return failed(status),
-            },
-        };
+        let start = self.llm.stream_chat(self.request.clone(), &self.trace);
+        tokio::pin!(start);
+        let mut stream = None;
         let mut persist = tokio::time::interval(self.settings.persist_interval);
         persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         persist.reset();
         let mut unsaved = false;
+        let mut last_write = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
                 _ = generation.stop.cancelled() => return Outcome::Stopped(self.stop_reason()),
                 _ = &mut deadline => return timed_out(),
                 _ = persist.tick() => {
-                    if unsaved {
+                    // New text, or a heartbeat while the model is quiet (it may think for
+                    // minutes before the first token).
+                    if unsaved || last_write.elapsed() >= self.settings.heartbeat_interval {
                         let (content, reasoning) = generation.text();
                         match self.store.save_progress(generation.message_id, &content, &reasoning, now_millis()).await {
-                            Ok(()) => unsaved = false,
+                            Ok(()) => {
+                                unsaved = false;
+                                last_write = tokio::time::Instant::now();
+                            }
                             // The next tick or the final write tries again.
                             Err(e) => tracing::warn!(error = %e, "could not store the answer so far"),
                         }
                     }
                 }
-                next = stream.message() => match next {
+                started = &mut start, if stream.is_none() => match started {
+                    Ok(started) => stream = Some(started),
+                    Err(status) => return failed(status),
+                },
+                next = next_message(&mut stream) => match next {
                     Ok(Some(llm::StreamChatResponse { chunk: Some(chunk) })) => match chunk {
                         llm::stream_chat_response::Chunk::ContentDelta(text) => {
                             if !text.is_empty() {
@@ -598,6 +611,28 @@ impl GenerationJob {
             Ok(Some(row)) => Some(convert::session(&row)),
             _ => None,
         }
+    }
+}
+
+/// The next message of the stream once it has started; until then, never.
+async fn next_message(
+    stream: &mut Option<tonic::Streaming<llm::StreamChatResponse>>,
+) -> Result<Option<llm::StreamChatResponse>, tonic::Status> {
+    match stream {
+        Some(stream) => stream.message().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// "10 min", "45 s", "600 ms".
+fn describe(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 120 && secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else if secs >= 1 {
+        format!("{secs} s")
+    } else {
+        format!("{} ms", duration.as_millis())
     }
 }
 
@@ -785,6 +820,13 @@ mod tests {
         generation.request_stop(StopReason::Shutdown);
         assert_eq!(*lock(&generation.stop_reason), Some(StopReason::User));
         assert!(generation.stop.is_cancelled());
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(describe(Duration::from_secs(600)), "10 min");
+        assert_eq!(describe(Duration::from_secs(45)), "45 s");
+        assert_eq!(describe(Duration::from_millis(600)), "600 ms");
     }
 
     #[test]

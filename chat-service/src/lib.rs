@@ -134,12 +134,35 @@ pub async fn serve(
         config.generation.clone(),
     ));
     // Before serving: no request may see a row a crash left STREAMING, and a wrong master
-    // key must stop the start, not surface later as failed chats.
-    chat.fail_interrupted().await?;
+    // key must stop the start, not surface later as failed chats. A SQLite file has only
+    // this instance; a PostgreSQL database may have others whose answers are still live.
+    let single_instance = database.backend == database::Backend::Sqlite;
+    chat.fail_abandoned(single_instance).await?;
     chat.check_and_rotate_keys().await?;
-    let api = handlers::ChatApi::new(chat);
 
     let shutdown = shutdown.boxed().shared();
+    // Answers whose instance died while this one runs (PostgreSQL, several instances).
+    let sweeper = tokio::spawn({
+        let chat = Arc::clone(&chat);
+        let shutdown = shutdown.clone();
+        async move {
+            let mut tick = tokio::time::interval(chat.abandoned_check_interval());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.reset();
+            loop {
+                tokio::select! {
+                    _ = shutdown.clone() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = chat.fail_abandoned(false).await {
+                            tracing::warn!(error = %e, "could not check for abandoned answers");
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let api = handlers::ChatApi::new(chat);
+
     // Generations end when shutdown begins, so the streams following them can finish within
     // the drain deadline.
     let stopper = tokio::spawn({
@@ -172,6 +195,8 @@ pub async fn serve(
         tracing::error!("generations did not finish storing their answers before the deadline");
     }
     stopper.abort();
+    sweeper.abort();
+    let _ = sweeper.await;
     database.pool.close().await;
     served?;
     Ok(())

@@ -784,19 +784,37 @@ impl ChatService {
     // ---- start-up ----
 
     /// Answers left STREAMING by a process that died can never finish: FAILED, text kept.
-    pub async fn fail_interrupted(&self) -> Result<u64, Error> {
+    /// With `all`, every STREAMING row (at the start of the only instance); otherwise those
+    /// whose generation stopped touching them (another instance's heartbeat keeps its own
+    /// answers fresh).
+    pub async fn fail_abandoned(&self, all: bool) -> Result<u64, Error> {
+        let now = now_millis();
+        let untouched_since = if all {
+            i64::MAX
+        } else {
+            now - self.settings.stale_after.as_millis() as i64
+        };
         let failed = self
             .store
-            .fail_interrupted(
+            .fail_abandoned(
+                untouched_since,
                 "interrupted: chat-service stopped while this answer was being generated",
                 tonic::Code::Aborted as i64,
-                now_millis(),
+                now,
             )
             .await?;
         if failed > 0 {
-            tracing::warn!(messages = failed, "marked answers interrupted by a crash as failed");
+            tracing::warn!(
+                messages = failed,
+                "marked answers abandoned by a stopped process as failed"
+            );
         }
         Ok(failed)
+    }
+
+    /// How often [`ChatService::fail_abandoned`] should look for abandoned answers.
+    pub fn abandoned_check_interval(&self) -> Duration {
+        (self.settings.stale_after / 2).max(Duration::from_millis(100))
     }
 
     /// Proves the configured master keys open the stored API keys (refusing to start

@@ -768,17 +768,25 @@ impl ChatStore {
         Ok(result.rows_affected() == 1)
     }
 
-    /// On start-up: answers left STREAMING by a process that died mid-generation can never
-    /// finish; mark them FAILED, keeping what they had. Answers how many.
-    pub async fn fail_interrupted(&self, error: &str, error_code: i64, now: i64) -> Result<u64, sqlx::Error> {
+    /// Answers left STREAMING by a process that died can never finish: marks those not
+    /// touched since `untouched_since` FAILED, keeping what they had. Answers how many.
+    pub async fn fail_abandoned(
+        &self,
+        untouched_since: i64,
+        error: &str,
+        error_code: i64,
+        now: i64,
+    ) -> Result<u64, sqlx::Error> {
         let result = sqlx::query(
-            "UPDATE chat_messages SET status = $1, error = $2, error_code = $3, updated_at = $4 WHERE status = $5",
+            "UPDATE chat_messages SET status = $1, error = $2, error_code = $3, updated_at = $4 \
+             WHERE status = $5 AND updated_at < $6",
         )
         .bind(status::FAILED)
         .bind(error)
         .bind(error_code)
         .bind(now)
         .bind(status::STREAMING)
+        .bind(untouched_since)
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())

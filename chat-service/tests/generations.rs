@@ -551,13 +551,16 @@ on_every_backend!(
         let events = collect_send(alice.send(session.id, "hello").await).await;
         let answer_id = started_id(&events);
         stack.stop_chat().await.unwrap();
-        // What a process killed mid-answer leaves behind.
+        // What a process killed mid-answer leaves behind (a while ago: on PostgreSQL only
+        // answers nobody touched for a while count as abandoned).
         let db = stack.database().await;
-        sqlx::query("UPDATE chat_messages SET status = 'streaming', content = 'half an ans' WHERE id = $1")
-            .bind(answer_id)
-            .execute(&db)
-            .await
-            .unwrap();
+        sqlx::query(
+            "UPDATE chat_messages SET status = 'streaming', content = 'half an ans', updated_at = 0 WHERE id = $1",
+        )
+        .bind(answer_id)
+        .execute(&db)
+        .await
+        .unwrap();
         db.close().await;
         stack.restart_chat(stack.chat_config.clone()).await;
         let alice = User::new(
@@ -582,6 +585,7 @@ on_every_backend!(
 on_every_backend!(limits_and_missing_configs, |db_url: String| async move {
     let stack = Stack::start_with(&db_url, |config| {
         config.generation.max_duration = Duration::from_millis(600);
+        config.generation.max_per_user = 1;
     })
     .await;
     let alice = stack.user("alice").await;
@@ -617,6 +621,20 @@ on_every_backend!(limits_and_missing_configs, |db_url: String| async move {
     stack.fake.push_reply(slow(100, Duration::from_millis(30)));
     let mut stream = alice.send(session.id, "one more").await;
     read_deltas(&mut stream, 2).await;
+    // One answer at a time for this user (the limit is configured to 1 here).
+    let elsewhere = alice.create_session(titled()).await;
+    let status = alice
+        .messages()
+        .send_message(alice.req(pb::SendMessageRequest {
+            session_id: elsewhere.id,
+            content: "in parallel".into(),
+            api_config_id: None,
+        }))
+        .await
+        .expect_err("over the per-user limit");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(parley_service_kit::grpc_status::retry_delay(&status).is_some());
+    assert!(alice.list_messages(elsewhere.id).await.is_empty());
     alice
         .sessions()
         .delete_session(alice.req(pb::DeleteSessionRequest { id: session.id }))
@@ -626,5 +644,125 @@ on_every_backend!(limits_and_missing_configs, |db_url: String| async move {
     assert_eq!(count_rows(&db, "chat_messages").await, 0);
     let rest = collect_send(stream).await;
     assert!(matches!(rest.last(), Some(Event::Completed(_)) | None), "{rest:?}");
+    stack.stop().await;
+});
+
+on_every_backend!(
+    another_instances_live_answer_is_watched_until_abandoned,
+    |db_url: String| async move {
+        let mut stack = Stack::start_with(&db_url, |config| {
+            config.generation.stale_after = Duration::from_millis(1500);
+        })
+        .await;
+        let alice = stack.user("alice").await;
+        stack.fake_config(&alice, "fake").await;
+        let session = alice.create_session(titled()).await;
+        let events = collect_send(alice.send(session.id, "hello").await).await;
+        let answer_id = started_id(&events);
+        stack.stop_chat().await.unwrap();
+        // An answer another instance is writing right now (it touched the row just now).
+        let db = stack.database().await;
+        let now = parley_service_kit::database::now_millis();
+        sqlx::query("UPDATE chat_messages SET status = 'streaming', content = 'so far', updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(answer_id)
+            .execute(&db)
+            .await
+            .unwrap();
+        stack.restart_chat(stack.chat_config.clone()).await;
+        let alice = User::new(
+            tonic::transport::Channel::from_shared(format!("http://{}", stack.chat_address()))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+            alice.token.clone(),
+        );
+        let sqlite = db_url.starts_with("sqlite:");
+        let message = alice.message(answer_id).await;
+        if sqlite {
+            // One instance per SQLite file: whatever streams at start was abandoned.
+            assert_eq!(message.status, pb::MessageStatus::Failed as i32);
+            stack.stop().await;
+            return;
+        }
+        // PostgreSQL: left alone while it is fresh, followed through the database…
+        assert_eq!(message.status, pb::MessageStatus::Streaming as i32);
+        assert_code(
+            alice
+                .messages()
+                .send_message(alice.req(pb::SendMessageRequest {
+                    session_id: session.id,
+                    content: "meanwhile".into(),
+                    api_config_id: None,
+                }))
+                .await,
+            Code::FailedPrecondition,
+        );
+        let mut watcher = alice
+            .messages()
+            .watch_generation(alice.req(pb::WatchGenerationRequest { message_id: answer_id }))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            seen.push(watcher.message().await.unwrap().unwrap().event.unwrap().event.unwrap());
+        }
+        assert_eq!(kinds(&seen), ["assistant_started", "delta"]);
+        sqlx::query("UPDATE chat_messages SET content = 'so far, and more', updated_at = $1 WHERE id = $2")
+            .bind(parley_service_kit::database::now_millis())
+            .bind(answer_id)
+            .execute(&db)
+            .await
+            .unwrap();
+        let rest = collect(watcher, |r: pb::WatchGenerationResponse| r.event).await;
+        seen.extend(rest);
+        // …and failed once its instance stops touching it.
+        assert_eq!(text_of(&seen), "so far, and more");
+        let Some(Event::Error(error)) = seen.last() else {
+            panic!("{seen:?}")
+        };
+        assert!(error.message.contains("interrupted"), "{error:?}");
+        let message = alice.message(answer_id).await;
+        assert_eq!(message.status, pb::MessageStatus::Failed as i32);
+        assert_eq!(message.content, "so far, and more");
+        stack.stop().await;
+    }
+);
+
+on_every_backend!(a_quiet_model_is_kept_alive_by_heartbeats, |db_url: String| async move {
+    let stack = Stack::start_with(&db_url, |config| {
+        config.generation.stale_after = Duration::from_millis(1000);
+        config.generation.heartbeat_interval = Duration::from_millis(200);
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let session = alice.create_session(titled()).await;
+    // Silent for longer than "stale": only the heartbeat shows the answer is alive.
+    stack
+        .fake
+        .push_reply(Reply::text("finally").first_chunk_delay(Duration::from_millis(2500)));
+    let mut stream = alice.send(session.id, "think hard").await;
+    let mut answer_id = None;
+    while answer_id.is_none() {
+        if let Some(Event::AssistantStarted(m)) = next_event(&mut stream).await {
+            answer_id = Some(m.id);
+        }
+    }
+    let answer_id = answer_id.unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        alice.message(answer_id).await.status,
+        pb::MessageStatus::Streaming as i32,
+        "the sweeper took a live answer for abandoned"
+    );
+    let rest = collect_send(stream).await;
+    let Some(Event::Completed(done)) = rest.last() else {
+        panic!("{rest:?}")
+    };
+    assert_eq!(done.content, "finally");
+    assert_eq!(done.error, "");
     stack.stop().await;
 });

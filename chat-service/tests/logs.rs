@@ -1,0 +1,82 @@
+//! API keys never reach a log line or a reply. In a file of its own: it captures the logs of
+//! the whole process (every service in it, at every level).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use parley_proto::chat::v1 as pb;
+use parley_testkit::captured_logs::CapturedLogs;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_never_logged_or_returned() {
+    let logs = CapturedLogs::global();
+    let db = parley_testkit::test_database::TestDatabase::sqlite();
+    let stack = Stack::start(&db.url).await;
+    let alice = stack.user("alice").await;
+    let fake_key = stack.fake.api_key();
+    let other_key = "sk-other-secret-key-7f3e9a";
+    let inline_key = "sk-inline-secret-key-1b2c";
+    let mut configs = alice.configs();
+    let mut replies: Vec<String> = Vec::new();
+
+    let created = configs
+        .create_api_config(alice.req(pb::CreateApiConfigRequest {
+            name: "fake".into(),
+            base_url: stack.fake.base_url(),
+            api_key: other_key.into(),
+            model: "fake-model".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    replies.push(format!("{created:?}"));
+    let id = created.api_config.unwrap().id;
+    // A rejected key, then the right one.
+    let session = alice.create_session(pb::CreateSessionRequest::default()).await;
+    let failed = collect_send(alice.send(session.id, "hello?").await).await;
+    assert!(matches!(
+        failed.last(),
+        Some(parley_proto::chat::v1::chat_event::Event::Error(_))
+    ));
+    replies.push(format!("{failed:?}"));
+    let updated = configs
+        .update_api_config(alice.req(pb::UpdateApiConfigRequest {
+            id,
+            api_key: Some(fake_key.clone()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    replies.push(format!("{updated:?}"));
+    let tested = configs
+        .test_api_config(alice.req(pb::TestApiConfigRequest {
+            target: Some(pb::test_api_config_request::Target::Settings(pb::ProviderSettings {
+                base_url: stack.fake.base_url(),
+                api_key: inline_key.into(),
+                model: "fake-model".into(),
+            })),
+        }))
+        .await;
+    replies.push(format!("{tested:?}"));
+    let events = collect_send(alice.send(session.id, "hello").await).await;
+    assert!(kinds(&events).contains(&"completed"));
+    replies.push(format!("{events:?}"));
+    let listed = configs
+        .list_api_configs(alice.req(pb::ListApiConfigsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    replies.push(format!("{listed:?}"));
+    stack.stop().await;
+
+    let logged = logs.contents();
+    assert!(logged.contains("generation ended"), "the services' logs were captured");
+    for key in [fake_key.as_str(), other_key, inline_key] {
+        assert!(!logged.contains(key), "{key} was logged");
+        for reply in &replies {
+            assert!(!reply.contains(key), "{key} was returned: {reply}");
+        }
+    }
+}
