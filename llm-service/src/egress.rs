@@ -277,5 +277,13 @@ mod tests {
                 .0
                 .contains("metadata")
         );
+        // Other spellings of 127.0.0.1 are parsed as the address they are.
+        for url in [
+            "http://2130706433/v1",
+            "http://0x7f.0.0.1/v1",
+            "http://[0:0:0:0:0:ffff:7f00:1]/v1",
+        ] {
+            assert!(check(url).unwrap_err().0.contains("loopback"), "{url}");
+        }
     }
 }

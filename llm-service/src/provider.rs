@@ -139,11 +139,17 @@ impl ProviderClient {
     /// `GET {base_url}/models`: the ids the provider lists.
     pub async fn list_models(&self, settings: &ProviderSettings) -> Result<Vec<String>, Error> {
         let request = self.http.get(settings.endpoint("models"));
-        let response = self.send(settings, request, "models").await.map_err(|f| f.error)?;
-        let bytes = response
-            .bytes()
+        let mut response = self.send(settings, request, "models").await.map_err(|f| f.error)?;
+        let (bytes, complete) = read_limited(&mut response, MAX_MODELS_BODY)
             .await
             .map_err(|e| self.transport_error(settings, &e).error)?;
+        if !complete {
+            return Err(Error::Unavailable(format!(
+                "{} answered /models with more than {} MiB",
+                settings.host(),
+                MAX_MODELS_BODY >> 20
+            )));
+        }
         let json: Value = serde_json::from_slice(&bytes).map_err(|_| {
             Error::Unavailable(format!(
                 "{} answered /models with something that is not JSON; is the base URL an OpenAI-compatible API (usually ending in /v1)?",
@@ -183,8 +189,12 @@ impl ProviderClient {
             return Ok(response);
         }
         let headers = response.headers().clone();
-        // An error body is small; a provider that streams one forever is cut off by the caller's timeout.
-        let body = response.bytes().await.unwrap_or_default();
+        // The start of an error body says what went wrong; the rest is not worth waiting for.
+        let mut response = response;
+        let body = read_limited(&mut response, MAX_ERROR_BODY)
+            .await
+            .map(|(body, _)| body)
+            .unwrap_or_default();
         Err(http_failure(settings, path, status, &headers, &body))
     }
 
@@ -235,6 +245,25 @@ pub fn install_tls_crypto_provider() {
         // Err means another thread installed one meanwhile, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
+}
+
+/// The most of a /models answer read (OpenRouter lists a few hundred models in ~1 MiB).
+const MAX_MODELS_BODY: usize = 16 << 20;
+/// The most of an error body read.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Reads a body up to `limit` bytes; `false` when it had more (which is left unread).
+pub async fn read_limited(response: &mut reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            let room = limit - body.len();
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
 }
 
 fn tls_config() -> Result<rustls::ClientConfig, Error> {

@@ -13,9 +13,14 @@ use url::Url;
 
 use crate::egress::EgressPolicy;
 use crate::error::Error;
-use crate::provider::{ApiKey, ProviderClient, ProviderSettings, seconds};
+use crate::provider::{ApiKey, ProviderClient, ProviderSettings, read_limited, seconds};
 use crate::sse::{Event, SseParser};
 use crate::{Config, RetrySettings};
+
+/// The largest single SSE event accepted (a chunk is a few hundred bytes).
+const MAX_EVENT_SIZE: usize = 4 << 20;
+/// The largest non-streamed completion accepted.
+const MAX_COMPLETION_BODY: usize = 16 << 20;
 
 /// The sending half of a StreamChat response.
 pub type ChunkSender = mpsc::Sender<Result<pb::StreamChatResponse, Status>>;
@@ -207,12 +212,19 @@ impl LlmService {
         if is_json {
             // A server that ignored `stream: true` answers one JSON completion.
             let waited = Instant::now();
-            let body = tokio::time::timeout_at(first_token_deadline, response.bytes())
+            let read = read_limited(&mut response, MAX_COMPLETION_BODY);
+            let (body, complete) = tokio::time::timeout_at(first_token_deadline, read)
                 .await
                 .map_err(|_| first_token_timeout())?
                 .map_err(|e| self.broken_stream(request, &reader, &e.to_string()))?;
             metrics.provider_wait += waited.elapsed();
+            if !complete {
+                return Err(not_openai(request));
+            }
             let completion: Value = serde_json::from_slice(&body).map_err(|_| not_openai(request))?;
+            if completion["choices"][0]["message"].is_null() {
+                return Err(not_openai(request));
+            }
             reader.completion(&completion, tx, metrics).await;
             return Ok(reader.finish(tx).await);
         }
@@ -247,6 +259,10 @@ impl LlmService {
                 }
                 // The answer was complete; only the usage or `[DONE]` went missing.
                 Ok(Err(_)) | Ok(Ok(None)) if reader.finish_reason.is_some() => return Ok(reader.finish(tx).await),
+                // Not one event: an HTML page or some other API, not a broken stream.
+                Ok(Err(_)) | Ok(Ok(None)) if reader.chunks == 0 && !reader.received_token => {
+                    return Err(not_openai(request));
+                }
                 Ok(Err(_)) | Ok(Ok(None)) => {
                     return Err(self.broken_stream(
                         request,
@@ -256,7 +272,15 @@ impl LlmService {
                 }
                 Ok(Ok(Some(bytes))) => bytes,
             };
-            for event in parser.push(&bytes) {
+            let events = parser.push(&bytes);
+            if parser.pending_len() > MAX_EVENT_SIZE {
+                return Err(Error::Unavailable(format!(
+                    "{} sent a stream event larger than {} MiB",
+                    request.provider.host(),
+                    MAX_EVENT_SIZE >> 20
+                )));
+            }
+            for event in events {
                 match reader.event(request, &event, tx, metrics).await? {
                     Step::Continue => {}
                     Step::Done => return Ok(reader.finish(tx).await),

@@ -52,6 +52,11 @@ impl SseParser {
         !self.buffer.is_empty() || self.data.is_some()
     }
 
+    /// Bytes held for the event being read.
+    pub fn pending_len(&self) -> usize {
+        self.buffer.len() + self.data.as_ref().map_or(0, String::len)
+    }
+
     fn line(&mut self, line: &[u8]) -> Option<Event> {
         if line.is_empty() {
             let data = self.data.take()?;

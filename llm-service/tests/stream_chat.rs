@@ -292,3 +292,65 @@ async fn bad_requests_name_the_field_and_reach_no_provider() {
     }
     assert!(fake.requests().is_empty());
 }
+
+/// A one-route provider on 127.0.0.1 answering every chat request with `body` as `content_type`.
+async fn canned_provider(content_type: &'static str, body: &'static str) -> pb::Provider {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || async move { ([("content-type", content_type)], body) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    pb::Provider {
+        base_url: format!("http://{address}/v1"),
+        api_key: String::new(),
+        model: "m".to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_stream_true_still_answers() {
+    let provider = canned_provider(
+        "application/json",
+        r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",
+            "content":"All at once.","reasoning_content":"Thought first."},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#,
+    )
+    .await;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let streamed = stream(&mut client, chat_request(provider, "q")).await;
+    assert!(streamed.error.is_none(), "{:?}", streamed.error);
+    assert_eq!(streamed.content, "All at once.");
+    assert_eq!(streamed.reasoning, "Thought first.");
+    let finish = streamed.finish.unwrap();
+    assert_eq!(finish.reason, "stop");
+    assert_eq!(
+        finish.usage,
+        Some(pb::Usage {
+            prompt_tokens: 3,
+            completion_tokens: 4
+        })
+    );
+}
+
+#[tokio::test]
+async fn something_that_is_not_an_openai_api_is_unavailable_with_a_hint() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    for provider in [
+        canned_provider("text/html", "<html><body>Welcome to nginx!</body></html>").await,
+        canned_provider("application/json", r#"{"hello": "world"#).await,
+        canned_provider("application/json", r#"{"hello": "world"}"#).await,
+    ] {
+        let status = stream_error(&mut client, chat_request(provider, "q")).await;
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.message().contains("OpenAI-compatible"), "{}", status.message());
+    }
+    // Stream events that are not JSON.
+    let provider = canned_provider("text/event-stream", "data: <<garbage>>\n\n").await;
+    let status = stream_error(&mut client, chat_request(provider, "q")).await;
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains("not JSON"), "{}", status.message());
+}

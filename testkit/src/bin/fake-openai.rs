@@ -20,7 +20,7 @@ struct Cli {
     #[arg(long, default_value_t = 8000)]
     port: u16,
     /// The key clients must send as `Authorization: Bearer <key>`.
-    #[arg(long, default_value = "sk-fake-parley")]
+    #[arg(long, default_value = "sk-fake-key")]
     api_key: String,
     /// Delay between streamed chunks, so a person can watch the answer arrive.
     #[arg(long, default_value_t = 30)]
