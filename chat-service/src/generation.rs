@@ -627,7 +627,7 @@ async fn next_message(
 /// "10 min", "45 s", "600 ms".
 fn describe(duration: Duration) -> String {
     let secs = duration.as_secs();
-    if secs >= 120 && secs % 60 == 0 {
+    if secs >= 120 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else if secs >= 1 {
         format!("{secs} s")
