@@ -466,6 +466,35 @@ describe("Parley in a browser", () => {
     }
   });
 
+  step("a send the server refuses keeps the typed text in the box", async () => {
+    const other = await openTab(browser, parley.url);
+    watchPage(other.page);
+    try {
+      const p = other.page;
+      await signIn(p, alice.username, "a brand new password");
+      // Without any API config nothing can answer: the server refuses before storing anything.
+      await p.getByRole("button", { name: "Account menu" }).click();
+      await p.getByRole("menuitem", { name: "API configs" }).click();
+      await p.getByTestId("api-config").getByRole("button", { name: "Delete" }).click();
+      await p.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+      await p.getByText("No API configs yet.").waitFor();
+
+      await p.getByTestId("chat-list").getByRole("link", { name: /Renamed chat/ }).click();
+      await p.locator("article[data-role=user]").first().waitFor();
+      const usersBefore = await p.locator("article[data-role=user]").count();
+      await p.locator("#composer").fill("Please keep this text");
+      await p.locator("#composer").press("Enter");
+      const error = p.getByTestId("chat-error");
+      await error.waitFor();
+      expect(await textOf(error)).toMatch(/API config/i);
+      expect(await p.locator("#composer").inputValue()).toBe("Please keep this text");
+      expect(await p.locator("article[data-role=user]").count()).toBe(usersBefore);
+    } finally {
+      watchPage(page);
+      await other.context.close();
+    }
+  });
+
   step("ran under the gateway's Content-Security-Policy without violations", async () => {
     const violations = tab.problems.filter((p) => /Content.Security.Policy|Refused to/i.test(p));
     expect(violations).toEqual([]);
