@@ -6,7 +6,8 @@
 //! its source) reads an error response without its headers, so a 429's `Retry-After` is lost,
 //! and turns a non-JSON error body (Ollama, llama.cpp, proxies) into a deserialization error
 //! without the HTTP status; its SSE stream ends the same way on `[DONE]` and on a connection
-//! closed early, so a cut-off stream would look like a finished one. Mapping errors and
+//! closed early, so a cut-off stream would look like a finished one; and it logs provider
+//! error bodies verbatim (`warn!`/`error!`), which can echo the API key. Mapping errors and
 //! detecting cut streams is this service's job, so it reads the HTTP itself, on the same
 //! reqwest client async-openai would have been given.
 

@@ -98,3 +98,38 @@ async fn check_provider_says_what_to_fix() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn a_provider_that_never_answers_times_out() {
+    let app = axum::Router::new().route(
+        "/v1/models",
+        axum::routing::get(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            "too late"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = TestServer::start_with(llm_service::Config {
+        request_timeout: std::time::Duration::from_millis(300),
+        ..test_config()
+    })
+    .await;
+    let mut client = server.client().await;
+    let silent = pb::Provider {
+        base_url: format!("http://{address}/v1"),
+        api_key: String::new(),
+        model: "m".to_string(),
+    };
+    let status = client
+        .list_models(pb::ListModelsRequest {
+            provider: Some(silent.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    let answer = check(&mut client, silent).await;
+    assert!(!answer.ok, "{answer:?}");
+    assert!(answer.message.contains("did not answer"), "{}", answer.message);
+}
