@@ -22,8 +22,8 @@ use crate::key_cipher::{KeyCipher, api_key_hint};
 use crate::llm_client::{LlmClient, TraceHeaders};
 use crate::page_token::{MessageCursor, SessionCursor};
 use crate::store::{
-    ApiConfigRow, ChatStore, ConfigFields, MessageRow, NewExchange, NewSession, PersonaRow, SessionFields, SessionRow,
-    role, status,
+    ApiConfigRow, ChatStore, ConfigFields, FinishedAnswer, MessageRow, NewExchange, NewSession, PersonaRow,
+    SessionFields, SessionRow, role, status,
 };
 use crate::validation;
 
@@ -584,15 +584,39 @@ impl ChatService {
                 now: now_millis(),
             })
             .await?;
-        let question = self.message(user_id, question_id).await?;
-        let answer = self.message(user_id, answer_id).await?;
-        let title = (self.settings.generate_titles && session.title.is_empty()).then(|| TitleJob {
-            question: content.to_owned(),
-        });
-        let generation = self
-            .start(reservation, &session, &provider, &question, &answer, None, title, trace)
-            .await?;
-        Ok((question, generation))
+        let started = async {
+            let question = self.message(user_id, question_id).await?;
+            let answer = self.message(user_id, answer_id).await?;
+            let title = (self.settings.generate_titles && session.title.is_empty()).then(|| TitleJob {
+                question: content.to_owned(),
+            });
+            let generation = self
+                .start(reservation, &session, &provider, &question, &answer, None, title, trace)
+                .await?;
+            Ok((question, generation))
+        };
+        self.or_fail_answer(answer_id, started.await).await
+    }
+
+    /// When a generation could not start after its row was stored, that row must not stay
+    /// STREAMING (it would block the session): it is marked FAILED.
+    async fn or_fail_answer<T>(&self, answer_id: i64, result: Result<T, Error>) -> Result<T, Error> {
+        if result.is_err() {
+            let failed = FinishedAnswer {
+                content: "",
+                reasoning: "",
+                status: status::FAILED,
+                prompt_tokens: None,
+                completion_tokens: None,
+                error: "the answer could not be started",
+                error_code: tonic::Code::Internal as i64,
+                now: now_millis(),
+            };
+            if let Err(e) = self.store.finish_answer(answer_id, &failed, None).await {
+                tracing::error!(error = %e, message_id = answer_id, "could not mark an answer that never started");
+            }
+        }
+        result
     }
 
     /// A new answer to the question `message_id` answered. The old answer stays until the new
@@ -626,18 +650,21 @@ impl ChatService {
             .store
             .insert_regenerated_answer(&old, question.id, &model, now_millis())
             .await?;
-        let answer = self.message(user_id, answer_id).await?;
-        self.start(
-            reservation,
-            &session,
-            &provider,
-            &question,
-            &answer,
-            Some(old.id),
-            None,
-            trace,
-        )
-        .await
+        let started = async {
+            let answer = self.message(user_id, answer_id).await?;
+            self.start(
+                reservation,
+                &session,
+                &provider,
+                &question,
+                &answer,
+                Some(old.id),
+                None,
+                trace,
+            )
+            .await
+        };
+        self.or_fail_answer(answer_id, started.await).await
     }
 
     async fn reserve(&self, user_id: i64, session_id: i64) -> Result<Reservation, Error> {
