@@ -139,27 +139,38 @@ fn main() {
         let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
 
         let chunks = ANSWER.split_whitespace().count();
-        println!("llm-service overhead: {iterations} answers of {chunks} chunks from the fake provider on loopback");
         for _ in 0..20 {
             fake.push_reply(Reply::text(ANSWER));
             direct(&http, &fake).await;
             fake.push_reply(Reply::text(ANSWER));
             through_parley(&mut client, &fake).await;
         }
-        let mut direct_samples = Vec::with_capacity(iterations);
-        let mut parley_samples = Vec::with_capacity(iterations);
-        for _ in 0..iterations {
-            fake.push_reply(Reply::text(ANSWER));
-            direct_samples.push(direct(&http, &fake).await);
-            fake.push_reply(Reply::text(ANSWER));
-            parley_samples.push(through_parley(&mut client, &fake).await);
+        // Back to back, then paced like a real model (a chunk every 2 ms), where the added
+        // latency of the last chunk shows rather than hides behind the first.
+        for (pace, iterations) in [
+            (Duration::ZERO, iterations),
+            (Duration::from_millis(2), iterations.div_ceil(4)),
+        ] {
+            println!(
+                "\n{iterations} answers of {chunks} chunks, {} ms between chunks, fake provider on loopback",
+                ms(pace)
+            );
+            let reply = || Reply::text(ANSWER).chunk_delay(pace);
+            let mut direct_samples = Vec::with_capacity(iterations);
+            let mut parley_samples = Vec::with_capacity(iterations);
+            for _ in 0..iterations {
+                fake.push_reply(reply());
+                direct_samples.push(direct(&http, &fake).await);
+                fake.push_reply(reply());
+                parley_samples.push(through_parley(&mut client, &fake).await);
+            }
+            let (direct_first, direct_total) = report("direct HTTP to the provider", &direct_samples);
+            let (parley_first, parley_total) = report("through llm-service (gRPC)", &parley_samples);
+            println!(
+                "added by llm-service (p50): first token {:.3} ms, total {:.3} ms",
+                ms(parley_first.saturating_sub(direct_first)),
+                ms(parley_total.saturating_sub(direct_total))
+            );
         }
-        let (direct_first, direct_total) = report("direct HTTP to the provider", &direct_samples);
-        let (parley_first, parley_total) = report("through llm-service (gRPC)", &parley_samples);
-        println!(
-            "added by llm-service (p50): first token {:.3} ms, total {:.3} ms",
-            ms(parley_first.saturating_sub(direct_first)),
-            ms(parley_total.saturating_sub(direct_total))
-        );
     });
 }
