@@ -106,7 +106,10 @@ describe("Parley in a browser", () => {
     await page.getByText(/\d+ models/).waitFor();
     await page.getByLabel("Model").selectOption("fake-model");
     await page.getByRole("button", { name: "Test connection" }).click();
-    await page.getByTestId("test-result").filter({ hasText: /Connected in \d+ ms/ }).waitFor();
+    await page
+      .getByTestId("test-result")
+      .filter({ hasText: /Connected in \d+ ms/ })
+      .waitFor();
     await page.getByRole("button", { name: "Save" }).click();
 
     const card = page.getByTestId("api-config");
@@ -120,7 +123,22 @@ describe("Parley in a browser", () => {
 
     // The stored config tests by id (the key stays on the server).
     await card.getByRole("button", { name: "Test connection" }).click();
-    await card.getByTestId("test-result").filter({ hasText: /Connected in \d+ ms/ }).waitFor();
+    await card
+      .getByTestId("test-result")
+      .filter({ hasText: /Connected in \d+ ms/ })
+      .waitFor();
+
+    // Editing without a new key keeps the stored one.
+    await card.getByRole("button", { name: "Edit" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("Fake provider (local)");
+    await page.getByRole("button", { name: "Save" }).click();
+    await card.filter({ hasText: "Fake provider (local)" }).waitFor();
+    expect(await textOf(card.getByTestId("key-hint"))).toBe(hint);
+    await card.getByRole("button", { name: "Test connection" }).click();
+    await card
+      .getByTestId("test-result")
+      .filter({ hasText: /Connected in \d+ ms/ })
+      .waitFor();
   });
 
   step("manages the user's own personas next to the built-in ones", async () => {
@@ -216,7 +234,11 @@ describe("Parley in a browser", () => {
     await page.reload();
     // Signed in again from the refresh cookie, the chat reopens and follows the generation.
     await page.locator("article[data-role=assistant][data-status=streaming]").waitFor();
-    await waitUntil("the re-attached answer to complete", async () => (await lastAssistant().getAttribute("data-status")) === "complete", 30_000);
+    await waitUntil(
+      "the re-attached answer to complete",
+      async () => (await lastAssistant().getAttribute("data-status")) === "complete",
+      30_000,
+    );
     expect(normalise(await textOf(lastAssistant().getByTestId("assistant-content")))).toBe(longAnswer);
   });
 
@@ -479,7 +501,10 @@ describe("Parley in a browser", () => {
       await p.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
       await p.getByText("No API configs yet.").waitFor();
 
-      await p.getByTestId("chat-list").getByRole("link", { name: /Renamed chat/ }).click();
+      await p
+        .getByTestId("chat-list")
+        .getByRole("link", { name: /Renamed chat/ })
+        .click();
       await p.locator("article[data-role=user]").first().waitFor();
       const usersBefore = await p.locator("article[data-role=user]").count();
       await p.locator("#composer").fill("Please keep this text");
@@ -487,7 +512,7 @@ describe("Parley in a browser", () => {
       const error = p.getByTestId("chat-error");
       await error.waitFor();
       expect(await textOf(error)).toMatch(/API config/i);
-      expect(await p.locator("#composer").inputValue()).toBe("Please keep this text");
+      await waitUntil("the text back in the box", async () => (await p.locator("#composer").inputValue()) === "Please keep this text");
       expect(await p.locator("article[data-role=user]").count()).toBe(usersBefore);
     } finally {
       watchPage(page);

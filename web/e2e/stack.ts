@@ -24,7 +24,9 @@ interface Started {
 
 function start(bin: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<Started> {
   if (!existsSync(bin)) {
-    throw new Error(`${bin} does not exist: build it (cargo build -p parley --bin parley -p parley-testkit --bin fake-openai) or set PARLEY_BIN / FAKE_OPENAI_BIN`);
+    throw new Error(
+      `${bin} does not exist: build it (cargo build -p parley --bin parley -p parley-testkit --bin fake-openai) or set PARLEY_BIN / FAKE_OPENAI_BIN`,
+    );
   }
   const child = spawn(bin, args, {
     stdio: ["ignore", "pipe", "pipe"],

@@ -29,7 +29,20 @@ const template = JSON.stringify({
   version: "v2",
   plugins: [{ local: plugin, out, opt: ["target=ts", "import_extension=none"] }],
 });
-execFileSync(bufBinary(), ["generate", join(web, "..", "proto"), "--template", template, "--path", join(web, "..", "proto", "parley", "user"), "--path", join(web, "..", "proto", "parley", "chat")], {
-  stdio: "inherit",
-  cwd: web,
-});
+execFileSync(
+  bufBinary(),
+  [
+    "generate",
+    join(web, "..", "proto"),
+    "--template",
+    template,
+    "--path",
+    join(web, "..", "proto", "parley", "user"),
+    "--path",
+    join(web, "..", "proto", "parley", "chat"),
+  ],
+  {
+    stdio: "inherit",
+    cwd: web,
+  },
+);

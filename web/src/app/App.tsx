@@ -7,7 +7,6 @@ import { StoreProvider } from "./store";
 import { Shell } from "../layout/Shell";
 import { Logo } from "../ui/icons";
 
-
 type AuthState = { status: "loading" } | { status: "signedOut"; notice?: string } | { status: "signedIn"; user: User };
 
 function Gate() {

@@ -1,10 +1,7 @@
 import { useEffect, useState } from "react";
 
 // A handful of routes, so the history API is enough: a reload keeps the open chat.
-export type Route =
-  | { name: "new" }
-  | { name: "chat"; id: string }
-  | { name: "settings"; tab: SettingsTab };
+export type Route = { name: "new" } | { name: "chat"; id: string } | { name: "settings"; tab: SettingsTab };
 
 export type SettingsTab = "profile" | "password" | "api-configs" | "personas";
 const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas"];

@@ -110,7 +110,20 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
       reloadConfigs,
       loaded,
     }),
-    [api, user, sessions, showArchived, reloadSessions, upsertSession, removeSession, personas, reloadPersonas, configs, reloadConfigs, loaded],
+    [
+      api,
+      user,
+      sessions,
+      showArchived,
+      reloadSessions,
+      upsertSession,
+      removeSession,
+      personas,
+      reloadPersonas,
+      configs,
+      reloadConfigs,
+      loaded,
+    ],
   );
   return <StoreContext.Provider value={value}>{children}</StoreContext.Provider>;
 }

@@ -53,8 +53,24 @@ export function AuthScreen({ api, notice }: { api: Api; notice?: string }) {
               {flash}
             </p>
           )}
-          {mode === "signin" && <SignIn api={api} onMode={(m) => { setFlash(undefined); setMode(m); }} />}
-          {mode === "signup" && <SignUp api={api} onMode={(m) => { setFlash(undefined); setMode(m); }} />}
+          {mode === "signin" && (
+            <SignIn
+              api={api}
+              onMode={(m) => {
+                setFlash(undefined);
+                setMode(m);
+              }}
+            />
+          )}
+          {mode === "signup" && (
+            <SignUp
+              api={api}
+              onMode={(m) => {
+                setFlash(undefined);
+                setMode(m);
+              }}
+            />
+          )}
           {mode === "forgot" && (
             <Forgot
               api={api}
@@ -161,7 +177,16 @@ function SignUp({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
         <input id="username" name="username" className="input" autoComplete="username" required minLength={3} maxLength={32} autoFocus />
       </Field>
       <Field id="password" label={t("password")}>
-        <input id="password" name="password" type="password" className="input" autoComplete="new-password" required minLength={8} maxLength={128} />
+        <input
+          id="password"
+          name="password"
+          type="password"
+          className="input"
+          autoComplete="new-password"
+          required
+          minLength={8}
+          maxLength={128}
+        />
       </Field>
       <Field id="email" label={t("emailOptional")}>
         <input id="email" name="email" type="email" className="input" autoComplete="email" />
@@ -217,7 +242,15 @@ function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack:
         <form onSubmit={sendCode} className="space-y-4" aria-label={t("resetPassword")}>
           <p className="text-sm text-gray-600">{t("resetIntro")}</p>
           <Field id="reset-login" label={t("usernameOrEmail")}>
-            <input id="reset-login" className="input" value={login} onChange={(e) => setLogin(e.target.value)} required autoFocus autoComplete="username" />
+            <input
+              id="reset-login"
+              className="input"
+              value={login}
+              onChange={(e) => setLogin(e.target.value)}
+              required
+              autoFocus
+              autoComplete="username"
+            />
           </Field>
           <ErrorLine error={error} />
           <button type="submit" className="btn-primary w-full" disabled={busy}>
@@ -230,13 +263,39 @@ function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack:
             {t("codeSent", { minutes: sentMinutes })}
           </p>
           <Field id="code" label={t("code")}>
-            <input id="code" name="code" className="input tracking-widest" inputMode="numeric" autoComplete="one-time-code" required autoFocus />
+            <input
+              id="code"
+              name="code"
+              className="input tracking-widest"
+              inputMode="numeric"
+              autoComplete="one-time-code"
+              required
+              autoFocus
+            />
           </Field>
           <Field id="newPassword" label={t("newPassword")}>
-            <input id="newPassword" name="newPassword" type="password" className="input" autoComplete="new-password" required minLength={8} maxLength={128} />
+            <input
+              id="newPassword"
+              name="newPassword"
+              type="password"
+              className="input"
+              autoComplete="new-password"
+              required
+              minLength={8}
+              maxLength={128}
+            />
           </Field>
           <Field id="confirmPassword" label={t("confirmPassword")}>
-            <input id="confirmPassword" name="confirmPassword" type="password" className="input" autoComplete="new-password" required minLength={8} maxLength={128} />
+            <input
+              id="confirmPassword"
+              name="confirmPassword"
+              type="password"
+              className="input"
+              autoComplete="new-password"
+              required
+              minLength={8}
+              maxLength={128}
+            />
           </Field>
           <ErrorLine error={error} />
           <button type="submit" className="btn-primary w-full" disabled={busy}>

@@ -15,7 +15,17 @@ import { useSessionActions } from "../layout/Sidebar";
 import { takePendingMessage } from "./pending";
 
 /** The white header: the chat's counterpart (persona and model), centred. */
-export function ChatHeader({ title, subtitle, onOpenSidebar, right }: { title: string; subtitle?: string; onOpenSidebar: () => void; right?: ReactNode }) {
+export function ChatHeader({
+  title,
+  subtitle,
+  onOpenSidebar,
+  right,
+}: {
+  title: string;
+  subtitle?: string;
+  onOpenSidebar: () => void;
+  right?: ReactNode;
+}) {
   const t = useT();
   return (
     <header className="grid h-14 shrink-0 grid-cols-[3rem_1fr_3rem] items-center border-b border-gray-200 bg-white px-2 text-gray-900">
@@ -45,7 +55,7 @@ function useCounterpart(session: Session | null) {
   const persona = session?.personaId !== undefined ? personas.find((p) => p.id === session.personaId) : undefined;
   const config = session?.apiConfigId !== undefined ? configs.find((c) => c.id === session.apiConfigId) : configs[0];
   return {
-    name: persona?.name ?? (t("appName")),
+    name: persona?.name ?? t("appName"),
     model: session?.model || config?.model || "",
     title: session?.title || t("untitled"),
   };
@@ -144,24 +154,27 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         setRunning(false);
         // The chat just became the most recently active one: the list re-sorts.
         void reloadSessions().catch(() => {});
-        // The server's rows are the truth (a replaced answer, a stopped one): read them back.
-        try {
-          const messages = await loadMessages();
-          if (mounted.current && !abortRef.current) {
-            dispatch({ type: "loaded", messages, keepError: true });
-            // The stream broke off but the generation runs on (it outlives its clients):
-            // follow it again, a few times at most.
-            const running = messages.find((m) => m.role === "assistant" && m.status === "streaming");
-            if (running && reattachments.current < 3) {
-              reattachments.current += 1;
-              window.setTimeout(() => {
-                if (mounted.current && !abortRef.current) void watchRef.current?.(running.id);
-              }, 1000);
+        // The server's rows are the truth (a replaced answer, a stopped one): read them back,
+        // without holding up the caller (a refused send gives its text back at once).
+        void loadMessages().then(
+          (messages) => {
+            if (mounted.current && !abortRef.current) {
+              dispatch({ type: "loaded", messages, keepError: true });
+              // The stream broke off but the generation runs on (it outlives its clients):
+              // follow it again, a few times at most.
+              const running = messages.find((m) => m.role === "assistant" && m.status === "streaming");
+              if (running && reattachments.current < 3) {
+                reattachments.current += 1;
+                window.setTimeout(() => {
+                  if (mounted.current && !abortRef.current) void watchRef.current?.(running.id);
+                }, 1000);
+              }
             }
-          }
-        } catch {
-          // The live view stays; the next load corrects it.
-        }
+          },
+          () => {
+            // The live view stays; the next load corrects it.
+          },
+        );
       }
       return { userStored, error };
     },
@@ -295,33 +308,42 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
       const res = await api.messages.stopGeneration({ messageId: BigInt(target) });
       if (res.message) dispatch({ type: "messageUpdated", message: fromProto(res.message) });
     } catch (err) {
-      dispatch({ type: "streamFailed", error: errorMessage(err) });
+      dispatch({ type: "showError", error: errorMessage(err) });
     }
   };
 
-  const regenerate = async (messageId: string) => {
-    dispatch({ type: "regenerateStarted", messageId });
-    followLatest();
-    await runStream((signal) => api.messages.regenerateMessage({ messageId: BigInt(messageId) }, { signal }));
-  };
+  // Stable callbacks, so the answers that do not change skip re-rendering while one streams.
+  const regenerate = useCallback(
+    async (messageId: string) => {
+      reattachments.current = 0;
+      dispatch({ type: "regenerateStarted", messageId });
+      stick.current = true;
+      pinnedAt.current = null;
+      await runStream((signal) => api.messages.regenerateMessage({ messageId: BigInt(messageId) }, { signal }));
+    },
+    [api, runStream],
+  );
 
-  const edit = async (messageId: string, content: string): Promise<boolean> => {
-    try {
-      const res = await api.messages.updateMessage({ id: BigInt(messageId), content });
-      if (res.message) dispatch({ type: "messageUpdated", message: fromProto(res.message) });
-      return true;
-    } catch (err) {
-      dispatch({ type: "streamFailed", error: errorMessage(err) });
-      return false;
-    }
-  };
+  const edit = useCallback(
+    async (messageId: string, content: string): Promise<boolean> => {
+      try {
+        const res = await api.messages.updateMessage({ id: BigInt(messageId), content });
+        if (res.message) dispatch({ type: "messageUpdated", message: fromProto(res.message) });
+        return true;
+      } catch (err) {
+        dispatch({ type: "showError", error: errorMessage(err) });
+        return false;
+      }
+    },
+    [api],
+  );
 
   const remove = async (messageId: string) => {
     try {
       await api.messages.deleteMessage({ id: BigInt(messageId) });
       dispatch({ type: "messageDeleted", id: messageId });
     } catch (err) {
-      dispatch({ type: "streamFailed", error: errorMessage(err) });
+      dispatch({ type: "showError", error: errorMessage(err) });
     }
   };
 
@@ -356,7 +378,9 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
           onWheel={(e) => {
             if (e.deltaY < 0) unstick();
           }}
-          className="h-full overflow-y-auto bg-white" data-testid="message-list">
+          className="h-full overflow-y-auto bg-white"
+          data-testid="message-list"
+        >
           <div className="mx-auto flex max-w-3xl flex-col gap-6 px-4 py-6 sm:px-6" aria-live="polite" aria-busy={busy}>
             {session?.systemPrompt && (
               <details className="rounded-lg border border-dashed border-gray-300 px-3 py-2 text-sm text-gray-600">
@@ -384,7 +408,12 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
             {thread.error && (
               <div role="alert" className="alert-error flex items-start justify-between gap-3" data-testid="chat-error">
                 <span className="break-words">{thread.error}</span>
-                <button type="button" className="shrink-0 rounded p-0.5 hover:bg-red-100" onClick={() => dispatch({ type: "dismissError" })} aria-label={t("dismiss")}>
+                <button
+                  type="button"
+                  className="shrink-0 rounded p-0.5 hover:bg-red-100"
+                  onClick={() => dispatch({ type: "dismissError" })}
+                  aria-label={t("dismiss")}
+                >
                   <CloseIcon width={16} height={16} />
                 </button>
               </div>

@@ -72,7 +72,14 @@ export const MessageItem = memo(function MessageItem({
           <RefreshIcon />
         </button>
       )}
-      <button type="button" className="btn-ghost" disabled={busy} onClick={() => onDelete(message.id)} aria-label={t("delete")} title={t("delete")}>
+      <button
+        type="button"
+        className="btn-ghost"
+        disabled={busy}
+        onClick={() => onDelete(message.id)}
+        aria-label={t("delete")}
+        title={t("delete")}
+      >
         <TrashIcon />
       </button>
     </div>
@@ -117,7 +124,9 @@ export const MessageItem = memo(function MessageItem({
           {editing ? (
             editor
           ) : (
-            <div className={`whitespace-pre-wrap break-words rounded-2xl bg-gray-100 px-4 py-2.5 text-[15px] ${message.pending ? "opacity-60" : ""}`}>
+            <div
+              className={`whitespace-pre-wrap break-words rounded-2xl bg-gray-100 px-4 py-2.5 text-[15px] ${message.pending ? "opacity-60" : ""}`}
+            >
               {message.content}
             </div>
           )}
@@ -168,7 +177,9 @@ export const MessageItem = memo(function MessageItem({
             ) : (
               <Markdown text={message.content} />
             )}
-            {streaming && !empty && <span className="ml-0.5 inline-block h-4 w-2 animate-pulse bg-gray-800 align-middle" aria-hidden="true" />}
+            {streaming && !empty && (
+              <span className="ml-0.5 inline-block h-4 w-2 animate-pulse bg-gray-800 align-middle" aria-hidden="true" />
+            )}
           </div>
         )}
         {message.status === "stopped" && (

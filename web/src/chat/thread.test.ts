@@ -111,7 +111,15 @@ describe("thread reducer", () => {
 
   it("puts a regenerated answer in the old one's place and drops the old one on completion", () => {
     const loaded = run([
-      { type: "loaded", messages: [fromProto(user(1, "q")), fromProto(assistant(2, "first answer")), fromProto(user(3, "q2")), fromProto(assistant(4, "a2"))] },
+      {
+        type: "loaded",
+        messages: [
+          fromProto(user(1, "q")),
+          fromProto(assistant(2, "first answer")),
+          fromProto(user(3, "q2")),
+          fromProto(assistant(4, "a2")),
+        ],
+      },
     ]);
     const streaming = run(
       [
@@ -152,5 +160,16 @@ describe("thread reducer", () => {
     expect(threadReducer(failed, { type: "loaded", messages: [], keepError: true }).error).toBe("boom");
     expect(threadReducer(failed, { type: "loaded", messages: [] }).error).toBeNull();
     expect(threadReducer(failed, { type: "dismissError" }).error).toBeNull();
+  });
+
+  it("reports a failed stop without dropping the running generation", () => {
+    const state = run([
+      { type: "loaded", messages: [fromProto(user(1, "q")), fromProto(assistant(2, "a", MessageStatus.STREAMING))] },
+      { type: "showError", error: "stop failed" },
+      ev({ case: "delta", value: "b" }),
+    ]);
+    expect(state.error).toBe("stop failed");
+    expect(state.streamingId).toBe("2");
+    expect(state.messages[1].content).toBe("ab");
   });
 });

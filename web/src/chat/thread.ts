@@ -52,6 +52,7 @@ export type ThreadAction =
   | { type: "streamFailed"; error: string }
   | { type: "messageUpdated"; message: ChatMessage }
   | { type: "messageDeleted"; id: string }
+  | { type: "showError"; error: string }
   | { type: "dismissError" };
 
 const roles: Record<number, Role> = {
@@ -212,10 +213,7 @@ export function threadReducer(state: ThreadState, action: ThreadAction): ThreadS
       // A stream that ended without `completed` (connection lost, stopped elsewhere): the
       // server keeps the row; the view reloads it. A regeneration that never started leaves
       // the old answer where it was.
-      const messages =
-        state.replaced !== null && state.streamingId !== null
-          ? state.messages
-          : state.messages.filter((m) => !m.pending);
+      const messages = state.replaced !== null && state.streamingId !== null ? state.messages : state.messages.filter((m) => !m.pending);
       return {
         ...state,
         messages,
@@ -228,6 +226,9 @@ export function threadReducer(state: ThreadState, action: ThreadAction): ThreadS
       return { ...state, messages: upsert(state.messages, action.message) };
     case "messageDeleted":
       return { ...state, messages: state.messages.filter((m) => m.id !== action.id) };
+    case "showError":
+      // A failed edit, delete or stop: reported, while any generation goes on.
+      return { ...state, error: action.error };
     case "dismissError":
       return { ...state, error: null };
   }

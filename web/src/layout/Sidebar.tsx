@@ -195,13 +195,7 @@ function ChatListItem({ session, active }: { session: Session; active: boolean }
         </span>
       </a>
       <div className={`pr-1 ${active ? "" : "opacity-100 md:opacity-0 md:group-focus-within:opacity-100 md:group-hover:opacity-100"}`}>
-        <Menu
-          label={`${t("chatOptions")}: ${title}`}
-          align="right"
-          buttonClassName="btn-ghost"
-          button={<DotsIcon />}
-          items={items}
-        />
+        <Menu label={`${t("chatOptions")}: ${title}`} align="right" buttonClassName="btn-ghost" button={<DotsIcon />} items={items} />
       </div>
       {modals}
     </li>

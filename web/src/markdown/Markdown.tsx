@@ -23,9 +23,7 @@ function CodeBlock({ children, ...rest }: ComponentProps<"pre">) {
   const [copied, setCopied] = useState(false);
   const child = Array.isArray(children) ? children[0] : children;
   const className =
-    child && typeof child === "object" && "props" in child
-      ? String((child.props as { className?: string }).className ?? "")
-      : "";
+    child && typeof child === "object" && "props" in child ? String((child.props as { className?: string }).className ?? "") : "";
   const language = /language-([\w+#-]+)/.exec(className)?.[1] ?? "";
   const copy = async () => {
     if (await copyText(textOf(children))) {
@@ -87,7 +85,10 @@ export const Markdown = memo(function Markdown({ text }: { text: string }) {
     <div className="markdown prose prose-sm max-w-none break-words sm:prose-base prose-pre:my-0 prose-pre:bg-transparent prose-pre:p-0 prose-pre:text-gray-900">
       <ReactMarkdown
         remarkPlugins={[remarkGfm, [remarkMath, { singleDollarTextMath: true }]]}
-        rehypePlugins={[[rehypeKatex, { throwOnError: false, strict: "ignore" }], [rehypeHighlight, { detect: false, ignoreMissing: true }]]}
+        rehypePlugins={[
+          [rehypeKatex, { throwOnError: false, strict: "ignore" }],
+          [rehypeHighlight, { detect: false, ignoreMissing: true }],
+        ]}
         components={components}
         urlTransform={urlTransform}
         skipHtml={false}

@@ -5,7 +5,15 @@ import { safeImageUrl, safeUrl } from "./safeUrl";
 
 describe("safeUrl", () => {
   it("keeps web, mail and relative links", () => {
-    for (const url of ["https://example.com/a?b=c#d", "http://x.org", "mailto:a@b.c", "/relative", "#frag", "page.html", "//cdn.example.com/x"]) {
+    for (const url of [
+      "https://example.com/a?b=c#d",
+      "http://x.org",
+      "mailto:a@b.c",
+      "/relative",
+      "#frag",
+      "page.html",
+      "//cdn.example.com/x",
+    ]) {
       expect(safeUrl(url)).toBe(url);
     }
   });
@@ -69,7 +77,9 @@ describe("Markdown", () => {
   });
 
   it("renders code with highlighting and a copy button, tables, and math", () => {
-    const html = render("```rust\nfn main() { let x = 1; }\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nEuler: $e^{i\\pi}+1=0$\n\n$$\n\\int_0^1 x\\,dx\n$$");
+    const html = render(
+      "```rust\nfn main() { let x = 1; }\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nEuler: $e^{i\\pi}+1=0$\n\n$$\n\\int_0^1 x\\,dx\n$$",
+    );
     const code = html.querySelector("pre code");
     expect(code?.className).toContain("language-rust");
     expect(code?.querySelector(".hljs-keyword")?.textContent).toBe("fn");

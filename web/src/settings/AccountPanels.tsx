@@ -87,7 +87,14 @@ export function ProfilePanel() {
         <label className="field-label" htmlFor="profile-avatar">
           {t("avatarUrl")}
         </label>
-        <input id="profile-avatar" type="url" className="input" value={avatarUrl} onChange={(e) => setAvatarUrl(e.target.value)} placeholder="https://…" />
+        <input
+          id="profile-avatar"
+          type="url"
+          className="input"
+          value={avatarUrl}
+          onChange={(e) => setAvatarUrl(e.target.value)}
+          placeholder="https://…"
+        />
       </div>
       <Result error={error} ok={ok} />
       <button type="submit" className="btn-primary" disabled={busy}>
@@ -131,13 +138,31 @@ export function PasswordPanel() {
         <label className="field-label" htmlFor="new-password">
           {t("newPassword")}
         </label>
-        <input id="new-password" name="newPassword" type="password" className="input" autoComplete="new-password" required minLength={8} maxLength={128} />
+        <input
+          id="new-password"
+          name="newPassword"
+          type="password"
+          className="input"
+          autoComplete="new-password"
+          required
+          minLength={8}
+          maxLength={128}
+        />
       </div>
       <div>
         <label className="field-label" htmlFor="confirm-password">
           {t("confirmPassword")}
         </label>
-        <input id="confirm-password" name="confirmPassword" type="password" className="input" autoComplete="new-password" required minLength={8} maxLength={128} />
+        <input
+          id="confirm-password"
+          name="confirmPassword"
+          type="password"
+          className="input"
+          autoComplete="new-password"
+          required
+          minLength={8}
+          maxLength={128}
+        />
       </div>
       <Result error={error} ok={ok} />
       <button type="submit" className="btn-primary" disabled={busy}>

@@ -112,7 +112,11 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
 
   const prefix = config ? `cfg-${config.id}` : "cfg-new";
   return (
-    <form onSubmit={save} className="space-y-3 rounded-xl border border-gray-200 bg-gray-50 p-4" aria-label={config ? t("edit") : t("addConfig")}>
+    <form
+      onSubmit={save}
+      className="space-y-3 rounded-xl border border-gray-200 bg-gray-50 p-4"
+      aria-label={config ? t("edit") : t("addConfig")}
+    >
       <div className="grid gap-3 sm:grid-cols-2">
         <div>
           <label className="field-label" htmlFor={`${prefix}-name`}>
@@ -124,7 +128,15 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
           <label className="field-label" htmlFor={`${prefix}-url`}>
             {t("baseUrl")}
           </label>
-          <input id={`${prefix}-url`} className="input" type="url" value={baseUrl} onChange={(e) => setBaseUrl(e.target.value)} required maxLength={500} />
+          <input
+            id={`${prefix}-url`}
+            className="input"
+            type="url"
+            value={baseUrl}
+            onChange={(e) => setBaseUrl(e.target.value)}
+            required
+            maxLength={500}
+          />
         </div>
         <div>
           <label className="field-label" htmlFor={`${prefix}-key`}>
@@ -157,7 +169,15 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
                 ))}
               </select>
             ) : (
-              <input id={`${prefix}-model`} className="input" value={model} onChange={(e) => setModel(e.target.value)} required maxLength={100} placeholder="gpt-4o-mini" />
+              <input
+                id={`${prefix}-model`}
+                className="input"
+                value={model}
+                onChange={(e) => setModel(e.target.value)}
+                required
+                maxLength={100}
+                placeholder="gpt-4o-mini"
+              />
             )}
             <button type="button" className="btn-secondary shrink-0 px-3" onClick={loadModels} title={t("loadModels")}>
               {t("loadModels")}

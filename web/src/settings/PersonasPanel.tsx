@@ -38,7 +38,11 @@ function PersonaForm({ persona, onDone }: { persona?: Persona; onDone: () => voi
   };
 
   return (
-    <form onSubmit={save} className="space-y-3 rounded-xl border border-gray-200 bg-gray-50 p-4" aria-label={persona ? t("edit") : t("newPersona")}>
+    <form
+      onSubmit={save}
+      className="space-y-3 rounded-xl border border-gray-200 bg-gray-50 p-4"
+      aria-label={persona ? t("edit") : t("newPersona")}
+    >
       <div>
         <label className="field-label" htmlFor={`${prefix}-name`}>
           {t("name")}
@@ -55,7 +59,13 @@ function PersonaForm({ persona, onDone }: { persona?: Persona; onDone: () => voi
         <label className="field-label" htmlFor={`${prefix}-prompt`}>
           {t("systemPrompt")}
         </label>
-        <textarea id={`${prefix}-prompt`} name="systemPrompt" className="input min-h-32" defaultValue={persona?.systemPrompt} maxLength={20000} />
+        <textarea
+          id={`${prefix}-prompt`}
+          name="systemPrompt"
+          className="input min-h-32"
+          defaultValue={persona?.systemPrompt}
+          maxLength={20000}
+        />
       </div>
       {error && (
         <p role="alert" className="alert-error">
