@@ -72,16 +72,11 @@ impl LlmService {
         self.policy
             .check_url(&base_url)
             .map_err(|denied| Error::EgressDenied(denied.0))?;
-        if provider
-            .api_key
-            .chars()
-            .any(|c| c.is_control() || (c.is_whitespace() && c != ' '))
-            || provider.api_key.trim() != provider.api_key
-        {
-            // Never echo the key itself.
+        if !provider.api_key.chars().all(|c| c.is_ascii_graphic()) {
+            // It goes into a header. Never echo the key itself.
             return Err(invalid(
                 "provider.api_key",
-                "must not contain line breaks, control characters or surrounding spaces",
+                "must be printable ASCII without spaces or line breaks",
             ));
         }
         let model = provider.model.trim().to_string();
@@ -258,18 +253,8 @@ impl LlmService {
                     return Err(self.broken_stream(request, &reader, &request.provider.api_key.scrub(&cause)));
                 }
                 // The answer was complete; only the usage or `[DONE]` went missing.
-                Ok(Err(_)) | Ok(Ok(None)) if reader.finish_reason.is_some() => return Ok(reader.finish(tx).await),
-                // Not one event: an HTML page or some other API, not a broken stream.
-                Ok(Err(_)) | Ok(Ok(None)) if reader.chunks == 0 && !reader.received_token => {
-                    return Err(not_openai(request));
-                }
-                Ok(Err(_)) | Ok(Ok(None)) => {
-                    return Err(self.broken_stream(
-                        request,
-                        &reader,
-                        "the connection closed before the answer finished",
-                    ));
-                }
+                Ok(Err(_)) => return Ok(reader.finish(tx).await),
+                Ok(Ok(None)) => break,
                 Ok(Ok(Some(bytes))) => bytes,
             };
             let events = parser.push(&bytes);
@@ -288,6 +273,25 @@ impl LlmService {
                 }
             }
         }
+
+        // The provider closed the stream. A last event without its blank line still counts
+        // (some servers send `data: [DONE]` and close).
+        if let Some(event) = parser.finish() {
+            match reader.event(request, &event, tx, metrics).await? {
+                Step::Continue => {}
+                Step::Done => return Ok(reader.finish(tx).await),
+                Step::CallerGone => return Ok(Outcome::Cancelled),
+            }
+        }
+        if reader.finish_reason.is_some() {
+            // Complete; only the usage or `[DONE]` went missing.
+            return Ok(reader.finish(tx).await);
+        }
+        if reader.chunks == 0 && !reader.received_token {
+            // Not one event: an HTML page or some other API, not a broken stream.
+            return Err(not_openai(request));
+        }
+        Err(self.broken_stream(request, &reader, "the connection closed before the answer finished"))
     }
 
     /// Sends the request, retrying 429, 5xx and connect errors with backoff (or the provider's

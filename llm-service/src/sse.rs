@@ -52,6 +52,17 @@ impl SseParser {
         !self.buffer.is_empty() || self.data.is_some()
     }
 
+    /// At the end of the stream: the event left unfinished (its last line or blank line
+    /// missing), if it has data.
+    pub fn finish(&mut self) -> Option<Event> {
+        self.after_cr = false;
+        let line = std::mem::take(&mut self.buffer);
+        if !line.is_empty() {
+            self.line(&line);
+        }
+        self.line(&[])
+    }
+
     /// Bytes held for the event being read.
     pub fn pending_len(&self) -> usize {
         self.buffer.len() + self.data.as_ref().map_or(0, String::len)
@@ -118,9 +129,16 @@ mod tests {
     }
 
     #[test]
-    fn an_unfinished_event_is_pending() {
+    fn an_unfinished_event_is_pending_until_the_end() {
         let mut parser = SseParser::new();
         assert!(parser.push(b"data: {\"par").is_empty());
         assert!(parser.has_partial_event());
+        assert_eq!(parser.pending_len(), 11);
+        assert_eq!(parser.finish().map(|e| e.data), Some("{\"par".to_string()));
+        assert_eq!(parser.finish(), None);
+        assert!(parser.push(b"data: [DONE]\n").is_empty());
+        assert_eq!(parser.finish().map(|e| e.data), Some("[DONE]".to_string()));
+        assert!(parser.push(b": comment only").is_empty());
+        assert_eq!(parser.finish(), None);
     }
 }

@@ -115,6 +115,13 @@ async fn server_errors_and_unreachable_providers_are_unavailable() {
     assert_eq!(status.code(), Code::Unavailable);
     assert!(status.message().contains("cannot connect"), "{}", status.message());
 
+    // TLS to something that does not speak it (the fake speaks plain HTTP).
+    let mut not_tls = provider(&fake);
+    not_tls.base_url = format!("https://{}/v1", fake.address());
+    let status = stream_error(&mut client, chat_request(not_tls, "q")).await;
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(fake.chat_requests().len(), 1, "a request went through without TLS");
+
     // A name that does not resolve (.invalid never does).
     let mut unknown_host = provider(&fake);
     unknown_host.base_url = "http://parley-no-such-host.invalid/v1".to_string();

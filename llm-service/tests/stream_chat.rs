@@ -241,6 +241,11 @@ async fn bad_requests_name_the_field_and_reach_no_provider() {
             r.provider.as_mut().unwrap().api_key = "sk-abc\r\nX-Injected: 1".to_string();
             r
         }),
+        ("provider.api_key", {
+            let mut r = base.clone();
+            r.provider.as_mut().unwrap().api_key = "sk-abc-clé".to_string();
+            r
+        }),
         (
             "messages",
             pb::StreamChatRequest {
@@ -353,4 +358,19 @@ async fn something_that_is_not_an_openai_api_is_unavailable_with_a_hint() {
     let status = stream_error(&mut client, chat_request(provider, "q")).await;
     assert_eq!(status.code(), Code::Unavailable);
     assert!(status.message().contains("not JSON"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn a_last_event_without_its_blank_line_still_counts() {
+    let provider = canned_provider(
+        "text/event-stream",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\r\n\r\ndata: [DONE]",
+    )
+    .await;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let streamed = stream(&mut client, chat_request(provider, "q")).await;
+    assert!(streamed.error.is_none(), "{:?}", streamed.error);
+    assert_eq!(streamed.content, "Hi");
+    assert_eq!(streamed.finish.unwrap().reason, "");
 }
