@@ -732,10 +732,16 @@ async fn send_stream(
 }
 
 /// Drops the connection mid-response: a body error makes hyper abort it without the final
-/// chunk. The pause first lets hyper flush the chunks already sent (it flushes when the body
-/// has nothing ready), so the client receives them before the cut.
+/// chunk. First hyper must have taken and flushed the chunks already sent (it flushes when
+/// the body has nothing ready), so the client receives them before the cut.
 async fn cut(tx: &mpsc::Sender<Result<Bytes, std::io::Error>>, guard: &mut StreamGuard) {
     guard.ended = true;
+    for _ in 0..1000 {
+        if tx.capacity() == tx.max_capacity() || tx.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     tokio::time::sleep(Duration::from_millis(20)).await;
     let _ = tx.send(Err(std::io::Error::other("cut by the script"))).await;
 }
