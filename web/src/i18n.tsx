@@ -107,6 +107,11 @@ const en = {
   settings: "Settings",
   tokens: "{prompt} in · {completion} out",
   skipToComposer: "Skip to the message box",
+  today: "Today",
+  yesterday: "Yesterday",
+  previous7Days: "Previous 7 days",
+  older: "Older",
+  answerComplete: "Answer complete",
 };
 
 export type MessageKey = keyof typeof en;
@@ -218,6 +223,11 @@ const zhCN: Record<MessageKey, string> = {
   settings: "设置",
   tokens: "输入 {prompt} · 输出 {completion}",
   skipToComposer: "跳到输入框",
+  today: "今天",
+  yesterday: "昨天",
+  previous7Days: "过去 7 天",
+  older: "更早",
+  answerComplete: "回答完成",
 };
 
 export type Locale = "en" | "zh-CN";

@@ -73,6 +73,8 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   const [draft, setDraft] = useState("");
   const [running, setRunning] = useState(false);
   const [deleteId, setDeleteId] = useState<string | null>(null);
+  // Screen readers hear each finished answer once, not every token of it.
+  const [announcement, setAnnouncement] = useState("");
   const abortRef = useRef<AbortController | null>(null);
   const watchRef = useRef<((messageId: string) => Promise<unknown>) | null>(null);
   const reattachments = useRef(0);
@@ -133,6 +135,9 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
             if (event.event.case === "userMessage") userStored = true;
             if (event.event.case === "sessionUpdated") onSessionChanged(event.event.value);
             if (event.event.case === "error") error = event.event.value.message;
+            if (event.event.case === "completed") {
+              setAnnouncement(`${t("answerComplete")}: ${event.event.value.content.slice(0, 500)}`);
+            }
             dispatch({ type: "event", event });
           }
           dispatch({ type: "streamEnded" });
@@ -178,7 +183,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
       }
       return { userStored, error };
     },
-    [api, loadMessages, onSessionChanged, reloadSessions],
+    [api, loadMessages, onSessionChanged, reloadSessions, t],
   );
 
   const watch = useCallback(
@@ -381,7 +386,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
           className="h-full overflow-y-auto bg-white"
           data-testid="message-list"
         >
-          <div className="mx-auto flex max-w-3xl flex-col gap-6 px-4 py-6 sm:px-6" aria-live="polite" aria-busy={busy}>
+          <div className="mx-auto flex max-w-3xl flex-col gap-6 px-4 py-6 sm:px-6" aria-busy={busy}>
             {session?.systemPrompt && (
               <details className="rounded-lg border border-dashed border-gray-300 px-3 py-2 text-sm text-gray-600">
                 <summary className="cursor-pointer">{t("systemPrompt")}</summary>
@@ -420,6 +425,9 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
             )}
           </div>
         </div>
+        <p role="status" className="sr-only">
+          {announcement}
+        </p>
         {showJump && (
           <button
             type="button"

@@ -2,13 +2,22 @@ import { useState } from "react";
 import { useStore } from "../app/store";
 import { navigate, routePath, useRoute } from "../app/router";
 import { signOut } from "../app/session";
-import { locales, useLocale, useT } from "../i18n";
+import { locales, useLocale, useT, type MessageKey } from "../i18n";
+import { groupSessions, type GroupKey } from "./groups";
 import { Avatar } from "../ui/Avatar";
 import { Menu } from "../ui/Menu";
 import { ConfirmModal, PromptModal } from "../ui/Modal";
 import { ArchiveIcon, CloseIcon, DotsIcon, EditIcon, Logo, PinIcon, PlusIcon, TrashIcon } from "../ui/icons";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
 import { errorMessage } from "../api/client";
+
+const groupLabels: Record<GroupKey, MessageKey> = {
+  pinned: "pinned",
+  today: "today",
+  yesterday: "yesterday",
+  previous7: "previous7Days",
+  older: "older",
+};
 
 export function Sidebar({ onClose }: { onClose?: () => void }) {
   const t = useT();
@@ -76,15 +85,24 @@ export function Sidebar({ onClose }: { onClose?: () => void }) {
         </a>
       </div>
       <div className="min-h-0 flex-1 overflow-y-auto px-2 pb-2">
-        <h2 className="px-2 pb-1 text-xs font-semibold uppercase tracking-wide text-gray-500">{t("chats")}</h2>
+        <h2 className="sr-only">{t("chats")}</h2>
         {sessions.length === 0 ? (
           <p className="px-2 py-2 text-sm text-gray-500">{t("noChats")}</p>
         ) : (
-          <ul className="space-y-0.5" data-testid="chat-list">
-            {sessions.map((s) => (
-              <ChatListItem key={s.id.toString()} session={s} active={route.name === "chat" && route.id === s.id.toString()} />
+          <div className="space-y-4" data-testid="chat-list">
+            {groupSessions(sessions, new Date()).map((group) => (
+              <section key={group.key} aria-labelledby={`chat-group-${group.key}`}>
+                <h3 id={`chat-group-${group.key}`} className="px-2 pb-1 text-xs font-semibold text-gray-500">
+                  {t(groupLabels[group.key])}
+                </h3>
+                <ul className="space-y-0.5">
+                  {group.sessions.map((s) => (
+                    <ChatListItem key={s.id.toString()} session={s} active={route.name === "chat" && route.id === s.id.toString()} />
+                  ))}
+                </ul>
+              </section>
             ))}
-          </ul>
+          </div>
         )}
       </div>
       <div className="border-t border-gray-200 px-3 py-2">
