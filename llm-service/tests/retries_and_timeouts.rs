@@ -142,7 +142,7 @@ async fn no_first_token_in_time_is_deadline_exceeded_and_closes_the_request() {
 #[tokio::test]
 async fn silence_mid_answer_is_deadline_exceeded() {
     let fake = FakeOpenAi::start().await;
-    let server = TestServer::start_with(timeouts(5_000, 5_000, 300)).await;
+    let server = TestServer::start_with(timeouts(5_000, 5_000, 1_000)).await;
     let mut client = server.client().await;
     fake.push_reply(Reply::text("first then nothing").chunk_delay(Duration::from_secs(10)));
     let streamed = stream(&mut client, chat_request(provider(&fake), "q")).await;
