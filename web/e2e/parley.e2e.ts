@@ -488,6 +488,42 @@ describe("Parley in a browser", () => {
     }
   });
 
+  step("switches the chat to another API config from the header", async () => {
+    const other = await openTab(browser, parley.url);
+    watchPage(other.page);
+    try {
+      const p = other.page;
+      await signIn(p, alice.username, "a brand new password");
+      await p.getByRole("button", { name: "Account menu" }).click();
+      await p.getByRole("menuitem", { name: "API configs" }).click();
+      await p.getByRole("button", { name: "Add API config" }).click();
+      await p.getByLabel("Name", { exact: true }).fill("Reasoner");
+      await p.getByLabel("Base URL").fill(fake.baseUrl);
+      await p.getByLabel("API key").fill(fake.apiKey);
+      await p.getByLabel("Model").fill("fake-reasoner");
+      await p.getByRole("button", { name: "Save" }).click();
+      await p.getByTestId("api-config").filter({ hasText: "Reasoner" }).waitFor();
+
+      await p
+        .getByTestId("chat-list")
+        .getByRole("link", { name: /Renamed chat/ })
+        .click();
+      await p.getByTestId("header-model").filter({ hasText: "fake-model" }).waitFor();
+      await p.getByRole("button", { name: "API config" }).click();
+      await p.getByRole("menuitem", { name: "Reasoner · fake-reasoner" }).click();
+      await p.getByTestId("header-model").filter({ hasText: "fake-reasoner" }).waitFor();
+      await fake.script({ text: "Answered by the reasoner.", chunk_delay_ms: 5 });
+      await p.locator("#composer").fill("Which model?");
+      await p.locator("#composer").press("Enter");
+      await p.locator("article[data-role=assistant]").last().filter({ hasText: "Answered by the reasoner." }).waitFor();
+      const requests = (await fake.requests()) as { path: string; body?: { model?: string } }[];
+      expect(requests.filter((r) => r.path.endsWith("/chat/completions")).at(-1)?.body?.model).toBe("fake-reasoner");
+    } finally {
+      watchPage(page);
+      await other.context.close();
+    }
+  });
+
   step("a send the server refuses keeps the typed text in the box", async () => {
     const other = await openTab(browser, parley.url);
     watchPage(other.page);
@@ -497,8 +533,14 @@ describe("Parley in a browser", () => {
       // Without any API config nothing can answer: the server refuses before storing anything.
       await p.getByRole("button", { name: "Account menu" }).click();
       await p.getByRole("menuitem", { name: "API configs" }).click();
-      await p.getByTestId("api-config").getByRole("button", { name: "Delete" }).click();
-      await p.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+      const configs = p.getByTestId("api-config");
+      await configs.first().waitFor();
+      while ((await configs.count()) > 0) {
+        const before = await configs.count();
+        await configs.first().getByRole("button", { name: "Delete" }).click();
+        await p.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+        await waitUntil("the config gone", async () => (await configs.count()) < before);
+      }
       await p.getByText("No API configs yet.").waitFor();
 
       await p

@@ -8,7 +8,7 @@ import type { ChatEvent } from "../gen/parley/chat/v1/message_pb";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
 import { Composer } from "./Composer";
 import { MessageItem } from "./MessageItem";
-import { ArrowDownIcon, CloseIcon, DotsIcon, MenuIcon } from "../ui/icons";
+import { ArrowDownIcon, CheckIcon, ChevronDownIcon, CloseIcon, DotsIcon, MenuIcon } from "../ui/icons";
 import { Menu } from "../ui/Menu";
 import { ConfirmModal } from "../ui/Modal";
 import { useSessionActions } from "../layout/Sidebar";
@@ -22,7 +22,7 @@ export function ChatHeader({
   right,
 }: {
   title: string;
-  subtitle?: string;
+  subtitle?: ReactNode;
   onOpenSidebar: () => void;
   right?: ReactNode;
 }) {
@@ -38,11 +38,7 @@ export function ChatHeader({
         <h1 className="truncate text-[15px] font-semibold leading-5" data-testid="counterpart">
           {title}
         </h1>
-        {subtitle && (
-          <p className="truncate text-xs text-gray-500" data-testid="header-model">
-            {subtitle}
-          </p>
-        )}
+        {subtitle && <div className="flex min-w-0 justify-center text-xs text-gray-500">{subtitle}</div>}
       </div>
       <div className="flex justify-end">{right}</div>
     </header>
@@ -372,7 +368,13 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     <>
       <ChatHeader
         title={counterpart.name}
-        subtitle={counterpart.model}
+        subtitle={
+          session ? (
+            <ModelSwitcher session={session} model={counterpart.model} onChanged={onSessionChanged} />
+          ) : (
+            <span data-testid="header-model">{counterpart.model}</span>
+          )
+        }
         onOpenSidebar={onOpenSidebar}
         right={session && <SessionMenu session={session} onChanged={setSession} />}
       />
@@ -473,5 +475,48 @@ function SessionMenu({ session, onChanged }: { session: Session; onChanged: (s: 
       <Menu label={t("chatOptions")} align="right" buttonClassName="btn-ghost" button={<DotsIcon />} items={items} />
       {modals}
     </>
+  );
+}
+
+/** The model under the persona's name: a menu to answer this chat with another API config. */
+function ModelSwitcher({ session, model, onChanged }: { session: Session; model: string; onChanged: (s: Session) => void }) {
+  const t = useT();
+  const { api, configs } = useStore();
+  const [error, setError] = useState<string | null>(null);
+  const current = session.apiConfigId ?? configs[0]?.id;
+  const choose = async (configId: bigint) => {
+    try {
+      // An empty model means the config's own model.
+      const res = await api.sessions.updateSession({
+        id: session.id,
+        apiConfigId: configId,
+        model: "",
+        updateMask: { paths: ["api_config_id", "model"] },
+      });
+      if (res.session) onChanged(res.session);
+      setError(null);
+    } catch (err) {
+      setError(errorMessage(err));
+    }
+  };
+  return (
+    <Menu
+      label={t("apiConfig")}
+      align="center"
+      buttonClassName="inline-flex max-w-full items-center gap-0.5 rounded px-1 hover:bg-gray-100 hover:text-gray-900"
+      button={
+        <>
+          <span className="truncate" data-testid="header-model" title={error ?? undefined}>
+            {model}
+          </span>
+          <ChevronDownIcon width={12} height={12} />
+        </>
+      }
+      items={configs.map((c) => ({
+        label: `${c.name} · ${c.model}`,
+        icon: <CheckIcon width={14} height={14} className={c.id === current ? "" : "invisible"} />,
+        onSelect: () => void choose(c.id),
+      }))}
+    />
   );
 }

@@ -52,7 +52,11 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
 
   return (
     <>
-      <ChatHeader title={persona?.name ?? t("newChat")} subtitle={config?.model} onOpenSidebar={onOpenSidebar} />
+      <ChatHeader
+        title={persona?.name ?? t("newChat")}
+        subtitle={config && <span className="truncate">{config.model}</span>}
+        onOpenSidebar={onOpenSidebar}
+      />
       <div className="min-h-0 flex-1 overflow-y-auto bg-white">
         <div className="mx-auto flex max-w-2xl flex-col items-center px-4 py-10 sm:py-16">
           <Logo className="mb-4 h-12 w-12 rounded-xl bg-black p-1" />

@@ -17,7 +17,7 @@ export function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab; onOpenS
   const current = tabs.find((x) => x.id === tab) ?? tabs[0];
   return (
     <>
-      <ChatHeader title={t("settings")} subtitle={t(current.label)} onOpenSidebar={onOpenSidebar} />
+      <ChatHeader title={t("settings")} subtitle={<span className="truncate">{t(current.label)}</span>} onOpenSidebar={onOpenSidebar} />
       <div className="min-h-0 flex-1 overflow-y-auto bg-white">
         <div className="mx-auto max-w-3xl px-4 py-6 sm:px-6">
           <nav className="mb-6 flex gap-1 overflow-x-auto border-b border-gray-200" aria-label={t("settings")}>

@@ -22,7 +22,7 @@ export function Menu({
   button: ReactNode;
   items: MenuItem[];
   buttonClassName?: string;
-  align?: "left" | "right";
+  align?: "left" | "right" | "center";
   placement?: "below" | "above";
   menuClassName?: string;
   header?: ReactNode;
@@ -83,7 +83,7 @@ export function Menu({
           aria-label={label}
           onKeyDown={onKeyDown}
           className={`absolute z-30 min-w-44 rounded-lg border border-gray-200 bg-white py-1 text-sm text-gray-900 shadow-lg ${
-            align === "right" ? "right-0" : "left-0"
+            align === "right" ? "right-0" : align === "center" ? "left-1/2 -translate-x-1/2" : "left-0"
           } ${placement === "above" ? "bottom-full mb-1" : "top-full mt-1"} ${menuClassName}`}
         >
           {header}
