@@ -351,7 +351,9 @@ impl LlmService {
 
     /// ListModels: the ids the provider lists, within the request timeout.
     pub async fn list_models(&self, provider: &ProviderSettings) -> Result<Vec<String>, Error> {
+        let span = tracing::info_span!("llm.list_models", provider = %provider.host());
         tokio::time::timeout(self.config.request_timeout, self.client.list_models(provider))
+            .instrument(span)
             .await
             .map_err(|_| {
                 Error::Timeout(format!(
