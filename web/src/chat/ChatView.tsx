@@ -131,6 +131,9 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
             if (event.event.case === "userMessage") userStored = true;
             if (event.event.case === "sessionUpdated") onSessionChanged(event.event.value);
             if (event.event.case === "error") error = event.event.value.message;
+            // The answer is final: the chat is free for the next message, while the stream
+            // stays open a little longer for a generated title.
+            if (event.event.case === "completed" || event.event.case === "error") setRunning(false);
             if (event.event.case === "completed") {
               setAnnouncement(`${t("answerComplete")}: ${event.event.value.content.slice(0, 500)}`);
             }
