@@ -257,6 +257,8 @@ struct RegistryState {
 pub struct GenerationRegistry {
     state: Mutex<RegistryState>,
     tasks: TaskTracker,
+    /// Cancelled on shutdown: ends the extras (titles) of answers already stored.
+    shutdown: CancellationToken,
     max_per_user: usize,
 }
 
@@ -265,6 +267,7 @@ impl GenerationRegistry {
         Arc::new(Self {
             state: Mutex::new(RegistryState::default()),
             tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
             max_per_user,
         })
     }
@@ -326,6 +329,7 @@ impl GenerationRegistry {
             state.shutting_down = true;
             state.messages.values().cloned().collect()
         };
+        self.shutdown.cancel();
         for generation in running {
             generation.request_stop(StopReason::Shutdown);
         }
@@ -466,10 +470,14 @@ impl GenerationJob {
         generation.finished.cancel();
         tracing::info!(status = row_status, chars = content.chars().count(), "generation ended");
 
-        if let (Outcome::Complete(_), Some(title)) = (&outcome, &self.title)
-            && let Some(session) = self.generate_title(title, &content).await
-        {
-            generation.push(Event::SessionUpdated(session));
+        if let (Outcome::Complete(_), Some(title)) = (&outcome, &self.title) {
+            let titled = tokio::select! {
+                titled = self.generate_title(title, &content) => titled,
+                _ = registry.shutdown.cancelled() => None,
+            };
+            if let Some(session) = titled {
+                generation.push(Event::SessionUpdated(session));
+            }
         }
         generation.close();
     }

@@ -766,3 +766,53 @@ on_every_backend!(a_quiet_model_is_kept_alive_by_heartbeats, |db_url: String| as
     assert_eq!(done.error, "");
     stack.stop().await;
 });
+
+on_every_backend!(shutdown_does_not_wait_for_a_title, |db_url: String| async move {
+    // A long drain deadline: only the title could keep the shutdown waiting.
+    let mut stack = Stack::start_with(&db_url, |config| config.drain_deadline = Duration::from_secs(60)).await;
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let session = alice.create_session(pb::CreateSessionRequest::default()).await;
+    stack.fake.push_reply(Reply::text("the answer"));
+    // The title request hangs.
+    stack
+        .fake
+        .push_reply(Reply::text("Never Seen").headers_delay(Duration::from_secs(60)));
+    let mut stream = alice.send(session.id, "hello").await;
+    let mut events = Vec::new();
+    while !matches!(events.last(), Some(Event::Completed(_))) {
+        events.push(next_event(&mut stream).await.expect("stream ended before completed"));
+    }
+    // Wait until the title request is under way.
+    for _ in 0..200 {
+        if stack.fake.chat_requests().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(stack.fake.chat_requests().len(), 2);
+    // Not a speed check: a shutdown that waited for the title would wait out its 30 s limit.
+    tokio::time::timeout(Duration::from_secs(20), stack.stop_chat())
+        .await
+        .expect("shutdown waited for the title")
+        .unwrap();
+    // The stream ended cleanly after the answer, without a title.
+    let rest = tokio::time::timeout(Duration::from_secs(20), stream.message())
+        .await
+        .expect("the stream waited for the title");
+    assert!(matches!(rest, Ok(None)), "{rest:?}");
+    let db = stack.database().await;
+    let (title,): (String,) = sqlx::query_as("SELECT title FROM chat_sessions WHERE id = $1")
+        .bind(session.id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(title, "");
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM chat_messages WHERE id = $1")
+        .bind(started_id(&events))
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(status, "complete");
+    stack.stop().await;
+});
