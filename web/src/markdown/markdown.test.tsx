@@ -70,6 +70,14 @@ describe("Markdown", () => {
     }
   });
 
+  it("drops links hidden behind entities, references and raw anchors", () => {
+    const html = render(
+      '[a](javascript&#58;alert(1)) [b](&#106;avascript:alert(1)) [c][ref] <a href="javascript:alert(2)">d</a>\n\n[ref]: javascript:alert(3)',
+    );
+    expect(html.querySelectorAll("a")).toHaveLength(0);
+    expect(html.textContent).toContain("a b c");
+  });
+
   it("drops images with unsafe sources", () => {
     const html = render("![pic](data:image/svg+xml,<svg/onload=alert(1)>) ![ok](https://example.com/a.png)");
     const images = Array.from(html.querySelectorAll("img"));
