@@ -38,7 +38,7 @@ const markdownAnswer = [
   '<img src=x onerror="window.__xss=1"> done.',
 ].join("\n");
 
-const longAnswer = Array.from({ length: 90 }, (_, i) => `word${i + 1}`).join(" ");
+const longAnswer = Array.from({ length: 150 }, (_, i) => `word${i + 1}`).join(" ");
 
 const assistants = () => page.locator("article[data-role=assistant]");
 const lastAssistant = () => assistants().last();
