@@ -112,6 +112,7 @@ const en = {
   previous7Days: "Previous 7 days",
   older: "Older",
   answerComplete: "Answer complete",
+  keyNeededToTest: "Enter the API key to try settings that are not saved yet.",
 };
 
 export type MessageKey = keyof typeof en;
@@ -228,6 +229,7 @@ const zhCN: Record<MessageKey, string> = {
   previous7Days: "过去 7 天",
   older: "更早",
   answerComplete: "回答完成",
+  keyNeededToTest: "测试尚未保存的设置时，请输入 API 密钥。",
 };
 
 export type Locale = "en" | "zh-CN";

@@ -54,7 +54,7 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
   const test = async () => {
     const tgt = target();
     if (!tgt) {
-      setResult({ error: `${t("apiKey")}?` });
+      setResult({ error: t("keyNeededToTest") });
       return;
     }
     setTesting(true);
@@ -71,7 +71,7 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
   const loadModels = async () => {
     const tgt = target() ?? (config ? ({ case: "id", value: config.id } as const) : null);
     if (!tgt) {
-      setResult({ error: `${t("apiKey")}?` });
+      setResult({ error: t("keyNeededToTest") });
       return;
     }
     try {
