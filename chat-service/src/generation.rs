@@ -414,6 +414,8 @@ pub struct GenerationJob {
     pub settings: GenerationSettings,
     /// A regeneration: the answer this one replaces once it completes.
     pub replaces: Option<i64>,
+    /// Other instances share the database and may ask for a stop through the row.
+    pub watch_remote_stops: bool,
     pub title: Option<TitleJob>,
 }
 
@@ -533,16 +535,31 @@ impl GenerationJob {
                 _ = persist.tick() => {
                     // New text, or a heartbeat while the model is quiet (it may think for
                     // minutes before the first token).
-                    if unsaved || last_write.elapsed() >= self.settings.heartbeat_interval {
+                    let stop_asked = if unsaved || last_write.elapsed() >= self.settings.heartbeat_interval {
                         let (content, reasoning) = generation.text();
                         match self.store.save_progress(generation.message_id, &content, &reasoning, now_millis()).await {
-                            Ok(()) => {
+                            Ok(stop_asked) => {
                                 unsaved = false;
                                 last_write = tokio::time::Instant::now();
+                                stop_asked
                             }
                             // The next tick or the final write tries again.
-                            Err(e) => tracing::warn!(error = %e, "could not store the answer so far"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "could not store the answer so far");
+                                false
+                            }
                         }
+                    } else if self.watch_remote_stops {
+                        self.store.stop_requested(generation.message_id).await.unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, "could not check for a stop request");
+                            false
+                        })
+                    } else {
+                        false
+                    };
+                    if stop_asked {
+                        tracing::info!("stop requested through another instance");
+                        generation.request_stop(StopReason::User);
                     }
                 }
                 started = &mut start, if stream.is_none() => match started {

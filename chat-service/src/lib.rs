@@ -126,17 +126,19 @@ pub async fn serve(
         user_channel,
     ))));
     let registry = GenerationRegistry::new(config.generation.max_per_user);
+    // A SQLite file has only this instance; a PostgreSQL database may have others.
+    let single_instance = database.backend == database::Backend::Sqlite;
     let chat = Arc::new(service::ChatService::new(
         store,
         cipher,
         llm,
         Arc::clone(&registry),
         config.generation.clone(),
+        !single_instance,
     ));
     // Before serving: no request may see a row a crash left STREAMING, and a wrong master
-    // key must stop the start, not surface later as failed chats. A SQLite file has only
-    // this instance; a PostgreSQL database may have others whose answers are still live.
-    let single_instance = database.backend == database::Backend::Sqlite;
+    // key must stop the start, not surface later as failed chats. Other instances' answers
+    // may still be live.
     chat.fail_abandoned(single_instance).await?;
     chat.check_and_rotate_keys().await?;
 

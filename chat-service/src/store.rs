@@ -697,19 +697,52 @@ impl ChatStore {
         Ok(id)
     }
 
-    /// Persists the answer so far while it streams.
-    pub async fn save_progress(&self, id: i64, content: &str, reasoning: &str, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE chat_messages SET content = $1, reasoning = $2, updated_at = $3 WHERE id = $4 AND status = $5",
+    /// Persists the answer so far while it streams. Answers whether a stop was asked for
+    /// through the row (by another instance).
+    pub async fn save_progress(&self, id: i64, content: &str, reasoning: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE chat_messages SET content = $1, reasoning = $2, updated_at = $3 WHERE id = $4 AND status = $5 \
+             RETURNING CAST(stop_requested AS BIGINT)",
         )
         .bind(content)
         .bind(reasoning)
         .bind(now)
         .bind(id)
         .bind(status::STREAMING)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(())
+        Ok(row.is_some_and(|(requested,)| requested != 0))
+    }
+
+    /// Whether a stop was asked for through the row.
+    pub async fn stop_requested(&self, id: i64) -> Result<bool, sqlx::Error> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT CAST(stop_requested AS BIGINT) FROM chat_messages WHERE id = $1 AND status = $2")
+                .bind(id)
+                .bind(status::STREAMING)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some_and(|(requested,)| requested != 0))
+    }
+
+    /// Asks whichever instance generates the answer to stop. False when it is not streaming.
+    pub async fn request_stop(&self, id: i64) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query("UPDATE chat_messages SET stop_requested = 1 WHERE id = $1 AND status = $2")
+            .bind(id)
+            .bind(status::STREAMING)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// The answers of a session still streaming (possibly on another instance).
+    pub async fn streaming_in_session(&self, session_id: i64) -> Result<Vec<i64>, sqlx::Error> {
+        let rows: Vec<(i64,)> = sqlx::query_as("SELECT id FROM chat_messages WHERE session_id = $1 AND status = $2")
+            .bind(session_id)
+            .bind(status::STREAMING)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// Writes how the generation ended; with `replaces`, a completed regeneration also deletes

@@ -816,3 +816,90 @@ on_every_backend!(shutdown_does_not_wait_for_a_title, |db_url: String| async mov
     assert_eq!(status, "complete");
     stack.stop().await;
 });
+
+/// PostgreSQL only: a SQLite file is served by one instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_postgres_watch_and_stop_each_others_answers() {
+    let Some(database) = parley_testkit::test_database::TestDatabase::postgres().await else {
+        return;
+    };
+    let db_url = database.url.clone();
+    let mut stack = Stack::start(&db_url).await;
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let session = alice.create_session(titled()).await;
+    let elsewhere = stack.second_instance(&alice).await;
+    stack.fake.push_reply(slow(150, Duration::from_millis(30)));
+
+    let mut stream = alice.send(session.id, "a long one").await;
+    let answer_id = read_deltas(&mut stream, 3).await;
+    // The other instance knows the session is busy…
+    assert_code(
+        elsewhere
+            .messages()
+            .send_message(elsewhere.req(pb::SendMessageRequest {
+                session_id: session.id,
+                content: "me too".into(),
+                api_config_id: None,
+            }))
+            .await,
+        Code::FailedPrecondition,
+    );
+    // …follows the answer through the database…
+    let mut watcher = elsewhere
+        .messages()
+        .watch_generation(elsewhere.req(pb::WatchGenerationRequest { message_id: answer_id }))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watcher.message().await.unwrap().unwrap().event.unwrap().event.unwrap();
+    assert_eq!(kind(&first), "assistant_started");
+    // …and stops it.
+    let stopped = elsewhere
+        .messages()
+        .stop_generation(elsewhere.req(pb::StopGenerationRequest { message_id: answer_id }))
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap();
+    assert_eq!(stopped.status, pb::MessageStatus::Stopped as i32);
+    assert!(!stopped.content.is_empty() && words(150).starts_with(&stopped.content));
+    assert!(stopped.content.len() < words(150).len());
+
+    let rest = collect_send(stream).await;
+    let Some(Event::Completed(last)) = rest.last() else {
+        panic!("{rest:?}")
+    };
+    assert_eq!(last.status, pb::MessageStatus::Stopped as i32);
+    assert_eq!(last.content, stopped.content);
+    let watched = collect(watcher, |r: pb::WatchGenerationResponse| r.event).await;
+    let Some(Event::Completed(seen)) = watched.last() else {
+        panic!("{watched:?}")
+    };
+    assert_eq!(seen.status, pb::MessageStatus::Stopped as i32);
+    assert_eq!(text_of(&watched), stopped.content);
+
+    // A stop also reaches an answer whose model has not said anything yet.
+    stack
+        .fake
+        .push_reply(Reply::text("too late").first_chunk_delay(Duration::from_secs(3)));
+    let mut stream = alice.send(session.id, "think first").await;
+    let Some(Event::UserMessage(_)) = next_event(&mut stream).await else {
+        panic!()
+    };
+    let Some(Event::AssistantStarted(quiet)) = next_event(&mut stream).await else {
+        panic!()
+    };
+    let stopped = elsewhere
+        .messages()
+        .stop_generation(elsewhere.req(pb::StopGenerationRequest { message_id: quiet.id }))
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap();
+    assert_eq!(stopped.status, pb::MessageStatus::Stopped as i32);
+    assert_eq!(stopped.content, "", "stopped before the first token");
+    stack.stop().await;
+}

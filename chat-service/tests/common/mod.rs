@@ -80,6 +80,7 @@ pub struct Stack {
     user: Running<user_service::Error>,
     llm: Running<llm_service::Error>,
     chat: Running<chat_service::Error>,
+    second_chat: Option<Running<chat_service::Error>>,
     pub chat_config: chat_service::Config,
 }
 
@@ -139,6 +140,7 @@ impl Stack {
             user,
             llm,
             chat,
+            second_chat: None,
             chat_config,
         }
     }
@@ -157,7 +159,19 @@ impl Stack {
         self.chat = start_chat(config).await;
     }
 
+    /// Starts another chat-service instance on the same database (and master key) and
+    /// answers a client of it for `user`.
+    pub async fn second_instance(&mut self, user: &User) -> User {
+        let running = start_chat(self.chat_config.clone()).await;
+        let channel = Self::channel(running.address).await;
+        self.second_chat = Some(running);
+        User::new(channel, user.token.clone())
+    }
+
     pub async fn stop(mut self) {
+        if let Some(mut second) = self.second_chat.take() {
+            let _ = second.stop().await;
+        }
         let _ = self.chat.stop().await;
         let _ = self.llm.stop().await;
         let _ = self.user.stop().await;
