@@ -582,10 +582,9 @@ on_every_backend!(
     }
 );
 
-on_every_backend!(limits_and_missing_configs, |db_url: String| async move {
+on_every_backend!(missing_configs_and_the_maximum_duration, |db_url: String| async move {
     let stack = Stack::start_with(&db_url, |config| {
-        config.generation.max_duration = Duration::from_millis(600);
-        config.generation.max_per_user = 1;
+        config.generation.max_duration = Duration::from_millis(1500);
     })
     .await;
     let alice = stack.user("alice").await;
@@ -606,7 +605,7 @@ on_every_backend!(limits_and_missing_configs, |db_url: String| async move {
 
     // An answer running past the maximum duration ends FAILED with what it had.
     stack.fake_config(&alice, "fake").await;
-    stack.fake.push_reply(slow(100, Duration::from_millis(30)));
+    stack.fake.push_reply(slow(200, Duration::from_millis(30)));
     let events = collect_send(alice.send(session.id, "take your time").await).await;
     let Some(Event::Error(error)) = events.last() else {
         panic!("{events:?}")
@@ -616,42 +615,71 @@ on_every_backend!(limits_and_missing_configs, |db_url: String| async move {
     assert_eq!(stored.status, pb::MessageStatus::Failed as i32);
     assert!(!stored.content.is_empty());
     assert_eq!(stored.content, text_of(&events));
-
-    // Deleting a session mid-answer stops the answer and removes everything.
-    stack.fake.push_reply(slow(100, Duration::from_millis(30)));
-    let mut stream = alice.send(session.id, "one more").await;
-    read_deltas(&mut stream, 2).await;
-    // One answer at a time for this user (the limit is configured to 1 here).
-    let elsewhere = alice.create_session(titled()).await;
-    let status = alice
-        .messages()
-        .send_message(alice.req(pb::SendMessageRequest {
-            session_id: elsewhere.id,
-            content: "in parallel".into(),
-            api_config_id: None,
-        }))
-        .await
-        .expect_err("over the per-user limit");
-    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(parley_service_kit::grpc_status::retry_delay(&status).is_some());
-    assert!(alice.list_messages(elsewhere.id).await.is_empty());
-    alice
-        .sessions()
-        .delete_session(alice.req(pb::DeleteSessionRequest { id: session.id }))
-        .await
-        .unwrap();
-    let db = stack.database().await;
-    assert_eq!(count_rows(&db, "chat_messages").await, 0);
-    let rest = collect_send(stream).await;
-    assert!(matches!(rest.last(), Some(Event::Completed(_)) | None), "{rest:?}");
+    assert!(stored.content.len() < words(200).len());
     stack.stop().await;
 });
+
+on_every_backend!(
+    per_user_limit_and_deleting_a_busy_session,
+    |db_url: String| async move {
+        let stack = Stack::start_with(&db_url, |config| config.generation.max_per_user = 1).await;
+        let alice = stack.user("alice").await;
+        stack.fake_config(&alice, "fake").await;
+        let session = alice.create_session(titled()).await;
+        stack.fake.push_reply(slow(200, Duration::from_millis(30)));
+        let mut stream = alice.send(session.id, "one more").await;
+        read_deltas(&mut stream, 2).await;
+        // One answer at a time for this user (the limit is configured to 1 here).
+        let elsewhere = alice.create_session(titled()).await;
+        let status = alice
+            .messages()
+            .send_message(alice.req(pb::SendMessageRequest {
+                session_id: elsewhere.id,
+                content: "in parallel".into(),
+                api_config_id: None,
+            }))
+            .await
+            .expect_err("over the per-user limit");
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(parley_service_kit::grpc_status::retry_delay(&status).is_some());
+        assert!(alice.list_messages(elsewhere.id).await.is_empty());
+        // Another user is not limited by Alice's answers.
+        let bob = stack.user("bob").await;
+        stack.fake_config(&bob, "fake").await;
+        let bobs = bob.create_session(titled()).await;
+        let events = collect_send(bob.send(bobs.id, "hi").await).await;
+        assert!(kinds(&events).contains(&"completed"));
+
+        // Deleting a session mid-answer stops the answer and removes everything.
+        alice
+            .sessions()
+            .delete_session(alice.req(pb::DeleteSessionRequest { id: session.id }))
+            .await
+            .unwrap();
+        let rest = collect_send(stream).await;
+        let Some(Event::Completed(last)) = rest.last() else {
+            panic!("{rest:?}")
+        };
+        assert_eq!(last.status, pb::MessageStatus::Stopped as i32);
+        let db = stack.database().await;
+        let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM chat_messages WHERE session_id = $1")
+            .bind(session.id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+        // The limit counts running answers only.
+        let events = collect_send(alice.send(elsewhere.id, "now").await).await;
+        assert!(kinds(&events).contains(&"completed"));
+        stack.stop().await;
+    }
+);
 
 on_every_backend!(
     another_instances_live_answer_is_watched_until_abandoned,
     |db_url: String| async move {
         let mut stack = Stack::start_with(&db_url, |config| {
-            config.generation.stale_after = Duration::from_millis(1500);
+            config.generation.stale_after = Duration::from_millis(3000);
         })
         .await;
         let alice = stack.user("alice").await;
