@@ -157,6 +157,28 @@ impl Generation {
         (log.content.clone(), log.reasoning.clone())
     }
 
+    /// The started row with the final state of `answer`.
+    fn final_message(&self, answer: &FinishedAnswer<'_>) -> pb::Message {
+        let started = lock(&self.log).events.iter().find_map(|e| match e {
+            Event::AssistantStarted(row) => Some(row.clone()),
+            _ => None,
+        });
+        let mut message = started.unwrap_or_default();
+        message.content = answer.content.to_owned();
+        message.reasoning = answer.reasoning.to_owned();
+        message.status = convert::message_status(answer.status) as i32;
+        message.error = answer.error.to_owned();
+        message.usage = match (answer.prompt_tokens, answer.completion_tokens) {
+            (None, None) => None,
+            (prompt, completion) => Some(pb::TokenUsage {
+                prompt_tokens: prompt.unwrap_or_default(),
+                completion_tokens: completion.unwrap_or_default(),
+            }),
+        };
+        message.updated_at = Some(parley_proto::timestamp::from_unix_millis(answer.now));
+        message
+    }
+
     /// Asks the generation to stop; the first reason given wins.
     pub fn request_stop(&self, reason: StopReason) {
         lock(&self.stop_reason).get_or_insert(reason);
@@ -448,15 +470,22 @@ impl GenerationJob {
         let replaces = matches!(outcome, Outcome::Complete(_))
             .then_some(self.replaces)
             .flatten();
-        if let Err(e) = self.persist_final(&answer, replaces).await {
-            tracing::error!(error = %e, "could not store the finished answer");
-        }
-        let stored = self.store.message_by_id(generation.message_id).await.ok().flatten();
+        let stored = match self.persist_final(&answer, replaces).await {
+            Ok(()) => self.store.message_by_id(generation.message_id).await.ok().flatten(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not store the finished answer");
+                None
+            }
+        };
         match &outcome {
             Outcome::Complete(_) | Outcome::Stopped(_) => {
-                if let Some(row) = stored {
-                    generation.push(Event::Completed(convert::message(&row)));
-                }
+                // As stored; or, when it cannot be read back (its session was just deleted),
+                // as it was meant to be stored, so followers still learn how it ended.
+                let message = match stored {
+                    Some(row) => convert::message(&row),
+                    None => generation.final_message(&answer),
+                };
+                generation.push(Event::Completed(message));
             }
             Outcome::Failed { code, message } => {
                 tracing::warn!(code = ?code, error = %message, "generation failed");
@@ -845,6 +874,26 @@ mod tests {
         generation.request_stop(StopReason::Shutdown);
         assert_eq!(*lock(&generation.stop_reason), Some(StopReason::User));
         assert!(generation.stop.is_cancelled());
+    }
+
+    #[test]
+    fn the_final_message_without_a_stored_row() {
+        let generation = Generation::new(1, row(10, 5));
+        let answer = FinishedAnswer {
+            content: "partial",
+            reasoning: "",
+            status: status::STOPPED,
+            prompt_tokens: None,
+            completion_tokens: None,
+            error: "",
+            error_code: 0,
+            now: 1_000,
+        };
+        let message = generation.final_message(&answer);
+        assert_eq!((message.id, message.session_id), (10, 5));
+        assert_eq!(message.content, "partial");
+        assert_eq!(message.status, pb::MessageStatus::Stopped as i32);
+        assert_eq!(message.usage, None);
     }
 
     #[test]
