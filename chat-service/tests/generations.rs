@@ -780,6 +780,17 @@ on_every_backend!(a_quiet_model_is_kept_alive_by_heartbeats, |db_url: String| as
         }
     }
     let answer_id = answer_id.unwrap();
+    // Before the model said a word, the question is stored and the answer row exists.
+    let stored = alice.list_messages(session.id).await;
+    assert_eq!(stored.len(), 2);
+    assert_eq!(
+        (stored[0].content.as_str(), stored[0].status),
+        ("think hard", pb::MessageStatus::Complete as i32)
+    );
+    assert_eq!(
+        (stored[1].id, stored[1].status),
+        (answer_id, pb::MessageStatus::Streaming as i32)
+    );
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(
         alice.message(answer_id).await.status,
