@@ -393,7 +393,8 @@ impl Reservation {
             "generation",
             message_id = generation.message_id,
             session_id = generation.session_id,
-            user_id = generation.user_id
+            user_id = generation.user_id,
+            trace_id = job.trace.trace_id().unwrap_or_default()
         );
         self.registry.tasks.spawn(tracing::Instrument::instrument(
             async move {

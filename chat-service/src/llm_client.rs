@@ -25,6 +25,13 @@ impl TraceHeaders {
         )
     }
 
+    /// The trace id of the `traceparent` (`00-<trace id>-<span id>-<flags>`), for logs.
+    pub fn trace_id(&self) -> Option<&str> {
+        let (_, value) = self.0.iter().find(|(name, _)| *name == "traceparent")?;
+        let id = value.to_str().ok()?.split('-').nth(1)?;
+        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+    }
+
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         for (name, value) in &self.0 {
@@ -85,5 +92,30 @@ impl LlmClient {
         });
         let response = self.client.clone().check_provider(request).await.map_err(Error::Llm)?;
         Ok(response.into_inner())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_headers_are_kept_and_read() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+                .parse()
+                .unwrap(),
+        );
+        metadata.insert("authorization", "Bearer secret".parse().unwrap());
+        let trace = TraceHeaders::from_metadata(&metadata);
+        assert_eq!(trace.trace_id(), Some("0af7651916cd43dd8448eb211c80319c"));
+        let request = trace.request(());
+        assert!(request.metadata().get("traceparent").is_some());
+        // Only trace context is passed on, never the caller's credentials.
+        assert!(request.metadata().get("authorization").is_none());
+        assert_eq!(TraceHeaders::default().trace_id(), None);
     }
 }

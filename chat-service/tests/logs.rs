@@ -60,7 +60,19 @@ async fn api_keys_are_never_logged_or_returned() {
         }))
         .await;
     replies.push(format!("{tested:?}"));
-    let events = collect_send(alice.send(session.id, "hello").await).await;
+    // The generation's log lines carry the caller's trace id.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut request = alice.req(pb::SendMessageRequest {
+        session_id: session.id,
+        content: "hello".into(),
+        api_config_id: None,
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01").parse().unwrap(),
+    );
+    let stream = alice.messages().send_message(request).await.unwrap().into_inner();
+    let events = collect_send(stream).await;
     assert!(kinds(&events).contains(&"completed"));
     replies.push(format!("{events:?}"));
     let listed = configs
@@ -73,6 +85,12 @@ async fn api_keys_are_never_logged_or_returned() {
 
     let logged = logs.contents();
     assert!(logged.contains("generation ended"), "the services' logs were captured");
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.contains("generation ended") && l.contains(trace_id)),
+        "no generation log line with the trace id"
+    );
     for key in [fake_key.as_str(), other_key, inline_key] {
         assert!(!logged.contains(key), "{key} was logged");
         for reply in &replies {
