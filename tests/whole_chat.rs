@@ -3,13 +3,10 @@
 //! streamed answer in order; over gRPC-web (binary and text, HTTP/1.1) and native gRPC.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../gateway/tests/support/grpc_web.rs"]
-mod grpc_web;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use grpc_web::{WebFrame, WebMode, grpc_web_call};
+use parley_testkit::grpc_web::{WebFrame, WebMode, grpc_web_call};
 use parley_proto::chat::v1 as chat;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::user::v1 as user;

@@ -19,7 +19,7 @@ fn buf() -> PathBuf {
     let path = repo_root().join("tools/node_modules/@bufbuild/buf-linux-x64/bin/buf");
     assert!(
         path.exists(),
-        "buf is missing at {}: install the test tools with `npm ci --prefix tools` (or `make tools-install`)",
+        "buf is missing at {}: install the test tools with `npm ci --prefix tools` (or `make tools-deps`)",
         path.display()
     );
     path

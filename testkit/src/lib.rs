@@ -4,6 +4,8 @@
 //!   PostgreSQL database when `PARLEY_TEST_POSTGRES_URL` is set.
 //! - [`fake_openai`]: a fake OpenAI-compatible provider on 127.0.0.1 (also the `fake-openai`
 //!   binary).
+//! - [`grpc_web`]: a gRPC-web client (binary and text mode, HTTP/1.1), as a browser calls the
+//!   gateway.
 //! - [`captured_logs`]: the tracing output of a test, to assert secrets never reach the logs.
 
 // Test support, never shipped: failing a test loudly is what these functions are for.
@@ -11,4 +13,5 @@
 
 pub mod captured_logs;
 pub mod fake_openai;
+pub mod grpc_web;
 pub mod test_database;

@@ -16,8 +16,15 @@ fn chat_body(model: &str, text: &str) -> Value {
     })
 }
 
-async fn post_chat(fake: &FakeOpenAi, key: &str, body: &Value) -> reqwest::Response {
+/// A plain HTTP client. In a whole-workspace build reqwest is compiled with llm-service's
+/// `rustls-no-provider` feature, so a crypto provider must be chosen before any client is built.
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
+}
+
+async fn post_chat(fake: &FakeOpenAi, key: &str, body: &Value) -> reqwest::Response {
+    http_client()
         .post(format!("{}/chat/completions", fake.base_url()))
         .bearer_auth(key)
         .json(body)
@@ -202,7 +209,7 @@ async fn a_client_that_goes_away_is_seen() {
 #[tokio::test]
 async fn models_and_non_streaming_completions() {
     let fake = FakeOpenAi::start().await;
-    let client = reqwest::Client::new();
+    let client = http_client();
     let models: Value = client
         .get(format!("{}/models", fake.base_url()))
         .bearer_auth(fake.api_key())
@@ -232,7 +239,7 @@ async fn models_and_non_streaming_completions() {
 #[tokio::test]
 async fn replies_can_be_scripted_over_http() {
     let fake = FakeOpenAi::start().await;
-    let client = reqwest::Client::new();
+    let client = http_client();
     let control = format!("http://{}/__fake/replies", fake.address());
     let queued: Value = client
         .post(&control)
@@ -307,7 +314,7 @@ async fn the_binary_prints_where_it_listens() {
     let (base_url, key) = rest.split_once(" (api key: ").unwrap();
     assert_eq!(key, "sk-demo)");
     assert!(base_url.starts_with("http://127.0.0.1:") && base_url.ends_with("/v1"));
-    let models = reqwest::Client::new()
+    let models = http_client()
         .get(format!("{base_url}/models"))
         .bearer_auth("sk-demo")
         .send()

@@ -1,9 +1,8 @@
 //! In-test upstreams behind a real gateway.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-pub mod grpc_web;
 #[allow(unused_imports)]
-pub use grpc_web::*;
+pub use parley_testkit::grpc_web::*;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,6 @@
 //! A small gRPC-web client written from the protocol description (length-prefixed frames, a
 //! trailer frame flagged 0x80, base64 in text mode) over plain HTTP/1.1, so tests drive the
-//! gateway the way a browser does. Shared by the gateway's tests and the root package's.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! gateway the way a browser does. Used by the gateway's tests and the root package's.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
