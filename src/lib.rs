@@ -105,10 +105,26 @@ pub async fn start(
     let shutdown = shutdown.boxed().shared();
     let running = async move {
         tokio::try_join!(
-            async { user_service::serve(user_listener, user_config, shutdown.clone()).await.map_err(Error::from) },
-            async { llm_service::serve(llm_listener, llm_config, shutdown.clone()).await.map_err(Error::from) },
-            async { chat_service::serve(chat_listener, chat_config, shutdown.clone()).await.map_err(Error::from) },
-            async { gateway::serve(listener, gateway_config, shutdown.clone()).await.map_err(Error::from) },
+            async {
+                user_service::serve(user_listener, user_config, shutdown.clone())
+                    .await
+                    .map_err(Error::from)
+            },
+            async {
+                llm_service::serve(llm_listener, llm_config, shutdown.clone())
+                    .await
+                    .map_err(Error::from)
+            },
+            async {
+                chat_service::serve(chat_listener, chat_config, shutdown.clone())
+                    .await
+                    .map_err(Error::from)
+            },
+            async {
+                gateway::serve(listener, gateway_config, shutdown.clone())
+                    .await
+                    .map_err(Error::from)
+            },
         )
         .map(|_| ())
     };

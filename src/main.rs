@@ -8,7 +8,10 @@ use clap::Parser;
 use parley_service_kit::{entrypoint, shutdown};
 
 #[derive(Debug, Parser)]
-#[command(name = "parley", about = "Parley: a self-hosted AI chat, all services in one process")]
+#[command(
+    name = "parley",
+    about = "Parley: a self-hosted AI chat, all services in one process"
+)]
 struct Cli {
     /// Address of the web UI and the API (gRPC and gRPC-web).
     #[arg(long, env = "PARLEY_LISTEN", default_value = "127.0.0.1:8080")]

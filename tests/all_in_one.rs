@@ -127,9 +127,9 @@ async fn starts_fresh_then_again_with_keys_reused_and_data_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_reports_serving_once_every_service_is_up() {
+    use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::HealthCheckRequest;
 
     let dir = tempfile::tempdir().unwrap();
     let parley = Parley::start(dir.path());
@@ -166,7 +166,10 @@ fn failing_start(args: &[&str], data_dir: &Path) -> String {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
     assert!(lines[0].starts_with("parley: "), "{stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
     lines[0].to_string()
 }
 

@@ -6,11 +6,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use parley_testkit::grpc_web::{WebFrame, WebMode, grpc_web_call};
 use parley_proto::chat::v1 as chat;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::user::v1 as user;
 use parley_testkit::fake_openai::FakeOpenAi;
+use parley_testkit::grpc_web::{WebFrame, WebMode, grpc_web_call};
 use prost::Message;
 use tokio::sync::oneshot;
 use tonic::Code;
@@ -206,9 +206,14 @@ async fn chat_over(stack: &Stack, fake: &FakeOpenAi, transport: Transport, usern
     let kinds = describe(&events);
     assert_eq!(kinds.first(), Some(&"user_message"), "{transport:?}: {kinds:?}");
     assert_eq!(kinds.get(1), Some(&"assistant_started"), "{transport:?}: {kinds:?}");
-    let completed_at = kinds.iter().position(|k| *k == "completed").unwrap_or_else(|| panic!("{kinds:?}"));
+    let completed_at = kinds
+        .iter()
+        .position(|k| *k == "completed")
+        .unwrap_or_else(|| panic!("{kinds:?}"));
     assert!(
-        kinds[2..completed_at].iter().all(|k| matches!(*k, "delta" | "reasoning_delta" | "session_updated")),
+        kinds[2..completed_at]
+            .iter()
+            .all(|k| matches!(*k, "delta" | "reasoning_delta" | "session_updated")),
         "{transport:?}: {kinds:?}"
     );
     assert!(kinds[2..completed_at].contains(&"delta"), "{kinds:?}");
@@ -219,7 +224,8 @@ async fn chat_over(stack: &Stack, fake: &FakeOpenAi, transport: Transport, usern
             _ => None,
         })
         .collect();
-    let Some(Event::Completed(final_message)) = events[completed_at].event.as_ref().and_then(|e| e.event.clone()) else {
+    let Some(Event::Completed(final_message)) = events[completed_at].event.as_ref().and_then(|e| e.event.clone())
+    else {
         panic!("no completed message");
     };
     assert_eq!(final_message.content, streamed, "{transport:?}");
