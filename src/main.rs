@@ -27,7 +27,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = entrypoint::parse_args("parley");
     entrypoint::run("parley", async move {
         let listener = entrypoint::bind(cli.listen).await?;
         let config = parley::StackConfig {

@@ -113,7 +113,7 @@ impl Client {
                         .insert("authorization", MetadataValue::try_from(auth.as_str()).unwrap());
                 }
                 let codec = tonic_prost::ProstCodec::<Req, Res>::default();
-                let path = http::uri::PathAndQuery::from_maybe_shared(path.to_string()).unwrap();
+                let path = http::uri::PathAndQuery::try_from(path).unwrap();
                 let mut stream = grpc
                     .server_streaming(request, path.clone(), codec)
                     .await

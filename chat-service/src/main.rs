@@ -41,7 +41,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = entrypoint::parse_args("chat-service");
     entrypoint::run("chat-service", async move {
         let database_url = cli
             .database_url

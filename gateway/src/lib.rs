@@ -41,17 +41,8 @@ use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
 use parley_service_kit::auth_layer::AuthLayer;
 
 /// The methods anyone may call without an access token (health and reflection are always
-/// public too).
-pub const PUBLIC_METHODS: &[&str] = &[
-    "/parley.user.v1.UserService/Register",
-    "/parley.user.v1.UserService/Login",
-    "/parley.user.v1.UserService/RefreshToken",
-    "/parley.user.v1.UserService/Logout",
-    "/parley.user.v1.UserService/SendVerificationCode",
-    "/parley.user.v1.UserService/VerifyCode",
-    "/parley.user.v1.UserService/ResetPassword",
-    "/parley.user.v1.UserService/GetPublicKeys",
-];
+/// public too): user-service's own list.
+pub use parley_proto::user::v1::PUBLIC_METHODS;
 
 /// Public methods that guess or spend secrets (passwords, codes, refresh tokens): limited per
 /// client address.

@@ -30,7 +30,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = entrypoint::parse_args("gateway");
     entrypoint::run("gateway", async move {
         let mut config = gateway::Config::new(cli.user_service_url, cli.chat_service_url);
         config.web_dir = cli.web_dir;

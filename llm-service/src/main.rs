@@ -39,7 +39,7 @@ fn duration(flag: &str, secs: f64) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = entrypoint::parse_args("llm-service");
     entrypoint::run("llm-service", async move {
         let defaults = Config::default();
         let config = Config {

@@ -8,6 +8,21 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 pub mod user {
     pub mod v1 {
         tonic::include_proto!("parley.user.v1");
+
+        /// The methods anyone may call without an access token (full gRPC paths): the
+        /// gateway's edge auth and user-service's own auth layer both use this one list.
+        /// Logout is public because its credential is the refresh token, and it must work
+        /// after the short-lived access token has expired.
+        pub const PUBLIC_METHODS: &[&str] = &[
+            "/parley.user.v1.UserService/Register",
+            "/parley.user.v1.UserService/Login",
+            "/parley.user.v1.UserService/RefreshToken",
+            "/parley.user.v1.UserService/Logout",
+            "/parley.user.v1.UserService/SendVerificationCode",
+            "/parley.user.v1.UserService/VerifyCode",
+            "/parley.user.v1.UserService/ResetPassword",
+            "/parley.user.v1.UserService/GetPublicKeys",
+        ];
     }
 }
 

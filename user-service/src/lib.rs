@@ -30,18 +30,7 @@ use tokio::net::TcpListener;
 pub use error::Error;
 pub use mailer::{LogMailer, MailError, Mailer, Purpose, RecordingMailer, SmtpMailer, SmtpSettings, VerificationMail};
 
-/// Methods callable without an access token (full gRPC paths). The gateway's edge auth uses
-/// the same list.
-pub const PUBLIC_METHODS: &[&str] = &[
-    "/parley.user.v1.UserService/Register",
-    "/parley.user.v1.UserService/Login",
-    "/parley.user.v1.UserService/RefreshToken",
-    "/parley.user.v1.UserService/Logout",
-    "/parley.user.v1.UserService/SendVerificationCode",
-    "/parley.user.v1.UserService/VerifyCode",
-    "/parley.user.v1.UserService/ResetPassword",
-    "/parley.user.v1.UserService/GetPublicKeys",
-];
+pub use parley_proto::user::v1::PUBLIC_METHODS;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -36,7 +36,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = entrypoint::parse_args("user-service");
     entrypoint::run("user-service", async move {
         let database_url = cli
             .database_url
