@@ -19,6 +19,8 @@ pub struct StackConfig {
     pub web_dir: Option<PathBuf>,
     /// The gateway's edge settings (rate limits, CORS, limits).
     pub edge: gateway::EdgeOptions,
+    /// How user-service delivers codes (log or SMTP) and marks its cookie.
+    pub accounts: user_service::AccountOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,8 @@ pub enum Error {
     DataDir { path: String, source: std::io::Error },
     #[error("cannot open an internal port: {0}")]
     InternalPort(std::io::Error),
+    #[error("SMTP settings: {0}")]
+    Mail(#[from] user_service::MailError),
     #[error("user-service: {0}")]
     User(#[from] user_service::Error),
     #[error("chat-service: {0}")]
@@ -85,7 +89,8 @@ pub async fn start(
     };
     let (user_url, chat_url, llm_url) = (url_of(&user_listener)?, url_of(&chat_listener)?, url_of(&llm_listener)?);
 
-    let user_config = user_service::Config::new(sqlite_url(&data_dir.join("user-service.db")), &data_dir);
+    let mut user_config = user_service::Config::new(sqlite_url(&data_dir.join("user-service.db")), &data_dir);
+    config.accounts.apply_to(&mut user_config)?;
     let chat_config = chat_service::Config::new(
         sqlite_url(&data_dir.join("chat-service.db")),
         &data_dir,

@@ -24,6 +24,8 @@ struct Cli {
     web_dir: PathBuf,
     #[command(flatten)]
     edge: gateway::EdgeOptions,
+    #[command(flatten)]
+    accounts: user_service::AccountOptions,
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
             data_dir: cli.data_dir,
             web_dir: Some(cli.web_dir),
             edge: cli.edge,
+            accounts: cli.accounts,
         };
         let stack = parley::start(listener, config, shutdown::signal())
             .await

@@ -32,6 +32,7 @@ impl Stack {
             data_dir: dir.path().join("data"),
             web_dir: Some(PathBuf::from("/nonexistent/web/dist")),
             edge: gateway::EdgeOptions::default(),
+            accounts: user_service::AccountOptions::default(),
         };
         let stack = parley::start(listener, config, async move {
             let _ = stopped.await;

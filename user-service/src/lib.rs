@@ -4,6 +4,7 @@
 //! Layers: [`handlers`] (gRPC in and out) → [`service`] (the rules) → [`store`] (SQL).
 
 pub mod account_fields;
+mod account_options;
 pub mod cleanup;
 mod error;
 pub mod handlers;
@@ -27,6 +28,7 @@ use parley_service_kit::database::{self, Migrations};
 use parley_service_kit::grpc_server::GrpcServer;
 use tokio::net::TcpListener;
 
+pub use account_options::AccountOptions;
 pub use error::Error;
 pub use mailer::{LogMailer, MailError, Mailer, Purpose, RecordingMailer, SmtpMailer, SmtpSettings, VerificationMail};
 
