@@ -102,7 +102,12 @@ impl GrpcServer {
         let layers = tower::ServiceBuilder::new()
             .layer(
                 tower_http::trace::TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
-                    tracing::info_span!("grpc", method = %request.uri().path(), user_id = tracing::field::Empty)
+                    tracing::info_span!(
+                        "grpc",
+                        method = %request.uri().path(),
+                        trace_id = crate::trace_context::trace_id_of(request.headers()),
+                        user_id = tracing::field::Empty
+                    )
                 }),
             )
             .layer(self.auth)

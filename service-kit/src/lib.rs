@@ -6,6 +6,7 @@
 //! - [`grpc_status`]: statuses with structured details (field violations, retry delays).
 //! - [`database`]: connect to SQLite or PostgreSQL by URL and run that backend's migrations.
 //! - [`secret_file`]: secrets generated once into the data directory, mode 0600.
+//! - [`trace_context`]: W3C trace context passed from service to service.
 //! - [`telemetry`], [`shutdown`], [`entrypoint`]: process plumbing.
 
 pub mod access_token;
@@ -17,5 +18,6 @@ pub mod grpc_status;
 pub mod secret_file;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace_context;
 
 pub use parley_proto::timestamp;
