@@ -7,7 +7,7 @@ NPM_CI := npm ci --no-audit --no-fund --loglevel=error
 # apt needs root; use sudo when we are not root and it exists.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run web-deps web-build tools-deps chromium test test-rust test-web test-e2e bench fmt lint
+.PHONY: run web-deps web-build tools-deps chromium test test-rust proto-lint test-web test-e2e bench fmt lint
 
 # Builds the UI, then the stack, and serves everything on one port.
 # Flags go after ARGS=, e.g. `make run ARGS="--listen 0.0.0.0:8080"`.
@@ -45,8 +45,12 @@ test: tools-deps web-deps chromium
 	if [ $$status != 0 ]; then echo "==> some tests FAILED (see above)"; else echo "==> all tests passed"; fi; \
 	exit $$status
 
-test-rust: tools-deps
+test-rust: tools-deps proto-lint
 	$(CARGO) test --workspace --no-fail-fast
+
+# The contracts keep buf's STANDARD style (proto/buf.yaml).
+proto-lint: tools-deps
+	cd proto && ../tools/node_modules/.bin/buf lint
 
 test-web: web-build
 	cd web && npm test
