@@ -11,7 +11,8 @@
 //!   `fake-reasoner`).
 //!
 //! # Scripting replies
-//! Each chat request takes the next [`Reply`] from a queue ([`FakeOpenAi::push_reply`]); when
+//! Each chat request that passes the checks (key, model, messages, rejected fields) takes
+//! the next [`Reply`] from a queue ([`FakeOpenAi::push_reply`]); when
 //! the queue is empty it answers the default reply: `You said: <last user message>. This is
 //! the fake provider answering.`, streamed word by word (see [`default_reply_text`]).
 //!
@@ -36,10 +37,13 @@
 //!   `reasoning` (string, sent first as `reasoning_content` deltas), `chunk_size` (characters
 //!   per chunk; absent = one word per chunk), `headers_delay_ms`, `first_chunk_delay_ms`,
 //!   `chunk_delay_ms` (absent = the server's default), `finish_reason` (string or `null`;
-//!   default `"stop"`), `usage` (bool, default true), `status` (HTTP status for an error
-//!   reply, e.g. 401, 429, 500), `message` (the error message), `retry_after_secs` (sent as
-//!   `Retry-After`), `cut_after` (drop the connection after that many chunks), `keep_alive`
-//!   (send `: keep-alive` comment lines between chunks), `done` (bool, default true: send
+//!   default `"stop"`), `chunk_finish_reason` (the `finish_reason` of the chunks before the
+//!   last; default `null`), `usage` (bool, default true), `status` (HTTP status for an error
+//!   reply, e.g. 401, 429, 500), `message` (the error message), `error_type` and `error_code`
+//!   (the error's `type` and `code`, e.g. `insufficient_quota`), `retry_after_secs` (sent as
+//!   `Retry-After`), `retry_after` (sent as `Retry-After` verbatim, e.g. `"0.5"` or an HTTP
+//!   date), `cut_after` (drop the connection after that many chunks), `keep_alive` (send
+//!   `: keep-alive` comment lines between chunks), `done` (bool, default true: send
 //!   `data: [DONE]`).
 //!   Example: `{"text": "Hi!", "chunk_delay_ms": 50}` or `[{"status": 429, "retry_after_secs": 1}, {}]`.
 //! - `DELETE /__fake/replies` clears the queue.
@@ -51,8 +55,10 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Json;
@@ -80,6 +86,10 @@ pub struct FakeOpenAiConfig {
     pub models: Vec<String>,
     /// The delay between chunks of replies that do not set their own.
     pub chunk_delay: Duration,
+    /// Request fields this server refuses with 400 when a chat request carries them, as
+    /// some OpenAI-compatible servers refuse `stream_options` and OpenAI's reasoning models
+    /// refuse `max_tokens`.
+    pub rejected_fields: Vec<String>,
 }
 
 impl Default for FakeOpenAiConfig {
@@ -89,6 +99,7 @@ impl Default for FakeOpenAiConfig {
             api_key: None,
             models: DEFAULT_MODELS.iter().map(|m| m.to_string()).collect(),
             chunk_delay: Duration::ZERO,
+            rejected_fields: Vec::new(),
         }
     }
 }
@@ -112,14 +123,25 @@ pub struct Reply {
     pub chunk_delay_ms: Option<u64>,
     /// The last chunk's `finish_reason`; `None` sends `null`.
     pub finish_reason: Option<String>,
+    /// The `finish_reason` of every chunk before the last; `None` sends `null` (some servers
+    /// send `""` instead).
+    pub chunk_finish_reason: Option<String>,
     /// Send usage when the request asks for it.
     pub usage: bool,
     /// An HTTP error status instead of an answer (401, 404, 429, 500, …).
     pub status: Option<u16>,
     /// The error's message.
     pub message: Option<String>,
+    /// The error's `type`; `None` picks OpenAI's for the status (`insufficient_quota` is
+    /// OpenAI's 429 for an exhausted balance).
+    pub error_type: Option<String>,
+    /// The error's `code`; `None` picks OpenAI's for the status.
+    pub error_code: Option<String>,
     /// Sent as the `Retry-After` header (seconds).
     pub retry_after_secs: Option<u64>,
+    /// Sent as the `Retry-After` header verbatim (any string: `0.5`, `1e20`, an HTTP date);
+    /// wins over `retry_after_secs`.
+    pub retry_after: Option<String>,
     /// Drop the connection, without ending the response, after this many chunks.
     pub cut_after: Option<usize>,
     /// Send `: keep-alive` SSE comments before every chunk.
@@ -138,10 +160,14 @@ impl Default for Reply {
             first_chunk_delay_ms: 0,
             chunk_delay_ms: None,
             finish_reason: Some("stop".to_string()),
+            chunk_finish_reason: None,
             usage: true,
             status: None,
             message: None,
+            error_type: None,
+            error_code: None,
             retry_after_secs: None,
+            retry_after: None,
             cut_after: None,
             keep_alive: false,
             done: true,
@@ -183,6 +209,23 @@ impl Reply {
         }
     }
 
+    /// OpenAI's 429 for an account whose credit is used up: waiting does not help.
+    pub fn insufficient_quota() -> Self {
+        Self {
+            status: Some(429),
+            message: Some("You exceeded your current quota, please check your plan and billing details.".to_string()),
+            error_type: Some("insufficient_quota".to_string()),
+            error_code: Some("insufficient_quota".to_string()),
+            ..Self::default()
+        }
+    }
+
+    /// Sends `value` as the `Retry-After` header, whatever it says.
+    pub fn retry_after(mut self, value: impl Into<String>) -> Self {
+        self.retry_after = Some(value.into());
+        self
+    }
+
     pub fn reasoning(mut self, reasoning: impl Into<String>) -> Self {
         self.reasoning = Some(reasoning.into());
         self
@@ -211,6 +254,12 @@ impl Reply {
     /// The last chunk's `finish_reason` (any string, including `""` or unknown values).
     pub fn finish_reason(mut self, reason: impl Into<String>) -> Self {
         self.finish_reason = Some(reason.into());
+        self
+    }
+
+    /// Every chunk before the last carries this `finish_reason` instead of `null` (e.g. `""`).
+    pub fn chunk_finish_reason(mut self, reason: impl Into<String>) -> Self {
+        self.chunk_finish_reason = Some(reason.into());
         self
     }
 
@@ -275,6 +324,7 @@ struct Shared {
     api_key: String,
     models: Vec<String>,
     chunk_delay: Duration,
+    rejected_fields: Vec<String>,
     replies: Mutex<VecDeque<Reply>>,
     requests: Mutex<Vec<RecordedRequest>>,
     open_streams: AtomicUsize,
@@ -330,6 +380,7 @@ impl FakeOpenAi {
             api_key,
             models: config.models,
             chunk_delay: config.chunk_delay,
+            rejected_fields: config.rejected_fields,
             replies: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
             open_streams: AtomicUsize::new(0),
@@ -453,6 +504,21 @@ async fn list_models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> R
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
+/// The 400 a server answers for a request field it does not support, worded as OpenAI words
+/// it for `max_tokens` and as other servers word it for the rest.
+fn rejected_field(field: &str) -> Response {
+    let message = if field == "max_tokens" {
+        "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+            .to_string()
+    } else {
+        format!("Unrecognized request argument supplied: {field}")
+    };
+    let body = json!({"error": {
+        "message": message, "type": "invalid_request_error", "param": field, "code": "unsupported_parameter",
+    }});
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
 fn unauthorized() -> Response {
     error_response(
         StatusCode::UNAUTHORIZED,
@@ -492,10 +558,8 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
     if !shared.authorized(&headers) {
         return unauthorized();
     }
-    let reply = shared.replies.lock().unwrap().pop_front().unwrap_or_default();
-    if reply.headers_delay_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(reply.headers_delay_ms)).await;
-    }
+    // The checks a real server makes come before the script, so a request that fails one
+    // leaves the queued replies to the requests they were meant for.
     let model = body["model"].as_str().unwrap_or("").to_string();
     if !shared.models.contains(&model) {
         return error_response(
@@ -513,6 +577,13 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
             None,
         );
     }
+    if let Some(field) = shared.rejected_fields.iter().find(|f| body.get(f.as_str()).is_some()) {
+        return rejected_field(field);
+    }
+    let reply = shared.replies.lock().unwrap().pop_front().unwrap_or_default();
+    if reply.headers_delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(reply.headers_delay_ms)).await;
+    }
     if let Some(status) = reply.status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = reply.message.clone().unwrap_or_else(|| format!("fake error {status}"));
@@ -522,10 +593,14 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
             400..=499 => ("invalid_request_error", None),
             _ => ("server_error", None),
         };
+        let kind = reply.error_type.as_deref().unwrap_or(kind);
+        let code = reply.error_code.as_deref().or(code);
         let mut response = error_response(status, &message, kind, code);
-        if let Some(secs) = reply.retry_after_secs
-            && let Ok(value) = secs.to_string().parse()
-        {
+        let retry_after = reply
+            .retry_after
+            .clone()
+            .or_else(|| reply.retry_after_secs.map(|secs| secs.to_string()));
+        if let Some(value) = retry_after.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         return response;
@@ -576,16 +651,25 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
         .map(Duration::from_millis)
         .unwrap_or(shared.chunk_delay);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let (drained, drained_watch) = watch::channel(0);
     let guard = StreamGuard::new(Arc::clone(&shared));
     tokio::spawn(send_stream(
-        tx,
+        StreamSender {
+            tx,
+            drained: drained_watch,
+            sent: 0,
+        },
         guard,
         events,
         reply.clone(),
         Duration::from_millis(reply.first_chunk_delay_ms),
         chunk_delay,
     ));
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let body = Body::from_stream(TrackedBody {
+        chunks: rx,
+        taken: 0,
+        drained,
+    });
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
@@ -604,6 +688,7 @@ fn stream_events(reply: &Reply, id: &str, model: &str, text: &str, usage: Option
         })
         .to_string()
     };
+    let pending = json!(reply.chunk_finish_reason);
     let mut events = Vec::new();
     let mut first = true;
     let mut role = || {
@@ -615,12 +700,12 @@ fn stream_events(reply: &Reply, id: &str, model: &str, text: &str, usage: Option
         for piece in split(reasoning, reply.chunk_size) {
             events.push(chunk(
                 json!({"role": role(), "content": null, "reasoning_content": piece}),
-                Value::Null,
+                pending.clone(),
             ));
         }
     }
     for piece in split(text, reply.chunk_size) {
-        events.push(chunk(json!({"role": role(), "content": piece}), Value::Null));
+        events.push(chunk(json!({"role": role(), "content": piece}), pending.clone()));
     }
     events.push(chunk(json!({}), json!(reply.finish_reason)));
     if let Some(usage) = usage {
@@ -681,33 +766,93 @@ impl Drop for StreamGuard {
     }
 }
 
-async fn send_stream(
+/// The response body: the frames [`send_stream`] queues. Each time it runs dry it publishes
+/// how many frames hyper has taken, because hyper flushes what it has written whenever the
+/// body has nothing ready: once that count covers every frame sent, they are on the wire.
+struct TrackedBody {
+    chunks: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    taken: usize,
+    drained: watch::Sender<usize>,
+}
+
+impl tokio_stream::Stream for TrackedBody {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match this.chunks.poll_recv(cx) {
+            Poll::Ready(Some(frame)) => {
+                this.taken += 1;
+                Poll::Ready(Some(frame))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                this.drained.send_replace(this.taken);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The sending side of a [`TrackedBody`].
+struct StreamSender {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    drained: watch::Receiver<usize>,
+    sent: usize,
+}
+
+impl StreamSender {
+    /// False when the client has gone.
+    async fn send(&mut self, frame: Bytes) -> bool {
+        let sent = self.tx.send(Ok(frame)).await.is_ok();
+        self.sent += usize::from(sent);
+        sent
+    }
+
+    /// Waits, noticing at once when the client goes away (hyper drops the body).
+    async fn pause(&self, delay: Duration) -> bool {
+        if delay.is_zero() {
+            return !self.tx.is_closed();
+        }
+        tokio::select! {
+            () = self.tx.closed() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    /// Drops the connection mid-response: a body error makes hyper abort it without the final
+    /// chunk. First hyper must have taken and flushed every frame sent, so the client
+    /// receives them before the cut.
+    async fn cut(mut self, guard: &mut StreamGuard) {
+        guard.ended = true;
+        let sent = self.sent;
+        let flushed = tokio::select! {
+            () = self.tx.closed() => false,
+            taken = self.drained.wait_for(|taken| *taken >= sent) => taken.is_ok(),
+        };
+        if flushed {
+            let _ = self.tx.send(Err(std::io::Error::other("cut by the script"))).await;
+        }
+    }
+}
+
+async fn send_stream(
+    mut sender: StreamSender,
     mut guard: StreamGuard,
     events: Vec<String>,
     reply: Reply,
     first_chunk_delay: Duration,
     chunk_delay: Duration,
 ) {
-    // Waits, noticing at once when the client goes away (hyper drops the body).
-    async fn pause(tx: &mpsc::Sender<Result<Bytes, std::io::Error>>, delay: Duration) -> bool {
-        if delay.is_zero() {
-            return !tx.is_closed();
-        }
-        tokio::select! {
-            () = tx.closed() => false,
-            () = tokio::time::sleep(delay) => true,
-        }
-    }
-    if !pause(&tx, first_chunk_delay).await {
+    if !sender.pause(first_chunk_delay).await {
         return;
     }
-    for (sent, event) in events.iter().enumerate() {
-        if sent > 0 && !pause(&tx, chunk_delay).await {
+    for (index, event) in events.iter().enumerate() {
+        if index > 0 && !sender.pause(chunk_delay).await {
             return;
         }
-        if reply.cut_after == Some(sent) {
-            cut(&tx, &mut guard).await;
+        if reply.cut_after == Some(index) {
+            sender.cut(&mut guard).await;
             return;
         }
         let mut frame = String::new();
@@ -717,33 +862,18 @@ async fn send_stream(
         frame.push_str("data: ");
         frame.push_str(event);
         frame.push_str("\n\n");
-        if tx.send(Ok(Bytes::from(frame))).await.is_err() {
+        if !sender.send(Bytes::from(frame)).await {
             return;
         }
     }
     if reply.cut_after.is_some_and(|n| n >= events.len()) {
-        cut(&tx, &mut guard).await;
+        sender.cut(&mut guard).await;
         return;
     }
-    if reply.done && tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await.is_err() {
+    if reply.done && !sender.send(Bytes::from_static(b"data: [DONE]\n\n")).await {
         return;
     }
     guard.ended = true;
-}
-
-/// Drops the connection mid-response: a body error makes hyper abort it without the final
-/// chunk. First hyper must have taken and flushed the chunks already sent (it flushes when
-/// the body has nothing ready), so the client receives them before the cut.
-async fn cut(tx: &mpsc::Sender<Result<Bytes, std::io::Error>>, guard: &mut StreamGuard) {
-    guard.ended = true;
-    for _ in 0..1000 {
-        if tx.capacity() == tx.max_capacity() || tx.is_closed() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let _ = tx.send(Err(std::io::Error::other("cut by the script"))).await;
 }
 
 #[derive(Deserialize)]

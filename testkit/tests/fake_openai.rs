@@ -323,3 +323,93 @@ async fn the_binary_prints_where_it_listens() {
     assert_eq!(models.status(), 200);
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_request_the_checks_refuse_leaves_the_script_for_the_next_one() {
+    let fake = FakeOpenAi::start().await;
+    fake.push_reply(Reply::text("meant for the good request"));
+    let response = post_chat(&fake, &fake.api_key(), &chat_body("gpt-nope", "q")).await;
+    assert_eq!(response.status(), 404);
+    let response = post_chat(&fake, "sk-wrong", &chat_body("fake-model", "q")).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(fake.pending_replies(), 1);
+    let streamed = parse_stream(
+        &post_chat(&fake, &fake.api_key(), &chat_body("fake-model", "q"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(streamed.content, "meant for the good request");
+}
+
+#[tokio::test]
+async fn any_retry_after_and_any_error_type_can_be_sent() {
+    let fake = FakeOpenAi::start().await;
+    for value in ["1e20", "0.5", "Wed, 21 Oct 2065 07:28:00 GMT", "-3"] {
+        fake.push_reply(Reply::status(503, "busy").retry_after(value));
+        let response = post_chat(&fake, &fake.api_key(), &chat_body("fake-model", "q")).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], value);
+    }
+    fake.push_reply(Reply::insufficient_quota());
+    let response = post_chat(&fake, &fake.api_key(), &chat_body("fake-model", "q")).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().get("retry-after").is_none());
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "insufficient_quota");
+    assert_eq!(error["error"]["code"], "insufficient_quota");
+}
+
+#[tokio::test]
+async fn intermediate_chunks_can_carry_an_empty_finish_reason() {
+    let fake = FakeOpenAi::start().await;
+    fake.push_reply(Reply::text("a b c").chunk_finish_reason(""));
+    let body = post_chat(&fake, &fake.api_key(), &chat_body("fake-model", "q"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let reasons: Vec<Value> = sse_data(&body)
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| {
+            let chunk: Value = serde_json::from_str(d).unwrap();
+            chunk["choices"].get(0).map(|c| c["finish_reason"].clone())
+        })
+        .collect();
+    assert_eq!(reasons, vec![json!(""), json!(""), json!(""), json!("stop")]);
+}
+
+#[tokio::test]
+async fn configured_fields_are_refused_like_real_servers_refuse_them() {
+    let fake = FakeOpenAi::start_with(parley_testkit::fake_openai::FakeOpenAiConfig {
+        rejected_fields: vec!["stream_options".to_string(), "max_tokens".to_string()],
+        ..Default::default()
+    })
+    .await;
+    fake.push_reply(Reply::text("accepted"));
+    let response = post_chat(&fake, &fake.api_key(), &chat_body("fake-model", "q")).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["param"], "stream_options");
+
+    let mut body = chat_body("fake-model", "q");
+    body.as_object_mut().unwrap().remove("stream_options");
+    body["max_tokens"] = json!(10);
+    let response = post_chat(&fake, &fake.api_key(), &body).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_completion_tokens")
+    );
+    assert_eq!(fake.pending_replies(), 1, "a refused request used the script");
+
+    body.as_object_mut().unwrap().remove("max_tokens");
+    body["max_completion_tokens"] = json!(10);
+    let streamed = parse_stream(&post_chat(&fake, &fake.api_key(), &body).await.text().await.unwrap());
+    assert_eq!(streamed.content, "accepted");
+}
