@@ -1,5 +1,7 @@
 //! The gRPC face of user-service: parse the request, call [`AccountService`], map the reply.
-//! Browsers get the refresh token in an HttpOnly cookie too, so page scripts never hold it.
+//! Browsers get the refresh token in an HttpOnly cookie only (they ask for
+//! `REFRESH_TOKEN_DELIVERY_COOKIE`, and a refresh from the cookie is answered in the cookie), so
+//! page scripts never hold one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,12 +51,23 @@ impl UserApi {
         }
     }
 
-    fn signed_in<T>(&self, signed_in: SignedIn, build: impl FnOnce(pb::User, String, String, i64) -> T) -> Response<T> {
+    /// The answer to a sign-in: the refresh token always goes into the HttpOnly cookie, and
+    /// into the body only when `delivery` says so.
+    fn signed_in<T>(
+        &self,
+        signed_in: SignedIn,
+        delivery: Delivery,
+        build: impl FnOnce(pb::User, String, String, i64) -> T,
+    ) -> Response<T> {
         let refresh = signed_in.refresh_token;
+        let body_refresh = match delivery {
+            Delivery::BodyAndCookie => refresh.clone(),
+            Delivery::CookieOnly => String::new(),
+        };
         let mut response = Response::new(build(
             user_to_proto(&signed_in.user),
             signed_in.access.token,
-            refresh.clone(),
+            body_refresh,
             signed_in.access.expires_in_secs,
         ));
         self.set_cookie(&mut response, &refresh, REFRESH_TOKEN_TTL);
@@ -63,6 +76,25 @@ impl UserApi {
 
     fn clear_cookie<T>(&self, response: &mut Response<T>) {
         self.set_cookie(response, "", Duration::ZERO);
+    }
+}
+
+/// Where a new refresh token goes besides the HttpOnly cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    BodyAndCookie,
+    /// Browsers: page scripts must never be able to read a refresh token.
+    CookieOnly,
+}
+
+fn delivery(value: i32) -> Result<Delivery, Error> {
+    match pb::RefreshTokenDelivery::try_from(value) {
+        Ok(pb::RefreshTokenDelivery::Unspecified) => Ok(Delivery::BodyAndCookie),
+        Ok(pb::RefreshTokenDelivery::Cookie) => Ok(Delivery::CookieOnly),
+        Err(_) => Err(Error::invalid(
+            "refresh_token_delivery",
+            "must be REFRESH_TOKEN_DELIVERY_UNSPECIFIED or REFRESH_TOKEN_DELIVERY_COOKIE",
+        )),
     }
 }
 
@@ -143,35 +175,37 @@ fn profile_change(request: pb::UpdateProfileRequest) -> Result<ProfileChange, Er
 impl UserService for UserApi {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
         let r = request.into_inner();
+        let delivery = delivery(r.refresh_token_delivery)?;
         let signed_in = self
             .accounts
             .register(&r.username, &r.password, r.email.as_deref(), r.display_name.as_deref())
             .await?;
-        Ok(
-            self.signed_in(signed_in, |user, access_token, refresh_token, access_expires_in| {
-                pb::RegisterResponse {
-                    user: Some(user),
-                    access_token,
-                    refresh_token,
-                    access_expires_in,
-                }
-            }),
-        )
+        Ok(self.signed_in(
+            signed_in,
+            delivery,
+            |user, access_token, refresh_token, access_expires_in| pb::RegisterResponse {
+                user: Some(user),
+                access_token,
+                refresh_token,
+                access_expires_in,
+            },
+        ))
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
         let r = request.into_inner();
+        let delivery = delivery(r.refresh_token_delivery)?;
         let signed_in = self.accounts.login(&r.login, &r.password).await?;
-        Ok(
-            self.signed_in(signed_in, |user, access_token, refresh_token, access_expires_in| {
-                pb::LoginResponse {
-                    user: Some(user),
-                    access_token,
-                    refresh_token,
-                    access_expires_in,
-                }
-            }),
-        )
+        Ok(self.signed_in(
+            signed_in,
+            delivery,
+            |user, access_token, refresh_token, access_expires_in| pb::LoginResponse {
+                user: Some(user),
+                access_token,
+                refresh_token,
+                access_expires_in,
+            },
+        ))
     }
 
     async fn refresh_token(
@@ -195,16 +229,24 @@ impl UserService for UserApi {
                 return Err(status);
             }
         };
-        Ok(
-            self.signed_in(signed_in, |user, access_token, refresh_token, access_expires_in| {
-                pb::RefreshTokenResponse {
-                    user: Some(user),
-                    access_token,
-                    refresh_token,
-                    access_expires_in,
-                }
-            }),
-        )
+        // A token that came from the cookie is answered in the cookie only: otherwise a script
+        // injected into the page could call RefreshToken with an empty body and read the next
+        // token from the answer.
+        let delivery = if from_cookie {
+            Delivery::CookieOnly
+        } else {
+            Delivery::BodyAndCookie
+        };
+        Ok(self.signed_in(
+            signed_in,
+            delivery,
+            |user, access_token, refresh_token, access_expires_in| pb::RefreshTokenResponse {
+                user: Some(user),
+                access_token,
+                refresh_token,
+                access_expires_in,
+            },
+        ))
     }
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {

@@ -74,6 +74,7 @@ parley_testkit::on_every_backend!(
             password: password.into(),
             email: email.map(Into::into),
             display_name: None,
+            ..Default::default()
         };
         let cases = [
             (request("ab", "long enough pw", None), "username"),
@@ -124,6 +125,7 @@ parley_testkit::on_every_backend!(
                     password: "other password".into(),
                     email: email.map(Into::into),
                     display_name: None,
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err();

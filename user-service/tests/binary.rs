@@ -76,6 +76,7 @@ async fn starts_from_env_vars_with_a_sqlite_file_in_the_data_dir() {
             password: "zoe password".into(),
             email: None,
             display_name: None,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -141,6 +141,7 @@ parley_testkit::on_every_backend!(
                 password: "ivan password".into(),
                 email: None,
                 display_name: None,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -158,6 +159,7 @@ parley_testkit::on_every_backend!(
             .login(pb::LoginRequest {
                 login: "ivan".into(),
                 password: "ivan password".into(),
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -173,8 +175,11 @@ parley_testkit::on_every_backend!(
             .await
             .unwrap();
         let rotated = set_cookie(&response);
-        assert_eq!(cookie_value(&rotated), response.get_ref().refresh_token);
         assert_ne!(cookie_value(&rotated), cookie_value(&login_cookie));
+        // A token that came from the cookie is answered in the cookie only, so a script in the
+        // page cannot read a fresh refresh token by calling RefreshToken itself.
+        assert_eq!(response.get_ref().refresh_token, "");
+        assert!(!response.get_ref().access_token.is_empty());
 
         // ChangePassword keeps the browser's own session (the cookie's family) and ends the others.
         let access = response.get_ref().access_token.clone();
@@ -241,6 +246,76 @@ parley_testkit::on_every_backend!(
     }
 );
 
+parley_testkit::on_every_backend!(
+    browsers_can_ask_for_the_refresh_token_in_the_cookie_only,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        let cookie_only = pb::RefreshTokenDelivery::Cookie as i32;
+        let response = client
+            .register(pb::RegisterRequest {
+                username: "ines".into(),
+                password: "ines password".into(),
+                refresh_token_delivery: cookie_only,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let registered_cookie = cookie_value(&set_cookie(&response));
+        assert_eq!(response.get_ref().refresh_token, "");
+        assert!(!response.get_ref().access_token.is_empty());
+
+        let response = client
+            .login(pb::LoginRequest {
+                login: "ines".into(),
+                password: "ines password".into(),
+                refresh_token_delivery: cookie_only,
+            })
+            .await
+            .unwrap();
+        let login_cookie = cookie_value(&set_cookie(&response));
+        assert_eq!(response.get_ref().refresh_token, "");
+
+        // The cookies are real refresh tokens; a token sent in the body is answered in the body.
+        for token in [registered_cookie, login_cookie] {
+            let response = client
+                .refresh_token(pb::RefreshTokenRequest { refresh_token: token })
+                .await
+                .unwrap();
+            assert!(!response.get_ref().refresh_token.is_empty());
+            assert_eq!(cookie_value(&set_cookie(&response)), response.get_ref().refresh_token);
+        }
+
+        // An unknown delivery is refused, naming the field, before anything happens.
+        let db = server.database().await;
+        let tokens_before = count_rows(&db, "refresh_tokens").await;
+        assert_invalid(
+            client
+                .register(pb::RegisterRequest {
+                    username: "ines2".into(),
+                    password: "ines password".into(),
+                    refresh_token_delivery: 7,
+                    ..Default::default()
+                })
+                .await,
+            "refresh_token_delivery",
+        );
+        assert_invalid(
+            client
+                .login(pb::LoginRequest {
+                    login: "ines".into(),
+                    password: "ines password".into(),
+                    refresh_token_delivery: 7,
+                })
+                .await,
+            "refresh_token_delivery",
+        );
+        assert_eq!(count_rows(&db, "users").await, 1);
+        assert_eq!(count_rows(&db, "refresh_tokens").await, tokens_before);
+        server.stop().await;
+    }
+);
+
 #[tokio::test]
 async fn secure_cookies_when_configured() {
     let db = parley_testkit::test_database::TestDatabase::sqlite();
@@ -257,6 +332,7 @@ async fn secure_cookies_when_configured() {
             password: "judy password".into(),
             email: None,
             display_name: None,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -136,6 +136,7 @@ pub async fn register(
             password: password.into(),
             email: email.map(Into::into),
             display_name: None,
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|s| panic!("register {username}: {s:?}"))
@@ -147,6 +148,7 @@ pub async fn login(client: &mut Client, login: &str, password: &str) -> Result<p
         .login(pb::LoginRequest {
             login: login.into(),
             password: password.into(),
+            ..Default::default()
         })
         .await
         .map(tonic::Response::into_inner)
