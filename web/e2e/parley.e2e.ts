@@ -31,7 +31,9 @@ const markdownAnswer = [
   "|------|-------|",
   "| pi   | 3.14  |",
   "",
-  "Math: $a^2 + b^2 = c^2$",
+  "Math: \\(a^2 + b^2 = c^2\\), which costs $5 and $10.",
+  "",
+  "![a chart](https://images.example.com/chart.png?d=secret)",
   "",
   "[bad link](javascript:window.__xss=1) [data link](data:text/html,hi) and [good link](https://example.com/)",
   "",
@@ -196,11 +198,14 @@ describe("Parley in a browser", () => {
     expect(await textOf(answer.locator("pre code"))).toContain("def add(a, b):");
     expect(await answer.locator("pre code .hljs-keyword").count()).toBeGreaterThan(0);
     expect(await answer.locator("table td").allTextContents()).toEqual(["pi", "3.14"]);
-    expect(await answer.locator(".katex").count()).toBeGreaterThan(0);
+    expect(await answer.locator(".katex").count()).toBe(1);
+    expect(await textOf(answer)).toContain("costs $5 and $10.");
     const hrefs = await answer.locator("a").evaluateAll((as) => as.map((a) => a.getAttribute("href")));
     expect(hrefs).toEqual(["https://example.com/"]);
     expect(await textOf(answer)).toContain("bad link");
+    // A remote image waits for a click (its URL could carry the chat away).
     expect(await answer.locator("img").count()).toBe(0);
+    expect(await textOf(answer.getByRole("button", { name: /a chart.*Load image from images\.example\.com/ }))).toContain("a chart");
     expect(await textOf(answer)).toContain('<img src=x onerror="window.__xss=1">');
     expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
 

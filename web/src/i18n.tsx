@@ -113,6 +113,8 @@ const en = {
   older: "Older",
   answerComplete: "Answer complete",
   keyNeededToTest: "Enter the API key to try settings that are not saved yet.",
+  image: "Image",
+  loadImageFrom: "Load image from {host}",
 };
 
 export type MessageKey = keyof typeof en;
@@ -230,6 +232,8 @@ const zhCN: Record<MessageKey, string> = {
   older: "更早",
   answerComplete: "回答完成",
   keyNeededToTest: "测试尚未保存的设置时，请输入 API 密钥。",
+  image: "图片",
+  loadImageFrom: "从 {host} 加载图片",
 };
 
 export type Locale = "en" | "zh-CN";

@@ -175,7 +175,7 @@ export const MessageItem = memo(function MessageItem({
                 <span className="h-2 w-2 animate-bounce rounded-full bg-gray-400 [animation-delay:300ms]" />
               </span>
             ) : (
-              <Markdown text={message.content} />
+              <Markdown text={message.content} streaming={streaming} />
             )}
             {streaming && !empty && (
               <span className="ml-0.5 inline-block h-4 w-2 animate-pulse bg-gray-800 align-middle" aria-hidden="true" />

