@@ -2,6 +2,7 @@
 //! forms uniqueness is checked on.
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
 
 use crate::Error;
 
@@ -41,27 +42,38 @@ pub fn username(field: &'static str, value: &str) -> Result<Username, Error> {
             format!("must be {USERNAME_MIN}–{USERNAME_MAX} characters"),
         ));
     }
-    if !display
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
-        return Err(Error::invalid(
-            field,
-            "may contain only letters, digits, `_`, `.` and `-`",
-        ));
+    let not_allowed = || Error::invalid(field, "may contain only letters, digits, `_`, `.` and `-`");
+    if !username_characters_allowed(&display) {
+        return Err(not_allowed());
     }
     let normalized = normalize(&display);
     // NFKC can turn an allowed character into several (e.g. `½` → `1⁄2`); judge the result too.
-    if !normalized
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
-        return Err(Error::invalid(
-            field,
-            "may contain only letters, digits, `_`, `.` and `-`",
-        ));
+    if !username_characters_allowed(&normalized) {
+        return Err(not_allowed());
     }
     Ok(Username { display, normalized })
+}
+
+/// Letters, digits, `_ . -`, and combining marks (vowel signs, viramas, tone marks) that
+/// follow a letter: many scripts (Devanagari, Thai, …) cannot write a name without them, while
+/// a mark on its own or on punctuation is only a way to make look-alikes.
+fn username_characters_allowed(name: &str) -> bool {
+    let mut after_letter = false;
+    name.chars().all(|c| {
+        // Marks first: std counts many of them (e.g. `ा`) as alphabetic.
+        let allowed = if matches!(c.general_category_group(), GeneralCategoryGroup::Mark) {
+            // A mark keeps `after_letter` as it is: "क्ष" is letter, virama, letter. Enclosing
+            // marks (Me) draw boxes and circles around anything, so they are refused.
+            after_letter && c.general_category() != GeneralCategory::EnclosingMark
+        } else if c.is_alphanumeric() {
+            after_letter = c.is_alphabetic();
+            true
+        } else {
+            after_letter = false;
+            matches!(c, '_' | '.' | '-')
+        };
+        allowed
+    })
 }
 
 pub fn email(field: &'static str, value: &str) -> Result<Email, Error> {
@@ -214,6 +226,14 @@ mod tests {
         assert!(!ok_username("semi;colon"));
         assert!(!ok_username("at@sign"));
         assert!(!ok_username("emoji😀"));
+        // Combining marks after a letter: Hindi vowel signs and viramas, Thai vowels and tones.
+        for name in ["राम", "कृष्ण", "लक्ष्मी", "สมชาย", "น้ำใจ", "王小明", "José", "Zoë_1"] {
+            assert!(ok_username(name), "{name}");
+        }
+        // A mark with no letter to sit on.
+        for name in ["\u{0301}abc", "ab-\u{0301}c", "abc_\u{093E}", "12\u{0E48}3", "abc\u{20DD}"] {
+            assert!(!ok_username(name), "{name:?}");
+        }
         assert_eq!(
             username("u", "ALICE").map(|u| u.normalized).ok(),
             Some("alice".to_string())

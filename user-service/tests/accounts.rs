@@ -99,6 +99,12 @@ parley_testkit::on_every_backend!(
         let chinese = register(&mut client, "张伟_2024", "密码密码密码密码", None).await;
         assert_eq!(chinese.user.unwrap().username, "张伟_2024");
         login(&mut client, "张伟_2024", "密码密码密码密码").await.unwrap();
+        // Hindi and Thai names need combining marks (viramas, vowel signs, tone marks).
+        for name in ["लक्ष्मी", "कृष्ण", "น้ำใจ"] {
+            let registered = register(&mut client, name, "long enough pw", None).await;
+            assert_eq!(registered.user.unwrap().username, name);
+            login(&mut client, name, "long enough pw").await.unwrap();
+        }
 
         // Logins that are not even well-formed.
         assert_invalid(login(&mut client, "", "whatever1").await, "login");
