@@ -3,6 +3,7 @@ use std::time::Duration;
 use parley_service_kit::grpc_server::ServeError;
 use parley_service_kit::grpc_status;
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 /// Everything that can go wrong, each mapped to the status a caller can act on. Messages
 /// never contain the API key (provider messages are scrubbed of it before they get here).
@@ -11,16 +12,24 @@ pub enum Error {
     /// A request field is missing or malformed.
     #[error("{field}: {description}")]
     InvalidField { field: &'static str, description: String },
-    /// The egress policy refused the provider's address.
+    /// The egress policy refused the provider's address, or the provider redirected (redirects
+    /// are never followed, so the new address is never checked or reached).
     #[error("provider.base_url: {0}")]
     EgressDenied(String),
-    /// The provider rejected the key (401/403) or the account cannot be used (402): the user
-    /// must fix the API configuration. Never UNAUTHENTICATED, which means Parley's own login.
+    /// The provider rejected the key (401/403): the user must fix the API configuration.
+    /// Never UNAUTHENTICATED, which means Parley's own login.
     #[error("the provider rejected the request: {0}")]
     KeyRejected(String),
+    /// The account cannot be used until someone pays (402, or OpenAI's 429
+    /// `insufficient_quota`): waiting does not help, so it is neither retried nor a rate limit.
+    #[error("{0}")]
+    AccountUnusable(String),
     /// 429: try again after `retry_after`.
     #[error("the provider is rate limiting: {message}")]
     RateLimited { message: String, retry_after: Duration },
+    /// 5xx with a `Retry-After`: down, expecting to be back after `retry_after`.
+    #[error("{message}")]
+    Overloaded { message: String, retry_after: Duration },
     /// 400/413/422: the provider refused the request's content or parameters.
     #[error("the provider refused the request: {0}")]
     RequestRefused(String),
@@ -34,7 +43,7 @@ pub enum Error {
     /// Connect, first-token or idle timeout.
     #[error("{0}")]
     Timeout(String),
-    /// Any other refusal by the provider (an unexpected 4xx, a redirect).
+    /// Any other refusal by the provider (an unexpected 4xx status).
     #[error("{0}")]
     ProviderFailed(String),
     #[error("HTTP client: {0}")]
@@ -52,8 +61,13 @@ impl From<Error> for Status {
         match error {
             Error::InvalidField { field, description } => grpc_status::invalid_field(field, description),
             Error::EgressDenied(_) => Status::permission_denied(message),
-            Error::KeyRejected(_) => Status::failed_precondition(message),
+            Error::KeyRejected(_) | Error::AccountUnusable(_) => Status::failed_precondition(message),
             Error::RateLimited { retry_after, .. } => grpc_status::resource_exhausted(message, retry_after),
+            Error::Overloaded { retry_after, .. } => Status::with_error_details(
+                Code::Unavailable,
+                message,
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
             Error::RequestRefused(_) => Status::invalid_argument(message),
             Error::NotFound(_) => Status::not_found(message),
             Error::Unavailable(_) => Status::unavailable(message),

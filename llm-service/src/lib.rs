@@ -34,7 +34,8 @@ pub struct RetrySettings {
     /// The first backoff when the provider gives no `Retry-After`; doubles per retry.
     pub initial_backoff: Duration,
     /// The longest wait between attempts. A `Retry-After` beyond it is not waited for: the
-    /// caller gets RESOURCE_EXHAUSTED with the delay instead.
+    /// caller gets the provider's error (RESOURCE_EXHAUSTED for a 429, UNAVAILABLE for a 5xx)
+    /// with the delay as `google.rpc.RetryInfo` instead.
     pub max_delay: Duration,
 }
 

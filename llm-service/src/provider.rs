@@ -93,6 +93,8 @@ pub struct Failure {
     pub retryable: bool,
     /// What the provider asked for (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// The request field the provider refused by name, which a request can do without.
+    pub incompatibility: Option<Incompatibility>,
 }
 
 impl Failure {
@@ -101,7 +103,53 @@ impl Failure {
             error,
             retryable: false,
             retry_after: None,
+            incompatibility: None,
         }
+    }
+
+    fn retryable(error: Error, retry_after: Option<Duration>) -> Self {
+        Self {
+            error,
+            retryable: true,
+            retry_after,
+            incompatibility: None,
+        }
+    }
+}
+
+/// A field of Parley's chat request that some OpenAI-compatible servers refuse with a 400.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Incompatibility {
+    /// `stream_options` (`include_usage`), unknown to some older servers.
+    StreamOptions,
+    /// `max_tokens`, which OpenAI's reasoning models (o-series, gpt-5) refuse for
+    /// `max_completion_tokens`.
+    MaxTokens,
+}
+
+impl Incompatibility {
+    /// What a 400 body says was refused, if it names one of the fields.
+    fn of(body: &[u8], message: &str) -> Option<Self> {
+        let param = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|json| json["error"]["param"].as_str().map(str::to_string));
+        let lower = message.to_lowercase();
+        let names = |field: &str| param.as_deref() == Some(field) || lower.contains(field);
+        if names("stream_options") {
+            // Nothing else about stream_options can be wrong: Parley always sends the same.
+            return Some(Self::StreamOptions);
+        }
+        // "max_tokens is too large" is a real limit, not an unknown field.
+        let refused = [
+            "max_completion_tokens",
+            "unsupported",
+            "not supported",
+            "unrecognized",
+            "not permitted",
+        ]
+        .iter()
+        .any(|word| lower.contains(word));
+        (names("max_tokens") && refused).then_some(Self::MaxTokens)
     }
 }
 
@@ -221,11 +269,7 @@ impl ProviderClient {
             )));
         }
         if error.is_connect() {
-            return Failure {
-                error: Error::Unavailable(format!("cannot connect to {host}: {root}")),
-                retryable: true,
-                retry_after: None,
-            };
+            return Failure::retryable(Error::Unavailable(format!("cannot connect to {host}: {root}")), None);
         }
         if error.is_timeout() {
             return Failure::fatal(Error::Timeout(format!("the request to {host} timed out")));
@@ -339,17 +383,33 @@ fn names_missing_model(body: &[u8], message: &str) -> bool {
             || lower.contains("no such model"))
 }
 
-/// Parses `Retry-After`: seconds, or an HTTP date.
+/// The longest `Retry-After` believed; a provider asking for more (`1e20`) gets this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Parses `Retry-After`: seconds (fractions too, as some providers send), or an HTTP date;
+/// at most [`MAX_RETRY_AFTER`]. Negative, NaN and unparsable values count as absent.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    let delay = match value.parse::<f64>() {
+        Ok(secs) if secs.is_nan() || secs < 0.0 => return None,
+        // Too large for a Duration (or infinite): as long as is believed.
+        Ok(secs) => Duration::try_from_secs_f64(secs).unwrap_or(MAX_RETRY_AFTER),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+/// OpenAI's `type`/`code` for a 429 that waiting does not cure: the account's credit is
+/// used up.
+fn is_quota_exhausted(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|json| {
+        let error = &json["error"];
+        error["type"] == "insufficient_quota" || error["code"] == "insufficient_quota"
+    })
 }
 
 fn http_failure(
@@ -377,32 +437,42 @@ fn http_failure(
         }
         401 => Error::KeyRejected(format!("the API key was not accepted ({message})")),
         403 => Error::KeyRejected(format!("access denied ({message})")),
-        402 => Error::ProviderFailed(format!("the provider wants payment ({message})")),
+        402 => Error::AccountUnusable(format!("the provider wants payment ({message})")),
+        429 if is_quota_exhausted(body) => {
+            Error::AccountUnusable(format!("the account's quota at {host} is used up ({message})"))
+        }
         404 | 400 | 422 if names_missing_model(body, &message) => {
             Error::NotFound(format!("the provider has no model `{model}` ({message})"))
         }
         404 => Error::NotFound(format!(
             "{host} has no /{path} endpoint; check the base URL (usually ending in /v1) ({message})"
         )),
-        400 | 413 | 422 => Error::RequestRefused(message),
+        400 | 422 => {
+            let incompatibility = Incompatibility::of(body, &message);
+            return Failure {
+                incompatibility,
+                ..Failure::fatal(Error::RequestRefused(message))
+            };
+        }
+        413 => Error::RequestRefused(message),
         408 => Error::Timeout(format!("{host} timed out the request ({message})")),
         429 => {
             let delay = retry_after(headers);
-            return Failure {
-                error: Error::RateLimited {
-                    message,
-                    retry_after: delay.unwrap_or(DEFAULT_RATE_LIMIT_DELAY),
-                },
-                retryable: true,
-                retry_after: delay,
+            let error = Error::RateLimited {
+                message,
+                retry_after: delay.unwrap_or(DEFAULT_RATE_LIMIT_DELAY),
             };
+            return Failure::retryable(error, delay);
         }
         500..=599 => {
-            return Failure {
-                error: Error::Unavailable(format!("{host} failed with HTTP {code} ({message})")),
-                retryable: true,
-                retry_after: retry_after(headers),
+            let delay = retry_after(headers);
+            let message = format!("{host} failed with HTTP {code} ({message})");
+            // The provider said when it expects to be back: the caller hears it too.
+            let error = match delay {
+                Some(retry_after) => Error::Overloaded { message, retry_after },
+                None => Error::Unavailable(message),
             };
+            return Failure::retryable(error, delay);
         }
         _ => Error::ProviderFailed(format!("{host} answered HTTP {code} ({message})")),
     };
@@ -448,8 +518,45 @@ mod tests {
             delay > Duration::from_secs(100) && delay <= Duration::from_secs(120),
             "{delay:?}"
         );
-        headers.insert(RETRY_AFTER, "soon".parse().unwrap_or_else(|_| unreachable!()));
-        assert_eq!(retry_after(&headers), None);
+        for (value, expected) in [
+            ("soon", None),
+            ("-1", None),
+            ("NaN", None),
+            ("0.25", Some(Duration::from_millis(250))),
+            ("1e20", Some(MAX_RETRY_AFTER)),
+            ("inf", Some(MAX_RETRY_AFTER)),
+            ("Wed, 21 Oct 2065 07:28:00 GMT", Some(MAX_RETRY_AFTER)),
+            ("Wed, 21 Oct 2015 07:28:00 GMT", Some(Duration::ZERO)),
+        ] {
+            headers.insert(RETRY_AFTER, value.parse().unwrap_or_else(|_| unreachable!()));
+            assert_eq!(retry_after(&headers), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn refused_fields_are_recognised_and_real_limits_are_not() {
+        let of = |body: &str| Incompatibility::of(body.as_bytes(), &error_message(body.as_bytes()).unwrap_or_default());
+        assert_eq!(
+            of(r#"{"error":{"message":"Unrecognized request argument supplied: stream_options","param":null}}"#),
+            Some(Incompatibility::StreamOptions)
+        );
+        assert_eq!(
+            of(r#"{"detail":[{"msg":"Extra inputs are not permitted","loc":["body","stream_options"]}]}"#),
+            None,
+            "pydantic's message does not name the field"
+        );
+        assert_eq!(
+            of(r#"{"error":{"message":"Extra inputs are not permitted","param":"stream_options"}}"#),
+            Some(Incompatibility::StreamOptions)
+        );
+        assert_eq!(
+            of(
+                r#"{"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.","param":"max_tokens","code":"unsupported_parameter"}}"#
+            ),
+            Some(Incompatibility::MaxTokens)
+        );
+        assert_eq!(of(r#"{"error":{"message":"max_tokens is too large: 100000"}}"#), None);
+        assert_eq!(of(r#"{"error":{"message":"temperature must be at most 2"}}"#), None);
     }
 
     #[test]

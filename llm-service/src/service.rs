@@ -1,6 +1,7 @@
 //! What llm-service decides: request validation, the egress check, retries before the first
 //! token, the three timeouts, reading the provider's stream, and the overhead metrics.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use parley_proto::llm::v1 as pb;
@@ -13,7 +14,7 @@ use url::Url;
 
 use crate::egress::EgressPolicy;
 use crate::error::Error;
-use crate::provider::{ApiKey, ProviderClient, ProviderSettings, read_limited, seconds};
+use crate::provider::{ApiKey, Incompatibility, ProviderClient, ProviderSettings, read_limited, seconds};
 use crate::sse::{Event, SseParser};
 use crate::{Config, RetrySettings};
 
@@ -295,8 +296,9 @@ impl LlmService {
     }
 
     /// Sends the request, retrying 429, 5xx and connect errors with backoff (or the provider's
-    /// `Retry-After`, up to the cap) while the first-token deadline allows. `None`: the
-    /// deadline passed.
+    /// `Retry-After`, up to the cap) while the first-token deadline allows, and sending a
+    /// compatible request once when the provider refuses a field it can do without. `None`:
+    /// the deadline passed.
     async fn send_with_retries(
         &self,
         request: &ChatRequest,
@@ -304,26 +306,34 @@ impl LlmService {
         metrics: &mut StreamMetrics,
     ) -> Result<Option<reqwest::Response>, Error> {
         let retry: &RetrySettings = &self.config.retry;
+        let mut body = Cow::Borrowed(&request.body);
+        let mut retries_done = 0;
         loop {
             metrics.attempts += 1;
             let waited = Instant::now();
-            let sent = tokio::time::timeout_at(
-                first_token_deadline,
-                self.client.send_chat(&request.provider, &request.body),
-            )
-            .await;
+            let sent =
+                tokio::time::timeout_at(first_token_deadline, self.client.send_chat(&request.provider, &body)).await;
             metrics.provider_wait += waited.elapsed();
             let failure = match sent {
                 Err(_) => return Ok(None),
                 Ok(Ok(response)) => return Ok(Some(response)),
                 Ok(Err(failure)) => failure,
             };
-            let retries_done = metrics.attempts - 1;
+            // Once per field: the compatible body no longer has it.
+            if let Some((incompatibility, compatible)) = failure
+                .incompatibility
+                .and_then(|i| compatible_body(&body, i).map(|b| (i, b)))
+            {
+                tracing::info!(?incompatibility, error = %failure.error, "the provider refused a field; sending a compatible request");
+                body = Cow::Owned(compatible);
+                continue;
+            }
             if !failure.retryable || retries_done >= retry.max_retries {
                 return Err(failure.error);
             }
             let delay = match failure.retry_after {
-                // The provider said when; waiting longer than the cap is the caller's call.
+                // The provider said when; longer than the cap is not waited for here: the
+                // error carries the delay (RetryInfo) and the caller decides.
                 Some(asked) if asked > retry.max_delay => return Err(failure.error),
                 Some(asked) => asked,
                 None => retry
@@ -338,6 +348,7 @@ impl LlmService {
             let waited = Instant::now();
             tokio::time::sleep(delay).await;
             metrics.provider_wait += waited.elapsed();
+            retries_done += 1;
         }
     }
 
@@ -409,6 +420,19 @@ impl LlmService {
                 format!("{message}. Check the base URL and that the provider is running."),
             ),
             Err(Error::Unavailable(message)) => (false, false, format!("Cannot reach the provider: {message}.")),
+            Err(Error::Overloaded { message, retry_after }) => (
+                false,
+                false,
+                format!(
+                    "Cannot reach the provider: {message}; it expects to be back in {}.",
+                    seconds(retry_after)
+                ),
+            ),
+            Err(Error::AccountUnusable(message)) => (
+                false,
+                false,
+                format!("{message}. Check the account's plan and billing with the provider."),
+            ),
             Err(Error::RateLimited { message, retry_after }) => (
                 false,
                 false,
@@ -426,6 +450,23 @@ impl LlmService {
             message,
         })
     }
+}
+
+/// `body` without what the provider refused, if it has it: no `stream_options` (the usage
+/// may then be missing), or `max_completion_tokens` instead of `max_tokens`.
+fn compatible_body(body: &Value, incompatibility: Incompatibility) -> Option<Value> {
+    let mut compatible = body.clone();
+    let fields = compatible.as_object_mut()?;
+    match incompatibility {
+        Incompatibility::StreamOptions => {
+            fields.remove("stream_options")?;
+        }
+        Incompatibility::MaxTokens => {
+            let max_tokens = fields.remove("max_tokens")?;
+            fields.insert("max_completion_tokens".to_string(), max_tokens);
+        }
+    }
+    Some(compatible)
 }
 
 fn invalid(field: &'static str, description: impl Into<String>) -> Error {
@@ -532,8 +573,10 @@ impl StreamReader {
             return Ok(Step::CallerGone);
         }
         match &choice["finish_reason"] {
-            Value::String(reason) => self.finish_reason = Some(reason.clone()),
-            Value::Null => {}
+            // Some servers send `""` on every chunk until the last: it means not finished, as
+            // null does, or a stream cut after it would count as complete.
+            Value::String(reason) if !reason.is_empty() => self.finish_reason = Some(reason.clone()),
+            Value::String(_) | Value::Null => {}
             other => self.finish_reason = Some(other.to_string()),
         }
         Ok(Step::Continue)

@@ -192,3 +192,145 @@ async fn a_connection_that_never_completes_is_deadline_exceeded() {
     assert!(status.message().contains("connecting"), "{}", status.message());
     drop(listener);
 }
+
+#[tokio::test]
+async fn any_retry_after_is_read_without_crashing() {
+    let fake = FakeOpenAi::start().await;
+    let server = TestServer::start().await; // max_delay: 3 s
+    let mut client = server.client().await;
+
+    // Too large for a Duration: believed up to a day, handed to the caller.
+    fake.push_reply(Reply::rate_limited(Duration::from_secs(1)).retry_after("1e20"));
+    let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        grpc_status::retry_delay(&status),
+        Some(llm_service::provider::MAX_RETRY_AFTER)
+    );
+    assert_eq!(fake.chat_requests().len(), 1);
+
+    // A fraction of a second, then an HTTP date a moment away: both waited for.
+    fake.push_reply(Reply::rate_limited(Duration::from_secs(1)).retry_after("0.2"));
+    let in_two_seconds = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    fake.push_reply(Reply::rate_limited(Duration::from_secs(1)).retry_after(in_two_seconds));
+    let streamed = stream(&mut client, chat_request(provider(&fake), "again")).await;
+    assert!(streamed.error.is_none(), "{:?}", streamed.error);
+    assert_eq!(streamed.content, default_reply_text("again"));
+    assert_eq!(fake.chat_requests().len(), 4);
+
+    // Nonsense is no delay at all (the default one), not a crash.
+    for nonsense in ["-5", "NaN", "soon"] {
+        fake.push_reply(Reply::rate_limited(Duration::from_secs(1)).retry_after(nonsense));
+    }
+    let streamed = stream(&mut client, chat_request(provider(&fake), "q")).await;
+    let status = streamed.error.expect("three 429s with max_retries 2");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+}
+
+#[tokio::test]
+async fn a_server_error_with_retry_after_beyond_the_cap_hands_the_delay_to_the_caller() {
+    let fake = FakeOpenAi::start().await;
+    let server = TestServer::start().await; // max_delay: 3 s
+    let mut client = server.client().await;
+    let in_an_hour = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3600));
+    fake.push_reply(Reply::status(503, "down for maintenance").retry_after(in_an_hour));
+    let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("down for maintenance"),
+        "{}",
+        status.message()
+    );
+    let delay = grpc_status::retry_delay(&status).expect("no RetryInfo");
+    assert!(
+        delay > Duration::from_secs(3500) && delay <= Duration::from_secs(3600),
+        "{delay:?}"
+    );
+    assert_eq!(fake.chat_requests().len(), 1, "waited for a delay beyond the cap");
+
+    // Within the cap it is waited for, and retried.
+    fake.push_reply(Reply::status(503, "restarting").retry_after("0.1"));
+    let streamed = stream(&mut client, chat_request(provider(&fake), "q")).await;
+    assert!(streamed.finish.is_some(), "{:?}", streamed.error);
+    assert_eq!(fake.chat_requests().len(), 3);
+}
+
+#[tokio::test]
+async fn an_exhausted_quota_is_failed_precondition_and_not_retried() {
+    let fake = FakeOpenAi::start().await;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    fake.push_reply(Reply::insufficient_quota());
+    let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("You exceeded your current quota"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(grpc_status::retry_delay(&status), None);
+    assert_eq!(fake.chat_requests().len(), 1);
+}
+
+async fn rejecting(field: &str) -> FakeOpenAi {
+    FakeOpenAi::start_with(FakeOpenAiConfig {
+        rejected_fields: vec![field.to_string()],
+        ..FakeOpenAiConfig::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_provider_that_refuses_stream_options_gets_a_request_without_them() {
+    let fake = rejecting("stream_options").await;
+    let server = TestServer::start_with(Config {
+        retry: RetrySettings {
+            max_retries: 0,
+            ..test_config().retry
+        },
+        ..test_config()
+    })
+    .await;
+    let mut client = server.client().await;
+    let streamed = stream(&mut client, chat_request(provider(&fake), "hi")).await;
+    assert!(streamed.error.is_none(), "{:?}", streamed.error);
+    assert_eq!(streamed.content, default_reply_text("hi"));
+    // It could not be asked for usage, and sent none.
+    assert_eq!(streamed.finish.unwrap().usage, None);
+    let requests = fake.chat_requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests[0].body.get("stream_options").is_some());
+    assert!(requests[1].body.get("stream_options").is_none());
+    assert_eq!(requests[1].body["messages"], requests[0].body["messages"]);
+}
+
+#[tokio::test]
+async fn a_model_that_refuses_max_tokens_gets_max_completion_tokens() {
+    let fake = rejecting("max_tokens").await;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut request = chat_request(provider(&fake), "hi");
+    request.params = Some(parley_proto::llm::v1::GenerationParams {
+        max_tokens: Some(64),
+        ..Default::default()
+    });
+    let streamed = stream(&mut client, request).await;
+    assert!(streamed.error.is_none(), "{:?}", streamed.error);
+    let requests = fake.chat_requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].body["max_tokens"], 64);
+    assert!(requests[1].body.get("max_tokens").is_none());
+    assert_eq!(requests[1].body["max_completion_tokens"], 64);
+
+    // A real limit on max_tokens is the caller's error, not a field to rename.
+    let fake = FakeOpenAi::start().await;
+    fake.push_reply(Reply::status(400, "max_tokens is too large: 100000"));
+    let mut with_limit = chat_request(provider(&fake), "hi");
+    with_limit.params = Some(parley_proto::llm::v1::GenerationParams {
+        max_tokens: Some(100_000),
+        ..Default::default()
+    });
+    let status = stream_error(&mut client, with_limit).await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(fake.chat_requests().len(), 1, "a real limit was retried");
+}

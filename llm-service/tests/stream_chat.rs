@@ -148,6 +148,26 @@ async fn a_stream_cut_off_midway_ends_with_an_error() {
     // No retry once tokens were sent.
     assert_eq!(fake.chat_requests().len(), 1);
 
+    // `finish_reason: ""` on every chunk (as some servers send) means not finished yet.
+    fake.push_reply(Reply::text("one two three four").chunk_finish_reason("").cut_after(2));
+    let streamed = stream(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(streamed.content, "one two ");
+    assert!(streamed.finish.is_none(), "a cut stream finished cleanly");
+    assert_eq!(streamed.error.unwrap().code(), Code::Unavailable);
+    fake.push_reply(
+        Reply::text("one two")
+            .chunk_finish_reason("")
+            .finish_reason("")
+            .without_done(),
+    );
+    let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(status.code(), Code::Unavailable);
+    // …while the same chunks ending with a finish_reason and [DONE] are a normal answer.
+    fake.push_reply(Reply::text("one two").chunk_finish_reason(""));
+    let streamed = stream(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(streamed.content, "one two");
+    assert_eq!(streamed.finish.unwrap().reason, "stop");
+
     // Neither a finish_reason nor [DONE]: the stream did not finish either.
     fake.push_reply(Reply::text("x y").no_finish_reason().without_done());
     let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
