@@ -2,10 +2,13 @@
 //! for). Only http and https; the host's addresses are checked where the connection is made:
 //! IP literals before the request, host names inside the HTTP client's DNS resolver, so every
 //! resolved address is checked and a name that resolves differently the second time (DNS
-//! rebinding) is checked again. Loopback, private, link-local, CGNAT, cloud metadata and
-//! other special-purpose addresses are refused unless the operator allows private networks.
-//! IPv4-mapped, IPv4-compatible, NAT64 and 6to4 IPv6 addresses are judged by the IPv4 address
-//! they carry. Redirects are never followed (the client is built with `Policy::none()`).
+//! rebinding) is checked again. Loopback, private, link-local, CGNAT and other
+//! special-purpose addresses are refused unless the operator allows private networks. Cloud
+//! metadata endpoints (instance credentials) are refused always: allowing private networks is
+//! for a local Ollama, and any user of a multi-user Parley could otherwise read them.
+//! IPv4-mapped, IPv4-translated (SIIT), IPv4-compatible, NAT64 (well-known and local-use
+//! prefixes), 6to4 and Teredo IPv6 addresses are judged by the IPv4 address they carry.
+//! Redirects are never followed (the client is built with `Policy::none()`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -54,14 +57,20 @@ impl EgressPolicy {
 
     /// Whether Parley may connect to `ip`.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), EgressDenied> {
+        self.check(ip, &format!("{ip} is"))
+    }
+
+    /// `subject` introduces the address in the refusal: "10.0.0.1 is", "ollama resolves to
+    /// 10.0.0.1, which is".
+    fn check(&self, ip: IpAddr, subject: &str) -> Result<(), EgressDenied> {
         match classify(ip) {
             AddressClass::Public => Ok(()),
-            AddressClass::NeverRoutable(what) => {
-                Err(EgressDenied(format!("{ip} is {what}; Parley never connects there")))
+            AddressClass::Forbidden(what) => {
+                Err(EgressDenied(format!("{subject} {what}; Parley never connects there")))
             }
             AddressClass::Internal(_) if self.allow_private_networks => Ok(()),
             AddressClass::Internal(what) => Err(EgressDenied(format!(
-                "{ip} is {what}; this Parley does not connect to private networks \
+                "{subject} {what}; this Parley does not connect to private networks \
                  (an operator can allow them with --allow-private-networks)"
             ))),
         }
@@ -78,9 +87,12 @@ enum AddressClass {
     Public,
     /// Refused unless private networks are allowed.
     Internal(&'static str),
-    /// Refused always: no provider lives there.
-    NeverRoutable(&'static str),
+    /// Refused always: no provider lives there (multicast, documentation, discard …), or
+    /// what lives there must never be reached (cloud metadata).
+    Forbidden(&'static str),
 }
+
+const CLOUD_METADATA: &str = "a cloud metadata address";
 
 fn classify(ip: IpAddr) -> AddressClass {
     match ip {
@@ -94,7 +106,7 @@ fn classify_v4(ip: Ipv4Addr) -> AddressClass {
     let [a, b, c, d] = ip.octets();
     match (a, b, c, d) {
         // Cloud metadata endpoints (AWS, GCP, Azure, OpenStack; ECS task metadata; Alibaba).
-        (169, 254, 169, 254) | (169, 254, 170, 2) | (100, 100, 100, 200) => Internal("a cloud metadata address"),
+        (169, 254, 169, 254) | (169, 254, 170, 2) | (100, 100, 100, 200) => Forbidden(CLOUD_METADATA),
         (127, ..) => Internal("a loopback address"),
         (0, ..) => Internal("the unspecified (\"this host\") network"),
         (10, ..) => Internal("a private address"),
@@ -104,10 +116,11 @@ fn classify_v4(ip: Ipv4Addr) -> AddressClass {
         (100, 64..=127, ..) => Internal("a carrier-grade NAT (shared) address"),
         (192, 0, 0, _) => Internal("an IETF protocol address"),
         (198, 18..=19, ..) => Internal("a benchmarking address"),
-        (255, 255, 255, 255) => NeverRoutable("the broadcast address"),
-        (224..=239, ..) => NeverRoutable("a multicast address"),
-        (240..=255, ..) => NeverRoutable("a reserved address"),
-        (192, 0, 2, _) | (198, 51, 100, _) | (203, 0, 113, _) => NeverRoutable("a documentation address"),
+        (192, 88, 99, _) => Forbidden("a deprecated 6to4 relay anycast address"),
+        (255, 255, 255, 255) => Forbidden("the broadcast address"),
+        (224..=239, ..) => Forbidden("a multicast address"),
+        (240..=255, ..) => Forbidden("a reserved address"),
+        (192, 0, 2, _) | (198, 51, 100, _) | (203, 0, 113, _) => Forbidden("a documentation address"),
         _ => Public,
     }
 }
@@ -126,33 +139,38 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
     }
     // AWS's IPv6 metadata endpoint fd00:ec2::254 (inside the unique-local range).
     if segments == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] {
-        return Internal("a cloud metadata address");
+        return Forbidden(CLOUD_METADATA);
     }
-    match segments[0] {
-        0xfc00..=0xfdff => Internal("a unique-local (private) address"),
-        0xfe80..=0xfebf => Internal("a link-local address"),
-        0xfec0..=0xfeff => Internal("a site-local address"),
-        0xff00..=0xffff => NeverRoutable("a multicast address"),
-        0x2001 if segments[1] == 0x0db8 => NeverRoutable("a documentation address"),
+    match segments {
+        [0x0100, 0, 0, 0, ..] => Forbidden("a discard-only address"),
+        [0xfc00..=0xfdff, ..] => Internal("a unique-local (private) address"),
+        [0xfe80..=0xfebf, ..] => Internal("a link-local address"),
+        [0xfec0..=0xfeff, ..] => Internal("a site-local address"),
+        [0xff00..=0xffff, ..] => Forbidden("a multicast address"),
+        [0x2001, 0x0db8, ..] | [0x3fff, 0x0000..=0x0fff, ..] => Forbidden("a documentation address"),
         _ => Public,
     }
 }
 
 /// The IPv4 address an IPv6 address stands for: IPv4-mapped (`::ffff:a.b.c.d`),
-/// IPv4-compatible (`::a.b.c.d`, deprecated but still routed by some stacks), NAT64
-/// (`64:ff9b::a.b.c.d`) and 6to4 (`2002:aabb:ccdd::`).
+/// IPv4-translated (SIIT, `::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, deprecated but
+/// still routed by some stacks), NAT64 (`64:ff9b::a.b.c.d`, and the local-use
+/// `64:ff9b:1::/48` with the address in the last 32 bits as a gateway maps it), 6to4
+/// (`2002:aabb:ccdd::`) and Teredo (`2001:0:…`, the client's address inverted in the last 32
+/// bits).
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return Some(v4);
     }
     let s = ip.segments();
-    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     match s {
         // `::` and `::1` are themselves, not 0.0.0.0 and 0.0.0.1.
         [0, 0, 0, 0, 0, 0, 0, 0 | 1] => None,
-        [0, 0, 0, 0, 0, 0, _, _] => Some(low),
-        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
-        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)),
+        [0, 0, 0, 0, 0, 0, hi, lo] | [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] | [0x64, 0xff9b, 1, _, _, _, hi, lo] => Some(v4(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        [0x2001, 0, _, _, _, _, hi, lo] => Some(v4(!hi, !lo)),
         _ => None,
     }
 }
@@ -183,9 +201,8 @@ impl reqwest::dns::Resolve for PolicyResolver {
                 }) as Box<dyn std::error::Error + Send + Sync>);
             }
             for address in &addresses {
-                policy
-                    .check_ip(address.ip())
-                    .map_err(|denied| EgressDenied(format!("{host} resolves to {denied}")))?;
+                let ip = address.ip();
+                policy.check(ip, &format!("{host} resolves to {ip}, which is"))?;
             }
             Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
         })
@@ -212,21 +229,23 @@ mod tests {
             "172.16.0.1",
             "172.31.255.255",
             "192.168.1.1",
-            "169.254.169.254",
             "169.254.1.1",
             "100.64.0.1",
             "100.127.255.255",
-            "100.100.100.200",
             "::1",
             "::",
             "::ffff:127.0.0.1",
             "::ffff:10.1.2.3",
-            "::ffff:169.254.169.254",
             "::127.0.0.1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
             "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:abcd::7f00:1",
             "2002:7f00:1::",
+            // Teredo, client 10.0.0.1 inverted (f5ff:fffe).
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe",
             "fc00::1",
-            "fd00:ec2::254",
             "fe80::1",
         ] {
             assert!(denied(strict, ip), "{ip} should be refused");
@@ -244,12 +263,73 @@ mod tests {
             "100.128.0.1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "::ffff:0:808:808",
+            "64:ff9b:1::808:808",
+            // Teredo with a public client (8.8.8.8 inverted).
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
         ] {
             assert!(!denied(strict, ip), "{ip} should be allowed");
         }
-        for ip in ["224.0.0.1", "255.255.255.255", "ff02::1", "240.0.0.1"] {
+        for ip in [
+            "224.0.0.1",
+            "255.255.255.255",
+            "ff02::1",
+            "240.0.0.1",
+            "100::1",
+            "100::ffff:ffff:ffff:ffff",
+            "192.88.99.1",
+            "2001:db8::1",
+            "3fff::1",
+        ] {
             assert!(denied(EgressPolicy::new(true), ip), "{ip} should always be refused");
         }
+    }
+
+    #[test]
+    fn cloud_metadata_is_refused_even_with_private_networks_allowed() {
+        let open = EgressPolicy::new(true);
+        for ip in [
+            "169.254.169.254",
+            "169.254.170.2",
+            "100.100.100.200",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+            "::ffff:0:a9fe:a9fe",
+            "::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+            "2002:a9fe:a9fe::",
+            // Teredo, client 169.254.169.254 inverted.
+            "2001:0:4136:e378:8000:63bf:5601:5601",
+        ] {
+            let denial = open.check_ip(ip.parse().unwrap_or_else(|_| unreachable!()));
+            assert!(
+                denial.as_ref().is_err_and(|d| d.0.contains("cloud metadata")),
+                "{ip}: {denial:?}"
+            );
+        }
+        // The rest of link-local and CGNAT stays the operator's call.
+        for ip in ["169.254.1.1", "100.64.0.1", "fd00::1"] {
+            assert!(!denied(open, ip), "{ip}");
+        }
+    }
+
+    #[test]
+    fn refusals_read_as_sentences() {
+        let strict = EgressPolicy::new(false);
+        let denial = strict
+            .check(
+                IpAddr::from([127, 0, 0, 1]),
+                "localhost resolves to 127.0.0.1, which is",
+            )
+            .unwrap_err();
+        assert!(
+            denial
+                .0
+                .starts_with("localhost resolves to 127.0.0.1, which is a loopback address; "),
+            "{}",
+            denial.0
+        );
     }
 
     #[test]

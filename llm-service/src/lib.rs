@@ -51,8 +51,9 @@ impl Default for RetrySettings {
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Allow loopback, private, link-local, CGNAT and metadata addresses (on for the local
-    /// all-in-one run, so Ollama on localhost works; off by default).
+    /// Allow loopback, private, link-local and CGNAT addresses (on for the local all-in-one
+    /// run, so Ollama on localhost works; off by default). Cloud metadata endpoints stay
+    /// refused either way.
     pub allow_private_networks: bool,
     /// Establishing the TCP (and TLS) connection.
     pub connect_timeout: Duration,

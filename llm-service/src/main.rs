@@ -15,6 +15,7 @@ struct Cli {
     listen: SocketAddr,
     /// Allow provider URLs on loopback, private, link-local and CGNAT addresses (e.g. Ollama on
     /// localhost). Off by default: user-supplied URLs could otherwise reach internal services.
+    /// Cloud metadata endpoints are refused either way.
     #[arg(long, env = "PARLEY_ALLOW_PRIVATE_NETWORKS")]
     allow_private_networks: bool,
     /// Seconds to establish a connection to a provider.

@@ -49,11 +49,13 @@ async fn internal_addresses_are_refused_by_default() {
         let status = stream_error(&mut client, chat_request(with_base_url(&fake, url.clone()), "q")).await;
         assert_eq!(status.code(), Code::PermissionDenied, "{url}: {status:?}");
         assert!(status.message().contains(reason), "{url}: {}", status.message());
-        assert!(
-            status.message().contains("allow-private-networks"),
-            "{}",
-            status.message()
-        );
+        // The operator can open private networks, never cloud metadata.
+        let hint = if reason == "metadata" {
+            "never"
+        } else {
+            "allow-private-networks"
+        };
+        assert!(status.message().contains(hint), "{}", status.message());
 
         let status = client
             .list_models(pb::ListModelsRequest {
@@ -111,8 +113,11 @@ async fn internal_addresses_work_when_private_networks_are_allowed() {
         assert_eq!(streamed.content, default_reply_text("hi"), "{url}");
     }
     assert_eq!(fake.chat_requests().len(), 3);
-    // Nothing listens there, but the policy no longer stands in the way.
-    for (url, _) in internal_urls(&fake) {
+    // Nothing listens there, but the policy no longer stands in the way…
+    for (url, _) in internal_urls(&fake)
+        .into_iter()
+        .filter(|(_, reason)| *reason != "metadata")
+    {
         if let Some(status) = stream(&mut client, chat_request(with_base_url(&fake, url.clone()), "hi"))
             .await
             .error
@@ -120,6 +125,59 @@ async fn internal_addresses_work_when_private_networks_are_allowed() {
             assert_ne!(status.code(), Code::PermissionDenied, "{url}: {status:?}");
         }
     }
+}
+
+#[tokio::test]
+async fn cloud_metadata_is_refused_even_with_private_networks_allowed() {
+    let fake = FakeOpenAi::start().await;
+    let server = TestServer::start().await; // private networks allowed
+    let mut client = server.client().await;
+    for url in [
+        "http://169.254.169.254/latest/meta-data/v1",
+        "http://169.254.170.2/v2/credentials",
+        "http://100.100.100.200/latest/meta-data",
+        "http://[fd00:ec2::254]/latest",
+        "http://[::ffff:169.254.169.254]/v1",
+        "http://[64:ff9b::a9fe:a9fe]/v1",
+        "http://[64:ff9b:1::a9fe:a9fe]/v1",
+        "http://[2002:a9fe:a9fe::1]/v1",
+    ] {
+        let status = stream_error(&mut client, chat_request(with_base_url(&fake, url.to_string()), "q")).await;
+        assert_eq!(status.code(), Code::PermissionDenied, "{url}: {status:?}");
+        assert!(
+            status.message().contains("cloud metadata"),
+            "{url}: {}",
+            status.message()
+        );
+        assert!(status.message().contains("never"), "{url}: {}", status.message());
+        let status = client
+            .list_models(pb::ListModelsRequest {
+                provider: Some(with_base_url(&fake, url.to_string())),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{url}: {status:?}");
+    }
+    // A local provider on loopback still works on the same server.
+    let streamed = stream(&mut client, chat_request(provider(&fake), "hi")).await;
+    assert_eq!(streamed.content, default_reply_text("hi"), "{:?}", streamed.error);
+}
+
+#[tokio::test]
+async fn a_host_name_is_refused_in_a_sentence_naming_its_address() {
+    let fake = FakeOpenAi::start().await;
+    let server = TestServer::start_with(strict()).await;
+    let mut client = server.client().await;
+    let url = format!("http://localhost:{}/v1", fake.address().port());
+    let status = stream_error(&mut client, chat_request(with_base_url(&fake, url), "q")).await;
+    assert_eq!(status.code(), Code::PermissionDenied);
+    // "localhost resolves to 127.0.0.1, which is a loopback address; …" (or ::1).
+    assert!(
+        status.message().contains("localhost resolves to ")
+            && status.message().contains(", which is a loopback address"),
+        "{}",
+        status.message()
+    );
 }
 
 #[tokio::test]
