@@ -375,9 +375,11 @@ impl LlmService {
             })?
     }
 
-    /// CheckProvider: whether the provider answers, takes the key and has the model, in words
-    /// a person can act on. Refused URLs stay errors (PERMISSION_DENIED); what the provider
-    /// says comes back as `ok: false` with a message.
+    /// CheckProvider: whether the provider answers /models and lists the model, in words a
+    /// person can act on, claiming no more than that: /models is public on some providers
+    /// (OpenRouter) and Ollama and vLLM ignore keys, so a listing does not prove the key.
+    /// Refused URLs stay errors (PERMISSION_DENIED); what the provider says comes back as
+    /// `ok: false` with a message.
     pub async fn check_provider(&self, provider: &ProviderSettings) -> Result<pb::CheckProviderResponse, Error> {
         let started = Instant::now();
         let listed = self.list_models(provider).await;
@@ -385,10 +387,13 @@ impl LlmService {
         let model = &provider.model;
         let host = provider.host();
         let (ok, model_available, message) = match listed {
-            Ok(ids) if ids.iter().any(|id| id == model) => (
+            Ok(ids) if ids.iter().any(|id| same_model(id, model)) => (
                 true,
                 true,
-                format!("Connected to {host}: the API key works and model `{model}` is available."),
+                format!(
+                    "Connected to {host}, which lists model `{model}`. Some providers list their models \
+                     to anyone, so a wrong API key may only show in the first chat."
+                ),
             ),
             Ok(ids) => {
                 let mut listed: Vec<&str> = ids.iter().take(10).map(String::as_str).collect();
@@ -403,9 +408,7 @@ impl LlmService {
                 (
                     false,
                     false,
-                    format!(
-                        "Connected to {host} and the API key works, but it has no model `{model}`. It lists: {listed}."
-                    ),
+                    format!("Connected to {host}, but it does not list model `{model}`. It lists: {listed}."),
                 )
             }
             Err(error @ (Error::EgressDenied(_) | Error::InvalidField { .. })) => return Err(error),
@@ -467,6 +470,12 @@ fn compatible_body(body: &Value, incompatibility: Incompatibility) -> Option<Val
         }
     }
     Some(compatible)
+}
+
+/// Whether a listed model id names `model`: Ollama lists `llama3.2:latest` for what people
+/// (and its own chat endpoint) call `llama3.2`.
+fn same_model(listed: &str, model: &str) -> bool {
+    listed == model || listed.strip_suffix(":latest") == Some(model) || model.strip_suffix(":latest") == Some(listed)
 }
 
 fn invalid(field: &'static str, description: impl Into<String>) -> Error {

@@ -61,6 +61,8 @@ async fn check_provider_says_what_to_fix() {
     assert!(good.ok && good.model_available, "{good:?}");
     assert!(good.latency_ms >= 0);
     assert!(good.message.contains("fake-model"), "{}", good.message);
+    // A listing proves no key: say only what was seen.
+    assert!(!good.message.contains("key works"), "{}", good.message);
 
     let mut missing_model = provider(&fake);
     missing_model.model = "gpt-imaginary".to_string();
@@ -97,6 +99,39 @@ async fn check_provider_says_what_to_fix() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn ollama_models_are_found_without_their_implicit_latest_tag() {
+    let fake = FakeOpenAi::start_with(parley_testkit::fake_openai::FakeOpenAiConfig {
+        models: vec![
+            "llama3.2:latest".to_string(),
+            "qwen2.5:7b".to_string(),
+            "phi4".to_string(),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    for (model, available) in [
+        ("llama3.2", true),
+        ("llama3.2:latest", true),
+        ("phi4:latest", true),
+        ("qwen2.5", false),
+        ("llama3", false),
+    ] {
+        let answer = check(
+            &mut client,
+            pb::Provider {
+                model: model.to_string(),
+                ..provider(&fake)
+            },
+        )
+        .await;
+        assert_eq!(answer.model_available, available, "{model}: {answer:?}");
+        assert_eq!(answer.ok, available, "{model}: {answer:?}");
+    }
 }
 
 #[tokio::test]
