@@ -1,16 +1,21 @@
 //! The one way a Parley service serves gRPC: its services plus `grpc.health.v1` and server
-//! reflection (listing only the services added here), behind a tracing layer and the auth
-//! layer, with graceful shutdown that lets open streams finish up to a deadline.
+//! reflection (only the services added here, and only the schemas they use), behind a tracing
+//! layer and the auth layer, with graceful shutdown that reports NOT_SERVING and lets open
+//! streams finish up to a deadline.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
 use futures::FutureExt;
+use prost::Message;
+use prost_types::{FileDescriptorProto, FileDescriptorSet};
 use tokio::net::TcpListener;
+use tonic::Code;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower_http::classify::GrpcFailureClass;
 
 use crate::auth_layer::AuthLayer;
 
@@ -21,6 +26,8 @@ pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 pub enum ServeError {
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("reflection: the descriptor set does not decode: {0}")]
+    Descriptors(#[from] prost::DecodeError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -87,9 +94,15 @@ impl GrpcServer {
         let mut reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .with_service_name("grpc.health.v1.Health");
+        let mut files = Vec::new();
         for set in &self.descriptor_sets {
-            reflection = reflection.register_encoded_file_descriptor_set(set);
+            files.extend(FileDescriptorSet::decode(*set)?.file);
         }
+        // Only what the services served here use: user-service must not describe the internal
+        // parley.llm.v1 schemas to anyone who asks.
+        reflection = reflection.register_file_descriptor_set(FileDescriptorSet {
+            file: files_for_services(&files, &self.service_names),
+        });
         for name in &self.service_names {
             reflection = reflection.with_service_name(*name);
             self.health.set_service_status(*name, ServingStatus::Serving).await;
@@ -101,14 +114,16 @@ impl GrpcServer {
 
         let layers = tower::ServiceBuilder::new()
             .layer(
-                tower_http::trace::TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
-                    tracing::info_span!(
-                        "grpc",
-                        method = %request.uri().path(),
-                        trace_id = crate::trace_context::trace_id_of(request.headers()),
-                        user_id = tracing::field::Empty
-                    )
-                }),
+                tower_http::trace::TraceLayer::new_for_grpc()
+                    .make_span_with(|request: &http::Request<_>| {
+                        tracing::info_span!(
+                            "grpc",
+                            method = %request.uri().path(),
+                            trace_id = crate::trace_context::trace_id_of(request.headers()),
+                            user_id = tracing::field::Empty
+                        )
+                    })
+                    .on_failure(log_failure),
             )
             .layer(self.auth)
             .into_inner();
@@ -120,6 +135,8 @@ impl GrpcServer {
             let shutdown = shutdown.clone();
             async move {
                 shutdown.await;
+                // "" is the whole server, what Kubernetes' gRPC probes ask about.
+                health.set_service_status("", ServingStatus::NotServing).await;
                 for name in names {
                     health.set_service_status(name, ServingStatus::NotServing).await;
                 }
@@ -142,5 +159,132 @@ impl GrpcServer {
             }
         }
         Ok(())
+    }
+}
+
+/// The files that define `services`, with every file they import (directly or not), in
+/// dependency order.
+fn files_for_services(files: &[FileDescriptorProto], services: &[&str]) -> Vec<FileDescriptorProto> {
+    let by_name: std::collections::HashMap<&str, &FileDescriptorProto> = files.iter().map(|f| (f.name(), f)).collect();
+    let defines = |file: &FileDescriptorProto, service: &str| {
+        file.service
+            .iter()
+            .any(|s| format!("{}.{}", file.package(), s.name()) == service)
+    };
+    let mut chosen: Vec<FileDescriptorProto> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    fn visit<'a>(
+        file: &'a FileDescriptorProto,
+        by_name: &std::collections::HashMap<&str, &'a FileDescriptorProto>,
+        seen: &mut std::collections::HashSet<&'a str>,
+        chosen: &mut Vec<FileDescriptorProto>,
+    ) {
+        if !seen.insert(file.name()) {
+            return;
+        }
+        for dependency in &file.dependency {
+            if let Some(dependency) = by_name.get(dependency.as_str()) {
+                visit(dependency, by_name, seen, chosen);
+            }
+        }
+        chosen.push(file.clone());
+    }
+    for file in files.iter().filter(|f| services.iter().any(|s| defines(f, s))) {
+        visit(file, &by_name, &mut seen, &mut chosen);
+    }
+    chosen
+}
+
+/// Whether a status means the caller asked for something wrong or not allowed (logged quietly)
+/// rather than that the server failed (logged as an error).
+fn is_client_error(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::Unauthenticated
+            | Code::PermissionDenied
+            | Code::FailedPrecondition
+            | Code::ResourceExhausted
+            | Code::Cancelled
+            | Code::OutOfRange
+            | Code::Aborted
+    )
+}
+
+/// A wrong password is an answer, not a failure: only server failures are logged as errors.
+fn log_failure(failure: GrpcFailureClass, latency: Duration, _span: &tracing::Span) {
+    let latency_ms = latency.as_millis() as u64;
+    match failure {
+        GrpcFailureClass::Code(code) => {
+            let code = Code::from(code.get());
+            if is_client_error(code) {
+                tracing::debug!(?code, latency_ms, "call refused");
+            } else {
+                tracing::error!(?code, latency_ms, "call failed");
+            }
+        }
+        GrpcFailureClass::Error(error) => tracing::error!(%error, latency_ms, "call failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parley_files() -> Vec<FileDescriptorProto> {
+        FileDescriptorSet::decode(parley_proto::FILE_DESCRIPTOR_SET)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .file
+    }
+
+    fn names(files: &[FileDescriptorProto]) -> Vec<&str> {
+        files.iter().map(|f| f.name()).collect()
+    }
+
+    #[test]
+    fn reflection_describes_only_the_files_the_services_need() {
+        let files = parley_files();
+        let user = files_for_services(&files, &["parley.user.v1.UserService"]);
+        let user_names = names(&user);
+        assert!(user_names.contains(&"parley/user/v1/user.proto"), "{user_names:?}");
+        assert!(
+            user_names.contains(&"google/protobuf/timestamp.proto"),
+            "{user_names:?}"
+        );
+        assert!(
+            user_names
+                .iter()
+                .all(|n| !n.starts_with("parley/llm/") && !n.starts_with("parley/chat/")),
+            "{user_names:?}"
+        );
+        // Imports come before the files that use them.
+        let position = |name: &str| user_names.iter().position(|n| *n == name);
+        assert!(position("google/protobuf/timestamp.proto") < position("parley/user/v1/user.proto"));
+
+        let nothing = files_for_services(&files, &["no.such.Service"]);
+        assert!(nothing.is_empty());
+    }
+
+    #[test]
+    fn only_caller_mistakes_count_as_client_errors() {
+        for code in [
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::Unauthenticated,
+            Code::ResourceExhausted,
+        ] {
+            assert!(is_client_error(code), "{code:?}");
+        }
+        for code in [
+            Code::Internal,
+            Code::Unknown,
+            Code::Unavailable,
+            Code::DataLoss,
+            Code::DeadlineExceeded,
+        ] {
+            assert!(!is_client_error(code), "{code:?}");
+        }
     }
 }

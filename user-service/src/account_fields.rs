@@ -61,7 +61,7 @@ fn username_characters_allowed(name: &str) -> bool {
     let mut after_letter = false;
     name.chars().all(|c| {
         // Marks first: std counts many of them (e.g. `ा`) as alphabetic.
-        let allowed = if matches!(c.general_category_group(), GeneralCategoryGroup::Mark) {
+        if matches!(c.general_category_group(), GeneralCategoryGroup::Mark) {
             // A mark keeps `after_letter` as it is: "क्ष" is letter, virama, letter. Enclosing
             // marks (Me) draw boxes and circles around anything, so they are refused.
             after_letter && c.general_category() != GeneralCategory::EnclosingMark
@@ -71,8 +71,7 @@ fn username_characters_allowed(name: &str) -> bool {
         } else {
             after_letter = false;
             matches!(c, '_' | '.' | '-')
-        };
-        allowed
+        }
     })
 }
 
@@ -227,11 +226,18 @@ mod tests {
         assert!(!ok_username("at@sign"));
         assert!(!ok_username("emoji😀"));
         // Combining marks after a letter: Hindi vowel signs and viramas, Thai vowels and tones.
-        for name in ["राम", "कृष्ण", "लक्ष्मी", "สมชาย", "น้ำใจ", "王小明", "José", "Zoë_1"] {
+        for name in ["राम", "कृष्ण", "लक्ष्मी", "สมชาย", "น้ำใจ", "王小明", "José", "Zoë_1"]
+        {
             assert!(ok_username(name), "{name}");
         }
         // A mark with no letter to sit on.
-        for name in ["\u{0301}abc", "ab-\u{0301}c", "abc_\u{093E}", "12\u{0E48}3", "abc\u{20DD}"] {
+        for name in [
+            "\u{0301}abc",
+            "ab-\u{0301}c",
+            "abc_\u{093E}",
+            "12\u{0E48}3",
+            "abc\u{20DD}",
+        ] {
             assert!(!ok_username(name), "{name:?}");
         }
         assert_eq!(

@@ -552,6 +552,36 @@ async fn reflection_lists_the_service_and_health_answers_serving() {
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"parley.user.v1.UserService".to_string()), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("parley.llm.")), "{names:?}");
+
+    // The service's own schema resolves; the internal llm-service schema is not described here.
+    for (symbol, found) in [
+        ("parley.user.v1.UserService", true),
+        ("parley.llm.v1.LlmService", false),
+    ] {
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+        };
+        let mut responses = reflection
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        match responses.next().await.unwrap() {
+            Ok(response) => {
+                assert!(found, "{symbol} was described");
+                assert!(matches!(
+                    response.message_response,
+                    Some(MessageResponse::FileDescriptorResponse(_))
+                ));
+            }
+            Err(status) => {
+                assert!(!found, "{symbol}: {status:?}");
+                assert_eq!(status.code(), tonic::Code::NotFound);
+            }
+        }
+    }
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     for service in ["", "parley.user.v1.UserService"] {
