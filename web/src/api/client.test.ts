@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { UserService } from "../gen/parley/user/v1/user_pb";
 import { TokenManager, type SignedIn } from "../auth/tokens";
-import { authInterceptor } from "./client";
+import { authInterceptor, retryAfterSeconds } from "./client";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
 
 // A user-service stand-in that accepts only the newest token, as after a key rotation.
 function setup(refreshResult: () => SignedIn<string> | null) {
@@ -57,5 +58,26 @@ describe("authInterceptor", () => {
     await expect(client.getMe({})).rejects.toMatchObject({ code: Code.Unauthenticated });
     expect(refreshes()).toBe(1);
     expect(tokens.currentToken()).toBeNull();
+  });
+});
+
+describe("retryAfterSeconds", () => {
+  /** A RESOURCE_EXHAUSTED error as it arrives, with a google.rpc.RetryInfo detail. */
+  function exhausted(seconds: number, nanos: number) {
+    const duration = new BinaryWriter().tag(1, 0).int64(seconds).tag(2, 0).int32(nanos).finish();
+    const retryInfo = new BinaryWriter().tag(1, 2).bytes(duration).finish();
+    const err = new ConnectError("a code was sent moments ago", Code.ResourceExhausted);
+    err.details.push({ type: "google.rpc.BadRequest", value: new Uint8Array([10, 0]) }, { type: "google.rpc.RetryInfo", value: retryInfo });
+    return err;
+  }
+
+  it("reads the server's retry delay, rounded up to whole seconds", () => {
+    expect(retryAfterSeconds(exhausted(42, 500_000_000))).toBe(43);
+    expect(retryAfterSeconds(exhausted(7, 0))).toBe(7);
+  });
+
+  it("is undefined when the server did not say", () => {
+    expect(retryAfterSeconds(new ConnectError("busy", Code.ResourceExhausted))).toBeUndefined();
+    expect(retryAfterSeconds(new Error("offline"))).toBeUndefined();
   });
 });

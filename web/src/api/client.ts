@@ -1,11 +1,15 @@
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { fromBinary } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { UserService, type User } from "../gen/parley/user/v1/user_pb";
 import { ApiConfigService } from "../gen/parley/chat/v1/api_config_pb";
 import { PersonaService } from "../gen/parley/chat/v1/persona_pb";
 import { SessionService } from "../gen/parley/chat/v1/session_pb";
 import { MessageService } from "../gen/parley/chat/v1/message_pb";
-import { TokenManager, type SignedIn } from "../auth/tokens";
+import { SessionUnreachable, TokenManager, type SignedIn } from "../auth/tokens";
+import { linkTabs } from "../auth/peers";
 
 /** Adds the access token to every call and, for unary calls, retries once after a refresh
  * when the server answered UNAUTHENTICATED (the token expired or its key rotated). Streams
@@ -18,7 +22,13 @@ export function authInterceptor<U>(tokens: TokenManager<U>): Interceptor {
       return await next(req);
     } catch (err) {
       if (req.stream || ConnectError.from(err).code !== Code.Unauthenticated) throw err;
-      const renewed = await tokens.refresh();
+      let renewed: SignedIn<U> | null;
+      try {
+        renewed = await tokens.refresh();
+      } catch (refreshError) {
+        // Why the call cannot be retried: Parley is out of reach.
+        throw refreshError instanceof SessionUnreachable ? ConnectError.from(refreshError.reason) : refreshError;
+      }
       if (!renewed) throw err;
       req.header.set("authorization", `Bearer ${renewed.accessToken}`);
       return await next(req);
@@ -26,12 +36,15 @@ export function authInterceptor<U>(tokens: TokenManager<U>): Interceptor {
   };
 }
 
-function makeTransport(interceptors: Interceptor[]): Transport {
-  // The UI is served by the gateway itself, so the API is on the same origin.
-  return createGrpcWebTransport({ baseUrl: window.location.origin, interceptors });
-}
+export type TransportFactory = (interceptors: Interceptor[]) => Transport;
 
-export function createApi() {
+// The UI is served by the gateway itself, so the API is on the same origin.
+const sameOriginGrpcWeb: TransportFactory = (interceptors) => createGrpcWebTransport({ baseUrl: window.location.origin, interceptors });
+
+/** The answers to RefreshToken that mean "there is no session" (rather than "try again"). */
+const noSessionCodes = new Set([Code.Unauthenticated, Code.InvalidArgument, Code.NotFound, Code.PermissionDenied]);
+
+export function createApi(makeTransport: TransportFactory = sameOriginGrpcWeb) {
   // Public auth calls go without the interceptor: a refresh must not wait on itself.
   const publicUsers = createClient(UserService, makeTransport([]));
   const refreshWithCookie = async (): Promise<SignedIn<User> | null> => {
@@ -42,8 +55,7 @@ export function createApi() {
       if (!res.user) return null;
       return { user: res.user, accessToken: res.accessToken, expiresIn: Number(res.accessExpiresIn) };
     } catch (err) {
-      const code = ConnectError.from(err).code;
-      if (code === Code.Unauthenticated || code === Code.InvalidArgument || code === Code.NotFound) return null;
+      if (noSessionCodes.has(ConnectError.from(err).code)) return null;
       throw err;
     }
   };
@@ -55,9 +67,23 @@ export function createApi() {
       : refreshWithCookie(),
   );
   const transport = makeTransport([authInterceptor(tokens)]);
+  const peers = linkTabs(tokens);
   return {
     tokens,
     publicUsers,
+    /** After Register or Login: holds the new access token and tells the other tabs. */
+    signedIn(res: { user?: User; accessToken: string; accessExpiresIn: bigint }): void {
+      if (!res.user) return;
+      tokens.signedIn({ user: res.user, accessToken: res.accessToken, expiresIn: Number(res.accessExpiresIn) });
+      peers.signedIn();
+    },
+    /** Revokes the refresh cookie, then forgets the session here and in the other tabs.
+     * Rejects, still signed in, when the server could not be told. */
+    async signOut(): Promise<void> {
+      await publicUsers.logout({ refreshToken: "" });
+      tokens.signedOut("requested");
+      peers.signedOut();
+    },
     users: createClient(UserService, transport),
     apiConfigs: createClient(ApiConfigService, transport),
     personas: createClient(PersonaService, transport),
@@ -77,4 +103,24 @@ export function errorMessage(err: unknown): string {
 
 export function errorCode(err: unknown): Code | undefined {
   return err instanceof ConnectError ? err.code : undefined;
+}
+
+/** The seconds the server asked to wait before trying again (the google.rpc.RetryInfo of a
+ * RESOURCE_EXHAUSTED answer), rounded up; undefined when it did not say. */
+export function retryAfterSeconds(err: unknown): number | undefined {
+  if (!(err instanceof ConnectError)) return undefined;
+  for (const detail of err.details) {
+    if (!("type" in detail) || detail.type !== "google.rpc.RetryInfo") continue;
+    // RetryInfo { google.protobuf.Duration retry_delay = 1; }
+    const reader = new BinaryReader(detail.value);
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (field === 1 && wireType === WireType.LengthDelimited) {
+        const delay = fromBinary(DurationSchema, reader.bytes());
+        return Math.max(0, Math.ceil(Number(delay.seconds) + delay.nanos / 1e9));
+      }
+      reader.skip(wireType, field);
+    }
+  }
+  return undefined;
 }

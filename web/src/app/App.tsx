@@ -1,42 +1,79 @@
-import { useEffect, useState } from "react";
-import { api, takeSignOutRequested } from "./session";
+import { useEffect, useRef, useState } from "react";
+import { api as pageApi } from "./session";
+import type { Api } from "../api/client";
 import type { User } from "../gen/parley/user/v1/user_pb";
+import { backoffMs, type SignOutReason } from "../auth/tokens";
 import { I18nProvider, useT } from "../i18n";
-import { AuthScreen } from "../auth/AuthScreen";
+import { AuthScreen, type Notice } from "../auth/AuthScreen";
 import { StoreProvider } from "./store";
 import { Shell } from "../layout/Shell";
 import { Logo } from "../ui/icons";
+import { ToastProvider } from "../ui/toast";
 
-type AuthState = { status: "loading" } | { status: "signedOut"; notice?: string } | { status: "signedIn"; user: User };
+type AuthState =
+  | { status: "loading" }
+  /** The session could not be checked (network, gateway or user-service down): it is kept. */
+  | { status: "unreachable"; retryAt: number }
+  | { status: "signedOut"; notice?: "expired" | "elsewhere" }
+  | { status: "signedIn"; user: User };
 
-function Gate() {
+function signedOutNotice(reason: SignOutReason | undefined, wasSignedIn: boolean): "expired" | "elsewhere" | undefined {
+  if (reason === "elsewhere") return "elsewhere";
+  // Signed out without asking (the refresh cookie expired or was revoked): say so.
+  if (reason === "expired" && wasSignedIn) return "expired";
+  return undefined;
+}
+
+export function Gate({ api }: { api: Api }) {
   const t = useT();
   const [auth, setAuth] = useState<AuthState>({ status: "loading" });
+  const retryNow = useRef<() => void>(() => {});
 
   useEffect(() => {
     let wasSignedIn = false;
-    const unsubscribe = api.tokens.subscribe((user) => {
+    let cancelled = false;
+    let timer: number | undefined;
+    const unsubscribe = api.tokens.subscribe((user, reason) => {
       if (user) {
         wasSignedIn = true;
         // Keep the same user object identity when only the token changed.
         setAuth((prev) => (prev.status === "signedIn" && prev.user.id === user.id ? prev : { status: "signedIn", user }));
       } else {
-        // Signed out without asking (the refresh cookie expired or was revoked): say so.
-        const expired = !takeSignOutRequested() && wasSignedIn;
+        const notice = signedOutNotice(reason, wasSignedIn);
         wasSignedIn = false;
-        setAuth({ status: "signedOut", notice: expired ? t("sessionExpired") : undefined });
+        setAuth({ status: "signedOut", notice });
       }
     });
-    // The HttpOnly refresh cookie, if any, signs the page back in after a reload.
-    api.tokens.refresh().then(
-      (session) => {
-        if (!session) setAuth({ status: "signedOut" });
-      },
-      () => setAuth({ status: "signedOut", notice: t("networkError") }),
-    );
-    return unsubscribe;
+    // The HttpOnly refresh cookie, if any, signs the page back in after a reload. When Parley
+    // cannot be reached the cookie may still be good: wait, try again, never sign out for it.
+    const restore = async (attempt: number) => {
+      window.clearTimeout(timer);
+      try {
+        const session = await api.tokens.refresh();
+        timer = undefined;
+        retryNow.current = () => {};
+        if (!cancelled && !session) setAuth((prev) => (prev.status === "signedIn" ? prev : { status: "signedOut" }));
+      } catch {
+        if (cancelled) return;
+        const delay = backoffMs(attempt);
+        setAuth({ status: "unreachable", retryAt: Date.now() + delay });
+        retryNow.current = () => void restore(attempt + 1);
+        timer = window.setTimeout(retryNow.current, delay);
+      }
+    };
+    void restore(0);
+    const onOnline = () => {
+      if (timer !== undefined) retryNow.current();
+    };
+    window.addEventListener("online", onOnline);
+    return () => {
+      cancelled = true;
+      window.clearTimeout(timer);
+      window.removeEventListener("online", onOnline);
+      unsubscribe();
+    };
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
+  }, [api]);
 
   if (auth.status === "loading") {
     return (
@@ -48,7 +85,16 @@ function Gate() {
       </div>
     );
   }
-  if (auth.status === "signedOut") return <AuthScreen api={api} notice={auth.notice} />;
+  if (auth.status === "unreachable") return <Unreachable retryAt={auth.retryAt} onRetry={() => retryNow.current()} />;
+  if (auth.status === "signedOut") {
+    const notice: Notice | undefined =
+      auth.notice === "expired"
+        ? { text: t("sessionExpired"), tone: "warning" }
+        : auth.notice === "elsewhere"
+          ? { text: t("signedOutElsewhere"), tone: "info" }
+          : undefined;
+    return <AuthScreen api={api} notice={notice} />;
+  }
   return (
     <StoreProvider key={auth.user.id.toString()} api={api} user={auth.user}>
       <Shell />
@@ -56,10 +102,39 @@ function Gate() {
   );
 }
 
-export function App() {
+function Unreachable({ retryAt, onRetry }: { retryAt: number; onRetry: () => void }) {
+  const t = useT();
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const tick = window.setInterval(() => setNow(Date.now()), 1000);
+    return () => window.clearInterval(tick);
+  }, []);
+  const seconds = Math.max(0, Math.ceil((retryAt - now) / 1000));
+  return (
+    <div className="flex h-full items-center justify-center bg-gray-100 p-4">
+      <div className="w-full max-w-sm rounded-2xl bg-white p-6 text-center shadow-sm ring-1 ring-gray-200" data-testid="unreachable">
+        <Logo className="mx-auto mb-3 h-10 w-10 rounded-lg bg-black p-0.5" />
+        <h1 className="text-lg font-semibold">{t("unreachableTitle")}</h1>
+        <p role="status" className="mt-1 text-sm text-gray-600">
+          {t("unreachableBody")}
+        </p>
+        <p className="mt-3 text-sm text-gray-500" aria-hidden="true">
+          {seconds > 0 ? t("retryingIn", { seconds }) : t("retrying")}
+        </p>
+        <button type="button" className="btn-primary mt-4" onClick={onRetry}>
+          {t("retryNow")}
+        </button>
+      </div>
+    </div>
+  );
+}
+
+export function App({ api = pageApi }: { api?: Api }) {
   return (
     <I18nProvider>
-      <Gate />
+      <ToastProvider>
+        <Gate api={api} />
+      </ToastProvider>
     </I18nProvider>
   );
 }

@@ -1,11 +1,21 @@
-import { useState, type FormEvent, type ReactNode } from "react";
+import { useEffect, useState, type FormEvent, type ReactNode } from "react";
 import type { Api } from "../api/client";
-import { errorMessage } from "../api/client";
+import { errorCode, errorMessage, retryAfterSeconds } from "../api/client";
+import { Code } from "@connectrpc/connect";
 import { VerificationPurpose } from "../gen/parley/user/v1/user_pb";
 import { locales, useLocale, useT } from "../i18n";
 import { Logo } from "../ui/icons";
 
 type Mode = "signin" | "signup" | "forgot";
+
+/** A line above the form: a success (password reset), a warning (the session ended) or
+ * plain information (signed out in another tab). */
+export interface Notice {
+  text: string;
+  tone: "success" | "warning" | "info";
+}
+
+const noticeClass: Record<Notice["tone"], string> = { success: "alert-ok", warning: "alert-warning", info: "alert-info" };
 
 function Field({ id, label, children }: { id: string; label: string; children: ReactNode }) {
   return (
@@ -18,11 +28,11 @@ function Field({ id, label, children }: { id: string; label: string; children: R
   );
 }
 
-export function AuthScreen({ api, notice }: { api: Api; notice?: string }) {
+export function AuthScreen({ api, notice }: { api: Api; notice?: Notice }) {
   const t = useT();
   const { locale, setLocale } = useLocale();
   const [mode, setMode] = useState<Mode>("signin");
-  const [flash, setFlash] = useState<string | undefined>(notice);
+  const [flash, setFlash] = useState<Notice | undefined>(notice);
 
   return (
     <div className="flex min-h-full flex-col bg-gray-100">
@@ -49,8 +59,8 @@ export function AuthScreen({ api, notice }: { api: Api; notice?: string }) {
       <main className="flex flex-1 items-start justify-center px-4 py-10 sm:items-center">
         <div className="w-full max-w-sm rounded-2xl bg-white p-6 shadow-sm ring-1 ring-gray-200">
           {flash && (
-            <p role="status" className="alert-ok mb-4">
-              {flash}
+            <p role="status" className={`${noticeClass[flash.tone]} mb-4`} data-testid="auth-notice" data-tone={flash.tone}>
+              {flash.text}
             </p>
           )}
           {mode === "signin" && (
@@ -75,7 +85,7 @@ export function AuthScreen({ api, notice }: { api: Api; notice?: string }) {
             <Forgot
               api={api}
               onDone={() => {
-                setFlash(t("passwordReset"));
+                setFlash({ text: t("passwordReset"), tone: "success" });
                 setMode("signin");
               }}
               onBack={() => setMode("signin")}
@@ -120,8 +130,7 @@ function SignIn({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
     void run(async () => {
-      const res = await api.publicUsers.login({ login: String(form.get("login")), password: String(form.get("password")) });
-      if (res.user) api.tokens.signedIn({ user: res.user, accessToken: res.accessToken, expiresIn: Number(res.accessExpiresIn) });
+      api.signedIn(await api.publicUsers.login({ login: String(form.get("login")), password: String(form.get("password")) }));
     });
   };
   return (
@@ -161,13 +170,14 @@ function SignUp({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
     const email = String(form.get("email") ?? "").trim();
     const displayName = String(form.get("displayName") ?? "").trim();
     void run(async () => {
-      const res = await api.publicUsers.register({
-        username: String(form.get("username")).trim(),
-        password: String(form.get("password")),
-        email: email || undefined,
-        displayName: displayName || undefined,
-      });
-      if (res.user) api.tokens.signedIn({ user: res.user, accessToken: res.accessToken, expiresIn: Number(res.accessExpiresIn) });
+      api.signedIn(
+        await api.publicUsers.register({
+          username: String(form.get("username")).trim(),
+          password: String(form.get("password")),
+          email: email || undefined,
+          displayName: displayName || undefined,
+        }),
+      );
     });
   };
   return (
@@ -208,18 +218,45 @@ function SignUp({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
   );
 }
 
+/** Seconds left until `until` (a Date.now() value), ticking every second; 0 once passed. */
+function useCountdown(until: number | null): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (until === null) return;
+    setNow(Date.now());
+    const tick = window.setInterval(() => setNow(Date.now()), 1000);
+    return () => window.clearInterval(tick);
+  }, [until]);
+  return until === null ? 0 : Math.max(0, Math.ceil((until - now) / 1000));
+}
+
 function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack: () => void }) {
   const t = useT();
   const { busy, error, run, setError } = useSubmit();
   const [login, setLogin] = useState("");
   const [sentMinutes, setSentMinutes] = useState<number | null>(null);
+  const [resent, setResent] = useState(false);
+  // When the server's limit on sending codes lets the next one go.
+  const [waitUntil, setWaitUntil] = useState<number | null>(null);
+  const wait = useCountdown(waitUntil);
 
+  const requestCode = (resend: boolean) =>
+    run(async () => {
+      try {
+        const res = await api.publicUsers.sendVerificationCode({ login: login.trim(), purpose: VerificationPurpose.PASSWORD_RESET });
+        setSentMinutes(Math.max(1, Math.ceil(Number(res.expiresIn) / 60)));
+        setResent(resend);
+        setWaitUntil(null);
+      } catch (err) {
+        const seconds = errorCode(err) === Code.ResourceExhausted ? retryAfterSeconds(err) : undefined;
+        if (seconds === undefined) throw err;
+        // Not an error to fix, just a wait: the countdown says how long.
+        setWaitUntil(Date.now() + seconds * 1000);
+      }
+    });
   const sendCode = (e: FormEvent) => {
     e.preventDefault();
-    void run(async () => {
-      const res = await api.publicUsers.sendVerificationCode({ login: login.trim(), purpose: VerificationPurpose.PASSWORD_RESET });
-      setSentMinutes(Math.max(1, Math.ceil(Number(res.expiresIn) / 60)));
-    });
+    void requestCode(false);
   };
   const reset = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
@@ -234,6 +271,11 @@ function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack:
       onDone();
     });
   };
+  const waiting = wait > 0 && (
+    <p role="status" className="alert-warning" data-testid="resend-wait">
+      {t("codeWait", { seconds: wait })}
+    </p>
+  );
 
   return (
     <div className="space-y-4">
@@ -253,14 +295,31 @@ function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack:
             />
           </Field>
           <ErrorLine error={error} />
-          <button type="submit" className="btn-primary w-full" disabled={busy}>
+          {waiting}
+          <button type="submit" className="btn-primary w-full" disabled={busy || wait > 0}>
             {t("sendCode")}
           </button>
         </form>
       ) : (
         <form onSubmit={reset} className="space-y-4" aria-label={t("resetPassword")}>
           <p role="status" className="text-sm text-gray-600">
-            {t("codeSent", { minutes: sentMinutes })}
+            {t(resent ? "codeResent" : "codeSent", { minutes: sentMinutes })}
+          </p>
+          <p className="flex flex-wrap items-center justify-between gap-2 text-sm text-gray-600">
+            <span className="min-w-0 truncate">
+              {t("codeFor")} <strong className="font-medium text-gray-900">{login.trim()}</strong>
+            </span>
+            <button
+              type="button"
+              className="underline hover:text-gray-900"
+              onClick={() => {
+                setError(null);
+                setWaitUntil(null);
+                setSentMinutes(null);
+              }}
+            >
+              {t("changeLogin")}
+            </button>
           </p>
           <Field id="code" label={t("code")}>
             <input
@@ -298,8 +357,12 @@ function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack:
             />
           </Field>
           <ErrorLine error={error} />
+          {waiting}
           <button type="submit" className="btn-primary w-full" disabled={busy}>
             {t("resetPassword")}
+          </button>
+          <button type="button" className="btn-secondary w-full" disabled={busy || wait > 0} onClick={() => void requestCode(true)}>
+            {wait > 0 ? t("resendIn", { seconds: wait }) : t("resendCode")}
           </button>
         </form>
       )}

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { refreshDelayMs, TokenManager, type Clock, type SignedIn } from "./tokens";
+import { backoffMs, refreshDelayMs, SessionUnreachable, TokenManager, type Clock, type SignedIn } from "./tokens";
 
 class FakeClock implements Clock {
   time = 1_000_000;
@@ -44,6 +44,15 @@ describe("refreshDelayMs", () => {
   });
 });
 
+describe("backoffMs", () => {
+  it("doubles from 1 s to at most 30 s, spread by ±20 %", () => {
+    const middle = () => 0.5;
+    expect([0, 1, 2, 3, 4, 5, 6, 20].map((n) => backoffMs(n, middle))).toEqual([1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+    expect(backoffMs(2, () => 0)).toBe(3200);
+    expect(backoffMs(2, () => 1)).toBe(4800);
+  });
+});
+
 describe("TokenManager", () => {
   it("renews the token before it expires, on a timer", async () => {
     const clock = new FakeClock();
@@ -82,34 +91,75 @@ describe("TokenManager", () => {
     expect(calls).toBe(1);
   });
 
-  it("signs out when the refresh cookie is no longer accepted", async () => {
+  it("signs out, as expired, when the refresh cookie is no longer accepted", async () => {
     const clock = new FakeClock();
     const tokens = new TokenManager<string>(async () => null, clock);
-    const seen: (string | null)[] = [];
-    tokens.subscribe((u) => seen.push(u));
+    const seen: [string | null, string | undefined][] = [];
+    tokens.subscribe((u, reason) => seen.push([u, reason]));
     tokens.signedIn(session(0));
     expect(await tokens.refresh()).toBeNull();
     expect(tokens.currentToken()).toBeNull();
     expect(await tokens.validToken()).toBeNull();
-    expect(seen).toEqual(["alice", null]);
+    expect(seen).toEqual([
+      ["alice", undefined],
+      [null, "expired"],
+    ]);
     expect(clock.pending()).toBe(0);
   });
 
-  it("keeps the session through a network failure and retries later", async () => {
+  it("tells 'cannot reach the server' apart from 'no session' and keeps the session through it", async () => {
     const clock = new FakeClock();
     let fail = true;
     let calls = 0;
-    const tokens = new TokenManager<string>(async () => {
-      calls++;
-      if (fail) throw new Error("offline");
-      return session(calls);
-    }, clock);
+    const tokens = new TokenManager<string>(
+      async () => {
+        calls++;
+        if (fail) throw new Error("Failed to fetch");
+        return session(calls);
+      },
+      clock,
+      () => 0.5,
+    );
+    const seen: (string | null)[] = [];
+    tokens.subscribe((u) => seen.push(u));
     tokens.signedIn(session(0));
-    expect(await tokens.refresh()).toBeNull();
+    await expect(tokens.refresh()).rejects.toBeInstanceOf(SessionUnreachable);
     expect(tokens.currentToken()).toBe("token-0");
+    expect(seen).toEqual(["alice"]);
+    // Retried after 1 s, then 2 s, while the server stays away…
+    clock.advance(1000);
+    await vi.waitFor(() => expect(calls).toBe(2));
+    clock.advance(1999);
+    await Promise.resolve();
+    expect(calls).toBe(2);
     fail = false;
-    clock.advance(15_000);
-    await vi.waitFor(() => expect(tokens.currentToken()).toBe("token-2"));
+    clock.advance(1);
+    // …and renewed once it is back; nobody was signed out on the way.
+    await vi.waitFor(() => expect(tokens.currentToken()).toBe("token-3"));
+    expect(seen).toEqual(["alice", "alice"]);
+  });
+
+  it("rejects a page-load refresh that cannot reach the server, without signing out", async () => {
+    const tokens = new TokenManager<string>(async () => {
+      throw new Error("Failed to fetch");
+    }, new FakeClock());
+    const seen: (string | null)[] = [];
+    tokens.subscribe((u) => seen.push(u));
+    const failure = await tokens.refresh().catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(SessionUnreachable);
+    expect((failure as SessionUnreachable).message).toBe("Failed to fetch");
+    expect(seen).toEqual([]);
+  });
+
+  it("says why it signed out", () => {
+    const tokens = new TokenManager<string>(async () => null, new FakeClock());
+    const reasons: (string | undefined)[] = [];
+    tokens.subscribe((_u, reason) => reasons.push(reason));
+    tokens.signedIn(session(0));
+    tokens.signedOut();
+    tokens.signedIn(session(1));
+    tokens.signedOut("elsewhere");
+    expect(reasons).toEqual([undefined, "requested", undefined, "elsewhere"]);
   });
 
   it("lets a sign-out during a refresh win", async () => {

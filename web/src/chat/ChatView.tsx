@@ -13,6 +13,7 @@ import { Menu } from "../ui/Menu";
 import { ConfirmModal } from "../ui/Modal";
 import { useSessionActions } from "../layout/Sidebar";
 import { takePendingMessage } from "./pending";
+import { useToast } from "../ui/toast";
 
 /** The white header: the chat's counterpart (persona and model), centred. */
 export function ChatHeader({
@@ -30,7 +31,14 @@ export function ChatHeader({
   return (
     <header className="grid h-14 shrink-0 grid-cols-[3rem_1fr_3rem] items-center border-b border-gray-200 bg-white px-2 text-gray-900">
       <div>
-        <button type="button" className="btn-ghost md:hidden" onClick={onOpenSidebar} aria-label={t("openSidebar")}>
+        <button
+          type="button"
+          className="btn-ghost md:hidden"
+          onClick={onOpenSidebar}
+          aria-label={t("openSidebar")}
+          aria-haspopup="dialog"
+          data-sidebar-toggle
+        >
           <MenuIcon />
         </button>
       </div>
@@ -485,7 +493,7 @@ function SessionMenu({ session, onChanged }: { session: Session; onChanged: (s: 
 function ModelSwitcher({ session, model, onChanged }: { session: Session; model: string; onChanged: (s: Session) => void }) {
   const t = useT();
   const { api, configs } = useStore();
-  const [error, setError] = useState<string | null>(null);
+  const toast = useToast();
   const current = session.apiConfigId ?? configs[0]?.id;
   const choose = async (configId: bigint) => {
     try {
@@ -497,9 +505,8 @@ function ModelSwitcher({ session, model, onChanged }: { session: Session; model:
         updateMask: { paths: ["api_config_id", "model"] },
       });
       if (res.session) onChanged(res.session);
-      setError(null);
     } catch (err) {
-      setError(errorMessage(err));
+      toast(`${t("couldNotSwitchModel")}: ${errorMessage(err)}`);
     }
   };
   return (
@@ -509,7 +516,7 @@ function ModelSwitcher({ session, model, onChanged }: { session: Session; model:
       buttonClassName="inline-flex max-w-full items-center gap-0.5 rounded px-1 hover:bg-gray-100 hover:text-gray-900"
       button={
         <>
-          <span className="truncate" data-testid="header-model" title={error ?? undefined}>
+          <span className="truncate" data-testid="header-model">
             {model}
           </span>
           <ChevronDownIcon width={12} height={12} />

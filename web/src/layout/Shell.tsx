@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import { navigate, useRoute } from "../app/router";
 import { Sidebar } from "./Sidebar";
+import { Drawer } from "./Drawer";
 import { ChatView } from "../chat/ChatView";
 import { NewChatView } from "../chat/NewChatView";
 import { SettingsView } from "../settings/SettingsView";
@@ -15,18 +16,9 @@ export function Shell() {
   // Any navigation closes the drawer.
   useEffect(() => setDrawerOpen(false), [route]);
 
-  useEffect(() => {
-    if (!drawerOpen) return;
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === "Escape") setDrawerOpen(false);
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [drawerOpen]);
-
   // Ctrl/Cmd+Shift+O starts a new chat, as in ChatGPT.
   useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
+    const onKey = (e: globalThis.KeyboardEvent) => {
       if ((e.ctrlKey || e.metaKey) && e.shiftKey && e.key.toLowerCase() === "o") {
         e.preventDefault();
         navigate({ name: "new" });
@@ -37,11 +29,26 @@ export function Shell() {
   }, []);
 
   const openDrawer = () => setDrawerOpen(true);
+  // Settings pages have no message box: the link skips to the page's content there.
+  const skip =
+    route.name === "settings" ? { target: "main-content", label: t("skipToContent") } : { target: "composer", label: t("skipToComposer") };
 
   return (
     <div className="flex h-full overflow-hidden">
-      <a href="#composer" className="sr-only focus:not-sr-only focus:absolute focus:z-50 focus:bg-white focus:p-2">
-        {t("skipToComposer")}
+      <a
+        href={`#${skip.target}`}
+        inert={drawerOpen}
+        onClick={(e) => {
+          const target = document.getElementById(skip.target);
+          if (!target) return;
+          e.preventDefault();
+          target.focus();
+          // A box that cannot take focus yet (the chat is loading): the content instead.
+          if (document.activeElement !== target) document.getElementById("main-content")?.focus();
+        }}
+        className="sr-only focus:not-sr-only focus:absolute focus:z-50 focus:bg-white focus:p-2"
+      >
+        {skip.label}
       </a>
       {/* Desktop: always there. */}
       <aside className="hidden w-72 shrink-0 border-r border-gray-200 md:flex" aria-label={t("chats")}>
@@ -49,14 +56,11 @@ export function Shell() {
       </aside>
       {/* Phone: a drawer over the chat. */}
       {drawerOpen && (
-        <div className="fixed inset-0 z-40 md:hidden" role="dialog" aria-modal="true" aria-label={t("chats")}>
-          <div className="absolute inset-0 bg-black/40" onClick={() => setDrawerOpen(false)} aria-hidden="true" />
-          <aside className="absolute inset-y-0 left-0 flex w-[85vw] max-w-xs shadow-xl">
-            <Sidebar onClose={() => setDrawerOpen(false)} />
-          </aside>
-        </div>
+        <Drawer label={t("chats")} onClose={() => setDrawerOpen(false)}>
+          <Sidebar onClose={() => setDrawerOpen(false)} />
+        </Drawer>
       )}
-      <main className="flex min-w-0 flex-1 flex-col bg-white">
+      <main id="main-content" tabIndex={-1} inert={drawerOpen} className="flex min-w-0 flex-1 flex-col bg-white outline-none">
         {route.name === "chat" && <ChatView key={route.id} sessionId={route.id} onOpenSidebar={openDrawer} />}
         {route.name === "new" && <NewChatView onOpenSidebar={openDrawer} />}
         {route.name === "settings" && <SettingsView tab={route.tab} onOpenSidebar={openDrawer} />}

@@ -1,7 +1,6 @@
 import { useState } from "react";
 import { useStore } from "../app/store";
 import { navigate, routePath, useRoute } from "../app/router";
-import { signOut } from "../app/session";
 import { locales, useLocale, useT, type MessageKey } from "../i18n";
 import { groupSessions, type GroupKey } from "./groups";
 import { Avatar } from "../ui/Avatar";
@@ -10,6 +9,7 @@ import { ConfirmModal, PromptModal } from "../ui/Modal";
 import { ArchiveIcon, CloseIcon, DotsIcon, EditIcon, Logo, PinIcon, PlusIcon, TrashIcon } from "../ui/icons";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
 import { errorMessage } from "../api/client";
+import { useToast } from "../ui/toast";
 
 const groupLabels: Record<GroupKey, MessageKey> = {
   pinned: "pinned",
@@ -21,7 +21,8 @@ const groupLabels: Record<GroupKey, MessageKey> = {
 
 export function Sidebar({ onClose }: { onClose?: () => void }) {
   const t = useT();
-  const { user, sessions, showArchived, setShowArchived } = useStore();
+  const { api, user, sessions, showArchived, setShowArchived } = useStore();
+  const toast = useToast();
   const { locale, setLocale } = useLocale();
   const route = useRoute();
   const name = user.displayName || user.username;
@@ -61,11 +62,21 @@ export function Sidebar({ onClose }: { onClose?: () => void }) {
               { label: t("personas"), onSelect: () => navigate({ name: "settings", tab: "personas" }) },
               { label: t("changePassword"), onSelect: () => navigate({ name: "settings", tab: "password" }) },
               { label: `${t("language")}: ${otherLocale.label}`, onSelect: () => setLocale(otherLocale.id) },
-              { label: t("signOut"), onSelect: () => void signOut().catch(() => {}) },
+              {
+                label: t("signOut"),
+                // A failed sign-out leaves the cookie valid: stay signed in, and say so.
+                onSelect: () => void api.signOut().catch((err) => toast(`${t("couldNotSignOut")}: ${errorMessage(err)}`)),
+              },
             ]}
           />
           {onClose && (
-            <button type="button" className="rounded p-1.5 hover:bg-white/10" onClick={onClose} aria-label={t("closeSidebar")}>
+            <button
+              type="button"
+              className="rounded p-1.5 hover:bg-white/10"
+              onClick={onClose}
+              aria-label={t("closeSidebar")}
+              data-drawer-initial-focus
+            >
               <CloseIcon />
             </button>
           )}
@@ -122,9 +133,9 @@ export function Sidebar({ onClose }: { onClose?: () => void }) {
 export function useSessionActions(session: Session, onChanged?: (session: Session) => void) {
   const t = useT();
   const { api, upsertSession, removeSession } = useStore();
+  const toast = useToast();
   const [renaming, setRenaming] = useState(false);
   const [deleting, setDeleting] = useState(false);
-  const [error, setError] = useState<string | null>(null);
   const id = session.id;
 
   const update = async (change: { title?: string; pinned?: boolean; archived?: boolean }) => {
@@ -135,9 +146,8 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
         upsertSession(res.session);
         onChanged?.(res.session);
       }
-      setError(null);
     } catch (err) {
-      setError(errorMessage(err));
+      toast(`${t("couldNotUpdateChat")}: ${errorMessage(err)}`);
     }
   };
   const remove = async () => {
@@ -147,7 +157,7 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
       const route = window.location.pathname;
       if (route === routePath({ name: "chat", id: id.toString() })) navigate({ name: "new" }, { replace: true });
     } catch (err) {
-      setError(errorMessage(err));
+      toast(`${t("couldNotDeleteChat")}: ${errorMessage(err)}`);
     }
   };
 
@@ -185,12 +195,12 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
       />
     </>
   );
-  return { items, modals, error };
+  return { items, modals };
 }
 
 function ChatListItem({ session, active }: { session: Session; active: boolean }) {
   const t = useT();
-  const { items, modals, error } = useSessionActions(session);
+  const { items, modals } = useSessionActions(session);
   const title = session.title || t("untitled");
   const href = routePath({ name: "chat", id: session.id.toString() });
   return (
@@ -204,7 +214,7 @@ function ChatListItem({ session, active }: { session: Session; active: boolean }
           navigate({ name: "chat", id: session.id.toString() });
         }}
         className="flex min-w-0 flex-1 items-center gap-1.5 px-2 py-2 text-sm"
-        title={error ?? title}
+        title={title}
       >
         {session.pinned && <PinIcon width={14} height={14} className="shrink-0 text-gray-500" aria-label={t("pinned")} />}
         {session.archived && <ArchiveIcon width={14} height={14} className="shrink-0 text-gray-500" aria-label={t("archived")} />}

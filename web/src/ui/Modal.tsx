@@ -17,6 +17,10 @@ export function Modal({ open, title, onClose, children }: { open: boolean; title
         e.preventDefault();
         onClose();
       }}
+      onKeyDown={(e) => {
+        // Escape closes this dialog only, not the drawer it was opened from.
+        if (e.key === "Escape") e.stopPropagation();
+      }}
       onClick={(e) => {
         // A click on the backdrop (the dialog element itself) closes it.
         if (e.target === ref.current) onClose();

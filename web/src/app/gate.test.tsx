@@ -1,0 +1,56 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { App } from "./App";
+import { createApi } from "../api/client";
+import { createRouterTransport } from "@connectrpc/connect";
+import { UserService } from "../gen/parley/user/v1/user_pb";
+
+afterEach(cleanup);
+
+/** The page's real client, talking to an in-memory user-service whose RefreshToken answers
+ * from a script: each call takes the next answer. */
+function apiAnswering(answers: ("unavailable" | "unauthenticated")[]) {
+  let calls = 0;
+  const api = createApi((interceptors) =>
+    createRouterTransport(
+      ({ service }) =>
+        service(UserService, {
+          refreshToken() {
+            const answer = answers[Math.min(calls++, answers.length - 1)];
+            throw answer === "unavailable"
+              ? new ConnectError("upstream connect error", Code.Unavailable)
+              : new ConnectError("no refresh token", Code.Unauthenticated);
+          },
+        }),
+      { transport: { interceptors } },
+    ),
+  );
+  return { api, calls: () => calls };
+}
+
+describe("the page load", () => {
+  it("does not show the sign-in form when Parley cannot be reached, and retries", async () => {
+    const { api, calls } = apiAnswering(["unavailable", "unavailable", "unauthenticated"]);
+    render(<App api={api} />);
+    await screen.findByText("Can't reach Parley");
+    expect(screen.queryByRole("button", { name: "Sign in" })).toBeNull();
+    expect(screen.getByRole("status").textContent).toContain("still signed in");
+
+    fireEvent.click(screen.getByRole("button", { name: "Retry now" }));
+    await waitFor(() => expect(calls()).toBe(2));
+    await screen.findByText("Can't reach Parley");
+
+    // Once the server answers, its answer decides: here, no session.
+    fireEvent.click(screen.getByRole("button", { name: "Retry now" }));
+    await screen.findByRole("button", { name: "Sign in" });
+    expect(screen.queryByTestId("auth-notice")).toBeNull();
+  });
+
+  it("shows the sign-in form at once when there is no session", async () => {
+    const { api, calls } = apiAnswering(["unauthenticated"]);
+    render(<App api={api} />);
+    await screen.findByRole("button", { name: "Sign in" });
+    expect(calls()).toBe(1);
+  });
+});
