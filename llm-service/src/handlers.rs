@@ -7,6 +7,7 @@ use parley_proto::llm::v1 as pb;
 use parley_proto::llm::v1::llm_service_server::LlmService as LlmServiceApi;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::service::LlmService;
 
@@ -34,8 +35,9 @@ impl LlmServiceApi for LlmApi {
         let request = self.service.chat_request(request.into_inner())?;
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let service = Arc::clone(&self.service);
-        // Runs until the generation ends or the caller drops the stream (which closes `tx`).
-        tokio::spawn(async move { service.stream_chat(request, tx).await });
+        // Runs until the generation ends or the caller drops the stream (which closes `tx`);
+        // inside the request's span, so its log lines carry the caller's trace id.
+        tokio::spawn(async move { service.stream_chat(request, tx).await }.in_current_span());
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

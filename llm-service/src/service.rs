@@ -153,6 +153,7 @@ impl LlmService {
             attempts = tracing::field::Empty,
             ttft_ms = tracing::field::Empty,
             provider_wait_ms = tracing::field::Empty,
+            caller_wait_ms = tracing::field::Empty,
             added_latency_ms = tracing::field::Empty,
             total_ms = tracing::field::Empty,
             outcome = tracing::field::Empty,
@@ -168,7 +169,7 @@ impl LlmService {
                 Ok(outcome) => outcome,
                 Err(error) => {
                     tracing::warn!(%error, "generation failed");
-                    let _ = tx.send(Err(error.into())).await;
+                    metrics.deliver(&tx, Err(error.into())).await;
                     Outcome::Failed
                 }
             };
@@ -222,7 +223,7 @@ impl LlmService {
                 return Err(not_openai(request));
             }
             reader.completion(&completion, tx, metrics).await;
-            return Ok(reader.finish(tx).await);
+            return Ok(reader.finish(tx, metrics).await);
         }
 
         let mut parser = SseParser::new();
@@ -254,7 +255,7 @@ impl LlmService {
                     return Err(self.broken_stream(request, &reader, &request.provider.api_key.scrub(&cause)));
                 }
                 // The answer was complete; only the usage or `[DONE]` went missing.
-                Ok(Err(_)) => return Ok(reader.finish(tx).await),
+                Ok(Err(_)) => return Ok(reader.finish(tx, metrics).await),
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(bytes))) => bytes,
             };
@@ -269,7 +270,7 @@ impl LlmService {
             for event in events {
                 match reader.event(request, &event, tx, metrics).await? {
                     Step::Continue => {}
-                    Step::Done => return Ok(reader.finish(tx).await),
+                    Step::Done => return Ok(reader.finish(tx, metrics).await),
                     Step::CallerGone => return Ok(Outcome::Cancelled),
                 }
             }
@@ -280,13 +281,13 @@ impl LlmService {
         if let Some(event) = parser.finish() {
             match reader.event(request, &event, tx, metrics).await? {
                 Step::Continue => {}
-                Step::Done => return Ok(reader.finish(tx).await),
+                Step::Done => return Ok(reader.finish(tx, metrics).await),
                 Step::CallerGone => return Ok(Outcome::Cancelled),
             }
         }
         if reader.finish_reason.is_some() {
             // Complete; only the usage or `[DONE]` went missing.
-            return Ok(reader.finish(tx).await);
+            return Ok(reader.finish(tx, metrics).await);
         }
         if reader.chunks == 0 && !reader.received_token {
             // Not one event: an HTML page or some other API, not a broken stream.
@@ -629,20 +630,18 @@ impl StreamReader {
             self.received_token = true;
             metrics.first_token = Some(metrics.started.elapsed());
         }
-        tx.send(Ok(pb::StreamChatResponse { chunk: Some(chunk) })).await.is_ok()
+        metrics
+            .deliver(tx, Ok(pb::StreamChatResponse { chunk: Some(chunk) }))
+            .await
     }
 
-    async fn finish(&mut self, tx: &ChunkSender) -> Outcome {
+    async fn finish(&mut self, tx: &ChunkSender, metrics: &mut StreamMetrics) -> Outcome {
         let finish = pb::Finish {
             reason: self.finish_reason.take().unwrap_or_default(),
             usage: self.usage.take(),
         };
-        let sent = tx
-            .send(Ok(pb::StreamChatResponse {
-                chunk: Some(pb::stream_chat_response::Chunk::Finish(finish)),
-            }))
-            .await;
-        if sent.is_ok() {
+        let chunk = Some(pb::stream_chat_response::Chunk::Finish(finish));
+        if metrics.deliver(tx, Ok(pb::StreamChatResponse { chunk })).await {
             Outcome::Finished
         } else {
             Outcome::Cancelled
@@ -661,12 +660,16 @@ fn usage(value: &Value) -> Option<pb::Usage> {
 }
 
 /// Parley's own overhead: the time to first token, and the added latency (the total minus
-/// the time spent waiting on the provider), recorded on the `llm.stream_chat` span.
+/// the time spent waiting on the provider and on the caller), recorded on the
+/// `llm.stream_chat` span.
 struct StreamMetrics {
     started: Instant,
     attempts: u32,
     first_token: Option<Duration>,
     provider_wait: Duration,
+    /// Time blocked handing chunks to a caller that reads slower than the provider sends
+    /// (the stream's buffer was full): the caller's pace, not Parley's overhead.
+    caller_wait: Duration,
 }
 
 impl StreamMetrics {
@@ -676,12 +679,21 @@ impl StreamMetrics {
             attempts: 0,
             first_token: None,
             provider_wait: Duration::ZERO,
+            caller_wait: Duration::ZERO,
         }
+    }
+
+    /// Hands one message to the caller; false when the caller has gone.
+    async fn deliver(&mut self, tx: &ChunkSender, message: Result<pb::StreamChatResponse, Status>) -> bool {
+        let waited = Instant::now();
+        let sent = tx.send(message).await.is_ok();
+        self.caller_wait += waited.elapsed();
+        sent
     }
 
     fn record(&self, outcome: Outcome) {
         let total = self.started.elapsed();
-        let added = total.saturating_sub(self.provider_wait);
+        let added = total.saturating_sub(self.provider_wait + self.caller_wait);
         let span = tracing::Span::current();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         span.record("attempts", self.attempts);
@@ -689,6 +701,7 @@ impl StreamMetrics {
             span.record("ttft_ms", ms(first_token));
         }
         span.record("provider_wait_ms", ms(self.provider_wait));
+        span.record("caller_wait_ms", ms(self.caller_wait));
         span.record("added_latency_ms", ms(added));
         span.record("total_ms", ms(total));
         span.record("outcome", format!("{outcome:?}").to_lowercase());
@@ -697,6 +710,7 @@ impl StreamMetrics {
             attempts = self.attempts,
             ttft_ms = self.first_token.map(ms),
             total_ms = ms(total),
+            caller_wait_ms = ms(self.caller_wait),
             added_latency_ms = ms(added),
             "stream ended"
         );
