@@ -6,13 +6,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use parley_proto::user::v1::GetPublicKeysRequest;
 use parley_proto::user::v1::user_service_client::UserServiceClient;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock};
+// Tokio's clock, so tests can move time instead of sleeping.
+use tokio::time::Instant;
 
 /// The `iss` claim of every access token.
 pub const ISSUER: &str = "parley-user-service";
@@ -70,6 +72,10 @@ pub enum TokenError {
     Expired,
     #[error("access token is invalid")]
     Invalid,
+    /// The keys could not be fetched (user-service down or restarting): the token may well
+    /// be good, so this is UNAVAILABLE, never UNAUTHENTICATED, and the client retries.
+    #[error("access-token keys are unavailable; try again shortly")]
+    KeysUnavailable,
 }
 
 /// A public key that verifies tokens whose header names `key_id`.
@@ -116,16 +122,56 @@ impl PublicKeySource for UserServiceKeySource {
     }
 }
 
-/// The least time between two fetches of the key set, so a flood of tokens with made-up key
-/// ids cannot turn into a flood of calls to user-service.
+/// The least time between two successful fetches of the key set, so a flood of tokens with
+/// made-up key ids cannot turn into a flood of calls to user-service.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+/// After a failed fetch the next one waits this long, doubling with each failure in a row up
+/// to [`MIN_REFRESH_INTERVAL`]: an outage of user-service costs it one call per interval, not
+/// one per request.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
+/// A fetch that takes longer has failed; requests waiting for it are not held any longer.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// A key that no fetch has returned for this long is forgotten. Replicas of user-service
+/// behind one address may publish different sets during a key rotation, so a fetch adds keys
+/// and a key leaves only once it has been missing from every fetch for a while.
+pub const KEY_RETENTION: Duration = Duration::from_secs(60 * 60);
 
-/// Verifies access tokens locally against a set of Ed25519 keys, refreshing the set from its
-/// source when a token names a key it does not know.
+struct KnownKey {
+    key: DecodingKey,
+    /// When a fetch last returned it; `None` for keys the verifier was built with.
+    last_seen: Option<Instant>,
+}
+
+/// What the last fetch did, so requests that arrive while it is fresh share its outcome.
+#[derive(Default)]
+struct FetchState {
+    /// Fetches done so far (successful or not).
+    fetches: u64,
+    /// Failed fetches in a row.
+    failures: u32,
+    /// No new fetch before this.
+    next_fetch_at: Option<Instant>,
+}
+
+impl FetchState {
+    /// The answer for a key the last fetch did not find.
+    fn missing_key(&self) -> TokenError {
+        if self.failures > 0 {
+            TokenError::KeysUnavailable
+        } else {
+            TokenError::UnknownKey
+        }
+    }
+}
+
+/// Verifies access tokens locally against a set of Ed25519 keys, adding keys from its source
+/// when a token names a key it does not know.
 pub struct TokenVerifier {
-    keys: RwLock<HashMap<String, DecodingKey>>,
+    keys: RwLock<HashMap<String, KnownKey>>,
     source: Option<Arc<dyn PublicKeySource>>,
-    last_refresh: Mutex<Option<Instant>>,
+    fetch: Mutex<FetchState>,
+    /// `FetchState::fetches`, readable without waiting for a fetch in progress.
+    fetches_done: std::sync::atomic::AtomicU64,
     validation: Validation,
 }
 
@@ -148,10 +194,14 @@ impl TokenVerifier {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 30;
+        let keys = valid_keys(keys)
+            .map(|(key_id, key)| (key_id, KnownKey { key, last_seen: None }))
+            .collect();
         Self {
-            keys: RwLock::new(to_decoding_keys(keys)),
+            keys: RwLock::new(keys),
             source,
-            last_refresh: Mutex::new(None),
+            fetch: Mutex::new(FetchState::default()),
+            fetches_done: std::sync::atomic::AtomicU64::new(0),
             validation,
         }
     }
@@ -163,11 +213,10 @@ impl TokenVerifier {
             return Err(TokenError::WrongType);
         }
         let key_id = header.kid.ok_or(TokenError::UnknownKey)?;
-        // Bound first so the read guard is released before a refresh takes the write lock.
-        let known = self.keys.read().await.get(&key_id).cloned();
+        let known = self.known_key(&key_id).await;
         let key = match known {
             Some(key) => key,
-            None => self.refresh_for(&key_id).await?,
+            None => self.fetch_for(&key_id).await?,
         };
         let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -180,42 +229,75 @@ impl TokenVerifier {
         })
     }
 
-    async fn refresh_for(&self, key_id: &str) -> Result<DecodingKey, TokenError> {
+    async fn known_key(&self, key_id: &str) -> Option<DecodingKey> {
+        self.keys.read().await.get(key_id).map(|k| k.key.clone())
+    }
+
+    /// Fetches the key set for a key id it lacks. One fetch runs at a time, bounded by
+    /// [`FETCH_TIMEOUT`]; requests that waited for it take its outcome instead of fetching
+    /// again, and after a failure the next fetch waits out a growing delay.
+    async fn fetch_for(&self, key_id: &str) -> Result<DecodingKey, TokenError> {
         let Some(source) = &self.source else {
             return Err(TokenError::UnknownKey);
         };
-        let mut last = self.last_refresh.lock().await;
-        // Another request may have refreshed while this one waited for the lock.
-        let known = self.keys.read().await.get(key_id).cloned();
-        if let Some(key) = known {
+        let fetches_before = self.fetches_done.load(std::sync::atomic::Ordering::Acquire);
+        let mut state = self.fetch.lock().await;
+        if let Some(key) = self.known_key(key_id).await {
             return Ok(key);
         }
-        if last.is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL) {
-            return Err(TokenError::UnknownKey);
+        let now = Instant::now();
+        if state.fetches != fetches_before || state.next_fetch_at.is_some_and(|at| now < at) {
+            // Someone fetched while this request waited, or very recently: no news yet.
+            return Err(state.missing_key());
         }
-        *last = Some(Instant::now());
-        match source.fetch().await {
+        let fetched = match tokio::time::timeout(FETCH_TIMEOUT, source.fetch()).await {
+            Ok(Ok(keys)) => Ok(keys),
+            Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
+            Err(_) => Err(format!("no answer within {FETCH_TIMEOUT:?}")),
+        };
+        state.fetches += 1;
+        self.fetches_done
+            .store(state.fetches, std::sync::atomic::Ordering::Release);
+        match fetched {
             Ok(keys) => {
-                let keys = to_decoding_keys(keys);
-                let found = keys.get(key_id).cloned();
-                *self.keys.write().await = keys;
-                found.ok_or(TokenError::UnknownKey)
+                state.failures = 0;
+                state.next_fetch_at = Some(now + MIN_REFRESH_INTERVAL);
+                self.merge(keys, now).await;
+                self.known_key(key_id).await.ok_or(TokenError::UnknownKey)
             }
-            Err(status) => {
-                tracing::warn!(code = ?status.code(), message = status.message(), "could not fetch access-token keys");
-                // Let the next request try again instead of waiting out the interval.
-                *last = None;
-                Err(TokenError::UnknownKey)
+            Err(reason) => {
+                state.failures = state.failures.saturating_add(1);
+                let delay = FIRST_RETRY_DELAY
+                    .saturating_mul(1 << (state.failures - 1).min(16))
+                    .min(MIN_REFRESH_INTERVAL);
+                state.next_fetch_at = Some(now + delay);
+                tracing::warn!(%reason, failures = state.failures, retry_in = ?delay, "could not fetch access-token keys");
+                Err(TokenError::KeysUnavailable)
             }
         }
     }
+
+    /// Adds the fetched keys and forgets fetched keys no fetch has returned for
+    /// [`KEY_RETENTION`].
+    async fn merge(&self, fetched: Vec<VerificationKey>, now: Instant) {
+        let mut keys = self.keys.write().await;
+        for (key_id, key) in valid_keys(fetched) {
+            keys.insert(
+                key_id,
+                KnownKey {
+                    key,
+                    last_seen: Some(now),
+                },
+            );
+        }
+        keys.retain(|_, k| k.last_seen.is_none_or(|seen| now.duration_since(seen) < KEY_RETENTION));
+    }
 }
 
-fn to_decoding_keys(keys: Vec<VerificationKey>) -> HashMap<String, DecodingKey> {
+fn valid_keys(keys: Vec<VerificationKey>) -> impl Iterator<Item = (String, DecodingKey)> {
     keys.into_iter()
         .filter(|k| k.public_key.len() == 32)
         .map(|k| (k.key_id, DecodingKey::from_ed_der(&k.public_key)))
-        .collect()
 }
 
 #[cfg(test)]
@@ -341,35 +423,166 @@ mod tests {
         )
     }
 
-    struct CountingSource {
-        keys: Vec<VerificationKey>,
+    /// One scripted answer of a key source: `None` never answers.
+    type Answer = Option<Result<Vec<VerificationKey>, tonic::Status>>;
+
+    /// A key source that answers from a script, one answer per fetch (the last one repeats),
+    /// and counts its calls. `None` never answers.
+    struct ScriptedSource {
+        answers: std::sync::Mutex<std::collections::VecDeque<Answer>>,
         calls: std::sync::atomic::AtomicUsize,
     }
 
-    #[tonic::async_trait]
-    impl PublicKeySource for CountingSource {
-        async fn fetch(&self) -> Result<Vec<VerificationKey>, tonic::Status> {
-            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok(self.keys.clone())
+    impl ScriptedSource {
+        fn new(answers: Vec<Answer>) -> Arc<Self> {
+            Arc::new(Self {
+                answers: std::sync::Mutex::new(answers.into()),
+                calls: Default::default(),
+            })
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(std::sync::atomic::Ordering::SeqCst)
         }
     }
 
-    #[tokio::test]
+    #[tonic::async_trait]
+    impl PublicKeySource for ScriptedSource {
+        async fn fetch(&self) -> Result<Vec<VerificationKey>, tonic::Status> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = {
+                let mut answers = self.answers.lock().unwrap_or_else(|e| panic!("{e}"));
+                if answers.len() > 1 {
+                    answers.pop_front()
+                } else {
+                    answers.front().cloned()
+                }
+            };
+            match answer.flatten() {
+                Some(answer) => answer,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn down() -> Answer {
+        Some(Err(tonic::Status::unavailable("connection refused")))
+    }
+
+    fn up(keys: &[&VerificationKey]) -> Answer {
+        Some(Ok(keys.iter().map(|k| (*k).clone()).collect()))
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn fetches_unknown_keys_once_and_throttles_refreshes() {
         let (enc, ver) = keypair(5);
-        let source = Arc::new(CountingSource {
-            keys: vec![ver.clone()],
-            calls: Default::default(),
-        });
+        let source = ScriptedSource::new(vec![up(&[&ver])]);
         let verifier = TokenVerifier::with_source(source.clone());
         let token = sign(&enc, &ver.key_id, TOKEN_TYPE, &claims(600));
         assert!(verifier.verify(&token).await.is_ok());
         assert!(verifier.verify(&token).await.is_ok());
-        assert_eq!(source.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(source.calls(), 1);
         let bogus = sign(&enc, "made-up", TOKEN_TYPE, &claims(600));
         assert_eq!(verifier.verify(&bogus).await, Err(TokenError::UnknownKey));
         assert_eq!(verifier.verify(&bogus).await, Err(TokenError::UnknownKey));
         // The first unknown id was within the throttle window of the initial fetch.
-        assert_eq!(source.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(source.calls(), 1);
+        tokio::time::advance(MIN_REFRESH_INTERVAL).await;
+        assert_eq!(verifier.verify(&bogus).await, Err(TokenError::UnknownKey));
+        assert_eq!(source.calls(), 2);
+    }
+
+    /// user-service restarting must not sign browsers out: keys that cannot be fetched answer
+    /// KeysUnavailable (UNAVAILABLE), one fetch serves every waiting request, and retries back
+    /// off instead of running one after another.
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_is_unavailable_with_one_fetch_and_a_growing_delay() {
+        let (enc, ver) = keypair(6);
+        let source = ScriptedSource::new(vec![down(), down(), up(&[&ver])]);
+        let verifier = Arc::new(TokenVerifier::with_source(source.clone()));
+        let token = sign(&enc, &ver.key_id, TOKEN_TYPE, &claims(600));
+
+        let waiting: Vec<_> = (0..20)
+            .map(|_| {
+                let (verifier, token) = (Arc::clone(&verifier), token.clone());
+                tokio::spawn(async move { verifier.verify(&token).await })
+            })
+            .collect();
+        for request in waiting {
+            assert_eq!(request.await.ok(), Some(Err(TokenError::KeysUnavailable)));
+        }
+        assert_eq!(source.calls(), 1, "every request retried the fetch");
+
+        // Within the delay: answered at once, no call.
+        tokio::time::advance(FIRST_RETRY_DELAY / 2).await;
+        assert_eq!(verifier.verify(&token).await, Err(TokenError::KeysUnavailable));
+        assert_eq!(source.calls(), 1);
+        // After it: one more try, which fails, and the next delay is twice as long.
+        tokio::time::advance(FIRST_RETRY_DELAY).await;
+        assert_eq!(verifier.verify(&token).await, Err(TokenError::KeysUnavailable));
+        assert_eq!(source.calls(), 2);
+        tokio::time::advance(FIRST_RETRY_DELAY * 3 / 2).await;
+        assert_eq!(verifier.verify(&token).await, Err(TokenError::KeysUnavailable));
+        assert_eq!(source.calls(), 2);
+        tokio::time::advance(FIRST_RETRY_DELAY).await;
+        assert!(verifier.verify(&token).await.is_ok());
+        assert_eq!(source.calls(), 3);
+    }
+
+    /// A source that never answers holds requests for at most the fetch timeout.
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_fetch_times_out() {
+        let (enc, ver) = keypair(7);
+        let source = ScriptedSource::new(vec![None]);
+        let verifier = TokenVerifier::with_source(source.clone());
+        let token = sign(&enc, &ver.key_id, TOKEN_TYPE, &claims(600));
+        let started = Instant::now();
+        assert_eq!(verifier.verify(&token).await, Err(TokenError::KeysUnavailable));
+        assert_eq!(started.elapsed(), FETCH_TIMEOUT);
+    }
+
+    /// During a key rotation the replicas behind one address publish different sets; keys
+    /// from every fetch are kept, and only keys missing from fetches for KEY_RETENTION go.
+    #[tokio::test(start_paused = true)]
+    async fn fetched_keys_are_merged_and_old_ones_retire_slowly() {
+        let (old_enc, old) = keypair(8);
+        let (new_enc, new) = keypair(9);
+        let (_, third) = keypair(10);
+        // Replica B (old key only), replica A (both), then B again, then a set without `old`.
+        let source = ScriptedSource::new(vec![up(&[&old]), up(&[&new, &old]), up(&[&old]), up(&[&new, &third])]);
+        let verifier = TokenVerifier::with_source(source.clone());
+        let old_token = sign(&old_enc, &old.key_id, TOKEN_TYPE, &claims(600));
+        let new_token = sign(&new_enc, &new.key_id, TOKEN_TYPE, &claims(600));
+        assert!(verifier.verify(&old_token).await.is_ok());
+        tokio::time::advance(MIN_REFRESH_INTERVAL).await;
+        assert!(verifier.verify(&new_token).await.is_ok());
+        // A fetch that answers B's smaller set keeps the new key.
+        tokio::time::advance(MIN_REFRESH_INTERVAL).await;
+        let unknown = sign(&new_enc, "unknown", TOKEN_TYPE, &claims(600));
+        assert_eq!(verifier.verify(&unknown).await, Err(TokenError::UnknownKey));
+        assert_eq!(source.calls(), 3);
+        assert!(verifier.verify(&new_token).await.is_ok());
+        assert!(verifier.verify(&old_token).await.is_ok());
+        // `old` is missing from fetches for longer than the retention: it goes.
+        tokio::time::advance(KEY_RETENTION).await;
+        assert_eq!(verifier.verify(&unknown).await, Err(TokenError::UnknownKey));
+        assert_eq!(source.calls(), 4);
+        assert!(verifier.verify(&new_token).await.is_ok());
+        tokio::time::advance(MIN_REFRESH_INTERVAL).await;
+        assert_eq!(verifier.verify(&old_token).await, Err(TokenError::UnknownKey));
+    }
+
+    /// An HS256 token whose HMAC key is the public key's bytes (the classic algorithm
+    /// confusion) is refused: the algorithm is pinned to EdDSA.
+    #[tokio::test]
+    async fn refuses_hs256_signed_with_the_public_key() {
+        let (_, ver) = keypair(11);
+        let verifier = TokenVerifier::with_keys(vec![ver.clone()]);
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(ver.key_id.clone());
+        header.typ = Some(TOKEN_TYPE.into());
+        let forged = jsonwebtoken::encode(&header, &claims(600), &EncodingKey::from_secret(&ver.public_key))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(verifier.verify(&forged).await, Err(TokenError::WrongType));
     }
 }

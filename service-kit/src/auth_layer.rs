@@ -1,7 +1,8 @@
 //! Authentication as a tower layer: every gRPC method that is not public needs
 //! `authorization: Bearer <access token>`; the layer verifies it and puts the
-//! [`AuthenticatedUser`] into the request extensions, or answers UNAUTHENTICATED without
-//! calling the service. Health and reflection are always public.
+//! [`AuthenticatedUser`] into the request extensions, or answers UNAUTHENTICATED (UNAVAILABLE
+//! when the keys cannot be fetched) without calling the service. Health and reflection are
+//! always public.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
-use crate::access_token::{AuthenticatedUser, TokenVerifier};
+use crate::access_token::{AuthenticatedUser, TokenError, TokenVerifier};
 
 /// Path prefixes that never need a token.
 const ALWAYS_PUBLIC_PREFIXES: &[&str] = &[
@@ -75,6 +76,15 @@ pub struct AuthService<S> {
     policy: Option<Arc<AuthPolicy>>,
 }
 
+/// The status for a token that was not accepted. Keys that cannot be fetched say nothing
+/// about the token, so the caller must not sign the user out: UNAVAILABLE, retried later.
+fn refusal(error: TokenError) -> tonic::Status {
+    match error {
+        TokenError::KeysUnavailable => tonic::Status::unavailable(error.to_string()),
+        other => tonic::Status::unauthenticated(other.to_string()),
+    }
+}
+
 /// The bearer token of a request, if it carries one.
 pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
@@ -107,18 +117,68 @@ where
         Box::pin(async move {
             if let Some(policy) = policy.filter(|p| !p.is_public(request.uri().path())) {
                 let verified = match bearer_token(request.headers()) {
-                    None => Err("missing access token".to_string()),
-                    Some(token) => policy.verifier.verify(token).await.map_err(|e| e.to_string()),
+                    None => Err(tonic::Status::unauthenticated("missing access token")),
+                    Some(token) => policy.verifier.verify(token).await.map_err(refusal),
                 };
                 match verified {
                     Ok(user) => {
                         tracing::Span::current().record("user_id", user.user_id);
                         request.extensions_mut().insert::<AuthenticatedUser>(user);
                     }
-                    Err(message) => return Ok(tonic::Status::unauthenticated(message).into_http()),
+                    Err(status) => return Ok(status.into_http()),
                 }
             }
             inner.call(request).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access_token::{PublicKeySource, VerificationKey};
+
+    struct Down;
+
+    #[tonic::async_trait]
+    impl PublicKeySource for Down {
+        async fn fetch(&self) -> Result<Vec<VerificationKey>, tonic::Status> {
+            Err(tonic::Status::unavailable("user-service is restarting"))
+        }
+    }
+
+    async fn answer(layer: &AuthLayer, authorization: Option<&str>) -> tonic::Code {
+        let inner = tower::service_fn(|_request: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(tonic::body::Body::empty()))
+        });
+        let mut service = layer.layer(inner);
+        let mut request = http::Request::builder().uri("/parley.chat.v1.ChatService/ListSessions");
+        if let Some(value) = authorization {
+            request = request.header(http::header::AUTHORIZATION, value);
+        }
+        let request = request.body(()).unwrap_or_else(|e| panic!("{e}"));
+        let response = service.call(request).await.unwrap_or_else(|e| match e {});
+        tonic::Status::from_header_map(response.headers()).map_or(tonic::Code::Ok, |s| s.code())
+    }
+
+    /// A token with an EdDSA header and a key id, as user-service issues them.
+    const TOKEN: &str = "eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsxIn0.e30.c2ln";
+
+    #[tokio::test]
+    async fn keys_that_cannot_be_fetched_answer_unavailable_not_unauthenticated() {
+        let layer = AuthLayer::new(
+            Arc::new(TokenVerifier::with_source(Arc::new(Down))),
+            Vec::<String>::new(),
+        );
+        assert_eq!(
+            answer(&layer, Some(&format!("Bearer {TOKEN}"))).await,
+            tonic::Code::Unavailable
+        );
+        // Without a token, or with garbage, it is still the caller's problem.
+        assert_eq!(answer(&layer, None).await, tonic::Code::Unauthenticated);
+        assert_eq!(
+            answer(&layer, Some("Bearer not-a-jwt")).await,
+            tonic::Code::Unauthenticated
+        );
     }
 }
