@@ -3,6 +3,14 @@
 
 use std::path::PathBuf;
 
+/// Every message with an `api_key` field; src/lib.rs implements `Debug` for each.
+const API_KEY_MESSAGES: [&str; 4] = [
+    ".parley.llm.v1.Provider",
+    ".parley.chat.v1.ProviderSettings",
+    ".parley.chat.v1.CreateApiConfigRequest",
+    ".parley.chat.v1.UpdateApiConfigRequest",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "parley/user/v1/user.proto",
@@ -22,6 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("parley_descriptor.bin"))
+        // Messages carrying an API key: their `Debug` (in src/lib.rs) prints `[redacted]`.
+        .skip_debug(API_KEY_MESSAGES)
         .compile_with_config(
             config,
             &protos.map(PathBuf::from),

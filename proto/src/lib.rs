@@ -38,6 +38,140 @@ pub mod llm {
     }
 }
 
+/// `Debug` for the messages that carry an API key (build.rs skips prost's derive for them):
+/// every field as prost would print it, except the key, which shows only whether one is set.
+/// Requests are logged and printed in test failures; a key must never be.
+mod redacted_debug {
+    use std::fmt;
+
+    use crate::chat::v1::{CreateApiConfigRequest, ProviderSettings, UpdateApiConfigRequest};
+    use crate::llm::v1::Provider;
+
+    struct RedactedKey<'a>(&'a str);
+
+    impl fmt::Debug for RedactedKey<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
+        }
+    }
+
+    macro_rules! debug_without_the_key {
+        ($message:ident { $($field:ident),* }) => {
+            impl fmt::Debug for $message {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.debug_struct(stringify!($message))
+                        $(.field(stringify!($field), &self.$field))*
+                        .field("api_key", &self.api_key.redacted())
+                        .finish()
+                }
+            }
+        };
+    }
+
+    /// The key's stand-in, for `string` and `optional string` keys alike.
+    trait Redact {
+        fn redacted(&self) -> impl fmt::Debug + '_;
+    }
+
+    impl Redact for String {
+        fn redacted(&self) -> impl fmt::Debug + '_ {
+            RedactedKey(self)
+        }
+    }
+
+    impl Redact for Option<String> {
+        fn redacted(&self) -> impl fmt::Debug + '_ {
+            self.as_deref().map(RedactedKey)
+        }
+    }
+
+    debug_without_the_key!(Provider { base_url, model });
+    debug_without_the_key!(ProviderSettings { base_url, model });
+    debug_without_the_key!(CreateApiConfigRequest { name, base_url, model });
+    debug_without_the_key!(UpdateApiConfigRequest {
+        id,
+        name,
+        base_url,
+        model,
+        update_mask
+    });
+
+    #[cfg(test)]
+    mod tests {
+        use crate::chat::v1::{CreateApiConfigRequest, ProviderSettings, UpdateApiConfigRequest};
+        use crate::llm::v1::{CheckProviderRequest, ListModelsRequest, Provider, StreamChatRequest};
+
+        const KEY: &str = "sk-live-do-not-print-3f9a";
+
+        #[test]
+        fn no_debug_output_contains_the_key() {
+            let provider = Provider {
+                base_url: "https://api.openai.com/v1".to_string(),
+                api_key: KEY.to_string(),
+                model: "gpt-4o".to_string(),
+            };
+            let printed = [
+                format!("{provider:?}"),
+                format!("{provider:#?}"),
+                format!(
+                    "{:?}",
+                    StreamChatRequest {
+                        provider: Some(provider.clone()),
+                        ..Default::default()
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    ListModelsRequest {
+                        provider: Some(provider.clone())
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    CheckProviderRequest {
+                        provider: Some(provider.clone())
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    ProviderSettings {
+                        base_url: "u".to_string(),
+                        api_key: KEY.to_string(),
+                        model: "m".to_string(),
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    CreateApiConfigRequest {
+                        api_key: KEY.to_string(),
+                        ..Default::default()
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    UpdateApiConfigRequest {
+                        api_key: Some(KEY.to_string()),
+                        ..Default::default()
+                    }
+                ),
+            ];
+            for text in &printed {
+                assert!(!text.contains(KEY) && !text.contains("3f9a"), "{text}");
+                assert!(text.contains("[redacted]"), "{text}");
+            }
+            assert!(printed[0].contains("api_key: [redacted]"), "{}", printed[0]);
+            assert!(printed[7].contains("api_key: Some([redacted])"), "{}", printed[7]);
+            // The rest still prints, so Debug stays useful.
+            assert!(printed[2].contains("gpt-4o") && printed[2].contains("https://api.openai.com/v1"));
+            // An absent key shows as absent.
+            let keyless = format!("{:?}", Provider::default());
+            assert!(keyless.contains(r#"api_key: """#), "{keyless}");
+            let unchanged = format!("{:?}", UpdateApiConfigRequest::default());
+            assert!(unchanged.contains("api_key: None"), "{unchanged}");
+        }
+    }
+}
+
 /// Conversions between `google.protobuf.Timestamp` and Unix milliseconds, the form every
 /// Parley database stores times in.
 pub mod timestamp {
