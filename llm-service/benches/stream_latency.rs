@@ -135,7 +135,9 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let mut client = LlmServiceClient::new(channel);
-        llm_service::provider::install_tls_crypto_provider();
+        // reqwest is built with `rustls-no-provider` in this workspace: a plain client needs a
+        // process-wide provider (llm-service's own client brings its own).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
 
         let chunks = ANSWER.split_whitespace().count();

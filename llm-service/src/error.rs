@@ -48,6 +48,9 @@ pub enum Error {
     ProviderFailed(String),
     #[error("HTTP client: {0}")]
     HttpClient(String),
+    /// The extra CA certificates file cannot be used (a start-up error).
+    #[error("extra CA certificates {path}: {problem}")]
+    ExtraCaCerts { path: String, problem: String },
     #[error(transparent)]
     Serve(#[from] ServeError),
 }
@@ -73,7 +76,7 @@ impl From<Error> for Status {
             Error::Unavailable(_) => Status::unavailable(message),
             Error::Timeout(_) => Status::deadline_exceeded(message),
             Error::ProviderFailed(_) => Status::failed_precondition(message),
-            Error::HttpClient(_) | Error::Serve(_) => Status::new(Code::Internal, message),
+            Error::HttpClient(_) | Error::ExtraCaCerts { .. } | Error::Serve(_) => Status::new(Code::Internal, message),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod service;
 pub mod sse;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +65,9 @@ pub struct Config {
     /// ListModels and CheckProvider, whole.
     pub request_timeout: Duration,
     pub retry: RetrySettings,
+    /// A PEM file of CA certificates trusted besides Mozilla's roots, for self-hosted
+    /// providers behind an internal CA.
+    pub extra_ca_certs: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -77,6 +81,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             retry: RetrySettings::default(),
+            extra_ca_certs: None,
         }
     }
 }
@@ -87,12 +92,14 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let allow_private_networks = config.allow_private_networks;
+    // Before announcing anything: a bad --extra-ca-certs file stops start-up here.
+    let service = Arc::new(service::LlmService::new(config)?);
     tracing::info!(
         address = ?listener.local_addr().ok(),
-        allow_private_networks = config.allow_private_networks,
+        allow_private_networks,
         "llm-service listening"
     );
-    let service = Arc::new(service::LlmService::new(config)?);
     // Internal service: reachable only inside the deployment, and its callers carry no user.
     GrpcServer::new(AuthLayer::disabled())
         .add_service(LlmServiceServer::new(handlers::LlmApi::new(service)))

@@ -11,6 +11,7 @@
 //! detecting cut streams is this service's job, so it reads the HTTP itself, on the same
 //! reqwest client async-openai would have been given.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,8 +161,9 @@ pub struct ProviderClient {
 }
 
 impl ProviderClient {
-    pub fn new(policy: EgressPolicy, connect_timeout: Duration) -> Result<Self, Error> {
-        let tls = tls_config()?;
+    /// `extra_ca_certs`: a PEM file of CA certificates trusted besides Mozilla's roots.
+    pub fn new(policy: EgressPolicy, connect_timeout: Duration, extra_ca_certs: Option<&Path>) -> Result<Self, Error> {
+        let tls = tls_config(extra_ca_certs)?;
         let http = reqwest::Client::builder()
             .dns_resolver(policy.resolver())
             .redirect(reqwest::redirect::Policy::none())
@@ -278,20 +280,6 @@ impl ProviderClient {
     }
 }
 
-/// Makes ring the process's rustls crypto provider, unless one was chosen already.
-///
-/// reqwest is built with `rustls-no-provider` (ring is already in the build; aws-lc-rs, its
-/// default, is a long C build), and with that feature *every* `reqwest::Client` in the
-/// process, not only this service's, panics on `build()` while no provider is installed.
-/// [`ProviderClient::new`] calls this; code that builds its own reqwest client in a process
-/// linking llm-service (tests, benchmarks, the all-in-one binary) should call it first.
-pub fn install_tls_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Err means another thread installed one meanwhile, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
-
 /// The most of a /models answer read (OpenRouter lists a few hundred models in ~1 MiB).
 const MAX_MODELS_BODY: usize = 16 << 20;
 /// The most of an error body read.
@@ -311,17 +299,49 @@ pub async fn read_limited(response: &mut reqwest::Response, limit: usize) -> Res
     Ok((body, true))
 }
 
-fn tls_config() -> Result<rustls::ClientConfig, Error> {
-    install_tls_crypto_provider();
+/// rustls on ring with Mozilla's roots (plus `extra_ca_certs`), handed to reqwest whole: reqwest
+/// is built with `rustls-no-provider` (ring is already in the build; aws-lc-rs, its default,
+/// is a long C build), and a preconfigured TLS backend needs no process-wide provider.
+fn tls_config(extra_ca_certs: Option<&Path>) -> Result<rustls::ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(path) = extra_ca_certs {
+        add_extra_roots(&mut roots, path)?;
+    }
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::HttpClient(format!("TLS: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// Adds every certificate of a PEM file to `roots`; a file that cannot be read, holds no
+/// certificate or a certificate that is not a usable CA is an error naming the file.
+fn add_extra_roots(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), Error> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let problem = |problem: String| Error::ExtraCaCerts {
+        path: path.display().to_string(),
+        problem,
+    };
+    let pem = std::fs::read(path).map_err(|e| problem(format!("cannot be read ({e})")))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| problem(format!("is not valid PEM ({e})")))?;
+    if certificates.is_empty() {
+        return Err(problem(
+            "holds no certificate (expected PEM blocks starting -----BEGIN CERTIFICATE-----)".to_string(),
+        ));
+    }
+    for (index, certificate) in certificates.into_iter().enumerate() {
+        roots
+            .add(certificate)
+            .map_err(|e| problem(format!("certificate {} cannot be a CA ({e})", index + 1)))?;
+    }
+    Ok(())
 }
 
 /// `1.5s`, `30s`.

@@ -42,7 +42,7 @@ pub struct LlmService {
 impl LlmService {
     pub fn new(config: Config) -> Result<Self, Error> {
         let policy = EgressPolicy::new(config.allow_private_networks);
-        let client = ProviderClient::new(policy, config.connect_timeout)?;
+        let client = ProviderClient::new(policy, config.connect_timeout, config.extra_ca_certs.as_deref())?;
         Ok(Self { client, policy, config })
     }
 

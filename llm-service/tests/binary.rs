@@ -28,11 +28,31 @@ fn start_up_errors_are_one_line() {
     let line = one_error_line(&output);
     assert!(line.contains("cannot listen on") && line.contains(&address), "{line}");
 
+    for (flag, value) in [
+        ("--idle-timeout-secs", "-1"),
+        ("--request-timeout-secs", "0"),
+        ("--connect-timeout-secs", "0"),
+        ("--initial-backoff-secs", "-0.5"),
+    ] {
+        let output = Command::new(BINARY)
+            .args(["--listen", "127.0.0.1:0", &format!("{flag}={value}")])
+            .output()
+            .unwrap();
+        let line = one_error_line(&output);
+        assert!(line.contains(flag), "{flag}={value}: {line}");
+    }
+
+    let missing = std::env::temp_dir().join("parley-no-such-ca.pem");
     let output = Command::new(BINARY)
-        .args(["--listen", "127.0.0.1:0", "--idle-timeout-secs=-1"])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("PARLEY_EXTRA_CA_CERTS", &missing)
         .output()
         .unwrap();
-    assert!(one_error_line(&output).contains("--idle-timeout-secs"));
+    let line = one_error_line(&output);
+    assert!(
+        line.contains("extra CA certificates") && line.contains(&missing.display().to_string()),
+        "{line}"
+    );
 }
 
 /// Kills the child when the test ends, however it ends.
@@ -46,6 +66,10 @@ impl Drop for Running {
 }
 
 async fn start_binary(allow_private_networks: Option<&str>) -> (Running, Client) {
+    start_binary_with(allow_private_networks, &[]).await
+}
+
+async fn start_binary_with(allow_private_networks: Option<&str>, env: &[(&str, &str)]) -> (Running, Client) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -60,6 +84,7 @@ async fn start_binary(allow_private_networks: Option<&str>) -> (Running, Client)
     if let Some(value) = allow_private_networks {
         command.env("PARLEY_ALLOW_PRIVATE_NETWORKS", value);
     }
+    command.envs(env.iter().copied());
     let child = Running(command.spawn().unwrap());
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..400 {
@@ -87,4 +112,32 @@ async fn private_networks_are_refused_unless_the_env_var_allows_them() {
     let streamed = stream(&mut client, chat_request(provider(&fake), "hi")).await;
     assert_eq!(streamed.content, default_reply_text("hi"), "{:?}", streamed.error);
     assert_eq!(fake.chat_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn the_request_timeout_comes_from_its_env_var() {
+    let app = axum::Router::new().route(
+        "/v1/models",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            "too late"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (_running, mut client) = start_binary_with(Some("true"), &[("PARLEY_LLM_REQUEST_TIMEOUT_SECS", "0.3")]).await;
+    let status = client
+        .list_models(parley_proto::llm::v1::ListModelsRequest {
+            provider: Some(parley_proto::llm::v1::Provider {
+                base_url: format!("http://{address}/v1"),
+                api_key: String::new(),
+                model: String::new(),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert!(status.message().contains("within 0.3s"), "{}", status.message());
 }
