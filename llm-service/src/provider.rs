@@ -2,14 +2,25 @@
 //! proxies, rustls), requests, and the mapping of every HTTP and transport failure to an
 //! [`Error`] a caller can act on.
 //!
-//! Why reqwest and a small SSE parser instead of async-openai: async-openai 0.43 (checked in
-//! its source) reads an error response without its headers, so a 429's `Retry-After` is lost,
-//! and turns a non-JSON error body (Ollama, llama.cpp, proxies) into a deserialization error
-//! without the HTTP status; its SSE stream ends the same way on `[DONE]` and on a connection
-//! closed early, so a cut-off stream would look like a finished one; and it logs provider
-//! error bodies verbatim (`warn!`/`error!`), which can echo the API key. Mapping errors and
-//! detecting cut streams is this service's job, so it reads the HTTP itself, on the same
-//! reqwest client async-openai would have been given.
+//! Why reqwest and a small SSE parser instead of async-openai (the issue asked for it; checked
+//! against async-openai 0.43's source, `client.rs` and `error.rs`; its bring-your-own-types
+//! mode changes the typed structs, not any of this):
+//! - An error response keeps its status but loses its headers (`read_error_response`), so a
+//!   429's or 503's `Retry-After` cannot reach the caller (its optional retry middleware reads
+//!   it only to time its own retries).
+//! - A 4xx body that is not OpenAI's error JSON (Ollama, llama.cpp, proxies' HTML) becomes a
+//!   deserialization error without the HTTP status, so it cannot be mapped.
+//! - It logs provider bodies verbatim (`warn!` of 5xx bodies, `error!` of any body it cannot
+//!   parse), and some providers echo the key they rejected.
+//! - A body that ends cleanly without `[DONE]` ends its stream exactly as `[DONE]` does, so a
+//!   stream the provider closed early would look finished.
+//! - The stream is read by a detached `tokio::spawn` into an unbounded channel: nothing slows
+//!   the provider down when the caller reads slowly (the whole answer piles up in memory), and
+//!   the task runs outside the request's tracing span. (0.43 does stop that task as soon as
+//!   the receiver is dropped; older versions noticed only at the next event.)
+//!
+//! Mapping errors, detecting cut streams and bounding buffers is this service's job, so it
+//! reads the HTTP itself, on the same reqwest client async-openai would have been given.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -39,14 +50,29 @@ impl ApiKey {
         self.0.is_empty()
     }
 
-    /// `text` with every occurrence of the key replaced, for messages that came from elsewhere
-    /// (some providers echo the key they rejected).
+    /// `text` with the key replaced, for messages that came from elsewhere (some providers
+    /// echo the key they rejected). A key shorter than 6 characters would match inside
+    /// ordinary words, so it is replaced only where it stands as a whole token.
     pub fn scrub(&self, text: &str) -> String {
-        // Very short keys would match ordinary text; nobody issues those.
-        if self.0.len() < 6 {
+        let key = self.0.as_str();
+        if key.is_empty() {
             return text.to_string();
         }
-        text.replace(&self.0, "[redacted]")
+        if key.len() >= 6 {
+            return text.replace(key, "[redacted]");
+        }
+        let in_token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+        let mut scrubbed = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(key) {
+            scrubbed.push_str(&rest[..at]);
+            let before = scrubbed.chars().next_back();
+            rest = &rest[at + key.len()..];
+            let whole = !before.is_some_and(in_token) && !rest.chars().next().is_some_and(in_token);
+            scrubbed.push_str(if whole { "[redacted]" } else { key });
+        }
+        scrubbed.push_str(rest);
+        scrubbed
     }
 }
 
@@ -587,6 +613,13 @@ mod tests {
             "Incorrect API key provided: [redacted]."
         );
         assert!(!format!("{key:?}").contains("secret"));
+        let short = ApiKey::new("ab1");
+        assert_eq!(
+            short.scrub("key ab1 rejected (\"ab1\"); tab1e ab12 xab1 ab1"),
+            "key [redacted] rejected (\"[redacted]\"); tab1e ab12 xab1 [redacted]"
+        );
+        assert_eq!(short.scrub("ab1ab1"), "ab1ab1");
+        assert_eq!(ApiKey::new("").scrub("text"), "text");
         let settings = ProviderSettings {
             base_url: Url::parse("http://example.com/v1/").unwrap_or_else(|_| unreachable!()),
             api_key: key,
