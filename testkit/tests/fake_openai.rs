@@ -33,6 +33,11 @@ async fn post_chat(fake: &FakeOpenAi, key: &str, body: &Value) -> reqwest::Respo
         .unwrap()
 }
 
+/// What the fake streamed for `body`, sent with the right key.
+async fn answer(fake: &FakeOpenAi, body: &Value) -> Streamed {
+    parse_stream(&post_chat(fake, &fake.api_key(), body).await.text().await.unwrap())
+}
+
 /// The `data:` payloads of an SSE body (comments skipped).
 fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
@@ -131,13 +136,7 @@ async fn scripted_text_reasoning_chunking_and_odd_endings() {
     assert_eq!(streamed.reasoning, "hmm");
     assert_eq!(streamed.finish_reasons, vec![json!("weird_reason")]);
 
-    let streamed = parse_stream(
-        &post_chat(&fake, &fake.api_key(), &chat_body("fake-model", "q"))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let streamed = answer(&fake, &chat_body("fake-model", "q")).await;
     assert_eq!(streamed.content, "x y");
     assert_eq!(streamed.finish_reasons, vec![Value::Null]);
     assert!(streamed.usage.is_none());
@@ -259,13 +258,7 @@ async fn replies_can_be_scripted_over_http() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 
-    let streamed = parse_stream(
-        &post_chat(&fake, &fake.api_key(), &chat_body("fake-model", "q"))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let streamed = answer(&fake, &chat_body("fake-model", "q")).await;
     assert_eq!(streamed.content, "scripted answer");
     let response = post_chat(&fake, &fake.api_key(), &chat_body("fake-model", "q")).await;
     assert_eq!(response.status(), 429);
@@ -333,13 +326,7 @@ async fn a_request_the_checks_refuse_leaves_the_script_for_the_next_one() {
     let response = post_chat(&fake, "sk-wrong", &chat_body("fake-model", "q")).await;
     assert_eq!(response.status(), 401);
     assert_eq!(fake.pending_replies(), 1);
-    let streamed = parse_stream(
-        &post_chat(&fake, &fake.api_key(), &chat_body("fake-model", "q"))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    );
+    let streamed = answer(&fake, &chat_body("fake-model", "q")).await;
     assert_eq!(streamed.content, "meant for the good request");
 }
 
@@ -410,6 +397,6 @@ async fn configured_fields_are_refused_like_real_servers_refuse_them() {
 
     body.as_object_mut().unwrap().remove("max_tokens");
     body["max_completion_tokens"] = json!(10);
-    let streamed = parse_stream(&post_chat(&fake, &fake.api_key(), &body).await.text().await.unwrap());
+    let streamed = answer(&fake, &body).await;
     assert_eq!(streamed.content, "accepted");
 }
