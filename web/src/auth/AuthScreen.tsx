@@ -2,7 +2,7 @@ import { useEffect, useState, type FormEvent, type ReactNode } from "react";
 import type { Api } from "../api/client";
 import { errorCode, errorMessage, retryAfterSeconds } from "../api/client";
 import { Code } from "@connectrpc/connect";
-import { VerificationPurpose } from "../gen/parley/user/v1/user_pb";
+import { RefreshTokenDelivery, VerificationPurpose } from "../gen/parley/user/v1/user_pb";
 import { locales, useLocale, useT } from "../i18n";
 import { Logo } from "../ui/icons";
 
@@ -130,7 +130,14 @@ function SignIn({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
     void run(async () => {
-      api.signedIn(await api.publicUsers.login({ login: String(form.get("login")), password: String(form.get("password")) }));
+      api.signedIn(
+        await api.publicUsers.login({
+          login: String(form.get("login")),
+          password: String(form.get("password")),
+          // The refresh token only in the HttpOnly cookie: page scripts never see it.
+          refreshTokenDelivery: RefreshTokenDelivery.COOKIE,
+        }),
+      );
     });
   };
   return (
@@ -176,6 +183,7 @@ function SignUp({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
           password: String(form.get("password")),
           email: email || undefined,
           displayName: displayName || undefined,
+          refreshTokenDelivery: RefreshTokenDelivery.COOKIE,
         }),
       );
     });
