@@ -38,12 +38,20 @@ export interface Tab {
   problems: string[];
 }
 
-export async function openTab(browser: Browser, url: string, options: { viewport?: { width: number; height: number } } = {}): Promise<Tab> {
+export async function openTab(
+  browser: Browser,
+  url: string,
+  options: { viewport?: { width: number; height: number }; touch?: boolean; watch?: (context: BrowserContext) => void } = {},
+): Promise<Tab> {
   const context = await browser.newContext({
     locale: "en-US",
     viewport: options.viewport ?? { width: 1280, height: 860 },
+    // A phone: touch input, so `(pointer: fine)` does not match.
+    ...(options.touch ? { hasTouch: true, isMobile: true } : {}),
     permissions: ["clipboard-read", "clipboard-write"],
   });
+  // Before the first page loads, so nothing it sends is missed.
+  options.watch?.(context);
   const page = await context.newPage();
   page.setDefaultTimeout(15_000);
   const problems: string[] = [];

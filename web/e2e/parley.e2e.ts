@@ -3,7 +3,9 @@
 // would use Parley: sign up, add a config, chat, reload, stop, regenerate, manage chats, sign
 // out and in, reset a forgotten password; and a second user sees nothing of the first's.
 import { afterAll, beforeAll, describe, expect } from "vitest";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
+import { LoginResponseSchema, RefreshTokenResponseSchema, RegisterResponseSchema } from "../src/gen/parley/user/v1/user_pb";
 import { startFakeProvider, startParley, type FakeProvider, type Parley } from "./stack";
 import { launch, openTab, step, textOf, waitUntil, watchPage, type Tab } from "./browser";
 
@@ -42,6 +44,42 @@ const markdownAnswer = [
 
 const longAnswer = Array.from({ length: 150 }, (_, i) => `word${i + 1}`).join(" ");
 
+/** The first message of a gRPC-web response body (frames: a flag byte, a 4-byte length). */
+function firstGrpcWebMessage(body: Buffer): Uint8Array | null {
+  for (let at = 0; at + 5 <= body.length;) {
+    const length = body.readUInt32BE(at + 1);
+    if ((body[at] & 0x80) === 0) return body.subarray(at + 5, at + 5 + length);
+    at += 5 + length;
+  }
+  return null;
+}
+
+const authSchemas: Record<string, DescMessage> = {
+  Register: RegisterResponseSchema,
+  Login: LoginResponseSchema,
+  RefreshToken: RefreshTokenResponseSchema,
+};
+
+/** Every successful Register, Login and RefreshToken answer a page got, with the refresh
+ * token its body carried (page scripts can read bodies; they must never hold one). */
+const authAnswers: Promise<{ method: string; refreshToken: string } | null>[] = [];
+function recordAuthAnswers(context: BrowserContext) {
+  context.on("response", (res) => {
+    const method = /\/parley\.user\.v1\.UserService\/(Register|Login|RefreshToken)$/.exec(new URL(res.url()).pathname)?.[1];
+    if (!method) return;
+    authAnswers.push(
+      res.body().then(
+        (body) => {
+          const message = firstGrpcWebMessage(body);
+          if (!message) return null; // An error answer: no message, no token.
+          return { method, refreshToken: (fromBinary(authSchemas[method], message) as unknown as { refreshToken: string }).refreshToken };
+        },
+        () => null,
+      ),
+    );
+  });
+}
+
 const assistants = () => page.locator("article[data-role=assistant]");
 const lastAssistant = () => assistants().last();
 const composer = () => page.locator("#composer");
@@ -74,7 +112,7 @@ function normalise(text: string) {
 beforeAll(async () => {
   [fake, parley] = await Promise.all([startFakeProvider(), startParley()]);
   browser = await launch();
-  tab = await openTab(browser, parley.url);
+  tab = await openTab(browser, parley.url, { watch: recordAuthAnswers });
   page = tab.page;
   watchPage(page);
 });
@@ -130,8 +168,10 @@ describe("Parley in a browser", () => {
       .filter({ hasText: /Connected in \d+ ms/ })
       .waitFor();
 
-    // Editing without a new key keeps the stored one.
+    // Editing without a new key keeps the stored one; the provider's models load by themselves.
     await card.getByRole("button", { name: "Edit" }).click();
+    await page.getByText(/\d+ models/).waitFor();
+    expect(await page.getByLabel("Model").inputValue()).toBe("fake-model");
     await page.getByLabel("Name", { exact: true }).fill("Fake provider (local)");
     await page.getByRole("button", { name: "Save" }).click();
     await card.filter({ hasText: "Fake provider (local)" }).waitFor();
@@ -291,6 +331,32 @@ describe("Parley in a browser", () => {
     await lastAssistant().getByTestId("status-stopped").waitFor();
     // The box is ready for the next message.
     await page.getByRole("button", { name: "Send" }).waitFor();
+
+    // Stop pressed before the answer has even started (its id is not known yet) still stops
+    // it: the request is held back in the browser until Stop was pressed.
+    await fake.script({ text: "An answer nobody waited for.", first_chunk_delay_ms: 2000 });
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sendMessage = "**/parley.chat.v1.MessageService/SendMessage";
+    await page.route(sendMessage, async (route) => {
+      await held;
+      await route.continue();
+    });
+    try {
+      await send("Stop before you start");
+      await page.getByRole("button", { name: "Stop" }).click();
+      await page.getByRole("button", { name: "Stopping…" }).waitFor();
+      release();
+      await waitUntil(
+        "the answer stopped before its first word",
+        async () => (await newAnswer().getAttribute("data-status")) === "stopped",
+      );
+      expect(normalise(await textOf(newAnswer().getByTestId("assistant-content")))).toBe("");
+    } finally {
+      release();
+      await page.unroute(sendMessage);
+    }
+    await page.getByRole("button", { name: "Send" }).waitFor();
     await fake.clear();
   });
 
@@ -319,21 +385,76 @@ describe("Parley in a browser", () => {
     expect(await composer().inputValue()).toBe("");
   });
 
-  step("edits and deletes a message", async () => {
-    const failedUser = page.locator("article[data-role=user]").filter({ hasText: "This one fails" });
-    await failedUser.getByRole("button", { name: "Edit" }).click();
-    await page.getByRole("textbox", { name: "Edit" }).fill("This one was edited");
-    await page.getByRole("button", { name: "Save" }).click();
-    await page.locator("article[data-role=user]").filter({ hasText: "This one was edited" }).waitFor();
+  step("retries a failed answer; edits a message (saving, or saving and answering anew) and deletes one", async () => {
+    // Retry answers the same question again; it does not send the text a second time.
+    const usersBefore = await page.locator("article[data-role=user]").count();
+    await fake.script({ text: "A retried answer.", chunk_delay_ms: 5 });
+    await page.locator("article[data-role=assistant][data-status=failed]").getByRole("button", { name: "Retry" }).click();
+    await lastAssistant().getByTestId("assistant-content").filter({ hasText: "A retried answer." }).waitFor();
+    await waitUntil("the retried answer final", async () => (await lastAssistant().getAttribute("data-status")) === "complete");
+    expect(await page.locator("article[data-role=user]").count()).toBe(usersBefore);
+    expect(await page.locator("article[data-role=assistant][data-status=failed]").count()).toBe(0);
 
-    const failedAnswer = page.locator("article[data-role=assistant][data-status=failed]");
-    await failedAnswer.getByRole("button", { name: "Delete" }).click();
+    // Ctrl+Enter saves an edit; the answer stays.
+    const question = page.locator("article[data-role=user]").last();
+    await question.getByRole("button", { name: "Edit" }).click();
+    await page.getByRole("textbox", { name: "Edit" }).fill("This one was edited once");
+    await page.getByRole("textbox", { name: "Edit" }).press("Control+Enter");
+    await question.filter({ hasText: "This one was edited once" }).waitFor();
+    expect(normalise(await textOf(lastAssistant().getByTestId("assistant-content")))).toBe("A retried answer.");
+
+    // Save & regenerate: the edited question gets a new answer in place of the old one.
+    await fake.script({ text: "An answer to the edited question.", chunk_delay_ms: 5 });
+    await question.getByRole("button", { name: "Edit" }).click();
+    await page.getByRole("textbox", { name: "Edit" }).fill("This one was edited");
+    await page.getByRole("button", { name: "Save & regenerate" }).click();
+    await lastAssistant().getByTestId("assistant-content").filter({ hasText: "An answer to the edited question." }).waitFor();
+    await waitUntil("the new answer final", async () => (await lastAssistant().getAttribute("data-status")) === "complete");
+    const requests = (await fake.requests()) as { path: string; body?: { messages?: { role: string; content: string }[] } }[];
+    const asked = requests.filter((r) => r.path.endsWith("/chat/completions")).at(-1)?.body?.messages ?? [];
+    expect(asked.at(-1)).toMatchObject({ role: "user", content: "This one was edited" });
+
+    await lastAssistant().getByRole("button", { name: "Delete" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
-    await failedAnswer.waitFor({ state: "detached" });
-    // Both survive a reload as stored.
+    await lastAssistant()
+      .getByTestId("assistant-content")
+      .filter({ hasText: "An answer to the edited question." })
+      .waitFor({ state: "detached" });
+    // The edit and the deletion are stored.
     await page.reload();
     await page.locator("article[data-role=user]").filter({ hasText: "This one was edited" }).waitFor();
-    expect(await page.locator("article[data-role=assistant][data-status=failed]").count()).toBe(0);
+    expect(normalise(await textOf(lastAssistant().getByTestId("assistant-content")))).toBe("A regenerated answer.");
+  });
+
+  step("keeps what was typed, per chat, across navigation and reloads", async () => {
+    // The box grows with the draft and takes room from the list: the view stays on the newest text.
+    const list = page.getByTestId("message-list");
+    const oneLine = await composer().evaluate((el) => el.clientHeight);
+    const atBottom = () => list.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 30);
+    await waitUntil("the view at the bottom", atBottom);
+    await composer().fill("a half-written thought\nthat goes on\nfor a few\nmore\nlines");
+    await waitUntil("the box to grow", async () => (await composer().evaluate((el) => el.clientHeight)) > oneLine * 2);
+    await waitUntil("the view still at the bottom", atBottom);
+    await page.getByRole("link", { name: "New chat" }).click();
+    await composer().fill("an idea for another chat");
+    await page
+      .getByTestId("chat-list")
+      .getByRole("link", { name: /Markdown tour/ })
+      .click();
+    await waitUntil("the chat's own draft", async () => (await composer().inputValue()).startsWith("a half-written thought\n"));
+    // With a mouse, the box of the chat just opened takes focus.
+    await waitUntil("the box focused", () => page.evaluate(() => document.activeElement?.id === "composer"));
+    await page.reload();
+    await waitUntil("the draft after a reload", async () => (await composer().inputValue()).startsWith("a half-written thought\n"));
+    await page.getByRole("link", { name: "New chat" }).click();
+    expect(await composer().inputValue()).toBe("an idea for another chat");
+    await composer().fill("");
+    await page
+      .getByTestId("chat-list")
+      .getByRole("link", { name: /Markdown tour/ })
+      .click();
+    await waitUntil("the chat's draft again", async () => (await composer().inputValue()).startsWith("a half-written thought\n"));
+    await composer().fill("");
   });
 
   step("renames, pins and deletes chats", async () => {
@@ -344,13 +465,44 @@ describe("Parley in a browser", () => {
     await page.getByRole("dialog").getByRole("button", { name: "Save" }).click();
     await list.getByTestId("chat-title").filter({ hasText: "Renamed chat" }).waitFor();
 
-    // A second chat, to delete.
+    // A second chat, to delete. Its first message never reaches the server at first: the
+    // empty chat it was to open goes away, and the text and the error come back here.
     await page.getByRole("link", { name: "New chat" }).click();
-    await fake.script([{ text: "Short answer.", chunk_delay_ms: 5 }, { text: "Throwaway chat" }]);
+    const sendMessage = "**/parley.chat.v1.MessageService/SendMessage";
+    await page.route(sendMessage, (route) => route.abort(), { times: 1 });
     await send("Something to delete");
+    await page.getByTestId("new-chat-error").waitFor();
+    await page.waitForURL((url) => url.pathname === "/");
+    expect(await composer().inputValue()).toBe("Something to delete");
+    expect(await list.locator("li").count()).toBe(1);
+    await page.unroute(sendMessage);
+
+    const throwaway = Array.from({ length: 40 }, (_, i) => `Line ${i + 1} of a long throwaway answer.`).join("\n\n");
+    await fake.script([{ text: throwaway, chunk_delay_ms: 3, first_chunk_delay_ms: 400 }, { text: "Throwaway chat" }]);
+    await composer().press("Enter");
+    await page.locator("article[data-role=user]").filter({ hasText: "Something to delete" }).waitFor();
+    // Wheeling up over a chat too short to scroll does not stop the view following the answer.
+    const messages = page.getByTestId("message-list");
+    await messages.hover();
+    await page.mouse.wheel(0, -400);
     await page.locator("article[data-role=assistant][data-status=complete]").waitFor();
+    expect(await messages.evaluate((el) => el.scrollHeight > el.clientHeight + 200)).toBe(true);
+    await waitUntil("the view at the end of the answer", () =>
+      messages.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 60),
+    );
     await list.getByTestId("chat-title").filter({ hasText: "Throwaway chat" }).waitFor();
     expect(await list.locator("li").count()).toBe(2);
+
+    // A chat action that fails says so in a notice.
+    const updateSession = "**/parley.chat.v1.SessionService/UpdateSession";
+    await page.route(updateSession, (route) => route.abort(), { times: 1 });
+    await list.getByRole("button", { name: "Chat options: Renamed chat" }).click();
+    await page.getByRole("menuitem", { name: "Pin" }).click();
+    const notice = page.getByTestId("toast").filter({ hasText: "Could not change the chat" });
+    await notice.waitFor();
+    await notice.getByRole("button", { name: "Dismiss" }).click();
+    await notice.waitFor({ state: "detached" });
+    await page.unroute(updateSession);
 
     await list.getByRole("button", { name: "Chat options: Renamed chat" }).click();
     await page.getByRole("menuitem", { name: "Pin" }).click();
@@ -376,13 +528,23 @@ describe("Parley in a browser", () => {
     expect(await list.locator("li").count()).toBe(1);
   });
 
-  step("signs out and back in; the history is there", async () => {
-    await openUserMenu("Sign out");
-    await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
-    // The refresh cookie is gone: a reload stays signed out.
-    await page.reload();
-    await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
-    await signIn(page, alice.username, alice.password);
+  step("signs out and back in, in every tab of the browser; the history is there", async () => {
+    const second = await tab.context.newPage();
+    try {
+      await second.goto(parley.url);
+      await second.getByTestId("user-name").waitFor();
+      await openUserMenu("Sign out");
+      await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
+      // The other tab follows, and says why.
+      await second.getByTestId("auth-notice").filter({ hasText: "You signed out in another tab." }).waitFor();
+      // The refresh cookie is gone: a reload stays signed out.
+      await page.reload();
+      await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
+      await signIn(page, alice.username, alice.password);
+      await second.getByTestId("user-name").waitFor();
+    } finally {
+      await second.close();
+    }
     const list = page.getByTestId("chat-list");
     await list.getByRole("link", { name: /Renamed chat/ }).click();
     await page.locator("article[data-role=user]").filter({ hasText: "Show me some Markdown" }).waitFor();
@@ -413,6 +575,16 @@ describe("Parley in a browser", () => {
     alice.password = "a changed password";
     // This browser stays signed in (its own session survives the change).
     await page.reload();
+    await page.getByTestId("user-name").filter({ hasText: "Alice Renamed" }).waitFor();
+
+    // Parley out of reach at page load is not "signed out": the page waits and retries.
+    const refreshToken = "**/parley.user.v1.UserService/RefreshToken";
+    await page.route(refreshToken, (route) => route.abort());
+    await page.reload();
+    await page.getByText("Can't reach Parley").waitFor();
+    expect(await page.getByRole("button", { name: "Sign in", exact: true }).count()).toBe(0);
+    await page.unroute(refreshToken);
+    await page.getByRole("button", { name: "Retry now" }).click();
     await page.getByTestId("user-name").filter({ hasText: "Alice Renamed" }).waitFor();
   });
 
@@ -450,6 +622,13 @@ describe("Parley in a browser", () => {
       await p.getByRole("button", { name: "Send code" }).click();
       await p.getByLabel("Code").waitFor();
       const code = await parley.codeFor(alice.username);
+      // Another code right away: the server says when, and the page counts down.
+      await p.getByRole("button", { name: "Resend code" }).click();
+      await p
+        .getByTestId("resend-wait")
+        .filter({ hasText: /another in \d+ s/ })
+        .waitFor();
+      expect(await p.getByRole("button", { name: /Resend code in \d+ s/ }).isDisabled()).toBe(true);
       await p.getByLabel("Code").fill(code);
       await p.getByLabel("New password", { exact: true }).fill("a brand new password");
       await p.getByLabel("Confirm new password").fill("a brand new password");
@@ -468,7 +647,7 @@ describe("Parley in a browser", () => {
   });
 
   step("works as a drawer on a phone-sized screen, and in Chinese", async () => {
-    const phone = await openTab(browser, parley.url, { viewport: { width: 390, height: 844 } });
+    const phone = await openTab(browser, parley.url, { viewport: { width: 390, height: 844 }, touch: true });
     watchPage(phone.page);
     try {
       const p = phone.page;
@@ -481,6 +660,28 @@ describe("Parley in a browser", () => {
       await drawer.getByRole("link", { name: /Renamed chat/ }).click();
       await drawer.waitFor({ state: "detached" });
       await p.locator("article[data-role=user]").first().waitFor();
+      // A touch screen: opening a chat does not focus the box (and pop the keyboard up).
+      await p.reload();
+      await p.locator("article[data-role=user]").first().waitFor();
+      await p.getByRole("button", { name: "Send" }).waitFor();
+      expect(await p.evaluate(() => matchMedia("(pointer: fine)").matches)).toBe(false);
+      expect(await p.evaluate(() => document.activeElement?.id ?? "")).not.toBe("composer");
+
+      // The drawer takes focus, Escape in its menu closes only the menu, Escape again the
+      // drawer, and focus is back on the button that opened it.
+      await openSidebar.click();
+      await waitUntil("focus in the drawer", async () =>
+        p.evaluate(() => document.activeElement?.getAttribute("aria-label") === "Close sidebar"),
+      );
+      expect(await p.evaluate(() => document.activeElement?.id === "composer")).toBe(false);
+      await p.getByRole("button", { name: "Account menu" }).click();
+      await p.getByRole("menu").waitFor();
+      await p.keyboard.press("Escape");
+      await p.getByRole("menu").waitFor({ state: "detached" });
+      expect(await drawer.isVisible()).toBe(true);
+      await p.keyboard.press("Escape");
+      await drawer.waitFor({ state: "detached" });
+      expect(await p.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe("Open sidebar");
 
       await openSidebar.click();
       await p.getByRole("button", { name: "Account menu" }).click();
@@ -506,6 +707,10 @@ describe("Parley in a browser", () => {
       await p.getByLabel("Base URL").fill(fake.baseUrl);
       await p.getByLabel("API key").fill(fake.apiKey);
       await p.getByLabel("Model").fill("fake-reasoner");
+      // A successful test loads the provider's models into the picker.
+      await p.getByRole("form", { name: "Add API config" }).getByRole("button", { name: "Test connection" }).click();
+      await p.getByText(/\d+ models/).waitFor();
+      expect(await p.getByLabel("Model").inputValue()).toBe("fake-reasoner");
       await p.getByRole("button", { name: "Save" }).click();
       await p.getByTestId("api-config").filter({ hasText: "Reasoner" }).waitFor();
 
@@ -565,6 +770,15 @@ describe("Parley in a browser", () => {
       watchPage(page);
       await other.context.close();
     }
+  });
+
+  step("never let page scripts see a refresh token", async () => {
+    const answers = (await Promise.all(authAnswers)).filter((a) => a !== null);
+    expect(new Set(answers.map((a) => a.method))).toEqual(new Set(["Register", "Login", "RefreshToken"]));
+    expect(answers.filter((a) => a.refreshToken !== "")).toEqual([]);
+    expect(await page.evaluate(() => document.cookie)).not.toContain("parley_refresh");
+    const cookie = (await tab.context.cookies()).find((c) => c.name === "parley_refresh");
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: "Strict" });
   });
 
   step("ran under the gateway's Content-Security-Policy without violations", async () => {

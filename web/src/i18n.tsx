@@ -133,6 +133,12 @@ const en = {
   couldNotDeleteChat: "Could not delete the chat",
   couldNotSwitchModel: "Could not switch the model",
   couldNotSignOut: "Could not sign out",
+  retry: "Retry",
+  chatsLoadFailed: "Could not load your chats",
+  catalogLoadFailed: "Could not load your personas and API configs",
+  stopping: "Stopping…",
+  saveAndRegenerate: "Save & regenerate",
+  editHint: "Ctrl+Enter to save, Esc to cancel",
 };
 
 export type MessageKey = keyof typeof en;
@@ -270,6 +276,12 @@ const zhCN: Record<MessageKey, string> = {
   couldNotDeleteChat: "无法删除对话",
   couldNotSwitchModel: "无法切换模型",
   couldNotSignOut: "无法退出登录",
+  retry: "重试",
+  chatsLoadFailed: "无法加载对话列表",
+  catalogLoadFailed: "无法加载角色和 API 配置",
+  stopping: "正在停止…",
+  saveAndRegenerate: "保存并重新生成",
+  editHint: "Ctrl+Enter 保存，Esc 取消",
 };
 
 export type Locale = "en" | "zh-CN";

@@ -1,18 +1,26 @@
-import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
-import type { Api } from "../api/client";
+import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
+import { Code } from "@connectrpc/connect";
+import { errorCode, errorMessage, type Api } from "../api/client";
 import type { User } from "../gen/parley/user/v1/user_pb";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
 import type { Persona } from "../gen/parley/chat/v1/persona_pb";
 import type { ApiConfig } from "../gen/parley/chat/v1/api_config_pb";
+
+/** Where a list the page reads from the server stands. */
+export type LoadState = { status: "loading" } | { status: "ready" } | { status: "failed"; error: string };
 
 interface Store {
   api: Api;
   user: User;
   setUser: (user: User) => void;
   sessions: Session[];
+  sessionsLoad: LoadState;
   showArchived: boolean;
   setShowArchived: (show: boolean) => void;
+  /** Reads the whole chat list again; a response that a newer reload overtook is dropped. */
   reloadSessions: () => Promise<void>;
+  /** Reads one chat again (it just answered, or got a title) instead of the whole list. */
+  refreshSession: (id: bigint) => Promise<void>;
   /** Puts a changed session into the list (a new title, a rename) without a round trip. */
   upsertSession: (session: Session) => void;
   removeSession: (id: string) => void;
@@ -20,6 +28,9 @@ interface Store {
   reloadPersonas: () => Promise<void>;
   configs: ApiConfig[];
   reloadConfigs: () => Promise<void>;
+  /** Personas and API configs, which a new chat needs. */
+  catalogLoad: LoadState;
+  retryCatalog: () => void;
   loaded: boolean;
 }
 
@@ -37,26 +48,76 @@ export function sortSessions(sessions: Session[]): Session[] {
   return [...sessions].sort((a, b) => Number(b.pinned) - Number(a.pinned) || active(b) - active(a) || Number(b.id - a.id));
 }
 
+/** The list with `session` put in (or taken out: null), as the archive filter wants it. */
+function withSession(list: Session[], id: string, session: Session | null, showArchived: boolean): Session[] {
+  const others = list.filter((s) => s.id.toString() !== id);
+  if (!session || (session.archived && !showArchived)) return others;
+  return [...others, session];
+}
+
 export function StoreProvider({ api, user: initialUser, children }: { api: Api; user: User; children: ReactNode }) {
   const [user, setUser] = useState(initialUser);
   const [sessions, setSessions] = useState<Session[]>([]);
+  const [sessionsLoad, setSessionsLoad] = useState<LoadState>({ status: "loading" });
   const [showArchived, setShowArchived] = useState(false);
   const [personas, setPersonas] = useState<Persona[]>([]);
   const [configs, setConfigs] = useState<ApiConfig[]>([]);
-  const [loaded, setLoaded] = useState(false);
+  const [catalogLoad, setCatalogLoad] = useState<LoadState>({ status: "loading" });
+  const [catalogAttempt, setCatalogAttempt] = useState(0);
+
+  // Each reload gets a number; only the newest one's answer is applied. Changes made here
+  // while it runs (a new chat, a rename) are applied over its answer, which may predate them.
+  const reloadSeq = useRef(0);
+  const editsDuringReload = useRef(new Map<string, Session | null>());
 
   const reloadSessions = useCallback(async () => {
+    const seq = ++reloadSeq.current;
+    editsDuringReload.current = new Map();
+    setSessionsLoad((prev) => (prev.status === "failed" ? { status: "loading" } : prev));
     const all: Session[] = [];
     let pageToken = "";
-    // Every page: the sidebar is the index of the user's chats.
-    for (let page = 0; page < 20; page++) {
-      const res = await api.sessions.listSessions({ pageSize: 100, pageToken, includeArchived: showArchived });
-      all.push(...res.sessions);
-      pageToken = res.nextPageToken;
-      if (!pageToken) break;
+    try {
+      // Every page: the sidebar is the index of the user's chats.
+      for (let page = 0; page < 20; page++) {
+        const res = await api.sessions.listSessions({ pageSize: 100, pageToken, includeArchived: showArchived });
+        if (seq !== reloadSeq.current) return;
+        all.push(...res.sessions);
+        pageToken = res.nextPageToken;
+        if (!pageToken) break;
+      }
+    } catch (err) {
+      if (seq === reloadSeq.current) setSessionsLoad({ status: "failed", error: errorMessage(err) });
+      return;
     }
-    setSessions(all);
+    if (seq !== reloadSeq.current) return;
+    let list = all;
+    for (const [id, session] of editsDuringReload.current) list = withSession(list, id, session, showArchived);
+    setSessions(sortSessions(list));
+    setSessionsLoad({ status: "ready" });
   }, [api, showArchived]);
+
+  const edit = useCallback(
+    (id: string, session: Session | null) => {
+      editsDuringReload.current.set(id, session);
+      setSessions((list) => sortSessions(withSession(list, id, session, showArchived)));
+    },
+    [showArchived],
+  );
+  const upsertSession = useCallback((session: Session) => edit(session.id.toString(), session), [edit]);
+  const removeSession = useCallback((id: string) => edit(id, null), [edit]);
+
+  const refreshSession = useCallback(
+    async (id: bigint) => {
+      try {
+        const res = await api.sessions.getSession({ id });
+        if (res.session) upsertSession(res.session);
+      } catch (err) {
+        if (errorCode(err) === Code.NotFound) removeSession(id.toString());
+        // Otherwise the list keeps what it had; the next reload corrects it.
+      }
+    },
+    [api, upsertSession, removeSession],
+  );
 
   const reloadPersonas = useCallback(async () => {
     const res = await api.personas.listPersonas({});
@@ -70,58 +131,63 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
 
   useEffect(() => {
     let cancelled = false;
-    Promise.allSettled([reloadPersonas(), reloadConfigs()]).then(() => {
-      if (!cancelled) setLoaded(true);
-    });
+    setCatalogLoad({ status: "loading" });
+    Promise.all([reloadPersonas(), reloadConfigs()]).then(
+      () => {
+        if (!cancelled) setCatalogLoad({ status: "ready" });
+      },
+      (err: unknown) => {
+        if (!cancelled) setCatalogLoad({ status: "failed", error: errorMessage(err) });
+      },
+    );
     return () => {
       cancelled = true;
     };
-  }, [reloadPersonas, reloadConfigs]);
+  }, [reloadPersonas, reloadConfigs, catalogAttempt]);
+  const retryCatalog = useCallback(() => setCatalogAttempt((n) => n + 1), []);
 
   useEffect(() => {
-    reloadSessions().catch(() => {});
+    void reloadSessions();
   }, [reloadSessions]);
 
-  const upsertSession = useCallback(
-    (session: Session) =>
-      setSessions((list) => {
-        const others = list.filter((s) => s.id !== session.id);
-        if (session.archived && !showArchived) return others;
-        return sortSessions([...others, session]);
-      }),
-    [showArchived],
-  );
-  const removeSession = useCallback((id: string) => setSessions((list) => list.filter((s) => s.id.toString() !== id)), []);
-
+  const loaded = catalogLoad.status === "ready";
   const value = useMemo<Store>(
     () => ({
       api,
       user,
       setUser,
       sessions,
+      sessionsLoad,
       showArchived,
       setShowArchived,
       reloadSessions,
+      refreshSession,
       upsertSession,
       removeSession,
       personas,
       reloadPersonas,
       configs,
       reloadConfigs,
+      catalogLoad,
+      retryCatalog,
       loaded,
     }),
     [
       api,
       user,
       sessions,
+      sessionsLoad,
       showArchived,
       reloadSessions,
+      refreshSession,
       upsertSession,
       removeSession,
       personas,
       reloadPersonas,
       configs,
       reloadConfigs,
+      catalogLoad,
+      retryCatalog,
       loaded,
     ],
   );

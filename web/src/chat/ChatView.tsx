@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useLayoutEffect, useReducer, useRef, useState, type ReactNode } from "react";
+import { useCallback, useEffect, useReducer, useRef, useState, type ReactNode } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { useStore } from "../app/store";
 import { errorMessage } from "../api/client";
@@ -12,7 +12,10 @@ import { ArrowDownIcon, CheckIcon, ChevronDownIcon, CloseIcon, DotsIcon, MenuIco
 import { Menu } from "../ui/Menu";
 import { ConfirmModal } from "../ui/Modal";
 import { useSessionActions } from "../layout/Sidebar";
-import { takePendingMessage } from "./pending";
+import { chatDraftKey, firstMessageSent, isFirstMessage, readDraft, returnFirstMessage, useDraft, writeDraft } from "./drafts";
+import { createEventBatcher } from "./eventBatcher";
+import { useStickToBottom } from "./useStickToBottom";
+import { navigate } from "../app/router";
 import { useToast } from "../ui/toast";
 
 /** The white header: the chat's counterpart (persona and model), centred. */
@@ -67,15 +70,48 @@ function useCounterpart(session: Session | null) {
 
 type StreamOpener = (signal: AbortSignal) => AsyncIterable<{ event?: ChatEvent }>;
 
+interface StreamResult {
+  /** The server said it stored the user's message. */
+  userStored: boolean;
+  error: string | null;
+  /** The chat as the server has it after the stream, or null when it could not be read
+   * (or the stream was abandoned: the view went away, or another stream took over). */
+  messages: ChatMessage[] | null;
+}
+
+function SkeletonMessages() {
+  return (
+    <div className="flex flex-col gap-6" aria-hidden="true" data-testid="messages-loading">
+      <div className="ml-auto h-10 w-2/5 animate-pulse rounded-2xl bg-gray-100" />
+      <div className="space-y-2">
+        <div className="h-4 w-11/12 animate-pulse rounded bg-gray-100" />
+        <div className="h-4 w-4/5 animate-pulse rounded bg-gray-100" />
+        <div className="h-4 w-3/5 animate-pulse rounded bg-gray-100" />
+      </div>
+      <div className="ml-auto h-10 w-1/3 animate-pulse rounded-2xl bg-gray-100" />
+    </div>
+  );
+}
+
 export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOpenSidebar: () => void }) {
   const t = useT();
   const store = useStore();
-  const { api, upsertSession, reloadSessions, user } = store;
+  const { api, upsertSession, removeSession, refreshSession, user } = store;
   const [session, setSession] = useState<Session | null>(null);
-  const [loadError, setLoadError] = useState<string | null>(null);
+  const sessionRef = useRef(session);
+  sessionRef.current = session;
+  const [loadError, setLoadError] = useState<{ message: string; notFound: boolean } | null>(null);
+  const [loadAttempt, setLoadAttempt] = useState(0);
+  const [loaded, setLoaded] = useState(false);
   const [thread, dispatch] = useReducer(threadReducer, emptyThread);
-  const [draft, setDraft] = useState("");
+  const threadRef = useRef(thread);
+  threadRef.current = thread;
+  const draftKey = chatDraftKey(sessionId);
+  const [draft, setDraft] = useDraft(draftKey);
   const [running, setRunning] = useState(false);
+  // Stop was pressed before the answer's id was known: it is stopped as soon as it is.
+  const stopRequested = useRef(false);
+  const [stopping, setStopping] = useState(false);
   const [deleteId, setDeleteId] = useState<string | null>(null);
   // Screen readers hear each finished answer once, not every token of it.
   const [announcement, setAnnouncement] = useState("");
@@ -120,13 +156,30 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     [upsertSession],
   );
 
-  /** Reads a generation's events into the thread. Resolves whether the user's message was stored. */
+  const stopGeneration = useCallback(
+    async (messageId: string) => {
+      setStopping(true);
+      try {
+        const res = await api.messages.stopGeneration({ messageId: BigInt(messageId) });
+        if (res.message) dispatch({ type: "messageUpdated", message: fromProto(res.message) });
+      } catch (err) {
+        setStopping(false);
+        dispatch({ type: "showError", error: errorMessage(err) });
+      }
+    },
+    [api],
+  );
+
+  /** Reads a generation's events into the thread, then the chat as the server stored it. */
   const runStream = useCallback(
-    async (open: StreamOpener): Promise<{ userStored: boolean; error: string | null }> => {
+    async (open: StreamOpener): Promise<StreamResult> => {
       abortRef.current?.abort();
       const controller = new AbortController();
       abortRef.current = controller;
+      stopRequested.current = false;
+      setStopping(false);
       setRunning(true);
+      const batcher = createEventBatcher((events) => dispatch({ type: "events", events }));
       let received = false;
       let userStored = false;
       let error: string | null = null;
@@ -136,24 +189,40 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
             const event = res.event;
             if (!event) continue;
             received = true;
-            if (event.event.case === "userMessage") userStored = true;
-            if (event.event.case === "sessionUpdated") onSessionChanged(event.event.value);
-            if (event.event.case === "error") error = event.event.value.message;
+            const e = event.event;
+            if (e.case === "userMessage") userStored = true;
+            if (e.case === "sessionUpdated") onSessionChanged(e.value);
+            if (e.case === "error") error = e.value.message;
+            if (e.case === "assistantStarted" && stopRequested.current) {
+              stopRequested.current = false;
+              void stopGeneration(e.value.id.toString());
+            }
+            batcher.push(event);
             // The answer is final: the chat is free for the next message, while the stream
             // stays open a little longer for a generated title.
-            if (event.event.case === "completed" || event.event.case === "error") setRunning(false);
-            if (event.event.case === "completed") {
-              setAnnouncement(`${t("answerComplete")}: ${event.event.value.content.slice(0, 500)}`);
+            if (e.case === "completed" || e.case === "error") {
+              setRunning(false);
+              setStopping(false);
             }
-            dispatch({ type: "event", event });
+            if (e.case === "completed") setAnnouncement(`${t("answerComplete")}: ${e.value.content.slice(0, 500)}`);
           }
+          batcher.flush();
           dispatch({ type: "streamEnded" });
           break;
         } catch (err) {
-          if (controller.signal.aborted) break;
+          if (controller.signal.aborted) {
+            batcher.cancel();
+            break;
+          }
+          batcher.flush();
           // An access token that expired between the check and the call: renew and retry,
           // but only when the server had not accepted anything yet.
-          if (!received && attempt === 0 && ConnectError.from(err).code === Code.Unauthenticated && (await api.tokens.refresh())) {
+          if (
+            !received &&
+            attempt === 0 &&
+            ConnectError.from(err).code === Code.Unauthenticated &&
+            (await api.tokens.refresh().catch(() => null))
+          ) {
             continue;
           }
           error = errorMessage(err);
@@ -162,35 +231,35 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         }
       }
       if (abortRef.current === controller) abortRef.current = null;
-      if (!controller.signal.aborted && mounted.current) {
-        setRunning(false);
-        // The chat just became the most recently active one: the list re-sorts.
-        void reloadSessions().catch(() => {});
-        // The server's rows are the truth (a replaced answer, a stopped one): read them back,
-        // without holding up the caller (a refused send gives its text back at once).
-        void loadMessages().then(
-          (messages) => {
-            if (mounted.current && !abortRef.current) {
-              dispatch({ type: "loaded", messages, keepError: true });
-              // The stream broke off but the generation runs on (it outlives its clients):
-              // follow it again, a few times at most.
-              const running = messages.find((m) => m.role === "assistant" && m.status === "streaming");
-              if (running && reattachments.current < 3) {
-                reattachments.current += 1;
-                window.setTimeout(() => {
-                  if (mounted.current && !abortRef.current) void watchRef.current?.(running.id);
-                }, 1000);
-              }
-            }
-          },
-          () => {
-            // The live view stays; the next load corrects it.
-          },
-        );
+      stopRequested.current = false;
+      if (controller.signal.aborted || !mounted.current) return { userStored, error, messages: null };
+      setRunning(false);
+      setStopping(false);
+      // The chat just became the most recently active one: the list re-sorts.
+      void refreshSession(id);
+      // The server's rows are the truth (a replaced answer, a stopped one, a message stored
+      // although the stream broke before saying so): read them back.
+      let messages: ChatMessage[] | null = null;
+      try {
+        messages = await loadMessages();
+      } catch {
+        // The live view stays; the next load corrects it.
       }
-      return { userStored, error };
+      if (messages && mounted.current && !abortRef.current) {
+        dispatch({ type: "loaded", messages, keepError: true });
+        // The stream broke off but the generation runs on (it outlives its clients):
+        // follow it again, a few times at most.
+        const streaming = messages.find((m) => m.role === "assistant" && m.status === "streaming");
+        if (streaming && reattachments.current < 3) {
+          reattachments.current += 1;
+          window.setTimeout(() => {
+            if (mounted.current && !abortRef.current) void watchRef.current?.(streaming.id);
+          }, 1000);
+        }
+      }
+      return { userStored, error, messages };
     },
-    [api, loadMessages, onSessionChanged, reloadSessions, t],
+    [api, id, loadMessages, onSessionChanged, refreshSession, stopGeneration, t],
   );
 
   const watch = useCallback(
@@ -205,59 +274,100 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   const refreshTitleLater = useCallback(() => {
     // The title is generated after the first answer; it may land after the stream closed.
     for (const delay of [1500, 4000]) {
-      window.setTimeout(async () => {
-        if (!mounted.current) return;
-        try {
-          const res = await api.sessions.getSession({ id });
-          if (res.session && mounted.current) onSessionChanged(res.session);
-        } catch {
-          // Not essential: the list shows the title on its next load.
-        }
+      window.setTimeout(() => {
+        if (mounted.current) void refreshSession(id);
       }, delay);
     }
-  }, [api, id, onSessionChanged]);
+  }, [id, refreshSession]);
+
+  /** A first message the server refused before storing anything: the chat it was to open is
+   * empty, so it goes, and the new-chat page gets the text and the error back. */
+  const abandonEmptyChat = useCallback(
+    async (content: string, error: string): Promise<boolean> => {
+      try {
+        await api.sessions.deleteSession({ id });
+      } catch {
+        return false;
+      }
+      removeSession(sessionId);
+      writeDraft(draftKey, "");
+      returnFirstMessage(content, { error, personaId: sessionRef.current?.personaId, apiConfigId: sessionRef.current?.apiConfigId });
+      if (mounted.current) navigate({ name: "new" }, { replace: true });
+      return true;
+    },
+    [api, id, draftKey, removeSession, sessionId],
+  );
 
   const send = useCallback(
-    async (content: string) => {
+    async (content: string, first = false) => {
       reattachments.current = 0;
+      const known = new Set(threadRef.current.messages.map((m) => m.id));
       const tempId = `pending-${Date.now()}`;
       dispatch({ type: "sendStarted", tempId, content });
       setDraft("");
       const result = await runStream((signal) => api.messages.sendMessage({ sessionId: id, content }, { signal }));
-      if (!result.userStored) {
-        // Nothing was stored: the text goes back into the box, the error stays in view.
-        dispatch({ type: "sendFailed", tempId, error: result.error ?? t("networkError") });
-        setDraft((current) => (current === "" ? content : current));
+      if (!sessionRef.current?.title) refreshTitleLater();
+      if (result.userStored) return;
+      // The stream ended before it said the message was stored; the server's list decides,
+      // so a message it did store is not put back into the box to be sent twice.
+      const isStored = (messages: ChatMessage[]) => messages.some((m) => m.role === "user" && !known.has(m.id) && m.content === content);
+      const giveBack = () => {
+        if (mounted.current) setDraft((current) => (current === "" ? content : current));
+        else if (readDraft(draftKey) === "") writeDraft(draftKey, content);
+      };
+      if (result.messages === null) {
+        // Abandoned (the view went away) or unreadable: check once more, keeping the text if unsure.
+        loadMessages().then((messages) => !isStored(messages) && giveBack(), giveBack);
+        return;
       }
-      if (!session?.title) refreshTitleLater();
+      if (isStored(result.messages)) return;
+      const error = result.error ?? t("networkError");
+      if (first && result.messages.length === 0 && (await abandonEmptyChat(content, error))) return;
+      dispatch({ type: "sendFailed", tempId, error });
+      giveBack();
     },
-    [api, id, runStream, refreshTitleLater, session?.title, t],
+    [api, id, draftKey, loadMessages, runStream, refreshTitleLater, abandonEmptyChat, setDraft, t],
   );
 
-  // Load the chat; re-attach to a generation still running (a reload mid-stream).
+  // Load the chat; re-attach to a generation still running (a reload mid-stream); send the
+  // first message handed over by the new-chat page (it waits in the box until then).
   useEffect(() => {
     let cancelled = false;
+    setLoadError(null);
     (async () => {
       try {
         const [sessionRes, messages] = await Promise.all([api.sessions.getSession({ id }), loadMessages()]);
         if (cancelled) return;
         if (sessionRes.session) setSession(sessionRes.session);
         dispatch({ type: "loaded", messages });
+        setLoaded(true);
         const streaming = [...messages].reverse().find((m) => m.role === "assistant" && m.status === "streaming");
-        const pending = takePendingMessage(sessionId);
-        if (streaming) void watch(streaming.id);
-        else if (pending) void send(pending);
+        if (streaming) {
+          void watch(streaming.id);
+        } else if (isFirstMessage(sessionId)) {
+          firstMessageSent(sessionId);
+          const first = readDraft(draftKey).trim();
+          if (first) void send(first, messages.length === 0);
+        }
       } catch (err) {
         if (cancelled) return;
-        setLoadError(ConnectError.from(err).code === Code.NotFound ? t("chatNotFound") : errorMessage(err));
+        const notFound = ConnectError.from(err).code === Code.NotFound;
+        if (notFound) {
+          // Whatever was typed for a chat that is gone moves to the new-chat page.
+          const orphan = readDraft(draftKey);
+          if (orphan && !readDraft("new")) writeDraft("new", orphan);
+          writeDraft(draftKey, "");
+          firstMessageSent(sessionId);
+        }
+        setLoadError({ message: notFound ? t("chatNotFound") : errorMessage(err), notFound });
       }
     })();
     return () => {
       cancelled = true;
     };
-    // Only when the chat changes; the callbacks are stable for one chat.
+    // Only when the chat changes (or a failed load is retried); the callbacks are stable for one chat.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [sessionId]);
+  }, [sessionId, loadAttempt]);
 
   useEffect(() => {
     if (!session) return;
@@ -267,60 +377,17 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     };
   }, [session, counterpart.title]);
 
-  // --- scrolling: follow the newest text unless the user scrolled up ---
-  const scroller = useRef<HTMLDivElement>(null);
-  const stick = useRef(true);
-  // Where the view was last pinned to the bottom: a position above it that is not the bottom
-  // means the reader moved, even before their scroll event arrived (deltas come faster).
-  const pinnedAt = useRef<number | null>(null);
-  const [showJump, setShowJump] = useState(false);
-  const nearBottom = (el: HTMLElement) => el.scrollHeight - el.scrollTop - el.clientHeight < 48;
-  const unstick = () => {
-    stick.current = false;
-    setShowJump(true);
-  };
-  const onScroll = () => {
-    const el = scroller.current;
-    if (!el) return;
-    const atBottom = nearBottom(el);
-    stick.current = atBottom;
-    setShowJump(!atBottom);
-  };
-  useLayoutEffect(() => {
-    const el = scroller.current;
-    if (!el || !stick.current) return;
-    if (pinnedAt.current !== null && el.scrollTop < pinnedAt.current - 4 && !nearBottom(el)) {
-      unstick();
-      return;
-    }
-    el.scrollTop = el.scrollHeight;
-    pinnedAt.current = el.scrollTop;
-  }, [thread.messages]);
-  /** The next render pins the view to the bottom (after the user sends or regenerates). */
-  const followLatest = () => {
-    stick.current = true;
-    pinnedAt.current = null;
-  };
-  const jumpToLatest = () => {
-    const el = scroller.current;
-    if (!el) return;
-    stick.current = true;
-    el.scrollTop = el.scrollHeight;
-    pinnedAt.current = el.scrollTop;
-    setShowJump(false);
-  };
+  // Follow the newest text unless the user scrolled up.
+  const { scroller, content, showJump, onScroll, onWheel, followLatest, jumpToLatest } = useStickToBottom([thread.messages]);
 
   const streamingId = thread.streamingId;
   const busy = running || streamingId !== null;
 
-  const stop = async () => {
-    const target = streamingId;
-    if (!target) return;
-    try {
-      const res = await api.messages.stopGeneration({ messageId: BigInt(target) });
-      if (res.message) dispatch({ type: "messageUpdated", message: fromProto(res.message) });
-    } catch (err) {
-      dispatch({ type: "showError", error: errorMessage(err) });
+  const stop = () => {
+    if (streamingId) void stopGeneration(streamingId);
+    else if (running) {
+      stopRequested.current = true;
+      setStopping(true);
     }
   };
 
@@ -329,11 +396,10 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     async (messageId: string) => {
       reattachments.current = 0;
       dispatch({ type: "regenerateStarted", messageId });
-      stick.current = true;
-      pinnedAt.current = null;
+      followLatest();
       await runStream((signal) => api.messages.regenerateMessage({ messageId: BigInt(messageId) }, { signal }));
     },
-    [api, runStream],
+    [api, runStream, followLatest],
   );
 
   const edit = useCallback(
@@ -350,6 +416,18 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     [api],
   );
 
+  /** Saves the edited question, then answers it anew in place of the answer below it. */
+  const editAndRegenerate = useCallback(
+    async (messageId: string, content: string): Promise<boolean> => {
+      const messages = threadRef.current.messages;
+      const answer = messages[messages.findIndex((m) => m.id === messageId) + 1];
+      if (!(await edit(messageId, content))) return false;
+      if (answer?.role === "assistant") void regenerate(answer.id);
+      return true;
+    },
+    [edit, regenerate],
+  );
+
   const remove = async (messageId: string) => {
     try {
       await api.messages.deleteMessage({ id: BigInt(messageId) });
@@ -360,17 +438,48 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   };
 
   const last = lastAssistant(thread);
-  const lastMessage = thread.messages[thread.messages.length - 1];
+  const visible = thread.messages.filter((m) => m.role !== "system");
+  const lastMessage = visible[visible.length - 1];
+  // "Save & regenerate" belongs to the newest question that has an answer below it.
+  const lastQuestion = lastMessage?.role === "assistant" ? visible[visible.length - 2] : undefined;
+
+  const composer = (
+    <Composer
+      value={draft}
+      onChange={setDraft}
+      onSend={() => {
+        followLatest();
+        void send(draft.trim());
+      }}
+      onStop={stop}
+      stopping={stopping}
+      streaming={busy}
+      disabled={!session || !loaded}
+      placeholder={t("messagePlaceholder", { name: counterpart.name })}
+      autoFocus
+    />
+  );
 
   if (loadError) {
     return (
       <>
-        <ChatHeader title={t("appName")} onOpenSidebar={onOpenSidebar} />
-        <div className="flex flex-1 items-center justify-center p-6">
-          <p role="alert" className="alert-error">
-            {loadError}
+        <ChatHeader title={loadError.notFound ? t("appName") : counterpart.name} onOpenSidebar={onOpenSidebar} />
+        <div className="flex flex-1 flex-col items-center justify-center gap-3 p-6">
+          <p role="alert" className="alert-error" data-testid="chat-load-error">
+            {loadError.message}
           </p>
+          {loadError.notFound ? (
+            <button type="button" className="btn-secondary" onClick={() => navigate({ name: "new" })}>
+              {t("newChat")}
+            </button>
+          ) : (
+            <button type="button" className="btn-secondary" onClick={() => setLoadAttempt((n) => n + 1)}>
+              {t("retry")}
+            </button>
+          )}
         </div>
+        {/* What was typed stays in view, ready once the chat loads. */}
+        {!loadError.notFound && composer}
       </>
     );
   }
@@ -390,39 +499,31 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         right={session && <SessionMenu session={session} onChanged={setSession} />}
       />
       <div className="relative min-h-0 flex-1">
-        <div
-          ref={scroller}
-          onScroll={onScroll}
-          onWheel={(e) => {
-            if (e.deltaY < 0) unstick();
-          }}
-          className="h-full overflow-y-auto bg-white"
-          data-testid="message-list"
-        >
-          <div className="mx-auto flex max-w-3xl flex-col gap-6 px-4 py-6 sm:px-6" aria-busy={busy}>
+        <div ref={scroller} onScroll={onScroll} onWheel={onWheel} className="h-full overflow-y-auto bg-white" data-testid="message-list">
+          <div ref={content} className="mx-auto flex max-w-3xl flex-col gap-6 px-4 py-6 sm:px-6" aria-busy={busy || !loaded}>
+            {!loaded && <SkeletonMessages />}
             {session?.systemPrompt && (
               <details className="rounded-lg border border-dashed border-gray-300 px-3 py-2 text-sm text-gray-600">
                 <summary className="cursor-pointer">{t("systemPrompt")}</summary>
                 <p className="mt-2 whitespace-pre-wrap">{session.systemPrompt}</p>
               </details>
             )}
-            {thread.messages
-              .filter((m) => m.role !== "system")
-              .map((m) => (
-                <MessageItem
-                  key={m.id}
-                  message={m}
-                  streaming={m.id === streamingId}
-                  canRegenerate={m.role === "assistant" && m.id === last?.id && m.id === lastMessage?.id}
-                  busy={busy}
-                  assistantName={counterpart.name}
-                  userName={user.displayName || user.username}
-                  userAvatar={user.avatarUrl}
-                  onRegenerate={regenerate}
-                  onEdit={edit}
-                  onDelete={setDeleteId}
-                />
-              ))}
+            {visible.map((m) => (
+              <MessageItem
+                key={m.id}
+                message={m}
+                streaming={m.id === streamingId}
+                canRegenerate={m.role === "assistant" && m.id === last?.id && m.id === lastMessage?.id}
+                busy={busy}
+                assistantName={counterpart.name}
+                userName={user.displayName || user.username}
+                userAvatar={user.avatarUrl}
+                onRegenerate={regenerate}
+                onEdit={edit}
+                onEditAndRegenerate={m.id === lastQuestion?.id && m.role === "user" ? editAndRegenerate : undefined}
+                onDelete={setDeleteId}
+              />
+            ))}
             {thread.error && (
               <div role="alert" className="alert-error flex items-start justify-between gap-3" data-testid="chat-error">
                 <span className="break-words">{thread.error}</span>
@@ -452,19 +553,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
           </button>
         )}
       </div>
-      <Composer
-        value={draft}
-        onChange={setDraft}
-        onSend={() => {
-          followLatest();
-          void send(draft.trim());
-        }}
-        onStop={stop}
-        streaming={busy}
-        disabled={!session}
-        placeholder={t("messagePlaceholder", { name: counterpart.name })}
-        autoFocus
-      />
+      {composer}
       <ConfirmModal
         open={deleteId !== null}
         title={t("delete")}

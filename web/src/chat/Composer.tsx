@@ -1,8 +1,14 @@
-import { useLayoutEffect, useRef, type KeyboardEvent } from "react";
+import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from "react";
 import { useT } from "../i18n";
 import { SendIcon, StopIcon } from "../ui/icons";
 
 const MAX_HEIGHT = 240;
+
+/** Focusing the box by itself suits a mouse or trackpad; on a touch screen it would pop the
+ * keyboard up over the chat on every chat switch. */
+export function prefersAutoFocus(): boolean {
+  return typeof window !== "undefined" && typeof window.matchMedia === "function" && window.matchMedia("(pointer: fine)").matches;
+}
 
 /** The grey input area: a textarea that grows with its text, and Send (or Stop while streaming). */
 export function Composer({
@@ -10,6 +16,7 @@ export function Composer({
   onChange,
   onSend,
   onStop,
+  stopping = false,
   streaming,
   disabled,
   placeholder,
@@ -19,6 +26,8 @@ export function Composer({
   onChange: (value: string) => void;
   onSend: () => void;
   onStop?: () => void;
+  /** Stop was pressed and is on its way. */
+  stopping?: boolean;
   streaming: boolean;
   disabled?: boolean;
   placeholder: string;
@@ -26,6 +35,21 @@ export function Composer({
 }) {
   const t = useT();
   const ref = useRef<HTMLTextAreaElement>(null);
+  // Once the box can take text (a chat is disabled while it loads), it takes focus, unless the
+  // user is typing somewhere else or a dialog or menu is open.
+  const [wantsFocus] = useState(() => !!autoFocus && prefersAutoFocus());
+  const focused = useRef(false);
+  useEffect(() => {
+    if (!wantsFocus || disabled || focused.current) return;
+    focused.current = true;
+    const active = document.activeElement;
+    const busyElsewhere =
+      active instanceof HTMLInputElement ||
+      active instanceof HTMLTextAreaElement ||
+      active instanceof HTMLSelectElement ||
+      active?.closest("dialog, [role=dialog], [role=menu]");
+    if (!busyElsewhere) ref.current?.focus();
+  }, [wantsFocus, disabled]);
 
   useLayoutEffect(() => {
     const area = ref.current;
@@ -63,7 +87,6 @@ export function Composer({
           ref={ref}
           rows={1}
           value={value}
-          autoFocus={autoFocus}
           onChange={(e) => onChange(e.target.value)}
           onKeyDown={onKeyDown}
           placeholder={placeholder}
@@ -74,10 +97,11 @@ export function Composer({
           <button
             type="button"
             onClick={onStop}
-            className="flex h-10 shrink-0 items-center gap-1.5 rounded-xl bg-gray-900 px-3 text-sm font-medium text-white hover:bg-gray-700"
+            disabled={stopping}
+            className="flex h-10 shrink-0 items-center gap-1.5 rounded-xl bg-gray-900 px-3 text-sm font-medium text-white hover:bg-gray-700 disabled:cursor-wait disabled:opacity-60"
           >
             <StopIcon />
-            {t("stop")}
+            {stopping ? t("stopping") : t("stop")}
           </button>
         ) : (
           <button

@@ -16,6 +16,7 @@ export const MessageItem = memo(function MessageItem({
   userAvatar,
   onRegenerate,
   onEdit,
+  onEditAndRegenerate,
   onDelete,
 }: {
   message: ChatMessage;
@@ -27,6 +28,8 @@ export const MessageItem = memo(function MessageItem({
   userAvatar: string;
   onRegenerate: (id: string) => void;
   onEdit: (id: string, content: string) => Promise<boolean>;
+  /** Offered for the newest question with an answer: save the edit, then answer it anew. */
+  onEditAndRegenerate?: (id: string, content: string) => Promise<boolean>;
   onDelete: (id: string) => void;
 }) {
   const t = useT();
@@ -85,12 +88,18 @@ export const MessageItem = memo(function MessageItem({
     </div>
   );
 
+  const save = async (regenerate: boolean) => {
+    if (!draft.trim()) return;
+    const saved = regenerate && onEditAndRegenerate ? await onEditAndRegenerate(message.id, draft) : await onEdit(message.id, draft);
+    if (saved) setEditing(false);
+  };
+
   const editor = editing && (
     <form
       className="w-full"
-      onSubmit={async (e) => {
+      onSubmit={(e) => {
         e.preventDefault();
-        if (draft.trim() && (await onEdit(message.id, draft))) setEditing(false);
+        void save(false);
       }}
     >
       <label className="sr-only" htmlFor={`edit-${message.id}`}>
@@ -102,17 +111,32 @@ export const MessageItem = memo(function MessageItem({
         value={draft}
         onChange={(e) => setDraft(e.target.value)}
         onKeyDown={(e) => {
-          if (e.key === "Escape") setEditing(false);
+          if (e.key === "Escape") {
+            e.preventDefault();
+            setEditing(false);
+          } else if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !e.nativeEvent.isComposing) {
+            e.preventDefault();
+            void save(false);
+          }
         }}
+        aria-describedby={`edit-hint-${message.id}`}
         autoFocus
       />
-      <div className="mt-2 flex justify-end gap-2">
+      <div className="mt-2 flex flex-wrap items-center justify-end gap-2">
+        <span id={`edit-hint-${message.id}`} className="mr-auto hidden text-xs text-gray-500 sm:inline">
+          {t("editHint")}
+        </span>
         <button type="button" className="btn-secondary" onClick={() => setEditing(false)}>
           {t("cancel")}
         </button>
-        <button type="submit" className="btn-primary" disabled={!draft.trim()}>
+        <button type="submit" className={onEditAndRegenerate ? "btn-secondary" : "btn-primary"} disabled={!draft.trim()}>
           {t("save")}
         </button>
+        {onEditAndRegenerate && (
+          <button type="button" className="btn-primary" disabled={!draft.trim() || busy} onClick={() => void save(true)}>
+            {t("saveAndRegenerate")}
+          </button>
+        )}
       </div>
     </form>
   );
@@ -188,9 +212,21 @@ export const MessageItem = memo(function MessageItem({
           </p>
         )}
         {message.status === "failed" && (
-          <p role="alert" className="alert-error mt-2">
-            {t("failed")}: {message.error || "—"}
-          </p>
+          <div role="alert" className="alert-error mt-2 flex flex-wrap items-center justify-between gap-2">
+            <span className="min-w-0 break-words">
+              {t("failed")}: {message.error || "—"}
+            </span>
+            {canRegenerate && (
+              <button
+                type="button"
+                className="shrink-0 font-medium underline disabled:opacity-50"
+                disabled={busy}
+                onClick={() => onRegenerate(message.id)}
+              >
+                {t("retry")}
+              </button>
+            )}
+          </div>
         )}
         {message.completionTokens !== undefined && !streaming && (
           <p className="sr-only">{t("tokens", { prompt: message.promptTokens ?? 0, completion: message.completionTokens })}</p>

@@ -5,29 +5,33 @@ import { errorMessage } from "../api/client";
 import { useT } from "../i18n";
 import { ChatHeader } from "./ChatView";
 import { Composer } from "./Composer";
-import { setPendingMessage } from "./pending";
+import { forgetRefusedFirstMessage, handOverFirstMessage, refusedFirstMessage, useDraft } from "./drafts";
 import { Logo } from "../ui/icons";
 
 /** A chat not yet created: pick the persona and the API config (the first of each is
  * preselected), write the first message; sending creates the session and opens it. */
 export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
   const t = useT();
-  const { api, personas, configs, loaded, upsertSession } = useStore();
-  const [personaId, setPersonaId] = useState<string>("");
-  const [configId, setConfigId] = useState<string>("");
-  const [draft, setDraft] = useState("");
-  const [error, setError] = useState<string | null>(null);
+  const { api, personas, configs, catalogLoad, retryCatalog, upsertSession } = useStore();
+  // A first message the server refused comes back here with its error and its choices.
+  const [refused] = useState(refusedFirstMessage);
+  useEffect(forgetRefusedFirstMessage, []);
+  const [personaId, setPersonaId] = useState<string>(refused?.personaId?.toString() ?? "");
+  const [configId, setConfigId] = useState<string>(refused?.apiConfigId?.toString() ?? "");
+  const [draft, setDraft] = useDraft("new");
+  const [error, setError] = useState<string | null>(refused?.error ?? null);
   const [creating, setCreating] = useState(false);
 
   useEffect(() => {
-    if (!personaId && personas.length > 0) setPersonaId(personas[0].id.toString());
+    if (personas.length > 0 && !personas.some((p) => p.id.toString() === personaId)) setPersonaId(personas[0].id.toString());
   }, [personas, personaId]);
   useEffect(() => {
-    if (!configId && configs.length > 0) setConfigId(configs[0].id.toString());
+    if (configs.length > 0 && !configs.some((c) => c.id.toString() === configId)) setConfigId(configs[0].id.toString());
   }, [configs, configId]);
 
   const persona = personas.find((p) => p.id.toString() === personaId);
   const config = configs.find((c) => c.id.toString() === configId);
+  const ready = catalogLoad.status === "ready";
 
   const start = async () => {
     const content = draft.trim();
@@ -41,7 +45,9 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
       });
       if (!res.session) throw new Error("no session in the answer");
       upsertSession(res.session);
-      setPendingMessage(res.session.id.toString(), content);
+      // The text moves to the new chat's box, which sends it once the chat has loaded.
+      handOverFirstMessage(res.session.id.toString(), content);
+      setDraft("");
       navigate({ name: "chat", id: res.session.id.toString() });
     } catch (err) {
       // The text stays in the box.
@@ -62,7 +68,16 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
           <Logo className="mb-4 h-12 w-12 rounded-xl bg-black p-1" />
           <h2 className="text-center text-2xl font-semibold">{t("startChatTitle")}</h2>
           <p className="mt-2 text-center text-sm text-gray-500">{t("startChatSub")}</p>
-          {loaded && configs.length === 0 ? (
+          {catalogLoad.status === "failed" ? (
+            <div role="alert" className="alert-error mt-8 w-full" data-testid="catalog-error">
+              <p className="break-words">
+                {t("catalogLoadFailed")}: {catalogLoad.error}
+              </p>
+              <button type="button" className="mt-1 font-medium underline" onClick={retryCatalog}>
+                {t("retry")}
+              </button>
+            </div>
+          ) : ready && configs.length === 0 ? (
             <div className="mt-8 w-full rounded-xl border border-amber-200 bg-amber-50 p-4 text-sm text-amber-900">
               <p>{t("needConfig")}</p>
               <button type="button" className="btn-primary mt-3" onClick={() => navigate({ name: "settings", tab: "api-configs" })}>
@@ -70,12 +85,18 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
               </button>
             </div>
           ) : (
-            <div className="mt-8 grid w-full gap-4 sm:grid-cols-2">
+            <div className="mt-8 grid w-full gap-4 sm:grid-cols-2" aria-busy={!ready}>
               <div>
                 <label htmlFor="new-chat-persona" className="field-label">
                   {t("persona")}
                 </label>
-                <select id="new-chat-persona" className="input" value={personaId} onChange={(e) => setPersonaId(e.target.value)}>
+                <select
+                  id="new-chat-persona"
+                  className="input"
+                  value={personaId}
+                  onChange={(e) => setPersonaId(e.target.value)}
+                  disabled={!ready}
+                >
                   {personas.map((p) => (
                     <option key={p.id.toString()} value={p.id.toString()}>
                       {p.name}
@@ -88,7 +109,13 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
                 <label htmlFor="new-chat-config" className="field-label">
                   {t("apiConfig")}
                 </label>
-                <select id="new-chat-config" className="input" value={configId} onChange={(e) => setConfigId(e.target.value)}>
+                <select
+                  id="new-chat-config"
+                  className="input"
+                  value={configId}
+                  onChange={(e) => setConfigId(e.target.value)}
+                  disabled={!ready}
+                >
                   {configs.map((c) => (
                     <option key={c.id.toString()} value={c.id.toString()}>
                       {c.name} · {c.model}
@@ -99,7 +126,7 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
             </div>
           )}
           {error && (
-            <p role="alert" className="alert-error mt-6 w-full">
+            <p role="alert" className="alert-error mt-6 w-full" data-testid="new-chat-error">
               {error}
             </p>
           )}
@@ -110,7 +137,7 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
         onChange={setDraft}
         onSend={() => void start()}
         streaming={false}
-        disabled={creating || !loaded || configs.length === 0}
+        disabled={creating || !ready || configs.length === 0}
         placeholder={t("messagePlaceholder", { name: persona?.name ?? t("appName") })}
         autoFocus
       />

@@ -12,6 +12,7 @@ import {
 } from "../gen/parley/chat/v1/message_pb";
 import { SessionSchema } from "../gen/parley/chat/v1/session_pb";
 import { emptyThread, fromProto, threadReducer, type ThreadAction, type ThreadState } from "./thread";
+import { coalesce, createEventBatcher } from "./eventBatcher";
 
 function message(id: number, role: MessageRole, content: string, status = MessageStatus.COMPLETE): Message {
   return create(MessageSchema, { id: BigInt(id), sessionId: 1n, role, content, status });
@@ -171,5 +172,64 @@ describe("thread reducer", () => {
     expect(state.error).toBe("stop failed");
     expect(state.streamingId).toBe("2");
     expect(state.messages[1].content).toBe("ab");
+  });
+});
+
+describe("batched events", () => {
+  const event = (e: ChatEvent["event"]) => create(ChatEventSchema, { event: e });
+  const stream: ChatEvent[] = [
+    event({ case: "userMessage", value: user(10, "Hi") }),
+    event({ case: "assistantStarted", value: assistant(11, "", MessageStatus.STREAMING) }),
+    ...Array.from("Let me think.", (c) => event({ case: "reasoningDelta", value: c })),
+    ...Array.from("Hello there!", (c) => event({ case: "delta", value: c })),
+    event({ case: "completed", value: create(MessageSchema, { ...assistant(11, "Hello there!"), reasoning: "Let me think." }) }),
+  ];
+
+  it("gives the reducer the same history whether events come one by one or a frame at a time", () => {
+    const oneByOne = run([
+      { type: "sendStarted", tempId: "p", content: "Hi" },
+      ...stream.map((e) => ({ type: "event", event: e }) as ThreadAction),
+    ]);
+    const batched = run([
+      { type: "sendStarted", tempId: "p", content: "Hi" },
+      { type: "events", events: coalesce(stream) },
+    ]);
+    expect(batched).toEqual(oneByOne);
+    expect(batched.messages[1]).toMatchObject({ content: "Hello there!", reasoning: "Let me think.", status: "complete" });
+  });
+
+  it("holds deltas until the next frame, joined, and lets other events through at once, in order", () => {
+    let scheduled: (() => void) | null = null;
+    let schedules = 0;
+    const delivered: ChatEvent[][] = [];
+    const batcher = createEventBatcher(
+      (events) => delivered.push(events),
+      (flush) => {
+        schedules++;
+        scheduled = flush;
+        return () => (scheduled = null);
+      },
+    );
+    batcher.push(stream[0]);
+    batcher.push(stream[1]);
+    expect(delivered.map((d) => d.map((e) => e.event.case))).toEqual([["userMessage"], ["assistantStarted"]]);
+
+    for (const c of "Hello") batcher.push(event({ case: "delta", value: c }));
+    expect(delivered).toHaveLength(2);
+    expect(schedules).toBe(1);
+    (scheduled as (() => void) | null)?.();
+    expect(delivered[2].map((e) => [e.event.case, e.event.value])).toEqual([["delta", "Hello"]]);
+
+    // A final event does not wait: the deltas before it go with it, first.
+    batcher.push(event({ case: "delta", value: " there" }));
+    batcher.push(event({ case: "reasoningDelta", value: "hm" }));
+    batcher.push(event({ case: "delta", value: "!" }));
+    batcher.push(stream[stream.length - 1]);
+    expect(delivered[3].map((e) => e.event.case)).toEqual(["delta", "reasoningDelta", "delta", "completed"]);
+    expect(scheduled).toBeNull();
+
+    batcher.push(event({ case: "delta", value: "late" }));
+    batcher.cancel();
+    expect(delivered).toHaveLength(4);
   });
 });

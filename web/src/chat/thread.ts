@@ -48,6 +48,8 @@ export type ThreadAction =
   | { type: "regenerateStarted"; messageId: string }
   | { type: "watchStarted"; messageId: string }
   | { type: "event"; event: ChatEvent }
+  /** Several events at once (the deltas of one frame): one state change, one render. */
+  | { type: "events"; events: ChatEvent[] }
   | { type: "streamEnded" }
   | { type: "streamFailed"; error: string }
   | { type: "messageUpdated"; message: ChatMessage }
@@ -208,6 +210,8 @@ export function threadReducer(state: ThreadState, action: ThreadAction): ThreadS
       };
     case "event":
       return applyEvent(state, action.event);
+    case "events":
+      return action.events.reduce(applyEvent, state);
     case "streamEnded":
     case "streamFailed": {
       // A stream that ended without `completed` (connection lost, stopped elsewhere): the

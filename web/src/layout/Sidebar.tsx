@@ -21,7 +21,7 @@ const groupLabels: Record<GroupKey, MessageKey> = {
 
 export function Sidebar({ onClose }: { onClose?: () => void }) {
   const t = useT();
-  const { api, user, sessions, showArchived, setShowArchived } = useStore();
+  const { api, user, sessions, sessionsLoad, reloadSessions, showArchived, setShowArchived } = useStore();
   const toast = useToast();
   const { locale, setLocale } = useLocale();
   const route = useRoute();
@@ -97,8 +97,27 @@ export function Sidebar({ onClose }: { onClose?: () => void }) {
       </div>
       <div className="min-h-0 flex-1 overflow-y-auto px-2 pb-2">
         <h2 className="sr-only">{t("chats")}</h2>
-        {sessions.length === 0 ? (
-          <p className="px-2 py-2 text-sm text-gray-500">{t("noChats")}</p>
+        {sessionsLoad.status === "failed" && (
+          <div role="alert" className="alert-error mx-1 mb-3" data-testid="chat-list-error">
+            <p className="break-words">
+              {t("chatsLoadFailed")}: {sessionsLoad.error}
+            </p>
+            <button type="button" className="mt-1 font-medium underline" onClick={() => void reloadSessions()}>
+              {t("retry")}
+            </button>
+          </div>
+        )}
+        {sessionsLoad.status === "loading" && sessions.length === 0 ? (
+          <div aria-busy="true" data-testid="chat-list-loading">
+            <span className="sr-only">{t("loading")}</span>
+            <ul className="space-y-2 px-2 py-1" aria-hidden="true">
+              {[70, 55, 80, 45].map((width) => (
+                <li key={width} className="h-5 animate-pulse rounded bg-gray-200" style={{ width: `${width}%` }} />
+              ))}
+            </ul>
+          </div>
+        ) : sessions.length === 0 ? (
+          sessionsLoad.status === "ready" && <p className="px-2 py-2 text-sm text-gray-500">{t("noChats")}</p>
         ) : (
           <div className="space-y-4" data-testid="chat-list">
             {groupSessions(sessions, new Date()).map((group) => (

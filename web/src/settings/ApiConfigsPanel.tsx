@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { useStore } from "../app/store";
 import { errorMessage } from "../api/client";
 import { useT } from "../i18n";
@@ -51,6 +51,25 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
     return null;
   };
 
+  /** The provider's models for the picker. Asked for by the button, the failure is shown;
+   * fetched by itself (after a test, on opening a saved config), a failure just leaves the
+   * model as a text field. */
+  const fetchModels = async (tgt: Target, quiet: boolean) => {
+    try {
+      const res = await api.apiConfigs.listModels({ target: tgt });
+      setModels(res.modelIds);
+      if (res.modelIds.length > 0) setModel((current) => current || res.modelIds[0]);
+    } catch (err) {
+      if (!quiet) setResult({ error: errorMessage(err) });
+    }
+  };
+
+  useEffect(() => {
+    if (config) void fetchModels({ case: "id", value: config.id }, true);
+    // Once, for the config the form opened with.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
   const test = async () => {
     const tgt = target();
     if (!tgt) {
@@ -60,7 +79,9 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
     setTesting(true);
     setResult(null);
     try {
-      setResult(await api.apiConfigs.testApiConfig({ target: tgt }));
+      const res = await api.apiConfigs.testApiConfig({ target: tgt });
+      setResult(res);
+      if (res.ok) void fetchModels(tgt, true);
     } catch (err) {
       setResult({ error: errorMessage(err) });
     } finally {
@@ -68,19 +89,13 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
     }
   };
 
-  const loadModels = async () => {
+  const loadModels = () => {
     const tgt = target() ?? (config ? ({ case: "id", value: config.id } as const) : null);
     if (!tgt) {
       setResult({ error: t("keyNeededToTest") });
       return;
     }
-    try {
-      const res = await api.apiConfigs.listModels({ target: tgt });
-      setModels(res.modelIds);
-      if (!model && res.modelIds.length > 0) setModel(res.modelIds[0]);
-    } catch (err) {
-      setResult({ error: errorMessage(err) });
-    }
+    void fetchModels(tgt, false);
   };
 
   const save = async (e: FormEvent) => {
