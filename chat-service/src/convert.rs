@@ -88,5 +88,7 @@ pub fn message(row: &MessageRow) -> pb::Message {
         error: row.error.clone(),
         created_at: Some(from_unix_millis(row.created_at)),
         updated_at: Some(from_unix_millis(row.updated_at)),
+        reply_to_id: row.reply_to_id,
+        error_code: i32::try_from(row.error_code).unwrap_or(tonic::Code::Unknown as i32),
     }
 }

@@ -7,7 +7,6 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::key_cipher::KeyCipherError;
-use crate::validation::InvalidField;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -55,15 +54,6 @@ impl Error {
         Self::InvalidField {
             field,
             reason: reason.into(),
-        }
-    }
-}
-
-impl From<InvalidField> for Error {
-    fn from(e: InvalidField) -> Self {
-        Self::InvalidField {
-            field: e.field,
-            reason: e.reason,
         }
     }
 }

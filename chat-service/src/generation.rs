@@ -1,12 +1,13 @@
 //! Generations: the tasks that write assistant answers, detached from the requests that start
 //! them.
 //!
-//! A [`Generation`] keeps the log of everything it produced (the started row, deltas, the
-//! final event). Any number of clients follow it: the one that sent the message from the
-//! first event, a reloaded page or a second tab from a snapshot of the content so far. A
-//! client going away only drops its follower; the task runs on until it completes, fails,
-//! is stopped, or hits the maximum duration. The [`GenerationRegistry`] knows the running
-//! generations by session (one per session) and by message, and stops them all on shutdown.
+//! A [`Generation`] keeps the log of everything it produced (the started row, the text as
+//! it grew, the final event, a title). Any number of clients follow it: the one that sent the
+//! message from the first event, a reloaded page or a second tab from the start too, the text
+//! so far replayed as one delta. A client going away only drops its follower; the task runs
+//! on until it completes, fails, is stopped, or hits the maximum duration. The
+//! [`GenerationRegistry`] knows the running generations by session (one per session) and by
+//! message, and stops them all on shutdown.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +27,7 @@ use crate::Error;
 use crate::convert;
 use crate::llm_client::{LlmClient, TraceHeaders};
 use crate::store::{ChatStore, FinishedAnswer, status};
+use crate::validation;
 
 /// Knobs of how generations run.
 #[derive(Debug, Clone)]
@@ -36,14 +38,17 @@ pub struct GenerationSettings {
     pub history_limit: i64,
     /// How often a growing answer is written to the database.
     pub persist_interval: Duration,
-    /// A generation running longer is ended (FAILED, DEADLINE_EXCEEDED, content kept).
+    /// A generation running longer is ended (FAILED, DEADLINE_EXCEEDED, content kept). Storing
+    /// its end, when the database refuses for a while, is retried for as long again.
     pub max_duration: Duration,
-    /// Generations one user may run at once (over all sessions).
+    /// Generations one user may run at once (over all sessions; on a shared PostgreSQL
+    /// database, over all instances).
     pub max_per_user: usize,
     /// Give untitled sessions a title after their first answer.
     pub generate_titles: bool,
     /// A running answer's row is touched at least this often, even while the model is
-    /// silent, so other instances can tell it is alive.
+    /// silent, so other instances can tell it is alive; the same write reads stop requests
+    /// made through other instances.
     pub heartbeat_interval: Duration,
     /// A STREAMING row untouched this long belongs to a process that died: it is marked
     /// FAILED (on PostgreSQL, where several instances may share the database; SQLite's file
@@ -92,12 +97,61 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-#[derive(Default)]
+/// One step of the log. Text is held once, in the log's strings; its steps only say how far
+/// it had grown.
+enum LogEntry {
+    /// The answer text grew to this many bytes.
+    Content(usize),
+    /// The reasoning grew to this many bytes.
+    Reasoning(usize),
+    Event(Box<Event>),
+}
+
 struct GenerationLog {
-    events: Vec<Event>,
+    /// The row as it was when the generation started.
+    started: pb::Message,
+    entries: Vec<LogEntry>,
     content: String,
     reasoning: String,
     closed: bool,
+}
+
+/// How far one follower has read the log.
+#[derive(Default)]
+struct FollowerCursor {
+    next_entry: usize,
+    content: usize,
+    reasoning: usize,
+}
+
+impl GenerationLog {
+    /// Moves everything after `cursor` into `out`, consecutive text steps of one kind merged
+    /// into one delta (in order), so a follower that fell behind or came late catches up in a
+    /// few events.
+    fn read(&self, cursor: &mut FollowerCursor, out: &mut VecDeque<Event>) {
+        for entry in &self.entries[cursor.next_entry..] {
+            match entry {
+                LogEntry::Content(end) => {
+                    let more = self.content.get(cursor.content..*end).unwrap_or_default();
+                    cursor.content = *end;
+                    match out.back_mut() {
+                        Some(Event::Delta(text)) => text.push_str(more),
+                        _ => out.push_back(Event::Delta(more.to_owned())),
+                    }
+                }
+                LogEntry::Reasoning(end) => {
+                    let more = self.reasoning.get(cursor.reasoning..*end).unwrap_or_default();
+                    cursor.reasoning = *end;
+                    match out.back_mut() {
+                        Some(Event::ReasoningDelta(text)) => text.push_str(more),
+                        _ => out.push_back(Event::ReasoningDelta(more.to_owned())),
+                    }
+                }
+                LogEntry::Event(event) => out.push_back(event.as_ref().clone()),
+            }
+        }
+        cursor.next_entry = self.entries.len();
+    }
 }
 
 /// One running answer and its event log.
@@ -109,25 +163,55 @@ pub struct Generation {
     changed: watch::Sender<()>,
     stop: CancellationToken,
     stop_reason: Mutex<Option<StopReason>>,
-    /// Cancelled once the row holds its final state.
+    /// Cancelled once the row holds its final state (or it could not be stored).
     finished: CancellationToken,
 }
 
 impl Generation {
     /// A generation whose log starts with `assistant_started` for `row`.
     pub fn new(user_id: i64, row: pb::Message) -> Arc<Self> {
-        let generation = Arc::new(Self {
+        Arc::new(Self {
             message_id: row.id,
             session_id: row.session_id,
             user_id,
-            log: Mutex::new(GenerationLog::default()),
+            log: Mutex::new(GenerationLog {
+                entries: vec![LogEntry::Event(Box::new(Event::AssistantStarted(row.clone())))],
+                started: row,
+                content: String::new(),
+                reasoning: String::new(),
+                closed: false,
+            }),
             changed: watch::Sender::new(()),
             stop: CancellationToken::new(),
             stop_reason: Mutex::new(None),
             finished: CancellationToken::new(),
-        });
-        generation.push(Event::AssistantStarted(row));
-        generation
+        })
+    }
+
+    /// Appends model output (NUL characters dropped: the database could not store them).
+    fn push_text(&self, kind: TextKind, text: &str) {
+        let text = validation::storable(text);
+        if text.is_empty() {
+            return;
+        }
+        {
+            let mut log = lock(&self.log);
+            if log.closed {
+                return;
+            }
+            let entry = match kind {
+                TextKind::Content => {
+                    log.content.push_str(&text);
+                    LogEntry::Content(log.content.len())
+                }
+                TextKind::Reasoning => {
+                    log.reasoning.push_str(&text);
+                    LogEntry::Reasoning(log.reasoning.len())
+                }
+            };
+            log.entries.push(entry);
+        }
+        self.changed.send_replace(());
     }
 
     fn push(&self, event: Event) {
@@ -136,12 +220,7 @@ impl Generation {
             if log.closed {
                 return;
             }
-            match &event {
-                Event::Delta(text) => log.content.push_str(text),
-                Event::ReasoningDelta(text) => log.reasoning.push_str(text),
-                _ => {}
-            }
-            log.events.push(event);
+            log.entries.push(LogEntry::Event(Box::new(event)));
         }
         self.changed.send_replace(());
     }
@@ -159,15 +238,12 @@ impl Generation {
 
     /// The started row with the final state of `answer`.
     fn final_message(&self, answer: &FinishedAnswer<'_>) -> pb::Message {
-        let started = lock(&self.log).events.iter().find_map(|e| match e {
-            Event::AssistantStarted(row) => Some(row.clone()),
-            _ => None,
-        });
-        let mut message = started.unwrap_or_default();
+        let mut message = lock(&self.log).started.clone();
         message.content = answer.content.to_owned();
         message.reasoning = answer.reasoning.to_owned();
         message.status = convert::message_status(answer.status) as i32;
         message.error = answer.error.to_owned();
+        message.error_code = answer.error_code as i32;
         message.usage = match (answer.prompt_tokens, answer.completion_tokens) {
             (None, None) => None,
             (prompt, completion) => Some(pb::TokenUsage {
@@ -185,57 +261,29 @@ impl Generation {
         self.stop.cancel();
     }
 
-    /// Resolves once the answer's final state is stored.
+    /// Resolves once the answer's final state is stored (or could not be).
     pub async fn finished(&self) {
         self.finished.cancelled().await;
     }
 
-    /// Every event from the first, then live ones, until the generation ends.
-    pub fn follow_from_start(self: Arc<Self>) -> BoxStream<'static, Event> {
-        self.follow(0, VecDeque::new())
-    }
-
-    /// The content so far as one delta (and one reasoning delta), then live events: what a
-    /// client re-attaching to a running generation needs.
-    pub fn follow_from_now(self: Arc<Self>) -> BoxStream<'static, Event> {
-        let (replay, next) = {
-            let log = lock(&self.log);
-            let mut replay = VecDeque::new();
-            for event in &log.events {
-                match event {
-                    Event::Delta(_) | Event::ReasoningDelta(_) => {}
-                    other => replay.push_back(other.clone()),
-                }
-            }
-            // Right after assistant_started, which is always first.
-            let at = replay.len().min(1);
-            if !log.content.is_empty() {
-                replay.insert(at, Event::Delta(log.content.clone()));
-            }
-            if !log.reasoning.is_empty() {
-                replay.insert(at, Event::ReasoningDelta(log.reasoning.clone()));
-            }
-            (replay, log.events.len())
-        };
-        self.follow(next, replay)
-    }
-
-    fn follow(self: Arc<Self>, next: usize, pending: VecDeque<Event>) -> BoxStream<'static, Event> {
+    /// Every event from the first, then live ones, until the generation ends; text that is
+    /// already there comes as one delta (and one reasoning delta). What the sender follows,
+    /// and what a reloaded page or a second tab re-attaches with.
+    pub fn follow(self: Arc<Self>) -> BoxStream<'static, Event> {
         let changes = self.changed.subscribe();
         stream::unfold(
-            (self, changes, next, pending),
-            |(generation, mut changes, mut next, mut pending)| async move {
+            (self, changes, FollowerCursor::default(), VecDeque::new()),
+            |(generation, mut changes, mut cursor, mut pending)| async move {
                 loop {
                     if let Some(event) = pending.pop_front() {
-                        return Some((event, (generation, changes, next, pending)));
+                        return Some((event, (generation, changes, cursor, pending)));
                     }
                     // Mark the current version seen before reading, so a push after the read
                     // wakes the wait below.
                     changes.borrow_and_update();
                     let closed = {
                         let log = lock(&generation.log);
-                        pending.extend(log.events[next..].iter().cloned());
-                        next = log.events.len();
+                        log.read(&mut cursor, &mut pending);
                         log.closed
                     };
                     if !pending.is_empty() {
@@ -251,10 +299,25 @@ impl Generation {
     }
 }
 
+#[derive(Clone, Copy)]
+enum TextKind {
+    Content,
+    Reasoning,
+}
+
+/// A stop asked for while the session's slot was still only reserved.
+#[derive(Clone, Copy)]
+struct PendingStop {
+    /// The answer to stop; `None`: whichever starts (its session is being deleted).
+    message_id: Option<i64>,
+    reason: StopReason,
+}
+
 enum Slot {
-    /// Claimed by a SendMessage that is still storing its messages.
+    /// Claimed by a request that is still storing its messages.
     Reserved {
         user_id: i64,
+        stop: Option<PendingStop>,
     },
     Running(Arc<Generation>),
 }
@@ -262,15 +325,29 @@ enum Slot {
 impl Slot {
     fn user_id(&self) -> i64 {
         match self {
-            Slot::Reserved { user_id } => *user_id,
+            Slot::Reserved { user_id, .. } => *user_id,
             Slot::Running(generation) => generation.user_id,
         }
     }
 }
 
+/// What asking for a stop reached.
+pub enum StopTarget {
+    /// The generation, running here; it was asked to stop.
+    Running(Arc<Generation>),
+    /// A request here is still starting a generation in the session; it stops as soon as it
+    /// starts.
+    Starting,
+    /// Nothing runs here: the answer is finished, or another instance writes it.
+    NotHere,
+}
+
 #[derive(Default)]
 struct RegistryState {
+    /// The slot of each session that is generating (or about to).
     sessions: HashMap<i64, Slot>,
+    /// Generations by message, until their log is closed: after the answer is stored a
+    /// generation may still add the session's new title, which late followers should see.
     messages: HashMap<i64, Arc<Generation>>,
     shutting_down: bool,
 }
@@ -279,7 +356,8 @@ struct RegistryState {
 pub struct GenerationRegistry {
     state: Mutex<RegistryState>,
     tasks: TaskTracker,
-    /// Cancelled on shutdown: ends the extras (titles) of answers already stored.
+    /// Cancelled on shutdown: ends the extras (titles) of answers already stored, and the
+    /// retrying of final writes.
     shutdown: CancellationToken,
     max_per_user: usize,
 }
@@ -309,7 +387,9 @@ impl GenerationRegistry {
                 limit: self.max_per_user,
             });
         }
-        state.sessions.insert(session_id, Slot::Reserved { user_id });
+        state
+            .sessions
+            .insert(session_id, Slot::Reserved { user_id, stop: None });
         Ok(Reservation {
             registry: Arc::clone(self),
             session_id,
@@ -317,30 +397,70 @@ impl GenerationRegistry {
         })
     }
 
-    /// The running generation writing `message_id`, if it runs here.
+    /// The most generations one user may run at once.
+    pub fn max_per_user(&self) -> usize {
+        self.max_per_user
+    }
+
+    /// The generation of `message_id`, if it runs here (or is adding its title).
     pub fn by_message(&self, message_id: i64) -> Option<Arc<Generation>> {
         lock(&self.state).messages.get(&message_id).cloned()
     }
 
-    /// The running generation of `session_id`, if any.
-    pub fn by_session(&self, session_id: i64) -> Option<Arc<Generation>> {
-        match lock(&self.state).sessions.get(&session_id) {
-            Some(Slot::Running(generation)) => Some(Arc::clone(generation)),
-            _ => None,
-        }
+    /// Stops the answer `message_id` of `session_id`, if it runs here or is starting here.
+    pub fn stop_message(&self, session_id: i64, message_id: i64, reason: StopReason) -> StopTarget {
+        self.stop(session_id, Some(message_id), reason)
+    }
+
+    /// Stops whatever generates in `session_id` here, running or starting.
+    pub fn stop_session(&self, session_id: i64, reason: StopReason) -> StopTarget {
+        self.stop(session_id, None, reason)
+    }
+
+    fn stop(&self, session_id: i64, message_id: Option<i64>, reason: StopReason) -> StopTarget {
+        let running = {
+            let mut state = lock(&self.state);
+            let by_message = message_id.and_then(|id| state.messages.get(&id).cloned());
+            match (by_message, state.sessions.get_mut(&session_id)) {
+                (Some(generation), _) => generation,
+                (None, Some(Slot::Running(generation))) if message_id.is_none_or(|id| id == generation.message_id) => {
+                    Arc::clone(generation)
+                }
+                (None, Some(Slot::Reserved { stop, .. })) => {
+                    stop.get_or_insert(PendingStop { message_id, reason });
+                    return StopTarget::Starting;
+                }
+                _ => return StopTarget::NotHere,
+            }
+        };
+        running.request_stop(reason);
+        StopTarget::Running(running)
     }
 
     /// How many generations are running.
     pub fn running(&self) -> usize {
-        lock(&self.state).messages.len()
+        lock(&self.state)
+            .sessions
+            .values()
+            .filter(|slot| matches!(slot, Slot::Running(_)))
+            .count()
     }
 
-    fn release(&self, generation: &Arc<Generation>) {
+    /// Frees the generation's session for the next message.
+    fn release_session(&self, generation: &Arc<Generation>) {
         let mut state = lock(&self.state);
         if matches!(state.sessions.get(&generation.session_id), Some(Slot::Running(g)) if Arc::ptr_eq(g, generation)) {
             state.sessions.remove(&generation.session_id);
         }
-        state.messages.remove(&generation.message_id);
+    }
+
+    /// Forgets a generation whose log is closed.
+    fn forget(&self, generation: &Arc<Generation>) {
+        self.release_session(generation);
+        let mut state = lock(&self.state);
+        if matches!(state.messages.get(&generation.message_id), Some(g) if Arc::ptr_eq(g, generation)) {
+            state.messages.remove(&generation.message_id);
+        }
     }
 
     /// Stops every running generation (their answers so far are kept, STOPPED) and refuses
@@ -372,22 +492,37 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// Puts the generation into the slot. A stop asked for while the slot was only reserved
+    /// (or shutdown, begun meanwhile) applies at once.
+    fn register(&mut self, generation: &Arc<Generation>) {
+        let stop = {
+            let mut state = lock(&self.registry.state);
+            let pending = match state
+                .sessions
+                .insert(self.session_id, Slot::Running(Arc::clone(generation)))
+            {
+                Some(Slot::Reserved { stop, .. }) => stop,
+                _ => None,
+            };
+            state.messages.insert(generation.message_id, Arc::clone(generation));
+            if state.shutting_down {
+                Some(StopReason::Shutdown)
+            } else {
+                pending
+                    .filter(|p| p.message_id.is_none_or(|id| id == generation.message_id))
+                    .map(|p| p.reason)
+            }
+        };
+        self.started = true;
+        if let Some(reason) = stop {
+            generation.request_stop(reason);
+        }
+    }
+
     /// Registers the generation and runs `job` as its own task.
     pub fn start(mut self, job: GenerationJob) -> Arc<Generation> {
         let generation = Arc::clone(&job.generation);
-        let shutting_down = {
-            let mut state = lock(&self.registry.state);
-            state
-                .sessions
-                .insert(self.session_id, Slot::Running(Arc::clone(&generation)));
-            state.messages.insert(generation.message_id, Arc::clone(&generation));
-            state.shutting_down
-        };
-        self.started = true;
-        if shutting_down {
-            // Shutdown began while the messages were being stored: end at once, STOPPED.
-            generation.request_stop(StopReason::Shutdown);
-        }
+        self.register(&generation);
         let registry = Arc::clone(&self.registry);
         let span = tracing::info_span!(
             "generation",
@@ -400,10 +535,10 @@ impl Reservation {
             async move {
                 let generation = Arc::clone(&job.generation);
                 job.run(&registry).await;
-                // Normally released as soon as the row was final; this covers every other path.
-                registry.release(&generation);
+                // Normally done at each step's end already; this covers every other path.
                 generation.finished.cancel();
                 generation.close();
+                registry.forget(&generation);
             },
             span,
         ));
@@ -435,10 +570,10 @@ pub struct GenerationJob {
     pub request: llm::StreamChatRequest,
     pub trace: TraceHeaders,
     pub settings: GenerationSettings,
-    /// A regeneration: the answer this one replaces once it completes.
-    pub replaces: Option<i64>,
-    /// Other instances share the database and may ask for a stop through the row.
-    pub watch_remote_stops: bool,
+    /// A regeneration: the question it answers anew. Once this answer is COMPLETE or STOPPED
+    /// it is the question's only answer (the others are deleted); a FAILED one leaves the
+    /// previous answer in place.
+    pub regenerates_answer_to: Option<i64>,
     pub title: Option<TitleJob>,
 }
 
@@ -447,6 +582,11 @@ enum Outcome {
     Stopped(StopReason),
     Failed { code: tonic::Code, message: String },
 }
+
+/// The first retry of a final write that failed waits this long; later ones twice as long as
+/// the one before, up to [`FINAL_WRITE_MAX_BACKOFF`].
+const FINAL_WRITE_FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const FINAL_WRITE_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl GenerationJob {
     async fn run(self, registry: &GenerationRegistry) {
@@ -468,37 +608,48 @@ impl GenerationJob {
             error_code,
             now: now_millis(),
         };
-        let replaces = matches!(outcome, Outcome::Complete(_))
-            .then_some(self.replaces)
-            .flatten();
-        let stored = match self.persist_final(&answer, replaces).await {
-            Ok(()) => self.store.message_by_id(generation.message_id).await.ok().flatten(),
-            Err(e) => {
-                tracing::error!(error = %e, "could not store the finished answer");
-                None
-            }
+        let sole_answer_to = match outcome {
+            Outcome::Complete(_) | Outcome::Stopped(_) => self.regenerates_answer_to,
+            Outcome::Failed { .. } => None,
         };
-        match &outcome {
-            Outcome::Complete(_) | Outcome::Stopped(_) => {
-                // As stored; or, when it cannot be read back (its session was just deleted),
-                // as it was meant to be stored, so followers still learn how it ended.
-                let message = match stored {
-                    Some(row) => convert::message(&row),
-                    None => generation.final_message(&answer),
-                };
-                generation.push(Event::Completed(message));
-            }
-            Outcome::Failed { code, message } => {
-                tracing::warn!(code = ?code, error = %message, "generation failed");
+        // The session stays claimed until its answer is stored: a next question must not be
+        // answered without this answer in its context.
+        match self.persist_final(&answer, sole_answer_to, &registry.shutdown).await {
+            Ok(()) => match &outcome {
+                Outcome::Complete(_) | Outcome::Stopped(_) => {
+                    // As stored; or, when it cannot be read back (its session was just
+                    // deleted), as it was written, so followers still learn how it ended.
+                    let message = match self.store.message_by_id(generation.message_id).await {
+                        Ok(Some(row)) => convert::message(&row),
+                        _ => generation.final_message(&answer),
+                    };
+                    generation.push(Event::Completed(message));
+                }
+                Outcome::Failed { code, message } => {
+                    tracing::warn!(code = ?code, error = %message, "generation failed");
+                    generation.push(Event::Error(pb::ChatError {
+                        code: *code as i32,
+                        message: message.clone(),
+                    }));
+                }
+            },
+            Err(e) => {
+                // Never COMPLETED for an answer that is not stored. The row stays STREAMING
+                // with the text of its last progress write until the abandoned-answer sweep
+                // marks it FAILED.
+                tracing::error!(error = %e, status = row_status, "could not store the finished answer");
                 generation.push(Event::Error(pb::ChatError {
-                    code: *code as i32,
-                    message: message.clone(),
+                    code: tonic::Code::Unavailable as i32,
+                    message: "the answer could not be stored: the database is unavailable".to_owned(),
                 }));
+                registry.release_session(&generation);
+                generation.finished.cancel();
+                return;
             }
         }
-        // The session is free for the next message as soon as the answer is final; the title
-        // (below) is extra.
-        registry.release(&generation);
+        // The session is free for the next message as soon as the answer is stored; the
+        // title (below) is extra, which followers, late ones too, still get.
+        registry.release_session(&generation);
         generation.finished.cancel();
         tracing::info!(status = row_status, chars = content.chars().count(), "generation ended");
 
@@ -511,26 +662,44 @@ impl GenerationJob {
                 generation.push(Event::SessionUpdated(session));
             }
         }
-        generation.close();
     }
 
-    async fn persist_final(&self, answer: &FinishedAnswer<'_>, replaces: Option<i64>) -> Result<(), sqlx::Error> {
-        // The final state must not be lost to a brief database hiccup.
-        let mut attempt = 0;
+    /// Stores the final state. A database that refuses (down, locked, failing over) is tried
+    /// again with growing pauses until it takes the write, for up to the maximum duration of
+    /// a generation; shutdown allows one more try.
+    async fn persist_final(
+        &self,
+        answer: &FinishedAnswer<'_>,
+        sole_answer_to: Option<i64>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), sqlx::Error> {
+        let give_up_at = tokio::time::Instant::now() + self.settings.max_duration;
+        let mut backoff = FINAL_WRITE_FIRST_BACKOFF;
+        let mut attempt = 0u32;
         loop {
-            match self
+            let error = match self
                 .store
-                .finish_answer(self.generation.message_id, answer, replaces)
+                .finish_answer(self.generation.message_id, answer, sole_answer_to)
                 .await
             {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < 3 => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "storing the finished answer failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                Ok(()) => {
+                    if attempt > 0 {
+                        tracing::info!(attempts = attempt + 1, "stored the finished answer after retrying");
+                    }
+                    return Ok(());
                 }
-                Err(e) => return Err(e),
+                Err(e) => e,
+            };
+            attempt += 1;
+            if shutdown.is_cancelled() || tokio::time::Instant::now() + backoff > give_up_at {
+                return Err(error);
             }
+            tracing::warn!(error = %error, attempt, retry_in = ?backoff, "storing the finished answer failed; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => {}
+            }
+            backoff = (backoff * 2).min(FINAL_WRITE_MAX_BACKOFF);
         }
     }
 
@@ -564,32 +733,24 @@ impl GenerationJob {
                 _ = &mut deadline => return timed_out(),
                 _ = persist.tick() => {
                     // New text, or a heartbeat while the model is quiet (it may think for
-                    // minutes before the first token).
-                    let stop_asked = if unsaved || last_write.elapsed() >= self.settings.heartbeat_interval {
-                        let (content, reasoning) = generation.text();
-                        match self.store.save_progress(generation.message_id, &content, &reasoning, now_millis()).await {
-                            Ok(stop_asked) => {
-                                unsaved = false;
-                                last_write = tokio::time::Instant::now();
-                                stop_asked
-                            }
-                            // The next tick or the final write tries again.
-                            Err(e) => {
-                                tracing::warn!(error = %e, "could not store the answer so far");
-                                false
+                    // minutes before the first token). The same write reads stop requests
+                    // made through other instances, so a quiet answer sees them within a
+                    // heartbeat; no other query looks for them.
+                    if !unsaved && last_write.elapsed() < self.settings.heartbeat_interval {
+                        continue;
+                    }
+                    let (content, reasoning) = generation.text();
+                    match self.store.save_progress(generation.message_id, &content, &reasoning, now_millis()).await {
+                        Ok(stop_asked) => {
+                            unsaved = false;
+                            last_write = tokio::time::Instant::now();
+                            if stop_asked {
+                                tracing::info!("stop requested through the database");
+                                generation.request_stop(StopReason::User);
                             }
                         }
-                    } else if self.watch_remote_stops {
-                        self.store.stop_requested(generation.message_id).await.unwrap_or_else(|e| {
-                            tracing::warn!(error = %e, "could not check for a stop request");
-                            false
-                        })
-                    } else {
-                        false
-                    };
-                    if stop_asked {
-                        tracing::info!("stop requested through another instance");
-                        generation.request_stop(StopReason::User);
+                        // The next tick or the final write tries again.
+                        Err(e) => tracing::warn!(error = %e, "could not store the answer so far"),
                     }
                 }
                 started = &mut start, if stream.is_none() => match started {
@@ -599,16 +760,12 @@ impl GenerationJob {
                 next = next_message(&mut stream) => match next {
                     Ok(Some(llm::StreamChatResponse { chunk: Some(chunk) })) => match chunk {
                         llm::stream_chat_response::Chunk::ContentDelta(text) => {
-                            if !text.is_empty() {
-                                generation.push(Event::Delta(text));
-                                unsaved = true;
-                            }
+                            generation.push_text(TextKind::Content, &text);
+                            unsaved = true;
                         }
                         llm::stream_chat_response::Chunk::ReasoningDelta(text) => {
-                            if !text.is_empty() {
-                                generation.push(Event::ReasoningDelta(text));
-                                unsaved = true;
-                            }
+                            generation.push_text(TextKind::Reasoning, &text);
+                            unsaved = true;
                         }
                         llm::stream_chat_response::Chunk::Finish(finish) => return Outcome::Complete(finish.usage),
                     },
@@ -625,10 +782,12 @@ impl GenerationJob {
         }
     }
 
-    /// Asks the same model for a short title; None (logged) when that fails.
+    /// Asks the same model for a short title; when it gives none (it failed, or spent its
+    /// tokens reasoning), the title is made from the question. None when nothing could be
+    /// stored (logged), or the user named the session meanwhile.
     async fn generate_title(&self, title: &TitleJob, answer: &str) -> Option<pb::Session> {
         let request = title_request(&self.request, &title.question, answer);
-        let generated = tokio::time::timeout(Duration::from_secs(30), async {
+        let generated = tokio::time::timeout(TITLE_TIMEOUT, async {
             let mut stream = self.llm.stream_chat(request, &self.trace).await?;
             let mut text = String::new();
             while let Some(message) = stream.message().await? {
@@ -641,18 +800,21 @@ impl GenerationJob {
             Ok::<_, tonic::Status>(text)
         })
         .await;
-        let text = match generated {
-            Ok(Ok(text)) => text,
+        let from_model = match generated {
+            Ok(Ok(text)) => clean_title(&text),
             Ok(Err(status)) => {
                 tracing::warn!(code = ?status.code(), error = status.message(), "title generation failed");
-                return None;
+                None
             }
             Err(_) => {
                 tracing::warn!("title generation timed out");
-                return None;
+                None
             }
         };
-        let title = clean_title(&text)?;
+        let title = match from_model {
+            Some(title) => title,
+            None => title_from_question(&title.question)?,
+        };
         let session_id = self.generation.session_id;
         match self.store.set_title_if_untitled(session_id, &title, now_millis()).await {
             Ok(true) => {}
@@ -691,11 +853,14 @@ fn describe(duration: Duration) -> String {
     }
 }
 
+/// A failed model call, with the status clients get for llm-service's errors everywhere
+/// (the same mapping as unary calls: [`Error::Llm`]).
 fn failed(status: tonic::Status) -> Outcome {
+    let status = tonic::Status::from(Error::Llm(status));
     let message = if status.message().is_empty() {
         format!("the model call failed ({:?})", status.code())
     } else {
-        status.message().to_owned()
+        validation::storable(status.message()).into_owned()
     };
     Outcome::Failed {
         code: status.code(),
@@ -707,6 +872,9 @@ fn failed(status: tonic::Status) -> Outcome {
 const TITLE_EXCERPT_CHARS: usize = 1_000;
 /// Titles are cut to this many characters.
 pub const MAX_TITLE_CHARS: usize = 60;
+/// Room for the title and, from a reasoning model, the reasoning before it.
+const TITLE_MAX_TOKENS: i32 = 512;
+const TITLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn excerpt(text: &str) -> String {
     text.chars().take(TITLE_EXCERPT_CHARS).collect()
@@ -734,15 +902,32 @@ fn title_request(answer_request: &llm::StreamChatRequest, question: &str, answer
         params: Some(llm::GenerationParams {
             temperature: Some(0.3),
             top_p: None,
-            max_tokens: Some(24),
+            max_tokens: Some(TITLE_MAX_TOKENS),
         }),
     }
 }
 
-/// The first non-empty line, without quotes, a "Title:" prefix or a trailing period, cut to
-/// [`MAX_TITLE_CHARS`].
+/// Text without the reasoning some models write inline (`<think>…</think>`); an unclosed
+/// block runs to the end.
+fn without_inline_reasoning(text: &str) -> String {
+    let mut rest = text;
+    let mut kept = String::new();
+    while let Some(open) = rest.find("<think>") {
+        kept.push_str(&rest[..open]);
+        match rest[open..].find("</think>") {
+            Some(close) => rest = &rest[open + close + "</think>".len()..],
+            None => return kept,
+        }
+    }
+    kept.push_str(rest);
+    kept
+}
+
+/// The first non-empty line outside inline reasoning, without quotes, a "Title:" prefix, a
+/// trailing period or NUL characters, cut to [`MAX_TITLE_CHARS`].
 pub fn clean_title(raw: &str) -> Option<String> {
-    let line = raw.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let text = without_inline_reasoning(&validation::storable(raw));
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
     let line = line
         .strip_prefix("Title:")
         .or_else(|| line.strip_prefix("title:"))
@@ -757,6 +942,25 @@ pub fn clean_title(raw: &str) -> Option<String> {
     let title: String = line.chars().take(MAX_TITLE_CHARS).collect();
     let title = title.trim().to_owned();
     (!title.is_empty()).then_some(title)
+}
+
+/// A title made from the question when the model gives none: its first line, cut at a word
+/// boundary to at most [`MAX_TITLE_CHARS`] (with "…" when cut).
+pub fn title_from_question(question: &str) -> Option<String> {
+    let line = question.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let line = words.join(" ");
+    if line.chars().count() <= MAX_TITLE_CHARS {
+        return Some(line);
+    }
+    let budget = MAX_TITLE_CHARS - 1;
+    let cut: String = line.chars().take(budget).collect();
+    // Back to the last space, unless that would drop most of the text (one long word).
+    let cut = match cut.rfind(' ') {
+        Some(space) if space >= cut.len() / 2 => &cut[..space],
+        _ => cut.as_str(),
+    };
+    Some(format!("{}…", cut.trim_end()))
 }
 
 #[cfg(test)]
@@ -786,58 +990,83 @@ mod tests {
         }
     }
 
+    async fn next_kind(follower: &mut BoxStream<'static, Event>) -> String {
+        kind(&follower.next().await.expect("an event"))
+    }
+
     #[tokio::test]
-    async fn followers_from_start_and_from_now_see_the_same_text() {
+    async fn followers_see_every_step_in_order_and_late_ones_catch_up_compactly() {
         let generation = Generation::new(1, row(10, 5));
-        generation.push(Event::ReasoningDelta("think".into()));
-        generation.push(Event::Delta("Hel".into()));
-        let first = Arc::clone(&generation).follow_from_start();
-        generation.push(Event::Delta("lo".into()));
-        let second = Arc::clone(&generation).follow_from_now();
-        generation.push(Event::Delta("!".into()));
+        let mut early = Arc::clone(&generation).follow();
+        assert_eq!(next_kind(&mut early).await, "started:10");
+        generation.push_text(TextKind::Reasoning, "think");
+        assert_eq!(next_kind(&mut early).await, "reasoning:think");
+        generation.push_text(TextKind::Content, "Hel");
+        assert_eq!(next_kind(&mut early).await, "delta:Hel");
+        generation.push_text(TextKind::Content, "lo");
+        // A follower attaching now gets what is there merged, in order.
+        let mut late = Arc::clone(&generation).follow();
+        assert_eq!(next_kind(&mut late).await, "started:10");
+        assert_eq!(next_kind(&mut late).await, "reasoning:think");
+        assert_eq!(next_kind(&mut late).await, "delta:Hello");
+        generation.push_text(TextKind::Content, "!");
         generation.push(Event::Completed(row(10, 5)));
         generation.close();
-        let first: Vec<String> = first.map(|e| kind(&e)).collect().await;
-        let second: Vec<String> = second.map(|e| kind(&e)).collect().await;
-        assert_eq!(
-            first,
-            [
-                "started:10",
-                "reasoning:think",
-                "delta:Hel",
-                "delta:lo",
-                "delta:!",
-                "completed:10"
-            ]
+        let early: Vec<String> = early.map(|e| kind(&e)).collect().await;
+        let late: Vec<String> = late.map(|e| kind(&e)).collect().await;
+        // The early follower had not read "lo" yet: it comes merged with "!".
+        assert_eq!(early, ["delta:lo!", "completed:10"]);
+        assert_eq!(late, ["delta:!", "completed:10"]);
+        // Text is held once: the log keeps only how far it grew.
+        let log = lock(&generation.log);
+        assert!(
+            log.entries
+                .iter()
+                .all(|e| !matches!(e, LogEntry::Event(e) if matches!(**e, Event::Delta(_))))
         );
-        assert_eq!(
-            second,
-            [
-                "started:10",
-                "reasoning:think",
-                "delta:Hello",
-                "delta:!",
-                "completed:10"
-            ]
-        );
+        assert_eq!(log.content, "Hello!");
+    }
+
+    #[tokio::test]
+    async fn interleaved_text_keeps_its_order() {
+        let generation = Generation::new(1, row(10, 5));
+        generation.push_text(TextKind::Content, "a");
+        generation.push_text(TextKind::Content, "b");
+        generation.push_text(TextKind::Reasoning, "r");
+        generation.push_text(TextKind::Content, "c");
+        generation.push_text(TextKind::Content, "");
+        generation.close();
+        let replay: Vec<String> = Arc::clone(&generation).follow().map(|e| kind(&e)).collect().await;
+        assert_eq!(replay, ["started:10", "delta:ab", "reasoning:r", "delta:c"]);
+    }
+
+    #[tokio::test]
+    async fn model_output_is_stored_without_nul() {
+        let generation = Generation::new(1, row(10, 5));
+        generation.push_text(TextKind::Content, "a\0b");
+        generation.push_text(TextKind::Reasoning, "\0");
+        generation.close();
+        assert_eq!(generation.text(), ("ab".to_owned(), String::new()));
+        let replay: Vec<String> = Arc::clone(&generation).follow().map(|e| kind(&e)).collect().await;
+        assert_eq!(replay, ["started:10", "delta:ab"]);
     }
 
     #[tokio::test]
     async fn a_follower_waits_for_live_events() {
         let generation = Generation::new(1, row(10, 5));
-        let mut follower = Arc::clone(&generation).follow_from_now();
-        assert_eq!(kind(&follower.next().await.unwrap()), "started:10");
+        let mut follower = Arc::clone(&generation).follow();
+        assert_eq!(next_kind(&mut follower).await, "started:10");
         let pusher = Arc::clone(&generation);
         let task = tokio::spawn(async move {
             tokio::task::yield_now().await;
-            pusher.push(Event::Delta("late".into()));
+            pusher.push_text(TextKind::Content, "late");
             pusher.close();
         });
-        assert_eq!(kind(&follower.next().await.unwrap()), "delta:late");
+        assert_eq!(next_kind(&mut follower).await, "delta:late");
         assert!(follower.next().await.is_none());
         task.await.unwrap();
         // Nothing is added after close.
-        generation.push(Event::Delta("ignored".into()));
+        generation.push_text(TextKind::Content, "ignored");
         assert_eq!(generation.text().0, "late");
     }
 
@@ -877,6 +1106,72 @@ mod tests {
         assert!(generation.stop.is_cancelled());
     }
 
+    fn register(reservation: Reservation, generation: &Arc<Generation>) {
+        let mut reservation = reservation;
+        reservation.register(generation);
+    }
+
+    #[test]
+    fn a_stop_reaches_a_generation_that_is_still_starting() {
+        let registry = GenerationRegistry::new(2);
+        let reservation = registry.reserve(1, 5).unwrap();
+        assert!(matches!(
+            registry.stop_message(5, 10, StopReason::User),
+            StopTarget::Starting
+        ));
+        let generation = Generation::new(1, row(10, 5));
+        register(reservation, &generation);
+        assert!(generation.stop.is_cancelled());
+        assert_eq!(*lock(&generation.stop_reason), Some(StopReason::User));
+        // Registered, it is found by its message.
+        assert!(matches!(
+            registry.stop_message(5, 10, StopReason::User),
+            StopTarget::Running(g) if Arc::ptr_eq(&g, &generation)
+        ));
+    }
+
+    #[test]
+    fn a_pending_stop_for_another_answer_does_not_stop_this_one() {
+        let registry = GenerationRegistry::new(2);
+        let reservation = registry.reserve(1, 5).unwrap();
+        // A stop of answer 9 (written elsewhere) while this instance reserves the session.
+        assert!(matches!(
+            registry.stop_message(5, 9, StopReason::User),
+            StopTarget::Starting
+        ));
+        let generation = Generation::new(1, row(10, 5));
+        register(reservation, &generation);
+        assert!(!generation.stop.is_cancelled());
+        // Deleting the session stops whatever starts in it.
+        let reservation = registry.reserve(1, 6).unwrap();
+        assert!(matches!(
+            registry.stop_session(6, StopReason::SessionDeleted),
+            StopTarget::Starting
+        ));
+        let other = Generation::new(1, row(11, 6));
+        register(reservation, &other);
+        assert_eq!(*lock(&other.stop_reason), Some(StopReason::SessionDeleted));
+        assert!(matches!(
+            registry.stop_session(7, StopReason::SessionDeleted),
+            StopTarget::NotHere
+        ));
+    }
+
+    #[test]
+    fn a_generation_adding_its_title_frees_its_session_but_is_still_followed() {
+        let registry = GenerationRegistry::new(1);
+        let reservation = registry.reserve(1, 5).unwrap();
+        let generation = Generation::new(1, row(10, 5));
+        register(reservation, &generation);
+        assert_eq!(registry.running(), 1);
+        registry.release_session(&generation);
+        assert_eq!(registry.running(), 0);
+        assert!(registry.reserve(1, 5).is_ok(), "the session is free");
+        assert!(registry.by_message(10).is_some(), "late followers still find it");
+        registry.forget(&generation);
+        assert!(registry.by_message(10).is_none());
+    }
+
     #[test]
     fn the_final_message_without_a_stored_row() {
         let generation = Generation::new(1, row(10, 5));
@@ -895,6 +1190,30 @@ mod tests {
         assert_eq!(message.content, "partial");
         assert_eq!(message.status, pb::MessageStatus::Stopped as i32);
         assert_eq!(message.usage, None);
+    }
+
+    #[test]
+    fn llm_service_errors_map_as_in_unary_calls() {
+        let code = |status: tonic::Status| match failed(status) {
+            Outcome::Failed { code, .. } => code,
+            _ => unreachable!(),
+        };
+        // llm-service's own failures: the model is unavailable.
+        assert_eq!(code(tonic::Status::internal("boom")), tonic::Code::Unavailable);
+        assert_eq!(code(tonic::Status::unknown("h2 error")), tonic::Code::Unavailable);
+        // Its provider statuses pass as they are.
+        assert_eq!(
+            code(tonic::Status::failed_precondition("bad key")),
+            tonic::Code::FailedPrecondition
+        );
+        assert_eq!(
+            code(tonic::Status::resource_exhausted("slow down")),
+            tonic::Code::ResourceExhausted
+        );
+        let Outcome::Failed { message, .. } = failed(tonic::Status::unavailable("down\0")) else {
+            unreachable!()
+        };
+        assert_eq!(message, "down");
     }
 
     #[test]
@@ -917,5 +1236,30 @@ mod tests {
         assert_eq!(clean_title("《翻译练习》。").as_deref(), Some("翻译练习"));
         assert_eq!(clean_title("   \n "), None);
         assert_eq!(clean_title(&"x".repeat(200)).map(|t| t.len()), Some(MAX_TITLE_CHARS));
+        // Inline reasoning is not the title.
+        assert_eq!(
+            clean_title("<think>The user asks about Kyoto.\nMaybe…</think>\nKyoto Trip").as_deref(),
+            Some("Kyoto Trip")
+        );
+        assert_eq!(clean_title("<think>still thinking when the tokens ran out"), None);
+        assert_eq!(clean_title("Nul\0 Title").as_deref(), Some("Nul Title"));
+    }
+
+    #[test]
+    fn titles_from_the_question() {
+        assert_eq!(
+            title_from_question("\n  How do   lifetimes work?\nMore detail").as_deref(),
+            Some("How do lifetimes work?")
+        );
+        let long = "Please explain in detail how the borrow checker decides when a reference outlives its owner";
+        let title = title_from_question(long).unwrap();
+        assert!(
+            title.ends_with('…') && title.chars().count() <= MAX_TITLE_CHARS,
+            "{title}"
+        );
+        assert!(long.starts_with(title.trim_end_matches('…')), "{title}");
+        let one_word = "x".repeat(200);
+        assert_eq!(title_from_question(&one_word).unwrap().chars().count(), MAX_TITLE_CHARS);
+        assert_eq!(title_from_question(" \n "), None);
     }
 }

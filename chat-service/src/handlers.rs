@@ -396,7 +396,7 @@ impl MessageService for ChatApi {
             .send_message(user, r.session_id, &r.content, r.api_config_id, trace)
             .await?;
         let first = futures::stream::iter([pb::chat_event::Event::UserMessage(convert::message(&question))]);
-        let stream = first.chain(generation.follow_from_start()).boxed();
+        let stream = first.chain(generation.follow()).boxed();
         Ok(Response::new(events(stream, |event| pb::SendMessageResponse {
             event: Some(event),
         })))
@@ -432,7 +432,7 @@ impl MessageService for ChatApi {
         let trace = TraceHeaders::from_metadata(request.metadata());
         let r = request.into_inner();
         let generation = self.chat.regenerate(user, r.message_id, r.api_config_id, trace).await?;
-        Ok(Response::new(events(generation.follow_from_start(), |event| {
+        Ok(Response::new(events(generation.follow(), |event| {
             pb::RegenerateMessageResponse { event: Some(event) }
         })))
     }

@@ -47,42 +47,39 @@ pub enum KeyCipherError {
         "the API key of config {row_id} does not decrypt with master key version {version} (wrong master key or tampered row)"
     )]
     Undecryptable { row_id: i64, version: i64 },
+    #[error("the API key of config {row_id} could not be encrypted")]
+    Unencryptable { row_id: i64 },
 }
 
 /// Seals and opens API keys with the configured master keys.
 #[derive(Clone)]
 pub struct KeyCipher {
-    /// Sorted by version, newest last.
+    /// The highest version: every seal uses it.
+    newest: MasterKey,
+    /// Every configured key (the newest included), for opening.
     keys: Vec<MasterKey>,
 }
 
 impl KeyCipher {
     pub fn new(mut keys: Vec<MasterKey>) -> Result<Self, KeyCipherError> {
-        if keys.is_empty() {
-            return Err(KeyCipherError::NoKeys);
-        }
         keys.sort_by_key(|k| k.version);
-        Ok(Self { keys })
-    }
-
-    fn newest(&self) -> &MasterKey {
-        // `new` refuses an empty list, so there is always a last key.
-        &self.keys[self.keys.len() - 1]
+        let newest = keys.last().cloned().ok_or(KeyCipherError::NoKeys)?;
+        Ok(Self { newest, keys })
     }
 
     /// Version the next `seal` writes with.
     pub fn current_version(&self) -> i64 {
-        self.newest().version
+        self.newest.version
     }
 
     /// Encrypts `api_key` for the row `row_id` under the newest master key.
-    pub fn seal(&self, row_id: i64, api_key: &str) -> SealedKey {
-        let master = self.newest();
+    pub fn seal(&self, row_id: i64, api_key: &str) -> Result<SealedKey, KeyCipherError> {
+        let master = &self.newest;
         let nonce: [u8; NONCE_LEN] = rand::random();
         let cipher = XChaCha20Poly1305::new((&master.key).into());
         let aad = row_id.to_be_bytes();
-        // Encryption only fails for plaintexts beyond the AEAD's limit (~256 GiB); keys are
-        // validated to at most 500 characters long before they get here.
+        // Only plaintexts beyond the AEAD's limit (~256 GiB) fail; an error must still never
+        // become an empty ciphertext, which would be a key silently lost.
         let ciphertext = cipher
             .encrypt(
                 &XNonce::from(nonce),
@@ -91,12 +88,12 @@ impl KeyCipher {
                     aad: &aad,
                 },
             )
-            .unwrap_or_default();
-        SealedKey {
+            .map_err(|_| KeyCipherError::Unencryptable { row_id })?;
+        Ok(SealedKey {
             ciphertext,
             nonce: nonce.to_vec(),
             key_version: master.version,
-        }
+        })
     }
 
     /// Decrypts the key stored on row `row_id`.
@@ -123,11 +120,6 @@ impl KeyCipher {
             )
             .map_err(|_| undecryptable.clone())?;
         String::from_utf8(plain).map_err(|_| undecryptable)
-    }
-
-    /// True when the row should be re-encrypted under the newest key.
-    pub fn needs_rotation(&self, sealed: &SealedKey) -> bool {
-        sealed.key_version != self.current_version()
     }
 }
 
@@ -162,7 +154,7 @@ mod tests {
     #[test]
     fn seals_and_opens() {
         let cipher = KeyCipher::new(vec![key(1, 7)]).unwrap();
-        let sealed = cipher.seal(42, "sk-secret-123456");
+        let sealed = cipher.seal(42, "sk-secret-123456").unwrap();
         assert_eq!(sealed.key_version, 1);
         assert!(!sealed.ciphertext.windows(6).any(|w| w == b"secret"));
         assert_eq!(cipher.open(42, &sealed).unwrap(), "sk-secret-123456");
@@ -171,8 +163,8 @@ mod tests {
     #[test]
     fn fresh_nonce_per_write() {
         let cipher = KeyCipher::new(vec![key(1, 7)]).unwrap();
-        let a = cipher.seal(1, "sk-same-key-0000");
-        let b = cipher.seal(1, "sk-same-key-0000");
+        let a = cipher.seal(1, "sk-same-key-0000").unwrap();
+        let b = cipher.seal(1, "sk-same-key-0000").unwrap();
         assert_ne!(a.nonce, b.nonce);
         assert_ne!(a.ciphertext, b.ciphertext);
     }
@@ -180,7 +172,7 @@ mod tests {
     #[test]
     fn row_id_is_bound() {
         let cipher = KeyCipher::new(vec![key(1, 7)]).unwrap();
-        let sealed = cipher.seal(1, "sk-secret-123456");
+        let sealed = cipher.seal(1, "sk-secret-123456").unwrap();
         assert_eq!(
             cipher.open(2, &sealed),
             Err(KeyCipherError::Undecryptable { row_id: 2, version: 1 })
@@ -189,7 +181,10 @@ mod tests {
 
     #[test]
     fn wrong_master_key_fails_loudly() {
-        let sealed = KeyCipher::new(vec![key(1, 7)]).unwrap().seal(5, "sk-x-12345678");
+        let sealed = KeyCipher::new(vec![key(1, 7)])
+            .unwrap()
+            .seal(5, "sk-x-12345678")
+            .unwrap();
         let other = KeyCipher::new(vec![key(1, 8)]).unwrap();
         assert_eq!(
             other.open(5, &sealed),
@@ -205,13 +200,12 @@ mod tests {
     #[test]
     fn rotation_reads_old_writes_new() {
         let old = KeyCipher::new(vec![key(1, 7)]).unwrap();
-        let sealed = old.seal(9, "sk-rotate-me-0001");
+        let sealed = old.seal(9, "sk-rotate-me-0001").unwrap();
         let rotated = KeyCipher::new(vec![key(2, 9), key(1, 7)]).unwrap();
-        assert!(rotated.needs_rotation(&sealed));
+        assert_eq!(rotated.current_version(), 2);
         let plain = rotated.open(9, &sealed).unwrap();
-        let resealed = rotated.seal(9, &plain);
+        let resealed = rotated.seal(9, &plain).unwrap();
         assert_eq!(resealed.key_version, 2);
-        assert!(!rotated.needs_rotation(&resealed));
         assert_eq!(rotated.open(9, &resealed).unwrap(), "sk-rotate-me-0001");
     }
 

@@ -3,6 +3,7 @@
 
 use parley_proto::llm::v1 as llm;
 use parley_proto::llm::v1::llm_service_client::LlmServiceClient;
+use parley_service_kit::trace_context::{self, TRACE_HEADERS};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
@@ -12,8 +13,6 @@ use crate::Error;
 /// gateway → chat-service → llm-service.
 #[derive(Debug, Clone, Default)]
 pub struct TraceHeaders(Vec<(&'static str, MetadataValue<tonic::metadata::Ascii>)>);
-
-const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
 
 impl TraceHeaders {
     pub fn from_metadata(metadata: &MetadataMap) -> Self {
@@ -25,11 +24,10 @@ impl TraceHeaders {
         )
     }
 
-    /// The trace id of the `traceparent` (`00-<trace id>-<span id>-<flags>`), for logs.
+    /// The trace id of the `traceparent`, for logs.
     pub fn trace_id(&self) -> Option<&str> {
         let (_, value) = self.0.iter().find(|(name, _)| *name == "traceparent")?;
-        let id = value.to_str().ok()?.split('-').nth(1)?;
-        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+        trace_context::trace_id(value.to_str().ok()?)
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {

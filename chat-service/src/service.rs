@@ -2,6 +2,7 @@
 //! model sees, and starting, watching and stopping generations. Handlers call this; it calls
 //! the store, the key cipher, llm-service and the generation registry.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use crate::Error;
 use crate::context_budget;
 use crate::convert;
 use crate::generation::{
-    Generation, GenerationJob, GenerationRegistry, GenerationSettings, Reservation, StopReason, TitleJob,
+    Generation, GenerationJob, GenerationRegistry, GenerationSettings, Reservation, StopReason, StopTarget, TitleJob,
 };
 use crate::key_cipher::{KeyCipher, api_key_hint};
 use crate::llm_client::{LlmClient, TraceHeaders};
@@ -97,9 +98,6 @@ pub struct SessionChange {
     pub ended: Option<bool>,
 }
 
-/// Description of a persona: at most this many characters.
-pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
-
 pub struct ChatService {
     store: ChatStore,
     cipher: KeyCipher,
@@ -159,7 +157,7 @@ impl ChatService {
                 user_id,
                 &fields,
                 &hint,
-                |id| self.cipher.seal(id, api_key),
+                |id| self.cipher.seal(id, api_key).map_err(Error::from),
                 now_millis(),
             )
             .await
@@ -180,8 +178,10 @@ impl ChatService {
     }
 
     pub async fn api_config_by_name(&self, user_id: i64, name: &str) -> Result<ApiConfigRow, Error> {
+        let name = name.trim();
+        validation::name("name", name)?;
         self.store
-            .api_config_by_name(user_id, name.trim())
+            .api_config_by_name(user_id, name)
             .await?
             .ok_or(Error::NotFound("api config"))
     }
@@ -205,10 +205,10 @@ impl ChatService {
         }
         validation::model("model", model, true)?;
         let fields = ConfigFields { name, base_url, model };
-        let key = change
-            .api_key
-            .as_deref()
-            .map(|key| (self.cipher.seal(id, key), api_key_hint(key)));
+        let key = match change.api_key.as_deref() {
+            Some(key) => Some((self.cipher.seal(id, key)?, api_key_hint(key))),
+            None => None,
+        };
         let updated = self
             .store
             .update_api_config(
@@ -219,7 +219,7 @@ impl ChatService {
                 now_millis(),
             )
             .await
-            .map_err(name_taken)?;
+            .map_err(|e| name_taken(e.into()))?;
         if !updated {
             return Err(Error::NotFound("api config"));
         }
@@ -490,8 +490,9 @@ impl ChatService {
     /// Deletes the session and its messages, stopping its generation first.
     pub async fn delete_session(&self, user_id: i64, id: i64) -> Result<(), Error> {
         self.session(user_id, id).await?;
-        if let Some(generation) = self.registry.by_session(id) {
-            generation.request_stop(StopReason::SessionDeleted);
+        // A generation starting here right now stops as soon as it starts; its row, once
+        // stored, is among the streaming ones waited for below.
+        if let StopTarget::Running(generation) = self.registry.stop_session(id, StopReason::SessionDeleted) {
             let _ = tokio::time::timeout(STOP_WAIT, generation.finished()).await;
         }
         // Answers another instance is writing: ask it to stop, and give it a moment to.
@@ -573,7 +574,11 @@ impl ChatService {
         if row.status == status::STREAMING {
             return Err(still_streaming());
         }
-        if !self.store.update_message_content(id, content, now_millis()).await? {
+        if !self
+            .store
+            .update_message_content(user_id, id, content, now_millis())
+            .await?
+        {
             return Err(still_streaming());
         }
         self.message(user_id, id).await
@@ -584,7 +589,7 @@ impl ChatService {
         if row.status == status::STREAMING {
             return Err(still_streaming());
         }
-        if !self.store.delete_message(id).await? {
+        if !self.store.delete_message(user_id, id).await? {
             return Err(Error::NotFound("message"));
         }
         Ok(())
@@ -613,7 +618,8 @@ impl ChatService {
                 model: &model,
                 now: now_millis(),
             })
-            .await?;
+            .await
+            .map_err(|e| not_started(e, session_id))?;
         let started = async {
             let question = self.message(user_id, question_id).await?;
             let answer = self.message(user_id, answer_id).await?;
@@ -621,7 +627,16 @@ impl ChatService {
                 question: content.to_owned(),
             });
             let generation = self
-                .start(reservation, &session, &provider, &question, &answer, None, title, trace)
+                .start(
+                    reservation,
+                    &session,
+                    &provider,
+                    &question,
+                    &answer,
+                    false,
+                    title,
+                    trace,
+                )
                 .await?;
             Ok((question, generation))
         };
@@ -650,7 +665,9 @@ impl ChatService {
     }
 
     /// A new answer to the question `message_id` answered. The old answer stays until the new
-    /// one completes, then the new one takes its place.
+    /// one is COMPLETE or STOPPED (what the user chose to keep), which then takes the place of
+    /// every other answer to the question. A FAILED one leaves the old answer in place: it is
+    /// kept beside it (its error and any text), but never shown to the model.
     pub async fn regenerate(
         &self,
         user_id: i64,
@@ -679,29 +696,31 @@ impl ChatService {
         let answer_id = self
             .store
             .insert_regenerated_answer(&old, question.id, &model, now_millis())
-            .await?;
+            .await
+            .map_err(|e| not_started(e, session.id))?;
         let started = async {
             let answer = self.message(user_id, answer_id).await?;
-            self.start(
-                reservation,
-                &session,
-                &provider,
-                &question,
-                &answer,
-                Some(old.id),
-                None,
-                trace,
-            )
-            .await
+            self.start(reservation, &session, &provider, &question, &answer, true, None, trace)
+                .await
         };
         self.or_fail_answer(answer_id, started.await).await
     }
 
+    /// Claims the session here, and, when other instances share the database, checks the
+    /// answers they are writing too: the session must be free and the user under the limit
+    /// everywhere. (Two instances checking at the same moment may both pass; the database's
+    /// one-streaming-answer-per-session index still refuses the second answer of a session.)
     async fn reserve(&self, user_id: i64, session_id: i64) -> Result<Reservation, Error> {
         let reservation = self.registry.reserve(user_id, session_id)?;
-        // Another chat-service instance may be answering in this session.
-        if self.store.count_streaming(session_id).await? > 0 {
-            return Err(Error::GenerationRunning { session_id });
+        if self.shared_database {
+            let (in_session, for_user) = self.store.streaming_counts(session_id, user_id).await?;
+            if in_session > 0 {
+                return Err(Error::GenerationRunning { session_id });
+            }
+            let limit = self.registry.max_per_user();
+            if for_user >= limit as i64 {
+                return Err(Error::TooManyGenerations { limit });
+            }
         }
         Ok(reservation)
     }
@@ -714,7 +733,7 @@ impl ChatService {
         provider: &Provider,
         question: &MessageRow,
         answer: &MessageRow,
-        replaces: Option<i64>,
+        regenerating: bool,
         title: Option<TitleJob>,
         trace: TraceHeaders,
     ) -> Result<Arc<Generation>, Error> {
@@ -738,7 +757,7 @@ impl ChatService {
             message_id = answer.id,
             config_id = provider.config.id,
             model = %answer.model,
-            regenerate = replaces.is_some(),
+            regenerate = regenerating,
             "generation starting"
         );
         Ok(reservation.start(GenerationJob {
@@ -748,9 +767,8 @@ impl ChatService {
             request,
             trace,
             settings: self.settings.clone(),
-            replaces,
+            regenerates_answer_to: regenerating.then_some(question.id),
             title,
-            watch_remote_stops: self.shared_database,
         }))
     }
 
@@ -783,11 +801,15 @@ impl ChatService {
             .store
             .history(session.id, upto, self.settings.history_limit)
             .await?;
-        let turns: Vec<&MessageRow> = newest_first
+        // At most one answer per question: the newest (a regeneration sits right after the
+        // answer it replaces), should a failed or interrupted attempt have left two.
+        let mut answered = HashSet::new();
+        let mut turns: Vec<&MessageRow> = newest_first
             .iter()
-            .rev()
             .filter(|m| m.id == question.id || belongs_in_context(m))
+            .filter(|m| m.role != role::ASSISTANT || m.reply_to_id.is_none_or(|q| answered.insert(q)))
             .collect();
+        turns.reverse();
         let texts: Vec<&str> = turns.iter().map(|m| m.content.as_str()).collect();
         let range = context_budget::select_recent(&session.system_prompt, &texts, self.settings.context_budget_tokens);
         let mut messages = Vec::with_capacity(range.len() + 1);
@@ -811,33 +833,44 @@ impl ChatService {
         Ok(messages)
     }
 
-    /// The content so far, then live events. Finished answers give their final event only.
+    /// The content so far, then live events. A finished answer gives its final message
+    /// (COMPLETED), or, FAILED, the text it kept and then its error.
     pub async fn watch(&self, user_id: i64, message_id: i64) -> Result<BoxStream<'static, Event>, Error> {
         let row = self.message(user_id, message_id).await?;
         if row.role != role::ASSISTANT {
             return Err(Error::invalid("message_id", "must name an assistant message"));
         }
         if let Some(generation) = self.registry.by_message(message_id) {
-            return Ok(generation.follow_from_now());
+            return Ok(generation.follow());
         }
         if row.status == status::STREAMING {
             return Ok(poll_stored(self.store.clone(), row));
         }
-        Ok(stream::iter([final_event(&row)]).boxed())
+        let mut events = Vec::new();
+        if row.status == status::FAILED {
+            events.extend(text_events(&row.reasoning, &row.content));
+        }
+        events.push(final_event(&row));
+        Ok(stream::iter(events).boxed())
     }
 
     /// Stops a running generation and answers the message as stored (STOPPED with the text so
     /// far). Stopping a finished answer changes nothing and answers it as it is.
     pub async fn stop(&self, user_id: i64, message_id: i64) -> Result<MessageRow, Error> {
         let row = self.message(user_id, message_id).await?;
-        if let Some(generation) = self.registry.by_message(message_id) {
-            generation.request_stop(StopReason::User);
-            if tokio::time::timeout(STOP_WAIT, generation.finished()).await.is_err() {
-                tracing::warn!(message_id, "a stopped generation did not end in time");
+        match self.registry.stop_message(row.session_id, message_id, StopReason::User) {
+            StopTarget::Running(generation) => {
+                if tokio::time::timeout(STOP_WAIT, generation.finished()).await.is_err() {
+                    tracing::warn!(message_id, "a stopped generation did not end in time");
+                }
             }
-        } else if row.status == status::STREAMING && self.store.request_stop(message_id).await? {
-            // Generated by another instance: it sees the request on its next write.
-            self.wait_not_streaming(message_id).await?;
+            // Starting here (it stops once registered), or written by another instance, which
+            // sees the request through the row with its next write.
+            StopTarget::Starting | StopTarget::NotHere => {
+                if row.status == status::STREAMING && self.store.request_stop(message_id).await? {
+                    self.wait_not_streaming(message_id).await?;
+                }
+            }
         }
         self.message(user_id, message_id).await
     }
@@ -888,8 +921,8 @@ impl ChatService {
         let mut rotated = 0;
         for (id, sealed) in self.store.keys_not_under(current).await? {
             let plain = self.cipher.open(id, &sealed)?;
-            let resealed = self.cipher.seal(id, &plain);
-            if self.store.reseal_key(id, sealed.key_version, &resealed).await? {
+            let resealed = self.cipher.seal(id, &plain)?;
+            if self.store.reseal_key(id, &sealed, &resealed).await? {
                 rotated += 1;
             }
         }
@@ -906,12 +939,7 @@ impl ChatService {
 
 fn validate_persona(name: &str, description: &str, system_prompt: &str) -> Result<(), Error> {
     validation::name("name", name)?;
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(Error::invalid(
-            "description",
-            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-        ));
-    }
+    validation::description("description", description)?;
     if system_prompt.trim().is_empty() {
         return Err(Error::invalid("system_prompt", "must not be empty"));
     }
@@ -919,14 +947,24 @@ fn validate_persona(name: &str, description: &str, system_prompt: &str) -> Resul
     Ok(())
 }
 
-fn name_taken(error: sqlx::Error) -> Error {
-    if is_unique_violation(&error) {
-        Error::AlreadyExists {
+fn name_taken(error: Error) -> Error {
+    match error {
+        Error::Database(e) if is_unique_violation(&e) => Error::AlreadyExists {
             field: "name",
             reason: "you already have an API config with this name".to_owned(),
-        }
-    } else {
-        Error::Database(error)
+        },
+        other => other,
+    }
+}
+
+/// Why an answer row could not be inserted: the session already has an answer streaming
+/// (through another instance: the one-per-session index refused it), or was deleted
+/// meanwhile. Nothing was stored either way.
+fn not_started(error: sqlx::Error, session_id: i64) -> Error {
+    match error.as_database_error() {
+        Some(e) if e.is_unique_violation() => Error::GenerationRunning { session_id },
+        Some(e) if e.is_foreign_key_violation() => Error::NotFound("session"),
+        _ => Error::Database(error),
     }
 }
 
@@ -955,7 +993,19 @@ fn belongs_in_context(message: &MessageRow) -> bool {
     }
 }
 
-/// The terminal event of a finished answer.
+/// Text as events: the reasoning, then the answer, each as one delta (none when empty).
+fn text_events(reasoning: &str, content: &str) -> Vec<Event> {
+    let mut events = Vec::new();
+    if !reasoning.is_empty() {
+        events.push(Event::ReasoningDelta(reasoning.to_owned()));
+    }
+    if !content.is_empty() {
+        events.push(Event::Delta(content.to_owned()));
+    }
+    events
+}
+
+/// The terminal event of a finished answer (a FAILED one's text comes before it as deltas).
 fn final_event(row: &MessageRow) -> Event {
     if row.status == status::FAILED {
         Event::Error(pb::ChatError {
@@ -974,12 +1024,7 @@ fn poll_stored(store: ChatStore, first: MessageRow) -> BoxStream<'static, Event>
         reasoning: String::new(),
         ..first.clone()
     }))];
-    if !first.reasoning.is_empty() {
-        opening.push(Event::ReasoningDelta(first.reasoning.clone()));
-    }
-    if !first.content.is_empty() {
-        opening.push(Event::Delta(first.content.clone()));
-    }
+    opening.extend(text_events(&first.reasoning, &first.content));
     let id = first.id;
     let updates = stream::unfold(Some(first), move |last| {
         let store = store.clone();
@@ -989,7 +1034,14 @@ fn poll_stored(store: ChatStore, first: MessageRow) -> BoxStream<'static, Event>
                 tokio::time::sleep(REMOTE_POLL_INTERVAL).await;
                 let row = match store.message_by_id(id).await {
                     Ok(Some(row)) => row,
-                    Ok(None) => return None,
+                    // Its session (or the answer) was deleted: say so rather than just end.
+                    Ok(None) => {
+                        let deleted = Event::Error(pb::ChatError {
+                            code: tonic::Code::NotFound as i32,
+                            message: "the answer was deleted".to_owned(),
+                        });
+                        return Some((stream::iter(vec![deleted]), None));
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "could not read a watched answer");
                         continue;

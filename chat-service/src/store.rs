@@ -1,6 +1,10 @@
 //! Every SQL statement chat-service runs, and nothing else. Queries use `$n` placeholders and
 //! plain types so the same text runs on SQLite and PostgreSQL through sqlx's Any driver.
-//! Every read and write of a user's rows names the owner, so another user's id matches nothing.
+//!
+//! Every read and write a user's request makes names the owner (`user_id`, or a join through
+//! the message's session), so another user's id matches nothing. The exceptions take a session
+//! or message id the service already checked the owner of (they say so), or belong to a
+//! generation or the abandoned-answer sweep, which act on rows they own by id.
 
 use parley_service_kit::database::{Database, flag};
 use sqlx::AnyPool;
@@ -103,6 +107,8 @@ pub mod role {
 
 pub mod status {
     pub const COMPLETE: &str = "complete";
+    /// Written as a literal (`'streaming'`) in the statements that look for STREAMING rows:
+    /// only then can SQLite and PostgreSQL's generic plans use the partial indexes on it.
     pub const STREAMING: &str = "streaming";
     pub const STOPPED: &str = "stopped";
     pub const FAILED: &str = "failed";
@@ -177,14 +183,14 @@ impl ChatStore {
 
     /// Inserts the row, then writes the key sealed for its id, in one transaction: the row id
     /// is the AEAD's associated data, so it must exist before the key is encrypted.
-    pub async fn insert_api_config(
+    pub async fn insert_api_config<E: From<sqlx::Error>>(
         &self,
         user_id: i64,
         fields: &ConfigFields<'_>,
         api_key_hint: &str,
-        seal: impl FnOnce(i64) -> SealedKey,
+        seal: impl FnOnce(i64) -> Result<SealedKey, E>,
         now: i64,
-    ) -> Result<i64, sqlx::Error> {
+    ) -> Result<i64, E> {
         let mut tx = self.pool.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO api_configs (user_id, name, base_url, model, api_key_hint, created_at, updated_at) \
@@ -198,7 +204,8 @@ impl ChatStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let sealed = seal(id);
+        // An error drops the transaction: no row without its key.
+        let sealed = seal(id)?;
         sqlx::query(
             "UPDATE api_configs SET api_key_ciphertext = $1, api_key_nonce = $2, api_key_key_version = $3 WHERE id = $4",
         )
@@ -515,7 +522,8 @@ impl ChatStore {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Sets a generated title, unless the user named the session meanwhile.
+    /// Sets a generated title, unless the user named the session meanwhile. For the generation
+    /// answering in the session.
     pub async fn set_title_if_untitled(&self, session_id: i64, title: &str, now: i64) -> Result<bool, sqlx::Error> {
         let result = sqlx::query("UPDATE chat_sessions SET title = $1, updated_at = $2 WHERE id = $3 AND title = ''")
             .bind(title)
@@ -527,22 +535,22 @@ impl ChatStore {
     }
 
     /// Deletes the session; its messages go with it (explicitly, so it does not depend on
-    /// SQLite's foreign-key pragma).
+    /// SQLite's foreign-key pragma). The first statement is the owner-checked write: a read
+    /// first would start SQLite's transaction as a reader, and its upgrade to a writer fails
+    /// (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out) once a running answer committed
+    /// in between.
     pub async fn delete_session(&self, user_id: i64, id: i64) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let owned: Option<(i64,)> = sqlx::query_as("SELECT id FROM chat_sessions WHERE id = $1 AND user_id = $2")
+        let deleted = sqlx::query("DELETE FROM chat_sessions WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if owned.is_none() {
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
             return Ok(false);
         }
         sqlx::query("DELETE FROM chat_messages WHERE session_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM chat_sessions WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -574,7 +582,7 @@ impl ChatStore {
         .await
     }
 
-    /// Oldest first, `limit` rows after `after`. The caller has checked the session's owner.
+    /// Oldest first, `limit` rows after `after`. The caller checked the session's owner.
     pub async fn messages(
         &self,
         session_id: i64,
@@ -599,7 +607,7 @@ impl ChatStore {
     }
 
     /// The newest `limit` messages at or before `upto` (created_at, id), newest first: the
-    /// history a generation may send.
+    /// history a generation may send. The caller checked the session's owner.
     pub async fn history(
         &self,
         session_id: i64,
@@ -619,18 +627,21 @@ impl ChatStore {
         .await
     }
 
-    pub async fn count_streaming(&self, session_id: i64) -> Result<i64, sqlx::Error> {
-        let (count,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM chat_messages WHERE session_id = $1 AND status = $2")
-                .bind(session_id)
-                .bind(status::STREAMING)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(count)
+    /// Answers being generated (by any instance): (in `session_id`, in all of `user_id`'s
+    /// sessions). Reads only STREAMING rows, through their partial indexes.
+    pub async fn streaming_counts(&self, session_id: i64, user_id: i64) -> Result<(i64, i64), sqlx::Error> {
+        let (in_session, for_user): (i64, i64) = sqlx::query_as(STREAMING_COUNTS)
+            .bind(session_id)
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((in_session, for_user))
     }
 
     /// Stores the user's message and the empty answer row (STREAMING) in one transaction, and
-    /// marks the session active. Answers (user message id, assistant message id).
+    /// marks the session active. Answers (user message id, assistant message id). The caller
+    /// checked the session's owner; a unique violation means the session already has an answer
+    /// streaming (`chat_messages_one_streaming_per_session`), and then nothing is stored.
     pub async fn insert_exchange(&self, new: &NewExchange<'_>) -> Result<(i64, i64), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let (user_id,): (i64,) = sqlx::query_as(
@@ -697,8 +708,9 @@ impl ChatStore {
         Ok(id)
     }
 
-    /// Persists the answer so far while it streams. Answers whether a stop was asked for
-    /// through the row (by another instance).
+    /// Persists the answer so far while it streams (also as the heartbeat of a quiet model).
+    /// Answers whether a stop was asked for through the row (by another instance): one
+    /// statement does both, so looking for stops costs no extra query.
     pub async fn save_progress(&self, id: i64, content: &str, reasoning: &str, now: i64) -> Result<bool, sqlx::Error> {
         let row: Option<(i64,)> = sqlx::query_as(
             "UPDATE chat_messages SET content = $1, reasoning = $2, updated_at = $3 WHERE id = $4 AND status = $5 \
@@ -714,18 +726,8 @@ impl ChatStore {
         Ok(row.is_some_and(|(requested,)| requested != 0))
     }
 
-    /// Whether a stop was asked for through the row.
-    pub async fn stop_requested(&self, id: i64) -> Result<bool, sqlx::Error> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT CAST(stop_requested AS BIGINT) FROM chat_messages WHERE id = $1 AND status = $2")
-                .bind(id)
-                .bind(status::STREAMING)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.is_some_and(|(requested,)| requested != 0))
-    }
-
     /// Asks whichever instance generates the answer to stop. False when it is not streaming.
+    /// The caller checked the message's owner.
     pub async fn request_stop(&self, id: i64) -> Result<bool, sqlx::Error> {
         let result = sqlx::query("UPDATE chat_messages SET stop_requested = 1 WHERE id = $1 AND status = $2")
             .bind(id)
@@ -735,23 +737,24 @@ impl ChatStore {
         Ok(result.rows_affected() == 1)
     }
 
-    /// The answers of a session still streaming (possibly on another instance).
+    /// The answers of a session still streaming (possibly on another instance). The caller
+    /// checked the session's owner.
     pub async fn streaming_in_session(&self, session_id: i64) -> Result<Vec<i64>, sqlx::Error> {
-        let rows: Vec<(i64,)> = sqlx::query_as("SELECT id FROM chat_messages WHERE session_id = $1 AND status = $2")
+        let rows: Vec<(i64,)> = sqlx::query_as(STREAMING_IN_SESSION)
             .bind(session_id)
-            .bind(status::STREAMING)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Writes how the generation ended; with `replaces`, a completed regeneration also deletes
-    /// the answer it replaces, in the same transaction.
+    /// Writes how the generation ended. With `sole_answer_to` (a question's id), this answer
+    /// becomes the question's only one: every other finished answer to it is deleted, in the
+    /// same transaction.
     pub async fn finish_answer(
         &self,
         id: i64,
         answer: &FinishedAnswer<'_>,
-        replaces: Option<i64>,
+        sole_answer_to: Option<i64>,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -769,35 +772,55 @@ impl ChatStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        if let Some(old) = replaces {
-            sqlx::query("DELETE FROM chat_messages WHERE id = $1 AND status <> $2")
-                .bind(old)
-                .bind(status::STREAMING)
-                .execute(&mut *tx)
-                .await?;
+        if let Some(question_id) = sole_answer_to {
+            sqlx::query(
+                "DELETE FROM chat_messages WHERE reply_to_id = $1 AND id <> $2 AND role = $3 AND status <> $4 \
+                 AND session_id = (SELECT session_id FROM chat_messages WHERE id = $2)",
+            )
+            .bind(question_id)
+            .bind(id)
+            .bind(role::ASSISTANT)
+            .bind(status::STREAMING)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn update_message_content(&self, id: i64, content: &str, now: i64) -> Result<bool, sqlx::Error> {
-        let result =
-            sqlx::query("UPDATE chat_messages SET content = $1, updated_at = $2 WHERE id = $3 AND status <> $4")
-                .bind(content)
-                .bind(now)
-                .bind(id)
-                .bind(status::STREAMING)
-                .execute(&self.pool)
-                .await?;
+    /// Edits a finished message in one of the user's sessions. False when there is none.
+    pub async fn update_message_content(
+        &self,
+        user_id: i64,
+        id: i64,
+        content: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query(
+            "UPDATE chat_messages SET content = $1, updated_at = $2 WHERE id = $3 AND status <> $4 \
+             AND session_id IN (SELECT id FROM chat_sessions WHERE user_id = $5)",
+        )
+        .bind(content)
+        .bind(now)
+        .bind(id)
+        .bind(status::STREAMING)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
         Ok(result.rows_affected() == 1)
     }
 
-    pub async fn delete_message(&self, id: i64) -> Result<bool, sqlx::Error> {
-        let result = sqlx::query("DELETE FROM chat_messages WHERE id = $1 AND status <> $2")
-            .bind(id)
-            .bind(status::STREAMING)
-            .execute(&self.pool)
-            .await?;
+    /// Deletes a finished message in one of the user's sessions. False when there is none.
+    pub async fn delete_message(&self, user_id: i64, id: i64) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query(
+            "DELETE FROM chat_messages WHERE id = $1 AND status <> $2 \
+             AND session_id IN (SELECT id FROM chat_sessions WHERE user_id = $3)",
+        )
+        .bind(id)
+        .bind(status::STREAMING)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -810,18 +833,14 @@ impl ChatStore {
         error_code: i64,
         now: i64,
     ) -> Result<u64, sqlx::Error> {
-        let result = sqlx::query(
-            "UPDATE chat_messages SET status = $1, error = $2, error_code = $3, updated_at = $4 \
-             WHERE status = $5 AND updated_at < $6",
-        )
-        .bind(status::FAILED)
-        .bind(error)
-        .bind(error_code)
-        .bind(now)
-        .bind(status::STREAMING)
-        .bind(untouched_since)
-        .execute(&self.pool)
-        .await?;
+        let result = sqlx::query(FAIL_ABANDONED)
+            .bind(status::FAILED)
+            .bind(error)
+            .bind(error_code)
+            .bind(now)
+            .bind(untouched_since)
+            .execute(&self.pool)
+            .await?;
         Ok(result.rows_affected())
     }
 
@@ -851,22 +870,42 @@ impl ChatStore {
         Ok(row.and_then(SealedKeyRow::into_parts))
     }
 
-    /// Replaces a row's sealed key, unless someone rewrote it since it was read.
-    pub async fn reseal_key(&self, id: i64, old_version: i64, sealed: &SealedKey) -> Result<bool, sqlx::Error> {
+    /// Replaces the sealed key `old` read from a row with `new`, unless the row's key changed
+    /// since it was read. The version alone is not enough: an instance that does not have the
+    /// newest master key yet writes a user's new key under the old version, and resealing over
+    /// that would bring back the user's previous key. The nonce is fresh on every write, so
+    /// nonce and ciphertext name the exact key that was read.
+    pub async fn reseal_key(&self, id: i64, old: &SealedKey, new: &SealedKey) -> Result<bool, sqlx::Error> {
         let result = sqlx::query(
             "UPDATE api_configs SET api_key_ciphertext = $1, api_key_nonce = $2, api_key_key_version = $3 \
-             WHERE id = $4 AND api_key_key_version = $5",
+             WHERE id = $4 AND api_key_key_version = $5 AND api_key_nonce = $6 AND api_key_ciphertext = $7",
         )
-        .bind(sealed.ciphertext.clone())
-        .bind(sealed.nonce.clone())
-        .bind(sealed.key_version)
+        .bind(new.ciphertext.clone())
+        .bind(new.nonce.clone())
+        .bind(new.key_version)
         .bind(id)
-        .bind(old_version)
+        .bind(old.key_version)
+        .bind(old.nonce.clone())
+        .bind(old.ciphertext.clone())
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)
     }
 }
+
+// The statements that look for STREAMING rows (few at any time) among all messages, through
+// the partial indexes of migration 0003.
+
+/// The abandoned-answer sweep, run by every instance every few seconds.
+const FAIL_ABANDONED: &str = "UPDATE chat_messages SET status = $1, error = $2, error_code = $3, updated_at = $4 \
+     WHERE status = 'streaming' AND updated_at < $5";
+
+const STREAMING_IN_SESSION: &str = "SELECT id FROM chat_messages WHERE session_id = $1 AND status = 'streaming'";
+
+const STREAMING_COUNTS: &str = "SELECT CAST(COALESCE(SUM(CASE WHEN m.session_id = $1 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+     CAST(COUNT(*) AS BIGINT) \
+     FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id \
+     WHERE m.status = 'streaming' AND s.user_id = $2";
 
 #[derive(sqlx::FromRow)]
 struct SealedKeyRow {
@@ -886,5 +925,43 @@ impl SealedKeyRow {
                 key_version: self.api_key_key_version,
             },
         ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// SQLite's plan of `sql` (its parameters bound to `binds`), one line per step.
+    async fn plan(pool: &AnyPool, sql: &str, binds: usize) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
+        for _ in 0..binds {
+            query = query.bind(1_i64);
+        }
+        let steps = query.fetch_all(pool).await.unwrap();
+        steps
+            .into_iter()
+            .map(|(.., detail)| detail)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn streaming_rows_are_found_through_their_partial_indexes() {
+        let db = parley_testkit::test_database::TestDatabase::sqlite();
+        let database = parley_service_kit::database::connect(&db.url, &crate::MIGRATIONS)
+            .await
+            .unwrap();
+        let sweep = plan(&database.pool, FAIL_ABANDONED, 5).await;
+        assert!(sweep.contains("chat_messages_streaming_updated"), "{sweep}");
+        let in_session = plan(&database.pool, STREAMING_IN_SESSION, 1).await;
+        assert!(
+            in_session.contains("chat_messages_one_streaming_per_session"),
+            "{in_session}"
+        );
+        let counts = plan(&database.pool, STREAMING_COUNTS, 2).await;
+        assert!(!counts.contains("SCAN m"), "{counts}");
     }
 }

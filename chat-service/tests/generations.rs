@@ -329,10 +329,19 @@ on_every_backend!(provider_failures_are_stored_and_reported, |db_url: String| as
             .unwrap()
             .into_inner();
         let watched = collect(watched, |r: pb::WatchGenerationResponse| r.event).await;
-        assert!(
-            matches!(watched.as_slice(), [Event::Error(e)] if e.code == code as i32),
-            "{watched:?}"
-        );
+        // A reloaded page gets the text the failed answer kept, then its error.
+        let Some(Event::Error(e)) = watched.last() else {
+            panic!("{watched:?}")
+        };
+        assert_eq!(e.code, code as i32);
+        assert_eq!(text_of(&watched), stored.content);
+        if streamed_chunks > 0 {
+            assert_eq!(common::kinds(&watched), ["delta", "error"]);
+        } else {
+            assert_eq!(common::kinds(&watched), ["error"]);
+        }
+        // The stored message carries the status code too.
+        assert_eq!(stored.error_code, code as i32);
     }
     // Failed answers are not shown to the model again.
     let events = collect_send(alice.send(session.id, "last").await).await;
@@ -755,6 +764,34 @@ on_every_backend!(
         let message = alice.message(answer_id).await;
         assert_eq!(message.status, pb::MessageStatus::Failed as i32);
         assert_eq!(message.content, "so far, and more");
+
+        // An answer deleted while it is followed through the database ends the watch with
+        // NOT_FOUND, not silently.
+        sqlx::query("UPDATE chat_messages SET status = 'streaming', updated_at = $1 WHERE id = $2")
+            .bind(parley_service_kit::database::now_millis())
+            .bind(answer_id)
+            .execute(&db)
+            .await
+            .unwrap();
+        let mut watcher = alice
+            .messages()
+            .watch_generation(alice.req(pb::WatchGenerationRequest { message_id: answer_id }))
+            .await
+            .unwrap()
+            .into_inner();
+        let first = watcher.message().await.unwrap().unwrap().event.unwrap().event.unwrap();
+        assert_eq!(kind(&first), "assistant_started");
+        sqlx::query("DELETE FROM chat_messages WHERE id = $1")
+            .bind(answer_id)
+            .execute(&db)
+            .await
+            .unwrap();
+        let rest = collect(watcher, |r: pb::WatchGenerationResponse| r.event).await;
+        let Some(Event::Error(error)) = rest.last() else {
+            panic!("{rest:?}")
+        };
+        assert_eq!(error.code, Code::NotFound as i32, "{error:?}");
+        assert_eq!(error.message, "the answer was deleted");
         stack.stop().await;
     }
 );
@@ -863,7 +900,12 @@ async fn instances_sharing_postgres_watch_and_stop_each_others_answers() {
         return;
     };
     let db_url = database.url.clone();
-    let mut stack = Stack::start(&db_url).await;
+    // Stops asked for through the database are read with the heartbeat while the model is
+    // quiet: often here, so the quiet answer below is stopped before its first token.
+    let mut stack = Stack::start_with(&db_url, |config| {
+        config.generation.heartbeat_interval = Duration::from_millis(300);
+    })
+    .await;
     let alice = stack.user("alice").await;
     stack.fake_config(&alice, "fake").await;
     let session = alice.create_session(titled()).await;
@@ -940,5 +982,485 @@ async fn instances_sharing_postgres_watch_and_stop_each_others_answers() {
         .unwrap();
     assert_eq!(stopped.status, pb::MessageStatus::Stopped as i32);
     assert_eq!(stopped.content, "", "stopped before the first token");
+    stack.stop().await;
+}
+
+/// Reads events until the streamed text is `text`; answers the assistant message id.
+async fn read_until_text(stream: &mut tonic::Streaming<pb::SendMessageResponse>, text: &str) -> i64 {
+    let mut answer = None;
+    let mut seen = String::new();
+    while seen != text {
+        match next_event(stream).await {
+            Some(Event::AssistantStarted(m)) => answer = Some(m.id),
+            Some(Event::Delta(d)) => seen.push_str(&d),
+            Some(_) => {}
+            None => panic!("the stream ended early with {seen:?}"),
+        }
+    }
+    answer.expect("no assistant_started")
+}
+
+async fn regenerate(user: &User, message_id: i64) -> tonic::Streaming<pb::RegenerateMessageResponse> {
+    user.messages()
+        .regenerate_message(user.req(pb::RegenerateMessageRequest {
+            message_id,
+            api_config_id: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn stop(user: &User, message_id: i64) -> pb::Message {
+    user.messages()
+        .stop_generation(user.req(pb::StopGenerationRequest { message_id }))
+        .await
+        .unwrap()
+        .into_inner()
+        .message
+        .unwrap()
+}
+
+async fn watch(user: &User, message_id: i64) -> Vec<Event> {
+    let stream = user
+        .messages()
+        .watch_generation(user.req(pb::WatchGenerationRequest { message_id }))
+        .await
+        .unwrap()
+        .into_inner();
+    collect(stream, |r: pb::WatchGenerationResponse| r.event).await
+}
+
+fn status_of(message: &pb::Message) -> pb::MessageStatus {
+    pb::MessageStatus::try_from(message.status).unwrap()
+}
+
+on_every_backend!(
+    one_answer_per_question_whatever_regeneration_does,
+    |db_url: String| async move {
+        use pb::MessageStatus::{Complete, Failed, Stopped};
+        let stack = Stack::start(&db_url).await;
+        let alice = stack.user("alice").await;
+        stack.fake_config(&alice, "fake").await;
+        let session = alice.create_session(titled()).await;
+        stack.fake.push_reply(Reply::text("the first answer"));
+        let events = collect_send(alice.send(session.id, "question").await).await;
+        let question_id = match &events[0] {
+            Event::UserMessage(m) => m.id,
+            other => panic!("{other:?}"),
+        };
+        let first = started_id(&events);
+        assert_eq!(alice.message(first).await.reply_to_id, Some(question_id));
+
+        // A regeneration the user stops replaces the old answer: it is what they chose to keep.
+        stack.fake.push_reply(slow(100, Duration::from_millis(30)));
+        let mut regenerating = regenerate(&alice, first).await;
+        let second = match regenerating
+            .message()
+            .await
+            .unwrap()
+            .and_then(|r| r.event)
+            .and_then(|e| e.event)
+        {
+            Some(Event::AssistantStarted(m)) => {
+                assert_eq!(m.reply_to_id, Some(question_id));
+                m.id
+            }
+            other => panic!("{other:?}"),
+        };
+        // Some text first, so the stopped answer is not empty.
+        while alice.message(second).await.content.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stopped = stop(&alice, second).await;
+        assert_eq!(status_of(&stopped), Stopped);
+        let listed = alice.list_messages(session.id).await;
+        assert_eq!(
+            listed.iter().map(|m| m.id).collect::<Vec<_>>(),
+            [question_id, second],
+            "the old answer is gone"
+        );
+
+        // A failed regeneration keeps the answer there was; the failure is listed beside it
+        // (same question, its status code stored) but never shown to the model.
+        stack.fake.push_reply(Reply::status(500, "The server had an error"));
+        let events = collect(regenerate(&alice, second).await, |r: pb::RegenerateMessageResponse| {
+            r.event
+        })
+        .await;
+        let third = started_id(&events);
+        let failed = alice.message(third).await;
+        assert_eq!(status_of(&failed), Failed);
+        assert_eq!(failed.error_code, Code::Unavailable as i32);
+        assert_eq!(failed.reply_to_id, Some(question_id));
+        assert_eq!(alice.message(second).await, stopped);
+
+        stack.fake.push_reply(Reply::text("next answer"));
+        collect_send(alice.send(session.id, "next question").await).await;
+        let sent = role_and_content(&stack.fake.chat_requests().pop().unwrap().body);
+        assert_eq!(
+            sent,
+            [
+                ("user".into(), "question".into()),
+                ("assistant".into(), stopped.content.clone()),
+                ("user".into(), "next question".into()),
+            ]
+        );
+
+        // Regenerating the failed attempt: the new answer is the question's only one.
+        stack.fake.push_reply(Reply::text("the final answer"));
+        let events = collect(regenerate(&alice, third).await, |r: pb::RegenerateMessageResponse| {
+            r.event
+        })
+        .await;
+        let Some(Event::Completed(done)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(status_of(done), Complete);
+        let listed = alice.list_messages(session.id).await;
+        let answers: Vec<(&str, Option<i64>)> = listed
+            .iter()
+            .filter(|m| m.role == pb::MessageRole::Assistant as i32)
+            .map(|m| (m.content.as_str(), m.reply_to_id))
+            .collect();
+        assert_eq!(
+            answers,
+            [
+                ("the final answer", Some(question_id)),
+                ("next answer", Some(listed[2].id))
+            ]
+        );
+        for gone in [second, third] {
+            assert_code(
+                alice
+                    .messages()
+                    .get_message(alice.req(pb::GetMessageRequest { id: gone }))
+                    .await,
+                Code::NotFound,
+            );
+        }
+        stack.stop().await;
+    }
+);
+
+on_every_backend!(
+    a_tab_attaching_while_the_title_is_made_gets_it,
+    |db_url: String| async move {
+        let stack = Stack::start(&db_url).await;
+        let alice = stack.user("alice").await;
+        stack.fake_config(&alice, "fake").await;
+        let session = alice.create_session(pb::CreateSessionRequest::default()).await;
+        stack.fake.push_reply(Reply::text("An answer"));
+        stack
+            .fake
+            .push_reply(Reply::text("Late Title").headers_delay(Duration::from_secs(3)));
+        let mut stream = alice.send(session.id, "hello").await;
+        let answer_id = read_until_text(&mut stream, "An answer").await;
+        let Some(Event::Completed(_)) = next_event(&mut stream).await else {
+            panic!("no completed")
+        };
+        for _ in 0..200 {
+            if stack.fake.chat_requests().len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(stack.fake.chat_requests().len(), 2, "the title request is under way");
+        // Asked for a title with room for a reasoning model to think first.
+        let body = &stack.fake.chat_requests()[1].body;
+        let max_tokens = body["max_tokens"].as_i64().or(body["max_completion_tokens"].as_i64());
+        assert!(max_tokens.is_some_and(|n| n >= 256), "{body}");
+        let second_tab = watch(&alice, answer_id).await;
+        assert_eq!(
+            kinds(&second_tab),
+            ["assistant_started", "delta", "completed", "session_updated"]
+        );
+        let Some(Event::SessionUpdated(updated)) = second_tab.last() else {
+            panic!()
+        };
+        assert_eq!(updated.title, "Late Title");
+        assert_eq!(text_of(&second_tab), "An answer");
+        drop(stream);
+
+        // A model that gives no title (here: it only reasoned) names the chat by its question.
+        let untitled = alice.create_session(pb::CreateSessionRequest::default()).await;
+        stack.fake.push_reply(Reply::text("Lifetimes are scopes."));
+        stack
+            .fake
+            .push_reply(Reply::text("<think>The user asks about lifetimes; a title could be"));
+        let events = collect_send(alice.send(untitled.id, "How do lifetimes work in Rust?\nThanks").await).await;
+        let Some(Event::SessionUpdated(updated)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(updated.title, "How do lifetimes work in Rust?");
+        stack.stop().await;
+    }
+);
+
+on_every_backend!(nul_characters_are_refused_or_dropped, |db_url: String| async move {
+    let stack = Stack::start(&db_url).await;
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let session = alice.create_session(titled()).await;
+    let db = stack.database().await;
+    // PostgreSQL cannot store NUL: refused as bad input on every backend, nothing stored.
+    assert_invalid(
+        alice
+            .messages()
+            .send_message(alice.req(pb::SendMessageRequest {
+                session_id: session.id,
+                content: "hello\0world".into(),
+                api_config_id: None,
+            }))
+            .await,
+        "content",
+    );
+    assert_eq!(count_rows(&db, "chat_messages").await, 0);
+    assert_invalid(
+        alice
+            .sessions()
+            .create_session(alice.req(pb::CreateSessionRequest {
+                title: Some("a\0b".into()),
+                ..Default::default()
+            }))
+            .await,
+        "title",
+    );
+    assert_invalid(
+        alice
+            .personas()
+            .create_persona(alice.req(pb::CreatePersonaRequest {
+                name: "p".into(),
+                description: String::new(),
+                system_prompt: "be\0nice".into(),
+            }))
+            .await,
+        "system_prompt",
+    );
+    // A model that sends NUL loses nothing else: the answer is stored without it.
+    stack
+        .fake
+        .push_reply(Reply::text("nul\0 in the\0 answer").reasoning("and\0 here"));
+    let events = collect_send(alice.send(session.id, "go").await).await;
+    let Some(Event::Completed(done)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(done.content, "nul in the answer");
+    assert_eq!(done.reasoning, "and here");
+    let stored = alice.message(done.id).await;
+    assert_eq!(status_of(&stored), pb::MessageStatus::Complete);
+    assert_eq!(stored.content, "nul in the answer");
+    assert_eq!(text_of(&events), "nul in the answer");
+    stack.stop().await;
+});
+
+/// Makes the database refuse to store how an answer ended (its progress writes still pass).
+async fn refuse_final_writes(db: &sqlx::AnyPool, sqlite: bool) {
+    let statements: &[&str] = if sqlite {
+        &[
+            "CREATE TRIGGER refuse_final_writes BEFORE UPDATE OF status ON chat_messages \
+           WHEN NEW.status <> 'streaming' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        ]
+    } else {
+        &[
+            "CREATE FUNCTION refuse_final_writes() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+            "CREATE TRIGGER refuse_final_writes BEFORE UPDATE ON chat_messages FOR EACH ROW \
+             WHEN (NEW.status <> 'streaming') EXECUTE FUNCTION refuse_final_writes()",
+        ]
+    };
+    for statement in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*statement))
+            .execute(db)
+            .await
+            .unwrap();
+    }
+}
+
+async fn allow_final_writes(db: &sqlx::AnyPool, sqlite: bool) {
+    let statement = if sqlite {
+        "DROP TRIGGER refuse_final_writes"
+    } else {
+        "DROP TRIGGER refuse_final_writes ON chat_messages"
+    };
+    sqlx::raw_sql(statement).execute(db).await.unwrap();
+}
+
+on_every_backend!(
+    a_final_write_the_database_refuses_is_retried_until_stored,
+    |db_url: String| async move {
+        let sqlite = db_url.starts_with("sqlite:");
+        let stack = Stack::start(&db_url).await;
+        let alice = stack.user("alice").await;
+        stack.fake_config(&alice, "fake").await;
+        let session = alice.create_session(titled()).await;
+        let db = stack.database().await;
+        refuse_final_writes(&db, sqlite).await;
+        stack.fake.push_reply(Reply::text("kept through the outage"));
+        let mut stream = alice.send(session.id, "q").await;
+        let answer_id = read_until_text(&mut stream, "kept through the outage").await;
+        // The model is done, the database refuses: no COMPLETED that is not stored (before,
+        // three retries over about a second, then COMPLETED built from memory).
+        let early = tokio::time::timeout(Duration::from_secs(3), stream.message()).await;
+        assert!(early.is_err(), "an end arrived while nothing was stored: {early:?}");
+        assert_eq!(status_of(&alice.message(answer_id).await), pb::MessageStatus::Streaming);
+        // The session stays busy until the answer is stored.
+        assert_code(
+            alice
+                .messages()
+                .send_message(alice.req(pb::SendMessageRequest {
+                    session_id: session.id,
+                    content: "next".into(),
+                    api_config_id: None,
+                }))
+                .await,
+            Code::FailedPrecondition,
+        );
+        allow_final_writes(&db, sqlite).await;
+        let rest = collect_send(stream).await;
+        let Some(Event::Completed(done)) = rest.last() else {
+            panic!("{rest:?}")
+        };
+        assert_eq!(status_of(done), pb::MessageStatus::Complete);
+        let stored = alice.message(answer_id).await;
+        assert_eq!(status_of(&stored), pb::MessageStatus::Complete);
+        assert_eq!(stored.content, "kept through the outage");
+        assert_eq!(*done, stored);
+        stack.stop().await;
+    }
+);
+
+on_every_backend!(
+    an_answer_that_cannot_be_stored_ends_with_an_error,
+    |db_url: String| async move {
+        let sqlite = db_url.starts_with("sqlite:");
+        // Retrying the final write stops after the maximum duration.
+        let stack = Stack::start_with(&db_url, |config| {
+            config.generation.max_duration = Duration::from_secs(2);
+        })
+        .await;
+        let alice = stack.user("alice").await;
+        stack.fake_config(&alice, "fake").await;
+        let session = alice.create_session(titled()).await;
+        let db = stack.database().await;
+        refuse_final_writes(&db, sqlite).await;
+        stack.fake.push_reply(Reply::text("never stored"));
+        let events = collect_send(alice.send(session.id, "q").await).await;
+        assert!(!kinds(&events).contains(&"completed"), "{events:?}");
+        let Some(Event::Error(error)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(error.code, Code::Unavailable as i32, "{error:?}");
+        assert!(error.message.contains("could not be stored"), "{error:?}");
+        allow_final_writes(&db, sqlite).await;
+        stack.stop().await;
+    }
+);
+
+on_every_backend!(
+    a_stop_reaches_an_answer_that_is_still_starting,
+    |db_url: String| async move {
+        let stack = Stack::start(&db_url).await;
+        let alice = stack.user("alice").await;
+        stack.fake_config(&alice, "fake").await;
+        let session = alice.create_session(titled()).await;
+        // A long history: reading it is what a generation does after its row is stored and
+        // before it is registered, so a stop has time to arrive in between.
+        let db = stack.database().await;
+        let big = "history ".repeat(12_000);
+        for i in 0..200i64 {
+            sqlx::query(
+                "INSERT INTO chat_messages (session_id, role, content, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'complete', $4, $4)",
+            )
+            .bind(session.id)
+            .bind(if i % 2 == 0 { "user" } else { "assistant" })
+            .bind(&big)
+            .bind(i + 1)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+        // The model would answer only after a while.
+        stack
+            .fake
+            .push_reply(Reply::text("too late").first_chunk_delay(Duration::from_secs(3)));
+        let sender = {
+            let alice = alice.clone();
+            let session_id = session.id;
+            tokio::spawn(async move { collect_send(alice.send(session_id, "think first").await).await })
+        };
+        // Stop the answer the moment its row exists.
+        let answer_id = loop {
+            let row: Option<(i64,)> =
+                sqlx::query_as("SELECT id FROM chat_messages WHERE session_id = $1 AND status = 'streaming'")
+                    .bind(session.id)
+                    .fetch_optional(&db)
+                    .await
+                    .unwrap();
+            if let Some((id,)) = row {
+                break id;
+            }
+            tokio::task::yield_now().await;
+        };
+        let stopped = stop(&alice, answer_id).await;
+        assert_eq!(status_of(&stopped), pb::MessageStatus::Stopped, "{stopped:?}");
+        assert_eq!(stopped.content, "", "stopped before the first token");
+        let events = sender.await.unwrap();
+        let Some(Event::Completed(last)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(status_of(last), pb::MessageStatus::Stopped);
+        stack.stop().await;
+    }
+);
+
+/// PostgreSQL only: two instances on one database, each with its own registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_postgres_start_one_answer_per_session_and_share_the_user_limit() {
+    let Some(database) = parley_testkit::test_database::TestDatabase::postgres().await else {
+        return;
+    };
+    let mut stack = Stack::start_with(&database.url, |config| config.generation.max_per_user = 1).await;
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let elsewhere = stack.second_instance(&alice).await;
+    let send = |user: &User, session_id: i64| {
+        let mut client = user.messages();
+        let request = user.req(pb::SendMessageRequest {
+            session_id,
+            content: "at the same moment".into(),
+            api_config_id: None,
+        });
+        async move { client.send_message(request).await }
+    };
+    for round in 0..5 {
+        let session = alice.create_session(titled()).await;
+        // Long enough that the first answer still streams when the second request arrives.
+        stack.fake.push_reply(slow(10, Duration::from_millis(50)));
+        let (here, there) = tokio::join!(send(&alice, session.id), send(&elsewhere, session.id));
+        let (winner, loser) = match (here, there) {
+            (Ok(stream), Err(status)) | (Err(status), Ok(stream)) => (stream, status),
+            (Ok(_), Ok(_)) => panic!("round {round}: both instances started an answer in one session"),
+            (Err(a), Err(b)) => panic!("round {round}: neither started: {a:?} {b:?}"),
+        };
+        assert_eq!(loser.code(), Code::FailedPrecondition, "round {round}: {loser:?}");
+        let events = collect_send(winner.into_inner()).await;
+        assert!(kinds(&events).contains(&"completed"), "{events:?}");
+        assert_eq!(alice.list_messages(session.id).await.len(), 2, "round {round}");
+    }
+
+    // The per-user limit counts the answers of every instance.
+    let busy = alice.create_session(titled()).await;
+    stack.fake.push_reply(slow(100, Duration::from_millis(30)));
+    let mut stream = alice.send(busy.id, "a long one").await;
+    let answer_id = read_deltas(&mut stream, 1).await;
+    let other = alice.create_session(titled()).await;
+    let refused = send(&elsewhere, other.id)
+        .await
+        .expect_err("over the limit on another instance");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(alice.list_messages(other.id).await.is_empty());
+    stop(&alice, answer_id).await;
     stack.stop().await;
 }

@@ -169,6 +169,15 @@ on_every_backend!(api_config_crud_and_validation, |db_url: String| async move {
             .await,
         Code::NotFound,
     );
+    // A name no config can have is bad input, not a missing config.
+    for bad in ["".to_owned(), "   ".to_owned(), "n".repeat(101), "a\0b".to_owned()] {
+        assert_invalid(
+            configs
+                .get_api_config_by_name(alice.req(pb::GetApiConfigByNameRequest { name: bad }))
+                .await,
+            "name",
+        );
+    }
     let default = configs
         .get_default_api_config(alice.req(pb::GetDefaultApiConfigRequest {}))
         .await
@@ -441,6 +450,14 @@ on_every_backend!(personas_built_in_and_own, |db_url: String| async move {
     let built_in = list(&mut personas).await;
     assert!(built_in.len() >= 3);
     assert!(built_in.iter().all(|p| p.built_in && !p.system_prompt.is_empty()));
+    // Dated when they were installed, not 1970.
+    let year_2020 = 1_577_836_800;
+    assert!(
+        built_in
+            .iter()
+            .all(|p| p.created_at.as_ref().is_some_and(|t| t.seconds > year_2020)),
+        "{built_in:?}"
+    );
     assert!(built_in.iter().any(|p| p.name.contains("翻译")));
 
     let mine = personas

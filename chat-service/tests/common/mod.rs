@@ -195,8 +195,7 @@ impl Stack {
             .register(user_pb::RegisterRequest {
                 username: username.into(),
                 password: format!("password of {username}"),
-                email: None,
-                display_name: None,
+                ..Default::default()
             })
             .await
             .unwrap_or_else(|s| panic!("register {username}: {s:?}"))
