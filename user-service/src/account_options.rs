@@ -1,4 +1,4 @@
-//! user-service's delivery and cookie settings as command-line flags and `PARLEY_…`
+//! user-service's delivery, cookie and password-hashing settings as command-line flags and `PARLEY_…`
 //! environment variables, shared by the user-service binary and the all-in-one `parley`.
 
 use std::sync::Arc;
@@ -22,6 +22,10 @@ pub struct AccountOptions {
     /// Mark the refresh-token cookie `Secure` (when browsers reach Parley over HTTPS).
     #[arg(long, env = "PARLEY_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Password hashes run at once (each takes ~19 MiB; default: one per CPU). Requests beyond
+    /// wait up to 2 s, then are refused with RESOURCE_EXHAUSTED and a retry delay.
+    #[arg(long, env = "PARLEY_PASSWORD_HASH_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..))]
+    pub password_hash_concurrency: Option<u16>,
 }
 
 /// The same values as the flags' defaults: codes to the log, cookies without `Secure`.
@@ -34,15 +38,19 @@ impl Default for AccountOptions {
             smtp_password: None,
             smtp_from: "Parley <parley@localhost>".to_string(),
             secure_cookies: false,
+            password_hash_concurrency: None,
         }
     }
 }
 
 impl AccountOptions {
-    /// Sets the mailer and cookie settings. Call inside the Tokio runtime: the SMTP
+    /// Sets the mailer, cookie and hashing settings. Call inside the Tokio runtime: the SMTP
     /// connection pool lives there.
     pub fn apply_to(&self, config: &mut Config) -> Result<(), MailError> {
         config.secure_cookies = self.secure_cookies;
+        if let Some(concurrent) = self.password_hash_concurrency {
+            config.password_hashing.concurrent = usize::from(concurrent);
+        }
         if let Some(host) = &self.smtp_host {
             config.mailer = Arc::new(SmtpMailer::new(SmtpSettings {
                 host: host.clone(),

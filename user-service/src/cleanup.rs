@@ -1,20 +1,23 @@
-//! The periodic sweep of expired codes, dead refresh tokens and old rate-limit counters.
+//! The periodic sweep of expired codes, dead sessions and refresh tokens, and old rate-limit
+//! counters.
 
 use std::future::Future;
 use std::time::Duration;
 
 use parley_service_kit::database::now_millis;
 
-use crate::store::{AccountStore, Removed};
+use crate::store::{AccountStore, Removed, Retention};
 
-/// Send counters are kept as long as the longest send window (a day).
-const SEND_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
-/// Failed sign-ins are forgotten a day after the last one (when not locked).
-const FAILURE_MEMORY_MS: i64 = 24 * 60 * 60 * 1000;
+const RETENTION: Retention = Retention {
+    // Send counters are kept as long as the longest send window (a day).
+    send_window_ms: 24 * 60 * 60 * 1000,
+    // Failed sign-ins are forgotten a day after the last one (when not locked).
+    failure_memory_ms: 24 * 60 * 60 * 1000,
+};
 
 /// One sweep.
 pub async fn sweep(store: &AccountStore) -> Result<Removed, sqlx::Error> {
-    store.cleanup(now_millis(), SEND_WINDOW_MS, FAILURE_MEMORY_MS).await
+    store.cleanup(now_millis(), RETENTION).await
 }
 
 /// Sweeps every `interval` until `shutdown` resolves.

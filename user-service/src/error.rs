@@ -11,7 +11,7 @@ pub enum Error {
     /// Bad input; nothing was changed.
     #[error("{field}: {reason}")]
     InvalidField { field: &'static str, reason: String },
-    /// A username or email someone else already has.
+    /// A username someone else already has (or an address verified on another account).
     #[error("{field}: {reason}")]
     AlreadyTaken { field: &'static str, reason: String },
     /// Wrong login or password; deliberately silent about which.
@@ -21,11 +21,14 @@ pub enum Error {
     BadRefreshToken,
     #[error("user not found")]
     UserNotFound,
+    /// Too many of something (sign-in failures, code sends, password checks right now).
     #[error("{message}")]
     RateLimited {
         message: &'static str,
         retry_after: Duration,
     },
+    #[error("the account is disabled")]
+    AccountDisabled,
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("{0}")]
@@ -34,8 +37,6 @@ pub enum Error {
     SigningKey { path: String, reason: String },
     #[error("the OS random number generator failed: {0}")]
     Randomness(String),
-    #[error("the account is disabled")]
-    AccountDisabled,
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
     #[error("signing an access token failed: {0}")]

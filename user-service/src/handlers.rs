@@ -15,8 +15,8 @@ use tonic::{Request, Response, Status};
 
 use crate::Error;
 use crate::mailer::Purpose;
-use crate::service::{AccountService, ProfileChange, REFRESH_TOKEN_TTL, SignedIn};
-use crate::store::UserRow;
+use crate::service::{AccountService, KeepSession, ProfileRequest, SignedIn};
+use crate::store::{Role, UserRow};
 
 /// The cookie that carries the refresh token for browsers.
 pub const REFRESH_COOKIE: &str = "parley_refresh";
@@ -70,7 +70,7 @@ impl UserApi {
             body_refresh,
             signed_in.access.expires_in_secs,
         ));
-        self.set_cookie(&mut response, &refresh, REFRESH_TOKEN_TTL);
+        self.set_cookie(&mut response, &refresh, signed_in.refresh_expires_in);
         response
     }
 
@@ -133,42 +133,15 @@ pub fn user_to_proto(user: &UserRow) -> pb::User {
         email: user.email.clone().unwrap_or_default(),
         display_name: user.display_name.clone(),
         avatar_url: user.avatar_url.clone(),
-        role: match user.role.as_str() {
-            "admin" => pb::Role::Admin,
-            _ => pb::Role::User,
+        role: match user.role {
+            Role::User => pb::Role::User,
+            Role::Admin => pb::Role::Admin,
         } as i32,
         email_verified: user.email_verified != 0,
         created_at: Some(from_unix_millis(user.created_at)),
         updated_at: Some(from_unix_millis(user.updated_at)),
         last_login_at: user.last_login_at.map(from_unix_millis),
     }
-}
-
-/// Turns `UpdateProfile` into the fields to change: the mask's fields (unset ones become
-/// empty), or without a mask the fields that are set.
-fn profile_change(request: pb::UpdateProfileRequest) -> Result<ProfileChange, Error> {
-    let Some(mask) = request.update_mask.filter(|m| !m.paths.is_empty()) else {
-        return Ok(ProfileChange {
-            display_name: request.display_name,
-            email: request.email,
-            avatar_url: request.avatar_url,
-        });
-    };
-    let mut change = ProfileChange::default();
-    for path in &mask.paths {
-        match path.as_str() {
-            "display_name" => change.display_name = Some(request.display_name.clone().unwrap_or_default()),
-            "email" => change.email = Some(request.email.clone().unwrap_or_default()),
-            "avatar_url" => change.avatar_url = Some(request.avatar_url.clone().unwrap_or_default()),
-            other => {
-                return Err(Error::invalid(
-                    "update_mask",
-                    format!("unknown field {other:?}; use display_name, email or avatar_url"),
-                ));
-            }
-        }
-    }
-    Ok(change)
 }
 
 #[tonic::async_trait]
@@ -272,8 +245,14 @@ impl UserService for UserApi {
         request: Request<pb::UpdateProfileRequest>,
     ) -> Result<Response<pb::UpdateProfileResponse>, Status> {
         let caller = AuthenticatedUser::from_request(&request)?;
-        let change = profile_change(request.into_inner())?;
-        let user = self.accounts.update_profile(caller.user_id, change).await?;
+        let r = request.into_inner();
+        let profile = ProfileRequest {
+            display_name: r.display_name,
+            email: r.email,
+            avatar_url: r.avatar_url,
+            update_mask: r.update_mask.map(|mask| mask.paths),
+        };
+        let user = self.accounts.update_profile(caller.user_id, profile).await?;
         Ok(Response::new(pb::UpdateProfileResponse {
             user: Some(user_to_proto(&user)),
         }))
@@ -284,14 +263,14 @@ impl UserService for UserApi {
         request: Request<pb::ChangePasswordRequest>,
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
         let caller = AuthenticatedUser::from_request(&request)?;
-        // A browser keeps its own session: the family of the cookie it sent survives.
-        let keep_family = match cookie_token(request.metadata()) {
-            Some(token) => self.accounts.live_family(caller.user_id, &token).await?,
-            None => None,
-        };
+        let cookie = cookie_token(request.metadata());
         let r = request.into_inner();
+        let keep = KeepSession {
+            refresh_token: r.keep_refresh_token.as_deref(),
+            cookie: cookie.as_deref(),
+        };
         self.accounts
-            .change_password(caller.user_id, &r.old_password, &r.new_password, keep_family.as_deref())
+            .change_password(caller.user_id, &r.old_password, &r.new_password, keep)
             .await?;
         Ok(Response::new(pb::ChangePasswordResponse {}))
     }
@@ -344,13 +323,18 @@ impl UserService for UserApi {
         &self,
         _request: Request<pb::GetPublicKeysRequest>,
     ) -> Result<Response<pb::GetPublicKeysResponse>, Status> {
-        let signer = self.accounts.signer();
         Ok(Response::new(pb::GetPublicKeysResponse {
-            keys: vec![pb::PublicKey {
-                key_id: signer.key_id().to_string(),
-                algorithm: "EdDSA".to_string(),
-                public_key: signer.public_key().to_vec(),
-            }],
+            keys: self
+                .accounts
+                .keys()
+                .accepted
+                .iter()
+                .map(|key| pb::PublicKey {
+                    key_id: key.key_id.clone(),
+                    algorithm: "EdDSA".to_string(),
+                    public_key: key.public_key.clone(),
+                })
+                .collect(),
             issuer: access_token::ISSUER.to_string(),
             audience: access_token::AUDIENCE.to_string(),
         }))
@@ -374,30 +358,5 @@ mod tests {
         let mut empty = MetadataMap::new();
         empty.insert("cookie", MetadataValue::from_static("parley_refresh="));
         assert_eq!(refresh_token_of("", &empty), None);
-    }
-
-    #[test]
-    fn mask_turns_unset_fields_into_clears() {
-        let change = profile_change(pb::UpdateProfileRequest {
-            display_name: None,
-            email: Some("a@b.co".into()),
-            avatar_url: Some("ignored".into()),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["display_name".into(), "email".into()],
-            }),
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(change.display_name.as_deref(), Some(""));
-        assert_eq!(change.email.as_deref(), Some("a@b.co"));
-        assert_eq!(change.avatar_url, None);
-        assert!(
-            profile_change(pb::UpdateProfileRequest {
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["role".into()]
-                }),
-                ..Default::default()
-            })
-            .is_err()
-        );
     }
 }

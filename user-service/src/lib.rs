@@ -12,6 +12,8 @@ pub mod mailer;
 pub mod password;
 pub mod service;
 pub mod store;
+#[doc(hidden)]
+pub mod test_support;
 pub mod token_signer;
 pub mod verification;
 
@@ -30,7 +32,8 @@ use tokio::net::TcpListener;
 
 pub use account_options::AccountOptions;
 pub use error::Error;
-pub use mailer::{LogMailer, MailError, Mailer, Purpose, RecordingMailer, SmtpMailer, SmtpSettings, VerificationMail};
+pub use mailer::{LogMailer, MailError, Mailer, Purpose, SmtpMailer, SmtpSettings, VerificationMail};
+pub use password::HashingLimits;
 
 pub use parley_proto::user::v1::PUBLIC_METHODS;
 
@@ -46,8 +49,14 @@ pub const MIGRATIONS: Migrations = Migrations {
 pub struct Config {
     /// `sqlite://…` or `postgres://…`.
     pub database_url: String,
-    /// The signing key lives at `data_dir/user-service/signing-key`.
+    /// Holds the signing key and the previous public keys unless they are placed elsewhere.
     pub data_dir: PathBuf,
+    /// The Ed25519 seed access tokens are signed with (created on first start).
+    pub signing_key_path: PathBuf,
+    /// `*.pub` files of earlier keys whose tokens are still accepted (see `token_signer`).
+    pub previous_public_keys_dir: PathBuf,
+    /// How many password hashes run at once, and how long a request waits for one.
+    pub password_hashing: HashingLimits,
     /// Delivers verification codes.
     pub mailer: Arc<dyn Mailer>,
     /// Mark the refresh cookie `Secure` (serve over HTTPS).
@@ -57,11 +66,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults: codes go to the log, cookies without `Secure`, cleanup every 10 minutes.
+    /// Defaults: keys under `data_dir/user-service/`, codes go to the log, cookies without
+    /// `Secure`, one password hash per CPU, cleanup every 10 minutes.
     pub fn new(database_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
         Self {
             database_url: database_url.into(),
-            data_dir: data_dir.into(),
+            signing_key_path: token_signer::key_path(&data_dir),
+            previous_public_keys_dir: token_signer::previous_keys_dir(&data_dir),
+            password_hashing: HashingLimits::default(),
+            data_dir,
             mailer: Arc::new(LogMailer),
             secure_cookies: false,
             cleanup_interval: Duration::from_secs(10 * 60),
@@ -81,17 +95,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let database = database::connect(&config.database_url, &MIGRATIONS).await?;
-    let signer = Arc::new(token_signer::TokenSigner::load_or_create(&token_signer::key_path(
-        &config.data_dir,
-    ))?);
-    let verifier = Arc::new(TokenVerifier::with_keys(vec![signer.verification_key()]));
+    let keys = Arc::new(token_signer::SigningKeys::load(
+        &config.signing_key_path,
+        &config.previous_public_keys_dir,
+    )?);
+    let verifier = Arc::new(TokenVerifier::with_keys(keys.accepted.clone()));
     let store = store::AccountStore::new(&database);
-    let passwords = password::PasswordHasher::new().await?;
+    let passwords = password::PasswordHasher::new(config.password_hashing).await?;
+    if config.mailer.delivers_to_log() {
+        tracing::warn!(
+            "log mailer in use: one-time codes (password resets, email checks) are written to \
+             this log, and anyone who can read it can use them. Set --smtp-host (PARLEY_SMTP_HOST) \
+             and the other --smtp-* flags to send them by email instead"
+        );
+    }
+    let (codes, code_worker) =
+        service::CodeQueue::start(store.clone(), Arc::clone(&config.mailer), service::CODE_QUEUE_CAPACITY);
     let accounts = Arc::new(service::AccountService::new(
         store.clone(),
-        Arc::clone(&signer),
+        Arc::clone(&keys),
         passwords,
-        Arc::clone(&config.mailer),
+        codes,
     ));
     let api = handlers::UserApi::new(accounts, config.secure_cookies);
 
@@ -99,7 +123,8 @@ pub async fn serve(
     let cleanup = tokio::spawn(cleanup::run(store, config.cleanup_interval, shutdown.clone()));
     tracing::info!(
         address = ?listener.local_addr().ok(),
-        key_id = signer.key_id(),
+        key_id = keys.signer.key_id(),
+        accepted_keys = keys.accepted.len(),
         backend = ?database.backend,
         "user-service listening"
     );
@@ -107,9 +132,12 @@ pub async fn serve(
         .add_service(UserServiceServer::new(api))
         .serve(listener, shutdown)
         .await;
-    // The server ends on shutdown, so the cleanup task has been told to stop too.
+    // The server ends on shutdown, so the cleanup task has been told to stop too. Codes still
+    // queued are dropped: their senders asked again will get new ones.
     cleanup.abort();
+    code_worker.abort();
     let _ = cleanup.await;
+    let _ = code_worker.await;
     database.pool.close().await;
     served?;
     Ok(())

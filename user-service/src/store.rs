@@ -1,28 +1,106 @@
 //! Every SQL statement user-service runs, and nothing else. Queries use `$n` placeholders and
 //! plain types so the same text runs on SQLite and PostgreSQL through sqlx's Any driver.
+//!
+//! Each transaction starts with a write, so SQLite takes its write lock (waiting its busy
+//! timeout) before reading anything, and PostgreSQL locks the row the rest depends on.
 
 use parley_service_kit::database::{Database, flag};
 use sqlx::AnyPool;
+
+/// What an account may do, as stored in `users.role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// A stored value this version does not know: a newer version wrote it, or the row was edited
+/// by hand. Reading the row fails rather than guessing (an unknown role is not "user").
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {column} {value:?} in the users table")]
+pub struct UnknownStoredValue {
+    column: &'static str,
+    value: String,
+}
+
+impl TryFrom<String> for Role {
+    type Error = UnknownStoredValue;
+    fn try_from(value: String) -> std::result::Result<Self, Self::Error> {
+        match value.as_str() {
+            "user" => Ok(Self::User),
+            "admin" => Ok(Self::Admin),
+            _ => Err(UnknownStoredValue { column: "role", value }),
+        }
+    }
+}
+
+/// Whether an account may sign in, as stored in `users.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    Active,
+    Disabled,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+impl TryFrom<String> for AccountStatus {
+    type Error = UnknownStoredValue;
+    fn try_from(value: String) -> std::result::Result<Self, Self::Error> {
+        match value.as_str() {
+            "active" => Ok(Self::Active),
+            "disabled" => Ok(Self::Disabled),
+            _ => Err(UnknownStoredValue {
+                column: "status",
+                value,
+            }),
+        }
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
     pub id: i64,
     pub username: String,
+    pub username_normalized: String,
     pub email: Option<String>,
     pub email_normalized: Option<String>,
     pub email_verified: i64,
     pub password_hash: String,
     pub display_name: String,
     pub avatar_url: String,
-    pub role: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    #[sqlx(try_from = "String")]
+    pub status: AccountStatus,
     pub last_login_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-const USER_COLUMNS: &str = "id, username, email, email_normalized, email_verified, password_hash, \
-     display_name, avatar_url, role, status, last_login_at, created_at, updated_at";
+impl UserRow {
+    pub fn is_active(&self) -> bool {
+        self.status == AccountStatus::Active
+    }
+}
+
+const USER_COLUMNS: &str = "id, username, username_normalized, email, email_normalized, email_verified, \
+     password_hash, display_name, avatar_url, role, status, last_login_at, created_at, updated_at";
 
 pub struct NewUser<'a> {
     pub username: &'a str,
@@ -34,22 +112,42 @@ pub struct NewUser<'a> {
     pub now: i64,
 }
 
-/// The profile fields as they will be after an update.
-pub struct ProfileRow<'a> {
-    pub display_name: &'a str,
-    pub email: Option<&'a str>,
-    pub email_normalized: Option<&'a str>,
-    pub email_verified: bool,
-    pub avatar_url: &'a str,
+/// The profile fields an update sets; `None` leaves a column alone.
+#[derive(Debug, Default)]
+pub struct ProfileUpdate<'a> {
+    pub display_name: Option<&'a str>,
+    /// `Some(None)` removes the address.
+    pub email: Option<Option<EmailColumns<'a>>>,
+    pub avatar_url: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EmailColumns<'a> {
+    pub display: &'a str,
+    pub normalized: &'a str,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshTokenRow {
-    pub id: i64,
     pub user_id: i64,
     pub family_id: String,
+    pub generation: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FamilyRow {
+    pub id: String,
+    pub generation: i64,
+    pub rotated_at: Option<i64>,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+}
+
+/// A refresh token to store: only its hash.
+pub struct NewRefreshToken<'a> {
+    pub token_hash: &'a str,
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -58,11 +156,23 @@ pub struct CodeRow {
     pub code_hash: String,
 }
 
-/// How many sends a key made in a window, and when the oldest of them was.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
-pub struct SendWindow {
-    pub count: i64,
-    pub oldest: Option<i64>,
+/// A rate-limit window that is full, and when it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendRefused {
+    Minute { started_at: i64 },
+    Day { started_at: i64 },
+}
+
+/// What a login-failure key allows right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptReserved {
+    /// This is failure number `failures` if the password turns out wrong.
+    Granted {
+        failures: i64,
+    },
+    Locked {
+        until: i64,
+    },
 }
 
 /// What `cleanup` removed.
@@ -70,8 +180,18 @@ pub struct SendWindow {
 pub struct Removed {
     pub codes: u64,
     pub refresh_tokens: u64,
-    pub sends: u64,
+    pub refresh_token_families: u64,
+    pub send_counters: u64,
     pub login_failures: u64,
+}
+
+/// How long cleanup keeps what it keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// The longest send window.
+    pub send_window_ms: i64,
+    /// Failed sign-ins are forgotten this long after the last one (when not locked).
+    pub failure_memory_ms: i64,
 }
 
 #[derive(Clone)]
@@ -94,7 +214,7 @@ impl AccountStore {
         let row: (i64,) = sqlx::query_as(
             "INSERT INTO users (username, username_normalized, email, email_normalized, email_verified, \
              password_hash, display_name, avatar_url, role, status, last_login_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, '', 'user', 'active', $8, $8, $8) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9, $10, $10, $10) RETURNING id",
         )
         .bind(user.username)
         .bind(user.username_normalized)
@@ -103,6 +223,8 @@ impl AccountStore {
         .bind(flag(false))
         .bind(user.password_hash)
         .bind(user.display_name)
+        .bind(Role::User.as_str())
+        .bind(AccountStatus::Active.as_str())
         .bind(user.now)
         .fetch_one(&self.pool)
         .await?;
@@ -127,11 +249,14 @@ impl AccountStore {
         .await
     }
 
-    pub async fn user_by_email(&self, normalized: &str) -> Result<Option<UserRow>> {
+    /// The account that has verified this address. Unverified claims name no account: anyone
+    /// may claim any address, so only a verified one says who it belongs to.
+    pub async fn user_by_verified_email(&self, normalized: &str) -> Result<Option<UserRow>> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE email_normalized = $1"
+            "SELECT {USER_COLUMNS} FROM users WHERE email_normalized = $1 AND email_verified = $2"
         )))
         .bind(normalized)
+        .bind(flag(true))
         .fetch_optional(&self.pool)
         .await
     }
@@ -144,13 +269,15 @@ impl AccountStore {
         Ok(row.is_some())
     }
 
-    /// Whether someone other than `except_user` has this email.
-    pub async fn email_taken(&self, normalized: &str, except_user: i64) -> Result<bool> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE email_normalized = $1 AND id <> $2")
-            .bind(normalized)
-            .bind(except_user)
-            .fetch_optional(&self.pool)
-            .await?;
+    /// Whether an account other than `except_user` has verified this address.
+    pub async fn email_verified_elsewhere(&self, normalized: &str, except_user: i64) -> Result<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM users WHERE email_normalized = $1 AND email_verified = $2 AND id <> $3")
+                .bind(normalized)
+                .bind(flag(true))
+                .bind(except_user)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.is_some())
     }
 
@@ -163,30 +290,60 @@ impl AccountStore {
         Ok(())
     }
 
-    /// Writes the profile and, when the email changed, drops the codes that verified the old one.
-    pub async fn update_profile(&self, id: i64, profile: ProfileRow<'_>, email_changed: bool, now: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE users SET display_name = $1, email = $2, email_normalized = $3, email_verified = $4, \
-             avatar_url = $5, updated_at = $6 WHERE id = $7",
-        )
-        .bind(profile.display_name)
-        .bind(profile.email)
-        .bind(profile.email_normalized)
-        .bind(flag(profile.email_verified))
-        .bind(profile.avatar_url)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if email_changed {
-            sqlx::query("DELETE FROM verification_codes WHERE user_id = $1 AND purpose = $2")
-                .bind(id)
-                .bind(crate::mailer::Purpose::EmailVerify.as_str())
-                .execute(&mut *tx)
-                .await?;
+    /// Sets only the named columns, so concurrent updates of other fields are never undone.
+    /// `updated_at` moves only when a value actually changes; a new address starts
+    /// unverified and ends every unused code (they were sent to the old one). False when the
+    /// user does not exist.
+    pub async fn update_profile(&self, id: i64, update: &ProfileUpdate<'_>, now: i64) -> Result<bool> {
+        let mut columns = Assignments::default();
+        if let Some(name) = update.display_name {
+            let p = columns.param(Some(name));
+            columns.set(format!("display_name = {p}"), format!("display_name <> {p}"));
         }
-        tx.commit().await
+        if let Some(url) = update.avatar_url {
+            let p = columns.param(Some(url));
+            columns.set(format!("avatar_url = {p}"), format!("avatar_url <> {p}"));
+        }
+        if let Some(email) = &update.email {
+            let display = columns.param(email.map(|e| e.display));
+            let normalized = columns.param(email.map(|e| e.normalized));
+            // The right-hand sides see the row as it was: a changed address is unverified.
+            columns.set(
+                format!(
+                    "email = {display}, email_normalized = {normalized}, email_verified = CASE WHEN \
+                     COALESCE(email_normalized, '') = COALESCE({normalized}, '') THEN email_verified ELSE 0 END"
+                ),
+                format!("COALESCE(email, '') <> COALESCE({display}, '')"),
+            );
+        }
+        if columns.sets.is_empty() {
+            return Ok(self.user_by_id(id).await?.is_some());
+        }
+        let now_param = format!("${}", columns.values.len() + 2);
+        let statement = format!(
+            "UPDATE users SET {}, updated_at = CASE WHEN {} THEN {now_param} ELSE updated_at END WHERE id = $1",
+            columns.sets.join(", "),
+            columns.changed.join(" OR "),
+        );
+
+        let mut tx = self.pool.begin().await?;
+        if let Some(email) = &update.email {
+            sqlx::query(
+                "DELETE FROM verification_codes WHERE user_id = $1 AND used_at IS NULL AND EXISTS \
+                 (SELECT 1 FROM users WHERE id = $1 AND COALESCE(email_normalized, '') <> $2)",
+            )
+            .bind(id)
+            .bind(email.map_or("", |e| e.normalized))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement)).bind(id);
+        for value in columns.values {
+            query = query.bind(value);
+        }
+        let done = query.bind(now).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn set_password(&self, id: i64, password_hash: &str, now: i64) -> Result<()> {
@@ -199,22 +356,29 @@ impl AccountStore {
         Ok(())
     }
 
-    pub async fn set_email_verified(&self, id: i64, now: i64) -> Result<()> {
-        sqlx::query("UPDATE users SET email_verified = $1, updated_at = $2 WHERE id = $3")
-            .bind(flag(true))
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Marks the address verified if it is still `email_normalized` (a concurrent profile
+    /// update may have changed it since the code was checked). False when it changed. Fails
+    /// with a unique violation when another account has verified the address.
+    pub async fn set_email_verified(&self, id: i64, email_normalized: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET email_verified = $1, updated_at = $2 WHERE id = $3 AND email_normalized = $4",
+        )
+        .bind(flag(true))
+        .bind(now)
+        .bind(id)
+        .bind(email_normalized)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
-    /// Removes the user with every token and code they had.
+    /// Removes the user with every session and code they had.
     pub async fn delete_user(&self, id: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for statement in [
             "DELETE FROM verification_codes WHERE user_id = $1",
             "DELETE FROM refresh_tokens WHERE user_id = $1",
+            "DELETE FROM refresh_token_families WHERE user_id = $1",
             "DELETE FROM users WHERE id = $1",
         ] {
             sqlx::query(statement).bind(id).execute(&mut *tx).await?;
@@ -222,63 +386,124 @@ impl AccountStore {
         tx.commit().await
     }
 
-    // ---- refresh tokens ----
+    // ---- sessions: refresh-token families ----
 
-    pub async fn insert_refresh_token(
+    /// Starts a family (a sign-in) with its first token.
+    pub async fn insert_family(
         &self,
         user_id: i64,
-        token_hash: &str,
         family_id: &str,
-        expires_at: i64,
+        family_expires_at: i64,
+        token: NewRefreshToken<'_>,
         now: i64,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO refresh_tokens (user_id, token_hash, family_id, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO refresh_token_families (id, user_id, generation, rotated_at, expires_at, revoked_at, \
+             created_at) VALUES ($1, $2, 0, NULL, $3, NULL, $4)",
         )
-        .bind(user_id)
-        .bind(token_hash)
         .bind(family_id)
-        .bind(expires_at)
+        .bind(user_id)
+        .bind(family_expires_at)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        insert_token(&mut tx, user_id, family_id, 0, &token, now).await?;
+        tx.commit().await
     }
 
     pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRow>> {
+        sqlx::query_as("SELECT user_id, family_id, generation, expires_at FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn family(&self, family_id: &str) -> Result<Option<FamilyRow>> {
         sqlx::query_as(
-            "SELECT id, user_id, family_id, expires_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+            "SELECT id, generation, rotated_at, expires_at, revoked_at FROM refresh_token_families WHERE id = $1",
         )
-        .bind(token_hash)
+        .bind(family_id)
         .fetch_optional(&self.pool)
         .await
     }
 
-    /// Revokes one token; false when it was already revoked (someone else used it first).
-    pub async fn revoke_token_if_active(&self, id: i64, now: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Rotates a live family from `generation` to the next, with `token` as its one live
+    /// token. False when the family is no longer at `generation` (someone rotated first) or
+    /// is dead; then nothing was written.
+    pub async fn rotate(
+        &self,
+        user_id: i64,
+        family_id: &str,
+        generation: i64,
+        token: NewRefreshToken<'_>,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE refresh_token_families SET generation = generation + 1, rotated_at = $1 \
+             WHERE id = $2 AND generation = $3 AND revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(family_id)
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_token(&mut tx, user_id, family_id, generation + 1, &token, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Adds another live token to a family still at `generation` (the client lost the answer
+    /// that carried the first one). False when the family moved on or died meanwhile.
+    pub async fn reissue(
+        &self,
+        user_id: i64,
+        family_id: &str,
+        generation: i64,
+        token: NewRefreshToken<'_>,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Writes nothing new, but locks the family against a rotation or revocation meanwhile.
+        let done = sqlx::query(
+            "UPDATE refresh_token_families SET generation = generation \
+             WHERE id = $1 AND generation = $2 AND revoked_at IS NULL AND expires_at > $3",
+        )
+        .bind(family_id)
+        .bind(generation)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_token(&mut tx, user_id, family_id, generation, &token, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends a family: none of its tokens works any more. False when it already was revoked.
+    pub async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE refresh_token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(family_id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn revoke_family(&self, family_id: &str, now: i64) -> Result<u64> {
-        let done = sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(family_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Revokes every token of the user except those of `keep_family`.
-    pub async fn revoke_user_tokens(&self, user_id: i64, keep_family: Option<&str>, now: i64) -> Result<u64> {
+    /// Ends every family of the user except `keep_family`.
+    pub async fn revoke_user_families(&self, user_id: i64, keep_family: Option<&str>, now: i64) -> Result<u64> {
         let done = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 \
-             WHERE user_id = $2 AND revoked_at IS NULL AND family_id <> $3",
+            "UPDATE refresh_token_families SET revoked_at = $1 \
+             WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3",
         )
         .bind(now)
         .bind(user_id)
@@ -319,8 +544,11 @@ impl AccountStore {
         tx.commit().await
     }
 
-    /// The user's live code for a purpose: unused, unexpired, attempts left.
-    pub async fn active_code(
+    /// Takes one attempt from the user's live code for a purpose (unused, unexpired, attempts
+    /// left) before it is compared, so concurrent guesses cannot exceed the limit; answers the
+    /// code, or `None` when there is none. One statement whether or not a code exists, so
+    /// the time it takes says little about that.
+    pub async fn take_code_attempt(
         &self,
         user_id: i64,
         purpose: &str,
@@ -328,9 +556,12 @@ impl AccountStore {
         now: i64,
     ) -> Result<Option<CodeRow>> {
         sqlx::query_as(
-            "SELECT id, code_hash FROM verification_codes \
-             WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 AND attempts < $4 \
-             ORDER BY id DESC LIMIT 1",
+            "UPDATE verification_codes SET attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM verification_codes \
+                         WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 \
+                         AND attempts < $4 ORDER BY id DESC LIMIT 1) \
+             AND used_at IS NULL AND attempts < $4 \
+             RETURNING id, code_hash",
         )
         .bind(user_id)
         .bind(purpose)
@@ -338,21 +569,6 @@ impl AccountStore {
         .bind(max_attempts)
         .fetch_optional(&self.pool)
         .await
-    }
-
-    /// Takes one attempt from a code before it is compared, so concurrent guesses cannot
-    /// exceed the limit; false when none is left.
-    pub async fn take_attempt(&self, code_id: i64, max_attempts: i64, now: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE verification_codes SET attempts = attempts + 1 \
-             WHERE id = $1 AND attempts < $2 AND used_at IS NULL AND expires_at > $3",
-        )
-        .bind(code_id)
-        .bind(max_attempts)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// Gives back the attempt a correct guess took: only wrong guesses count.
@@ -376,56 +592,107 @@ impl AccountStore {
 
     // ---- rate limits ----
 
-    pub async fn sends_since(&self, key_hash: &str, since: i64) -> Result<SendWindow> {
-        sqlx::query_as(
-            "SELECT COUNT(*) AS count, MIN(sent_at) AS oldest FROM verification_sends \
-             WHERE key_hash = $1 AND sent_at > $2",
+    /// Counts one send for `key_hash` if both windows have room, in one statement (a window
+    /// that has ended starts again at `now`); otherwise counts nothing and answers the full
+    /// window.
+    pub async fn count_send(
+        &self,
+        key_hash: &str,
+        now: i64,
+        per_minute: i64,
+        per_day: i64,
+    ) -> std::result::Result<std::result::Result<(), SendRefused>, sqlx::Error> {
+        const MINUTE_MS: i64 = 60 * 1000;
+        const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
+        let counted: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO send_counters (key_hash, minute_started_at, minute_sends, day_started_at, day_sends) \
+             VALUES ($1, $2, 1, $2, 1) \
+             ON CONFLICT (key_hash) DO UPDATE SET \
+               minute_sends = CASE WHEN send_counters.minute_started_at <= $2 - $3 THEN 1 \
+                              ELSE send_counters.minute_sends + 1 END, \
+               minute_started_at = CASE WHEN send_counters.minute_started_at <= $2 - $3 THEN $2 \
+                                   ELSE send_counters.minute_started_at END, \
+               day_sends = CASE WHEN send_counters.day_started_at <= $2 - $4 THEN 1 \
+                           ELSE send_counters.day_sends + 1 END, \
+               day_started_at = CASE WHEN send_counters.day_started_at <= $2 - $4 THEN $2 \
+                                ELSE send_counters.day_started_at END \
+             WHERE (send_counters.minute_started_at <= $2 - $3 OR send_counters.minute_sends < $5) \
+               AND (send_counters.day_started_at <= $2 - $4 OR send_counters.day_sends < $6) \
+             RETURNING minute_sends",
         )
         .bind(key_hash)
-        .bind(since)
+        .bind(now)
+        .bind(MINUTE_MS)
+        .bind(DAY_MS)
+        .bind(per_minute)
+        .bind(per_day)
+        .fetch_optional(&self.pool)
+        .await?;
+        if counted.is_some() {
+            return Ok(Ok(()));
+        }
+        let (minute_started_at, minute_sends, day_started_at): (i64, i64, i64) = sqlx::query_as(
+            "SELECT minute_started_at, minute_sends, day_started_at FROM send_counters WHERE key_hash = $1",
+        )
+        .bind(key_hash)
         .fetch_one(&self.pool)
-        .await
+        .await?;
+        Ok(Err(
+            if minute_started_at > now - MINUTE_MS && minute_sends >= per_minute {
+                SendRefused::Minute {
+                    started_at: minute_started_at,
+                }
+            } else {
+                SendRefused::Day {
+                    started_at: day_started_at,
+                }
+            },
+        ))
     }
 
-    pub async fn record_send(&self, key_hash: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO verification_sends (key_hash, sent_at) VALUES ($1, $2)")
-            .bind(key_hash)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// When the key's sign-in lock ends (0 or a past time: not locked).
-    pub async fn locked_until(&self, key_hash: &str) -> Result<i64> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT locked_until FROM login_failures WHERE key_hash = $1")
-            .bind(key_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map_or(0, |r| r.0))
-    }
-
-    /// Counts one more failure; answers the total.
-    pub async fn record_login_failure(&self, key_hash: &str, now: i64) -> Result<i64> {
-        let row: (i64,) = sqlx::query_as(
+    /// Reserves a sign-in attempt for `key_hash` before the password is checked: counts it as
+    /// a failure up front and, when that failure would lock the key, locks it already, so
+    /// parallel guesses cannot all slip in before the first failure is counted. A correct
+    /// password then clears the key. `lock_for(failures)` is the lock after that many.
+    pub async fn reserve_attempt(
+        &self,
+        key_hash: &str,
+        now: i64,
+        lock_for: impl Fn(i64) -> i64,
+    ) -> Result<AttemptReserved> {
+        let mut tx = self.pool.begin().await?;
+        let counted: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO login_failures (key_hash, failures, locked_until, updated_at) VALUES ($1, 1, 0, $2) \
              ON CONFLICT (key_hash) DO UPDATE SET failures = login_failures.failures + 1, updated_at = $2 \
+             WHERE login_failures.locked_until <= $2 \
              RETURNING failures",
         )
         .bind(key_hash)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(row.0)
-    }
-
-    pub async fn lock_login(&self, key_hash: &str, until: i64) -> Result<()> {
-        sqlx::query("UPDATE login_failures SET locked_until = $1 WHERE key_hash = $2")
-            .bind(until)
-            .bind(key_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let reserved = match counted {
+            Some((failures,)) => {
+                let lock_ms = lock_for(failures);
+                if lock_ms > 0 {
+                    sqlx::query("UPDATE login_failures SET locked_until = $1 WHERE key_hash = $2")
+                        .bind(now + lock_ms)
+                        .bind(key_hash)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                AttemptReserved::Granted { failures }
+            }
+            None => {
+                let (until,): (i64,) = sqlx::query_as("SELECT locked_until FROM login_failures WHERE key_hash = $1")
+                    .bind(key_hash)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                AttemptReserved::Locked { until }
+            }
+        };
+        tx.commit().await?;
+        Ok(reserved)
     }
 
     pub async fn clear_login_failures(&self, key_hash: &str) -> Result<()> {
@@ -438,38 +705,100 @@ impl AccountStore {
 
     // ---- cleanup ----
 
-    /// Deletes what can no longer be used. Revoked refresh tokens stay while their family
-    /// still has a live token, so reusing one keeps revoking the family.
-    pub async fn cleanup(&self, now: i64, send_window_ms: i64, failure_memory_ms: i64) -> Result<Removed> {
+    /// Deletes what can no longer be used: expired and used codes; every token of a family
+    /// that is revoked or past its lifetime, and then the family; expired tokens (a retired
+    /// token is kept until then, so presenting it still counts as reuse); families left with
+    /// no token; counters whose windows have passed.
+    pub async fn cleanup(&self, now: i64, retention: Retention) -> Result<Removed> {
         let codes = sqlx::query("DELETE FROM verification_codes WHERE expires_at <= $1 OR used_at IS NOT NULL")
             .bind(now)
             .execute(&self.pool)
             .await?
             .rows_affected();
-        let refresh_tokens = sqlx::query(
-            "DELETE FROM refresh_tokens WHERE expires_at <= $1 OR (revoked_at IS NOT NULL AND family_id NOT IN \
-             (SELECT family_id FROM refresh_tokens WHERE revoked_at IS NULL AND expires_at > $1))",
+        let mut tx = self.pool.begin().await?;
+        let dead_family_tokens = sqlx::query(
+            "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_token_families \
+             WHERE revoked_at IS NOT NULL OR expires_at <= $1)",
         )
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        let sends = sqlx::query("DELETE FROM verification_sends WHERE sent_at <= $1")
-            .bind(now - send_window_ms)
+        let expired_tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let refresh_token_families = sqlx::query(
+            "DELETE FROM refresh_token_families WHERE revoked_at IS NOT NULL OR expires_at <= $1 \
+             OR NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE refresh_tokens.family_id = refresh_token_families.id)",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        let send_counters = sqlx::query("DELETE FROM send_counters WHERE day_started_at <= $1")
+            .bind(now - retention.send_window_ms)
             .execute(&self.pool)
             .await?
             .rows_affected();
         let login_failures = sqlx::query("DELETE FROM login_failures WHERE locked_until <= $1 AND updated_at <= $2")
             .bind(now)
-            .bind(now - failure_memory_ms)
+            .bind(now - retention.failure_memory_ms)
             .execute(&self.pool)
             .await?
             .rows_affected();
         Ok(Removed {
             codes,
-            refresh_tokens,
-            sends,
+            refresh_tokens: dead_family_tokens + expired_tokens,
+            refresh_token_families,
+            send_counters,
             login_failures,
         })
     }
+}
+
+/// The `SET` list of a partial update and the test for whether it changes anything.
+#[derive(Default)]
+struct Assignments<'a> {
+    sets: Vec<String>,
+    changed: Vec<String>,
+    values: Vec<Option<&'a str>>,
+}
+
+impl<'a> Assignments<'a> {
+    /// The placeholder for the next value; `$1` is taken by the row's id.
+    fn param(&mut self, value: Option<&'a str>) -> String {
+        self.values.push(value);
+        format!("${}", self.values.len() + 1)
+    }
+
+    fn set(&mut self, assignment: String, differs: String) {
+        self.sets.push(assignment);
+        self.changed.push(differs);
+    }
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    family_id: &str,
+    generation: i64,
+    token: &NewRefreshToken<'_>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (user_id, token_hash, family_id, generation, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(user_id)
+    .bind(token.token_hash)
+    .bind(family_id)
+    .bind(generation)
+    .bind(token.expires_at)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

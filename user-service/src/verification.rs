@@ -34,9 +34,14 @@ pub fn new_code() -> Result<String, Error> {
     }
 }
 
-/// The stored form of a code: bound to its user and purpose, so a hash says nothing elsewhere.
-pub fn code_hash(user_id: i64, purpose: Purpose, code: &str) -> String {
-    hex::encode(Sha256::digest(format!("{user_id}:{}:{code}", purpose.as_str())))
+/// The stored form of a code: bound to its user, its purpose and the address it was sent to
+/// (normalized, empty for none), so a hash says nothing elsewhere and a code stops matching
+/// the moment the account's address changes, however the change races with the send.
+pub fn code_hash(user_id: i64, purpose: Purpose, address: &str, code: &str) -> String {
+    hex::encode(Sha256::digest(format!(
+        "{user_id}:{}:{address}:{code}",
+        purpose.as_str()
+    )))
 }
 
 /// A 256-bit refresh token, URL-safe.
@@ -82,8 +87,12 @@ mod tests {
         assert_ne!(token_hash(&token), token);
         assert_eq!(token_hash(&token).len(), 64);
         assert_ne!(
-            code_hash(1, Purpose::PasswordReset, "123456"),
-            code_hash(2, Purpose::PasswordReset, "123456")
+            code_hash(1, Purpose::PasswordReset, "", "123456"),
+            code_hash(2, Purpose::PasswordReset, "", "123456")
+        );
+        assert_ne!(
+            code_hash(1, Purpose::EmailVerify, "a@example.com", "123456"),
+            code_hash(1, Purpose::EmailVerify, "b@example.com", "123456")
         );
         assert!(constant_time_eq("abc", "abc"));
         assert!(!constant_time_eq("abc", "abd"));

@@ -105,6 +105,14 @@ async fn starts_from_env_vars_with_a_sqlite_file_in_the_data_dir() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let line = line.expect("no verification code in the log");
+    // The operator was told once, at start-up, where codes go and how to send them by mail.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("log mailer in use")).collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("WARN") && warnings[0].contains("--smtp-host"),
+        "{log}"
+    );
     assert!(line.contains("login=zoe"), "{line}");
     let code = line.split("code=").nth(1).unwrap_or_default();
     let digits: String = code.chars().take_while(char::is_ascii_digit).collect();

@@ -11,76 +11,115 @@ use parley_proto::user::v1 as pb;
 use parley_service_kit::database::now_millis;
 use user_service::Config;
 
-parley_testkit::on_every_backend!(sweep_removes_dead_codes_and_tokens_only, |db_url: String| async move {
-    let (server, _dir) = start(&db_url).await;
-    let mut client = server.client().await;
-    let xavier = register(&mut client, "xavier", "xavier password", None).await;
-    let rotated = refresh(&mut client, &xavier.refresh_token).await.unwrap();
-    let expiring = login(&mut client, "xavier", "xavier password").await.unwrap();
-    let logged_out = login(&mut client, "xavier", "xavier password").await.unwrap();
-    client
-        .logout(pb::LogoutRequest {
-            refresh_token: logged_out.refresh_token.clone(),
-        })
-        .await
-        .unwrap();
-    client
-        .send_verification_code(pb::SendVerificationCodeRequest {
-            login: "xavier".into(),
-            purpose: pb::VerificationPurpose::PasswordReset as i32,
-        })
-        .await
-        .unwrap();
-    server.mailer.wait_for_mails(1, Duration::from_secs(10)).await;
-    let db = server.database().await;
-    // 4 tokens: the registered one (rotated, revoked), its successor, one to expire, one
-    // logged out.
-    assert_eq!(count_rows(&db, "refresh_tokens").await, 4);
-    let expiring_hash = user_service::verification::token_hash(&expiring.refresh_token);
-    sqlx::query("UPDATE refresh_tokens SET expires_at = $1 WHERE token_hash = $2")
-        .bind(now_millis() - 1)
-        .bind(&expiring_hash)
-        .execute(&db)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE verification_codes SET expires_at = $1")
-        .bind(now_millis() - 1)
-        .execute(&db)
-        .await
-        .unwrap();
+async fn set_expiry(db: &sqlx::AnyPool, table: &str, column: &str, id: &str, at: i64) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET expires_at = $1 WHERE {column} = $2"
+    )))
+    .bind(at)
+    .bind(id)
+    .execute(db)
+    .await
+    .unwrap();
+}
 
-    let database = parley_service_kit::database::connect(&db_url, &user_service::MIGRATIONS)
+async fn family_of(db: &sqlx::AnyPool, refresh_token: &str) -> String {
+    let (family,): (String,) = sqlx::query_as("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+        .bind(user_service::verification::token_hash(refresh_token))
+        .fetch_one(db)
         .await
         .unwrap();
-    let store = user_service::store::AccountStore::new(&database);
-    let removed = user_service::cleanup::sweep(&store).await.unwrap();
-    assert_eq!(removed.codes, 1);
-    // The expired one and the logged-out family; the rotated token stays while its family
-    // lives, so reusing it still revokes the family.
-    assert_eq!(removed.refresh_tokens, 2);
-    assert_eq!(count_rows(&db, "refresh_tokens").await, 2);
-    assert_eq!(count_rows(&db, "verification_codes").await, 0);
-    assert_eq!(
-        refresh(&mut client, &xavier.refresh_token).await.unwrap_err().code(),
-        tonic::Code::Unauthenticated
-    );
-    assert_eq!(
-        refresh(&mut client, &rotated.refresh_token).await.unwrap_err().code(),
-        tonic::Code::Unauthenticated,
-        "the reuse revoked the family"
-    );
-    // Now the whole family is dead and goes.
-    let removed = user_service::cleanup::sweep(&store).await.unwrap();
-    assert_eq!(removed.refresh_tokens, 2);
-    assert_eq!(count_rows(&db, "refresh_tokens").await, 0);
-    server.stop().await;
-});
+    family
+}
+
+parley_testkit::on_every_backend!(
+    sweep_removes_dead_codes_and_sessions_only,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        let db = server.database().await;
+        // A session that rotated once: its retired token is kept (presenting it is reuse).
+        let xavier = register(&mut client, "xavier", "xavier password", None).await;
+        let rotated = refresh(&mut client, &xavier.refresh_token).await.unwrap();
+        // A session whose only token expired (unused for 30 days).
+        let idle = login(&mut client, "xavier", "xavier password").await.unwrap();
+        set_expiry(
+            &db,
+            "refresh_tokens",
+            "token_hash",
+            &user_service::verification::token_hash(&idle.refresh_token),
+            now_millis() - 1,
+        )
+        .await;
+        // A signed-out session.
+        let logged_out = login(&mut client, "xavier", "xavier password").await.unwrap();
+        client
+            .logout(pb::LogoutRequest {
+                refresh_token: logged_out.refresh_token.clone(),
+            })
+            .await
+            .unwrap();
+        // A session past its absolute lifetime, however fresh its token.
+        let old = login(&mut client, "xavier", "xavier password").await.unwrap();
+        let old_family = family_of(&db, &old.refresh_token).await;
+        set_expiry(&db, "refresh_token_families", "id", &old_family, now_millis() - 1).await;
+        client
+            .send_verification_code(pb::SendVerificationCodeRequest {
+                login: "xavier".into(),
+                purpose: pb::VerificationPurpose::PasswordReset as i32,
+            })
+            .await
+            .unwrap();
+        server.mailer.wait_for_mails(1, Duration::from_secs(10)).await;
+        sqlx::query("UPDATE verification_codes SET expires_at = $1")
+            .bind(now_millis() - 1)
+            .execute(&db)
+            .await
+            .unwrap();
+        assert_eq!(count_rows(&db, "refresh_tokens").await, 5);
+        assert_eq!(count_rows(&db, "refresh_token_families").await, 4);
+        // The over-age session is refused before any sweep.
+        assert_eq!(
+            refresh(&mut client, &old.refresh_token).await.unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+
+        let database = parley_service_kit::database::connect(&db_url, &user_service::MIGRATIONS)
+            .await
+            .unwrap();
+        let store = user_service::store::AccountStore::new(&database);
+        let removed = user_service::cleanup::sweep(&store).await.unwrap();
+        assert_eq!(removed.codes, 1);
+        assert_eq!(removed.refresh_tokens, 3, "{removed:?}");
+        assert_eq!(removed.refresh_token_families, 3, "{removed:?}");
+        assert_eq!(count_rows(&db, "refresh_tokens").await, 2);
+        assert_eq!(count_rows(&db, "verification_codes").await, 0);
+
+        // The kept retired token still trips reuse detection once its grace is over.
+        age_rotations(&db).await;
+        assert_eq!(
+            refresh(&mut client, &xavier.refresh_token).await.unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            refresh(&mut client, &rotated.refresh_token).await.unwrap_err().code(),
+            tonic::Code::Unauthenticated,
+            "the reuse revoked the family"
+        );
+        // Now the whole family is dead and goes.
+        let removed = user_service::cleanup::sweep(&store).await.unwrap();
+        assert_eq!(removed.refresh_tokens, 2);
+        assert_eq!(removed.refresh_token_families, 1);
+        assert_eq!(count_rows(&db, "refresh_tokens").await, 0);
+        assert_eq!(count_rows(&db, "refresh_token_families").await, 0);
+        server.stop().await;
+    }
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_task_runs_periodically_and_stops_with_the_server() {
     let test_db = parley_testkit::test_database::TestDatabase::sqlite();
     let dir = tempfile::tempdir().unwrap();
-    let mailer = user_service::RecordingMailer::new();
+    let mailer = user_service::test_support::RecordingMailer::new();
     let mut config = Config::new(test_db.url.clone(), dir.path());
     config.mailer = Arc::new(mailer.clone());
     config.cleanup_interval = Duration::from_millis(50);

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use parley_proto::user::v1 as pb;
 use parley_service_kit::grpc_status::retry_delay;
 
 async fn unlock_everyone(db: &sqlx::AnyPool) {
@@ -52,19 +53,172 @@ parley_testkit::on_every_backend!(failures_lock_with_a_growing_delay, |db_url: S
     server.stop().await;
 });
 
-parley_testkit::on_every_backend!(the_lock_is_per_account_not_per_spelling, |db_url: String| async move {
-    let (server, _dir) = start(&db_url).await;
-    let mut client = server.client().await;
-    register(&mut client, "victor", "victor password", Some("victor@example.com")).await;
-    register(&mut client, "walter", "walter password", None).await;
-    for name in ["victor", "VICTOR", "victor@example.com", "Victor@Example.com", "victor"] {
-        login(&mut client, name, "wrong password").await.unwrap_err();
+// A lock never links two logins: a username and an email are counted apart, for a real
+// account exactly as for logins with no account, so locking one tells nothing about whether
+// the other names the same account (or any).
+parley_testkit::on_every_backend!(
+    the_lock_is_per_login_for_known_and_unknown_logins_alike,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        register(&mut client, "victor", "victor password", Some("victor@example.com")).await;
+        verify_email(&server, &mut client, "victor", "victor").await;
+        register(&mut client, "walter", "walter password", None).await;
+        for (username, email) in [("victor", "victor@example.com"), ("nobody", "nobody@example.com")] {
+            // Every spelling of the username counts on one counter…
+            let upper = username.to_uppercase();
+            for spelling in [username, &upper, username, &upper, username] {
+                let status = login(&mut client, spelling, "wrong password").await.unwrap_err();
+                assert_eq!(status.code(), tonic::Code::Unauthenticated, "{spelling}");
+            }
+            let status = login(&mut client, username, "victor password").await.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{username}");
+            // …and the email on its own, untouched by the username's lock.
+            let status = login(&mut client, email, "wrong password").await.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "{email}");
+        }
+        login(&mut client, "victor@example.com", "victor password")
+            .await
+            .unwrap();
+        // Someone else is not affected.
+        login(&mut client, "walter", "walter password").await.unwrap();
+        server.stop().await;
     }
-    let status = login(&mut client, "victor@example.com", "victor password")
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-    // Someone else is not affected.
-    login(&mut client, "walter", "walter password").await.unwrap();
-    server.stop().await;
-});
+);
+
+// Parallel wrong guesses cannot outrun the counter: each attempt is counted (and the lock
+// set) before its password is checked, so no more than the free failures plus the one that
+// locks are ever checked.
+parley_testkit::on_every_backend!(
+    parallel_guesses_get_no_more_tries_than_serial_ones,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        let uma = register(&mut client, "uma", "uma password", None).await;
+        let guesses = |make: fn(usize) -> (String, String)| {
+            let client = client.clone();
+            async move {
+                let attempts: Vec<_> = (0..16)
+                    .map(|i| {
+                        let mut client = client.clone();
+                        let (login_name, password) = make(i);
+                        tokio::spawn(async move { login(&mut client, &login_name, &password).await.map(|_| ()) })
+                    })
+                    .collect();
+                let mut codes = Vec::new();
+                for attempt in attempts {
+                    codes.push(attempt.await.unwrap().unwrap_err().code());
+                }
+                codes
+            }
+        };
+        for make in [
+            (|i| ("uma".to_string(), format!("wrong password {i}"))) as fn(usize) -> (String, String),
+            |i| ("nobody".to_string(), format!("wrong password {i}")),
+        ] {
+            let codes = guesses(make).await;
+            let checked = codes.iter().filter(|c| **c == tonic::Code::Unauthenticated).count();
+            let refused = codes.iter().filter(|c| **c == tonic::Code::ResourceExhausted).count();
+            assert_eq!((checked, refused), (5, 11), "{codes:?}");
+        }
+
+        // The same for a signed-in user's own password (ChangePassword, DeleteAccount).
+        let attempts: Vec<_> = (0..16)
+            .map(|i| {
+                let mut client = client.clone();
+                let token = uma.access_token.clone();
+                tokio::spawn(async move {
+                    client
+                        .change_password(authed(
+                            pb::ChangePasswordRequest {
+                                old_password: format!("wrong password {i}"),
+                                new_password: "a new password".into(),
+                                ..Default::default()
+                            },
+                            &token,
+                        ))
+                        .await
+                        .unwrap_err()
+                        .code()
+                })
+            })
+            .collect();
+        let mut codes = Vec::new();
+        for attempt in attempts {
+            codes.push(attempt.await.unwrap());
+        }
+        let checked = codes.iter().filter(|c| **c == tonic::Code::InvalidArgument).count();
+        assert_eq!(checked, 5, "{codes:?}");
+        server.stop().await;
+    }
+);
+
+// A disabled account: the right password says so, but no session comes out of it; its
+// sessions stop refreshing; a password reset answers as for an unknown login and keeps
+// the account locked.
+parley_testkit::on_every_backend!(
+    a_disabled_account_cannot_sign_in_refresh_or_reset,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        let yves = register(&mut client, "yves", "yves password", None).await;
+        let db = server.database().await;
+        client
+            .send_verification_code(pb::SendVerificationCodeRequest {
+                login: "yves".into(),
+                purpose: pb::VerificationPurpose::PasswordReset as i32,
+            })
+            .await
+            .unwrap();
+        let code = server.code("yves", user_service::Purpose::PasswordReset, 1).await;
+        for _ in 0..5 {
+            login(&mut client, "yves", "wrong password").await.unwrap_err();
+        }
+        sqlx::query("UPDATE users SET status = 'disabled'")
+            .execute(&db)
+            .await
+            .unwrap();
+        let locked: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM login_failures WHERE locked_until > 0")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(locked.0, 1);
+
+        assert_eq!(
+            refresh(&mut client, &yves.refresh_token).await.unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        let known = client
+            .reset_password(pb::ResetPasswordRequest {
+                login: "yves".into(),
+                code: code.clone(),
+                new_password: "yves new password".into(),
+            })
+            .await
+            .unwrap_err();
+        let unknown = client
+            .reset_password(pb::ResetPasswordRequest {
+                login: "nobody".into(),
+                code,
+                new_password: "yves new password".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!((known.code(), known.message()), (unknown.code(), unknown.message()));
+        let still_locked: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM login_failures WHERE locked_until > 0")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(still_locked.0, 1, "a refused reset lifted the lock");
+
+        unlock_everyone(&db).await;
+        let status = login(&mut client, "yves", "yves password").await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            count_rows(&db, "refresh_token_families").await,
+            1,
+            "no session was started"
+        );
+        server.stop().await;
+    }
+);

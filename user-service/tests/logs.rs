@@ -31,6 +31,7 @@ parley_testkit::on_every_backend!(no_secret_reaches_the_logs, |db_url: String| a
     ]);
     let rotated = refresh(&mut client, &other.refresh_token).await.unwrap();
     secrets.extend([rotated.access_token.clone(), rotated.refresh_token.clone()]);
+    age_rotations(&server.database().await).await;
     refresh(&mut client, &other.refresh_token).await.unwrap_err();
     for _ in 0..6 {
         login(&mut client, &format!("{username}_b"), "wrong-secret-pw")
@@ -48,10 +49,7 @@ parley_testkit::on_every_backend!(no_secret_reaches_the_logs, |db_url: String| a
     assert!(contents.contains("account registered"), "logs were not captured");
     assert!(contents.contains("reused"), "reuse detection was not logged");
     for secret in &secrets {
-        assert!(
-            !contents.contains(secret.as_str()),
-            "a secret reached the logs: {secret}"
-        );
+        assert!(!appears(&contents, secret), "a secret reached the logs: {secret}");
     }
     // (h2 logs `code=NO_ERROR`; a verification code would be digits.)
     let code_lines: Vec<&str> = contents
@@ -63,3 +61,16 @@ parley_testkit::on_every_backend!(no_secret_reaches_the_logs, |db_url: String| a
         .collect();
     assert!(code_lines.is_empty(), "a code field reached the logs: {code_lines:?}");
 });
+
+/// Whether `secret` is in the logs as a value of its own. A six-digit code is short enough to
+/// turn up inside a longer number (a timestamp's microseconds), which is not a leak.
+fn appears(contents: &str, secret: &str) -> bool {
+    if !secret.bytes().all(|b| b.is_ascii_digit()) {
+        return contents.contains(secret);
+    }
+    contents.match_indices(secret).any(|(at, _)| {
+        let before = contents[..at].chars().next_back();
+        let after = contents[at + secret.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit() || c == '.') && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}

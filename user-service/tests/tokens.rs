@@ -28,7 +28,9 @@ parley_testkit::on_every_backend!(
             .await
             .unwrap();
 
-        // The old token stops working, and using it again revokes the token that replaced it.
+        // Past the grace for a lost answer, the old token stops working, and using it again
+        // revokes the token that replaced it.
+        age_rotations(&server.database().await).await;
         let status = refresh(&mut client, &first.refresh_token).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unauthenticated);
         let status = refresh(&mut client, &second.refresh_token).await.unwrap_err();
@@ -187,6 +189,7 @@ parley_testkit::on_every_backend!(
             pb::ChangePasswordRequest {
                 old_password: "ivan password".into(),
                 new_password: "ivan's new password".into(),
+                ..Default::default()
             },
             &access,
         );
@@ -320,7 +323,7 @@ parley_testkit::on_every_backend!(
 async fn secure_cookies_when_configured() {
     let db = parley_testkit::test_database::TestDatabase::sqlite();
     let dir = tempfile::tempdir().unwrap();
-    let mailer = user_service::RecordingMailer::new();
+    let mailer = user_service::test_support::RecordingMailer::new();
     let mut config = Config::new(db.url.clone(), dir.path());
     config.secure_cookies = true;
     config.mailer = Arc::new(mailer.clone());

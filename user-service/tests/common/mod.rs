@@ -7,7 +7,8 @@ use std::time::Duration;
 use parley_proto::user::v1 as pb;
 use parley_proto::user::v1::user_service_client::UserServiceClient;
 use tonic::transport::Channel;
-use user_service::{Config, RecordingMailer};
+use user_service::Config;
+use user_service::test_support::RecordingMailer;
 
 pub type Client = UserServiceClient<Channel>;
 
@@ -163,6 +164,32 @@ pub async fn refresh(client: &mut Client, token: &str) -> Result<pb::RefreshToke
         .map(tonic::Response::into_inner)
 }
 
+/// Verifies the account's email: an EMAIL_VERIFY code by username, read from the mailer.
+pub async fn verify_email(server: &TestServer, client: &mut Client, username: &str, login: &str) {
+    let mails_before = server.mailer.mails().len();
+    client
+        .send_verification_code(pb::SendVerificationCodeRequest {
+            login: login.into(),
+            purpose: pb::VerificationPurpose::EmailVerify as i32,
+        })
+        .await
+        .unwrap();
+    let code = server
+        .code(username, user_service::Purpose::EmailVerify, mails_before + 1)
+        .await;
+    let valid = client
+        .verify_code(pb::VerifyCodeRequest {
+            login: login.into(),
+            code,
+            purpose: pb::VerificationPurpose::EmailVerify as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .valid;
+    assert!(valid, "{username}'s email was not verified");
+}
+
 /// Asserts INVALID_ARGUMENT with a BadRequest violation for `field`.
 pub fn assert_invalid(result: Result<impl std::fmt::Debug, tonic::Status>, field: &str) {
     let status = result.expect_err("expected INVALID_ARGUMENT");
@@ -227,6 +254,7 @@ pub async fn run_lifecycle(server: &TestServer, username: &str) -> Vec<String> {
             pb::ChangePasswordRequest {
                 old_password: first_password.clone(),
                 new_password: second_password.clone(),
+                ..Default::default()
             },
             &access,
         ))
@@ -242,6 +270,10 @@ pub async fn run_lifecycle(server: &TestServer, username: &str) -> Vec<String> {
         login(&mut client, username, &first_password).await.unwrap_err().code(),
         tonic::Code::Unauthenticated
     );
+
+    // verify the email (an address names the account in a login only once verified)
+    verify_email(server, &mut client, username, username).await;
+    secrets.push(server.mailer.last_code(username, Purpose::EmailVerify).unwrap());
 
     // send code → verify → reset
     let mails_before = server.mailer.mails().len();
@@ -333,6 +365,15 @@ pub async fn run_lifecycle(server: &TestServer, username: &str) -> Vec<String> {
         tonic::Code::Unauthenticated
     );
     secrets
+}
+
+/// Moves every rotation a minute into the past, beyond the grace in which the token it
+/// replaced may be presented again: presenting that token now is reuse.
+pub async fn age_rotations(db: &sqlx::AnyPool) {
+    sqlx::query("UPDATE refresh_token_families SET rotated_at = rotated_at - 60000 WHERE rotated_at IS NOT NULL")
+        .execute(db)
+        .await
+        .unwrap();
 }
 
 /// Rows in a table (to check deletes and that bad input changed nothing).

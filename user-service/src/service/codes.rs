@@ -1,0 +1,130 @@
+//! Sending verification codes. A request is checked (its login's send limit) and queued; a
+//! single background worker then does everything that depends on the account (finding it,
+//! its own silent limit, the code, the mail). So the answer takes as long, and says as much,
+//! whether or not the login names an account; the bounded queue keeps a flood from growing
+//! memory, and one worker delivers in the order the requests came.
+
+use std::sync::Arc;
+
+use parley_service_kit::database::now_millis;
+use tokio::sync::mpsc;
+
+use super::{find_account, millis, until};
+use crate::Error;
+use crate::account_fields::Login;
+use crate::mailer::{Mailer, Purpose, VerificationMail};
+use crate::store::{AccountStore, SendRefused};
+use crate::verification::{self, CODE_TTL, SENDS_PER_DAY, SENDS_PER_MINUTE};
+
+/// Code requests waiting for the worker; beyond this, requests are refused (for known and
+/// unknown logins alike).
+pub const CODE_QUEUE_CAPACITY: usize = 1024;
+
+const MINUTE_MS: i64 = 60 * 1000;
+const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
+
+struct CodeJob {
+    login: Login,
+    purpose: Purpose,
+}
+
+/// Where code requests go.
+#[derive(Clone)]
+pub struct CodeQueue {
+    jobs: mpsc::Sender<CodeJob>,
+}
+
+impl CodeQueue {
+    /// The queue and its worker, which runs until every sender is gone.
+    pub fn start(store: AccountStore, mailer: Arc<dyn Mailer>, capacity: usize) -> (Self, tokio::task::JoinHandle<()>) {
+        let (jobs, mut queued) = mpsc::channel::<CodeJob>(capacity.max(1));
+        let worker = tokio::spawn(async move {
+            while let Some(job) = queued.recv().await {
+                if let Err(e) = deliver(&store, mailer.as_ref(), job).await {
+                    tracing::warn!(error = %e, "could not send a verification code");
+                }
+            }
+        });
+        (Self { jobs }, worker)
+    }
+
+    /// Counts the send against the login's limit and queues it. Nothing here depends on
+    /// whether the login names an account.
+    pub(super) async fn send(&self, store: &AccountStore, login: Login, purpose: Purpose) -> Result<(), Error> {
+        // A place in the queue first, so a refused request has not used up a send.
+        let place = self.jobs.try_reserve().map_err(|_| Error::RateLimited {
+            message: "too many codes are being sent right now",
+            retry_after: std::time::Duration::from_secs(5),
+        })?;
+        let now = now_millis();
+        let key = verification::bucket_key(&format!("send-{}", purpose.as_str()), login.key());
+        match store.count_send(&key, now, SENDS_PER_MINUTE, SENDS_PER_DAY).await? {
+            Ok(()) => {}
+            Err(SendRefused::Minute { started_at }) => {
+                return Err(Error::RateLimited {
+                    message: "a code was sent moments ago",
+                    retry_after: until(started_at + MINUTE_MS, now),
+                });
+            }
+            Err(SendRefused::Day { started_at }) => {
+                return Err(Error::RateLimited {
+                    message: "too many codes sent today",
+                    retry_after: until(started_at + DAY_MS, now),
+                });
+            }
+        }
+        place.send(CodeJob { login, purpose });
+        Ok(())
+    }
+}
+
+/// The account-specific part of a send, in the background.
+async fn deliver(store: &AccountStore, mailer: &dyn Mailer, job: CodeJob) -> Result<(), Error> {
+    let Some(user) = find_account(store, &job.login).await?.filter(|u| u.is_active()) else {
+        return Ok(());
+    };
+    let purpose = job.purpose;
+    if purpose == Purpose::EmailVerify {
+        // A missing or verified address has nothing to verify, and an address another
+        // account has verified cannot be verified again.
+        let Some(address) = user.email_normalized.as_deref().filter(|_| user.email_verified == 0) else {
+            return Ok(());
+        };
+        if store.email_verified_elsewhere(address, user.id).await? {
+            return Ok(());
+        }
+    }
+    // The limit above counts per login; an account reachable by username and by email is
+    // also limited as a whole, silently, so the answer still says nothing about it.
+    let now = now_millis();
+    let account_key = verification::bucket_key(&format!("send-{}-account", purpose.as_str()), &user.id.to_string());
+    if store
+        .count_send(&account_key, now, SENDS_PER_MINUTE, SENDS_PER_DAY)
+        .await?
+        .is_err()
+    {
+        return Ok(());
+    }
+    let code = verification::new_code()?;
+    let address = user.email_normalized.as_deref().unwrap_or("");
+    store
+        .replace_code(
+            user.id,
+            purpose.as_str(),
+            &verification::code_hash(user.id, purpose, address, &code),
+            now + millis(CODE_TTL),
+            now,
+        )
+        .await?;
+    let mail = VerificationMail {
+        username: user.username.clone(),
+        email: user.email.clone(),
+        purpose,
+        code,
+        expires_in: CODE_TTL,
+    };
+    if let Err(e) = mailer.send_code(mail).await {
+        tracing::warn!(user_id = user.id, error = %e, "could not deliver a verification code");
+    }
+    Ok(())
+}
