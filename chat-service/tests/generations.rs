@@ -46,6 +46,14 @@ async fn read_deltas(stream: &mut tonic::Streaming<pb::SendMessageResponse>, cou
     answer.expect("no assistant_started")
 }
 
+/// Alice, signed in with a config pointing at the fake provider, and a new session.
+async fn alice_chatting(stack: &Stack, session: pb::CreateSessionRequest) -> (User, pb::Session) {
+    let alice = stack.user("alice").await;
+    stack.fake_config(&alice, "fake").await;
+    let session = alice.create_session(session).await;
+    (alice, session)
+}
+
 fn role_and_content(body: &serde_json::Value) -> Vec<(String, String)> {
     body["messages"]
         .as_array()
@@ -146,9 +154,7 @@ on_every_backend!(
     outlives_its_client_and_a_second_client_watches,
     |db_url: String| async move {
         let stack = Stack::start(&db_url).await;
-        let alice = stack.user("alice").await;
-        stack.fake_config(&alice, "fake").await;
-        let session = alice.create_session(titled()).await;
+        let (alice, session) = alice_chatting(&stack, titled()).await;
         stack.fake.push_reply(slow(40, Duration::from_millis(40)));
 
         let mut stream = alice.send(session.id, "tell me a long story").await;
@@ -215,9 +221,7 @@ on_every_backend!(
 
 on_every_backend!(stop_keeps_the_partial_answer, |db_url: String| async move {
     let stack = Stack::start(&db_url).await;
-    let alice = stack.user("alice").await;
-    stack.fake_config(&alice, "fake").await;
-    let session = alice.create_session(titled()).await;
+    let (alice, session) = alice_chatting(&stack, titled()).await;
     stack.fake.push_reply(slow(100, Duration::from_millis(30)));
 
     let mut stream = alice.send(session.id, "go on forever").await;
@@ -289,9 +293,7 @@ on_every_backend!(stop_keeps_the_partial_answer, |db_url: String| async move {
 
 on_every_backend!(provider_failures_are_stored_and_reported, |db_url: String| async move {
     let stack = Stack::start(&db_url).await;
-    let alice = stack.user("alice").await;
-    stack.fake_config(&alice, "fake").await;
-    let session = alice.create_session(titled()).await;
+    let (alice, session) = alice_chatting(&stack, titled()).await;
     let cases = [
         (
             Reply::status(401, "Incorrect API key provided"),
@@ -357,9 +359,7 @@ on_every_backend!(provider_failures_are_stored_and_reported, |db_url: String| as
 
 on_every_backend!(one_generation_per_session, |db_url: String| async move {
     let stack = Stack::start(&db_url).await;
-    let alice = stack.user("alice").await;
-    stack.fake_config(&alice, "fake").await;
-    let session = alice.create_session(titled()).await;
+    let (alice, session) = alice_chatting(&stack, titled()).await;
     let other = alice.create_session(titled()).await;
     stack.fake.push_reply(slow(30, Duration::from_millis(30)));
 
@@ -399,9 +399,7 @@ on_every_backend!(one_generation_per_session, |db_url: String| async move {
 
 on_every_backend!(regenerate_replaces_the_answer_when_done, |db_url: String| async move {
     let stack = Stack::start(&db_url).await;
-    let alice = stack.user("alice").await;
-    stack.fake_config(&alice, "fake").await;
-    let session = alice.create_session(titled()).await;
+    let (alice, session) = alice_chatting(&stack, titled()).await;
     stack.fake.push_reply(Reply::text("the first answer"));
     let events = collect_send(alice.send(session.id, "question").await).await;
     let old_id = started_id(&events);
@@ -516,9 +514,7 @@ on_every_backend!(
     shutdown_stops_generations_and_keeps_their_text,
     |db_url: String| async move {
         let mut stack = Stack::start(&db_url).await;
-        let alice = stack.user("alice").await;
-        stack.fake_config(&alice, "fake").await;
-        let session = alice.create_session(titled()).await;
+        let (alice, session) = alice_chatting(&stack, titled()).await;
         stack.fake.push_reply(slow(200, Duration::from_millis(30)));
         let mut stream = alice.send(session.id, "a very long answer please").await;
         let answer_id = read_deltas(&mut stream, 3).await;
@@ -554,9 +550,7 @@ on_every_backend!(
     answers_left_streaming_by_a_crash_fail_on_start,
     |db_url: String| async move {
         let mut stack = Stack::start(&db_url).await;
-        let alice = stack.user("alice").await;
-        stack.fake_config(&alice, "fake").await;
-        let session = alice.create_session(titled()).await;
+        let (alice, session) = alice_chatting(&stack, titled()).await;
         let events = collect_send(alice.send(session.id, "hello").await).await;
         let answer_id = started_id(&events);
         stack.stop_chat().await.unwrap();
@@ -632,9 +626,7 @@ on_every_backend!(
     per_user_limit_and_deleting_a_busy_session,
     |db_url: String| async move {
         let stack = Stack::start_with(&db_url, |config| config.generation.max_per_user = 1).await;
-        let alice = stack.user("alice").await;
-        stack.fake_config(&alice, "fake").await;
-        let session = alice.create_session(titled()).await;
+        let (alice, session) = alice_chatting(&stack, titled()).await;
         stack.fake.push_reply(slow(200, Duration::from_millis(30)));
         let mut stream = alice.send(session.id, "one more").await;
         read_deltas(&mut stream, 2).await;
@@ -691,9 +683,7 @@ on_every_backend!(
             config.generation.stale_after = Duration::from_millis(3000);
         })
         .await;
-        let alice = stack.user("alice").await;
-        stack.fake_config(&alice, "fake").await;
-        let session = alice.create_session(titled()).await;
+        let (alice, session) = alice_chatting(&stack, titled()).await;
         let events = collect_send(alice.send(session.id, "hello").await).await;
         let answer_id = started_id(&events);
         stack.stop_chat().await.unwrap();
@@ -802,9 +792,7 @@ on_every_backend!(a_quiet_model_is_kept_alive_by_heartbeats, |db_url: String| as
         config.generation.heartbeat_interval = Duration::from_millis(200);
     })
     .await;
-    let alice = stack.user("alice").await;
-    stack.fake_config(&alice, "fake").await;
-    let session = alice.create_session(titled()).await;
+    let (alice, session) = alice_chatting(&stack, titled()).await;
     // Silent for longer than "stale": only the heartbeat shows the answer is alive.
     stack
         .fake
@@ -906,9 +894,7 @@ async fn instances_sharing_postgres_watch_and_stop_each_others_answers() {
         config.generation.heartbeat_interval = Duration::from_millis(300);
     })
     .await;
-    let alice = stack.user("alice").await;
-    stack.fake_config(&alice, "fake").await;
-    let session = alice.create_session(titled()).await;
+    let (alice, session) = alice_chatting(&stack, titled()).await;
     let elsewhere = stack.second_instance(&alice).await;
     stack.fake.push_reply(slow(150, Duration::from_millis(30)));
 
@@ -1040,9 +1026,7 @@ on_every_backend!(
     |db_url: String| async move {
         use pb::MessageStatus::{Complete, Failed, Stopped};
         let stack = Stack::start(&db_url).await;
-        let alice = stack.user("alice").await;
-        stack.fake_config(&alice, "fake").await;
-        let session = alice.create_session(titled()).await;
+        let (alice, session) = alice_chatting(&stack, titled()).await;
         stack.fake.push_reply(Reply::text("the first answer"));
         let events = collect_send(alice.send(session.id, "question").await).await;
         let question_id = match &events[0] {
@@ -1199,9 +1183,7 @@ on_every_backend!(
 
 on_every_backend!(nul_characters_are_refused_or_dropped, |db_url: String| async move {
     let stack = Stack::start(&db_url).await;
-    let alice = stack.user("alice").await;
-    stack.fake_config(&alice, "fake").await;
-    let session = alice.create_session(titled()).await;
+    let (alice, session) = alice_chatting(&stack, titled()).await;
     let db = stack.database().await;
     // PostgreSQL cannot store NUL: refused as bad input on every backend, nothing stored.
     assert_invalid(
@@ -1291,9 +1273,7 @@ on_every_backend!(
     |db_url: String| async move {
         let sqlite = db_url.starts_with("sqlite:");
         let stack = Stack::start(&db_url).await;
-        let alice = stack.user("alice").await;
-        stack.fake_config(&alice, "fake").await;
-        let session = alice.create_session(titled()).await;
+        let (alice, session) = alice_chatting(&stack, titled()).await;
         let db = stack.database().await;
         refuse_final_writes(&db, sqlite).await;
         stack.fake.push_reply(Reply::text("kept through the outage"));
@@ -1339,9 +1319,7 @@ on_every_backend!(
             config.generation.max_duration = Duration::from_secs(2);
         })
         .await;
-        let alice = stack.user("alice").await;
-        stack.fake_config(&alice, "fake").await;
-        let session = alice.create_session(titled()).await;
+        let (alice, session) = alice_chatting(&stack, titled()).await;
         let db = stack.database().await;
         refuse_final_writes(&db, sqlite).await;
         stack.fake.push_reply(Reply::text("never stored"));
@@ -1361,9 +1339,7 @@ on_every_backend!(
     a_stop_reaches_an_answer_that_is_still_starting,
     |db_url: String| async move {
         let stack = Stack::start(&db_url).await;
-        let alice = stack.user("alice").await;
-        stack.fake_config(&alice, "fake").await;
-        let session = alice.create_session(titled()).await;
+        let (alice, session) = alice_chatting(&stack, titled()).await;
         // A long history: reading it is what a generation does after its row is stored and
         // before it is registered, so a stop has time to arrive in between.
         let db = stack.database().await;
