@@ -1,7 +1,8 @@
 //! One access log line per call (method, status, duration, user id, request id; never a
 //! token), written when the call ends: after the trailers for a stream, or when the client went
 //! away. Also makes sure every call carries an `x-request-id` (passed on to the upstream and
-//! returned to the client) and a W3C `traceparent` (the client's, or a new trace started here),
+//! returned to the client), and runs it in a span of its own in the caller's W3C trace (or a
+//! new trace started here): the upstream gets a `traceparent` naming that span as its parent,
 //! so the services behind log under one trace.
 
 use std::pin::Pin;
@@ -13,8 +14,10 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use parley_service_kit::access_token::AuthenticatedUser;
+use parley_service_kit::trace_context;
 use tonic::body::Body;
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 pub(crate) const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
@@ -65,23 +68,39 @@ fn request_id(headers: &http::HeaderMap) -> http::HeaderValue {
         })
 }
 
-/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), if it is one.
-fn trace_id(headers: &http::HeaderMap) -> Option<String> {
-    let value = headers.get(&TRACEPARENT)?.to_str().ok()?;
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (parts.len() == 4 && hex(parts[0], 2) && hex(parts[1], 32) && hex(parts[2], 16) && hex(parts[3], 2))
-        .then(|| parts[1].to_string())
+/// Where this call sits in a W3C trace: the caller's trace (id and flags) or a new one (not
+/// sampled: only correlation), and the gateway's own span in it.
+struct TraceHop {
+    trace_id: String,
+    span_id: String,
+    flags: String,
 }
 
-/// Starts a trace for a call that came without one (not sampled: only correlation).
-fn new_traceparent() -> (String, http::HeaderValue) {
-    let trace_id = uuid::Uuid::new_v4().simple().to_string();
-    let span_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
-    let value = http::HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-00")).unwrap_or(
-        http::HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-00"),
-    );
-    (trace_id, value)
+impl TraceHop {
+    fn of(headers: &http::HeaderMap) -> Self {
+        let incoming = headers
+            .get(&TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|value| {
+                let trace_id = trace_context::trace_id(value)?;
+                let flags = value.rsplit('-').next()?;
+                Some((trace_id.to_string(), flags.to_string()))
+            });
+        let (trace_id, flags) =
+            incoming.unwrap_or_else(|| (uuid::Uuid::new_v4().simple().to_string(), "00".to_string()));
+        // The high half of a v4 UUID: random, and never all zeros (it holds the version).
+        let span_id = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0);
+        Self {
+            trace_id,
+            span_id,
+            flags,
+        }
+    }
+
+    /// The `traceparent` for the upstream: same trace, this span as the parent.
+    fn traceparent(&self) -> Option<http::HeaderValue> {
+        http::HeaderValue::from_str(&format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)).ok()
+    }
 }
 
 impl<S, B> Service<http::Request<B>> for CallLog<S>
@@ -102,38 +121,49 @@ where
         let started = Instant::now();
         let id = request_id(request.headers());
         request.headers_mut().insert(REQUEST_ID, id.clone());
-        let trace_id = match trace_id(request.headers()) {
-            Some(id) => id,
-            None => {
-                let (id, header) = new_traceparent();
-                request.headers_mut().insert(TRACEPARENT, header);
-                id
-            }
+        let hop = TraceHop::of(request.headers());
+        match hop.traceparent() {
+            Some(traceparent) => request.headers_mut().insert(TRACEPARENT, traceparent),
+            None => request.headers_mut().remove(TRACEPARENT),
         };
+        let request_id = id.to_str().unwrap_or("-").to_string();
+        let method = request.uri().path().to_string();
+        // The auth layer fills in `user_id`; everything logged on the way is in this span.
+        let span = tracing::info_span!(
+            "gateway",
+            method = %method,
+            trace_id = %hop.trace_id,
+            span_id = %hop.span_id,
+            request_id = %request_id,
+            user_id = tracing::field::Empty,
+        );
         let caller = CallerSlot::default();
         request.extensions_mut().insert(caller.clone());
         let record = CallRecord {
-            method: request.uri().path().to_string(),
-            request_id: id.to_str().unwrap_or("-").to_string(),
-            trace_id,
+            method,
+            request_id,
+            trace_id: hop.trace_id,
             started,
             caller,
             status: None,
         };
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = future.await?;
-            response.headers_mut().insert(REQUEST_ID, id);
-            let mut record = record;
-            // A trailers-only response (most errors) carries its status in the headers.
-            record.status = grpc_status(response.headers());
-            Ok(response.map(|body| {
-                Body::new(LoggedBody {
-                    inner: body,
-                    record: Some(record),
-                })
-            }))
-        })
+        let future = span.in_scope(|| self.inner.call(request));
+        Box::pin(
+            async move {
+                let mut response = future.await?;
+                response.headers_mut().insert(REQUEST_ID, id);
+                let mut record = record;
+                // A trailers-only response (most errors) carries its status in the headers.
+                record.status = grpc_status(response.headers());
+                Ok(response.map(|body| {
+                    Body::new(LoggedBody {
+                        inner: body,
+                        record: Some(record),
+                    })
+                }))
+            }
+            .instrument(span),
+        )
     }
 }
 
@@ -230,17 +260,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn traceparents_are_read_or_started() {
+    fn the_callers_trace_is_continued_or_one_is_started() {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             TRACEPARENT,
             http::HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
         );
-        assert_eq!(trace_id(&headers).as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
+        let hop = TraceHop::of(&headers);
+        assert_eq!(hop.trace_id, "0af7651916cd43dd8448eb211c80319c");
+        let forwarded = hop.traceparent().unwrap_or_else(|| panic!("no traceparent"));
+        let forwarded = forwarded.to_str().unwrap_or_default();
+        // Same trace and flags; the gateway's own span is the parent now.
+        assert_eq!(
+            trace_context::trace_id(forwarded),
+            Some("0af7651916cd43dd8448eb211c80319c")
+        );
+        assert!(
+            forwarded.ends_with("-01") && !forwarded.contains("b7ad6b7169203331"),
+            "{forwarded}"
+        );
+
         headers.insert(TRACEPARENT, http::HeaderValue::from_static("garbage"));
-        assert_eq!(trace_id(&headers), None);
-        let (id, value) = new_traceparent();
-        headers.insert(TRACEPARENT, value);
-        assert_eq!(trace_id(&headers), Some(id));
+        let hop = TraceHop::of(&headers);
+        let started = hop.traceparent().unwrap_or_else(|| panic!("no traceparent"));
+        let started = started.to_str().unwrap_or_default();
+        assert_eq!(trace_context::trace_id(started), Some(hop.trace_id.as_str()));
+        assert!(started.ends_with("-00"), "{started}");
+        assert_ne!(hop.trace_id, "0af7651916cd43dd8448eb211c80319c");
     }
 }

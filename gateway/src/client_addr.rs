@@ -1,5 +1,5 @@
 //! Who is calling, by network address: the TCP peer, or, when the peer is a trusted proxy, the
-//! first address in `X-Forwarded-For` (from the right) that is not a trusted proxy.
+//! first address in `X-Forwarded-For`, read from the right, that is not a trusted proxy.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -62,31 +62,64 @@ impl FromStr for IpNetwork {
     }
 }
 
-/// The client's address for rate limiting.
-pub(crate) fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNetwork]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let peer = canonical(peer);
-    if !is_trusted(peer) {
-        return peer;
+/// A comma-separated list of address ranges, where an empty list (`PARLEY_TRUSTED_PROXIES=`)
+/// says "none" in an environment file or ConfigMap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkList(pub Vec<IpNetwork>);
+
+impl FromStr for NetworkList {
+    type Err = InvalidNetwork;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(Self)
     }
-    let hops: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map_while(parse_hop)
-        .collect();
-    hops.iter()
-        .rev()
-        .copied()
-        .find(|hop| !is_trusted(*hop))
-        .or_else(|| hops.first().copied())
-        .unwrap_or(peer)
 }
 
+/// The client's address for rate limiting.
+///
+/// `X-Forwarded-For` is read from the right, where the trusted proxies appended what they
+/// saw: trusted hops are skipped and the first untrusted one is the client. Everything to its
+/// left was written by the client and is never believed. An entry that is not an address ends
+/// the walk at the last trusted proxy's own address: a broken chain names nobody else.
+pub(crate) fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNetwork]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = canonical(peer);
+    if !is_trusted(client) {
+        return client;
+    }
+    // One entry per hop, over every X-Forwarded-For line in order; a line that is not text
+    // is one unreadable hop.
+    let hops: Vec<Option<&str>> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .flat_map(|value| match value.to_str() {
+            Ok(text) => text.split(',').map(Some).collect::<Vec<_>>(),
+            Err(_) => vec![None],
+        })
+        .collect();
+    for hop in hops.into_iter().rev() {
+        let Some(ip) = hop.and_then(parse_hop) else {
+            return client;
+        };
+        if !is_trusted(ip) {
+            return ip;
+        }
+        client = ip;
+    }
+    // Every hop is a trusted proxy: the leftmost one is as far as anyone can tell.
+    client
+}
+
+/// `203.0.113.9`, `2001:db8::1`, `[2001:db8::1]`, `203.0.113.9:4711` or `[2001:db8::1]:4711`.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     let hop = hop.trim();
-    hop.parse::<IpAddr>()
+    let bare = hop.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(hop);
+    bare.parse::<IpAddr>()
         .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
         .ok()
         .map(canonical)
@@ -105,6 +138,16 @@ mod tests {
     }
 
     #[test]
+    fn network_lists_may_be_empty() {
+        assert_eq!("".parse::<NetworkList>().ok(), Some(NetworkList(Vec::new())));
+        assert_eq!(
+            " 10.0.0.0/8, 192.0.2.1 ,".parse::<NetworkList>().ok(),
+            Some(NetworkList(vec![net("10.0.0.0/8"), net("192.0.2.1")]))
+        );
+        assert!("10.0.0.0/8, nonsense".parse::<NetworkList>().is_err());
+    }
+
+    #[test]
     fn networks_contain_their_addresses() {
         assert!(net("10.0.0.0/8").contains(ip("10.1.2.3")));
         assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
@@ -117,27 +160,75 @@ mod tests {
         assert!("example.com".parse::<IpNetwork>().is_err());
     }
 
+    fn forwarded(values: &[&'static str]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        for value in values {
+            headers.append("x-forwarded-for", http::HeaderValue::from_static(value));
+        }
+        headers
+    }
+
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            http::HeaderValue::from_static("203.0.113.9, 10.0.0.2"),
-        );
+        let headers = forwarded(&["203.0.113.9, 10.0.0.2"]);
         let trusted = [net("10.0.0.0/8")];
         // An untrusted peer cannot choose its address.
         assert_eq!(client_ip(ip("198.51.100.1"), &headers, &trusted), ip("198.51.100.1"));
         // A trusted one is skipped, and so are trusted hops, from the right.
         assert_eq!(client_ip(ip("10.0.0.1"), &headers, &trusted), ip("203.0.113.9"));
         // A client cannot prepend its way past the proxy: the rightmost untrusted hop wins.
-        headers.insert(
-            "x-forwarded-for",
-            http::HeaderValue::from_static("1.1.1.1, 203.0.113.9, 10.0.0.2"),
-        );
+        let headers = forwarded(&["1.1.1.1, 203.0.113.9, 10.0.0.2"]);
         assert_eq!(client_ip(ip("10.0.0.1"), &headers, &trusted), ip("203.0.113.9"));
         assert_eq!(
             client_ip(ip("10.0.0.1"), &http::HeaderMap::new(), &trusted),
             ip("10.0.0.1")
         );
+        // Several header lines are one list, in order.
+        let headers = forwarded(&["1.1.1.1", "203.0.113.9", "10.0.0.2"]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &headers, &trusted), ip("203.0.113.9"));
+        // Only trusted hops: the leftmost is the best anyone knows.
+        let headers = forwarded(&["10.0.0.3, 10.0.0.2"]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &headers, &trusted), ip("10.0.0.3"));
+    }
+
+    #[test]
+    fn an_unreadable_hop_never_lets_the_client_choose() {
+        let trusted = [net("10.0.0.0/8")];
+        let peer = ip("10.0.0.1");
+        // The client wrote "198.51.100.7, x" itself; the proxy appended nothing readable
+        // after it, so the proxy's own view (the peer) is the key.
+        for value in [
+            "198.51.100.7, x",
+            "198.51.100.7, ",
+            "198.51.100.7,unknown",
+            "198.51.100.7, 10.0.0.300",
+        ] {
+            assert_eq!(client_ip(peer, &forwarded(&[value]), &trusted), peer, "{value:?}");
+        }
+        // Behind two proxies, the walk stops at the last trusted hop that was readable.
+        let headers = forwarded(&["198.51.100.7, garbage, 10.0.0.2"]);
+        assert_eq!(client_ip(peer, &headers, &trusted), ip("10.0.0.2"));
+        // Garbage to the left of the real client changes nothing.
+        let headers = forwarded(&["garbage, 198.51.100.7, 203.0.113.9"]);
+        assert_eq!(client_ip(peer, &headers, &trusted), ip("203.0.113.9"));
+        // A header line that is not text counts as one unreadable hop.
+        let mut headers = forwarded(&["198.51.100.7"]);
+        headers.append("x-forwarded-for", http::HeaderValue::from_bytes(b"\xff").unwrap());
+        assert_eq!(client_ip(peer, &headers, &trusted), peer);
+    }
+
+    #[test]
+    fn hops_may_carry_ports_and_brackets() {
+        let trusted = [net("10.0.0.0/8")];
+        let peer = ip("10.0.0.1");
+        for (value, expected) in [
+            ("203.0.113.9:4711", "203.0.113.9"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("::ffff:203.0.113.9", "203.0.113.9"),
+        ] {
+            assert_eq!(client_ip(peer, &forwarded(&[value]), &trusted), ip(expected), "{value}");
+        }
     }
 }

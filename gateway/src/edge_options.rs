@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
+use parley_service_kit::trace_context::TRACE_HEADERS;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::client_addr::IpNetwork;
+use crate::client_addr::NetworkList;
 use crate::{Config, Error, RateLimit};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -16,12 +17,16 @@ pub struct EdgeOptions {
     #[arg(long, env = "PARLEY_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
     /// Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or
-    /// ranges such as 10.0.0.0/8).
-    #[arg(long, env = "PARLEY_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<IpNetwork>,
+    /// ranges such as 10.0.0.0/8; empty: none). List only the proxies themselves: a client
+    /// inside a listed range could claim any address.
+    #[arg(long, env = "PARLEY_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: NetworkList,
     /// Sign-in, sign-up and code calls allowed per client address per minute (0: no limit).
     #[arg(long, env = "PARLEY_AUTH_REQUESTS_PER_MINUTE", default_value_t = 30)]
     pub auth_requests_per_minute: u32,
+    /// Token refreshes and sign-outs allowed per client address per minute (0: no limit).
+    #[arg(long, env = "PARLEY_REFRESH_REQUESTS_PER_MINUTE", default_value_t = 120)]
+    pub refresh_requests_per_minute: u32,
     /// Messages (and regenerations) allowed per user per minute (0: no limit).
     #[arg(long, env = "PARLEY_MESSAGES_PER_MINUTE", default_value_t = 30)]
     pub messages_per_minute: u32,
@@ -34,9 +39,16 @@ pub struct EdgeOptions {
     /// Calls in flight beyond which new ones are refused (RESOURCE_EXHAUSTED).
     #[arg(long, env = "PARLEY_MAX_CONCURRENT_CALLS", default_value_t = 1024)]
     pub max_concurrent_calls: usize,
-    /// Seconds open calls may run on after a shutdown signal.
+    /// Streams (answers being followed) one user may have open at once (RESOURCE_EXHAUSTED
+    /// beyond).
+    #[arg(long, env = "PARLEY_MAX_STREAMS_PER_USER", default_value_t = 32)]
+    pub max_streams_per_user: usize,
+    /// Seconds open calls may run on after a shutdown signal (0: closed at once).
     #[arg(long, env = "PARLEY_DRAIN_DEADLINE_SECS", default_value_t = 10)]
     pub drain_deadline_secs: u64,
+    /// Send Strict-Transport-Security with the web UI. Only behind TLS (an HTTPS ingress).
+    #[arg(long, env = "PARLEY_HSTS")]
+    pub hsts: bool,
 }
 
 /// The same values as the flags' defaults.
@@ -44,13 +56,16 @@ impl Default for EdgeOptions {
     fn default() -> Self {
         Self {
             cors_origins: Vec::new(),
-            trusted_proxies: Vec::new(),
+            trusted_proxies: NetworkList::default(),
             auth_requests_per_minute: 30,
+            refresh_requests_per_minute: 120,
             messages_per_minute: 30,
             max_message_bytes: 4 * 1024 * 1024,
             unary_timeout_secs: 60,
             max_concurrent_calls: 1024,
+            max_streams_per_user: 32,
             drain_deadline_secs: 10,
+            hsts: false,
         }
     }
 }
@@ -64,19 +79,22 @@ impl EdgeOptions {
             .filter(|o| !o.trim().is_empty())
             .cloned()
             .collect();
-        config.trusted_proxies = self.trusted_proxies.clone();
-        config.auth_rate_limit =
-            (self.auth_requests_per_minute > 0).then(|| RateLimit::per_minute(self.auth_requests_per_minute));
-        config.generation_rate_limit =
-            (self.messages_per_minute > 0).then(|| RateLimit::per_minute(self.messages_per_minute));
+        config.trusted_proxies = self.trusted_proxies.0.clone();
+        let per_minute = |calls: u32| (calls > 0).then(|| RateLimit::per_minute(calls));
+        config.auth_rate_limit = per_minute(self.auth_requests_per_minute);
+        config.refresh_rate_limit = per_minute(self.refresh_requests_per_minute);
+        config.generation_rate_limit = per_minute(self.messages_per_minute);
         config.max_message_bytes = self.max_message_bytes;
         config.unary_timeout = Duration::from_secs(self.unary_timeout_secs);
         config.max_concurrent_calls = self.max_concurrent_calls;
+        config.max_streams_per_user = self.max_streams_per_user;
         config.drain_deadline = Duration::from_secs(self.drain_deadline_secs);
+        config.hsts = self.hsts;
     }
 }
 
-/// Headers a gRPC-web client sends (connect-web, grpc-web, buf) plus auth and tracing.
+/// Headers a gRPC-web client sends (connect-web, grpc-web, buf) plus auth; the trace context
+/// headers are allowed too.
 const ALLOWED_HEADERS: &[&str] = &[
     "content-type",
     "authorization",
@@ -84,8 +102,6 @@ const ALLOWED_HEADERS: &[&str] = &[
     "x-user-agent",
     "grpc-timeout",
     "x-request-id",
-    "traceparent",
-    "tracestate",
 ];
 
 /// Response headers a cross-origin gRPC-web client must be able to read.
@@ -117,6 +133,7 @@ pub(crate) fn cors_layer(origins: &[String]) -> Result<CorsLayer, Error> {
         .allow_headers(
             ALLOWED_HEADERS
                 .iter()
+                .chain(TRACE_HEADERS.iter())
                 .map(|h| HeaderName::from_static(h))
                 .collect::<Vec<_>>(),
         )
@@ -150,6 +167,66 @@ mod tests {
         let mut from_default = Config::new("http://a:1", "http://b:2");
         EdgeOptions::default().apply_to(&mut from_default);
         assert_eq!(format!("{from_flags:?}"), format!("{from_default:?}"));
+    }
+
+    #[test]
+    fn zero_and_absurd_limits_are_refused_naming_the_flag() {
+        let valid = || {
+            let mut config = Config::new("http://a:1", "http://b:2");
+            EdgeOptions::default().apply_to(&mut config);
+            config
+        };
+        assert!(valid().validate().is_ok());
+        let refused = |flag: &str, args: &[&str]| {
+            let mut argv = vec!["gateway"];
+            argv.extend_from_slice(args);
+            let parsed = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
+            let mut config = valid();
+            parsed.edge.apply_to(&mut config);
+            match config.validate() {
+                Err(e @ Error::Setting { .. }) => {
+                    let line = e.to_string();
+                    assert!(line.contains(flag) && !line.contains('\n'), "{line}");
+                }
+                other => panic!("{args:?} was not refused: {other:?}"),
+            }
+        };
+        refused("--unary-timeout-secs", &["--unary-timeout-secs", "0"]);
+        refused("--unary-timeout-secs", &["--unary-timeout-secs", "99999999999"]);
+        refused("--max-message-bytes", &["--max-message-bytes", "0"]);
+        refused("--max-message-bytes", &["--max-message-bytes", "99999999999999"]);
+        refused("--max-concurrent-calls", &["--max-concurrent-calls", "0"]);
+        // Past tokio's semaphore limit, which would panic instead.
+        refused(
+            "--max-concurrent-calls",
+            &["--max-concurrent-calls", "18446744073709551615"],
+        );
+        refused("--max-streams-per-user", &["--max-streams-per-user", "0"]);
+        refused("--drain-deadline-secs", &["--drain-deadline-secs", "86400"]);
+
+        // Zero means "closed at once" for the drain and "no limit" for the rate limits.
+        let parsed = Cli::try_parse_from([
+            "gateway",
+            "--drain-deadline-secs",
+            "0",
+            "--auth-requests-per-minute",
+            "0",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut config = valid();
+        parsed.edge.apply_to(&mut config);
+        assert!(config.validate().is_ok());
+        assert_eq!(config.auth_rate_limit, None);
+
+        let mut config = valid();
+        config.health_check_interval = Duration::ZERO;
+        assert!(matches!(config.validate(), Err(Error::Setting { .. })));
+        let mut config = valid();
+        config.generation_rate_limit = Some(RateLimit {
+            burst: 3,
+            period: Duration::ZERO,
+        });
+        assert!(matches!(config.validate(), Err(Error::Setting { .. })));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tonic::body::Body;
-use tower::Service;
+use tower::{Service, ServiceExt};
 
 use crate::client_addr::ClientAddr;
 use crate::web_ui::WebUi;
@@ -58,13 +58,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // Each branch is awaited ready before it is called (on a clone, so this service holds
+        // no readiness of its own), so a layer that ever applies backpressure is honoured.
         if is_grpc(&request) {
-            // Every layer of the gRPC branch is always ready; the clone keeps that contract
-            // without holding a readiness slot here.
-            let mut grpc = self.grpc.clone();
-            grpc.call(request.map(Body::new))
+            Box::pin(self.grpc.clone().oneshot(request.map(Body::new)))
         } else {
-            self.web.call(request)
+            Box::pin(self.web.clone().oneshot(request))
         }
     }
 }

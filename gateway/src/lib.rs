@@ -10,6 +10,7 @@
 //! - Edge auth, rate limits, load shedding, request limits, CORS, an access log line per call.
 //! - The built web UI (`web/dist`) on the same port.
 
+mod admission;
 mod call_log;
 mod client_addr;
 mod edge_options;
@@ -33,10 +34,11 @@ use tonic::body::Body;
 use tower::util::BoxCloneService;
 use tower::{Layer, ServiceBuilder};
 
-pub use client_addr::{ClientAddr, IpNetwork};
+pub use client_addr::{ClientAddr, IpNetwork, NetworkList};
 pub use edge_options::EdgeOptions;
 pub use rate_limit::RateLimit;
 
+use admission::AdmissionLayer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
 use parley_service_kit::auth_layer::AuthLayer;
 
@@ -44,15 +46,21 @@ use parley_service_kit::auth_layer::AuthLayer;
 /// public too): user-service's own list.
 pub use parley_proto::user::v1::PUBLIC_METHODS;
 
-/// Public methods that guess or spend secrets (passwords, codes, refresh tokens): limited per
-/// client address.
+/// Public methods that guess secrets (passwords, codes): limited per client address.
 pub const ADDRESS_LIMITED_METHODS: &[&str] = &[
     "/parley.user.v1.UserService/Register",
     "/parley.user.v1.UserService/Login",
-    "/parley.user.v1.UserService/RefreshToken",
     "/parley.user.v1.UserService/SendVerificationCode",
     "/parley.user.v1.UserService/VerifyCode",
     "/parley.user.v1.UserService/ResetPassword",
+];
+
+/// Public methods that spend a refresh token: limited per client address too, but with their
+/// own, larger allowance. A refresh token cannot be guessed, and a busy tab refreshing must
+/// not use up the allowance its user needs to sign in.
+pub const REFRESH_LIMITED_METHODS: &[&str] = &[
+    "/parley.user.v1.UserService/RefreshToken",
+    "/parley.user.v1.UserService/Logout",
 ];
 
 /// Methods that start a generation (they cost the user's provider money): limited per user.
@@ -81,6 +89,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNetwork>,
     /// Per client address, on the public auth methods. `None`: unlimited.
     pub auth_rate_limit: Option<RateLimit>,
+    /// Per client address, on RefreshToken and Logout. `None`: unlimited.
+    pub refresh_rate_limit: Option<RateLimit>,
     /// Per user, on SendMessage and RegenerateMessage. `None`: unlimited.
     pub generation_rate_limit: Option<RateLimit>,
     /// The largest request message forwarded, in bytes.
@@ -90,13 +100,25 @@ pub struct Config {
     /// Calls in flight (streams included) beyond which new calls are refused with
     /// RESOURCE_EXHAUSTED instead of queueing.
     pub max_concurrent_calls: usize,
-    /// How long open calls may run on after shutdown was asked for.
+    /// Streams (SendMessage, WatchGeneration …) one user may have open at once, so that one
+    /// user cannot take every call slot.
+    pub max_streams_per_user: usize,
+    /// How long open calls may run on after shutdown was asked for (zero: closed at once).
     pub drain_deadline: Duration,
     /// How long connecting to an upstream may take before the call fails UNAVAILABLE.
     pub upstream_connect_timeout: Duration,
-    /// How often the upstreams' health is checked.
+    /// How often the upstreams' health is checked once they are all up (more often until then).
     pub health_check_interval: Duration,
+    /// Send `Strict-Transport-Security` with the UI: only behind TLS, where browsers heed it.
+    pub hsts: bool,
 }
+
+/// The largest values the limits may take: beyond them a value is a typo, not a setting.
+const MAX_MESSAGE_BYTES: usize = 1 << 30;
+const MIN_MESSAGE_BYTES: usize = 1024;
+const MAX_CONCURRENT_CALLS: usize = 1_000_000;
+const MAX_UNARY_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+const MAX_DRAIN_DEADLINE: Duration = Duration::from_secs(60 * 60);
 
 impl Config {
     pub fn new(user_service_url: impl Into<String>, chat_service_url: impl Into<String>) -> Self {
@@ -107,24 +129,80 @@ impl Config {
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             auth_rate_limit: Some(RateLimit::per_minute(30)),
+            refresh_rate_limit: Some(RateLimit::per_minute(120)),
             generation_rate_limit: Some(RateLimit::per_minute(30)),
             max_message_bytes: 4 * 1024 * 1024,
             unary_timeout: Duration::from_secs(60),
             max_concurrent_calls: 1024,
+            max_streams_per_user: 32,
             drain_deadline: Duration::from_secs(10),
             upstream_connect_timeout: Duration::from_secs(3),
             health_check_interval: Duration::from_secs(5),
+            hsts: false,
         }
     }
-}
 
-impl Config {
-    /// Checks what can be checked before serving (upstream URLs, CORS origins), so a
-    /// configuration mistake stops start-up with one clear line.
+    /// Checks what can be checked before serving (upstream URLs, CORS origins, limits), so a
+    /// configuration mistake stops start-up with one clear line instead of breaking every call.
     pub fn validate(&self) -> Result<(), Error> {
         upstream_proxy::check_url("user-service", &self.user_service_url)?;
         upstream_proxy::check_url("chat-service", &self.chat_service_url)?;
         let _ = edge_options::cors_layer(&self.cors_origins)?;
+        let setting =
+            |setting: &'static str, expected: &'static str, got: String| Err(Error::Setting { setting, expected, got });
+        if !(MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&self.max_message_bytes) {
+            return setting(
+                "the largest message (--max-message-bytes)",
+                "between 1024 bytes and 1 GiB",
+                format!("{} bytes", self.max_message_bytes),
+            );
+        }
+        if self.unary_timeout.is_zero() || self.unary_timeout > MAX_UNARY_TIMEOUT {
+            return setting(
+                "the unary call timeout (--unary-timeout-secs)",
+                "more than 0 and at most a day",
+                format!("{:?}", self.unary_timeout),
+            );
+        }
+        if !(1..=MAX_CONCURRENT_CALLS).contains(&self.max_concurrent_calls) {
+            return setting(
+                "the calls in flight (--max-concurrent-calls)",
+                "between 1 and 1000000",
+                self.max_concurrent_calls.to_string(),
+            );
+        }
+        if self.max_streams_per_user == 0 {
+            return setting(
+                "the open streams per user (--max-streams-per-user)",
+                "at least 1",
+                "0".to_string(),
+            );
+        }
+        if self.drain_deadline > MAX_DRAIN_DEADLINE {
+            return setting(
+                "the drain deadline (--drain-deadline-secs)",
+                "at most an hour",
+                format!("{:?}", self.drain_deadline),
+            );
+        }
+        if self.upstream_connect_timeout.is_zero() || self.health_check_interval.is_zero() {
+            return setting(
+                "the upstream connect timeout and health check interval",
+                "more than 0",
+                format!(
+                    "{:?} and {:?}",
+                    self.upstream_connect_timeout, self.health_check_interval
+                ),
+            );
+        }
+        let limits = [
+            self.auth_rate_limit,
+            self.refresh_rate_limit,
+            self.generation_rate_limit,
+        ];
+        if limits.iter().flatten().any(|l| l.burst > 0 && l.period.is_zero()) {
+            return setting("a rate limit's period", "more than 0", "0 s".to_string());
+        }
         Ok(())
     }
 }
@@ -136,6 +214,12 @@ pub enum Error {
         name: &'static str,
         url: String,
         reason: String,
+    },
+    #[error("{setting} must be {expected}, not {got}")]
+    Setting {
+        setting: &'static str,
+        expected: &'static str,
+        got: String,
     },
     #[error("CORS origin {0:?} is not an origin such as https://chat.example.com")]
     CorsOrigin(String),
@@ -175,19 +259,28 @@ pub async fn serve(
         user.channel(),
     ))));
     let known = routes.known_services();
+    let streaming_methods = routes.streaming_methods();
     let grpc_routes = routes.into_router(grpc_routes, &config);
     let guarded: GrpcService = BoxCloneService::new(
         ServiceBuilder::new()
-            .layer(load_shedding::LoadSheddingLayer::new(config.max_concurrent_calls))
+            // Before auth, which may have to ask user-service for keys.
+            .layer(AdmissionLayer::new(load_shedding::CallsInFlight::new(
+                config.max_concurrent_calls,
+            )))
             .layer(AuthLayer::new(verifier, PUBLIC_METHODS.iter().copied()))
             .map_request(call_log::record_caller)
-            .layer(rate_limit::RateLimitLayer::new(&config))
+            // Before the rate limit, so a refused stream does not spend a message's allowance.
+            .layer(AdmissionLayer::new(load_shedding::StreamsPerUser::new(
+                streaming_methods,
+                config.max_streams_per_user,
+            )))
+            .layer(AdmissionLayer::new(rate_limit::Limits::new(&config)))
             .service(grpc_routes.clone()),
     );
     let grpc = call_log::CallLogLayer.layer(routing::KnownServices::new(known, guarded, grpc_routes));
     let grpc: GrpcService = BoxCloneService::new(tonic_web::GrpcWebLayer::new().layer(grpc));
 
-    let front = http_server::FrontDoor::new(grpc, web_ui::WebUi::new(config.web_dir.clone()));
+    let front = http_server::FrontDoor::new(grpc, web_ui::WebUi::new(config.web_dir.clone(), config.hsts));
     let cors = edge_options::cors_layer(&config.cors_origins)?;
 
     let shutdown = shutdown.boxed().shared();

@@ -1,22 +1,21 @@
 //! Rate limits at the edge: per client address on the public auth methods (password and code
-//! guessing), per user on the methods that start a generation. Over the limit, a call is
-//! answered RESOURCE_EXHAUSTED with a `RetryInfo` saying when to try again.
+//! guessing) and, with a separate and larger allowance, on RefreshToken and Logout (a busy tab
+//! refreshing its token must never lock its user out of signing in); per user on the methods
+//! that start a generation. Over the limit, a call is answered RESOURCE_EXHAUSTED with a
+//! `RetryInfo` saying when to try again.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
 use parley_service_kit::access_token::AuthenticatedUser;
 use parley_service_kit::grpc_status::resource_exhausted;
-use tonic::body::Body;
-use tower::{Layer, Service};
 
+use crate::admission::Admission;
 use crate::client_addr::{ClientAddr, IpNetwork, client_ip};
-use crate::{ADDRESS_LIMITED_METHODS, Config, USER_LIMITED_METHODS};
+use crate::{ADDRESS_LIMITED_METHODS, Config, REFRESH_LIMITED_METHODS, USER_LIMITED_METHODS};
 
 /// At most `burst` calls at once, refilled evenly so that `burst` more are allowed per `period`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,43 +37,69 @@ impl RateLimit {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Bucket {
     tokens: f64,
     updated: Instant,
 }
 
-/// Token buckets by key. Buckets that have refilled completely are forgotten when the table
-/// grows, so it stays bounded by the number of recently active keys.
+/// Token buckets by key, in two generations so that forgetting idle keys costs nothing per
+/// call. A bucket untouched for a whole `period` has refilled completely, so it is the same as
+/// no bucket: every `period` the current generation becomes the previous one and the previous
+/// one is dropped (one deallocation, no scan). Memory stays bounded by the keys active in the
+/// last two periods, and every call is O(1).
 struct Buckets<K> {
     limit: RateLimit,
-    buckets: Mutex<HashMap<K, Bucket>>,
+    generations: Mutex<Generations<K>>,
 }
 
-const PRUNE_ABOVE: usize = 10_000;
+struct Generations<K> {
+    current: HashMap<K, Bucket>,
+    previous: HashMap<K, Bucket>,
+    rotated: Instant,
+}
 
 impl<K: Hash + Eq + Copy> Buckets<K> {
-    fn new(limit: RateLimit) -> Self {
+    fn new(limit: RateLimit, now: Instant) -> Self {
         Self {
             limit,
-            buckets: Mutex::new(HashMap::new()),
+            generations: Mutex::new(Generations {
+                current: HashMap::new(),
+                previous: HashMap::new(),
+                rotated: now,
+            }),
         }
     }
 
     /// Takes one call from `key`'s allowance, or says how long until one is available.
     fn take(&self, key: K, now: Instant) -> Result<(), Duration> {
-        let Ok(mut buckets) = self.buckets.lock() else {
+        let Ok(mut generations) = self.generations.lock() else {
             return Ok(());
         };
+        let generations = &mut *generations;
+        let since_rotation = now.saturating_duration_since(generations.rotated);
+        if since_rotation >= self.limit.period {
+            if since_rotation.saturating_sub(self.limit.period) >= self.limit.period {
+                // Both generations are older than a period: all of them are full again.
+                generations.current.clear();
+            }
+            generations.previous = std::mem::take(&mut generations.current);
+            generations.rotated = now;
+        }
         let burst = f64::from(self.limit.burst);
         let rate = self.limit.refill_per_sec();
-        if buckets.len() > PRUNE_ABOVE {
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst);
-        }
-        let bucket = buckets.entry(key).or_insert(Bucket {
-            tokens: burst,
-            updated: now,
-        });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * rate).min(burst);
+        let bucket = match generations.current.get_mut(&key) {
+            Some(bucket) => bucket,
+            None => {
+                let moved = generations.previous.remove(&key).unwrap_or(Bucket {
+                    tokens: burst,
+                    updated: now,
+                });
+                generations.current.entry(key).or_insert(moved)
+            }
+        };
+        let idle = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens = (bucket.tokens + idle * rate).min(burst);
         bucket.updated = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -83,67 +108,89 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
         }
     }
+
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.generations
+            .lock()
+            .map_or(0, |g| g.current.len() + g.previous.len())
+    }
 }
 
-struct Limits {
-    by_address: Option<Buckets<IpAddr>>,
+/// The key a client address is limited by: the address itself for IPv4, its /64 for IPv6,
+/// the smallest network one subscriber is normally given (a /64 holds 2^64 addresses to
+/// rotate through).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
+}
+
+/// One limit on a set of methods, keyed by client address.
+struct AddressLimit {
+    methods: HashSet<&'static str>,
+    buckets: Buckets<IpAddr>,
+    refusal: &'static str,
+}
+
+/// Every rate limit, checked before a call is forwarded.
+pub(crate) struct Limits {
+    by_address: Vec<AddressLimit>,
     by_user: Option<Buckets<i64>>,
-    address_methods: HashSet<&'static str>,
     user_methods: HashSet<&'static str>,
     trusted_proxies: Vec<IpNetwork>,
 }
 
-#[derive(Clone)]
-pub(crate) struct RateLimitLayer {
-    limits: Arc<Limits>,
-}
-
-impl RateLimitLayer {
-    pub(crate) fn new(config: &Config) -> Self {
-        Self {
-            limits: Arc::new(Limits {
-                by_address: config.auth_rate_limit.filter(|l| l.burst > 0).map(Buckets::new),
-                by_user: config.generation_rate_limit.filter(|l| l.burst > 0).map(Buckets::new),
-                address_methods: ADDRESS_LIMITED_METHODS.iter().copied().collect(),
-                user_methods: USER_LIMITED_METHODS.iter().copied().collect(),
-                trusted_proxies: config.trusted_proxies.clone(),
-            }),
-        }
-    }
-}
-
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimited<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RateLimited {
-            inner,
-            limits: self.limits.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct RateLimited<S> {
-    inner: S,
-    limits: Arc<Limits>,
-}
-
 impl Limits {
-    fn check<B>(&self, request: &http::Request<B>) -> Result<(), tonic::Status> {
+    pub(crate) fn new(config: &Config) -> Self {
+        let now = Instant::now();
+        let active = |limit: Option<RateLimit>| limit.filter(|l| l.burst > 0);
+        let by_address = [
+            (
+                config.auth_rate_limit,
+                ADDRESS_LIMITED_METHODS,
+                "too many sign-in attempts from this address",
+            ),
+            (
+                config.refresh_rate_limit,
+                REFRESH_LIMITED_METHODS,
+                "too many token refreshes from this address",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(limit, methods, refusal)| {
+            Some(AddressLimit {
+                methods: methods.iter().copied().collect(),
+                buckets: Buckets::new(active(limit)?, now),
+                refusal,
+            })
+        })
+        .collect();
+        Self {
+            by_address,
+            by_user: active(config.generation_rate_limit).map(|l| Buckets::new(l, now)),
+            user_methods: USER_LIMITED_METHODS.iter().copied().collect(),
+            trusted_proxies: config.trusted_proxies.clone(),
+        }
+    }
+}
+
+impl Admission for Limits {
+    type Ticket = ();
+
+    fn admit<B>(&self, request: &http::Request<B>) -> Result<(), tonic::Status> {
         let path = request.uri().path();
         let now = Instant::now();
-        if let Some(buckets) = &self.by_address
-            && self.address_methods.contains(path)
-        {
+        if let Some(limit) = self.by_address.iter().find(|l| l.methods.contains(path)) {
             let peer = request
                 .extensions()
                 .get::<ClientAddr>()
                 .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-            let client = client_ip(peer, request.headers(), &self.trusted_proxies);
-            buckets.take(client, now).map_err(|retry| {
+            let client = address_key(client_ip(peer, request.headers(), &self.trusted_proxies));
+            limit.buckets.take(client, now).map_err(|retry| {
                 tracing::info!(%client, method = path, "rate limited by address");
-                resource_exhausted("too many sign-in attempts from this address", retry)
+                resource_exhausted(limit.refusal, retry)
             })?;
         }
         if let Some(buckets) = &self.by_user
@@ -159,39 +206,20 @@ impl Limits {
     }
 }
 
-impl<S, B> Service<http::Request<B>> for RateLimited<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if let Err(status) = self.limits.check(&request) {
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
-        Box::pin(self.inner.call(request))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn buckets_allow_a_burst_then_refill_evenly() {
-        let buckets = Buckets::new(RateLimit {
-            burst: 2,
-            period: Duration::from_secs(10),
-        });
         let start = Instant::now();
+        let buckets = Buckets::new(
+            RateLimit {
+                burst: 2,
+                period: Duration::from_secs(10),
+            },
+            start,
+        );
         assert_eq!(buckets.take(1, start), Ok(()));
         assert_eq!(buckets.take(1, start), Ok(()));
         let wait = buckets.take(1, start).err().unwrap_or_default();
@@ -200,5 +228,54 @@ mod tests {
         assert_eq!(buckets.take(2, start), Ok(()));
         assert_eq!(buckets.take(1, start + Duration::from_secs(5)), Ok(()));
         assert!(buckets.take(1, start + Duration::from_secs(5)).is_err());
+    }
+
+    #[test]
+    fn a_bucket_keeps_its_state_across_one_rotation() {
+        let start = Instant::now();
+        let period = Duration::from_secs(10);
+        let buckets = Buckets::new(RateLimit { burst: 2, period }, start);
+        assert_eq!(buckets.take(1, start + Duration::from_secs(9)), Ok(()));
+        assert_eq!(buckets.take(1, start + Duration::from_secs(9)), Ok(()));
+        // The generations rotate at 10 s; key 1 moved to the previous one, still empty-ish.
+        assert_eq!(buckets.take(2, start + Duration::from_secs(10)), Ok(()));
+        assert!(buckets.take(1, start + Duration::from_secs(10)).is_err());
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten_without_scanning() {
+        let start = Instant::now();
+        let period = Duration::from_secs(60);
+        let buckets = Buckets::new(RateLimit { burst: 1, period }, start);
+        for key in 0..50_000u32 {
+            assert_eq!(buckets.take(key, start), Ok(()));
+        }
+        assert_eq!(buckets.remembered(), 50_000);
+        // Every key is limited until it has refilled ...
+        assert!(buckets.take(7, start + period / 2).is_err());
+        // ... and a period later the idle ones are gone, having refilled completely.
+        let later = start + period * 2;
+        assert_eq!(buckets.take(7, later), Ok(()));
+        assert_eq!(buckets.take(8, later + period), Ok(()));
+        assert_eq!(buckets.remembered(), 2);
+        assert_eq!(buckets.take(9, later + period * 3), Ok(()));
+        assert_eq!(buckets.remembered(), 1);
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(address_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            address_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            address_key(ip("2001:db8:1:2::1"))
+        );
+        assert_ne!(address_key(ip("2001:db8:1:3::1")), address_key(ip("2001:db8:1:2::1")));
+        assert_eq!(address_key(ip("203.0.113.9")), ip("203.0.113.9"));
+
+        let start = Instant::now();
+        let buckets = Buckets::new(RateLimit::per_minute(1), start);
+        assert_eq!(buckets.take(address_key(ip("2001:db8::1")), start), Ok(()));
+        assert!(buckets.take(address_key(ip("2001:db8::2")), start).is_err());
     }
 }

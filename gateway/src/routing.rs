@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use tonic::body::Body;
-use tower::Service;
+use tower::{Service, ServiceExt};
 
 use prost::Message;
 use prost_types::FileDescriptorSet;
@@ -75,15 +75,23 @@ pub(crate) struct RouteTable {
     services: BTreeMap<String, Upstream>,
     packages: Vec<String>,
     unary_methods: HashSet<String>,
+    streaming_methods: HashSet<String>,
 }
 
 impl RouteTable {
     pub(crate) fn new(descriptors: &Descriptors, packages: &[(&str, &Upstream)]) -> Self {
         let mut services = BTreeMap::new();
         let mut unary_methods = HashSet::new();
+        let mut streaming_methods = HashSet::new();
         for (package, upstream) in packages {
             for (service, methods) in descriptors.services_of(package) {
-                unary_methods.extend(methods.into_iter().filter(|m| m.unary).map(|m| m.path));
+                for method in methods {
+                    if method.unary {
+                        unary_methods.insert(method.path);
+                    } else {
+                        streaming_methods.insert(method.path);
+                    }
+                }
                 services.insert(service, (*upstream).clone());
             }
         }
@@ -91,7 +99,13 @@ impl RouteTable {
             services,
             packages: packages.iter().map(|(p, _)| (*p).to_string()).collect(),
             unary_methods,
+            streaming_methods,
         }
+    }
+
+    /// The routed methods that stream (SendMessage, WatchGeneration …).
+    pub(crate) fn streaming_methods(&self) -> HashSet<String> {
+        self.streaming_methods.clone()
     }
 
     pub(crate) fn service_names(&self) -> impl Iterator<Item = &str> {
@@ -197,10 +211,12 @@ impl Service<http::Request<Body>> for KnownServices {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let service = request.uri().path().split('/').nth(1).unwrap_or_default();
+        // Each branch is awaited ready before it is called, so a layer that ever applies
+        // backpressure is honoured.
         if self.known.contains(service) {
-            self.guarded.clone().call(request)
+            Box::pin(self.guarded.clone().oneshot(request))
         } else {
-            Box::pin(self.fallback.clone().call(request))
+            Box::pin(self.fallback.clone().oneshot(request))
         }
     }
 }

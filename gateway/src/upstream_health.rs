@@ -13,6 +13,9 @@ use tonic_health::server::HealthReporter;
 use crate::upstream_proxy::Upstream;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// While an upstream is not serving it is checked again soon, then less and less often up to
+/// the interval, so the gateway reports SERVING moments after a stack has started.
+const FIRST_RETRY: Duration = Duration::from_millis(50);
 
 pub(crate) struct UpstreamHealth {
     reporter: HealthReporter,
@@ -35,14 +38,21 @@ impl UpstreamHealth {
         }
     }
 
-    /// Checks every `interval` until `shutdown`, then reports NOT_SERVING.
+    /// Checks every `interval` (sooner while an upstream is not serving) until `shutdown`, then
+    /// reports NOT_SERVING.
     pub(crate) async fn run(self, interval: Duration, shutdown: impl Future<Output = ()>) {
         let checks = async {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut retry = FIRST_RETRY;
             loop {
-                ticker.tick().await;
-                self.check_once().await;
+                let wait = if self.check_once().await {
+                    retry = FIRST_RETRY;
+                    interval
+                } else {
+                    let wait = retry.min(interval);
+                    retry = retry.saturating_mul(2);
+                    wait
+                };
+                tokio::time::sleep(wait).await;
             }
         };
         tokio::select! {
@@ -52,7 +62,8 @@ impl UpstreamHealth {
         self.mark_all_not_serving().await;
     }
 
-    async fn check_once(&self) {
+    /// Whether every upstream is serving.
+    async fn check_once(&self) -> bool {
         let mut all_serving = true;
         for (upstream, services) in &self.upstreams {
             let mut client = HealthClient::new(upstream.channel());
@@ -79,5 +90,6 @@ impl UpstreamHealth {
             ServingStatus::NotServing
         };
         self.reporter.set_service_status("", overall).await;
+        all_serving
     }
 }

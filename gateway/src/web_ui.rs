@@ -1,7 +1,8 @@
 //! The built web UI on the gateway's port: files from `web/dist`, `index.html` for any
 //! client-side route (single-page app), long caching for the content-hashed files under
-//! `/assets/`, and a strict Content-Security-Policy (no inline script) with the usual
-//! security headers on every page.
+//! `/assets/` (and only for them: `index.html` is always revalidated), and a strict
+//! Content-Security-Policy (no inline script, no style elements) with the usual security
+//! headers on every page.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -13,16 +14,46 @@ use tonic::body::Body;
 use tower::{Service, ServiceExt};
 use tower_http::services::{ServeDir, ServeFile};
 
-/// Scripts and styles only from this origin; gRPC-web calls only to this origin; nothing may
-/// frame the UI. Inline `style` is allowed because UI libraries set styles at run time; inline
-/// script is not.
+/// Scripts and style sheets only from this origin; gRPC-web calls only to this origin; nothing
+/// may frame the UI. Inline `style="…"` attributes are allowed (KaTeX lays formulas out with
+/// them); inline `<style>` elements and inline script are not.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https:; font-src 'self' data:; \
-    connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; \
-    frame-ancestors 'none'";
+    style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data: blob: https:; \
+    font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
+    form-action 'self'; frame-ancestors 'none'";
 
+/// Vite's content-hashed build output: a name there never changes content.
 const HASHED_ASSETS: &str = "/assets/";
 const LONG_CACHE: &str = "public, max-age=31536000, immutable";
+const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
+/// Extensions of the files a build holds; any other last path segment (`/chat/42`,
+/// `/u/ada.lovelace`) is a route of the UI.
+const STATIC_EXTENSIONS: &[&str] = &[
+    "html",
+    "js",
+    "mjs",
+    "css",
+    "map",
+    "json",
+    "webmanifest",
+    "txt",
+    "xml",
+    "ico",
+    "svg",
+    "png",
+    "jpg",
+    "jpeg",
+    "gif",
+    "webp",
+    "avif",
+    "woff",
+    "woff2",
+    "ttf",
+    "otf",
+    "eot",
+    "wasm",
+];
 
 const NOT_BUILT_PAGE: &str = r#"<!doctype html>
 <html lang="en">
@@ -40,11 +71,12 @@ const NOT_BUILT_PAGE: &str = r#"<!doctype html>
 #[derive(Clone)]
 pub(crate) struct WebUi {
     dir: Option<PathBuf>,
+    hsts: bool,
 }
 
 impl WebUi {
-    pub(crate) fn new(dir: Option<PathBuf>) -> Self {
-        Self { dir }
+    pub(crate) fn new(dir: Option<PathBuf>, hsts: bool) -> Self {
+        Self { dir, hsts }
     }
 }
 
@@ -62,19 +94,27 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let dir = self.dir.clone();
+        let hsts = self.hsts;
         Box::pin(async move {
             let path = request.uri().path().to_string();
             let mut response = respond(dir, request).await;
-            add_headers(&path, &mut response);
+            add_headers(&path, hsts, &mut response);
             Ok(response)
         })
     }
 }
 
-/// Paths without a file extension are the UI's own routes (`/chat/42`), answered with
-/// `index.html`; a missing file (`/assets/gone.js`) is a plain 404.
+/// The UI's own routes (`/chat/42`) are answered with `index.html`; a missing file
+/// (`/favicon.ico`, anything under `/assets/`) is a plain 404, so `index.html` is never cached
+/// as if it were an asset.
 fn is_client_route(path: &str) -> bool {
-    !path.rsplit('/').next().unwrap_or_default().contains('.')
+    if path.starts_with(HASHED_ASSETS) {
+        return false;
+    }
+    let last = path.rsplit('/').next().unwrap_or_default();
+    !last
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| STATIC_EXTENSIONS.iter().any(|known| ext.eq_ignore_ascii_case(known)))
 }
 
 async fn respond<B: Send + 'static>(dir: Option<PathBuf>, request: http::Request<B>) -> http::Response<Body> {
@@ -131,14 +171,22 @@ fn plain(status: StatusCode, text: &'static str) -> http::Response<Body> {
     response
 }
 
-fn add_headers(path: &str, response: &mut http::Response<Body>) {
-    let cache = if path.starts_with(HASHED_ASSETS) && response.status().is_success() {
+fn add_headers(path: &str, hsts: bool, response: &mut http::Response<Body>) {
+    // A hashed asset, found or not modified, never changes. index.html and the rest are always
+    // revalidated, so a new build is picked up at once.
+    let status = response.status();
+    let cache = if path.starts_with(HASHED_ASSETS) && (status.is_success() || status == StatusCode::NOT_MODIFIED) {
         LONG_CACHE
     } else {
-        // index.html and friends: always revalidate, so a new build is picked up at once.
         "no-cache"
     };
     let headers = response.headers_mut();
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+        );
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -162,10 +210,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_routes_have_no_extension() {
+    fn client_routes_are_everything_but_files() {
         assert!(is_client_route("/"));
         assert!(is_client_route("/chat/42"));
+        // A dot alone does not make a file.
+        assert!(is_client_route("/u/ada.lovelace"));
+        assert!(is_client_route("/chat/v1.2"));
         assert!(!is_client_route("/assets/index-3f9a.js"));
         assert!(!is_client_route("/favicon.ico"));
+        assert!(!is_client_route("/FAVICON.ICO"));
+        // Nothing under /assets/ is a route, extension or not.
+        assert!(!is_client_route("/assets/foo"));
+        assert!(!is_client_route("/assets/"));
     }
 }

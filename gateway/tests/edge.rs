@@ -14,17 +14,25 @@ use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::llm::v1 as llm;
 use parley_proto::user::v1 as user;
 use parley_service_kit::grpc_status::retry_delay;
+use parley_service_kit::trace_context::trace_id;
 use support::*;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
 const LOGIN: &str = "/parley.user.v1.UserService/Login";
+const REFRESH_TOKEN: &str = "/parley.user.v1.UserService/RefreshToken";
+const LOGOUT: &str = "/parley.user.v1.UserService/Logout";
+const GET_ME: &str = "/parley.user.v1.UserService/GetMe";
 const SEND_MESSAGE: &str = "/parley.chat.v1.MessageService/SendMessage";
+const LONG_CACHE: &str = "public, max-age=31536000, immutable";
+const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 fn login_request(password: &str) -> user::LoginRequest {
     user::LoginRequest {
         login: "ada".into(),
         password: password.into(),
+        ..Default::default()
     }
 }
 
@@ -34,6 +42,18 @@ fn send_request(content: &str) -> chat::SendMessageRequest {
         content: content.into(),
         api_config_id: None,
     }
+}
+
+/// The status a gRPC-web call ends with, whatever it answered.
+async fn status_of(
+    addr: std::net::SocketAddr,
+    path: &str,
+    message: &impl prost::Message,
+    headers: &[(&str, &str)],
+) -> (Code, String) {
+    let call = grpc_web_call(addr, path, message, WebMode::Binary, headers).await;
+    let (_, code, message) = call.collect::<()>().await;
+    (code, message)
 }
 
 fn kinds(events: &[chat::SendMessageResponse]) -> Vec<String> {
@@ -50,47 +70,55 @@ fn kinds(events: &[chat::SendMessageResponse]) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn grpc_web_binary_and_text_stream_events_in_order() {
+async fn grpc_web_binary_and_text_stream_events_in_order_over_http1_and_http2() {
     let stack = Stack::start().await;
-    for mode in [WebMode::Binary, WebMode::Text] {
-        let login = grpc_web_call(stack.addr, LOGIN, &login_request(PASSWORD), mode, &[]).await;
-        assert_eq!(login.http_status, 200);
-        let (replies, code, message) = login.collect::<user::LoginResponse>().await;
-        assert_eq!(code, Code::Ok, "{mode:?}: {message}");
-        let token = replies[0].access_token.clone();
+    for version in [HttpVersion::Http1, HttpVersion::Http2] {
+        for mode in [WebMode::Binary, WebMode::Text] {
+            let login = grpc_web_call_over(version, stack.addr, LOGIN, &login_request(PASSWORD), mode, &[]).await;
+            assert_eq!(login.http_status, 200);
+            let (replies, code, message) = login.collect::<user::LoginResponse>().await;
+            assert_eq!(code, Code::Ok, "{version:?} {mode:?}: {message}");
+            let token = replies[0].access_token.clone();
 
-        let auth = bearer(&token);
-        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        let mut stream = grpc_web_call(
-            stack.addr,
-            SEND_MESSAGE,
-            &send_request("hi"),
-            mode,
-            &[
-                ("authorization", &auth),
-                ("x-request-id", "req-123"),
-                ("traceparent", traceparent),
-            ],
-        )
-        .await;
-        assert_eq!(stream.headers["x-request-id"], "req-123");
-        // The first event arrives before the stream ends: nothing is buffered.
-        match stream.next_frame().await {
-            Some(WebFrame::Message(_)) => {}
-            other => panic!("{mode:?}: expected a first event, got {other:?}"),
+            let auth = bearer(&token);
+            let mut stream = grpc_web_call_over(
+                version,
+                stack.addr,
+                SEND_MESSAGE,
+                &send_request("hi"),
+                mode,
+                &[
+                    ("authorization", &auth),
+                    ("x-request-id", "req-123"),
+                    ("traceparent", TRACEPARENT),
+                    ("tracestate", "vendor=opaque"),
+                ],
+            )
+            .await;
+            assert_eq!(stream.headers["x-request-id"], "req-123");
+            // The first event arrives before the stream ends: nothing is buffered.
+            match stream.next_frame().await {
+                Some(WebFrame::Message(_)) => {}
+                other => panic!("{version:?} {mode:?}: expected a first event, got {other:?}"),
+            }
+            let (events, code, message) = stream.collect::<chat::SendMessageResponse>().await;
+            assert_eq!(code, Code::Ok, "{version:?} {mode:?}: {message}");
+            assert_eq!(
+                kinds(&events),
+                ["started", "delta:Hel", "delta:lo", "completed:Hello"],
+                "{version:?} {mode:?}"
+            );
+
+            let seen = stack.observed.last_headers("SendMessage");
+            assert_eq!(seen["x-request-id"], "req-123");
+            assert_eq!(seen["authorization"], auth.as_str());
+            assert_eq!(seen["tracestate"], "vendor=opaque");
+            // The upstream continues the caller's trace, as a child of the gateway's span.
+            let forwarded = seen["traceparent"].to_str().unwrap();
+            assert_eq!(trace_id(forwarded), Some(TRACE_ID), "{forwarded}");
+            assert_ne!(forwarded, TRACEPARENT, "the gateway opened no span of its own");
+            assert!(forwarded.ends_with("-01"), "sampling flag lost: {forwarded}");
         }
-        let (events, code, message) = stream.collect::<chat::SendMessageResponse>().await;
-        assert_eq!(code, Code::Ok, "{mode:?}: {message}");
-        assert_eq!(
-            kinds(&events),
-            ["started", "delta:Hel", "delta:lo", "completed:Hello"],
-            "{mode:?}"
-        );
-
-        let seen = stack.observed.last_headers("SendMessage");
-        assert_eq!(seen["x-request-id"], "req-123");
-        assert_eq!(seen["traceparent"], traceparent);
-        assert_eq!(seen["authorization"], auth.as_str());
     }
     // A call without trace context gets one, and a request id, before it goes upstream.
     let login = grpc_web_call(stack.addr, LOGIN, &login_request(PASSWORD), WebMode::Binary, &[]).await;
@@ -98,7 +126,7 @@ async fn grpc_web_binary_and_text_stream_events_in_order() {
     let _ = login.collect::<user::LoginResponse>().await;
     let seen = stack.observed.last_headers("Login");
     assert_eq!(seen["x-request-id"], generated.as_str());
-    assert!(seen["traceparent"].to_str().unwrap().starts_with("00-"));
+    assert!(trace_id(seen["traceparent"].to_str().unwrap()).is_some());
     stack.shutdown().await;
 }
 
@@ -300,6 +328,14 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
     users.login(login_from("203.0.113.2")).await.unwrap();
     let status = users.login(login_from("203.0.113.1")).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
+
+    // A list the proxy did not end with an address names nobody but the proxy: whatever the
+    // client wrote to the left of it is never a fresh address.
+    users.login(login_from("198.51.100.7, x")).await.unwrap();
+    for forwarded in ["198.51.100.8, x", "198.51.100.9, unknown", "198.51.100.10,"] {
+        let status = users.login(login_from(forwarded)).await.unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted, "{forwarded}");
+    }
     stack.shutdown().await;
 }
 
@@ -330,6 +366,126 @@ async fn user_rate_limit_on_messages() {
     assert_eq!(send(1).await, Code::Ok);
     assert_eq!(send(1).await, Code::ResourceExhausted);
     assert_eq!(send(2).await, Code::Ok, "another user has their own allowance");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn token_refreshes_have_their_own_allowance_and_logout_is_limited_too() {
+    let stack = Stack::start_with(|config| {
+        config.auth_rate_limit = Some(gateway::RateLimit {
+            burst: 1,
+            period: Duration::from_secs(60),
+        });
+        config.refresh_rate_limit = Some(gateway::RateLimit {
+            burst: 2,
+            period: Duration::from_secs(60),
+        });
+    })
+    .await;
+    let code_of = |path: &'static str| {
+        let addr = stack.addr;
+        async move {
+            match path {
+                LOGIN => status_of(addr, path, &login_request(PASSWORD), &[]).await,
+                _ => {
+                    let request = user::RefreshTokenRequest {
+                        refresh_token: "opaque".into(),
+                    };
+                    status_of(addr, path, &request, &[]).await
+                }
+            }
+        }
+    };
+    assert_eq!(code_of(LOGIN).await.0, Code::Ok);
+    assert_eq!(code_of(LOGIN).await.0, Code::ResourceExhausted);
+    // Signing in is used up; refreshing is not, and reaches user-service (whose fake refuses).
+    assert_eq!(code_of(REFRESH_TOKEN).await.0, Code::FailedPrecondition);
+    assert_eq!(code_of(LOGOUT).await.0, Code::Ok);
+    let (code, message) = code_of(REFRESH_TOKEN).await;
+    assert_eq!(code, Code::ResourceExhausted, "{message}");
+    assert!(message.contains("refresh"), "{message}");
+    let (code, _) = code_of(LOGOUT).await;
+    assert_eq!(code, Code::ResourceExhausted, "Logout is limited by address");
+    let paths = stack.observed.paths();
+    assert_eq!(
+        paths.iter().filter(|p| *p == "RefreshToken" || *p == "Logout").count(),
+        2
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_user_cannot_hold_more_than_their_share_of_streams() {
+    let stack = Stack::start_with(|config| config.max_streams_per_user = 2).await;
+    let open = |user_id: i64| {
+        let auth = bearer(&access_token(user_id));
+        let addr = stack.addr;
+        async move {
+            grpc_web_call(
+                addr,
+                SEND_MESSAGE,
+                &send_request("slow"),
+                WebMode::Binary,
+                &[("authorization", &auth)],
+            )
+            .await
+        }
+    };
+    let mut first = open(USER_ID).await;
+    let mut second = open(USER_ID).await;
+    for stream in [&mut first, &mut second] {
+        assert!(matches!(stream.next_frame().await, Some(WebFrame::Message(_))));
+    }
+    let mut messages = chat::message_service_client::MessageServiceClient::new(channel(&stack.url()).await);
+    let mut third = tonic::Request::new(send_request("slow"));
+    third.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(bearer(&access_token(USER_ID))).unwrap(),
+    );
+    let status = messages.send_message(third).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("streams"), "{status:?}");
+    assert!(retry_delay(&status).is_some(), "no retry delay");
+    assert_eq!(
+        stack.observed.paths().iter().filter(|p| *p == "SendMessage").count(),
+        2,
+        "the refused stream reached the upstream"
+    );
+
+    // Someone else is not affected.
+    let mut other = open(USER_ID + 1).await;
+    assert!(matches!(other.next_frame().await, Some(WebFrame::Message(_))));
+
+    // A closed stream gives its slot back.
+    drop(first);
+    eventually("the stream's slot came back", || async {
+        let mut stream = open(USER_ID).await;
+        matches!(stream.next_frame().await, Some(WebFrame::Message(_)))
+    })
+    .await;
+    drop((second, other));
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn protected_calls_answer_unavailable_while_the_keys_cannot_be_fetched() {
+    // user-service is down, so nobody can tell a valid token from a forged one: that is the
+    // server's trouble (UNAVAILABLE, try again), not the caller's (UNAUTHENTICATED, sign in).
+    let observed = std::sync::Arc::new(Observed::default());
+    let chat_url = serve_upstream(fake_chat_server(observed.clone())).await;
+    let config = gateway::Config::new(closed_port_url().await, chat_url);
+    let stack = Stack::gateway(config, observed).await;
+    let auth = bearer(&access_token(USER_ID));
+    for path in [SEND_MESSAGE, GET_ME] {
+        let (code, message) = tokio::time::timeout(
+            Duration::from_secs(20),
+            status_of(stack.addr, path, &user::GetMeRequest {}, &[("authorization", &auth)]),
+        )
+        .await
+        .expect("the gateway hung on a down user-service");
+        assert_eq!(code, Code::Unavailable, "{path}: {message}");
+    }
+    assert!(stack.observed.paths().is_empty(), "a call got past the edge unverified");
     stack.shutdown().await;
 }
 
@@ -671,29 +827,71 @@ async fn web_ui_is_served_with_spa_fallback_caching_and_security_headers() {
         )
     };
 
-    for path in ["/", "/chat/42"] {
+    for path in ["/", "/chat/42", "/u/ada.lovelace"] {
         let (parts, body) = get(path).await;
         assert_eq!(parts.status, 200, "{path}");
         assert!(String::from_utf8_lossy(&body).contains("app-3f9a.js"), "{path}");
         assert_eq!(parts.headers["cache-control"], "no-cache");
         let csp = parts.headers["content-security-policy"].to_str().unwrap();
-        assert!(
-            csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"),
-            "{csp}"
-        );
-        assert!(
-            !csp.split(';')
-                .any(|d| d.contains("script-src") && d.contains("unsafe-inline"))
-        );
+        let directive = |name: &str| {
+            csp.split(';')
+                .map(str::trim)
+                .find(|d| d.split_whitespace().next() == Some(name))
+                .unwrap_or_else(|| panic!("no {name} in {csp}"))
+                .to_string()
+        };
+        assert_eq!(directive("script-src"), "script-src 'self'");
+        // No <style> elements; style attributes (KaTeX) only.
+        assert_eq!(directive("style-src"), "style-src 'self'");
+        assert_eq!(directive("style-src-attr"), "style-src-attr 'unsafe-inline'");
         assert_eq!(parts.headers["x-content-type-options"], "nosniff");
         assert_eq!(parts.headers["x-frame-options"], "DENY");
+        assert!(
+            !parts.headers.contains_key("strict-transport-security"),
+            "HSTS over plain HTTP"
+        );
     }
     let (parts, body) = get("/assets/app-3f9a.js").await;
     assert_eq!(parts.status, 200);
     assert_eq!(&body[..], b"console.log(1)");
     assert!(parts.headers["cache-control"].to_str().unwrap().contains("immutable"));
-    let (parts, _) = get("/assets/gone-1234.js").await;
-    assert_eq!(parts.status, 404);
+
+    // Revalidating a hashed asset keeps it immutable; revalidating index.html keeps it not.
+    for (path, cache) in [("/assets/app-3f9a.js", LONG_CACHE), ("/", "no-cache")] {
+        let (first, _) = get(path).await;
+        let modified = first.headers["last-modified"].clone();
+        let (parts, body) = http_request(
+            http::Request::get(format!("{}{path}", stack.url()))
+                .header("if-modified-since", modified)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(parts.status, 304, "{path}");
+        assert!(body.is_empty());
+        assert_eq!(parts.headers["cache-control"], cache, "{path}");
+    }
+
+    // A missing file is a 404 and never index.html with a year-long cache.
+    for path in ["/assets/gone-1234.js", "/assets/foo", "/assets/", "/favicon.ico"] {
+        let (parts, body) = get(path).await;
+        assert_eq!(parts.status, 404, "{path}");
+        assert!(!String::from_utf8_lossy(&body).contains("app-3f9a.js"), "{path}");
+        assert_eq!(parts.headers["cache-control"], "no-cache", "{path}");
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn hsts_is_sent_only_when_asked_for() {
+    let stack = Stack::start_with(|config| config.hsts = true).await;
+    let (parts, _) = http_request(
+        http::Request::get(format!("{}/", stack.url()))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(parts.headers["strict-transport-security"], "max-age=31536000");
     stack.shutdown().await;
 }
 

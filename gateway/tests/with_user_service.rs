@@ -34,6 +34,7 @@ async fn sign_up_sign_in_and_call_a_protected_method_over_grpc_web() {
             password: "a long enough password".into(),
             email: None,
             display_name: Some("Grace".into()),
+            ..Default::default()
         },
         WebMode::Text,
         &[],
@@ -49,6 +50,7 @@ async fn sign_up_sign_in_and_call_a_protected_method_over_grpc_web() {
         &user::LoginRequest {
             login: "grace".into(),
             password: "a long enough password".into(),
+            ..Default::default()
         },
         WebMode::Binary,
         &[],

@@ -1,6 +1,7 @@
 //! A small gRPC-web client written from the protocol description (length-prefixed frames, a
-//! trailer frame flagged 0x80, base64 in text mode) over plain HTTP/1.1, so tests drive the
-//! gateway the way a browser does. Used by the gateway's tests and the root package's.
+//! trailer frame flagged 0x80, base64 in text mode) over plain HTTP/1.1 or HTTP/2 (h2c, prior
+//! knowledge), so tests drive the gateway the way a browser does. Used by the gateway's tests
+//! and the root package's.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -16,6 +17,14 @@ use prost::Message;
 pub enum WebMode {
     Binary,
     Text,
+}
+
+/// The HTTP version a call goes over. Browsers use HTTP/2 wherever the server offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    Http1,
+    /// Cleartext HTTP/2 with prior knowledge (h2c), as behind a TLS-terminating proxy.
+    Http2,
 }
 
 /// One call's response as a gRPC-web client reads it, frame by frame.
@@ -162,7 +171,21 @@ pub async fn grpc_web_call(
     mode: WebMode,
     headers: &[(&str, &str)],
 ) -> GrpcWebResponse {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    grpc_web_call_over(HttpVersion::Http1, addr, path, message, mode, headers).await
+}
+
+/// Calls `path` over gRPC-web on `version`; panics if the server answers on another.
+pub async fn grpc_web_call_over(
+    version: HttpVersion,
+    addr: SocketAddr,
+    path: &str,
+    message: &impl Message,
+    mode: WebMode,
+    headers: &[(&str, &str)],
+) -> GrpcWebResponse {
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(version == HttpVersion::Http2)
+        .build_http::<Full<Bytes>>();
     let (content_type, body) = match mode {
         WebMode::Binary => ("application/grpc-web+proto", frame(message)),
         WebMode::Text => (
@@ -183,7 +206,11 @@ pub async fn grpc_web_call(
         .request(request.body(Full::new(Bytes::from(body))).unwrap())
         .await
         .unwrap_or_else(|e| panic!("gRPC-web request to {path} failed: {e}"));
-    assert_eq!(response.version(), http::Version::HTTP_11);
+    let expected = match version {
+        HttpVersion::Http1 => http::Version::HTTP_11,
+        HttpVersion::Http2 => http::Version::HTTP_2,
+    };
+    assert_eq!(response.version(), expected, "{path}");
     let (parts, body) = response.into_parts();
     GrpcWebResponse {
         http_status: parts.status,

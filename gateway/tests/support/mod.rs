@@ -333,18 +333,8 @@ impl Stack {
 
     pub async fn start_with(adjust: impl FnOnce(&mut gateway::Config)) -> Self {
         let observed = Arc::new(Observed::default());
-        let user_url = serve_upstream(GrpcServer::new(AuthLayer::disabled()).add_service(
-            user::user_service_server::UserServiceServer::new(FakeUserService {
-                observed: observed.clone(),
-            }),
-        ))
-        .await;
-        let chat_url = serve_upstream(GrpcServer::new(AuthLayer::disabled()).add_service(
-            chat::message_service_server::MessageServiceServer::new(FakeMessageService {
-                observed: observed.clone(),
-            }),
-        ))
-        .await;
+        let user_url = serve_upstream(fake_user_server(observed.clone())).await;
+        let chat_url = serve_upstream(fake_chat_server(observed.clone())).await;
         let mut config = gateway::Config::new(user_url, chat_url);
         config.health_check_interval = Duration::from_millis(100);
         adjust(&mut config);
@@ -378,6 +368,20 @@ impl Stack {
             gateway.await.unwrap().unwrap();
         }
     }
+}
+
+/// The fake user-service, recording into `observed`.
+pub fn fake_user_server(observed: Arc<Observed>) -> GrpcServer {
+    GrpcServer::new(AuthLayer::disabled()).add_service(user::user_service_server::UserServiceServer::new(
+        FakeUserService { observed },
+    ))
+}
+
+/// The fake chat-service (MessageService only), recording into `observed`.
+pub fn fake_chat_server(observed: Arc<Observed>) -> GrpcServer {
+    GrpcServer::new(AuthLayer::disabled()).add_service(chat::message_service_server::MessageServiceServer::new(
+        FakeMessageService { observed },
+    ))
 }
 
 /// Serves a fake upstream on a random port, forever (the test process ends it).
