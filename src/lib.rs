@@ -5,11 +5,17 @@
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Shared};
 use parley_service_kit::database::sqlite_url;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::{JoinError, JoinHandle};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 #[derive(Debug, Clone)]
 pub struct StackConfig {
@@ -39,13 +45,116 @@ pub enum Error {
     Llm(#[from] llm_service::Error),
     #[error("gateway: {0}")]
     Gateway(#[from] gateway::Error),
+    #[error("{0} stopped without being asked to")]
+    StoppedEarly(&'static str),
+    #[error("{service} crashed: {reason}")]
+    Crashed { service: &'static str, reason: String },
+    /// The shutdown signal came before every service was serving; everything started has
+    /// been stopped again.
+    #[error("shut down during start-up")]
+    Interrupted,
 }
 
-/// The stack, started: every port is bound, so clients can connect from now on.
+type Shutdown = Shared<BoxFuture<'static, ()>>;
+
+/// One of the four services, running as its own task with its own stop signal, so the stack
+/// can stop them one after the other.
+struct RunningService {
+    name: &'static str,
+    stop: Option<oneshot::Sender<()>>,
+    /// `None` once its end has been collected.
+    task: Option<JoinHandle<Result<(), Error>>>,
+}
+
+impl RunningService {
+    fn spawn<F>(name: &'static str, serve: impl FnOnce(BoxFuture<'static, ()>) -> F) -> Self
+    where
+        F: Future<Output = Result<(), Error>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(
+            async move {
+                let _ = stopped.await;
+            }
+            .boxed(),
+        ));
+        Self {
+            name,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Asks the service to stop and waits until it has (it drains what it has open first).
+    async fn stop(&mut self) -> Result<(), Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => joined(self.name, task.await),
+            None => Ok(()),
+        }
+    }
+}
+
+fn joined(name: &'static str, joined: Result<Result<(), Error>, JoinError>) -> Result<(), Error> {
+    joined.map_err(|e| Error::Crashed {
+        service: name,
+        reason: e.to_string(),
+    })?
+}
+
+/// The services in the order they stop: the gateway first (it stops accepting and lets open
+/// calls finish, streams included, while everything behind it still runs), then chat-service
+/// (which stops what still generates), then llm-service, then user-service (which chat-service
+/// asks for keys until the end).
+struct Services(Vec<RunningService>);
+
+impl Services {
+    /// The first service to end on its own, and how it ended (stopping early is a failure too).
+    async fn first_to_end(&mut self) -> Error {
+        let running: Vec<_> = self
+            .0
+            .iter_mut()
+            .filter_map(|s| {
+                let name = s.name;
+                Some(s.task.as_mut()?.map(move |ended| (name, ended)))
+            })
+            .collect();
+        if running.is_empty() {
+            return std::future::pending().await;
+        }
+        let ((name, ended), _, _) = futures::future::select_all(running).await;
+        if let Some(service) = self.0.iter_mut().find(|s| s.name == name) {
+            service.task = None;
+        }
+        match joined(name, ended) {
+            Ok(()) => Error::StoppedEarly(name),
+            Err(error) => error,
+        }
+    }
+
+    /// Stops every service in order; the first failure among them is the result.
+    async fn stop_in_order(&mut self) -> Result<(), Error> {
+        let mut result = Ok(());
+        for service in &mut self.0 {
+            tracing::info!(service = service.name, "stopping");
+            let stopped = service.stop().await;
+            if let Err(error) = stopped {
+                tracing::error!(service = service.name, %error, "did not stop cleanly");
+                result = result.and(Err(error));
+            }
+        }
+        result
+    }
+}
+
+/// The stack, started: every service is serving, so clients can use it from now on.
 pub struct RunningStack {
     /// Where the gateway listens.
     pub addr: SocketAddr,
-    running: BoxFuture<'static, Result<(), Error>>,
+    services: Services,
+    shutdown: Shutdown,
 }
 
 impl RunningStack {
@@ -59,15 +168,24 @@ impl RunningStack {
         format!("http://{addr}")
     }
 
-    /// Runs until the shutdown signal, then until every service has drained; or until one
-    /// fails, which stops the others.
-    pub async fn wait(self) -> Result<(), Error> {
-        self.running.await
+    /// Runs until the shutdown signal, then stops the services one after the other (see
+    /// [`Services`]); or until one fails, which stops the others and is the result.
+    pub async fn wait(mut self) -> Result<(), Error> {
+        let shutdown = self.shutdown.clone();
+        tokio::select! {
+            () = shutdown => self.services.stop_in_order().await,
+            failure = self.services.first_to_end() => {
+                tracing::error!(error = %failure, "a service failed; stopping the others");
+                let _ = self.services.stop_in_order().await;
+                Err(failure)
+            }
+        }
     }
 }
 
-/// Checks the data directory, binds the internal ports and starts all four services on the
-/// gateway's `listener`.
+/// Checks the data directory, binds the internal ports, starts all four services (the gateway
+/// on `listener`) and returns once every one of them is serving. A service that fails on the
+/// way (a corrupt database, a wrong key) is the error, after the others were stopped.
 pub async fn start(
     listener: TcpListener,
     config: StackConfig,
@@ -88,6 +206,16 @@ pub async fn start(
             .map_err(Error::InternalPort)
     };
     let (user_url, chat_url, llm_url) = (url_of(&user_listener)?, url_of(&chat_listener)?, url_of(&llm_listener)?);
+    let mut gateway_url = addr;
+    if gateway_url.ip().is_unspecified() {
+        gateway_url.set_ip(Ipv4Addr::LOCALHOST.into());
+    }
+    let health_urls = [
+        user_url.clone(),
+        chat_url.clone(),
+        llm_url.clone(),
+        format!("http://{gateway_url}"),
+    ];
 
     let mut user_config = user_service::Config::new(sqlite_url(&data_dir.join("user-service.db")), &data_dir);
     config.accounts.apply_to(&mut user_config)?;
@@ -107,37 +235,63 @@ pub async fn start(
     config.edge.apply_to(&mut gateway_config);
     gateway_config.validate()?;
 
+    let mut services = Services(vec![
+        RunningService::spawn("gateway", |stop| async move {
+            Ok(gateway::serve(listener, gateway_config, stop).await?)
+        }),
+        RunningService::spawn("chat-service", |stop| async move {
+            Ok(chat_service::serve(chat_listener, chat_config, stop).await?)
+        }),
+        RunningService::spawn("llm-service", |stop| async move {
+            Ok(llm_service::serve(llm_listener, llm_config, stop).await?)
+        }),
+        RunningService::spawn("user-service", |stop| async move {
+            Ok(user_service::serve(user_listener, user_config, stop).await?)
+        }),
+    ]);
     let shutdown = shutdown.boxed().shared();
-    let running = async move {
-        tokio::try_join!(
-            async {
-                user_service::serve(user_listener, user_config, shutdown.clone())
-                    .await
-                    .map_err(Error::from)
-            },
-            async {
-                llm_service::serve(llm_listener, llm_config, shutdown.clone())
-                    .await
-                    .map_err(Error::from)
-            },
-            async {
-                chat_service::serve(chat_listener, chat_config, shutdown.clone())
-                    .await
-                    .map_err(Error::from)
-            },
-            async {
-                gateway::serve(listener, gateway_config, shutdown.clone())
-                    .await
-                    .map_err(Error::from)
-            },
-        )
-        .map(|_| ())
-    };
-    Ok(RunningStack {
-        addr,
-        running: running.boxed(),
-    })
+    tokio::select! {
+        () = all_serving(&health_urls) => Ok(RunningStack {
+            addr,
+            services,
+            shutdown,
+        }),
+        failure = services.first_to_end() => {
+            let _ = services.stop_in_order().await;
+            Err(failure)
+        }
+        () = shutdown.clone() => {
+            services.stop_in_order().await?;
+            Err(Error::Interrupted)
+        }
+    }
 }
+
+/// Waits until every one of `urls` answers `grpc.health.v1` with SERVING (the gateway does once
+/// its upstreams do). No deadline: a service that cannot start fails instead, and that ends
+/// the wait.
+async fn all_serving(urls: &[String]) {
+    for url in urls {
+        let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url.clone()) else {
+            continue;
+        };
+        let mut health = HealthClient::new(endpoint.connect_timeout(HEALTH_CHECK_TIMEOUT).connect_lazy());
+        loop {
+            let check = health.check(HealthCheckRequest { service: String::new() });
+            let serving = matches!(
+                tokio::time::timeout(HEALTH_CHECK_TIMEOUT, check).await,
+                Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32
+            );
+            if serving {
+                break;
+            }
+            tokio::time::sleep(HEALTH_CHECK_RETRY).await;
+        }
+    }
+}
+
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+const HEALTH_CHECK_RETRY: Duration = Duration::from_millis(50);
 
 /// Creates the directory and proves it writable now, so a bad path fails start-up with one
 /// line instead of a database error later.

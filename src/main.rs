@@ -38,10 +38,14 @@ fn main() -> ExitCode {
             edge: cli.edge,
             accounts: cli.accounts,
         };
-        let stack = parley::start(listener, config, shutdown::signal())
-            .await
-            .map_err(|e| e.to_string())?;
-        // Scripts (and the UI's end-to-end tests) read this line to find the port.
+        let stack = match parley::start(listener, config, shutdown::signal()).await {
+            Ok(stack) => stack,
+            // Asked to stop before it was up, and stopped: nothing went wrong.
+            Err(parley::Error::Interrupted) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        // Printed once every service is serving: scripts (and the UI's end-to-end tests) wait
+        // for this line, and read the port from it.
         println!("Parley is running at {}", stack.url());
         stack.wait().await.map_err(|e| e.to_string())
     })

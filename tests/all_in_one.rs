@@ -1,6 +1,7 @@
 //! The `parley` binary: the whole stack from one command, on a fresh data directory and again
-//! on the same one (keys reused, data kept), stopped gracefully by SIGTERM; start-up errors
-//! are one clear line.
+//! on the same one (keys reused, data kept), stopped gracefully by SIGTERM (an answer being
+//! streamed still completes); start-up errors are one clear line, and the "running" line comes
+//! only once every service is serving.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
@@ -9,9 +10,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use parley_proto::chat::v1 as chat;
+use parley_proto::chat::v1::api_config_service_client::ApiConfigServiceClient;
+use parley_proto::chat::v1::chat_event::Event;
+use parley_proto::chat::v1::message_service_client::MessageServiceClient;
+use parley_proto::chat::v1::session_service_client::SessionServiceClient;
 use parley_proto::user::v1 as user;
 use parley_proto::user::v1::user_service_client::UserServiceClient;
+use parley_testkit::fake_openai::{FakeOpenAi, Reply};
 use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_parley");
 const READY_PREFIX: &str = "Parley is running at ";
@@ -50,9 +58,13 @@ impl Parley {
     }
 
     /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn terminate(self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        self.wait_for_exit()
+    }
+
+    fn wait_for_exit(mut self) -> std::process::ExitStatus {
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
@@ -70,8 +82,50 @@ impl Drop for Parley {
     }
 }
 
-async fn users(url: &str) -> UserServiceClient<tonic::transport::Channel> {
+async fn users(url: &str) -> UserServiceClient<Channel> {
     UserServiceClient::connect(url.to_string()).await.unwrap()
+}
+
+async fn channel(url: &str) -> Channel {
+    tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn register(url: &str, username: &str) -> String {
+    users(url)
+        .await
+        .register(user::RegisterRequest {
+            username: username.into(),
+            password: "a long enough password".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
+}
+
+/// An API config for `fake`, created through the gateway.
+async fn create_api_config(url: &str, token: &str, fake: &FakeOpenAi) -> i64 {
+    ApiConfigServiceClient::new(channel(url).await)
+        .create_api_config(with_token(
+            chat::CreateApiConfigRequest {
+                name: "fake".into(),
+                base_url: fake.base_url(),
+                api_key: fake.api_key(),
+                model: "fake-model".into(),
+            },
+            token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_config
+        .unwrap()
+        .id
 }
 
 fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
@@ -85,23 +139,14 @@ fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_fresh_then_again_with_keys_reused_and_data_kept() {
+    let fake = FakeOpenAi::start().await;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
 
     let first = Parley::start(&data_dir);
     assert!(first.url.starts_with("http://127.0.0.1:"), "{}", first.url);
-    let registered = users(&first.url)
-        .await
-        .register(user::RegisterRequest {
-            username: "lin".into(),
-            password: "a long enough password".into(),
-            email: None,
-            display_name: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let token = registered.access_token;
+    let token = register(&first.url, "lin").await;
+    let config_id = create_api_config(&first.url, &token, &fake).await;
     assert!(first.terminate().success(), "SIGTERM is a clean stop");
     assert!(data_dir.join("user-service.db").exists());
 
@@ -119,10 +164,89 @@ async fn starts_fresh_then_again_with_keys_reused_and_data_kept() {
         .login(user::LoginRequest {
             login: "lin".into(),
             password: "a long enough password".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
+    // The API key stored before the restart still decrypts: the master key was reused.
+    let tested = ApiConfigServiceClient::new(channel(&second.url).await)
+        .test_api_config(with_token(
+            chat::TestApiConfigRequest {
+                target: Some(chat::test_api_config_request::Target::Id(config_id)),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(tested.ok, "{tested:?}");
+    assert!(
+        fake.requests().iter().any(|r| r.has_bearer(&fake.api_key())),
+        "the provider never saw the stored key"
+    );
     assert!(second.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_answer_being_streamed_complete() {
+    let fake = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let parley = Parley::start(dir.path());
+    let token = register(&parley.url, "ivy").await;
+    let config_id = create_api_config(&parley.url, &token, &fake).await;
+    let session = SessionServiceClient::new(channel(&parley.url).await)
+        .create_session(with_token(
+            chat::CreateSessionRequest {
+                api_config_id: Some(config_id),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    // About two seconds of answer, well inside the ten-second drain deadline.
+    let words = [
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    fake.push_reply(Reply::text(words.join(" ")).chunk_delay(Duration::from_millis(200)));
+    let mut events = MessageServiceClient::new(channel(&parley.url).await)
+        .send_message(with_token(
+            chat::SendMessageRequest {
+                session_id: session.id,
+                content: "count to ten".into(),
+                api_config_id: None,
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let event = events
+            .message()
+            .await
+            .unwrap()
+            .expect("the stream ended before any delta");
+        if matches!(event.event.and_then(|e| e.event), Some(Event::Delta(_))) {
+            break;
+        }
+    }
+    let pid = parley.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+
+    let mut completed = None;
+    while let Some(event) = events.message().await.unwrap_or_else(|s| panic!("stream cut: {s:?}")) {
+        if let Some(Event::Completed(message)) = event.event.and_then(|e| e.event) {
+            completed = Some(message);
+        }
+    }
+    let completed = completed.expect("the answer never completed");
+    assert_eq!(completed.content.trim(), words.join(" "));
+    assert_eq!(completed.status, chat::MessageStatus::Complete as i32);
+    assert!(parley.wait_for_exit().success(), "not a clean stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,9 +283,15 @@ fn failing_start(args: &[&str], data_dir: &Path) -> String {
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
+        .args(["--web-dir", "/nonexistent/web/dist"])
         .output()
         .unwrap();
     assert!(!output.status.success(), "parley should have refused to start");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains(READY_PREFIX),
+        "it said it was running before it failed:\n{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
@@ -192,4 +322,19 @@ fn start_up_errors_are_one_clear_line() {
         dir.path(),
     );
     assert!(line.contains("CORS origin"), "{line}");
+
+    let line = failing_start(&["--listen", "127.0.0.1:0", "--unary-timeout-secs", "0"], dir.path());
+    assert!(line.contains("--unary-timeout-secs"), "{line}");
+}
+
+#[test]
+fn a_corrupt_database_fails_the_start_before_the_running_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("chat-service.db"),
+        "this is not a SQLite database, not even close ".repeat(200),
+    )
+    .unwrap();
+    let line = failing_start(&["--listen", "127.0.0.1:0"], dir.path());
+    assert!(line.contains("chat-service"), "{line}");
 }

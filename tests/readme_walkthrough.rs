@@ -20,7 +20,9 @@ fn repo() -> PathBuf {
 
 /// The first ```sh block after `heading`.
 fn shell_block(readme: &str, heading: &str) -> String {
-    let section = &readme[readme.find(heading).unwrap_or_else(|| panic!("README has no {heading:?}"))..];
+    let section = &readme[readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("README has no {heading:?}"))..];
     let start = section.find("```sh\n").expect("no ```sh block in the section") + "```sh\n".len();
     let end = section[start..].find("```").expect("unterminated block");
     section[start..start + end].to_string()
@@ -40,7 +42,10 @@ fn grpcurl_dir() -> PathBuf {
 async fn the_readme_grpcurl_walkthrough_runs_a_whole_chat() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let block = shell_block(&readme, HEADING);
-    assert!(block.contains(README_GATEWAY) && block.contains(README_PROVIDER), "{block}");
+    assert!(
+        block.contains(README_GATEWAY) && block.contains(README_PROVIDER),
+        "{block}"
+    );
 
     let fake = FakeOpenAi::start_with(FakeOpenAiConfig {
         api_key: Some(README_API_KEY.to_string()),
@@ -73,7 +78,10 @@ async fn the_readme_grpcurl_walkthrough_runs_a_whole_chat() {
     let output = run_bash(&script, &grpcurl_dir()).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the walkthrough failed:\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert!(
+        output.status.success(),
+        "the walkthrough failed:\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
 
     // Reflection lists the public services and nothing internal.
     assert!(stdout.contains("parley.chat.v1.MessageService"), "{stdout}");

@@ -1,6 +1,7 @@
 //! The whole stack through the gateway, as the browser and grpcurl use it: sign up, add a
 //! config for the fake OpenAI-compatible provider, open a chat, send a message and read the
-//! streamed answer in order; over gRPC-web (binary and text, HTTP/1.1) and native gRPC.
+//! streamed answer in order; over gRPC-web (binary and text, HTTP/1.1 and HTTP/2) and native
+//! gRPC.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use parley_proto::chat::v1 as chat;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::user::v1 as user;
 use parley_testkit::fake_openai::FakeOpenAi;
-use parley_testkit::grpc_web::{WebFrame, WebMode, grpc_web_call};
+use parley_testkit::grpc_web::{HttpVersion, WebFrame, WebMode, grpc_web_call, grpc_web_call_over};
 use prost::Message;
 use tokio::sync::oneshot;
 use tonic::Code;
@@ -63,7 +64,7 @@ impl Stack {
 /// One way of calling the gateway, so the same chat runs over each.
 #[derive(Debug, Clone, Copy)]
 enum Transport {
-    GrpcWeb(WebMode),
+    GrpcWeb(WebMode, HttpVersion),
     Native,
 }
 
@@ -92,11 +93,11 @@ impl Client {
     ) -> Vec<Res> {
         let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
         match self.transport {
-            Transport::GrpcWeb(mode) => {
+            Transport::GrpcWeb(mode, version) => {
                 let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
-                let response = grpc_web_call(self.addr, path, &request, mode, &headers).await;
+                let response = grpc_web_call_over(version, self.addr, path, &request, mode, &headers).await;
                 let (replies, code, message) = response.collect::<Res>().await;
-                assert_eq!(code, Code::Ok, "{path} over {mode:?}: {message}");
+                assert_eq!(code, Code::Ok, "{path} over {mode:?} {version:?}: {message}");
                 replies
             }
             Transport::Native => {
@@ -164,6 +165,7 @@ async fn chat_over(stack: &Stack, fake: &FakeOpenAi, transport: Transport, usern
                 password: "a long enough password".into(),
                 email: None,
                 display_name: None,
+                ..Default::default()
             },
         )
         .await;
@@ -251,8 +253,12 @@ async fn chat_over(stack: &Stack, fake: &FakeOpenAi, transport: Transport, usern
 async fn a_whole_chat_over_grpc_web_binary_text_and_native_grpc() {
     let fake = FakeOpenAi::start().await;
     let stack = Stack::start().await;
-    chat_over(&stack, &fake, Transport::GrpcWeb(WebMode::Binary), "web_binary").await;
-    chat_over(&stack, &fake, Transport::GrpcWeb(WebMode::Text), "web_text").await;
+    let web = |mode, version| Transport::GrpcWeb(mode, version);
+    chat_over(&stack, &fake, web(WebMode::Binary, HttpVersion::Http1), "web_binary").await;
+    chat_over(&stack, &fake, web(WebMode::Text, HttpVersion::Http1), "web_text").await;
+    // Browsers speak HTTP/2 to any server that offers it (behind TLS; h2c here).
+    chat_over(&stack, &fake, web(WebMode::Binary, HttpVersion::Http2), "web_binary_h2").await;
+    chat_over(&stack, &fake, web(WebMode::Text, HttpVersion::Http2), "web_text_h2").await;
     chat_over(&stack, &fake, Transport::Native, "native").await;
     stack.stop().await;
 }
@@ -262,7 +268,7 @@ async fn the_answer_streams_before_it_is_complete() {
     let fake = FakeOpenAi::start().await;
     let stack = Stack::start().await;
     let mut client = Client {
-        transport: Transport::GrpcWeb(WebMode::Binary),
+        transport: Transport::GrpcWeb(WebMode::Binary, HttpVersion::Http1),
         addr: stack.addr,
         token: None,
     };
@@ -274,6 +280,7 @@ async fn the_answer_streams_before_it_is_complete() {
                 password: "a long enough password".into(),
                 email: None,
                 display_name: None,
+                ..Default::default()
             },
         )
         .await;
