@@ -15,14 +15,34 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// buf from the test tools: the platform package's binary (`@bufbuild/buf-linux-x64`,
+/// `-linux-arm64`, `-darwin-arm64` …), or else npm's `buf` wrapper, which finds it itself.
 fn buf() -> PathBuf {
-    let path = repo_root().join("tools/node_modules/@bufbuild/buf-linux-x64/bin/buf");
-    assert!(
-        path.exists(),
-        "buf is missing at {}: install the test tools with `npm ci --prefix tools` (or `make tools-deps`)",
-        path.display()
-    );
-    path
+    let modules = repo_root().join("tools/node_modules");
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        "windows" => "win32",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let exe = if cfg!(windows) { "buf.exe" } else { "buf" };
+    let candidates = [
+        modules.join(format!("@bufbuild/buf-{os}-{arch}/bin/{exe}")),
+        modules.join(".bin").join(exe),
+    ];
+    candidates
+        .iter()
+        .find(|path| path.exists())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "buf is missing (looked for {candidates:?}): install the test tools with `npm ci --prefix tools` (or `make tools-deps`)"
+            )
+        })
 }
 
 async fn run_buf(args: Vec<String>) -> Output {
