@@ -493,6 +493,24 @@ describe("Parley in a browser", () => {
     await list.getByTestId("chat-title").filter({ hasText: "Throwaway chat" }).waitFor();
     expect(await list.locator("li").count()).toBe(2);
 
+    // The stream breaks after the server stored the message but before the page heard so:
+    // the text is not put back into the box to be sent a second time.
+    await fake.script({ text: "Stored all the same.", chunk_delay_ms: 1 });
+    await page.route(
+      sendMessage,
+      async (route) => {
+        await route.fetch();
+        await route.abort();
+      },
+      { times: 1 },
+    );
+    await send("Sent once only");
+    await lastAssistant().getByTestId("assistant-content").filter({ hasText: "Stored all the same." }).waitFor();
+    expect(await page.locator("article[data-role=user]").filter({ hasText: "Sent once only" }).count()).toBe(1);
+    expect(await composer().inputValue()).toBe("");
+    expect(await page.getByTestId("chat-error").count()).toBe(0);
+    await page.unroute(sendMessage);
+
     // A chat action that fails says so in a notice.
     const updateSession = "**/parley.chat.v1.SessionService/UpdateSession";
     await page.route(updateSession, (route) => route.abort(), { times: 1 });

@@ -138,7 +138,7 @@ const en = {
   catalogLoadFailed: "Could not load your personas and API configs",
   stopping: "Stopping…",
   saveAndRegenerate: "Save & regenerate",
-  editHint: "Ctrl+Enter to save, Esc to cancel",
+  editHint: "Ctrl/⌘+Enter to save, Esc to cancel",
 };
 
 export type MessageKey = keyof typeof en;
@@ -281,7 +281,7 @@ const zhCN: Record<MessageKey, string> = {
   catalogLoadFailed: "无法加载角色和 API 配置",
   stopping: "正在停止…",
   saveAndRegenerate: "保存并重新生成",
-  editHint: "Ctrl+Enter 保存，Esc 取消",
+  editHint: "Ctrl/⌘+Enter 保存，Esc 取消",
 };
 
 export type Locale = "en" | "zh-CN";

@@ -19,8 +19,9 @@ interface Store {
   setShowArchived: (show: boolean) => void;
   /** Reads the whole chat list again; a response that a newer reload overtook is dropped. */
   reloadSessions: () => Promise<void>;
-  /** Reads one chat again (it just answered, or got a title) instead of the whole list. */
-  refreshSession: (id: bigint) => Promise<void>;
+  /** Reads one chat again (it just answered, or got a title) instead of the whole list;
+   * resolves what it read, or null when it could not. */
+  refreshSession: (id: bigint) => Promise<Session | null>;
   /** Puts a changed session into the list (a new title, a rename) without a round trip. */
   upsertSession: (session: Session) => void;
   removeSession: (id: string) => void;
@@ -107,13 +108,15 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
   const removeSession = useCallback((id: string) => edit(id, null), [edit]);
 
   const refreshSession = useCallback(
-    async (id: bigint) => {
+    async (id: bigint): Promise<Session | null> => {
       try {
         const res = await api.sessions.getSession({ id });
         if (res.session) upsertSession(res.session);
+        return res.session ?? null;
       } catch (err) {
         if (errorCode(err) === Code.NotFound) removeSession(id.toString());
         // Otherwise the list keeps what it had; the next reload corrects it.
+        return null;
       }
     },
     [api, upsertSession, removeSession],

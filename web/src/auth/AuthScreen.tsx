@@ -246,6 +246,7 @@ function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack:
   const [resent, setResent] = useState(false);
   // When the server's limit on sending codes lets the next one go.
   const [waitUntil, setWaitUntil] = useState<number | null>(null);
+  const [waitFrom, setWaitFrom] = useState(0);
   const wait = useCountdown(waitUntil);
 
   const requestCode = (resend: boolean) =>
@@ -259,7 +260,9 @@ function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack:
         const seconds = errorCode(err) === Code.ResourceExhausted ? retryAfterSeconds(err) : undefined;
         if (seconds === undefined) throw err;
         // Not an error to fix, just a wait: the countdown says how long.
-        setWaitUntil(Date.now() + seconds * 1000);
+        const now = Date.now();
+        setWaitFrom(now);
+        setWaitUntil(now + seconds * 1000);
       }
     });
   const sendCode = (e: FormEvent) => {
@@ -279,10 +282,16 @@ function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack:
       onDone();
     });
   };
+  // The countdown ticks in view; screen readers hear the wait once, not every second.
   const waiting = wait > 0 && (
-    <p role="status" className="alert-warning" data-testid="resend-wait">
-      {t("codeWait", { seconds: wait })}
-    </p>
+    <>
+      <p className="alert-warning" data-testid="resend-wait" aria-hidden="true">
+        {t("codeWait", { seconds: wait })}
+      </p>
+      <p role="status" className="sr-only">
+        {waitUntil !== null && t("codeWait", { seconds: Math.ceil((waitUntil - waitFrom) / 1000) })}
+      </p>
+    </>
   );
 
   return (

@@ -272,12 +272,16 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   watchRef.current = watch;
 
   const refreshTitleLater = useCallback(() => {
-    // The title is generated after the first answer; it may land after the stream closed.
-    for (const delay of [1500, 4000]) {
-      window.setTimeout(() => {
-        if (mounted.current) void refreshSession(id);
-      }, delay);
-    }
+    // The title is generated after the first answer; it may land after the stream closed, or
+    // after the user moved on to another chat: the list gets it either way, asking less often
+    // as time goes by, until it has one.
+    const delays = [1500, 4000, 10_000, 30_000];
+    const ask = (attempt: number) =>
+      window.setTimeout(async () => {
+        const fresh = await refreshSession(id);
+        if (fresh && !fresh.title && attempt + 1 < delays.length) ask(attempt + 1);
+      }, delays[attempt]);
+    ask(0);
   }, [id, refreshSession]);
 
   /** A first message the server refused before storing anything: the chat it was to open is
@@ -320,7 +324,11 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         loadMessages().then((messages) => !isStored(messages) && giveBack(), giveBack);
         return;
       }
-      if (isStored(result.messages)) return;
+      if (isStored(result.messages)) {
+        // Nothing went wrong that the user needs to act on: the chat shows what was stored.
+        dispatch({ type: "dismissError" });
+        return;
+      }
       const error = result.error ?? t("networkError");
       if (first && result.messages.length === 0 && (await abandonEmptyChat(content, error))) return;
       dispatch({ type: "sendFailed", tempId, error });
