@@ -325,3 +325,175 @@ parley_testkit::on_every_backend!(
         server.stop().await;
     }
 );
+
+/// The user's row as stored, to show a request changed nothing (or only what it named).
+async fn user_row(db: &sqlx::AnyPool, username: &str) -> (String, String, Option<String>, i64, String, i64) {
+    sqlx::query_as(
+        "SELECT display_name, avatar_url, email, email_verified, password_hash, updated_at FROM users \
+         WHERE username = $1",
+    )
+    .bind(username)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+parley_testkit::on_every_backend!(profile_updates_write_only_what_changes, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+    let db = server.database().await;
+    let nora = register(&mut client, "nora", "nora password", Some("nora@example.com")).await;
+    verify_email(&server, &mut client, "nora", "nora").await;
+    let update_client = client.clone();
+    let token = nora.access_token.clone();
+    let update = move |request: pb::UpdateProfileRequest| {
+        let mut client = update_client.clone();
+        let token = token.clone();
+        async move {
+            client
+                .update_profile(authed(request, &token))
+                .await
+                .map(|r| r.into_inner().user.unwrap())
+        }
+    };
+
+    // Two updates of different fields at once both stay, and neither touches the address.
+    for round in 0..6 {
+        let name = format!("Nora {round}");
+        let avatar = format!("https://example.com/{round}.png");
+        let (a, b) = tokio::join!(
+            update(pb::UpdateProfileRequest {
+                display_name: Some(name.clone()),
+                ..Default::default()
+            }),
+            update(pb::UpdateProfileRequest {
+                avatar_url: Some(avatar.clone()),
+                ..Default::default()
+            })
+        );
+        a.unwrap();
+        b.unwrap();
+        let (display_name, avatar_url, _, verified, _, _) = user_row(&db, "nora").await;
+        assert_eq!((display_name, avatar_url), (name, avatar), "round {round}");
+        assert_eq!(verified, 1, "round {round}");
+    }
+
+    // The same values again change nothing, not even updated_at: a retried update is harmless.
+    let before = user_row(&db, "nora").await;
+    let same = update(pb::UpdateProfileRequest {
+        display_name: Some(before.0.clone()),
+        email: Some("nora@example.com".into()),
+        avatar_url: Some(before.1.clone()),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["display_name".into(), "email".into(), "avatar_url".into()],
+        }),
+    })
+    .await
+    .unwrap();
+    assert!(same.email_verified);
+    assert_eq!(user_row(&db, "nora").await, before);
+
+    // A request that names nothing is refused, naming the mask.
+    assert_invalid(update(pb::UpdateProfileRequest::default()).await, "update_mask");
+    assert_invalid(
+        update(pb::UpdateProfileRequest {
+            update_mask: Some(prost_types::FieldMask { paths: vec![] }),
+            ..Default::default()
+        })
+        .await,
+        "update_mask",
+    );
+    // Bad values change nothing, even next to good ones.
+    for (request, field) in [
+        (
+            pb::UpdateProfileRequest {
+                display_name: Some("Fine".into()),
+                email: Some("not an address".into()),
+                ..Default::default()
+            },
+            "email",
+        ),
+        (
+            pb::UpdateProfileRequest {
+                display_name: Some("bell\u{7}".into()),
+                avatar_url: Some("https://example.com/fine.png".into()),
+                ..Default::default()
+            },
+            "display_name",
+        ),
+        (
+            pb::UpdateProfileRequest {
+                avatar_url: Some("ftp://example.com/a.png".into()),
+                ..Default::default()
+            },
+            "avatar_url",
+        ),
+    ] {
+        assert_invalid(update(request).await, field);
+    }
+    assert_eq!(user_row(&db, "nora").await, before);
+
+    // A display name set empty (named in the mask but unset) falls back to the username.
+    let user = update(pb::UpdateProfileRequest {
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["display_name".into()],
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(user.display_name, "nora");
+    server.stop().await;
+});
+
+parley_testkit::on_every_backend!(bad_password_changes_change_nothing, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+    let db = server.database().await;
+    let omar = register(&mut client, "omar", "omar password", None).await;
+    let before = user_row(&db, "omar").await;
+    for (old, new, field) in [
+        ("omar password", "short", "new_password"),
+        ("omar password", &"x".repeat(129), "new_password"),
+        ("", "a fine new password", "old_password"),
+        ("not omar's", "a fine new password", "old_password"),
+    ] {
+        let status = client
+            .change_password(authed(
+                pb::ChangePasswordRequest {
+                    old_password: old.into(),
+                    new_password: new.into(),
+                    ..Default::default()
+                },
+                &omar.access_token,
+            ))
+            .await;
+        assert_invalid(status, field);
+    }
+    assert_eq!(user_row(&db, "omar").await, before);
+    refresh(&mut client, &omar.refresh_token).await.unwrap();
+    server.stop().await;
+});
+
+// A stored value this version does not know is an error, not a guess: an unknown role must
+// not quietly become USER.
+parley_testkit::on_every_backend!(an_unknown_stored_role_is_an_error, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+    let pia = register(&mut client, "pia", "pia password", None).await;
+    let db = server.database().await;
+    sqlx::query("UPDATE users SET role = 'superuser'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let status = client
+        .get_me(authed(pb::GetMeRequest {}, &pia.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Internal);
+    assert_eq!(
+        login(&mut client, "pia", "pia password").await.unwrap_err().code(),
+        tonic::Code::Internal
+    );
+    server.stop().await;
+});

@@ -397,3 +397,56 @@ parley_testkit::on_every_backend!(
         server.stop().await;
     }
 );
+
+// A code is bound to the address it was sent to: if the address changes however the change
+// races with the send or the check, the code verifies nothing. (The change is written
+// directly, as a profile update racing the send would leave it.)
+parley_testkit::on_every_backend!(
+    a_code_verifies_only_the_address_it_was_sent_to,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        let quincy = register(&mut client, "quincy", "quincy password", Some("quincy@old.example.com")).await;
+        let db = server.database().await;
+        send(&mut client, "quincy", EMAIL).await.unwrap();
+        let code = server.code("quincy", Purpose::EmailVerify, 1).await;
+        sqlx::query("UPDATE users SET email = $1, email_normalized = $1")
+            .bind("quincy@new.example.com")
+            .execute(&db)
+            .await
+            .unwrap();
+        assert!(!verify(&mut client, "quincy", &code, EMAIL).await);
+        let me = client
+            .get_me(authed(pb::GetMeRequest {}, &quincy.access_token))
+            .await
+            .unwrap()
+            .into_inner()
+            .user
+            .unwrap();
+        assert!(!me.email_verified);
+        server.stop().await;
+    }
+);
+
+// A burst of sends for one login is counted one by one: exactly one gets through.
+parley_testkit::on_every_backend!(a_burst_of_sends_gets_one_through, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let client = server.client().await;
+    let sends: Vec<_> = (0..8)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move { send(&mut client, "burst@example.com", RESET).await.map(|_| ()) })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for s in sends {
+        codes.push(s.await.unwrap().map_or_else(|s| s.code(), |()| tonic::Code::Ok));
+    }
+    assert_eq!(codes.iter().filter(|c| **c == tonic::Code::Ok).count(), 1, "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .all(|c| matches!(c, tonic::Code::Ok | tonic::Code::ResourceExhausted))
+    );
+    server.stop().await;
+});

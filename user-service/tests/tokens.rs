@@ -354,6 +354,26 @@ fn server_key(server: &TestServer) -> (EncodingKey, String) {
     (EncodingKey::from_ed_der(&der), signer.key_id().to_string())
 }
 
+/// The classic algorithm confusion: an HMAC token whose secret is the published public key.
+async fn hs256_with_public_key(server: &TestServer, kid: &str, user_id: i64) -> String {
+    let mut client = server.client().await;
+    let keys = client
+        .get_public_keys(pb::GetPublicKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.into());
+    header.typ = Some("at+jwt".into());
+    jsonwebtoken::encode(
+        &header,
+        &claims(user_id, 600),
+        &EncodingKey::from_secret(&keys[0].public_key),
+    )
+    .unwrap()
+}
+
 fn claims(user_id: i64, exp_offset: i64) -> AccessClaims {
     let now = parley_service_kit::database::now_millis() / 1000;
     AccessClaims {
@@ -441,6 +461,10 @@ parley_testkit::on_every_backend!(bad_access_tokens_are_refused, |db_url: String
         (
             "unknown key id",
             sign(&other_key, "unknown", "at+jwt", &claims(kim_id, 600)),
+        ),
+        (
+            "HS256 keyed with the public key",
+            hs256_with_public_key(&server, &kid, kim_id).await,
         ),
         ("garbage", "not.a.jwt".to_string()),
         ("a refresh token", kim.refresh_token.clone()),
