@@ -161,7 +161,7 @@ impl Config {
             return setting(
                 "the unary call timeout (--unary-timeout-secs)",
                 "more than 0 and at most a day",
-                format!("{:?}", self.unary_timeout),
+                seconds(self.unary_timeout),
             );
         }
         if !(1..=MAX_CONCURRENT_CALLS).contains(&self.max_concurrent_calls) {
@@ -182,7 +182,7 @@ impl Config {
             return setting(
                 "the drain deadline (--drain-deadline-secs)",
                 "at most an hour",
-                format!("{:?}", self.drain_deadline),
+                seconds(self.drain_deadline),
             );
         }
         if self.upstream_connect_timeout.is_zero() || self.health_check_interval.is_zero() {
@@ -190,8 +190,9 @@ impl Config {
                 "the upstream connect timeout and health check interval",
                 "more than 0",
                 format!(
-                    "{:?} and {:?}",
-                    self.upstream_connect_timeout, self.health_check_interval
+                    "{} and {}",
+                    seconds(self.upstream_connect_timeout),
+                    seconds(self.health_check_interval)
                 ),
             );
         }
@@ -205,6 +206,10 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{} s", duration.as_secs_f64())
 }
 
 #[derive(Debug, thiserror::Error)]
