@@ -211,8 +211,7 @@ impl Service<http::Request<Body>> for KnownServices {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let service = request.uri().path().split('/').nth(1).unwrap_or_default();
-        // Each branch is awaited ready before it is called, so a layer that ever applies
-        // backpressure is honoured.
+        // Awaited ready before the call, as in `FrontDoor`.
         if self.known.contains(service) {
             Box::pin(self.guarded.clone().oneshot(request))
         } else {
