@@ -439,23 +439,10 @@ impl AccountStore {
         token: NewRefreshToken<'_>,
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE refresh_token_families SET generation = generation + 1, rotated_at = $1 \
-             WHERE id = $2 AND generation = $3 AND revoked_at IS NULL AND expires_at > $1",
-        )
-        .bind(now)
-        .bind(family_id)
-        .bind(generation)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_token(&mut tx, user_id, family_id, generation + 1, &token, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        let claim = "UPDATE refresh_token_families SET generation = generation + 1, rotated_at = $1 \
+                     WHERE id = $2 AND generation = $3 AND revoked_at IS NULL AND expires_at > $1";
+        self.claim_family_then_insert(claim, user_id, family_id, generation, generation + 1, token, now)
+            .await
     }
 
     /// Adds another live token to a family still at `generation` (the client lost the answer
@@ -468,22 +455,38 @@ impl AccountStore {
         token: NewRefreshToken<'_>,
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
         // Writes nothing new, but locks the family against a rotation or revocation meanwhile.
-        let done = sqlx::query(
-            "UPDATE refresh_token_families SET generation = generation \
-             WHERE id = $1 AND generation = $2 AND revoked_at IS NULL AND expires_at > $3",
-        )
-        .bind(family_id)
-        .bind(generation)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let claim = "UPDATE refresh_token_families SET generation = generation \
+                     WHERE id = $2 AND generation = $3 AND revoked_at IS NULL AND expires_at > $1";
+        self.claim_family_then_insert(claim, user_id, family_id, generation, generation, token, now)
+            .await
+    }
+
+    /// Runs `claim` (binding `$1` now, `$2` the family, `$3` the generation expected) and, if
+    /// it updated the family, inserts `token` at `token_generation`, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_family_then_insert(
+        &self,
+        claim: &'static str,
+        user_id: i64,
+        family_id: &str,
+        generation: i64,
+        token_generation: i64,
+        token: NewRefreshToken<'_>,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(claim)
+            .bind(now)
+            .bind(family_id)
+            .bind(generation)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() != 1 {
             tx.rollback().await?;
             return Ok(false);
         }
-        insert_token(&mut tx, user_id, family_id, generation, &token, now).await?;
+        insert_token(&mut tx, user_id, family_id, token_generation, &token, now).await?;
         tx.commit().await?;
         Ok(true)
     }
