@@ -551,6 +551,8 @@ describe("Parley in a browser", () => {
     try {
       await second.goto(parley.url);
       await second.getByTestId("user-name").waitFor();
+      // Unsent text does not outlive a sign-out on this device.
+      await composer().fill("words nobody else should find");
       await openUserMenu("Sign out");
       await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
       // The other tab follows, and says why.
@@ -560,6 +562,8 @@ describe("Parley in a browser", () => {
       await page.getByRole("button", { name: "Sign in", exact: true }).waitFor();
       await signIn(page, alice.username, alice.password);
       await second.getByTestId("user-name").waitFor();
+      await page.getByRole("button", { name: "Send" }).waitFor();
+      expect(await composer().inputValue()).toBe("");
     } finally {
       await second.close();
     }

@@ -9,6 +9,7 @@ import { StoreProvider } from "./store";
 import { Shell } from "../layout/Shell";
 import { Logo } from "../ui/icons";
 import { ToastProvider } from "../ui/toast";
+import { clearDrafts } from "../chat/drafts";
 
 type AuthState =
   | { status: "loading" }
@@ -39,6 +40,8 @@ export function Gate({ api }: { api: Api }) {
         // Keep the same user object identity when only the token changed.
         setAuth((prev) => (prev.status === "signedIn" && prev.user.id === user.id ? prev : { status: "signedIn", user }));
       } else {
+        // Signing out (here or in another tab) leaves no unsent text behind on this device.
+        if (reason === "requested" || reason === "elsewhere") clearDrafts();
         const notice = signedOutNotice(reason, wasSignedIn);
         wasSignedIn = false;
         setAuth({ status: "signedOut", notice });

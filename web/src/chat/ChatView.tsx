@@ -12,7 +12,16 @@ import { ArrowDownIcon, CheckIcon, ChevronDownIcon, CloseIcon, DotsIcon, MenuIco
 import { Menu } from "../ui/Menu";
 import { ConfirmModal } from "../ui/Modal";
 import { useSessionActions } from "../layout/Sidebar";
-import { chatDraftKey, firstMessageSent, isFirstMessage, readDraft, returnFirstMessage, useDraft, writeDraft } from "./drafts";
+import {
+  chatDraftKey,
+  firstMessageSent,
+  isFirstMessage,
+  newChatDraftKey,
+  readDraft,
+  returnFirstMessage,
+  useDraft,
+  writeDraft,
+} from "./drafts";
 import { createEventBatcher } from "./eventBatcher";
 import { useStickToBottom } from "./useStickToBottom";
 import { navigate } from "../app/router";
@@ -106,7 +115,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   const [thread, dispatch] = useReducer(threadReducer, emptyThread);
   const threadRef = useRef(thread);
   threadRef.current = thread;
-  const draftKey = chatDraftKey(sessionId);
+  const draftKey = chatDraftKey(user.id, sessionId);
   const [draft, setDraft] = useDraft(draftKey);
   const [running, setRunning] = useState(false);
   // Stop was pressed before the answer's id was known: it is stopped as soon as it is.
@@ -295,11 +304,15 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
       }
       removeSession(sessionId);
       writeDraft(draftKey, "");
-      returnFirstMessage(content, { error, personaId: sessionRef.current?.personaId, apiConfigId: sessionRef.current?.apiConfigId });
+      returnFirstMessage(user.id, content, {
+        error,
+        personaId: sessionRef.current?.personaId,
+        apiConfigId: sessionRef.current?.apiConfigId,
+      });
       if (mounted.current) navigate({ name: "new" }, { replace: true });
       return true;
     },
-    [api, id, draftKey, removeSession, sessionId],
+    [api, id, draftKey, removeSession, sessionId, user.id],
   );
 
   const send = useCallback(
@@ -363,7 +376,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         if (notFound) {
           // Whatever was typed for a chat that is gone moves to the new-chat page.
           const orphan = readDraft(draftKey);
-          if (orphan && !readDraft("new")) writeDraft("new", orphan);
+          if (orphan && !readDraft(newChatDraftKey(user.id))) writeDraft(newChatDraftKey(user.id), orphan);
           writeDraft(draftKey, "");
           firstMessageSent(sessionId);
         }

@@ -5,20 +5,20 @@ import { errorMessage } from "../api/client";
 import { useT } from "../i18n";
 import { ChatHeader } from "./ChatView";
 import { Composer } from "./Composer";
-import { forgetRefusedFirstMessage, handOverFirstMessage, refusedFirstMessage, useDraft } from "./drafts";
+import { forgetRefusedFirstMessage, handOverFirstMessage, newChatDraftKey, refusedFirstMessage, useDraft } from "./drafts";
 import { Logo } from "../ui/icons";
 
 /** A chat not yet created: pick the persona and the API config (the first of each is
  * preselected), write the first message; sending creates the session and opens it. */
 export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
   const t = useT();
-  const { api, personas, configs, catalogLoad, retryCatalog, upsertSession } = useStore();
+  const { api, user, personas, configs, catalogLoad, retryCatalog, upsertSession } = useStore();
   // A first message the server refused comes back here with its error and its choices.
   const [refused] = useState(refusedFirstMessage);
   useEffect(forgetRefusedFirstMessage, []);
   const [personaId, setPersonaId] = useState<string>(refused?.personaId?.toString() ?? "");
   const [configId, setConfigId] = useState<string>(refused?.apiConfigId?.toString() ?? "");
-  const [draft, setDraft] = useDraft("new");
+  const [draft, setDraft] = useDraft(newChatDraftKey(user.id));
   const [error, setError] = useState<string | null>(refused?.error ?? null);
   const [creating, setCreating] = useState(false);
 
@@ -46,7 +46,7 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
       if (!res.session) throw new Error("no session in the answer");
       upsertSession(res.session);
       // The text moves to the new chat's box, which sends it once the chat has loaded.
-      handOverFirstMessage(res.session.id.toString(), content);
+      handOverFirstMessage(user.id, res.session.id.toString(), content);
       setDraft("");
       navigate({ name: "chat", id: res.session.id.toString() });
     } catch (err) {

@@ -2,14 +2,17 @@ import { useCallback, useState } from "react";
 
 // What the user typed and has not sent, per chat (and one for the new-chat page), kept in
 // sessionStorage: switching chats, a reload or a failed page load never loses it. Sending
-// clears it. Where storage is unavailable (some private modes) it lasts for this page.
+// clears it. Keys name the account, so another account signing in on this tab never sees
+// it; signing out clears them all. Where storage is unavailable (some private modes) it
+// lasts for this page.
 
 const prefix = "parley.draft.";
 const fallback = new Map<string, string>();
 
-export type DraftKey = "new" | `chat:${string}`;
+export type DraftKey = `${string}:new` | `${string}:chat:${string}`;
 
-export const chatDraftKey = (sessionId: string): DraftKey => `chat:${sessionId}`;
+export const newChatDraftKey = (userId: bigint): DraftKey => `${userId}:new`;
+export const chatDraftKey = (userId: bigint, sessionId: string): DraftKey => `${userId}:chat:${sessionId}`;
 
 export function readDraft(key: DraftKey): string {
   try {
@@ -26,6 +29,16 @@ export function writeDraft(key: DraftKey, text: string): void {
   } catch {
     if (text === "") fallback.delete(key);
     else fallback.set(key, text);
+  }
+}
+
+/** Forgets every draft in this tab (on sign-out). */
+export function clearDrafts(): void {
+  fallback.clear();
+  try {
+    for (const key of Object.keys(sessionStorage)) if (key.startsWith(prefix)) sessionStorage.removeItem(key);
+  } catch {
+    // No storage: nothing was stored there.
   }
 }
 
@@ -49,8 +62,8 @@ export function useDraft(key: DraftKey): [string, (next: string | ((current: str
 // still in the box).
 const autoSend = new Set<string>();
 
-export function handOverFirstMessage(sessionId: string, content: string): void {
-  writeDraft(chatDraftKey(sessionId), content);
+export function handOverFirstMessage(userId: bigint, sessionId: string, content: string): void {
+  writeDraft(chatDraftKey(userId, sessionId), content);
   autoSend.add(sessionId);
 }
 
@@ -74,8 +87,8 @@ export interface RefusedFirstMessage {
 
 let refused: RefusedFirstMessage | null = null;
 
-export function returnFirstMessage(content: string, details: RefusedFirstMessage): void {
-  writeDraft("new", content);
+export function returnFirstMessage(userId: bigint, content: string, details: RefusedFirstMessage): void {
+  writeDraft(newChatDraftKey(userId), content);
   refused = details;
 }
 

@@ -10,6 +10,7 @@ import { ArchiveIcon, CloseIcon, DotsIcon, EditIcon, Logo, PinIcon, PlusIcon, Tr
 import type { Session } from "../gen/parley/chat/v1/session_pb";
 import { errorMessage } from "../api/client";
 import { useToast } from "../ui/toast";
+import { chatDraftKey, writeDraft } from "../chat/drafts";
 
 const groupLabels: Record<GroupKey, MessageKey> = {
   pinned: "pinned",
@@ -151,7 +152,7 @@ export function Sidebar({ onClose }: { onClose?: () => void }) {
 
 export function useSessionActions(session: Session, onChanged?: (session: Session) => void) {
   const t = useT();
-  const { api, upsertSession, removeSession } = useStore();
+  const { api, user, upsertSession, removeSession } = useStore();
   const toast = useToast();
   const [renaming, setRenaming] = useState(false);
   const [deleting, setDeleting] = useState(false);
@@ -173,6 +174,7 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
     try {
       await api.sessions.deleteSession({ id });
       removeSession(id.toString());
+      writeDraft(chatDraftKey(user.id, id.toString()), "");
       const route = window.location.pathname;
       if (route === routePath({ name: "chat", id: id.toString() })) navigate({ name: "new" }, { replace: true });
     } catch (err) {
