@@ -91,26 +91,35 @@ impl GrpcServer {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let mut reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("grpc.health.v1.Health");
         let mut files = Vec::new();
         for set in &self.descriptor_sets {
             files.extend(FileDescriptorSet::decode(*set)?.file);
         }
         // Only what the services served here use: user-service must not describe the internal
         // parley.llm.v1 schemas to anyone who asks.
-        reflection = reflection.register_file_descriptor_set(FileDescriptorSet {
+        let described = FileDescriptorSet {
             file: files_for_services(&files, &self.service_names),
-        });
+        };
+        let reflection = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_file_descriptor_set(described.clone())
+                .with_service_name("grpc.health.v1.Health");
+            for name in &self.service_names {
+                builder = builder.with_service_name(*name);
+            }
+            builder
+        };
+        // v1 and the older v1alpha, which grpcurl before 1.9 and many other tools still speak.
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
         for name in &self.service_names {
-            reflection = reflection.with_service_name(*name);
             self.health.set_service_status(*name, ServingStatus::Serving).await;
         }
-        let reflection_v1 = reflection.build_v1()?;
 
         let mut routes = self.routes;
         routes.add_service(reflection_v1);
+        routes.add_service(reflection_v1alpha);
 
         let layers = tower::ServiceBuilder::new()
             .layer(

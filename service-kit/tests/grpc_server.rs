@@ -169,3 +169,60 @@ async fn client_errors_are_logged_below_error_and_server_failures_as_errors() {
         "{logged:#?}"
     );
 }
+
+/// Reflection answers in v1 and in v1alpha (grpcurl before 1.9 speaks only v1alpha).
+#[tokio::test]
+async fn reflection_speaks_v1_and_v1alpha() {
+    use tokio_stream::StreamExt;
+    let server = start().await;
+    let channel = channel(server.address).await;
+
+    use tonic_reflection::pb::v1;
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let answer = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner()
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        answer.message_response,
+        Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(_))
+    ));
+
+    use tonic_reflection::pb::v1alpha;
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let answer = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner()
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("unexpected v1alpha answer");
+    };
+    assert!(
+        list.service.iter().any(|s| s.name == "grpc.health.v1.Health"),
+        "{list:?}"
+    );
+}
