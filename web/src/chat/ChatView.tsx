@@ -461,8 +461,11 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   const last = lastAssistant(thread);
   const visible = thread.messages.filter((m) => m.role !== "system");
   const lastMessage = visible[visible.length - 1];
-  // "Save & regenerate" belongs to the newest question that has an answer below it.
-  const lastQuestion = lastMessage?.role === "assistant" ? visible[visible.length - 2] : undefined;
+  // "Save & regenerate" belongs to the newest question that has an answer below it (a failed
+  // regeneration may sit beside the old answer: there can be two).
+  const lastQuestionIndex = visible.findLastIndex((m) => m.role === "user");
+  const lastQuestion =
+    lastQuestionIndex >= 0 && visible[lastQuestionIndex + 1]?.role === "assistant" ? visible[lastQuestionIndex] : undefined;
 
   const composer = (
     <Composer
@@ -541,7 +544,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
                 userAvatar={user.avatarUrl}
                 onRegenerate={regenerate}
                 onEdit={edit}
-                onEditAndRegenerate={m.id === lastQuestion?.id && m.role === "user" ? editAndRegenerate : undefined}
+                onEditAndRegenerate={m.id === lastQuestion?.id ? editAndRegenerate : undefined}
                 onDelete={setDeleteId}
               />
             ))}
