@@ -27,6 +27,26 @@ pub struct StackConfig {
     pub edge: gateway::EdgeOptions,
     /// How user-service delivers codes (log or SMTP) and marks its cookie.
     pub accounts: user_service::AccountOptions,
+    /// Whether LLM calls may reach loopback and private addresses (a local Ollama).
+    pub allow_private_networks: bool,
+    /// llm-service's timeouts, retries and extra CA certificates.
+    pub provider: llm_service::ProviderOptions,
+}
+
+impl StackConfig {
+    /// A laptop's stack under `data_dir`: private networks allowed (a local Ollama or
+    /// llama.cpp server is the point of running on a laptop), every other setting at its
+    /// default.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            web_dir: None,
+            edge: gateway::EdgeOptions::default(),
+            accounts: user_service::AccountOptions::default(),
+            allow_private_networks: true,
+            provider: llm_service::ProviderOptions::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,11 +245,11 @@ pub async fn start(
         user_url.clone(),
         llm_url,
     );
-    // A local Ollama or llama.cpp server is the point of running on a laptop.
-    let llm_config = llm_service::Config {
-        allow_private_networks: true,
+    let mut llm_config = llm_service::Config {
+        allow_private_networks: config.allow_private_networks,
         ..llm_service::Config::default()
     };
+    config.provider.apply_to(&mut llm_config)?;
     let mut gateway_config = gateway::Config::new(user_url, chat_url);
     gateway_config.web_dir = config.web_dir;
     config.edge.apply_to(&mut gateway_config);

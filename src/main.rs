@@ -26,6 +26,14 @@ struct Cli {
     edge: gateway::EdgeOptions,
     #[command(flatten)]
     accounts: user_service::AccountOptions,
+    /// Let LLM calls reach loopback and private addresses, so a local Ollama or llama.cpp
+    /// server works. Turn off (`--allow-private-networks false`) when people you don't trust
+    /// can sign up: they could otherwise make Parley call services on your network. Cloud
+    /// metadata endpoints are refused either way.
+    #[arg(long, env = "PARLEY_ALLOW_PRIVATE_NETWORKS", default_value_t = true, action = clap::ArgAction::Set)]
+    allow_private_networks: bool,
+    #[command(flatten)]
+    provider: llm_service::ProviderOptions,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +45,8 @@ fn main() -> ExitCode {
             web_dir: Some(cli.web_dir),
             edge: cli.edge,
             accounts: cli.accounts,
+            allow_private_networks: cli.allow_private_networks,
+            provider: cli.provider,
         };
         let stack = match parley::start(listener, config, shutdown::signal()).await {
             Ok(stack) => stack,

@@ -57,12 +57,7 @@ async fn the_readme_grpcurl_walkthrough_runs_a_whole_chat() {
     let (stop, stopped) = oneshot::channel::<()>();
     let stack = parley::start(
         listener,
-        parley::StackConfig {
-            data_dir: dir.path().join("data"),
-            web_dir: None,
-            edge: gateway::EdgeOptions::default(),
-            accounts: user_service::AccountOptions::default(),
-        },
+        parley::StackConfig::new(dir.path().join("data")),
         async move {
             let _ = stopped.await;
         },

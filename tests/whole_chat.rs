@@ -26,15 +26,17 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Self {
+        Self::start_with(|config| config).await
+    }
+
+    async fn start_with(adjust: impl FnOnce(parley::StackConfig) -> parley::StackConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = parley::StackConfig {
-            data_dir: dir.path().join("data"),
+        let config = adjust(parley::StackConfig {
             web_dir: Some(PathBuf::from("/nonexistent/web/dist")),
-            edge: gateway::EdgeOptions::default(),
-            accounts: user_service::AccountOptions::default(),
-        };
+            ..parley::StackConfig::new(dir.path().join("data"))
+        });
         let stack = parley::start(listener, config, async move {
             let _ = stopped.await;
         })
@@ -333,4 +335,61 @@ async fn the_answer_streams_before_it_is_complete() {
     assert_eq!(code, Code::Ok, "{message}");
     let _ = stack.url();
     stack.stop().await;
+}
+
+/// The all-in-one allows LLM calls to loopback (a local Ollama) unless the operator turns that
+/// off; then the same fake provider on 127.0.0.1 is refused by the egress policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_networks_can_be_refused_in_the_all_in_one() {
+    use parley_proto::chat::v1::api_config_service_client::ApiConfigServiceClient;
+    use parley_proto::user::v1::user_service_client::UserServiceClient;
+
+    let fake = FakeOpenAi::start().await;
+    for allow in [true, false] {
+        let stack = Stack::start_with(|config| parley::StackConfig {
+            allow_private_networks: allow,
+            ..config
+        })
+        .await;
+        let channel = tonic::transport::Endpoint::from_shared(stack.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let registered = UserServiceClient::new(channel.clone())
+            .register(user::RegisterRequest {
+                username: "operator".into(),
+                password: "a long enough password".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut request = tonic::Request::new(chat::ListModelsRequest {
+            target: Some(chat::list_models_request::Target::Settings(chat::ProviderSettings {
+                base_url: fake.base_url(),
+                api_key: fake.api_key(),
+                model: "fake-model".into(),
+            })),
+        });
+        let bearer = format!("Bearer {}", registered.access_token);
+        request
+            .metadata_mut()
+            .insert("authorization", MetadataValue::try_from(bearer.as_str()).unwrap());
+        let listed = ApiConfigServiceClient::new(channel).list_models(request).await;
+        if allow {
+            assert!(
+                listed
+                    .unwrap()
+                    .into_inner()
+                    .model_ids
+                    .contains(&"fake-model".to_string())
+            );
+        } else {
+            let status = listed.unwrap_err();
+            assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+            assert!(status.message().contains("loopback"), "{status:?}");
+        }
+        stack.stop().await;
+    }
 }

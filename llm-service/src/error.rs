@@ -48,6 +48,9 @@ pub enum Error {
     ProviderFailed(String),
     #[error("HTTP client: {0}")]
     HttpClient(String),
+    /// A setting would break every call (a start-up error).
+    #[error("--{flag} {problem}")]
+    Setting { flag: &'static str, problem: &'static str },
     /// The extra CA certificates file cannot be used (a start-up error).
     #[error("extra CA certificates {path}: {problem}")]
     ExtraCaCerts { path: String, problem: String },
@@ -76,7 +79,9 @@ impl From<Error> for Status {
             Error::Unavailable(_) => Status::unavailable(message),
             Error::Timeout(_) => Status::deadline_exceeded(message),
             Error::ProviderFailed(_) => Status::failed_precondition(message),
-            Error::HttpClient(_) | Error::ExtraCaCerts { .. } | Error::Serve(_) => Status::new(Code::Internal, message),
+            Error::HttpClient(_) | Error::Setting { .. } | Error::ExtraCaCerts { .. } | Error::Serve(_) => {
+                Status::new(Code::Internal, message)
+            }
         }
     }
 }

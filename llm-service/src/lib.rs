@@ -11,6 +11,7 @@ pub mod egress;
 mod error;
 pub mod handlers;
 pub mod provider;
+mod provider_options;
 pub mod service;
 pub mod sse;
 
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 
 pub use egress::EgressPolicy;
 pub use error::Error;
+pub use provider_options::ProviderOptions;
 
 /// Retries before the first token (429, 5xx, connect errors only).
 #[derive(Clone, Debug)]

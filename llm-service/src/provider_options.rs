@@ -1,0 +1,123 @@
+//! llm-service's provider settings (timeouts, retries, extra CA certificates) as command-line
+//! flags and `PARLEY_…` environment variables, shared by the llm-service binary and the
+//! all-in-one `parley`. Whether private networks are allowed is not among them: its default
+//! differs between the two (off for the service, on for a laptop), so each binary declares it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::{Config, Error};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProviderOptions {
+    /// Seconds to establish a connection to a provider.
+    #[arg(long, env = "PARLEY_LLM_CONNECT_TIMEOUT_SECS", default_value_t = 10.0)]
+    pub connect_timeout_secs: f64,
+    /// Seconds from the request to the first token.
+    #[arg(long, env = "PARLEY_LLM_FIRST_TOKEN_TIMEOUT_SECS", default_value_t = 120.0)]
+    pub first_token_timeout_secs: f64,
+    /// Seconds of silence allowed between chunks once the answer has started.
+    #[arg(long, env = "PARLEY_LLM_IDLE_TIMEOUT_SECS", default_value_t = 60.0)]
+    pub idle_timeout_secs: f64,
+    /// Seconds for a whole ListModels or CheckProvider call.
+    #[arg(long, env = "PARLEY_LLM_REQUEST_TIMEOUT_SECS", default_value_t = 30.0)]
+    pub request_timeout_secs: f64,
+    /// Retries before the first token (429, 5xx, connect errors).
+    #[arg(long, env = "PARLEY_LLM_MAX_RETRIES", default_value_t = 2)]
+    pub max_retries: u32,
+    /// Seconds before the first retry when the provider gives no Retry-After; doubles per retry.
+    #[arg(long, env = "PARLEY_LLM_INITIAL_BACKOFF_SECS", default_value_t = 0.5)]
+    pub initial_backoff_secs: f64,
+    /// The longest wait before a retry, also the cap on a provider's Retry-After.
+    #[arg(long, env = "PARLEY_LLM_MAX_RETRY_DELAY_SECS", default_value_t = 10.0)]
+    pub max_retry_delay_secs: f64,
+    /// A PEM file of CA certificates to trust besides the built-in (Mozilla) roots, for
+    /// providers behind an internal CA.
+    #[arg(long, env = "PARLEY_EXTRA_CA_CERTS")]
+    pub extra_ca_certs: Option<PathBuf>,
+}
+
+/// The same values as the flags' defaults, which are [`Config::default`]'s.
+impl Default for ProviderOptions {
+    fn default() -> Self {
+        let config = Config::default();
+        Self {
+            connect_timeout_secs: config.connect_timeout.as_secs_f64(),
+            first_token_timeout_secs: config.first_token_timeout.as_secs_f64(),
+            idle_timeout_secs: config.idle_timeout.as_secs_f64(),
+            request_timeout_secs: config.request_timeout.as_secs_f64(),
+            max_retries: config.retry.max_retries,
+            initial_backoff_secs: config.retry.initial_backoff.as_secs_f64(),
+            max_retry_delay_secs: config.retry.max_delay.as_secs_f64(),
+            extra_ca_certs: None,
+        }
+    }
+}
+
+impl ProviderOptions {
+    /// Sets the provider settings, refusing values that would break every call.
+    pub fn apply_to(&self, config: &mut Config) -> Result<(), Error> {
+        config.connect_timeout = timeout("connect-timeout-secs", self.connect_timeout_secs)?;
+        config.first_token_timeout = timeout("first-token-timeout-secs", self.first_token_timeout_secs)?;
+        config.idle_timeout = timeout("idle-timeout-secs", self.idle_timeout_secs)?;
+        config.request_timeout = timeout("request-timeout-secs", self.request_timeout_secs)?;
+        config.retry.max_retries = self.max_retries;
+        config.retry.initial_backoff = duration("initial-backoff-secs", self.initial_backoff_secs)?;
+        config.retry.max_delay = duration("max-retry-delay-secs", self.max_retry_delay_secs)?;
+        config.extra_ca_certs = self.extra_ca_certs.clone();
+        Ok(())
+    }
+}
+
+/// A delay from a flag: zero or more seconds.
+fn duration(flag: &'static str, secs: f64) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(secs).map_err(|_| Error::Setting {
+        flag,
+        problem: "must be a non-negative number of seconds",
+    })
+}
+
+/// A timeout from a flag: more than zero seconds (zero would fail every call at once).
+fn timeout(flag: &'static str, secs: f64) -> Result<Duration, Error> {
+    match duration(flag, secs)? {
+        Duration::ZERO => Err(Error::Setting {
+            flag,
+            problem: "must be more than 0 seconds",
+        }),
+        timeout => Ok(timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_config_defaults() {
+        let mut config = Config::default();
+        ProviderOptions::default().apply_to(&mut config).unwrap();
+        let default = Config::default();
+        assert_eq!(config.connect_timeout, default.connect_timeout);
+        assert_eq!(config.first_token_timeout, default.first_token_timeout);
+        assert_eq!(config.idle_timeout, default.idle_timeout);
+        assert_eq!(config.request_timeout, default.request_timeout);
+        assert_eq!(config.retry.initial_backoff, default.retry.initial_backoff);
+        assert_eq!(config.retry.max_delay, default.retry.max_delay);
+    }
+
+    #[test]
+    fn zero_timeouts_and_negative_delays_are_refused_naming_the_flag() {
+        let zero = ProviderOptions {
+            idle_timeout_secs: 0.0,
+            ..ProviderOptions::default()
+        };
+        let error = zero.apply_to(&mut Config::default()).unwrap_err().to_string();
+        assert_eq!(error, "--idle-timeout-secs must be more than 0 seconds");
+        let negative = ProviderOptions {
+            initial_backoff_secs: -1.0,
+            ..ProviderOptions::default()
+        };
+        let error = negative.apply_to(&mut Config::default()).unwrap_err().to_string();
+        assert!(error.starts_with("--initial-backoff-secs"), "{error}");
+    }
+}
