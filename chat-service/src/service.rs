@@ -675,20 +675,23 @@ impl ChatService {
         api_config_id: Option<i64>,
         trace: TraceHeaders,
     ) -> Result<Arc<Generation>, Error> {
+        // An answer is answered anew; a question is answered again (its answer may have been
+        // deleted, or have failed). Either way the new answer takes the named row's place.
         let old = self.message(user_id, message_id).await?;
-        if old.role != role::ASSISTANT {
-            return Err(Error::invalid("message_id", "must name an assistant message"));
-        }
         if old.status == status::STREAMING {
             return Err(Error::GenerationRunning {
                 session_id: old.session_id,
             });
         }
-        let question = match old.reply_to_id {
-            Some(id) => self.store.message(user_id, id).await?,
-            None => None,
-        }
-        .ok_or_else(|| Error::FailedPrecondition("the question this answer replied to was deleted".to_owned()))?;
+        let question = match old.role.as_str() {
+            role::USER => old.clone(),
+            role::ASSISTANT => match old.reply_to_id {
+                Some(id) => self.store.message(user_id, id).await?,
+                None => None,
+            }
+            .ok_or_else(|| Error::FailedPrecondition("the question this answer replied to was deleted".to_owned()))?,
+            _ => return Err(Error::invalid("message_id", "must name a question or an answer")),
+        };
         let session = self.session(user_id, old.session_id).await?;
         let provider = self.provider_for(user_id, &session, api_config_id).await?;
         let reservation = self.reserve(user_id, session.id).await?;

@@ -986,6 +986,67 @@ async fn read_until_text(stream: &mut tonic::Streaming<pb::SendMessageResponse>,
     answer.expect("no assistant_started")
 }
 
+on_every_backend!(
+    a_question_whose_answer_was_deleted_is_answered_again,
+    |db_url: String| async move {
+        let stack = Stack::start(&db_url).await;
+        let (alice, session) = alice_chatting(&stack, titled()).await;
+        stack.fake.push_reply(Reply::text("an answer the user deletes"));
+        let events = collect_send(alice.send(session.id, "the question").await).await;
+        let question_id = match &events[0] {
+            Event::UserMessage(m) => m.id,
+            other => panic!("{other:?}"),
+        };
+        alice
+            .messages()
+            .delete_message(alice.req(pb::DeleteMessageRequest {
+                id: started_id(&events),
+            }))
+            .await
+            .unwrap();
+
+        stack.fake.push_reply(Reply::text("the new answer"));
+        let events = collect(
+            regenerate(&alice, question_id).await,
+            |r: pb::RegenerateMessageResponse| r.event,
+        )
+        .await;
+        let Some(Event::Completed(done)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(done.content, "the new answer");
+        assert_eq!(done.reply_to_id, Some(question_id));
+        let listed: Vec<(i64, String)> = alice
+            .list_messages(session.id)
+            .await
+            .into_iter()
+            .map(|m| (m.id, m.content))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (question_id, "the question".to_owned()),
+                (done.id, "the new answer".to_owned())
+            ]
+        );
+        // Answering it again replaces that answer: one answer per question.
+        stack.fake.push_reply(Reply::text("a better answer"));
+        collect(
+            regenerate(&alice, question_id).await,
+            |r: pb::RegenerateMessageResponse| r.event,
+        )
+        .await;
+        let contents: Vec<String> = alice
+            .list_messages(session.id)
+            .await
+            .into_iter()
+            .map(|m| m.content)
+            .collect();
+        assert_eq!(contents, ["the question", "a better answer"]);
+        stack.stop().await;
+    }
+);
+
 async fn regenerate(user: &User, message_id: i64) -> tonic::Streaming<pb::RegenerateMessageResponse> {
     user.messages()
         .regenerate_message(user.req(pb::RegenerateMessageRequest {
