@@ -67,7 +67,7 @@ test-web: web-build
 	$(MAKE) --no-print-directory test-e2e
 
 # The real stack (the `parley` binary) and the fake provider, driven through the built UI.
-test-e2e: chromium
+test-e2e: chromium web-build
 	$(CARGO) build -p parley --bin parley -p parley-testkit --bin fake-openai
 	cd web && PARLEY_BIN=$(CURDIR)/target/debug/parley FAKE_OPENAI_BIN=$(CURDIR)/target/debug/fake-openai npm run e2e
 

@@ -424,6 +424,14 @@ describe("Parley in a browser", () => {
     await page.reload();
     await page.locator("article[data-role=user]").filter({ hasText: "This one was edited" }).waitFor();
     expect(normalise(await textOf(lastAssistant().getByTestId("assistant-content")))).toBe("A regenerated answer.");
+
+    // The question left without an answer can be answered again, below it.
+    await fake.script({ text: "The question answered again.", chunk_delay_ms: 5 });
+    await page.locator("article[data-role=user]").last().getByRole("button", { name: "Answer this" }).click();
+    await lastAssistant().getByTestId("assistant-content").filter({ hasText: "The question answered again." }).waitFor();
+    await waitUntil("the answer final", async () => (await lastAssistant().getAttribute("data-status")) === "complete");
+    const roles = await page.locator("article[data-role]").evaluateAll((els) => els.map((e) => e.getAttribute("data-role")));
+    expect(roles.slice(-2)).toEqual(["user", "assistant"]);
   });
 
   step("keeps what was typed, per chat, across navigation and reloads", async () => {
@@ -571,7 +579,7 @@ describe("Parley in a browser", () => {
     await list.getByRole("link", { name: /Renamed chat/ }).click();
     await page.locator("article[data-role=user]").filter({ hasText: "Show me some Markdown" }).waitFor();
     await page.locator("article[data-role=user]").filter({ hasText: "This one was edited" }).waitFor();
-    await lastAssistant().getByTestId("assistant-content").filter({ hasText: "A regenerated answer." }).waitFor();
+    await lastAssistant().getByTestId("assistant-content").filter({ hasText: "The question answered again." }).waitFor();
     expect(await page.locator("article[data-role=assistant] table").count()).toBe(1);
   });
 

@@ -423,6 +423,17 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     [api, runStream, followLatest],
   );
 
+  /** Answers a question that has no answer below it (its answer was deleted). */
+  const answerAgain = useCallback(
+    async (questionId: string) => {
+      reattachments.current = 0;
+      dispatch({ type: "dismissError" });
+      followLatest();
+      await runStream((signal) => api.messages.regenerateMessage({ messageId: BigInt(questionId) }, { signal }));
+    },
+    [api, runStream, followLatest],
+  );
+
   const edit = useCallback(
     async (messageId: string, content: string): Promise<boolean> => {
       try {
@@ -444,9 +455,10 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
       const answer = messages[messages.findIndex((m) => m.id === messageId) + 1];
       if (!(await edit(messageId, content))) return false;
       if (answer?.role === "assistant") void regenerate(answer.id);
+      else void answerAgain(messageId);
       return true;
     },
-    [edit, regenerate],
+    [edit, regenerate, answerAgain],
   );
 
   const remove = async (messageId: string) => {
@@ -461,11 +473,12 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   const last = lastAssistant(thread);
   const visible = thread.messages.filter((m) => m.role !== "system");
   const lastMessage = visible[visible.length - 1];
-  // "Save & regenerate" belongs to the newest question that has an answer below it (a failed
-  // regeneration may sit beside the old answer: there can be two).
+  // "Save & regenerate" belongs to the newest question: it answers it anew in place of the
+  // answer below it, or answers it when it has none.
   const lastQuestionIndex = visible.findLastIndex((m) => m.role === "user");
-  const lastQuestion =
-    lastQuestionIndex >= 0 && visible[lastQuestionIndex + 1]?.role === "assistant" ? visible[lastQuestionIndex] : undefined;
+  const lastQuestion = lastQuestionIndex >= 0 ? visible[lastQuestionIndex] : undefined;
+  // A newest question without an answer (its answer was deleted) can be answered again.
+  const unanswered = lastMessage?.role === "user" && !lastMessage.pending ? lastMessage : undefined;
 
   const composer = (
     <Composer
@@ -537,12 +550,12 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
                 key={m.id}
                 message={m}
                 streaming={m.id === streamingId}
-                canRegenerate={m.role === "assistant" && m.id === last?.id && m.id === lastMessage?.id}
+                canRegenerate={(m.role === "assistant" && m.id === last?.id && m.id === lastMessage?.id) || m.id === unanswered?.id}
                 busy={busy}
                 assistantName={counterpart.name}
                 userName={user.displayName || user.username}
                 userAvatar={user.avatarUrl}
-                onRegenerate={regenerate}
+                onRegenerate={m.id === unanswered?.id ? answerAgain : regenerate}
                 onEdit={edit}
                 onEditAndRegenerate={m.id === lastQuestion?.id ? editAndRegenerate : undefined}
                 onDelete={setDeleteId}

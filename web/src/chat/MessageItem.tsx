@@ -69,8 +69,8 @@ export const MessageItem = memo(function MessageItem({
           className="btn-ghost"
           disabled={busy}
           onClick={() => onRegenerate(message.id)}
-          aria-label={t("regenerate")}
-          title={t("regenerate")}
+          aria-label={isUser ? t("answerAgain") : t("regenerate")}
+          title={isUser ? t("answerAgain") : t("regenerate")}
         >
           <RefreshIcon />
         </button>
