@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, AnyPool, Connection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -56,33 +56,26 @@ pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
+/// Every SQLite connection's settings: WAL, foreign keys, and waiting for a writer instead of
+/// failing at once.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
 /// Connects and brings the schema up to date.
 pub async fn connect(url: &str, migrations: &Migrations) -> Result<Database, DatabaseError> {
     sqlx::any::install_default_drivers();
     let backend = Backend::from_url(url).ok_or_else(|| DatabaseError::UnsupportedUrl(redact(url)))?;
+    if backend == Backend::Sqlite {
+        create_parent_dir(url)?;
+    }
+    probe(url, backend).await?;
     let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
     let pool = match backend {
         Backend::Sqlite => {
-            if let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(&parent).map_err(|source| DatabaseError::CreateDir {
-                    path: parent.display().to_string(),
-                    source,
-                })?;
-            }
             options
                 .max_connections(8)
                 .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        sqlx::raw_sql(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                        )
-                        .execute(conn)
-                        .await
-                        .map(|_| ())
-                    })
+                    Box::pin(async move { sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await.map(|_| ()) })
                 })
                 .connect(url)
                 .await
@@ -96,6 +89,33 @@ pub async fn connect(url: &str, migrations: &Migrations) -> Result<Database, Dat
     };
     migrator.run(&pool).await?;
     Ok(Database { pool, backend })
+}
+
+fn create_parent_dir(url: &str) -> Result<(), DatabaseError> {
+    if let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(&parent).map_err(|source| DatabaseError::CreateDir {
+            path: parent.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// One connection made by hand before the pool, so a database that cannot work (a file that
+/// is not a database, a refused connection, a wrong password) fails start-up at once with its
+/// real cause; the pool would retry until its acquire timeout and report only that it timed out.
+async fn probe(url: &str, backend: Backend) -> Result<(), DatabaseError> {
+    let mut connection = AnyConnection::connect(url).await.map_err(DatabaseError::Connect)?;
+    if backend == Backend::Sqlite {
+        sqlx::raw_sql(SQLITE_PRAGMAS)
+            .execute(&mut connection)
+            .await
+            .map_err(DatabaseError::Connect)?;
+    }
+    let _ = connection.close().await;
+    Ok(())
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
@@ -217,6 +237,22 @@ mod tests {
         let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
             .execute(&mut conn)
             .await;
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_fails_at_once_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("garbage.db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap_or_else(|e| panic!("{e}"));
+        let migrations = Migrations {
+            sqlite: &SQLITE,
+            postgres: &POSTGRES,
+        };
+        let Err(error) = connect(&sqlite_url(&path), &migrations).await else {
+            panic!("a garbage file opened as a database")
+        };
+        // The cause itself, not the pool's "timed out while waiting for an open connection".
+        assert!(error.to_string().contains("not a database"), "{error}");
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //!   PostgreSQL database when `PARLEY_TEST_POSTGRES_URL` is set.
 //! - [`fake_openai`]: a fake OpenAI-compatible provider on 127.0.0.1 (also the `fake-openai`
 //!   binary).
-//! - [`grpc_web`]: a gRPC-web client (binary and text mode, HTTP/1.1), as a browser calls the
+//! - [`grpc_web`]: a gRPC-web client (binary and text mode, HTTP/1.1 and HTTP/2), as a browser calls the
 //!   gateway.
 //! - [`captured_logs`]: the tracing output of a test, to assert secrets never reach the logs.
 
