@@ -337,5 +337,8 @@ fn a_corrupt_database_fails_the_start_before_the_running_line() {
     .unwrap();
     let line = failing_start(&["--listen", "127.0.0.1:0"], dir.path());
     // The service and the cause, not a pool timeout.
-    assert!(line.contains("chat-service") && line.contains("file is not a database"), "{line}");
+    assert!(
+        line.contains("chat-service") && line.contains("file is not a database"),
+        "{line}"
+    );
 }

@@ -3,7 +3,6 @@ use std::time::Duration;
 use parley_service_kit::grpc_server::ServeError;
 use parley_service_kit::grpc_status;
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 /// Everything that can go wrong, each mapped to the status a caller can act on. Messages
 /// never contain the API key (provider messages are scrubbed of it before they get here).
@@ -69,11 +68,7 @@ impl From<Error> for Status {
             Error::EgressDenied(_) => Status::permission_denied(message),
             Error::KeyRejected(_) | Error::AccountUnusable(_) => Status::failed_precondition(message),
             Error::RateLimited { retry_after, .. } => grpc_status::resource_exhausted(message, retry_after),
-            Error::Overloaded { retry_after, .. } => Status::with_error_details(
-                Code::Unavailable,
-                message,
-                ErrorDetails::with_retry_info(Some(retry_after)),
-            ),
+            Error::Overloaded { retry_after, .. } => grpc_status::unavailable(message, retry_after),
             Error::RequestRefused(_) => Status::invalid_argument(message),
             Error::NotFound(_) => Status::not_found(message),
             Error::Unavailable(_) => Status::unavailable(message),

@@ -17,10 +17,20 @@ pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
 
 /// RESOURCE_EXHAUSTED with a `google.rpc.RetryInfo` saying when to try again.
 pub fn resource_exhausted(message: impl Into<String>, retry_after: Duration) -> Status {
+    retry_later(Code::ResourceExhausted, message.into(), retry_after)
+}
+
+/// UNAVAILABLE with a `google.rpc.RetryInfo`: something behind us is down and said for how long.
+pub fn unavailable(message: impl Into<String>, retry_after: Duration) -> Status {
+    retry_later(Code::Unavailable, message.into(), retry_after)
+}
+
+/// The delay goes in the details for programs and in the message for people.
+fn retry_later(code: Code, message: String, retry_after: Duration) -> Status {
     let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
     Status::with_error_details(
-        Code::ResourceExhausted,
-        format!("{} (retry in {secs}s)", message.into()),
+        code,
+        format!("{message} (retry in {secs}s)"),
         ErrorDetails::with_retry_info(Some(retry_after)),
     )
 }
