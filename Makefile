@@ -72,8 +72,9 @@ test-e2e: chromium web-build
 	cd web && PARLEY_BIN=$(CURDIR)/target/debug/parley FAKE_OPENAI_BIN=$(CURDIR)/target/debug/fake-openai npm run e2e
 
 # Benchmarks print figures (they never pass or fail on speed).
-bench:
+bench: web-deps
 	$(CARGO) bench -p llm-service
+	cd web && npm run bench
 
 fmt:
 	$(CARGO) fmt --all
