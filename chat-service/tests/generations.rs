@@ -461,16 +461,7 @@ on_every_backend!(regenerate_replaces_the_answer_when_done, |db_url: String| asy
     // The model was asked the same question with the history before it only.
     let request = stack.fake.chat_requests().pop().unwrap();
     assert_eq!(role_and_content(&request.body), [("user".into(), "question".into())]);
-    assert_invalid(
-        alice
-            .messages()
-            .regenerate_message(alice.req(pb::RegenerateMessageRequest {
-                message_id: alice.list_messages(session.id).await[0].id,
-                api_config_id: None,
-            }))
-            .await,
-        "message_id",
-    );
+    // (Naming the question instead answers it again: a_question_whose_answer_was_deleted….)
     stack.stop().await;
 });
 
