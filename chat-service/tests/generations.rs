@@ -984,10 +984,7 @@ on_every_backend!(
         let (alice, session) = alice_chatting(&stack, titled()).await;
         stack.fake.push_reply(Reply::text("an answer the user deletes"));
         let events = collect_send(alice.send(session.id, "the question").await).await;
-        let question_id = match &events[0] {
-            Event::UserMessage(m) => m.id,
-            other => panic!("{other:?}"),
-        };
+        let question_id = question_id(&events);
         alice
             .messages()
             .delete_message(alice.req(pb::DeleteMessageRequest {
@@ -1081,10 +1078,7 @@ on_every_backend!(
         let (alice, session) = alice_chatting(&stack, titled()).await;
         stack.fake.push_reply(Reply::text("the first answer"));
         let events = collect_send(alice.send(session.id, "question").await).await;
-        let question_id = match &events[0] {
-            Event::UserMessage(m) => m.id,
-            other => panic!("{other:?}"),
-        };
+        let question_id = question_id(&events);
         let first = started_id(&events);
         assert_eq!(alice.message(first).await.reply_to_id, Some(question_id));
 

@@ -926,10 +926,7 @@ on_every_backend!(another_users_rows_are_not_found, |db_url: String| async move 
         .await;
     let events = collect_send(alice.send(session.id, "private question").await).await;
     let answer_id = started_id(&events);
-    let question_id = match &events[0] {
-        parley_proto::chat::v1::chat_event::Event::UserMessage(m) => m.id,
-        other => panic!("{other:?}"),
-    };
+    let question_id = question_id(&events);
     let db = stack.database().await;
     let before = (
         count_rows(&db, "api_configs").await,

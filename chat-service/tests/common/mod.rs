@@ -398,6 +398,17 @@ pub fn text_of(events: &[Event]) -> String {
         .collect()
 }
 
+/// The id of the stored question (`user_message` event).
+pub fn question_id(events: &[Event]) -> i64 {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::UserMessage(m) => Some(m.id),
+            _ => None,
+        })
+        .expect("no user_message")
+}
+
 pub fn started_id(events: &[Event]) -> i64 {
     events
         .iter()
