@@ -9,6 +9,7 @@ import { StoreProvider } from "./store";
 import { Shell } from "../layout/Shell";
 import { Logo } from "../ui/icons";
 import { ToastProvider } from "../ui/toast";
+import { useCountdown } from "../ui/useCountdown";
 import { clearDrafts } from "../chat/drafts";
 
 type AuthState =
@@ -107,12 +108,7 @@ export function Gate({ api }: { api: Api }) {
 
 function Unreachable({ retryAt, onRetry }: { retryAt: number; onRetry: () => void }) {
   const t = useT();
-  const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    const tick = window.setInterval(() => setNow(Date.now()), 1000);
-    return () => window.clearInterval(tick);
-  }, []);
-  const seconds = Math.max(0, Math.ceil((retryAt - now) / 1000));
+  const seconds = useCountdown(retryAt);
   return (
     <div className="flex h-full items-center justify-center bg-gray-100 p-4">
       <div className="w-full max-w-sm rounded-2xl bg-white p-6 text-center shadow-sm ring-1 ring-gray-200" data-testid="unreachable">

@@ -1,10 +1,11 @@
-import { useEffect, useState, type FormEvent, type ReactNode } from "react";
+import { useState, type FormEvent, type ReactNode } from "react";
 import type { Api } from "../api/client";
 import { errorCode, errorMessage, retryAfterSeconds } from "../api/client";
 import { Code } from "@connectrpc/connect";
 import { RefreshTokenDelivery, VerificationPurpose } from "../gen/parley/user/v1/user_pb";
 import { locales, useLocale, useT } from "../i18n";
 import { Logo } from "../ui/icons";
+import { useCountdown } from "../ui/useCountdown";
 
 type Mode = "signin" | "signup" | "forgot";
 
@@ -226,28 +227,15 @@ function SignUp({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
   );
 }
 
-/** Seconds left until `until` (a Date.now() value), ticking every second; 0 once passed. */
-function useCountdown(until: number | null): number {
-  const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    if (until === null) return;
-    setNow(Date.now());
-    const tick = window.setInterval(() => setNow(Date.now()), 1000);
-    return () => window.clearInterval(tick);
-  }, [until]);
-  return until === null ? 0 : Math.max(0, Math.ceil((until - now) / 1000));
-}
-
 function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack: () => void }) {
   const t = useT();
   const { busy, error, run, setError } = useSubmit();
   const [login, setLogin] = useState("");
   const [sentMinutes, setSentMinutes] = useState<number | null>(null);
   const [resent, setResent] = useState(false);
-  // When the server's limit on sending codes lets the next one go.
-  const [waitUntil, setWaitUntil] = useState<number | null>(null);
-  const [waitFrom, setWaitFrom] = useState(0);
-  const wait = useCountdown(waitUntil);
+  // The server's limit on sending codes: when the next one may go, and the wait it named.
+  const [limit, setLimit] = useState<{ until: number; seconds: number } | null>(null);
+  const wait = useCountdown(limit?.until ?? null);
 
   const requestCode = (resend: boolean) =>
     run(async () => {
@@ -255,14 +243,12 @@ function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack:
         const res = await api.publicUsers.sendVerificationCode({ login: login.trim(), purpose: VerificationPurpose.PASSWORD_RESET });
         setSentMinutes(Math.max(1, Math.ceil(Number(res.expiresIn) / 60)));
         setResent(resend);
-        setWaitUntil(null);
+        setLimit(null);
       } catch (err) {
         const seconds = errorCode(err) === Code.ResourceExhausted ? retryAfterSeconds(err) : undefined;
         if (seconds === undefined) throw err;
         // Not an error to fix, just a wait: the countdown says how long.
-        const now = Date.now();
-        setWaitFrom(now);
-        setWaitUntil(now + seconds * 1000);
+        setLimit({ until: Date.now() + seconds * 1000, seconds });
       }
     });
   const sendCode = (e: FormEvent) => {
@@ -289,7 +275,7 @@ function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack:
         {t("codeWait", { seconds: wait })}
       </p>
       <p role="status" className="sr-only">
-        {waitUntil !== null && t("codeWait", { seconds: Math.ceil((waitUntil - waitFrom) / 1000) })}
+        {limit && t("codeWait", { seconds: limit.seconds })}
       </p>
     </>
   );
@@ -331,7 +317,7 @@ function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack:
               className="underline hover:text-gray-900"
               onClick={() => {
                 setError(null);
-                setWaitUntil(null);
+                setLimit(null);
                 setSentMinutes(null);
               }}
             >
