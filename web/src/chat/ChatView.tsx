@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { useStore } from "../app/store";
 import { errorMessage } from "../api/client";
 import { useT } from "../i18n";
-import { emptyThread, fromProto, lastAssistant, threadReducer, type ChatMessage } from "./thread";
+import { emptyThread, fromProto, lastAssistant, streamingAnswer, threadReducer, type ChatMessage } from "./thread";
 import type { ChatEvent } from "../gen/parley/chat/v1/message_pb";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
 import { Composer } from "./Composer";
@@ -258,7 +258,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         dispatch({ type: "loaded", messages, keepError: true });
         // The stream broke off but the generation runs on (it outlives its clients):
         // follow it again, a few times at most.
-        const streaming = messages.find((m) => m.role === "assistant" && m.status === "streaming");
+        const streaming = streamingAnswer(messages);
         if (streaming && reattachments.current < 3) {
           reattachments.current += 1;
           window.setTimeout(() => {
@@ -362,7 +362,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         if (sessionRes.session) setSession(sessionRes.session);
         dispatch({ type: "loaded", messages });
         setLoaded(true);
-        const streaming = [...messages].reverse().find((m) => m.role === "assistant" && m.status === "streaming");
+        const streaming = streamingAnswer(messages);
         if (streaming) {
           void watch(streaming.id);
         } else if (isFirstMessage(sessionId)) {

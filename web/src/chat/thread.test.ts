@@ -11,7 +11,7 @@ import {
   type Message,
 } from "../gen/parley/chat/v1/message_pb";
 import { SessionSchema } from "../gen/parley/chat/v1/session_pb";
-import { emptyThread, fromProto, threadReducer, type ThreadAction, type ThreadState } from "./thread";
+import { emptyThread, fromProto, streamingAnswer, threadReducer, type ThreadAction, type ThreadState } from "./thread";
 import { coalesce, createEventBatcher } from "./eventBatcher";
 
 function message(id: number, role: MessageRole, content: string, status = MessageStatus.COMPLETE): Message {
@@ -172,6 +172,19 @@ describe("thread reducer", () => {
     expect(state.error).toBe("stop failed");
     expect(state.streamingId).toBe("2");
     expect(state.messages[1].content).toBe("ab");
+  });
+});
+
+describe("streamingAnswer", () => {
+  it("is the answer still being written, and nothing once every answer is final", () => {
+    const messages = [
+      user(1, "q"),
+      assistant(2, "old", MessageStatus.STOPPED),
+      user(3, "q2"),
+      assistant(4, "Hel", MessageStatus.STREAMING),
+    ];
+    expect(streamingAnswer(messages.map(fromProto))?.id).toBe("4");
+    expect(streamingAnswer(messages.slice(0, 3).map(fromProto))).toBeUndefined();
   });
 });
 

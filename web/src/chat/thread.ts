@@ -167,15 +167,13 @@ function applyEvent(state: ThreadState, event: ChatEvent): ThreadState {
 
 export function threadReducer(state: ThreadState, action: ThreadAction): ThreadState {
   switch (action.type) {
-    case "loaded": {
-      const streaming = [...action.messages].reverse().find((m) => m.status === "streaming");
+    case "loaded":
       return {
         ...emptyThread,
         messages: action.messages,
-        streamingId: streaming?.id ?? null,
+        streamingId: streamingAnswer(action.messages)?.id ?? null,
         error: action.keepError ? state.error : null,
       };
-    }
     case "sendStarted":
       return {
         ...state,
@@ -241,4 +239,10 @@ export function threadReducer(state: ThreadState, action: ThreadAction): ThreadS
 /** The newest assistant answer: the one Regenerate and Stop act on. */
 export function lastAssistant(state: ThreadState): ChatMessage | undefined {
   return [...state.messages].reverse().find((m) => m.role === "assistant");
+}
+
+/** The answer still being written in `messages` (a chat has at most one), if any: the one a
+ * reloaded view follows again. */
+export function streamingAnswer(messages: ChatMessage[]): ChatMessage | undefined {
+  return messages.findLast((m) => m.role === "assistant" && m.status === "streaming");
 }
