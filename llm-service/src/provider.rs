@@ -104,6 +104,13 @@ impl ProviderSettings {
         }
     }
 
+    /// What went wrong in a transport error, in words: its innermost cause ("connection
+    /// reset by peer", not reqwest's "error decoding response body"), the key scrubbed out.
+    pub fn cause(&self, error: &reqwest::Error) -> String {
+        let root = causes(error).last().map(ToString::to_string).unwrap_or_default();
+        self.api_key.scrub(&root)
+    }
+
     /// `{base_url}/{path}`, keeping a query string the base URL may carry.
     pub fn endpoint(&self, path: &str) -> Url {
         let mut url = self.base_url.clone();
@@ -277,19 +284,15 @@ impl ProviderClient {
 
     fn transport_error(&self, settings: &ProviderSettings, error: &reqwest::Error) -> Failure {
         let host = settings.host();
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-        let mut root = error.to_string();
-        while let Some(current) = source {
-            if let Some(denied) = current.downcast_ref::<EgressDenied>() {
+        for cause in causes(error) {
+            if let Some(denied) = cause.downcast_ref::<EgressDenied>() {
                 return Failure::fatal(Error::EgressDenied(denied.0.clone()));
             }
-            if let Some(failed) = current.downcast_ref::<ResolveFailed>() {
+            if let Some(failed) = cause.downcast_ref::<ResolveFailed>() {
                 return Failure::fatal(Error::Unavailable(failed.to_string()));
             }
-            root = current.to_string();
-            source = current.source();
         }
-        let root = settings.api_key.scrub(&root);
+        let root = settings.cause(error);
         if error.is_connect() && error.is_timeout() {
             return Failure::fatal(Error::Timeout(format!(
                 "connecting to {host} timed out after {}",
@@ -304,6 +307,11 @@ impl ProviderClient {
         }
         Failure::fatal(Error::Unavailable(format!("the request to {host} failed: {root}")))
     }
+}
+
+/// `error` and the errors beneath it, outermost first.
+fn causes(error: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| e.source())
 }
 
 /// The most of a /models answer read (OpenRouter lists a few hundred models in ~1 MiB).

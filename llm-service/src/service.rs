@@ -213,7 +213,7 @@ impl LlmService {
             let (body, complete) = tokio::time::timeout_at(first_token_deadline, read)
                 .await
                 .map_err(|_| first_token_timeout())?
-                .map_err(|e| self.broken_stream(request, &reader, &e.to_string()))?;
+                .map_err(|e| self.broken_stream(request, &reader, &request.provider.cause(&e)))?;
             metrics.provider_wait += waited.elapsed();
             if !complete {
                 return Err(not_openai(request));
@@ -246,13 +246,7 @@ impl LlmService {
                 }
                 Err(_) => return Err(first_token_timeout()),
                 Ok(Err(error)) if reader.finish_reason.is_none() => {
-                    let mut cause = error.to_string();
-                    let mut source = std::error::Error::source(&error);
-                    while let Some(inner) = source {
-                        cause = inner.to_string();
-                        source = inner.source();
-                    }
-                    return Err(self.broken_stream(request, &reader, &request.provider.api_key.scrub(&cause)));
+                    return Err(self.broken_stream(request, &reader, &request.provider.cause(&error)));
                 }
                 // The answer was complete; only the usage or `[DONE]` went missing.
                 Ok(Err(_)) => return Ok(reader.finish(tx, metrics).await),

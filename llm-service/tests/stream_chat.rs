@@ -394,3 +394,55 @@ async fn a_last_event_without_its_blank_line_still_counts() {
     assert_eq!(streamed.content, "Hi");
     assert_eq!(streamed.finish.unwrap().reason, "");
 }
+
+#[tokio::test]
+async fn a_json_answer_cut_off_midway_names_the_cause() {
+    // By hand, so the cut is exact: the headers and part of a promised body, then the end.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        // The whole request first, so closing sends a clean end of stream, not a reset.
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let read = socket.read(&mut buffer).await.unwrap();
+            request.extend_from_slice(&buffer[..read]);
+            let text = String::from_utf8_lossy(&request);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|line| {
+                        line.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap();
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+        }
+        socket
+            .write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"choices\":",
+            )
+            .await
+            .unwrap();
+        socket.shutdown().await.unwrap();
+    });
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let provider = pb::Provider {
+        base_url: format!("http://{address}/v1"),
+        api_key: String::new(),
+        model: "m".to_string(),
+    };
+    let status = stream_error(&mut client, chat_request(provider, "q")).await;
+    assert_eq!(status.code(), Code::Unavailable);
+    let message = status.message();
+    assert!(message.contains("broke off"), "{message}");
+    // What happened, not only reqwest's wrapper around it.
+    assert!(!message.ends_with("error decoding response body"), "{message}");
+}
