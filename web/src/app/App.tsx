@@ -26,7 +26,7 @@ function signedOutNotice(reason: SignOutReason | undefined, wasSignedIn: boolean
   return undefined;
 }
 
-export function Gate({ api }: { api: Api }) {
+function Gate({ api }: { api: Api }) {
   const t = useT();
   const [auth, setAuth] = useState<AuthState>({ status: "loading" });
   const retryNow = useRef<() => void>(() => {});

@@ -32,7 +32,6 @@ interface Store {
   /** Personas and API configs, which a new chat needs. */
   catalogLoad: LoadState;
   retryCatalog: () => void;
-  loaded: boolean;
 }
 
 const StoreContext = createContext<Store | null>(null);
@@ -153,7 +152,6 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
     void reloadSessions();
   }, [reloadSessions]);
 
-  const loaded = catalogLoad.status === "ready";
   const value = useMemo<Store>(
     () => ({
       api,
@@ -173,7 +171,6 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
       reloadConfigs,
       catalogLoad,
       retryCatalog,
-      loaded,
     }),
     [
       api,
@@ -191,7 +188,6 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
       reloadConfigs,
       catalogLoad,
       retryCatalog,
-      loaded,
     ],
   );
   return <StoreContext.Provider value={value}>{children}</StoreContext.Provider>;

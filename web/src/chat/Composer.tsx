@@ -6,7 +6,7 @@ const MAX_HEIGHT = 240;
 
 /** Focusing the box by itself suits a mouse or trackpad; on a touch screen it would pop the
  * keyboard up over the chat on every chat switch. */
-export function prefersAutoFocus(): boolean {
+function prefersAutoFocus(): boolean {
   return typeof window !== "undefined" && typeof window.matchMedia === "function" && window.matchMedia("(pointer: fine)").matches;
 }
 

@@ -9,7 +9,7 @@ import { ChatEventSchema, type ChatEvent } from "../gen/parley/chat/v1/message_p
 export type Scheduler = (flush: () => void) => () => void;
 
 /** The next animation frame; in a background tab (no frames) a timer instead. */
-export const nextFrame: Scheduler = (flush) => {
+const nextFrame: Scheduler = (flush) => {
   if (typeof document !== "undefined" && document.hidden) {
     const timer = window.setTimeout(flush, 250);
     return () => window.clearTimeout(timer);

@@ -2,25 +2,22 @@ import { createContext, useCallback, useContext, useEffect, useRef, useState, ty
 import { useT } from "../i18n";
 import { CloseIcon } from "./icons";
 
-// Notices for actions whose own control has no room to show a result (a chat's menu, the
+// Notices of failed actions whose own control has no room to say so (a chat's menu, the
 // model switcher, signing out): announced politely, dismissible, and gone after a while
 // unless the pointer or focus is on them.
-
-export type ToastTone = "error" | "info";
 
 interface Toast {
   id: number;
   message: string;
-  tone: ToastTone;
 }
 
 /** How long a notice stays, unless hovered or focused. */
 export const TOAST_MS = 6000;
 const MAX_TOASTS = 3;
 
-const ToastContext = createContext<(message: string, tone?: ToastTone) => void>(() => {});
+const ToastContext = createContext<(message: string) => void>(() => {});
 
-/** Shows a notice: `toast(message)` for an error, `toast(message, "info")` otherwise. */
+/** Shows a notice of something that went wrong: `toast(message)`. */
 export function useToast() {
   return useContext(ToastContext);
 }
@@ -29,9 +26,9 @@ export function ToastProvider({ children }: { children: ReactNode }) {
   const t = useT();
   const [toasts, setToasts] = useState<Toast[]>([]);
   const nextId = useRef(1);
-  const show = useCallback((message: string, tone: ToastTone = "error") => {
+  const show = useCallback((message: string) => {
     const id = nextId.current++;
-    setToasts((list) => [...list.filter((x) => x.message !== message).slice(-(MAX_TOASTS - 1)), { id, message, tone }]);
+    setToasts((list) => [...list.filter((x) => x.message !== message).slice(-(MAX_TOASTS - 1)), { id, message }]);
   }, []);
   const dismiss = useCallback((id: number) => setToasts((list) => list.filter((x) => x.id !== id)), []);
 
@@ -63,14 +60,11 @@ function ToastItem({ toast, onDismiss }: { toast: Toast; onDismiss: (id: number)
   return (
     <li
       data-testid="toast"
-      data-tone={toast.tone}
       onMouseEnter={() => setHeld(true)}
       onMouseLeave={() => setHeld(false)}
       onFocus={() => setHeld(true)}
       onBlur={() => setHeld(false)}
-      className={`pointer-events-auto flex items-start gap-3 rounded-lg border px-3 py-2 text-sm shadow-lg ${
-        toast.tone === "error" ? "border-red-200 bg-red-50 text-red-800" : "border-gray-200 bg-white text-gray-900"
-      }`}
+      className="pointer-events-auto flex items-start gap-3 rounded-lg border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-800 shadow-lg"
     >
       <span className="min-w-0 flex-1 break-words">{toast.message}</span>
       <button
