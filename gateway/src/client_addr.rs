@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 /// The TCP peer of a connection; the server puts it into every request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub SocketAddr);
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);
 
 /// An address range such as `10.0.0.0/8`, `fd00::/8` or a single address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,20 +34,19 @@ use tonic::body::Body;
 use tower::util::BoxCloneService;
 use tower::{Layer, ServiceBuilder};
 
-pub use client_addr::{ClientAddr, IpNetwork, NetworkList};
+pub use client_addr::{IpNetwork, NetworkList};
 pub use edge_options::EdgeOptions;
 pub use rate_limit::RateLimit;
 
 use admission::AdmissionLayer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
 use parley_service_kit::auth_layer::AuthLayer;
-
-/// The methods anyone may call without an access token (health and reflection are always
-/// public too): user-service's own list.
-pub use parley_proto::user::v1::PUBLIC_METHODS;
+// The methods anyone may call without an access token: user-service's own list (health and
+// reflection are always public too).
+use parley_proto::user::v1::PUBLIC_METHODS;
 
 /// Public methods that guess secrets (passwords, codes): limited per client address.
-pub const ADDRESS_LIMITED_METHODS: &[&str] = &[
+const ADDRESS_LIMITED_METHODS: &[&str] = &[
     "/parley.user.v1.UserService/Register",
     "/parley.user.v1.UserService/Login",
     "/parley.user.v1.UserService/SendVerificationCode",
@@ -58,13 +57,13 @@ pub const ADDRESS_LIMITED_METHODS: &[&str] = &[
 /// Public methods that spend a refresh token: limited per client address too, but with their
 /// own, larger allowance. A refresh token cannot be guessed, and a busy tab refreshing must
 /// not use up the allowance its user needs to sign in.
-pub const REFRESH_LIMITED_METHODS: &[&str] = &[
+const REFRESH_LIMITED_METHODS: &[&str] = &[
     "/parley.user.v1.UserService/RefreshToken",
     "/parley.user.v1.UserService/Logout",
 ];
 
 /// Methods that start a generation (they cost the user's provider money): limited per user.
-pub const USER_LIMITED_METHODS: &[&str] = &[
+const USER_LIMITED_METHODS: &[&str] = &[
     "/parley.chat.v1.MessageService/SendMessage",
     "/parley.chat.v1.MessageService/RegenerateMessage",
 ];
