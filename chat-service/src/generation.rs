@@ -236,7 +236,7 @@ impl Generation {
         (log.content.clone(), log.reasoning.clone())
     }
 
-    /// The started row with the final state of `answer`.
+    /// The started row with the final state of `answer`: the row as `finish_answer` wrote it.
     fn final_message(&self, answer: &FinishedAnswer<'_>) -> pb::Message {
         let mut message = lock(&self.log).started.clone();
         message.content = answer.content.to_owned();
@@ -614,39 +614,28 @@ impl GenerationJob {
         };
         // The session stays claimed until its answer is stored: a next question must not be
         // answered without this answer in its context.
-        match self.persist_final(&answer, sole_answer_to, &registry.shutdown).await {
-            Ok(()) => match &outcome {
-                Outcome::Complete(_) | Outcome::Stopped(_) => {
-                    // As stored; or, when it cannot be read back (its session was just
-                    // deleted), as it was written, so followers still learn how it ended.
-                    let message = match self.store.message_by_id(generation.message_id).await {
-                        Ok(Some(row)) => convert::message(&row),
-                        _ => generation.final_message(&answer),
-                    };
-                    generation.push(Event::Completed(message));
-                }
-                Outcome::Failed { code, message } => {
-                    tracing::warn!(code = ?code, error = %message, "generation failed");
-                    generation.push(Event::Error(pb::ChatError {
-                        code: *code as i32,
-                        message: message.clone(),
-                    }));
-                }
-            },
-            Err(e) => {
-                // Never COMPLETED for an answer that is not stored. The row stays STREAMING
-                // with the text of its last progress write until the abandoned-answer sweep
-                // marks it FAILED.
-                tracing::error!(error = %e, status = row_status, "could not store the finished answer");
-                generation.push(Event::Error(pb::ChatError {
-                    code: tonic::Code::Unavailable as i32,
-                    message: "the answer could not be stored: the database is unavailable".to_owned(),
-                }));
-                registry.release_session(&generation);
-                generation.finished.cancel();
-                return;
-            }
+        if let Err(e) = self.persist_final(&answer, sole_answer_to, &registry.shutdown).await {
+            // Never COMPLETED for an answer that is not stored. The row stays STREAMING with
+            // the text of its last progress write until the abandoned-answer sweep marks it
+            // FAILED. The task's end frees the session and closes the log.
+            tracing::error!(error = %e, status = row_status, "could not store the finished answer");
+            generation.push(Event::Error(pb::ChatError {
+                code: tonic::Code::Unavailable as i32,
+                message: "the answer could not be stored: the database is unavailable".to_owned(),
+            }));
+            return;
         }
+        generation.push(match &outcome {
+            // The row as it was just written: no need to read it back.
+            Outcome::Complete(_) | Outcome::Stopped(_) => Event::Completed(generation.final_message(&answer)),
+            Outcome::Failed { code, message } => {
+                tracing::warn!(code = ?code, error = %message, "generation failed");
+                Event::Error(pb::ChatError {
+                    code: *code as i32,
+                    message: message.clone(),
+                })
+            }
+        });
         // The session is free for the next message as soon as the answer is stored; the
         // title (below) is extra, which followers, late ones too, still get.
         registry.release_session(&generation);
@@ -1173,7 +1162,7 @@ mod tests {
     }
 
     #[test]
-    fn the_final_message_without_a_stored_row() {
+    fn the_final_message_is_the_started_row_with_its_end() {
         let generation = Generation::new(1, row(10, 5));
         let answer = FinishedAnswer {
             content: "partial",

@@ -123,6 +123,8 @@ on_every_backend!(streams_in_order_stores_usage_and_titles, |db_url: String| asy
     assert_eq!(stored[0], *question);
     assert_eq!(stored[1].content, answer.content);
     assert_eq!(stored[1].usage, answer.usage);
+    // The completed event is the row exactly as stored.
+    assert_eq!(stored[1], *answer);
     assert_eq!(alice.session(session.id).await.title, "Friendly Greeting");
 
     // The provider saw the system prompt, then the question.
@@ -268,6 +270,7 @@ on_every_backend!(stop_keeps_the_partial_answer, |db_url: String| async move {
     assert_eq!(last.status, pb::MessageStatus::Stopped as i32);
     assert_eq!(last.content, stopped.content);
     assert_eq!(alice.message(answer_id).await, stopped);
+    assert_eq!(*last, stopped);
     assert!(
         stack.fake.wait_for_disconnect(Duration::from_secs(5)).await,
         "the provider call was cancelled"
@@ -434,6 +437,8 @@ on_every_backend!(regenerate_replaces_the_answer_when_done, |db_url: String| asy
     };
     assert_eq!(done.id, new.id);
     assert_eq!(done.content, words(20));
+    // As stored, at the old answer's place (its created_at).
+    assert_eq!(alice.message(done.id).await, *done);
 
     // Replaced in place: the new answer sits where the old one was.
     assert_code(
