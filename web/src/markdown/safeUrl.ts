@@ -3,33 +3,35 @@
 // no scheme at all (relative and fragment links), survive.
 const allowedSchemes = new Set(["http", "https", "mailto"]);
 
-/** The URL when it is safe to put in an `href`/`src`, otherwise null (the link is dropped). */
-export function safeUrl(raw: string): string | null {
-  // Browsers ignore control characters and whitespace inside a scheme ("java\tscript:"), so
-  // they are ignored here too before the scheme is read.
-  // eslint-disable-next-line no-control-regex
-  const value = raw.replace(/[\u0000-\u0020\u007f-\u009f]/g, "");
-  if (value === "") return null;
+// Browsers drop tabs and newlines anywhere in a URL and control characters at its ends
+// ("java\tscript:" is javascript:). All of them are ignored here before the scheme is read,
+// which can only err towards dropping a link.
+// eslint-disable-next-line no-control-regex
+const invisible = /[\u0000-\u0020\u007f-\u009f]/g;
+
+/** The scheme of `raw` in lower case, or null when it has none. */
+function schemeOf(raw: string): string | null {
+  const value = raw.replace(invisible, "");
   const colon = value.indexOf(":");
   const firstDelimiter = value.search(/[/?#]/);
   const hasScheme = colon > 0 && (firstDelimiter === -1 || colon < firstDelimiter);
-  if (!hasScheme) {
-    // "//host/x" is a network path: a full URL in disguise, kept only since it inherits https.
-    return raw.trim();
-  }
-  const scheme = value.slice(0, colon).toLowerCase();
-  return allowedSchemes.has(scheme) ? raw.trim() : null;
+  return hasScheme ? value.slice(0, colon).toLowerCase() : null;
 }
 
-function scheme(url: string): string {
-  return /^([a-z][a-z0-9+.-]*):/i.exec(url.replace(/\s/g, ""))?.[1].toLowerCase() ?? "";
+/** The URL when it is safe to put in an `href`/`src`, otherwise null (the link is dropped). */
+export function safeUrl(raw: string): string | null {
+  if (raw.replace(invisible, "") === "") return null;
+  const scheme = schemeOf(raw);
+  // No scheme: a relative or fragment link, or "//host/x", a network path (a full URL in
+  // disguise, kept only since it inherits the page's https).
+  return scheme === null || allowedSchemes.has(scheme) ? raw.trim() : null;
 }
 
 /** An image the page may load by itself (the user's own avatar): https only, as the
  * gateway's CSP (`img-src 'self' data: blob: https:`) would block http anyway. */
 export function safeImageUrl(raw: string): string | null {
   const url = safeUrl(raw);
-  return url !== null && scheme(url) === "https" ? url : null;
+  return url !== null && schemeOf(url) === "https" ? url : null;
 }
 
 /** How an image in model output is shown. Nothing loads by itself: a remote image URL can
@@ -41,7 +43,7 @@ export type ModelImage = { kind: "click-to-load"; url: string; host: string } | 
 export function modelImage(raw: string): ModelImage {
   const url = safeUrl(raw);
   if (url === null) return null;
-  const kind = scheme(url);
+  const kind = schemeOf(url);
   if (kind !== "https" && kind !== "http") return null;
   let host: string;
   try {
