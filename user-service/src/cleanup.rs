@@ -7,10 +7,11 @@ use std::time::Duration;
 use parley_service_kit::database::now_millis;
 
 use crate::store::{AccountStore, Removed, Retention};
+use crate::verification::SEND_LIMITS;
 
 const RETENTION: Retention = Retention {
-    // Send counters are kept as long as the longest send window (a day).
-    send_window_ms: 24 * 60 * 60 * 1000,
+    // Send counters are kept as long as the longest send window.
+    send_window_ms: SEND_LIMITS.day_ms,
     // Failed sign-ins are forgotten a day after the last one (when not locked).
     failure_memory_ms: 24 * 60 * 60 * 1000,
 };

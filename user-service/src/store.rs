@@ -156,6 +156,16 @@ pub struct CodeRow {
     pub code_hash: String,
 }
 
+/// The two windows a send counter counts in (its `minute_…` and `day_…` columns), and how
+/// many sends each allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendLimits {
+    pub minute_ms: i64,
+    pub per_minute: i64,
+    pub day_ms: i64,
+    pub per_day: i64,
+}
+
 /// A rate-limit window that is full, and when it started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendRefused {
@@ -602,11 +612,8 @@ impl AccountStore {
         &self,
         key_hash: &str,
         now: i64,
-        per_minute: i64,
-        per_day: i64,
-    ) -> std::result::Result<std::result::Result<(), SendRefused>, sqlx::Error> {
-        const MINUTE_MS: i64 = 60 * 1000;
-        const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
+        limits: SendLimits,
+    ) -> Result<std::result::Result<(), SendRefused>> {
         let counted: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO send_counters (key_hash, minute_started_at, minute_sends, day_started_at, day_sends) \
              VALUES ($1, $2, 1, $2, 1) \
@@ -625,10 +632,10 @@ impl AccountStore {
         )
         .bind(key_hash)
         .bind(now)
-        .bind(MINUTE_MS)
-        .bind(DAY_MS)
-        .bind(per_minute)
-        .bind(per_day)
+        .bind(limits.minute_ms)
+        .bind(limits.day_ms)
+        .bind(limits.per_minute)
+        .bind(limits.per_day)
         .fetch_optional(&self.pool)
         .await?;
         if counted.is_some() {
@@ -641,7 +648,7 @@ impl AccountStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(Err(
-            if minute_started_at > now - MINUTE_MS && minute_sends >= per_minute {
+            if minute_started_at > now - limits.minute_ms && minute_sends >= limits.per_minute {
                 SendRefused::Minute {
                     started_at: minute_started_at,
                 }

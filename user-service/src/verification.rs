@@ -8,14 +8,19 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 use crate::mailer::Purpose;
+use crate::store::SendLimits;
 
 pub const CODE_DIGITS: usize = 6;
 pub const CODE_TTL: Duration = Duration::from_secs(10 * 60);
 /// Wrong guesses a code survives.
 pub const MAX_CODE_ATTEMPTS: i64 = 5;
-/// Sends per login and purpose: one a minute, ten a day.
-pub const SENDS_PER_MINUTE: i64 = 1;
-pub const SENDS_PER_DAY: i64 = 10;
+/// Code sends per login and purpose (and, silently, per account): one a minute, ten a day.
+pub const SEND_LIMITS: SendLimits = SendLimits {
+    minute_ms: 60 * 1000,
+    per_minute: 1,
+    day_ms: 24 * 60 * 60 * 1000,
+    per_day: 10,
+};
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
     let mut bytes = [0u8; N];

@@ -14,14 +14,11 @@ use crate::Error;
 use crate::account_fields::Login;
 use crate::mailer::{Mailer, Purpose, VerificationMail};
 use crate::store::{AccountStore, SendRefused};
-use crate::verification::{self, CODE_TTL, SENDS_PER_DAY, SENDS_PER_MINUTE};
+use crate::verification::{self, CODE_TTL, SEND_LIMITS};
 
 /// Code requests waiting for the worker; beyond this, requests are refused (for known and
 /// unknown logins alike).
 pub const CODE_QUEUE_CAPACITY: usize = 1024;
-
-const MINUTE_MS: i64 = 60 * 1000;
-const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
 
 struct CodeJob {
     login: Login,
@@ -58,18 +55,18 @@ impl CodeQueue {
         })?;
         let now = now_millis();
         let key = verification::bucket_key(&format!("send-{}", purpose.as_str()), login.key());
-        match store.count_send(&key, now, SENDS_PER_MINUTE, SENDS_PER_DAY).await? {
+        match store.count_send(&key, now, SEND_LIMITS).await? {
             Ok(()) => {}
             Err(SendRefused::Minute { started_at }) => {
                 return Err(Error::RateLimited {
                     message: "a code was sent moments ago",
-                    retry_after: until(started_at + MINUTE_MS, now),
+                    retry_after: until(started_at + SEND_LIMITS.minute_ms, now),
                 });
             }
             Err(SendRefused::Day { started_at }) => {
                 return Err(Error::RateLimited {
                     message: "too many codes sent today",
-                    retry_after: until(started_at + DAY_MS, now),
+                    retry_after: until(started_at + SEND_LIMITS.day_ms, now),
                 });
             }
         }
@@ -98,11 +95,7 @@ async fn deliver(store: &AccountStore, mailer: &dyn Mailer, job: CodeJob) -> Res
     // also limited as a whole, silently, so the answer still says nothing about it.
     let now = now_millis();
     let account_key = verification::bucket_key(&format!("send-{}-account", purpose.as_str()), &user.id.to_string());
-    if store
-        .count_send(&account_key, now, SENDS_PER_MINUTE, SENDS_PER_DAY)
-        .await?
-        .is_err()
-    {
+    if store.count_send(&account_key, now, SEND_LIMITS).await?.is_err() {
         return Ok(());
     }
     let code = verification::new_code()?;
