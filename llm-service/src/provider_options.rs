@@ -8,28 +8,29 @@ use std::time::Duration;
 
 use crate::{Config, Error};
 
+/// Each flag's default is [`Config::default`]'s value, so the two cannot drift apart.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProviderOptions {
     /// Seconds to establish a connection to a provider.
-    #[arg(long, env = "PARLEY_LLM_CONNECT_TIMEOUT_SECS", default_value_t = 10.0)]
+    #[arg(long, env = "PARLEY_LLM_CONNECT_TIMEOUT_SECS", default_value_t = Config::default().connect_timeout.as_secs_f64())]
     pub connect_timeout_secs: f64,
     /// Seconds from the request to the first token.
-    #[arg(long, env = "PARLEY_LLM_FIRST_TOKEN_TIMEOUT_SECS", default_value_t = 120.0)]
+    #[arg(long, env = "PARLEY_LLM_FIRST_TOKEN_TIMEOUT_SECS", default_value_t = Config::default().first_token_timeout.as_secs_f64())]
     pub first_token_timeout_secs: f64,
     /// Seconds of silence allowed between chunks once the answer has started.
-    #[arg(long, env = "PARLEY_LLM_IDLE_TIMEOUT_SECS", default_value_t = 60.0)]
+    #[arg(long, env = "PARLEY_LLM_IDLE_TIMEOUT_SECS", default_value_t = Config::default().idle_timeout.as_secs_f64())]
     pub idle_timeout_secs: f64,
     /// Seconds for a whole ListModels or CheckProvider call.
-    #[arg(long, env = "PARLEY_LLM_REQUEST_TIMEOUT_SECS", default_value_t = 30.0)]
+    #[arg(long, env = "PARLEY_LLM_REQUEST_TIMEOUT_SECS", default_value_t = Config::default().request_timeout.as_secs_f64())]
     pub request_timeout_secs: f64,
     /// Retries before the first token (429, 5xx, connect errors).
-    #[arg(long, env = "PARLEY_LLM_MAX_RETRIES", default_value_t = 2)]
+    #[arg(long, env = "PARLEY_LLM_MAX_RETRIES", default_value_t = Config::default().retry.max_retries)]
     pub max_retries: u32,
     /// Seconds before the first retry when the provider gives no Retry-After; doubles per retry.
-    #[arg(long, env = "PARLEY_LLM_INITIAL_BACKOFF_SECS", default_value_t = 0.5)]
+    #[arg(long, env = "PARLEY_LLM_INITIAL_BACKOFF_SECS", default_value_t = Config::default().retry.initial_backoff.as_secs_f64())]
     pub initial_backoff_secs: f64,
     /// The longest wait before a retry, also the cap on a provider's Retry-After.
-    #[arg(long, env = "PARLEY_LLM_MAX_RETRY_DELAY_SECS", default_value_t = 10.0)]
+    #[arg(long, env = "PARLEY_LLM_MAX_RETRY_DELAY_SECS", default_value_t = Config::default().retry.max_delay.as_secs_f64())]
     pub max_retry_delay_secs: f64,
     /// A PEM file of CA certificates to trust besides the built-in (Mozilla) roots, for
     /// providers behind an internal CA.
@@ -37,7 +38,7 @@ pub struct ProviderOptions {
     pub extra_ca_certs: Option<PathBuf>,
 }
 
-/// The same values as the flags' defaults, which are [`Config::default`]'s.
+/// The flags' defaults, for callers that build options without parsing any.
 impl Default for ProviderOptions {
     fn default() -> Self {
         let config = Config::default();
@@ -92,17 +93,35 @@ fn timeout(flag: &'static str, secs: f64) -> Result<Duration, Error> {
 mod tests {
     use super::*;
 
+    /// The options as parsed from no flags at all, whatever the environment holds.
+    fn parsed_without_flags() -> ProviderOptions {
+        use clap::{CommandFactory, FromArgMatches};
+
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            provider: ProviderOptions,
+        }
+        let command = Flags::command().mut_args(|arg| arg.env(None));
+        let matches = command.try_get_matches_from(["llm-service"]).unwrap();
+        Flags::from_arg_matches(&matches).unwrap().provider
+    }
+
     #[test]
     fn the_defaults_are_the_config_defaults() {
-        let mut config = Config::default();
-        ProviderOptions::default().apply_to(&mut config).unwrap();
         let default = Config::default();
-        assert_eq!(config.connect_timeout, default.connect_timeout);
-        assert_eq!(config.first_token_timeout, default.first_token_timeout);
-        assert_eq!(config.idle_timeout, default.idle_timeout);
-        assert_eq!(config.request_timeout, default.request_timeout);
-        assert_eq!(config.retry.initial_backoff, default.retry.initial_backoff);
-        assert_eq!(config.retry.max_delay, default.retry.max_delay);
+        for options in [parsed_without_flags(), ProviderOptions::default()] {
+            let mut config = Config::default();
+            options.apply_to(&mut config).unwrap();
+            assert_eq!(config.connect_timeout, default.connect_timeout);
+            assert_eq!(config.first_token_timeout, default.first_token_timeout);
+            assert_eq!(config.idle_timeout, default.idle_timeout);
+            assert_eq!(config.request_timeout, default.request_timeout);
+            assert_eq!(config.retry.max_retries, default.retry.max_retries);
+            assert_eq!(config.retry.initial_backoff, default.retry.initial_backoff);
+            assert_eq!(config.retry.max_delay, default.retry.max_delay);
+            assert_eq!(config.extra_ca_certs, None);
+        }
     }
 
     #[test]
