@@ -275,9 +275,12 @@ impl AccountService {
             .as_deref()
             .map(|url| account_fields::avatar_url("avatar_url", url))
             .transpose()?;
-        let user = self.me(user_id).await?;
-        // An empty display name falls back to the username, as at sign-up.
-        let display_name = display_name.map(|name| if name.is_empty() { user.username.clone() } else { name });
+        // An empty display name falls back to the username, as at sign-up; only then is the
+        // account read before the update.
+        let display_name = match display_name {
+            Some(name) if name.is_empty() => Some(self.me(user_id).await?.username),
+            other => other,
+        };
         let update = ProfileUpdate {
             display_name: display_name.as_deref(),
             email: email.as_ref().map(|email| {

@@ -446,6 +446,49 @@ parley_testkit::on_every_backend!(profile_updates_write_only_what_changes, |db_u
     server.stop().await;
 });
 
+// A deleted account's access token (still within its 15 minutes) changes nothing and answers
+// NOT_FOUND, whichever fields it names.
+parley_testkit::on_every_backend!(
+    profile_updates_of_a_deleted_account_are_not_found,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        let db = server.database().await;
+        let pia = register(&mut client, "pia", "pia password", None).await;
+        client
+            .delete_account(authed(
+                pb::DeleteAccountRequest {
+                    password: "pia password".into(),
+                },
+                &pia.access_token,
+            ))
+            .await
+            .unwrap();
+        for request in [
+            pb::UpdateProfileRequest {
+                display_name: Some("Pia P.".into()),
+                ..Default::default()
+            },
+            pb::UpdateProfileRequest {
+                display_name: Some(String::new()),
+                ..Default::default()
+            },
+            pb::UpdateProfileRequest {
+                email: Some("pia@example.com".into()),
+                ..Default::default()
+            },
+        ] {
+            let status = client
+                .update_profile(authed(request.clone(), &pia.access_token))
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::NotFound, "{request:?}: {status:?}");
+        }
+        assert_eq!(count_rows(&db, "users").await, 0);
+        server.stop().await;
+    }
+);
+
 parley_testkit::on_every_backend!(bad_password_changes_change_nothing, |db_url: String| async move {
     let (server, _dir) = start(&db_url).await;
     let mut client = server.client().await;
