@@ -68,14 +68,18 @@ pub fn message_status(value: &str) -> pb::MessageStatus {
     }
 }
 
-pub fn message(row: &MessageRow) -> pb::Message {
-    let usage = match (row.prompt_tokens, row.completion_tokens) {
+/// Unset when the provider reported neither count.
+pub fn token_usage(prompt_tokens: Option<i64>, completion_tokens: Option<i64>) -> Option<pb::TokenUsage> {
+    match (prompt_tokens, completion_tokens) {
         (None, None) => None,
         (prompt, completion) => Some(pb::TokenUsage {
             prompt_tokens: prompt.unwrap_or_default(),
             completion_tokens: completion.unwrap_or_default(),
         }),
-    };
+    }
+}
+
+pub fn message(row: &MessageRow) -> pb::Message {
     pb::Message {
         id: row.id,
         session_id: row.session_id,
@@ -84,7 +88,7 @@ pub fn message(row: &MessageRow) -> pb::Message {
         reasoning: row.reasoning.clone(),
         status: message_status(&row.status) as i32,
         model: row.model.clone(),
-        usage,
+        usage: token_usage(row.prompt_tokens, row.completion_tokens),
         error: row.error.clone(),
         created_at: Some(from_unix_millis(row.created_at)),
         updated_at: Some(from_unix_millis(row.updated_at)),

@@ -244,13 +244,7 @@ impl Generation {
         message.status = convert::message_status(answer.status) as i32;
         message.error = answer.error.to_owned();
         message.error_code = answer.error_code as i32;
-        message.usage = match (answer.prompt_tokens, answer.completion_tokens) {
-            (None, None) => None,
-            (prompt, completion) => Some(pb::TokenUsage {
-                prompt_tokens: prompt.unwrap_or_default(),
-                completion_tokens: completion.unwrap_or_default(),
-            }),
-        };
+        message.usage = convert::token_usage(answer.prompt_tokens, answer.completion_tokens);
         message.updated_at = Some(parley_proto::timestamp::from_unix_millis(answer.now));
         message
     }
