@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-/// Every message with an `api_key` field; src/lib.rs implements `Debug` for each.
+/// Every message with an `api_key` field; src/lib.rs implements `Debug` for each, and its
+/// tests check this list against the descriptors (it reaches them as `PARLEY_API_KEY_MESSAGES`).
 const API_KEY_MESSAGES: [&str; 4] = [
     ".parley.llm.v1.Provider",
     ".parley.chat.v1.ProviderSettings",
@@ -23,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");
     }
+    println!("cargo:rustc-env=PARLEY_API_KEY_MESSAGES={}", API_KEY_MESSAGES.join(","));
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
     let mut config = prost_build::Config::new();

@@ -59,9 +59,12 @@ mod redacted_debug {
         ($message:ident { $($field:ident),* }) => {
             impl fmt::Debug for $message {
                 fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    // Every field by name: one added to the message does not compile until
+                    // it is listed here, so none goes missing from the output.
+                    let Self { $($field,)* api_key } = self;
                     f.debug_struct(stringify!($message))
-                        $(.field(stringify!($field), &self.$field))*
-                        .field("api_key", &self.api_key.redacted())
+                        $(.field(stringify!($field), $field))*
+                        .field("api_key", &api_key.redacted())
                         .finish()
                 }
             }
@@ -97,7 +100,11 @@ mod redacted_debug {
     });
 
     #[cfg(test)]
+    #[allow(clippy::unwrap_used)]
     mod tests {
+        use prost::Message;
+        use prost_types::{DescriptorProto, FileDescriptorSet};
+
         use crate::chat::v1::{CreateApiConfigRequest, ProviderSettings, UpdateApiConfigRequest};
         use crate::llm::v1::{CheckProviderRequest, ListModelsRequest, Provider, StreamChatRequest};
 
@@ -168,6 +175,33 @@ mod redacted_debug {
             assert!(keyless.contains(r#"api_key: """#), "{keyless}");
             let unchanged = format!("{:?}", UpdateApiConfigRequest::default());
             assert!(unchanged.contains("api_key: None"), "{unchanged}");
+        }
+
+        /// A message that gains an `api_key` field must join build.rs's list (and get a
+        /// redacting `Debug` here); otherwise prost's derived `Debug` would print the key.
+        #[test]
+        fn every_message_with_an_api_key_is_redacted() {
+            let descriptors = FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
+            let mut carrying = Vec::new();
+            for file in &descriptors.file {
+                let mut messages: Vec<(String, &DescriptorProto)> = file
+                    .message_type
+                    .iter()
+                    .map(|message| (format!(".{}.{}", file.package(), message.name()), message))
+                    .collect();
+                while let Some((name, message)) = messages.pop() {
+                    if message.field.iter().any(|field| field.name() == "api_key") {
+                        carrying.push(name.clone());
+                    }
+                    for nested in &message.nested_type {
+                        messages.push((format!("{name}.{}", nested.name()), nested));
+                    }
+                }
+            }
+            carrying.sort();
+            let mut redacted: Vec<&str> = env!("PARLEY_API_KEY_MESSAGES").split(',').collect();
+            redacted.sort_unstable();
+            assert_eq!(carrying, redacted);
         }
     }
 }
