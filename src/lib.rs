@@ -178,14 +178,9 @@ pub struct RunningStack {
 }
 
 impl RunningStack {
-    /// The address to show a person: an unspecified listen address (0.0.0.0) is reachable
-    /// on loopback.
+    /// The address to show a person.
     pub fn url(&self) -> String {
-        let mut addr = self.addr;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(Ipv4Addr::LOCALHOST.into());
-        }
-        format!("http://{addr}")
+        format!("http://{}", reachable(self.addr))
     }
 
     /// Runs until the shutdown signal, then stops the services one after the other (see
@@ -226,15 +221,11 @@ pub async fn start(
             .map_err(Error::InternalPort)
     };
     let (user_url, chat_url, llm_url) = (url_of(&user_listener)?, url_of(&chat_listener)?, url_of(&llm_listener)?);
-    let mut gateway_url = addr;
-    if gateway_url.ip().is_unspecified() {
-        gateway_url.set_ip(Ipv4Addr::LOCALHOST.into());
-    }
     let health_urls = [
         user_url.clone(),
         chat_url.clone(),
         llm_url.clone(),
-        format!("http://{gateway_url}"),
+        format!("http://{}", reachable(addr)),
     ];
 
     let mut user_config = user_service::Config::new(sqlite_url(&data_dir.join("user-service.db")), &data_dir);
@@ -285,6 +276,15 @@ pub async fn start(
             Err(Error::Interrupted)
         }
     }
+}
+
+/// Where a client reaches a listener: an unspecified address (0.0.0.0) is reachable on
+/// loopback.
+fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(Ipv4Addr::LOCALHOST.into());
+    }
+    addr
 }
 
 /// Waits until every one of `urls` answers `grpc.health.v1` with SERVING (the gateway does once
