@@ -221,12 +221,9 @@ pub async fn start(
             .map_err(Error::InternalPort)
     };
     let (user_url, chat_url, llm_url) = (url_of(&user_listener)?, url_of(&chat_listener)?, url_of(&llm_listener)?);
-    let health_urls = [
-        user_url.clone(),
-        chat_url.clone(),
-        llm_url.clone(),
-        format!("http://{}", reachable(addr)),
-    ];
+    // The gateway reports SERVING only once user-service and chat-service do; llm-service is
+    // behind chat-service, which does not check it, so it is asked itself.
+    let health_urls = [llm_url.clone(), format!("http://{}", reachable(addr))];
 
     let mut user_config = user_service::Config::new(sqlite_url(&data_dir.join("user-service.db")), &data_dir);
     config.accounts.apply_to(&mut user_config)?;
