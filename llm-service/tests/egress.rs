@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use llm_service::{Config, RetrySettings};
+use llm_service::Config;
 use parley_proto::llm::v1 as pb;
 use tonic::Code;
 
@@ -94,11 +94,7 @@ async fn internal_addresses_work_when_private_networks_are_allowed() {
     let server = TestServer::start_with(Config {
         allow_private_networks: true,
         connect_timeout: Duration::from_millis(300),
-        retry: RetrySettings {
-            max_retries: 0,
-            ..test_config().retry
-        },
-        ..test_config()
+        ..no_retries()
     })
     .await;
     let mut client = server.client().await;

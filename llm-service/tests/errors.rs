@@ -6,19 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use llm_service::{Config, RetrySettings};
 use parley_service_kit::grpc_status;
 use tonic::Code;
-
-fn no_retries() -> Config {
-    Config {
-        retry: RetrySettings {
-            max_retries: 0,
-            ..test_config().retry
-        },
-        ..test_config()
-    }
-}
 
 #[tokio::test]
 async fn a_rejected_key_is_failed_precondition_never_unauthenticated() {

@@ -174,10 +174,7 @@ async fn a_connection_that_never_completes_is_deadline_exceeded() {
         }
     }
     let server = TestServer::start_with(Config {
-        retry: RetrySettings {
-            max_retries: 0,
-            ..test_config().retry
-        },
+        retry: no_retries().retry,
         ..timeouts(300, 10_000, 10_000)
     })
     .await;
@@ -283,14 +280,7 @@ async fn rejecting(field: &str) -> FakeOpenAi {
 #[tokio::test]
 async fn a_provider_that_refuses_stream_options_gets_a_request_without_them() {
     let fake = rejecting("stream_options").await;
-    let server = TestServer::start_with(Config {
-        retry: RetrySettings {
-            max_retries: 0,
-            ..test_config().retry
-        },
-        ..test_config()
-    })
-    .await;
+    let server = TestServer::start_with(no_retries()).await;
     let mut client = server.client().await;
     let streamed = stream(&mut client, chat_request(provider(&fake), "hi")).await;
     assert!(streamed.error.is_none(), "{:?}", streamed.error);

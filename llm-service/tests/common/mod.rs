@@ -30,6 +30,17 @@ pub fn test_config() -> Config {
     }
 }
 
+/// [`test_config`] without retries, for tests that count the provider's requests.
+pub fn no_retries() -> Config {
+    Config {
+        retry: RetrySettings {
+            max_retries: 0,
+            ..test_config().retry
+        },
+        ..test_config()
+    }
+}
+
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(test_config()).await
