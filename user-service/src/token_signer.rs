@@ -155,22 +155,18 @@ pub struct AccessToken {
 impl TokenSigner {
     /// Loads the key at `path`, generating it on first start.
     pub fn load_or_create(path: &Path) -> Result<Self, Error> {
+        Self::load_or_create_with(path, new_seed)
+    }
+
+    fn load_or_create_with(path: &Path, new_seed: impl FnOnce() -> Result<[u8; 32], String>) -> Result<Self, Error> {
         let failed = |reason: String| Error::SigningKey {
             path: path.display().to_string(),
             reason,
         };
-        let mut generate_error = None;
-        let seed = secret_file::load_or_create(path, || match new_seed() {
-            Ok(seed) => seed.to_vec(),
-            Err(reason) => {
-                generate_error = Some(reason);
-                Vec::new()
-            }
-        })
-        .map_err(|e| failed(e.to_string()))?;
-        if let Some(reason) = generate_error {
-            return Err(failed(reason));
-        }
+        // Drawn first, even when the key exists (32 bytes): a generator that fails is an error
+        // before anything is written, never an empty key file that fails every later start.
+        let fresh = new_seed().map_err(&failed)?;
+        let seed = secret_file::load_or_create(path, || fresh.to_vec()).map_err(|e| failed(e.to_string()))?;
         let seed: [u8; 32] = seed.try_into().map_err(|bytes: Vec<u8>| {
             failed(format!(
                 "must hold 32 bytes, holds {} (a damaged key: remove it to start with a new one)",
@@ -265,6 +261,19 @@ mod tests {
         }
         std::fs::write(&path, b"short").unwrap_or_else(|e| panic!("{e}"));
         assert!(TokenSigner::load_or_create(&path).is_err());
+    }
+
+    #[test]
+    fn a_failing_generator_writes_no_key() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = key_path(dir.path());
+        let failed = TokenSigner::load_or_create_with(&path, || Err("no randomness".into()));
+        assert!(
+            failed.err().is_some_and(|e| e.to_string().contains("no randomness")),
+            "the generator's failure is the error"
+        );
+        assert!(!path.exists(), "a key file was left behind");
+        assert!(TokenSigner::load_or_create(&path).is_ok());
     }
 
     #[test]
