@@ -3,11 +3,13 @@
 //! provider, with only the two addresses swapped for the test's random ports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use parley_testkit::fake_openai::{FakeOpenAi, FakeOpenAiConfig};
-use tokio::sync::oneshot;
+use support::Stack;
 
 const HEADING: &str = "## A whole chat with grpcurl";
 const README_GATEWAY: &str = "127.0.0.1:8080";
@@ -52,20 +54,8 @@ async fn the_readme_grpcurl_walkthrough_runs_a_whole_chat() {
         ..FakeOpenAiConfig::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let stack = parley::start(
-        listener,
-        parley::StackConfig::new(dir.path().join("data")),
-        async move {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .unwrap();
+    let stack = Stack::start().await;
     let gateway = stack.addr.to_string();
-    let running = tokio::spawn(stack.wait());
 
     let script = block
         .replace(README_GATEWAY, &gateway)
@@ -90,8 +80,7 @@ async fn the_readme_grpcurl_walkthrough_runs_a_whole_chat() {
     assert!(stdout.contains("MESSAGE_STATUS_COMPLETE"), "{stdout}");
     assert!(stdout.contains("\"ok\": true"), "TestApiConfig did not pass:\n{stdout}");
 
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    stack.stop().await;
 }
 
 async fn run_bash(script: &str, tools: &Path) -> std::process::Output {

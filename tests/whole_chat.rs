@@ -4,8 +4,9 @@
 //! gRPC.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use parley_proto::chat::v1 as chat;
 use parley_proto::chat::v1::chat_event::Event;
@@ -13,55 +14,9 @@ use parley_proto::user::v1 as user;
 use parley_testkit::fake_openai::FakeOpenAi;
 use parley_testkit::grpc_web::{HttpVersion, WebFrame, WebMode, grpc_web_call, grpc_web_call_over};
 use prost::Message;
-use tokio::sync::oneshot;
+use support::Stack;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
-
-struct Stack {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    running: tokio::task::JoinHandle<Result<(), parley::Error>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Stack {
-    async fn start() -> Self {
-        Self::start_with(|config| config).await
-    }
-
-    async fn start_with(adjust: impl FnOnce(parley::StackConfig) -> parley::StackConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let config = adjust(parley::StackConfig {
-            web_dir: Some(PathBuf::from("/nonexistent/web/dist")),
-            ..parley::StackConfig::new(dir.path().join("data"))
-        });
-        let stack = parley::start(listener, config, async move {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-        let addr = stack.addr;
-        Self {
-            addr,
-            stop: Some(stop),
-            running: tokio::spawn(stack.wait()),
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.running).await.unwrap().unwrap();
-    }
-}
 
 /// One way of calling the gateway, so the same chat runs over each.
 #[derive(Debug, Clone, Copy)]
