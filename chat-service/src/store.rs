@@ -7,7 +7,7 @@
 //! generation or the abandoned-answer sweep, which act on rows they own by id.
 
 use parley_service_kit::database::{Database, flag};
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::key_cipher::SealedKey;
 use crate::page_token::{MessageCursor, SessionCursor};
@@ -644,7 +644,7 @@ impl ChatStore {
     /// streaming (`chat_messages_one_streaming_per_session`), and then nothing is stored.
     pub async fn insert_exchange(&self, new: &NewExchange<'_>) -> Result<(i64, i64), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let (user_id,): (i64,) = sqlx::query_as(
+        let (question_id,): (i64,) = sqlx::query_as(
             "INSERT INTO chat_messages (session_id, role, content, status, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
         )
@@ -655,29 +655,14 @@ impl ChatStore {
         .bind(new.now)
         .fetch_one(&mut *tx)
         .await?;
-        let (assistant_id,): (i64,) = sqlx::query_as(
-            "INSERT INTO chat_messages (session_id, role, content, status, model, reply_to_id, created_at, updated_at) \
-             VALUES ($1, $2, '', $3, $4, $5, $6, $6) RETURNING id",
-        )
-        .bind(new.session_id)
-        .bind(role::ASSISTANT)
-        .bind(status::STREAMING)
-        .bind(new.model)
-        .bind(user_id)
-        .bind(new.now)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE chat_sessions SET last_active_at = $1 WHERE id = $2")
-            .bind(new.now)
-            .bind(new.session_id)
-            .execute(&mut *tx)
-            .await?;
+        let answer_id = Self::insert_answer(&mut tx, new.session_id, question_id, new.model, new.now, new.now).await?;
         tx.commit().await?;
-        Ok((user_id, assistant_id))
+        Ok((question_id, answer_id))
     }
 
-    /// The new answer row of a regeneration, placed at the old answer's position (same
-    /// created_at, larger id) so it takes its place in the conversation.
+    /// The new answer row of a regeneration, placed at `old`'s position (its created_at, a
+    /// larger id): where the answer it replaces stood, or right after the question it answers
+    /// again.
     pub async fn insert_regenerated_answer(
         &self,
         old: &MessageRow,
@@ -686,25 +671,39 @@ impl ChatStore {
         now: i64,
     ) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        let id = Self::insert_answer(&mut tx, old.session_id, reply_to_id, model, old.created_at, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Inserts an empty STREAMING answer to the question `reply_to_id`, placed in the
+    /// conversation at `created_at`, and marks the session active.
+    async fn insert_answer(
+        conn: &mut AnyConnection,
+        session_id: i64,
+        reply_to_id: i64,
+        model: &str,
+        created_at: i64,
+        now: i64,
+    ) -> Result<i64, sqlx::Error> {
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO chat_messages (session_id, role, content, status, model, reply_to_id, created_at, updated_at) \
              VALUES ($1, $2, '', $3, $4, $5, $6, $7) RETURNING id",
         )
-        .bind(old.session_id)
+        .bind(session_id)
         .bind(role::ASSISTANT)
         .bind(status::STREAMING)
         .bind(model)
         .bind(reply_to_id)
-        .bind(old.created_at)
+        .bind(created_at)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
         sqlx::query("UPDATE chat_sessions SET last_active_at = $1 WHERE id = $2")
             .bind(now)
-            .bind(old.session_id)
-            .execute(&mut *tx)
+            .bind(session_id)
+            .execute(&mut *conn)
             .await?;
-        tx.commit().await?;
         Ok(id)
     }
 

@@ -90,6 +90,48 @@ on_every_backend!(
 );
 
 on_every_backend!(
+    answers_start_streaming_in_place_and_mark_the_session_active,
+    |db_url: String| async move {
+        let (_database, store) = open(&db_url).await;
+        let session_id = session(&store, 1).await;
+        let active_at =
+            |store: ChatStore| async move { store.session(1, session_id).await.unwrap().unwrap().last_active_at };
+        let (question_id, answer_id) = store.insert_exchange(&exchange(session_id, "q")).await.unwrap();
+        let answer = store.message_by_id(answer_id).await.unwrap().unwrap();
+        assert_eq!(
+            (answer.role.as_str(), answer.status.as_str(), answer.reply_to_id),
+            ("assistant", status::STREAMING, Some(question_id))
+        );
+        assert_eq!(
+            (answer.created_at, answer.updated_at, answer.model.as_str()),
+            (2, 2, "m")
+        );
+        assert_eq!(active_at(store.clone()).await, 2);
+
+        store.finish_answer(answer_id, &finished("a"), None).await.unwrap();
+        let old = store.message_by_id(answer_id).await.unwrap().unwrap();
+        let new_id = store
+            .insert_regenerated_answer(&old, question_id, "m2", 7)
+            .await
+            .unwrap();
+        let new = store.message_by_id(new_id).await.unwrap().unwrap();
+        // At the old answer's place (its created_at, a larger id), empty and streaming.
+        assert!(new_id > answer_id);
+        assert_eq!(
+            (
+                new.role.as_str(),
+                new.status.as_str(),
+                new.reply_to_id,
+                new.content.as_str()
+            ),
+            ("assistant", status::STREAMING, Some(question_id), "")
+        );
+        assert_eq!((new.created_at, new.updated_at, new.model.as_str()), (2, 7, "m2"));
+        assert_eq!(active_at(store.clone()).await, 7);
+    }
+);
+
+on_every_backend!(
     key_rotation_never_overwrites_a_key_written_meanwhile,
     |db_url: String| async move {
         let (_database, store) = open(&db_url).await;
