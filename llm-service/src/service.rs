@@ -704,6 +704,7 @@ impl StreamMetrics {
             attempts = self.attempts,
             ttft_ms = self.first_token.map(ms),
             total_ms = ms(total),
+            provider_wait_ms = ms(self.provider_wait),
             caller_wait_ms = ms(self.caller_wait),
             added_latency_ms = ms(added),
             "stream ended"
