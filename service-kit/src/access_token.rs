@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -145,8 +146,6 @@ struct KnownKey {
 /// What the last fetch did, so requests that arrive while it is fresh share its outcome.
 #[derive(Default)]
 struct FetchState {
-    /// Fetches done so far (successful or not).
-    fetches: u64,
     /// Failed fetches in a row.
     failures: u32,
     /// No new fetch before this.
@@ -170,8 +169,9 @@ pub struct TokenVerifier {
     keys: RwLock<HashMap<String, KnownKey>>,
     source: Option<Arc<dyn PublicKeySource>>,
     fetch: Mutex<FetchState>,
-    /// `FetchState::fetches`, readable without waiting for a fetch in progress.
-    fetches_done: std::sync::atomic::AtomicU64,
+    /// Fetches done so far (successful or not), counted under `fetch` but read before taking
+    /// it, so a request can tell that a fetch ran while it waited.
+    fetches_done: AtomicU64,
     validation: Validation,
 }
 
@@ -201,7 +201,7 @@ impl TokenVerifier {
             keys: RwLock::new(keys),
             source,
             fetch: Mutex::new(FetchState::default()),
-            fetches_done: std::sync::atomic::AtomicU64::new(0),
+            fetches_done: AtomicU64::new(0),
             validation,
         }
     }
@@ -240,13 +240,14 @@ impl TokenVerifier {
         let Some(source) = &self.source else {
             return Err(TokenError::UnknownKey);
         };
-        let fetches_before = self.fetches_done.load(std::sync::atomic::Ordering::Acquire);
+        let fetches_before = self.fetches_done.load(Ordering::Acquire);
         let mut state = self.fetch.lock().await;
         if let Some(key) = self.known_key(key_id).await {
             return Ok(key);
         }
         let now = Instant::now();
-        if state.fetches != fetches_before || state.next_fetch_at.is_some_and(|at| now < at) {
+        let fetched_meanwhile = self.fetches_done.load(Ordering::Acquire) != fetches_before;
+        if fetched_meanwhile || state.next_fetch_at.is_some_and(|at| now < at) {
             // Someone fetched while this request waited, or very recently: no news yet.
             return Err(state.missing_key());
         }
@@ -255,9 +256,7 @@ impl TokenVerifier {
             Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
             Err(_) => Err(format!("no answer within {FETCH_TIMEOUT:?}")),
         };
-        state.fetches += 1;
-        self.fetches_done
-            .store(state.fetches, std::sync::atomic::Ordering::Release);
+        self.fetches_done.fetch_add(1, Ordering::Release);
         match fetched {
             Ok(keys) => {
                 state.failures = 0;
