@@ -35,7 +35,6 @@ pub enum ServeError {
 pub struct GrpcServer {
     routes: tonic::service::RoutesBuilder,
     service_names: Vec<&'static str>,
-    descriptor_sets: Vec<&'static [u8]>,
     auth: AuthLayer,
     drain_deadline: Duration,
     health: HealthReporter,
@@ -49,7 +48,6 @@ impl GrpcServer {
         Self {
             routes,
             service_names: Vec::new(),
-            descriptor_sets: vec![parley_proto::FILE_DESCRIPTOR_SET],
             auth,
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
             health,
@@ -91,10 +89,7 @@ impl GrpcServer {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let mut files = Vec::new();
-        for set in &self.descriptor_sets {
-            files.extend(FileDescriptorSet::decode(*set)?.file);
-        }
+        let files = FileDescriptorSet::decode(parley_proto::FILE_DESCRIPTOR_SET)?.file;
         // Only what the services served here use: user-service must not describe the internal
         // parley.llm.v1 schemas to anyone who asks.
         let described = FileDescriptorSet {
