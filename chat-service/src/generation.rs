@@ -231,7 +231,7 @@ impl Generation {
     }
 
     /// The answer and reasoning so far.
-    pub fn text(&self) -> (String, String) {
+    fn text(&self) -> (String, String) {
         let log = lock(&self.log);
         (log.content.clone(), log.reasoning.clone())
     }
@@ -854,7 +854,7 @@ fn failed(status: tonic::Status) -> Outcome {
 /// Characters of the conversation shown to the model when asking for a title.
 const TITLE_EXCERPT_CHARS: usize = 1_000;
 /// Titles are cut to this many characters.
-pub const MAX_TITLE_CHARS: usize = 60;
+const MAX_TITLE_CHARS: usize = 60;
 /// Room for the title and, from a reasoning model, the reasoning before it.
 const TITLE_MAX_TOKENS: i32 = 512;
 const TITLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -908,7 +908,7 @@ fn without_inline_reasoning(text: &str) -> String {
 
 /// The first non-empty line outside inline reasoning, without quotes, a "Title:" prefix, a
 /// trailing period or NUL characters, cut to [`MAX_TITLE_CHARS`].
-pub fn clean_title(raw: &str) -> Option<String> {
+fn clean_title(raw: &str) -> Option<String> {
     let text = without_inline_reasoning(&validation::storable(raw));
     let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
     let line = line
@@ -929,7 +929,7 @@ pub fn clean_title(raw: &str) -> Option<String> {
 
 /// A title made from the question when the model gives none: its first line, cut at a word
 /// boundary to at most [`MAX_TITLE_CHARS`] (with "…" when cut).
-pub fn title_from_question(question: &str) -> Option<String> {
+fn title_from_question(question: &str) -> Option<String> {
     let line = question.lines().map(str::trim).find(|l| !l.is_empty())?;
     let words: Vec<&str> = line.split_whitespace().collect();
     let line = words.join(" ");
