@@ -132,6 +132,16 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Whether an error means the database could not be reached or had no connection free in time
+/// (a refused or broken connection, the pool's acquire timeout, a pool closed at shutdown), so
+/// the same request may well succeed shortly: UNAVAILABLE to the caller, not INTERNAL.
+pub fn is_unreachable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+    )
+}
+
 /// Whether an error is a unique-constraint violation (on either backend).
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     error.as_database_error().is_some_and(|e| e.is_unique_violation())
@@ -253,6 +263,40 @@ mod tests {
         };
         // The cause itself, not the pool's "timed out while waiting for an open connection".
         assert!(error.to_string().contains("not a database"), "{error}");
+    }
+
+    /// A database nobody answers at, and a pool closed at shutdown, are "unreachable"; a
+    /// statement the database refused is not.
+    #[tokio::test]
+    async fn unreachable_databases_are_told_apart_from_refused_statements() {
+        sqlx::any::install_default_drivers();
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let nobody = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(500))
+            .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/none"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let refused = sqlx::query("SELECT 1").execute(&nobody).await;
+        assert!(refused.as_ref().err().is_some_and(is_unreachable), "{refused:?}");
+
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let migrations = Migrations {
+            sqlite: &SQLITE,
+            postgres: &POSTGRES,
+        };
+        let db = connect(&sqlite_url(&dir.path().join("t.db")), &migrations)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bad = sqlx::query("SELECT no_such_column FROM kit_probe")
+            .execute(&db.pool)
+            .await;
+        assert!(bad.as_ref().err().is_some_and(|e| !is_unreachable(e)), "{bad:?}");
+        db.pool.close().await;
+        let closed = sqlx::query("SELECT 1").execute(&db.pool).await;
+        assert!(closed.as_ref().err().is_some_and(is_unreachable), "{closed:?}");
     }
 
     #[tokio::test]

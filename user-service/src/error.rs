@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
-use parley_service_kit::grpc_status;
+use parley_service_kit::{database, grpc_status};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+/// What a caller is told to wait when the database cannot be reached.
+const DATABASE_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -69,11 +72,32 @@ impl From<Error> for Status {
             Error::UserNotFound => Status::not_found(error.to_string()),
             Error::AccountDisabled => Status::permission_denied(error.to_string()),
             Error::RateLimited { message, retry_after } => grpc_status::resource_exhausted(message, retry_after),
+            // Nothing was changed and a retry may well work: say so instead of INTERNAL.
+            Error::Database(e) if database::is_unreachable(&e) => {
+                tracing::error!(error = %e, "database unreachable");
+                grpc_status::unavailable("the account database is unavailable", DATABASE_RETRY_AFTER)
+            }
             internal => {
                 // The details stay in the log; the caller learns only that it was our fault.
                 tracing::error!(error = %internal, "internal error");
                 Status::internal("internal error")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_with_a_retry_delay() {
+        for unreachable in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            let status = Status::from(Error::Database(unreachable));
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            assert_eq!(grpc_status::retry_delay(&status), Some(DATABASE_RETRY_AFTER));
+        }
+        let status = Status::from(Error::Database(sqlx::Error::RowNotFound));
+        assert_eq!(status.code(), Code::Internal, "{status:?}");
     }
 }
