@@ -198,13 +198,7 @@ on_every_backend!(
         assert_eq!(stack.fake.disconnects(), 0, "the provider stream was never cut");
 
         // Watching a finished answer gives its final state.
-        let after = alice
-            .messages()
-            .watch_generation(alice.req(pb::WatchGenerationRequest { message_id: answer_id }))
-            .await
-            .unwrap()
-            .into_inner();
-        let after = collect(after, |r: pb::WatchGenerationResponse| r.event).await;
+        let after = watch(&alice, answer_id).await;
         assert_eq!(kinds(&after), ["completed"]);
         // Only assistant messages have generations.
         let question_id = alice.list_messages(session.id).await[0].id;
@@ -246,14 +240,7 @@ on_every_backend!(stop_keeps_the_partial_answer, |db_url: String| async move {
             .await,
         Code::FailedPrecondition,
     );
-    let stopped = alice
-        .messages()
-        .stop_generation(alice.req(pb::StopGenerationRequest { message_id: answer_id }))
-        .await
-        .unwrap()
-        .into_inner()
-        .message
-        .unwrap();
+    let stopped = stop(&alice, answer_id).await;
     assert_eq!(stopped.status, pb::MessageStatus::Stopped as i32);
     assert!(!stopped.content.is_empty());
     assert!(stopped.content.len() < words(100).len());
@@ -277,14 +264,7 @@ on_every_backend!(stop_keeps_the_partial_answer, |db_url: String| async move {
     );
 
     // Stopping again changes nothing; the session is free for the next message.
-    let again = alice
-        .messages()
-        .stop_generation(alice.req(pb::StopGenerationRequest { message_id: answer_id }))
-        .await
-        .unwrap()
-        .into_inner()
-        .message
-        .unwrap();
+    let again = stop(&alice, answer_id).await;
     assert_eq!(again, stopped);
     let events = collect_send(alice.send(session.id, "short one please").await).await;
     assert!(kinds(&events).contains(&"completed"));
@@ -327,13 +307,7 @@ on_every_backend!(provider_failures_are_stored_and_reported, |db_url: String| as
         }
         // The question is stored too.
         assert_eq!(alice.message(stored.id - 1).await.content, "question");
-        let watched = alice
-            .messages()
-            .watch_generation(alice.req(pb::WatchGenerationRequest { message_id: stored.id }))
-            .await
-            .unwrap()
-            .into_inner();
-        let watched = collect(watched, |r: pb::WatchGenerationResponse| r.event).await;
+        let watched = watch(&alice, stored.id).await;
         // A reloaded page gets the text the failed answer kept, then its error.
         let Some(Event::Error(e)) = watched.last() else {
             panic!("{watched:?}")
@@ -411,15 +385,7 @@ on_every_backend!(regenerate_replaces_the_answer_when_done, |db_url: String| asy
     assert_eq!(text_of(&events), "the latest answer");
 
     stack.fake.push_reply(slow(20, Duration::from_millis(30)));
-    let mut stream = alice
-        .messages()
-        .regenerate_message(alice.req(pb::RegenerateMessageRequest {
-            message_id: old_id,
-            api_config_id: None,
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = regenerate(&alice, old_id).await;
     let Some(Event::AssistantStarted(new)) = stream
         .message()
         .await
