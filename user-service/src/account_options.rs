@@ -5,19 +5,22 @@ use std::sync::Arc;
 
 use crate::{Config, MailError, SmtpMailer, SmtpSettings};
 
+const DEFAULT_SMTP_PORT: u16 = 587;
+const DEFAULT_SMTP_FROM: &str = "Parley <parley@localhost>";
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct AccountOptions {
     /// Send verification codes by email through this SMTP server (default: write them to the
     /// log, for a single-user or trusted laptop).
     #[arg(long, env = "PARLEY_SMTP_HOST")]
     pub smtp_host: Option<String>,
-    #[arg(long, env = "PARLEY_SMTP_PORT", default_value_t = 587)]
+    #[arg(long, env = "PARLEY_SMTP_PORT", default_value_t = DEFAULT_SMTP_PORT)]
     pub smtp_port: u16,
     #[arg(long, env = "PARLEY_SMTP_USERNAME")]
     pub smtp_username: Option<String>,
     #[arg(long, env = "PARLEY_SMTP_PASSWORD", hide_env_values = true)]
     pub smtp_password: Option<String>,
-    #[arg(long, env = "PARLEY_SMTP_FROM", default_value = "Parley <parley@localhost>")]
+    #[arg(long, env = "PARLEY_SMTP_FROM", default_value = DEFAULT_SMTP_FROM)]
     pub smtp_from: String,
     /// Mark the refresh-token cookie `Secure` (when browsers reach Parley over HTTPS).
     #[arg(long, env = "PARLEY_SECURE_COOKIES")]
@@ -33,10 +36,10 @@ impl Default for AccountOptions {
     fn default() -> Self {
         Self {
             smtp_host: None,
-            smtp_port: 587,
+            smtp_port: DEFAULT_SMTP_PORT,
             smtp_username: None,
             smtp_password: None,
-            smtp_from: "Parley <parley@localhost>".to_string(),
+            smtp_from: DEFAULT_SMTP_FROM.to_string(),
             secure_cookies: false,
             password_hash_concurrency: None,
         }
@@ -61,5 +64,27 @@ impl AccountOptions {
             })?);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        accounts: AccountOptions,
+    }
+
+    /// `parley` builds the options with `Default`; they must be what the flags default to.
+    #[test]
+    fn default_is_what_no_flags_give() {
+        let parsed = Flags::try_parse_from(["user-service"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            format!("{:?}", parsed.accounts),
+            format!("{:?}", AccountOptions::default())
+        );
     }
 }
