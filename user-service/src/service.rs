@@ -105,6 +105,12 @@ async fn find_account(store: &AccountStore, login: &Login) -> Result<Option<User
     })
 }
 
+/// The account a code request names, if it may use codes at all (disabled accounts are
+/// treated as unknown).
+async fn code_account(store: &AccountStore, login: &Login) -> Result<Option<UserRow>, Error> {
+    Ok(find_account(store, login).await?.filter(UserRow::is_active))
+}
+
 impl AccountService {
     pub fn new(store: AccountStore, keys: Arc<SigningKeys>, passwords: PasswordHasher, codes: CodeQueue) -> Self {
         Self {
@@ -373,12 +379,6 @@ impl AccountService {
         Ok(CODE_TTL)
     }
 
-    /// The account a code request names, if it may use codes at all (disabled accounts are
-    /// treated as unknown).
-    async fn code_account(&self, login: &Login) -> Result<Option<UserRow>, Error> {
-        Ok(find_account(&self.store, login).await?.filter(UserRow::is_active))
-    }
-
     /// The id of the account's live code for `purpose` if `code` is it. Takes an attempt
     /// with one statement whether or not there is an account or a code (user id 0 has
     /// none), so unknown logins cost about what known ones do; every wrong guess uses up one
@@ -404,7 +404,7 @@ impl AccountService {
     pub async fn verify_code(&self, login: &str, code: &str, purpose: Purpose) -> Result<bool, Error> {
         let login = Login::parse("login", login)?;
         let code = account_fields::code("code", code)?;
-        let user = self.code_account(&login).await?;
+        let user = code_account(&self.store, &login).await?;
         let Some(code_id) = self.matching_code(user.as_ref(), purpose, &code).await? else {
             return Ok(false);
         };
@@ -439,7 +439,7 @@ impl AccountService {
         let code = account_fields::code("code", code)?;
         account_fields::password("new_password", new_password)?;
         let wrong = || Error::invalid("code", "is wrong or has expired");
-        let user = self.code_account(&login).await?;
+        let user = code_account(&self.store, &login).await?;
         let Some(code_id) = self.matching_code(user.as_ref(), Purpose::PasswordReset, &code).await? else {
             return Err(wrong());
         };

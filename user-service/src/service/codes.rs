@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parley_service_kit::database::now_millis;
 use tokio::sync::mpsc;
 
-use super::{find_account, millis, until};
+use super::{code_account, millis, until};
 use crate::Error;
 use crate::account_fields::Login;
 use crate::mailer::{Mailer, Purpose, VerificationMail};
@@ -77,7 +77,7 @@ impl CodeQueue {
 
 /// The account-specific part of a send, in the background.
 async fn deliver(store: &AccountStore, mailer: &dyn Mailer, job: CodeJob) -> Result<(), Error> {
-    let Some(user) = find_account(store, &job.login).await?.filter(|u| u.is_active()) else {
+    let Some(user) = code_account(store, &job.login).await? else {
         return Ok(());
     };
     let purpose = job.purpose;
