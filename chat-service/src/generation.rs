@@ -311,7 +311,9 @@ enum Slot {
     /// Claimed by a request that is still storing its messages.
     Reserved {
         user_id: i64,
-        stop: Option<PendingStop>,
+        /// Every stop asked for meanwhile, oldest first: one may name another answer than the
+        /// one that starts, so none may be dropped for an earlier one.
+        stops: Vec<PendingStop>,
     },
     Running(Arc<Generation>),
 }
@@ -381,9 +383,13 @@ impl GenerationRegistry {
                 limit: self.max_per_user,
             });
         }
-        state
-            .sessions
-            .insert(session_id, Slot::Reserved { user_id, stop: None });
+        state.sessions.insert(
+            session_id,
+            Slot::Reserved {
+                user_id,
+                stops: Vec::new(),
+            },
+        );
         Ok(Reservation {
             registry: Arc::clone(self),
             session_id,
@@ -420,8 +426,8 @@ impl GenerationRegistry {
                 (None, Some(Slot::Running(generation))) if message_id.is_none_or(|id| id == generation.message_id) => {
                     Arc::clone(generation)
                 }
-                (None, Some(Slot::Reserved { stop, .. })) => {
-                    stop.get_or_insert(PendingStop { message_id, reason });
+                (None, Some(Slot::Reserved { stops, .. })) => {
+                    stops.push(PendingStop { message_id, reason });
                     return StopTarget::Starting;
                 }
                 _ => return StopTarget::NotHere,
@@ -495,15 +501,17 @@ impl Reservation {
                 .sessions
                 .insert(self.session_id, Slot::Running(Arc::clone(generation)))
             {
-                Some(Slot::Reserved { stop, .. }) => stop,
-                _ => None,
+                Some(Slot::Reserved { stops, .. }) => stops,
+                _ => Vec::new(),
             };
             state.messages.insert(generation.message_id, Arc::clone(generation));
             if state.shutting_down {
                 Some(StopReason::Shutdown)
             } else {
+                // The first stop that is for this answer (or for whatever starts) wins.
                 pending
-                    .filter(|p| p.message_id.is_none_or(|id| id == generation.message_id))
+                    .into_iter()
+                    .find(|p| p.message_id.is_none_or(|id| id == generation.message_id))
                     .map(|p| p.reason)
             }
         };
@@ -1138,6 +1146,25 @@ mod tests {
             registry.stop_session(7, StopReason::SessionDeleted),
             StopTarget::NotHere
         ));
+    }
+
+    #[test]
+    fn a_stop_for_another_answer_does_not_hide_a_later_one_for_this_answer() {
+        let registry = GenerationRegistry::new(2);
+        let reservation = registry.reserve(1, 5).unwrap();
+        // First a stop of answer 9 (finished, or written elsewhere), then of the one starting.
+        registry.stop_message(5, 9, StopReason::User);
+        registry.stop_message(5, 10, StopReason::User);
+        let generation = Generation::new(1, row(10, 5));
+        register(reservation, &generation);
+        assert!(generation.stop.is_cancelled());
+        // Likewise a session being deleted after such a stop.
+        let reservation = registry.reserve(1, 6).unwrap();
+        registry.stop_message(6, 9, StopReason::User);
+        registry.stop_session(6, StopReason::SessionDeleted);
+        let other = Generation::new(1, row(11, 6));
+        register(reservation, &other);
+        assert_eq!(*lock(&other.stop_reason), Some(StopReason::SessionDeleted));
     }
 
     #[test]
