@@ -132,8 +132,9 @@ pub async fn serve(
         .add_service(UserServiceServer::new(api))
         .serve(listener, shutdown)
         .await;
-    // The server ends on shutdown, so the cleanup task has been told to stop too. Codes still
-    // queued are dropped: their senders asked again will get new ones.
+    // The server has ended (on shutdown or failing), so the background tasks go too. Codes
+    // still queued are dropped; their sends were counted, so asking again works once the
+    // send limit's minute has passed.
     cleanup.abort();
     code_worker.abort();
     let _ = cleanup.await;
