@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use parley_service_kit::database::sqlite_url;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinError, JoinHandle};
@@ -225,10 +224,10 @@ pub async fn start(
     // behind chat-service, which does not check it, so it is asked itself.
     let health_urls = [llm_url.clone(), format!("http://{}", reachable(addr))];
 
-    let mut user_config = user_service::Config::new(sqlite_url(&data_dir.join("user-service.db")), &data_dir);
+    let mut user_config = user_service::Config::new(user_service::Config::default_database_url(&data_dir), &data_dir);
     config.accounts.apply_to(&mut user_config)?;
     let chat_config = chat_service::Config::new(
-        sqlite_url(&data_dir.join("chat-service.db")),
+        chat_service::Config::default_database_url(&data_dir),
         &data_dir,
         user_url.clone(),
         llm_url,
