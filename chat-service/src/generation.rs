@@ -537,7 +537,9 @@ impl Reservation {
             async move {
                 let generation = Arc::clone(&job.generation);
                 job.run(&registry).await;
-                // Normally done at each step's end already; this covers every other path.
+                // A stored answer was marked finished and its session freed already, before
+                // the title; an end that could not be stored gets both here. Closing the log
+                // ends every follower.
                 generation.finished.cancel();
                 generation.close();
                 registry.forget(&generation);
