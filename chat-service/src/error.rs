@@ -2,11 +2,14 @@
 
 use std::time::Duration;
 
-use parley_service_kit::grpc_status;
+use parley_service_kit::{database, grpc_status};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::key_cipher::KeyCipherError;
+
+/// The retry delay given with UNAVAILABLE when the database cannot be reached.
+const DATABASE_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -77,6 +80,11 @@ impl From<Error> for Status {
             }
             Error::ShuttingDown => Status::unavailable(error.to_string()),
             Error::Llm(status) => llm_status(status),
+            // Nothing was changed and a retry may well work: say so instead of INTERNAL.
+            Error::Database(e) if database::is_unreachable(&e) => {
+                tracing::error!(error = %e, "database unreachable");
+                grpc_status::unavailable("the chat database is unavailable", DATABASE_RETRY_AFTER)
+            }
             internal => {
                 // The details stay in the log; the caller learns only that it was our fault.
                 tracing::error!(error = %internal, "internal error");
@@ -93,5 +101,21 @@ fn llm_status(status: Status) -> Status {
     match status.code() {
         Code::Internal | Code::Unknown => Status::unavailable(format!("llm-service: {}", status.message())),
         _ => status,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_with_a_retry_delay() {
+        for unreachable in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            let status = Status::from(Error::Database(unreachable));
+            assert_eq!(status.code(), Code::Unavailable);
+            assert_eq!(grpc_status::retry_delay(&status), Some(DATABASE_RETRY_AFTER));
+        }
+        let status = Status::from(Error::Database(sqlx::Error::RowNotFound));
+        assert_eq!(status.code(), Code::Internal);
     }
 }
