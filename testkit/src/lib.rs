@@ -7,6 +7,7 @@
 //! - [`grpc_web`]: a gRPC-web client (binary and text mode, HTTP/1.1 and HTTP/2), as a browser calls the
 //!   gateway.
 //! - [`captured_logs`]: the tracing output of a test, to assert secrets never reach the logs.
+//! - [`wait`]: bounded waiting: until a server listens, until a condition holds.
 
 // Test support, never shipped: failing a test loudly is what these functions are for.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
@@ -15,3 +16,4 @@ pub mod captured_logs;
 pub mod fake_openai;
 pub mod grpc_web;
 pub mod test_database;
+pub mod wait;
