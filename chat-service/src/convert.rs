@@ -1,14 +1,17 @@
-//! Stored rows as the protobuf messages replies carry. Times become Timestamps here and
-//! nowhere else; API keys never leave the row (only their hint does).
+//! Stored rows, and the events of a generation, as the `parley.chat.v1` messages replies and
+//! streams carry: the only place that builds them (handlers only wrap them in responses).
+//! Times become Timestamps here and nowhere else; ids become the protos' int64; API keys
+//! never leave the row (only their hint does).
 
 use parley_proto::chat::v1 as pb;
+use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::timestamp::from_unix_millis;
 
-use crate::store::{ApiConfigRow, MessageRow, PersonaRow, SessionRow, role, status};
+use crate::store::{ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, PersonaRow, Role, SessionRow};
 
 pub fn api_config(row: &ApiConfigRow) -> pb::ApiConfig {
     pb::ApiConfig {
-        id: row.id,
+        id: row.id.0,
         name: row.name.clone(),
         base_url: row.base_url.clone(),
         model: row.model.clone(),
@@ -21,7 +24,7 @@ pub fn api_config(row: &ApiConfigRow) -> pb::ApiConfig {
 
 pub fn persona(row: &PersonaRow) -> pb::Persona {
     pb::Persona {
-        id: row.id,
+        id: row.id.0,
         name: row.name.clone(),
         description: row.description.clone(),
         system_prompt: row.system_prompt.clone(),
@@ -33,11 +36,11 @@ pub fn persona(row: &PersonaRow) -> pb::Persona {
 
 pub fn session(row: &SessionRow) -> pb::Session {
     pb::Session {
-        id: row.id,
+        id: row.id.0,
         title: row.title.clone(),
         system_prompt: row.system_prompt.clone(),
-        persona_id: row.persona_id,
-        api_config_id: row.api_config_id,
+        persona_id: row.persona_id.map(|id| id.0),
+        api_config_id: row.api_config_id.map(|id| id.0),
         model: row.model.clone(),
         temperature: row.temperature,
         pinned: row.pinned != 0,
@@ -49,27 +52,25 @@ pub fn session(row: &SessionRow) -> pb::Session {
     }
 }
 
-pub fn message_role(value: &str) -> pb::MessageRole {
-    match value {
-        role::USER => pb::MessageRole::User,
-        role::ASSISTANT => pb::MessageRole::Assistant,
-        role::SYSTEM => pb::MessageRole::System,
-        _ => pb::MessageRole::Unspecified,
+fn message_role(role: Role) -> pb::MessageRole {
+    match role {
+        Role::User => pb::MessageRole::User,
+        Role::Assistant => pb::MessageRole::Assistant,
+        Role::System => pb::MessageRole::System,
     }
 }
 
-pub fn message_status(value: &str) -> pb::MessageStatus {
-    match value {
-        status::COMPLETE => pb::MessageStatus::Complete,
-        status::STREAMING => pb::MessageStatus::Streaming,
-        status::STOPPED => pb::MessageStatus::Stopped,
-        status::FAILED => pb::MessageStatus::Failed,
-        _ => pb::MessageStatus::Unspecified,
+fn message_status(status: MessageStatus) -> pb::MessageStatus {
+    match status {
+        MessageStatus::Complete => pb::MessageStatus::Complete,
+        MessageStatus::Streaming => pb::MessageStatus::Streaming,
+        MessageStatus::Stopped => pb::MessageStatus::Stopped,
+        MessageStatus::Failed => pb::MessageStatus::Failed,
     }
 }
 
 /// Unset when the provider reported neither count.
-pub fn token_usage(prompt_tokens: Option<i64>, completion_tokens: Option<i64>) -> Option<pb::TokenUsage> {
+fn token_usage(prompt_tokens: Option<i64>, completion_tokens: Option<i64>) -> Option<pb::TokenUsage> {
     match (prompt_tokens, completion_tokens) {
         (None, None) => None,
         (prompt, completion) => Some(pb::TokenUsage {
@@ -81,18 +82,74 @@ pub fn token_usage(prompt_tokens: Option<i64>, completion_tokens: Option<i64>) -
 
 pub fn message(row: &MessageRow) -> pb::Message {
     pb::Message {
-        id: row.id,
-        session_id: row.session_id,
-        role: message_role(&row.role) as i32,
+        id: row.id.0,
+        session_id: row.session_id.0,
+        role: message_role(row.role) as i32,
         content: row.content.clone(),
         reasoning: row.reasoning.clone(),
-        status: message_status(&row.status) as i32,
+        status: message_status(row.status) as i32,
         model: row.model.clone(),
         usage: token_usage(row.prompt_tokens, row.completion_tokens),
         error: row.error.clone(),
         created_at: Some(from_unix_millis(row.created_at)),
         updated_at: Some(from_unix_millis(row.updated_at)),
-        reply_to_id: row.reply_to_id,
+        reply_to_id: row.reply_to_id.map(|id| id.0),
         error_code: i32::try_from(row.error_code).unwrap_or(tonic::Code::Unknown as i32),
+    }
+}
+
+/// The row a generation started with (`started`) with its end as `finish_answer` wrote it:
+/// what COMPLETED carries, without reading the row back.
+pub fn finished_message(started: pb::Message, answer: &FinishedAnswer<'_>) -> pb::Message {
+    pb::Message {
+        content: answer.content.to_owned(),
+        reasoning: answer.reasoning.to_owned(),
+        status: message_status(answer.status) as i32,
+        error: answer.error.to_owned(),
+        error_code: answer.error_code as i32,
+        usage: token_usage(answer.prompt_tokens, answer.completion_tokens),
+        updated_at: Some(from_unix_millis(answer.now)),
+        ..started
+    }
+}
+
+/// The failure event of a generation (or of following one).
+pub fn error_event(code: tonic::Code, message: &str) -> Event {
+    Event::Error(pb::ChatError {
+        code: code as i32,
+        message: message.to_owned(),
+    })
+}
+
+/// `assistant_started` for an answer followed through its row: the row without its text,
+/// which follows as deltas.
+pub fn started_event(row: &MessageRow) -> Event {
+    let mut started = message(row);
+    started.content.clear();
+    started.reasoning.clear();
+    Event::AssistantStarted(started)
+}
+
+/// Text as events: the reasoning, then the answer, each as one delta (none when empty).
+pub fn text_events(reasoning: &str, content: &str) -> Vec<Event> {
+    let mut events = Vec::new();
+    if !reasoning.is_empty() {
+        events.push(Event::ReasoningDelta(reasoning.to_owned()));
+    }
+    if !content.is_empty() {
+        events.push(Event::Delta(content.to_owned()));
+    }
+    events
+}
+
+/// The terminal event of a finished answer (a FAILED one's text comes before it as deltas).
+pub fn final_event(row: &MessageRow) -> Event {
+    if row.status == MessageStatus::Failed {
+        Event::Error(pb::ChatError {
+            code: row.error_code as i32,
+            message: row.error.clone(),
+        })
+    } else {
+        Event::Completed(message(row))
     }
 }

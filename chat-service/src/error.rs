@@ -6,6 +6,7 @@ use parley_service_kit::{database, grpc_status};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::ids::SessionId;
 use crate::key_cipher::KeyCipherError;
 
 /// The retry delay given with UNAVAILABLE when the database cannot be reached.
@@ -30,7 +31,7 @@ pub enum Error {
     FailedPrecondition(String),
     /// One generation at a time per session.
     #[error("session {session_id} is already generating an answer; stop it or wait for it to finish")]
-    GenerationRunning { session_id: i64 },
+    GenerationRunning { session_id: SessionId },
     #[error("too many answers are being generated at once (at most {limit} per user)")]
     TooManyGenerations { limit: usize },
     #[error("chat-service is shutting down")]

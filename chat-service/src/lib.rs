@@ -2,24 +2,30 @@
 //! the generations that answer them through llm-service, served as `parley.chat.v1`'s
 //! `ApiConfigService`, `PersonaService`, `SessionService` and `MessageService`.
 //!
-//! Layers: [`handlers`] (gRPC in and out) → [`service`] (the rules) → [`store`] (SQL), with
-//! [`generation`] running answers as tasks of their own that outlive the request.
+//! Layers: `handlers` (gRPC in and out) → `service` (the rules) → [`store`] (SQL), with
+//! `generation` running answers as tasks of their own that outlive the request, and
+//! `convert` the one place rows become protobuf messages. This file only wires them together
+//! ([`serve`]); [`Config`] says what they are started with. Public is only what other crates
+//! use: the server, its config and errors, and (for the store tests) the store, the id types
+//! and the key cipher.
 
-pub mod context_budget;
-pub mod convert;
+mod api_key;
+mod config;
+mod context_budget;
+mod convert;
 mod error;
-pub mod generation;
-pub mod handlers;
+mod generation;
+mod handlers;
+pub mod ids;
 pub mod key_cipher;
-pub mod llm_client;
+mod llm_client;
 pub mod master_keys;
-pub mod page_token;
-pub mod service;
+mod page_token;
+mod service;
 pub mod store;
-pub mod validation;
+mod validation;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,12 +37,14 @@ use parley_proto::chat::v1::session_service_server::SessionServiceServer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
 use parley_service_kit::auth_layer::AuthLayer;
 use parley_service_kit::database::{self, Migrations};
-use parley_service_kit::grpc_server::{DEFAULT_DRAIN_DEADLINE, GrpcServer};
+use parley_service_kit::grpc_server::GrpcServer;
 use tokio::net::TcpListener;
 use tonic::transport::Endpoint;
 
+pub use config::Config;
 pub use error::Error;
-pub use generation::{GenerationRegistry, GenerationSettings};
+use generation::GenerationRegistry;
+pub use generation::GenerationSettings;
 pub use key_cipher::MasterKey;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -46,66 +54,6 @@ pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &SQLITE_MIGRATIONS,
     postgres: &POSTGRES_MIGRATIONS,
 };
-
-#[derive(Clone)]
-pub struct Config {
-    /// `sqlite://…` or `postgres://…`.
-    pub database_url: String,
-    /// Holds the generated master key (`chat-service/master-key`) when none is configured.
-    pub data_dir: PathBuf,
-    /// user-service, for the public keys that verify access tokens.
-    pub user_service_url: String,
-    /// llm-service, which talks to the providers.
-    pub llm_service_url: String,
-    /// Master keys for API-key encryption, newest version writing. Empty: the key file in
-    /// the data directory, generated on the first start.
-    pub master_keys: Vec<MasterKey>,
-    pub generation: GenerationSettings,
-    /// How long open streams may run on after shutdown was asked for (generations are
-    /// stopped at once, so this is only the time to store and send their end).
-    pub drain_deadline: Duration,
-}
-
-// Never print key material.
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("data_dir", &self.data_dir)
-            .field("user_service_url", &self.user_service_url)
-            .field("llm_service_url", &self.llm_service_url)
-            .field("master_keys", &self.master_keys)
-            .field("generation", &self.generation)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Config {
-    pub fn new(database_url: String, data_dir: &Path, user_service_url: String, llm_service_url: String) -> Self {
-        Self {
-            database_url,
-            data_dir: data_dir.to_path_buf(),
-            user_service_url,
-            llm_service_url,
-            master_keys: Vec::new(),
-            generation: GenerationSettings::default(),
-            drain_deadline: DEFAULT_DRAIN_DEADLINE,
-        }
-    }
-
-    /// The default SQLite database file under `data_dir`.
-    pub fn default_database_url(data_dir: &Path) -> String {
-        database::sqlite_url(&data_dir.join("chat-service.db"))
-    }
-
-    /// The configured master keys, or the generated key file's.
-    fn load_master_keys(&self) -> Result<Vec<MasterKey>, Error> {
-        if self.master_keys.is_empty() {
-            master_keys::load_or_create(&master_keys::key_path(&self.data_dir))
-        } else {
-            Ok(self.master_keys.clone())
-        }
-    }
-}
 
 /// Serves chat-service on `listener` until `shutdown` resolves. On shutdown, running
 /// generations are stopped and their answers so far stored (STOPPED) before this returns.

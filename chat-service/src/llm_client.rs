@@ -3,41 +3,10 @@
 
 use parley_proto::llm::v1 as llm;
 use parley_proto::llm::v1::llm_service_client::LlmServiceClient;
-use parley_service_kit::trace_context::{self, TRACE_HEADERS};
-use tonic::metadata::{MetadataMap, MetadataValue};
+use parley_service_kit::trace_context::TraceHeaders;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::Error;
-
-/// W3C trace-context headers of the request that caused a call, passed on so one trace spans
-/// gateway → chat-service → llm-service.
-#[derive(Debug, Clone, Default)]
-pub struct TraceHeaders(Vec<(&'static str, MetadataValue<tonic::metadata::Ascii>)>);
-
-impl TraceHeaders {
-    pub fn from_metadata(metadata: &MetadataMap) -> Self {
-        Self(
-            TRACE_HEADERS
-                .iter()
-                .filter_map(|name| metadata.get(*name).map(|value| (*name, value.clone())))
-                .collect(),
-        )
-    }
-
-    /// The trace id of the `traceparent`, for logs.
-    pub fn trace_id(&self) -> Option<&str> {
-        let (_, value) = self.0.iter().find(|(name, _)| *name == "traceparent")?;
-        trace_context::trace_id(value.to_str().ok()?)
-    }
-
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        for (name, value) in &self.0 {
-            request.metadata_mut().insert(*name, value.clone());
-        }
-        request
-    }
-}
 
 #[derive(Clone)]
 pub struct LlmClient {
@@ -90,30 +59,5 @@ impl LlmClient {
         });
         let response = self.client.clone().check_provider(request).await.map_err(Error::Llm)?;
         Ok(response.into_inner())
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trace_headers_are_kept_and_read() {
-        let mut metadata = MetadataMap::new();
-        metadata.insert(
-            "traceparent",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-                .parse()
-                .unwrap(),
-        );
-        metadata.insert("authorization", "Bearer secret".parse().unwrap());
-        let trace = TraceHeaders::from_metadata(&metadata);
-        assert_eq!(trace.trace_id(), Some("0af7651916cd43dd8448eb211c80319c"));
-        let request = trace.request(());
-        assert!(request.metadata().get("traceparent").is_some());
-        // Only trace context is passed on, never the caller's credentials.
-        assert!(request.metadata().get("authorization").is_none());
-        assert_eq!(TraceHeaders::default().trace_id(), None);
     }
 }

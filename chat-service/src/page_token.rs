@@ -4,20 +4,22 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::ids::{MessageId, SessionId};
+
 /// Position after the last session of a page, in ListSessions order
 /// (pinned first, then last_active_at descending, then id descending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionCursor {
     pub pinned: bool,
     pub last_active_at: i64,
-    pub id: i64,
+    pub id: SessionId,
 }
 
 /// Position after the last message of a page, oldest first (created_at, id ascending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageCursor {
     pub created_at: i64,
-    pub id: i64,
+    pub id: MessageId,
 }
 
 fn encode(prefix: &str, parts: &[i64]) -> String {
@@ -44,7 +46,7 @@ fn decode<const N: usize>(prefix: &str, token: &str) -> Option<[i64; N]> {
 
 impl SessionCursor {
     pub fn encode(&self) -> String {
-        encode("s", &[i64::from(self.pinned), self.last_active_at, self.id])
+        encode("s", &[i64::from(self.pinned), self.last_active_at, self.id.0])
     }
 
     /// None for anything this service did not issue (the caller answers INVALID_ARGUMENT).
@@ -53,19 +55,22 @@ impl SessionCursor {
         Some(Self {
             pinned: pinned != 0,
             last_active_at,
-            id,
+            id: SessionId(id),
         })
     }
 }
 
 impl MessageCursor {
     pub fn encode(&self) -> String {
-        encode("m", &[self.created_at, self.id])
+        encode("m", &[self.created_at, self.id.0])
     }
 
     pub fn decode(token: &str) -> Option<Self> {
         let [created_at, id] = decode::<2>("m", token)?;
-        Some(Self { created_at, id })
+        Some(Self {
+            created_at,
+            id: MessageId(id),
+        })
     }
 }
 
@@ -78,16 +83,22 @@ mod tests {
         let s = SessionCursor {
             pinned: true,
             last_active_at: 1_790_000_000_123,
-            id: 42,
+            id: SessionId(42),
         };
         assert_eq!(SessionCursor::decode(&s.encode()), Some(s));
-        let m = MessageCursor { created_at: 5, id: 7 };
+        let m = MessageCursor {
+            created_at: 5,
+            id: MessageId(7),
+        };
         assert_eq!(MessageCursor::decode(&m.encode()), Some(m));
     }
 
     #[test]
     fn refuses_foreign_tokens() {
-        let m = MessageCursor { created_at: 5, id: 7 };
+        let m = MessageCursor {
+            created_at: 5,
+            id: MessageId(7),
+        };
         assert_eq!(SessionCursor::decode(&m.encode()), None);
         assert_eq!(SessionCursor::decode("garbage!"), None);
         assert_eq!(MessageCursor::decode(""), None);

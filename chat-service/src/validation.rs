@@ -93,11 +93,9 @@ pub fn page_size(field: &'static str, value: i32) -> Result<i32, Error> {
     }
 }
 
+/// The rule llm-service applies too (`parley_proto::llm::v1::check_temperature`).
 pub fn temperature(field: &'static str, value: f64) -> Result<(), Error> {
-    if !(0.0..=2.0).contains(&value) {
-        return Err(Error::invalid(field, "must be between 0 and 2"));
-    }
-    Ok(())
+    parley_proto::llm::v1::check_temperature(value).map_err(|reason| Error::invalid(field, reason))
 }
 
 /// Model output as it may be stored: without NUL characters (see the module comment), which

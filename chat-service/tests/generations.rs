@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::chat_event::Event;
-use parley_testkit::on_every_backend;
+use parley_testkit::{on_every_backend, wait};
 use tonic::Code;
 
 fn words(n: usize) -> String {
@@ -172,16 +172,12 @@ on_every_backend!(
         drop(stream);
 
         // The answer is stored while it grows (batched), before it completes.
-        let mut partial = None;
-        for _ in 0..200 {
+        let partial = wait::eventually("content persisted while streaming", Duration::from_secs(4), || async {
             let message = alice.message(answer_id).await;
-            if message.status == pb::MessageStatus::Streaming as i32 && !message.content.is_empty() {
-                partial = Some(message.content);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let partial = partial.expect("content was not persisted while streaming");
+            (message.status == pb::MessageStatus::Streaming as i32 && !message.content.is_empty())
+                .then_some(message.content)
+        })
+        .await;
         assert!(words(40).starts_with(&partial));
 
         let watched = collect(watcher, |r: pb::WatchGenerationResponse| r.event).await;
@@ -810,13 +806,10 @@ on_every_backend!(shutdown_does_not_wait_for_a_title, |db_url: String| async mov
         events.push(next_event(&mut stream).await.expect("stream ended before completed"));
     }
     // Wait until the title request is under way.
-    for _ in 0..200 {
-        if stack.fake.chat_requests().len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(stack.fake.chat_requests().len(), 2);
+    wait::until("the title request under way", Duration::from_secs(2), || async {
+        stack.fake.chat_requests().len() == 2
+    })
+    .await;
     // Not a speed check: a shutdown that waited for the title would wait out its 30 s limit.
     tokio::time::timeout(Duration::from_secs(20), stack.stop_chat())
         .await
@@ -1070,9 +1063,10 @@ on_every_backend!(
             other => panic!("{other:?}"),
         };
         // Some text first, so the stopped answer is not empty.
-        while alice.message(second).await.content.is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait::until("some text of the answer stored", Duration::from_secs(10), || async {
+            !alice.message(second).await.content.is_empty()
+        })
+        .await;
         let stopped = stop(&alice, second).await;
         assert_eq!(status_of(&stopped), Stopped);
         let listed = alice.list_messages(session.id).await;
@@ -1160,13 +1154,10 @@ on_every_backend!(
         let Some(Event::Completed(_)) = next_event(&mut stream).await else {
             panic!("no completed")
         };
-        for _ in 0..200 {
-            if stack.fake.chat_requests().len() == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(stack.fake.chat_requests().len(), 2, "the title request is under way");
+        wait::until("the title request under way", Duration::from_secs(2), || async {
+            stack.fake.chat_requests().len() == 2
+        })
+        .await;
         // Asked for a title with room for a reasoning model to think first.
         let body = &stack.fake.chat_requests()[1].body;
         let max_tokens = body["max_tokens"].as_i64().or(body["max_completion_tokens"].as_i64());
@@ -1384,18 +1375,16 @@ on_every_backend!(
             tokio::spawn(async move { collect_send(alice.send(session_id, "think first").await).await })
         };
         // Stop the answer the moment its row exists.
-        let answer_id = loop {
+        let answer_id = wait::eventually("the answer's row", Duration::from_secs(10), || async {
             let row: Option<(i64,)> =
                 sqlx::query_as("SELECT id FROM chat_messages WHERE session_id = $1 AND status = 'streaming'")
                     .bind(session.id)
                     .fetch_optional(&db)
                     .await
                     .unwrap();
-            if let Some((id,)) = row {
-                break id;
-            }
-            tokio::task::yield_now().await;
-        };
+            row.map(|(id,)| id)
+        })
+        .await;
         let stopped = stop(&alice, answer_id).await;
         assert_eq!(status_of(&stopped), pb::MessageStatus::Stopped, "{stopped:?}");
         assert_eq!(stopped.content, "", "stopped before the first token");

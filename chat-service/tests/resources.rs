@@ -5,10 +5,24 @@
 
 mod common;
 
+use std::future::Future;
+
 use common::*;
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt};
 use parley_proto::chat::v1 as pb;
 use parley_testkit::on_every_backend;
 use tonic::Code;
+
+/// A call Mallory makes with an id of Alice's, answering only its status.
+type OwnedCall = Box<dyn FnOnce(User, i64) -> BoxFuture<'static, Result<(), tonic::Status>>>;
+
+fn call<T, Fut>(f: impl FnOnce(User, i64) -> Fut + 'static) -> OwnedCall
+where
+    Fut: Future<Output = Result<T, tonic::Status>> + Send + 'static,
+{
+    Box::new(move |user, id| f(user, id).map_ok(|_| ()).boxed())
+}
 
 fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
     Some(prost_types::FieldMask {
@@ -935,137 +949,269 @@ on_every_backend!(another_users_rows_are_not_found, |db_url: String| async move 
         count_rows(&db, "chat_messages").await,
     );
 
-    let (mut configs, mut personas, mut sessions, mut messages) = (
-        mallory.configs(),
-        mallory.personas(),
-        mallory.sessions(),
-        mallory.messages(),
-    );
+    // Mallory's own session, to try borrowing Alice's config with.
+    let own_session = mallory.create_session(pb::CreateSessionRequest::default()).await.id;
+
+    // Every call that names a row, made by Mallory with Alice's id: NOT_FOUND, as if missing.
+    let cases: Vec<(&str, i64, OwnedCall)> = vec![
+        (
+            "GetApiConfig",
+            config.id,
+            call(|u, id| async move { u.configs().get_api_config(u.req(pb::GetApiConfigRequest { id })).await }),
+        ),
+        (
+            "GetApiConfigByName",
+            config.id,
+            call(|u, _| async move {
+                u.configs()
+                    .get_api_config_by_name(u.req(pb::GetApiConfigByNameRequest { name: "fake".into() }))
+                    .await
+            }),
+        ),
+        (
+            "GetDefaultApiConfig",
+            config.id,
+            call(|u, _| async move {
+                u.configs()
+                    .get_default_api_config(u.req(pb::GetDefaultApiConfigRequest {}))
+                    .await
+            }),
+        ),
+        (
+            "UpdateApiConfig",
+            config.id,
+            call(|u, id| async move {
+                let request = pb::UpdateApiConfigRequest {
+                    id,
+                    name: Some("stolen".into()),
+                    ..Default::default()
+                };
+                u.configs().update_api_config(u.req(request)).await
+            }),
+        ),
+        (
+            "DeleteApiConfig",
+            config.id,
+            call(|u, id| async move {
+                u.configs()
+                    .delete_api_config(u.req(pb::DeleteApiConfigRequest { id }))
+                    .await
+            }),
+        ),
+        (
+            "TestApiConfig",
+            config.id,
+            call(|u, id| async move {
+                let target = Some(pb::test_api_config_request::Target::Id(id));
+                u.configs()
+                    .test_api_config(u.req(pb::TestApiConfigRequest { target }))
+                    .await
+            }),
+        ),
+        (
+            "ListModels",
+            config.id,
+            call(|u, id| async move {
+                let target = Some(pb::list_models_request::Target::Id(id));
+                u.configs().list_models(u.req(pb::ListModelsRequest { target })).await
+            }),
+        ),
+        (
+            "UpdatePersona",
+            persona.id,
+            call(|u, id| async move {
+                let request = pb::UpdatePersonaRequest {
+                    id,
+                    name: Some("stolen".into()),
+                    ..Default::default()
+                };
+                u.personas().update_persona(u.req(request)).await
+            }),
+        ),
+        (
+            "DeletePersona",
+            persona.id,
+            call(|u, id| async move {
+                u.personas()
+                    .delete_persona(u.req(pb::DeletePersonaRequest { id }))
+                    .await
+            }),
+        ),
+        (
+            "CreateSession with a persona",
+            persona.id,
+            call(|u, id| async move {
+                let request = pb::CreateSessionRequest {
+                    persona_id: Some(id),
+                    ..Default::default()
+                };
+                u.sessions().create_session(u.req(request)).await
+            }),
+        ),
+        (
+            "CreateSession with a config",
+            config.id,
+            call(|u, id| async move {
+                let request = pb::CreateSessionRequest {
+                    api_config_id: Some(id),
+                    ..Default::default()
+                };
+                u.sessions().create_session(u.req(request)).await
+            }),
+        ),
+        (
+            "GetSession",
+            session.id,
+            call(|u, id| async move { u.sessions().get_session(u.req(pb::GetSessionRequest { id })).await }),
+        ),
+        (
+            "UpdateSession",
+            session.id,
+            call(|u, id| async move {
+                let request = pb::UpdateSessionRequest {
+                    id,
+                    title: Some("stolen".into()),
+                    ..Default::default()
+                };
+                u.sessions().update_session(u.req(request)).await
+            }),
+        ),
+        (
+            "DeleteSession",
+            session.id,
+            call(|u, id| async move {
+                u.sessions()
+                    .delete_session(u.req(pb::DeleteSessionRequest { id }))
+                    .await
+            }),
+        ),
+        (
+            "SendMessage",
+            session.id,
+            call(|u, session_id| async move {
+                let request = pb::SendMessageRequest {
+                    session_id,
+                    content: "hi".into(),
+                    api_config_id: None,
+                };
+                u.messages().send_message(u.req(request)).await
+            }),
+        ),
+        (
+            "SendMessage in one's own session with a config",
+            config.id,
+            call(move |u, id| async move {
+                let request = pb::SendMessageRequest {
+                    session_id: own_session,
+                    content: "hi".into(),
+                    api_config_id: Some(id),
+                };
+                u.messages().send_message(u.req(request)).await
+            }),
+        ),
+        (
+            "ListMessages",
+            session.id,
+            call(|u, session_id| async move {
+                let request = pb::ListMessagesRequest {
+                    session_id,
+                    ..Default::default()
+                };
+                u.messages().list_messages(u.req(request)).await
+            }),
+        ),
+        (
+            "WatchGeneration",
+            answer_id,
+            call(|u, message_id| async move {
+                u.messages()
+                    .watch_generation(u.req(pb::WatchGenerationRequest { message_id }))
+                    .await
+            }),
+        ),
+        (
+            "StopGeneration",
+            answer_id,
+            call(|u, message_id| async move {
+                u.messages()
+                    .stop_generation(u.req(pb::StopGenerationRequest { message_id }))
+                    .await
+            }),
+        ),
+        (
+            "RegenerateMessage",
+            answer_id,
+            call(|u, message_id| async move {
+                let request = pb::RegenerateMessageRequest {
+                    message_id,
+                    api_config_id: None,
+                };
+                u.messages().regenerate_message(u.req(request)).await
+            }),
+        ),
+    ]
+    .into_iter()
+    .chain(
+        [question_id, answer_id]
+            .into_iter()
+            .flat_map(|message| -> [(&str, i64, OwnedCall); 3] {
+                [
+                    (
+                        "GetMessage",
+                        message,
+                        call(
+                            |u, id| async move { u.messages().get_message(u.req(pb::GetMessageRequest { id })).await },
+                        ),
+                    ),
+                    (
+                        "UpdateMessage",
+                        message,
+                        call(|u, id| async move {
+                            let request = pb::UpdateMessageRequest {
+                                id,
+                                content: "stolen".into(),
+                            };
+                            u.messages().update_message(u.req(request)).await
+                        }),
+                    ),
+                    (
+                        "DeleteMessage",
+                        message,
+                        call(|u, id| async move {
+                            u.messages()
+                                .delete_message(u.req(pb::DeleteMessageRequest { id }))
+                                .await
+                        }),
+                    ),
+                ]
+            }),
+    )
+    .collect();
+    for (name, id, call) in cases {
+        let code = call(mallory.clone(), id).await.err().map(|status| status.code());
+        assert_eq!(code, Some(Code::NotFound), "{name} with another user's id {id}");
+    }
+
+    // What Mallory lists holds nothing of Alice's.
     let m = &mallory;
-    let nf = Code::NotFound;
-    assert_code(
-        configs
-            .get_api_config(m.req(pb::GetApiConfigRequest { id: config.id }))
-            .await,
-        nf,
-    );
-    assert_code(
-        configs
-            .get_api_config_by_name(m.req(pb::GetApiConfigByNameRequest { name: "fake".into() }))
-            .await,
-        nf,
-    );
-    assert_code(
-        configs
-            .get_default_api_config(m.req(pb::GetDefaultApiConfigRequest {}))
-            .await,
-        nf,
-    );
-    assert_code(
-        configs
-            .update_api_config(m.req(pb::UpdateApiConfigRequest {
-                id: config.id,
-                name: Some("stolen".into()),
-                ..Default::default()
-            }))
-            .await,
-        nf,
-    );
-    assert_code(
-        configs
-            .delete_api_config(m.req(pb::DeleteApiConfigRequest { id: config.id }))
-            .await,
-        nf,
-    );
-    assert_code(
-        configs
-            .test_api_config(m.req(pb::TestApiConfigRequest {
-                target: Some(pb::test_api_config_request::Target::Id(config.id)),
-            }))
-            .await,
-        nf,
-    );
-    assert_code(
-        configs
-            .list_models(m.req(pb::ListModelsRequest {
-                target: Some(pb::list_models_request::Target::Id(config.id)),
-            }))
-            .await,
-        nf,
-    );
-    let mallory_configs = configs
+    let mallory_configs = m
+        .configs()
         .list_api_configs(m.req(pb::ListApiConfigsRequest {}))
         .await
         .unwrap()
         .into_inner()
         .api_configs;
     assert!(mallory_configs.is_empty());
-
-    assert_code(
-        personas
-            .update_persona(m.req(pb::UpdatePersonaRequest {
-                id: persona.id,
-                name: Some("stolen".into()),
-                ..Default::default()
-            }))
-            .await,
-        nf,
-    );
-    assert_code(
-        personas
-            .delete_persona(m.req(pb::DeletePersonaRequest { id: persona.id }))
-            .await,
-        nf,
-    );
-    let visible = personas
+    let visible = m
+        .personas()
         .list_personas(m.req(pb::ListPersonasRequest {}))
         .await
         .unwrap()
         .into_inner()
         .personas;
     assert!(visible.iter().all(|p| p.built_in));
-    assert_code(
-        sessions
-            .create_session(m.req(pb::CreateSessionRequest {
-                persona_id: Some(persona.id),
-                ..Default::default()
-            }))
-            .await,
-        nf,
-    );
-    assert_code(
-        sessions
-            .create_session(m.req(pb::CreateSessionRequest {
-                api_config_id: Some(config.id),
-                ..Default::default()
-            }))
-            .await,
-        nf,
-    );
-
-    assert_code(
-        sessions
-            .get_session(m.req(pb::GetSessionRequest { id: session.id }))
-            .await,
-        nf,
-    );
-    assert_code(
-        sessions
-            .update_session(m.req(pb::UpdateSessionRequest {
-                id: session.id,
-                title: Some("stolen".into()),
-                ..Default::default()
-            }))
-            .await,
-        nf,
-    );
-    assert_code(
-        sessions
-            .delete_session(m.req(pb::DeleteSessionRequest { id: session.id }))
-            .await,
-        nf,
-    );
-    let listed = sessions
+    let listed = m
+        .sessions()
         .list_sessions(m.req(pb::ListSessionsRequest {
             include_archived: true,
             ..Default::default()
@@ -1074,80 +1220,10 @@ on_every_backend!(another_users_rows_are_not_found, |db_url: String| async move 
         .unwrap()
         .into_inner()
         .sessions;
-    assert!(listed.is_empty());
-
-    assert_code(
-        messages
-            .send_message(m.req(pb::SendMessageRequest {
-                session_id: session.id,
-                content: "hi".into(),
-                api_config_id: None,
-            }))
-            .await,
-        nf,
-    );
-    assert_code(
-        messages
-            .list_messages(m.req(pb::ListMessagesRequest {
-                session_id: session.id,
-                ..Default::default()
-            }))
-            .await,
-        nf,
-    );
-    for id in [question_id, answer_id] {
-        assert_code(messages.get_message(m.req(pb::GetMessageRequest { id })).await, nf);
-        assert_code(
-            messages
-                .update_message(m.req(pb::UpdateMessageRequest {
-                    id,
-                    content: "stolen".into(),
-                }))
-                .await,
-            nf,
-        );
-        assert_code(
-            messages.delete_message(m.req(pb::DeleteMessageRequest { id })).await,
-            nf,
-        );
-    }
-    assert_code(
-        messages
-            .watch_generation(m.req(pb::WatchGenerationRequest { message_id: answer_id }))
-            .await,
-        nf,
-    );
-    assert_code(
-        messages
-            .stop_generation(m.req(pb::StopGenerationRequest { message_id: answer_id }))
-            .await,
-        nf,
-    );
-    assert_code(
-        messages
-            .regenerate_message(m.req(pb::RegenerateMessageRequest {
-                message_id: answer_id,
-                api_config_id: None,
-            }))
-            .await,
-        nf,
-    );
-    // Mallory's own session cannot borrow Alice's config either.
-    stack.fake_config(m, "mallory's").await;
-    let own = m.create_session(pb::CreateSessionRequest::default()).await;
-    assert_code(
-        messages
-            .send_message(m.req(pb::SendMessageRequest {
-                session_id: own.id,
-                content: "hi".into(),
-                api_config_id: Some(config.id),
-            }))
-            .await,
-        nf,
-    );
+    assert_eq!(listed.iter().map(|s| s.id).collect::<Vec<_>>(), [own_session]);
 
     let after = (
-        count_rows(&db, "api_configs").await - 1,
+        count_rows(&db, "api_configs").await,
         count_rows(&db, "personas").await,
         count_rows(&db, "chat_sessions").await - 1,
         count_rows(&db, "chat_messages").await,

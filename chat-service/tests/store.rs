@@ -4,8 +4,9 @@
 //! deleting a session while other answers are being written.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use chat_service::ids::{ApiConfigId, SessionId, UserId};
 use chat_service::key_cipher::{KeyCipher, SealedKey};
-use chat_service::store::{ChatStore, ConfigFields, FinishedAnswer, NewExchange, NewSession, status};
+use chat_service::store::{ChatStore, ConfigFields, FinishedAnswer, MessageStatus, NewExchange, NewSession};
 use parley_service_kit::database::{self, Database, is_unique_violation};
 use parley_testkit::on_every_backend;
 
@@ -15,10 +16,10 @@ async fn open(db_url: &str) -> (Database, ChatStore) {
     (database, store)
 }
 
-async fn session(store: &ChatStore, user_id: i64) -> i64 {
+async fn session(store: &ChatStore, user_id: i64) -> SessionId {
     store
         .insert_session(&NewSession {
-            user_id,
+            user_id: UserId(user_id),
             title: "t",
             system_prompt: "",
             persona_id: None,
@@ -31,7 +32,7 @@ async fn session(store: &ChatStore, user_id: i64) -> i64 {
         .unwrap()
 }
 
-fn exchange(session_id: i64, content: &str) -> NewExchange<'_> {
+fn exchange(session_id: SessionId, content: &str) -> NewExchange<'_> {
     NewExchange {
         session_id,
         user_content: content,
@@ -44,7 +45,7 @@ fn finished(content: &str) -> FinishedAnswer<'_> {
     FinishedAnswer {
         content,
         reasoning: "",
-        status: status::COMPLETE,
+        status: MessageStatus::Complete,
         prompt_tokens: None,
         completion_tokens: None,
         error: "",
@@ -53,9 +54,9 @@ fn finished(content: &str) -> FinishedAnswer<'_> {
     }
 }
 
-async fn messages_in(database: &Database, session_id: i64) -> i64 {
+async fn messages_in(database: &Database, session_id: SessionId) -> i64 {
     let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM chat_messages WHERE session_id = $1")
-        .bind(session_id)
+        .bind(session_id.0)
         .fetch_one(&database.pool)
         .await
         .unwrap();
@@ -84,8 +85,8 @@ on_every_backend!(
         store.finish_answer(answer_id, &finished("done"), None).await.unwrap();
         store.insert_exchange(&exchange(session_id, "second")).await.unwrap();
         assert_eq!(messages_in(&database, session_id).await, 4);
-        assert_eq!(store.streaming_counts(session_id, 1).await.unwrap(), (1, 2));
-        assert_eq!(store.streaming_counts(session_id, 2).await.unwrap(), (0, 0));
+        assert_eq!(store.streaming_counts(session_id, UserId(1)).await.unwrap(), (1, 2));
+        assert_eq!(store.streaming_counts(session_id, UserId(2)).await.unwrap(), (0, 0));
     }
 );
 
@@ -94,13 +95,19 @@ on_every_backend!(
     |db_url: String| async move {
         let (_database, store) = open(&db_url).await;
         let session_id = session(&store, 1).await;
-        let active_at =
-            |store: ChatStore| async move { store.session(1, session_id).await.unwrap().unwrap().last_active_at };
+        let active_at = |store: ChatStore| async move {
+            store
+                .session(UserId(1), session_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_active_at
+        };
         let (question_id, answer_id) = store.insert_exchange(&exchange(session_id, "q")).await.unwrap();
         let answer = store.message_by_id(answer_id).await.unwrap().unwrap();
         assert_eq!(
             (answer.role.as_str(), answer.status.as_str(), answer.reply_to_id),
-            ("assistant", status::STREAMING, Some(question_id))
+            ("assistant", "streaming", Some(question_id))
         );
         assert_eq!(
             (answer.created_at, answer.updated_at, answer.model.as_str()),
@@ -124,7 +131,7 @@ on_every_backend!(
                 new.reply_to_id,
                 new.content.as_str()
             ),
-            ("assistant", status::STREAMING, Some(question_id), "")
+            ("assistant", "streaming", Some(question_id), "")
         );
         assert_eq!((new.created_at, new.updated_at, new.model.as_str()), (2, 7, "m2"));
         assert_eq!(active_at(store.clone()).await, 7);
@@ -149,36 +156,46 @@ on_every_backend!(
         };
         let id = store
             .insert_api_config(
-                1,
+                UserId(1),
                 &fields,
                 "…",
-                |id| old_instance.seal(id, "sk-first-key").map_err(chat_service::Error::from),
+                |id: ApiConfigId| {
+                    old_instance
+                        .seal(id.0, "sk-first-key")
+                        .map_err(chat_service::Error::from)
+                },
                 1,
             )
             .await
             .unwrap();
-        let read: Vec<(i64, SealedKey)> = store.keys_not_under(2).await.unwrap();
+        let read: Vec<(ApiConfigId, SealedKey)> = store.keys_not_under(2).await.unwrap();
         let (_, sealed) = read.into_iter().find(|(row, _)| *row == id).unwrap();
         // Meanwhile the user sets a new key through the old instance (still version 1).
-        let newer = old_instance.seal(id, "sk-second-key").unwrap();
+        let newer = old_instance.seal(id.0, "sk-second-key").unwrap();
         assert!(
             store
-                .update_api_config(1, id, &fields, Some((newer, "…")), 2)
+                .update_api_config(UserId(1), id, &fields, Some((newer, "…")), 2)
                 .await
                 .unwrap()
         );
         // The rotation's reseal of what it read must not bring the first key back.
-        let resealed = rotating.seal(id, &rotating.open(id, &sealed).unwrap()).unwrap();
+        let resealed = rotating.seal(id.0, &rotating.open(id.0, &sealed).unwrap()).unwrap();
         assert!(!store.reseal_key(id, &sealed, &resealed).await.unwrap());
-        let row = store.api_config(1, id).await.unwrap().unwrap();
-        assert_eq!(rotating.open(id, &row.sealed_key().unwrap()).unwrap(), "sk-second-key");
+        let row = store.api_config(UserId(1), id).await.unwrap().unwrap();
+        assert_eq!(
+            rotating.open(id.0, &row.sealed_key().unwrap()).unwrap(),
+            "sk-second-key"
+        );
         // Read again, the reseal goes through.
         let (_, current) = store.keys_not_under(2).await.unwrap().into_iter().next().unwrap();
-        let resealed = rotating.seal(id, &rotating.open(id, &current).unwrap()).unwrap();
+        let resealed = rotating.seal(id.0, &rotating.open(id.0, &current).unwrap()).unwrap();
         assert!(store.reseal_key(id, &current, &resealed).await.unwrap());
-        let row = store.api_config(1, id).await.unwrap().unwrap();
+        let row = store.api_config(UserId(1), id).await.unwrap().unwrap();
         assert_eq!(row.api_key_key_version, 2);
-        assert_eq!(rotating.open(id, &row.sealed_key().unwrap()).unwrap(), "sk-second-key");
+        assert_eq!(
+            rotating.open(id.0, &row.sealed_key().unwrap()).unwrap(),
+            "sk-second-key"
+        );
     }
 );
 
@@ -187,14 +204,27 @@ on_every_backend!(message_edits_and_deletes_name_the_owner, |db_url: String| asy
     let session_id = session(&store, 1).await;
     let (question_id, answer_id) = store.insert_exchange(&exchange(session_id, "mine")).await.unwrap();
     store.finish_answer(answer_id, &finished("answer"), None).await.unwrap();
-    assert!(!store.update_message_content(2, question_id, "theirs", 4).await.unwrap());
-    assert!(!store.delete_message(2, answer_id).await.unwrap());
-    let question = store.message(1, question_id).await.unwrap().unwrap();
+    assert!(
+        !store
+            .update_message_content(UserId(2), question_id, "theirs", 4)
+            .await
+            .unwrap()
+    );
+    assert!(!store.delete_message(UserId(2), answer_id).await.unwrap());
+    let question = store.message(UserId(1), question_id).await.unwrap().unwrap();
     assert_eq!(question.content, "mine");
-    assert!(store.message(1, answer_id).await.unwrap().is_some());
-    assert!(store.update_message_content(1, question_id, "edited", 4).await.unwrap());
-    assert!(store.delete_message(1, answer_id).await.unwrap());
-    assert_eq!(store.message(1, question_id).await.unwrap().unwrap().content, "edited");
+    assert!(store.message(UserId(1), answer_id).await.unwrap().is_some());
+    assert!(
+        store
+            .update_message_content(UserId(1), question_id, "edited", 4)
+            .await
+            .unwrap()
+    );
+    assert!(store.delete_message(UserId(1), answer_id).await.unwrap());
+    assert_eq!(
+        store.message(UserId(1), question_id).await.unwrap().unwrap().content,
+        "edited"
+    );
 });
 
 /// SQLite: a transaction that reads before it writes cannot become a writer once another
@@ -222,7 +252,7 @@ async fn deleting_sessions_while_answers_are_written() {
             writes
         }
     });
-    const SESSIONS: i64 = 40;
+    const SESSIONS: usize = 40;
     let mut ids = Vec::new();
     for _ in 0..SESSIONS {
         let id = session(&store, 1).await;
@@ -232,7 +262,7 @@ async fn deleting_sessions_while_answers_are_written() {
     }
     let mut failures = Vec::new();
     for id in &ids {
-        match store.delete_session(1, *id).await {
+        match store.delete_session(UserId(1), *id).await {
             Ok(true) => {}
             other => failures.push(format!("{other:?}")),
         }
@@ -247,9 +277,9 @@ async fn deleting_sessions_while_answers_are_written() {
     assert!(writes > 0);
     for id in ids {
         assert_eq!(messages_in(&database, id).await, 0);
-        assert!(store.session(1, id).await.unwrap().is_none());
+        assert!(store.session(UserId(1), id).await.unwrap().is_none());
     }
     // Someone else's session is not deleted, and says so.
-    assert!(!store.delete_session(2, busy_session).await.unwrap());
+    assert!(!store.delete_session(UserId(2), busy_session).await.unwrap());
     assert_eq!(messages_in(&database, busy_session).await, 2);
 }

@@ -122,9 +122,7 @@ impl LlmService {
         });
         let params = request.params.unwrap_or_default();
         if let Some(temperature) = params.temperature {
-            if !(0.0..=2.0).contains(&temperature) {
-                return Err(invalid("params.temperature", "must be between 0 and 2"));
-            }
+            pb::check_temperature(temperature).map_err(|reason| invalid("params.temperature", reason))?;
             body["temperature"] = json!(temperature);
         }
         if let Some(top_p) = params.top_p {

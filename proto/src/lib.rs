@@ -35,6 +35,20 @@ pub mod chat {
 pub mod llm {
     pub mod v1 {
         tonic::include_proto!("parley.llm.v1");
+
+        /// The sampling temperatures Parley accepts (the OpenAI API's range). chat-service
+        /// checks a session's temperature and llm-service a request's by this one rule.
+        pub const TEMPERATURE_RANGE: std::ops::RangeInclusive<f64> = 0.0..=2.0;
+
+        /// `Err` with the reason (for INVALID_ARGUMENT naming the field) when `temperature`
+        /// is outside [`TEMPERATURE_RANGE`] (NaN included).
+        pub fn check_temperature(temperature: f64) -> Result<(), &'static str> {
+            if TEMPERATURE_RANGE.contains(&temperature) {
+                Ok(())
+            } else {
+                Err("must be between 0 and 2")
+            }
+        }
     }
 }
 

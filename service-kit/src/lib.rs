@@ -6,7 +6,7 @@
 //! - [`grpc_status`]: statuses with structured details (field violations, retry delays).
 //! - [`database`]: connect to SQLite or PostgreSQL by URL and run that backend's migrations.
 //! - [`secret_file`]: secrets generated once into the data directory, mode 0600.
-//! - [`trace_context`]: W3C trace context passed from service to service.
+//! - [`trace_context`]: W3C trace context passed from service to service (`TraceHeaders`).
 //! - [`telemetry`], [`shutdown`], [`entrypoint`]: process plumbing.
 
 pub mod access_token;

@@ -27,7 +27,13 @@ impl TestDatabase {
     /// test then skips its PostgreSQL run, saying so).
     pub async fn postgres() -> Option<Self> {
         let Ok(admin_url) = std::env::var("PARLEY_TEST_POSTGRES_URL") else {
-            eprintln!("PARLEY_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run");
+            // Straight to stderr: libtest captures the print macros of passing tests, and a
+            // skipped run must show in the output.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "PARLEY_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run"
+            );
             return None;
         };
         let name = format!("parley_test_{}", uuid::Uuid::new_v4().simple());

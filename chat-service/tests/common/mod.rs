@@ -17,6 +17,7 @@ use parley_proto::chat::v1::session_service_client::SessionServiceClient;
 use parley_proto::user::v1 as user_pb;
 use parley_proto::user::v1::user_service_client::UserServiceClient;
 use parley_testkit::fake_openai::FakeOpenAi;
+use parley_testkit::wait;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -178,14 +179,7 @@ impl Stack {
     }
 
     async fn channel(address: SocketAddr) -> Channel {
-        let url = format!("http://{address}");
-        for _ in 0..400 {
-            if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
-                return channel;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("nothing listens at {url}");
+        wait::channel(address).await
     }
 
     /// Registers `username` and answers clients carrying their access token.
@@ -324,14 +318,15 @@ impl User {
 
     /// Waits until the message is no longer STREAMING.
     pub async fn wait_finished(&self, id: i64) -> pb::Message {
-        for _ in 0..400 {
-            let message = self.message(id).await;
-            if message.status != pb::MessageStatus::Streaming as i32 {
-                return message;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("message {id} is still streaming");
+        wait::eventually(
+            &format!("message {id} finishing"),
+            Duration::from_secs(10),
+            || async move {
+                let message = self.message(id).await;
+                (message.status != pb::MessageStatus::Streaming as i32).then_some(message)
+            },
+        )
+        .await
     }
 }
 

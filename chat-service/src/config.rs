@@ -1,0 +1,72 @@
+//! What chat-service is started with: `main.rs` fills it from flags and environment, tests
+//! and the all-in-one `parley` from code.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use parley_service_kit::database;
+use parley_service_kit::grpc_server::DEFAULT_DRAIN_DEADLINE;
+
+use crate::generation::GenerationSettings;
+use crate::key_cipher::MasterKey;
+use crate::{Error, master_keys};
+
+#[derive(Clone)]
+pub struct Config {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Holds the generated master key (`chat-service/master-key`) when none is configured.
+    pub data_dir: PathBuf,
+    /// user-service, for the public keys that verify access tokens.
+    pub user_service_url: String,
+    /// llm-service, which talks to the providers.
+    pub llm_service_url: String,
+    /// Master keys for API-key encryption, newest version writing. Empty: the key file in
+    /// the data directory, generated on the first start.
+    pub master_keys: Vec<MasterKey>,
+    pub generation: GenerationSettings,
+    /// How long open streams may run on after shutdown was asked for (generations are
+    /// stopped at once, so this is only the time to store and send their end).
+    pub drain_deadline: Duration,
+}
+
+// Never print key material.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("user_service_url", &self.user_service_url)
+            .field("llm_service_url", &self.llm_service_url)
+            .field("master_keys", &self.master_keys)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    pub fn new(database_url: String, data_dir: &Path, user_service_url: String, llm_service_url: String) -> Self {
+        Self {
+            database_url,
+            data_dir: data_dir.to_path_buf(),
+            user_service_url,
+            llm_service_url,
+            master_keys: Vec::new(),
+            generation: GenerationSettings::default(),
+            drain_deadline: DEFAULT_DRAIN_DEADLINE,
+        }
+    }
+
+    /// The default SQLite database file under `data_dir`.
+    pub fn default_database_url(data_dir: &Path) -> String {
+        database::sqlite_url(&data_dir.join("chat-service.db"))
+    }
+
+    /// The configured master keys, or the generated key file's.
+    pub(crate) fn load_master_keys(&self) -> Result<Vec<MasterKey>, Error> {
+        if self.master_keys.is_empty() {
+            master_keys::load_or_create(&master_keys::key_path(&self.data_dir))
+        } else {
+            Ok(self.master_keys.clone())
+        }
+    }
+}

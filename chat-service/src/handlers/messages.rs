@@ -1,0 +1,129 @@
+//! `parley.chat.v1.MessageService`: messages as stored, and the turns that write them.
+
+use futures::StreamExt;
+use parley_proto::chat::v1 as pb;
+use parley_proto::chat::v1::message_service_server::MessageService;
+use parley_service_kit::trace_context::TraceHeaders;
+use tonic::{Request, Response, Status};
+
+use super::{ChatApi, caller};
+use super::{EventStream, events};
+use crate::convert;
+use crate::ids::{ApiConfigId, MessageId, SessionId};
+
+#[tonic::async_trait]
+impl MessageService for ChatApi {
+    type SendMessageStream = EventStream<pb::SendMessageResponse>;
+    type WatchGenerationStream = EventStream<pb::WatchGenerationResponse>;
+    type RegenerateMessageStream = EventStream<pb::RegenerateMessageResponse>;
+
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<Self::SendMessageStream>, Status> {
+        let user = caller(&request)?;
+        let trace = TraceHeaders::from_metadata(request.metadata());
+        let r = request.into_inner();
+        let (question, generation) = self
+            .chat
+            .send_message(
+                user,
+                SessionId(r.session_id),
+                &r.content,
+                r.api_config_id.map(ApiConfigId),
+                trace,
+            )
+            .await?;
+        let first = futures::stream::iter([pb::chat_event::Event::UserMessage(convert::message(&question))]);
+        let stream = first.chain(generation.follow()).boxed();
+        Ok(Response::new(events(stream, |event| pb::SendMessageResponse {
+            event: Some(event),
+        })))
+    }
+
+    async fn watch_generation(
+        &self,
+        request: Request<pb::WatchGenerationRequest>,
+    ) -> Result<Response<Self::WatchGenerationStream>, Status> {
+        let user = caller(&request)?;
+        let stream = self.chat.watch(user, MessageId(request.get_ref().message_id)).await?;
+        Ok(Response::new(events(stream, |event| pb::WatchGenerationResponse {
+            event: Some(event),
+        })))
+    }
+
+    async fn stop_generation(
+        &self,
+        request: Request<pb::StopGenerationRequest>,
+    ) -> Result<Response<pb::StopGenerationResponse>, Status> {
+        let user = caller(&request)?;
+        let row = self.chat.stop(user, MessageId(request.get_ref().message_id)).await?;
+        Ok(Response::new(pb::StopGenerationResponse {
+            message: Some(convert::message(&row)),
+        }))
+    }
+
+    async fn regenerate_message(
+        &self,
+        request: Request<pb::RegenerateMessageRequest>,
+    ) -> Result<Response<Self::RegenerateMessageStream>, Status> {
+        let user = caller(&request)?;
+        let trace = TraceHeaders::from_metadata(request.metadata());
+        let r = request.into_inner();
+        let generation = self
+            .chat
+            .regenerate(user, MessageId(r.message_id), r.api_config_id.map(ApiConfigId), trace)
+            .await?;
+        Ok(Response::new(events(generation.follow(), |event| {
+            pb::RegenerateMessageResponse { event: Some(event) }
+        })))
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<pb::ListMessagesRequest>,
+    ) -> Result<Response<pb::ListMessagesResponse>, Status> {
+        let user = caller(&request)?;
+        let r = request.into_inner();
+        let (rows, next_page_token) = self
+            .chat
+            .list_messages(user, SessionId(r.session_id), r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListMessagesResponse {
+            messages: rows.iter().map(convert::message).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_message(
+        &self,
+        request: Request<pb::GetMessageRequest>,
+    ) -> Result<Response<pb::GetMessageResponse>, Status> {
+        let user = caller(&request)?;
+        let row = self.chat.message(user, MessageId(request.get_ref().id)).await?;
+        Ok(Response::new(pb::GetMessageResponse {
+            message: Some(convert::message(&row)),
+        }))
+    }
+
+    async fn update_message(
+        &self,
+        request: Request<pb::UpdateMessageRequest>,
+    ) -> Result<Response<pb::UpdateMessageResponse>, Status> {
+        let user = caller(&request)?;
+        let r = request.into_inner();
+        let row = self.chat.update_message(user, MessageId(r.id), &r.content).await?;
+        Ok(Response::new(pb::UpdateMessageResponse {
+            message: Some(convert::message(&row)),
+        }))
+    }
+
+    async fn delete_message(
+        &self,
+        request: Request<pb::DeleteMessageRequest>,
+    ) -> Result<Response<pb::DeleteMessageResponse>, Status> {
+        let user = caller(&request)?;
+        self.chat.delete_message(user, MessageId(request.get_ref().id)).await?;
+        Ok(Response::new(pb::DeleteMessageResponse {}))
+    }
+}

@@ -1,0 +1,42 @@
+//! Row ids as types of their own, so a session id cannot be passed where a message id (or
+//! a user id) is meant: several calls take two or three ids side by side. They are stored as
+//! `BIGINT` (sqlx's `transparent` encoding) and leave the service as the protos' `int64`.
+
+use std::fmt;
+
+macro_rules! row_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+        #[sqlx(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+row_id!(
+    /// An account of user-service (the `sub` of its access tokens); chat-service stores it on
+    /// every row a user owns.
+    UserId
+);
+row_id!(
+    /// A row of `chat_sessions`.
+    SessionId
+);
+row_id!(
+    /// A row of `chat_messages`: a question or an answer.
+    MessageId
+);
+row_id!(
+    /// A row of `api_configs`.
+    ApiConfigId
+);
+row_id!(
+    /// A row of `personas` (built in or a user's own).
+    PersonaId
+);

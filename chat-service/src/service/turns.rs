@@ -1,0 +1,348 @@
+//! A chat turn, top to bottom: a question (SendMessage) or another answer to one
+//! (RegenerateMessage) is checked, the session claimed, the rows stored, the model's context
+//! gathered, and the answer handed to its generation job (`generation/job.rs`), which runs on
+//! its own. WatchGeneration follows a running or finished answer; StopGeneration ends one.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
+use parley_proto::chat::v1::chat_event::Event;
+use parley_proto::llm::v1 as llm;
+use parley_service_kit::database::now_millis;
+use parley_service_kit::trace_context::TraceHeaders;
+
+use super::{ChatService, STOP_WAIT};
+use crate::Error;
+use crate::api_key::ApiKey;
+use crate::context_budget;
+use crate::convert;
+use crate::generation::{
+    Generation, GenerationJob, Reservation, StopReason, StopTarget, TitleJob, Turn, follow_stored, wait_not_streaming,
+};
+use crate::ids::{ApiConfigId, MessageId, SessionId, UserId};
+use crate::page_token::MessageCursor;
+use crate::store::{ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, NewExchange, Role, SessionRow};
+use crate::validation;
+
+/// A config with its key opened, ready to call the provider with.
+struct Provider {
+    config: ApiConfigRow,
+    api_key: ApiKey,
+}
+
+impl ChatService {
+    /// Stores the user's message and an empty STREAMING answer, then starts the generation
+    /// as its own task. Answers the stored message and the generation to follow.
+    pub async fn send_message(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        content: &str,
+        api_config_id: Option<ApiConfigId>,
+        trace: TraceHeaders,
+    ) -> Result<(MessageRow, Arc<Generation>), Error> {
+        validation::content("content", content)?;
+        let session = self.session(user_id, session_id).await?;
+        let provider = self.provider_for(user_id, &session, api_config_id).await?;
+        let reservation = self.reserve(user_id, session_id).await?;
+        let model = model_of(&session, &provider);
+        let (question_id, answer_id) = self
+            .store
+            .insert_exchange(&NewExchange {
+                session_id,
+                user_content: content,
+                model: &model,
+                now: now_millis(),
+            })
+            .await
+            .map_err(|e| not_started(e, session_id))?;
+        let started = async {
+            let question = self.message(user_id, question_id).await?;
+            let answer = self.message(user_id, answer_id).await?;
+            let title = (self.settings.generate_titles && session.title.is_empty()).then(|| TitleJob {
+                question: content.to_owned(),
+            });
+            let turn = Turn::NewQuestion { title };
+            let generation = self
+                .start(reservation, &session, &provider, &question, &answer, turn, trace)
+                .await?;
+            Ok((question, generation))
+        };
+        self.or_fail_answer(answer_id, started.await).await
+    }
+
+    /// A new answer to the question `message_id` answered. The old answer stays until the new
+    /// one is COMPLETE or STOPPED (what the user chose to keep), which then takes the place of
+    /// every other answer to the question. A FAILED one leaves the old answer in place: it is
+    /// kept beside it (its error and any text), but never shown to the model.
+    pub async fn regenerate(
+        &self,
+        user_id: UserId,
+        message_id: MessageId,
+        api_config_id: Option<ApiConfigId>,
+        trace: TraceHeaders,
+    ) -> Result<Arc<Generation>, Error> {
+        // An answer is answered anew; a question is answered again (its answer may have been
+        // deleted, or have failed). Either way the new answer takes the named row's place.
+        let old = self.message(user_id, message_id).await?;
+        if old.status == MessageStatus::Streaming {
+            return Err(Error::GenerationRunning {
+                session_id: old.session_id,
+            });
+        }
+        let (question, turn) = match old.role {
+            Role::User => (old.clone(), Turn::AnswerQuestion { question: old.id }),
+            Role::Assistant => {
+                let question = match old.reply_to_id {
+                    Some(id) => self.store.message(user_id, id).await?,
+                    None => None,
+                }
+                .ok_or_else(|| {
+                    Error::FailedPrecondition("the question this answer replied to was deleted".to_owned())
+                })?;
+                let turn = Turn::RegenerateAnswer { question: question.id };
+                (question, turn)
+            }
+            Role::System => return Err(Error::invalid("message_id", "must name a question or an answer")),
+        };
+        let session = self.session(user_id, old.session_id).await?;
+        let provider = self.provider_for(user_id, &session, api_config_id).await?;
+        let reservation = self.reserve(user_id, session.id).await?;
+        let model = model_of(&session, &provider);
+        let answer_id = self
+            .store
+            .insert_regenerated_answer(&old, question.id, &model, now_millis())
+            .await
+            .map_err(|e| not_started(e, session.id))?;
+        let started = async {
+            let answer = self.message(user_id, answer_id).await?;
+            self.start(reservation, &session, &provider, &question, &answer, turn, trace)
+                .await
+        };
+        self.or_fail_answer(answer_id, started.await).await
+    }
+
+    /// The config that answers: the one the request names, else the session's, else the
+    /// user's default; with its key opened.
+    async fn provider_for(
+        &self,
+        user_id: UserId,
+        session: &SessionRow,
+        requested: Option<ApiConfigId>,
+    ) -> Result<Provider, Error> {
+        let config = match requested.or(session.api_config_id) {
+            Some(id) => self.api_config(user_id, id).await?,
+            None => self.store.default_api_config(user_id).await?.ok_or_else(|| {
+                Error::FailedPrecondition("no API config to answer with: create one first".to_owned())
+            })?,
+        };
+        let api_key = self.open_key(&config)?;
+        Ok(Provider { config, api_key })
+    }
+
+    /// Claims the session here, and, when other instances share the database, checks the
+    /// answers they are writing too: the session must be free and the user under the limit
+    /// everywhere. (Two instances checking at the same moment may both pass; the database's
+    /// one-streaming-answer-per-session index still refuses the second answer of a session.)
+    async fn reserve(&self, user_id: UserId, session_id: SessionId) -> Result<Reservation, Error> {
+        let reservation = self.registry.reserve(user_id, session_id)?;
+        if self.shared_database {
+            let (in_session, for_user) = self.store.streaming_counts(session_id, user_id).await?;
+            if in_session > 0 {
+                return Err(Error::GenerationRunning { session_id });
+            }
+            let limit = self.registry.max_per_user();
+            if for_user >= limit as i64 {
+                return Err(Error::TooManyGenerations { limit });
+            }
+        }
+        Ok(reservation)
+    }
+
+    /// Builds the model's request (the context up to `question`) and hands the answer to its
+    /// generation job, which runs as a task of its own from here on.
+    #[allow(clippy::too_many_arguments)]
+    async fn start(
+        &self,
+        reservation: Reservation,
+        session: &SessionRow,
+        provider: &Provider,
+        question: &MessageRow,
+        answer: &MessageRow,
+        turn: Turn,
+        trace: TraceHeaders,
+    ) -> Result<Arc<Generation>, Error> {
+        let messages = self.context(session, question).await?;
+        let request = llm::StreamChatRequest {
+            provider: Some(llm::Provider {
+                base_url: provider.config.base_url.clone(),
+                api_key: provider.api_key.clone().into_exposed(),
+                model: answer.model.clone(),
+            }),
+            messages,
+            params: Some(llm::GenerationParams {
+                temperature: session.temperature,
+                top_p: None,
+                max_tokens: None,
+            }),
+        };
+        let generation = Generation::new(session.user_id, convert::message(answer));
+        tracing::info!(
+            session_id = session.id.0,
+            message_id = answer.id.0,
+            config_id = provider.config.id.0,
+            model = %answer.model,
+            turn = turn.name(),
+            "generation starting"
+        );
+        Ok(reservation.start(GenerationJob {
+            generation,
+            store: self.store.clone(),
+            llm: self.llm.clone(),
+            request,
+            trace,
+            settings: self.settings.clone(),
+            turn,
+        }))
+    }
+
+    /// The session's system prompt, then as many of the latest usable messages up to
+    /// `question` as fit the budget (the question itself always).
+    async fn context(&self, session: &SessionRow, question: &MessageRow) -> Result<Vec<llm::ChatMessage>, Error> {
+        let upto = MessageCursor {
+            created_at: question.created_at,
+            id: question.id,
+        };
+        let newest_first = self
+            .store
+            .history(session.id, upto, self.settings.history_limit)
+            .await?;
+        // At most one answer per question: the newest (a regeneration sits right after the
+        // answer it replaces), should a failed or interrupted attempt have left two.
+        let mut answered = HashSet::new();
+        let mut turns: Vec<&MessageRow> = newest_first
+            .iter()
+            .filter(|m| m.id == question.id || belongs_in_context(m))
+            .filter(|m| m.role != Role::Assistant || m.reply_to_id.is_none_or(|q| answered.insert(q)))
+            .collect();
+        turns.reverse();
+        let texts: Vec<&str> = turns.iter().map(|m| m.content.as_str()).collect();
+        let range = context_budget::select_recent(&session.system_prompt, &texts, self.settings.context_budget_tokens);
+        let mut messages = Vec::with_capacity(range.len() + 1);
+        if !session.system_prompt.trim().is_empty() {
+            messages.push(llm::ChatMessage {
+                role: llm::ChatRole::System as i32,
+                content: session.system_prompt.clone(),
+            });
+        }
+        for turn in &turns[range] {
+            let role = if turn.role == Role::Assistant {
+                llm::ChatRole::Assistant
+            } else {
+                llm::ChatRole::User
+            };
+            messages.push(llm::ChatMessage {
+                role: role as i32,
+                content: turn.content.clone(),
+            });
+        }
+        Ok(messages)
+    }
+
+    /// When a generation could not start after its row was stored, that row must not stay
+    /// STREAMING (it would block the session): it is marked FAILED.
+    async fn or_fail_answer<T>(&self, answer_id: MessageId, result: Result<T, Error>) -> Result<T, Error> {
+        if result.is_err() {
+            let failed = FinishedAnswer {
+                content: "",
+                reasoning: "",
+                status: MessageStatus::Failed,
+                prompt_tokens: None,
+                completion_tokens: None,
+                error: "the answer could not be started",
+                error_code: tonic::Code::Internal as i64,
+                now: now_millis(),
+            };
+            if let Err(e) = self.store.finish_answer(answer_id, &failed, None).await {
+                tracing::error!(error = %e, message_id = answer_id.0, "could not mark an answer that never started");
+            }
+        }
+        result
+    }
+
+    /// The content so far, then live events. A finished answer gives its final message
+    /// (COMPLETED), or, FAILED, the text it kept and then its error.
+    pub async fn watch(&self, user_id: UserId, message_id: MessageId) -> Result<BoxStream<'static, Event>, Error> {
+        let row = self.message(user_id, message_id).await?;
+        if row.role != Role::Assistant {
+            return Err(Error::invalid("message_id", "must name an assistant message"));
+        }
+        if let Some(generation) = self.registry.by_message(message_id) {
+            return Ok(generation.follow());
+        }
+        if row.status == MessageStatus::Streaming {
+            return Ok(follow_stored(self.store.clone(), row));
+        }
+        let mut events = Vec::new();
+        if row.status == MessageStatus::Failed {
+            events.extend(convert::text_events(&row.reasoning, &row.content));
+        }
+        events.push(convert::final_event(&row));
+        Ok(stream::iter(events).boxed())
+    }
+
+    /// Stops a running generation and answers the message as stored (STOPPED with the text so
+    /// far). Stopping a finished answer changes nothing and answers it as it is.
+    pub async fn stop(&self, user_id: UserId, message_id: MessageId) -> Result<MessageRow, Error> {
+        let row = self.message(user_id, message_id).await?;
+        match self.registry.stop_message(row.session_id, message_id, StopReason::User) {
+            StopTarget::Running(generation) => {
+                if tokio::time::timeout(STOP_WAIT, generation.finished()).await.is_err() {
+                    tracing::warn!(message_id = message_id.0, "a stopped generation did not end in time");
+                }
+            }
+            // Starting here (it stops once registered), or written by another instance, which
+            // sees the request through the row with its next write.
+            StopTarget::Starting | StopTarget::NotHere => {
+                if row.status == MessageStatus::Streaming && self.store.request_stop(message_id).await? {
+                    wait_not_streaming(&self.store, message_id, STOP_WAIT).await?;
+                }
+            }
+        }
+        self.message(user_id, message_id).await
+    }
+}
+
+/// Why an answer row could not be inserted: the session already has an answer streaming
+/// (through another instance: the one-per-session index refused it), or was deleted
+/// meanwhile. Nothing was stored either way.
+fn not_started(error: sqlx::Error, session_id: SessionId) -> Error {
+    match error.as_database_error() {
+        Some(e) if e.is_unique_violation() => Error::GenerationRunning { session_id },
+        Some(e) if e.is_foreign_key_violation() => Error::NotFound("session"),
+        _ => Error::Database(error),
+    }
+}
+
+fn model_of(session: &SessionRow, provider: &Provider) -> String {
+    if session.model.is_empty() {
+        provider.config.model.clone()
+    } else {
+        session.model.clone()
+    }
+}
+
+/// What the model is shown of past messages: everything the user wrote, and answers that
+/// were completed or stopped (what the user saw); not failed or empty answers.
+fn belongs_in_context(message: &MessageRow) -> bool {
+    if message.content.trim().is_empty() {
+        return false;
+    }
+    match message.role {
+        Role::User => true,
+        Role::Assistant => matches!(message.status, MessageStatus::Complete | MessageStatus::Stopped),
+        Role::System => false,
+    }
+}

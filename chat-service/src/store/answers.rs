@@ -1,0 +1,249 @@
+//! `chat_messages` as generations write them: the question and the STREAMING answer row
+//! stored before a generation starts, its progress, stops asked for through the row, its end,
+//! and the sweep of answers a dead process left STREAMING.
+
+use sqlx::AnyConnection;
+
+use super::{ChatStore, FinishedAnswer, MessageRow, MessageStatus, NewExchange, Role};
+use crate::ids::{MessageId, SessionId, UserId};
+
+impl ChatStore {
+    /// Answers being generated (by any instance): (in `session_id`, in all of `user_id`'s
+    /// sessions). Reads only STREAMING rows, through their partial indexes.
+    pub async fn streaming_counts(&self, session_id: SessionId, user_id: UserId) -> Result<(i64, i64), sqlx::Error> {
+        let (in_session, for_user): (i64, i64) = sqlx::query_as(STREAMING_COUNTS)
+            .bind(session_id)
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((in_session, for_user))
+    }
+
+    /// Stores the user's message and the empty answer row (STREAMING) in one transaction, and
+    /// marks the session active. Answers (user message id, assistant message id). The caller
+    /// checked the session's owner; a unique violation means the session already has an answer
+    /// streaming (`chat_messages_one_streaming_per_session`), and then nothing is stored.
+    pub async fn insert_exchange(&self, new: &NewExchange<'_>) -> Result<(MessageId, MessageId), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let (question_id,): (MessageId,) = sqlx::query_as(
+            "INSERT INTO chat_messages (session_id, role, content, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        )
+        .bind(new.session_id)
+        .bind(Role::User.as_str())
+        .bind(new.user_content)
+        .bind(MessageStatus::Complete.as_str())
+        .bind(new.now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let answer_id = Self::insert_answer(&mut tx, new.session_id, question_id, new.model, new.now, new.now).await?;
+        tx.commit().await?;
+        Ok((question_id, answer_id))
+    }
+
+    /// The new answer row of a regeneration, placed at `old`'s position (its created_at, a
+    /// larger id): where the answer it replaces stood, or right after the question it answers
+    /// again.
+    pub async fn insert_regenerated_answer(
+        &self,
+        old: &MessageRow,
+        reply_to_id: MessageId,
+        model: &str,
+        now: i64,
+    ) -> Result<MessageId, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let id = Self::insert_answer(&mut tx, old.session_id, reply_to_id, model, old.created_at, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Inserts an empty STREAMING answer to the question `reply_to_id`, placed in the
+    /// conversation at `created_at`, and marks the session active.
+    async fn insert_answer(
+        conn: &mut AnyConnection,
+        session_id: SessionId,
+        reply_to_id: MessageId,
+        model: &str,
+        created_at: i64,
+        now: i64,
+    ) -> Result<MessageId, sqlx::Error> {
+        let (id,): (MessageId,) = sqlx::query_as(
+            "INSERT INTO chat_messages (session_id, role, content, status, model, reply_to_id, created_at, updated_at) \
+             VALUES ($1, $2, '', $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(session_id)
+        .bind(Role::Assistant.as_str())
+        .bind(MessageStatus::Streaming.as_str())
+        .bind(model)
+        .bind(reply_to_id)
+        .bind(created_at)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+        sqlx::query("UPDATE chat_sessions SET last_active_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(session_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(id)
+    }
+
+    /// Persists the answer so far while it streams (also as the heartbeat of a quiet model).
+    /// Answers whether a stop was asked for through the row (by another instance): one
+    /// statement does both, so looking for stops costs no extra query.
+    pub async fn save_progress(
+        &self,
+        id: MessageId,
+        content: &str,
+        reasoning: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE chat_messages SET content = $1, reasoning = $2, updated_at = $3 WHERE id = $4 AND status = $5 \
+             RETURNING CAST(stop_requested AS BIGINT)",
+        )
+        .bind(content)
+        .bind(reasoning)
+        .bind(now)
+        .bind(id)
+        .bind(MessageStatus::Streaming.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some_and(|(requested,)| requested != 0))
+    }
+
+    /// Asks whichever instance generates the answer to stop. False when it is not streaming.
+    /// The caller checked the message's owner.
+    pub async fn request_stop(&self, id: MessageId) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query("UPDATE chat_messages SET stop_requested = 1 WHERE id = $1 AND status = $2")
+            .bind(id)
+            .bind(MessageStatus::Streaming.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// The answers of a session still streaming (possibly on another instance). The caller
+    /// checked the session's owner.
+    pub async fn streaming_in_session(&self, session_id: SessionId) -> Result<Vec<MessageId>, sqlx::Error> {
+        let rows: Vec<(MessageId,)> = sqlx::query_as(STREAMING_IN_SESSION)
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Writes how the generation ended. With `sole_answer_to` (a question's id), this answer
+    /// becomes the question's only one: every other finished answer to it is deleted, in the
+    /// same transaction.
+    pub async fn finish_answer(
+        &self,
+        id: MessageId,
+        answer: &FinishedAnswer<'_>,
+        sole_answer_to: Option<MessageId>,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE chat_messages SET content = $1, reasoning = $2, status = $3, prompt_tokens = $4, \
+             completion_tokens = $5, error = $6, error_code = $7, updated_at = $8 WHERE id = $9",
+        )
+        .bind(answer.content)
+        .bind(answer.reasoning)
+        .bind(answer.status.as_str())
+        .bind(answer.prompt_tokens)
+        .bind(answer.completion_tokens)
+        .bind(answer.error)
+        .bind(answer.error_code)
+        .bind(answer.now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(question_id) = sole_answer_to {
+            sqlx::query(
+                "DELETE FROM chat_messages WHERE reply_to_id = $1 AND id <> $2 AND role = $3 AND status <> $4 \
+                 AND session_id = (SELECT session_id FROM chat_messages WHERE id = $2)",
+            )
+            .bind(question_id)
+            .bind(id)
+            .bind(Role::Assistant.as_str())
+            .bind(MessageStatus::Streaming.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Answers left STREAMING by a process that died can never finish: marks those not
+    /// touched since `untouched_since` FAILED, keeping what they had. Answers how many.
+    pub async fn fail_abandoned(
+        &self,
+        untouched_since: i64,
+        error: &str,
+        error_code: i64,
+        now: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let result = sqlx::query(FAIL_ABANDONED)
+            .bind(MessageStatus::Failed.as_str())
+            .bind(error)
+            .bind(error_code)
+            .bind(now)
+            .bind(untouched_since)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+}
+
+// The statements that look for STREAMING rows (few at any time) among all messages, through
+// the partial indexes of migration 0003.
+
+/// The abandoned-answer sweep, run by every instance every few seconds.
+const FAIL_ABANDONED: &str = "UPDATE chat_messages SET status = $1, error = $2, error_code = $3, updated_at = $4 \
+     WHERE status = 'streaming' AND updated_at < $5";
+
+const STREAMING_IN_SESSION: &str = "SELECT id FROM chat_messages WHERE session_id = $1 AND status = 'streaming'";
+
+const STREAMING_COUNTS: &str = "SELECT CAST(COALESCE(SUM(CASE WHEN m.session_id = $1 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+     CAST(COUNT(*) AS BIGINT) \
+     FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id \
+     WHERE m.status = 'streaming' AND s.user_id = $2";
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use sqlx::AnyPool;
+
+    /// SQLite's plan of `sql` (its parameters bound to `binds`), one line per step.
+    async fn plan(pool: &AnyPool, sql: &str, binds: usize) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
+        for _ in 0..binds {
+            query = query.bind(1_i64);
+        }
+        let steps = query.fetch_all(pool).await.unwrap();
+        steps
+            .into_iter()
+            .map(|(.., detail)| detail)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn streaming_rows_are_found_through_their_partial_indexes() {
+        let db = parley_testkit::test_database::TestDatabase::sqlite();
+        let database = parley_service_kit::database::connect(&db.url, &crate::MIGRATIONS)
+            .await
+            .unwrap();
+        let sweep = plan(&database.pool, FAIL_ABANDONED, 5).await;
+        assert!(sweep.contains("chat_messages_streaming_updated"), "{sweep}");
+        let in_session = plan(&database.pool, STREAMING_IN_SESSION, 1).await;
+        assert!(
+            in_session.contains("chat_messages_one_streaming_per_session"),
+            "{in_session}"
+        );
+        let counts = plan(&database.pool, STREAMING_COUNTS, 2).await;
+        assert!(!counts.contains("SCAN m"), "{counts}");
+    }
+}

@@ -1,0 +1,154 @@
+//! `api_configs`: a user's provider settings, the key sealed.
+
+use super::{ApiConfigRow, CONFIG_COLUMNS, ChatStore, ConfigFields};
+use crate::ids::{ApiConfigId, UserId};
+use crate::key_cipher::SealedKey;
+
+impl ChatStore {
+    /// Inserts the row, then writes the key sealed for its id, in one transaction: the row id
+    /// is the AEAD's associated data, so it must exist before the key is encrypted.
+    pub async fn insert_api_config<E: From<sqlx::Error>>(
+        &self,
+        user_id: UserId,
+        fields: &ConfigFields<'_>,
+        api_key_hint: &str,
+        seal: impl FnOnce(ApiConfigId) -> Result<SealedKey, E>,
+        now: i64,
+    ) -> Result<ApiConfigId, E> {
+        let mut tx = self.pool.begin().await?;
+        let (id,): (ApiConfigId,) = sqlx::query_as(
+            "INSERT INTO api_configs (user_id, name, base_url, model, api_key_hint, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(fields.name)
+        .bind(fields.base_url)
+        .bind(fields.model)
+        .bind(api_key_hint)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        // An error drops the transaction: no row without its key.
+        let sealed = seal(id)?;
+        sqlx::query(
+            "UPDATE api_configs SET api_key_ciphertext = $1, api_key_nonce = $2, api_key_key_version = $3 WHERE id = $4",
+        )
+        .bind(sealed.ciphertext)
+        .bind(sealed.nonce)
+        .bind(sealed.key_version)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn api_config(&self, user_id: UserId, id: ApiConfigId) -> Result<Option<ApiConfigRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONFIG_COLUMNS} FROM api_configs c WHERE c.id = $1 AND c.user_id = $2"
+        )))
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn api_config_by_name(&self, user_id: UserId, name: &str) -> Result<Option<ApiConfigRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONFIG_COLUMNS} FROM api_configs c WHERE c.name = $1 AND c.user_id = $2"
+        )))
+        .bind(name)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// The user's first config: the one chats use when they name none.
+    pub async fn default_api_config(&self, user_id: UserId) -> Result<Option<ApiConfigRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONFIG_COLUMNS} FROM api_configs c WHERE c.user_id = $1 ORDER BY c.id LIMIT 1"
+        )))
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn api_configs(&self, user_id: UserId) -> Result<Vec<ApiConfigRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONFIG_COLUMNS} FROM api_configs c WHERE c.user_id = $1 ORDER BY c.id"
+        )))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Writes the fields, and the key when `sealed` is given. False when no such row of the user.
+    pub async fn update_api_config(
+        &self,
+        user_id: UserId,
+        id: ApiConfigId,
+        fields: &ConfigFields<'_>,
+        key: Option<(SealedKey, &str)>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let result = match key {
+            Some((sealed, hint)) => {
+                sqlx::query(
+                    "UPDATE api_configs SET name = $1, base_url = $2, model = $3, api_key_ciphertext = $4, \
+                     api_key_nonce = $5, api_key_key_version = $6, api_key_hint = $7, updated_at = $8 \
+                     WHERE id = $9 AND user_id = $10",
+                )
+                .bind(fields.name)
+                .bind(fields.base_url)
+                .bind(fields.model)
+                .bind(sealed.ciphertext)
+                .bind(sealed.nonce)
+                .bind(sealed.key_version)
+                .bind(hint)
+                .bind(now)
+                .bind(id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE api_configs SET name = $1, base_url = $2, model = $3, updated_at = $4 \
+                     WHERE id = $5 AND user_id = $6",
+                )
+                .bind(fields.name)
+                .bind(fields.base_url)
+                .bind(fields.model)
+                .bind(now)
+                .bind(id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Deletes the config; sessions that named it fall back to the default config.
+    pub async fn delete_api_config(&self, user_id: UserId, id: ApiConfigId, now: i64) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM api_configs WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 1 {
+            sqlx::query(
+                "UPDATE chat_sessions SET api_config_id = NULL, updated_at = $1 WHERE api_config_id = $2 AND user_id = $3",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted == 1)
+    }
+}

@@ -1,0 +1,98 @@
+//! `personas`: the built-in ones (no owner) and users' own.
+
+use super::{ChatStore, PERSONA_COLUMNS, PersonaRow};
+use crate::ids::{PersonaId, UserId};
+
+impl ChatStore {
+    /// Built-ins first, then the user's own, oldest first.
+    pub async fn personas(&self, user_id: UserId) -> Result<Vec<PersonaRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {PERSONA_COLUMNS} FROM personas WHERE user_id IS NULL OR user_id = $1 \
+             ORDER BY CASE WHEN user_id IS NULL THEN 0 ELSE 1 END, id"
+        )))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// A persona the user can see: built in, or their own.
+    pub async fn persona(&self, user_id: UserId, id: PersonaId) -> Result<Option<PersonaRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {PERSONA_COLUMNS} FROM personas WHERE id = $1 AND (user_id IS NULL OR user_id = $2)"
+        )))
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn insert_persona(
+        &self,
+        user_id: UserId,
+        name: &str,
+        description: &str,
+        system_prompt: &str,
+        now: i64,
+    ) -> Result<PersonaId, sqlx::Error> {
+        let (id,): (PersonaId,) = sqlx::query_as(
+            "INSERT INTO personas (user_id, name, description, system_prompt, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(name)
+        .bind(description)
+        .bind(system_prompt)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Only the user's own personas change; built-ins (user_id NULL) never match.
+    pub async fn update_persona(
+        &self,
+        user_id: UserId,
+        id: PersonaId,
+        name: &str,
+        description: &str,
+        system_prompt: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query(
+            "UPDATE personas SET name = $1, description = $2, system_prompt = $3, updated_at = $4 \
+             WHERE id = $5 AND user_id = $6",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(system_prompt)
+        .bind(now)
+        .bind(id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Sessions started from it keep their copied prompt and forget the persona.
+    pub async fn delete_persona(&self, user_id: UserId, id: PersonaId, now: i64) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM personas WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 1 {
+            sqlx::query(
+                "UPDATE chat_sessions SET persona_id = NULL, updated_at = $1 WHERE persona_id = $2 AND user_id = $3",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted == 1)
+    }
+}
