@@ -96,12 +96,28 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// How long a unary call may take (streams are not limited).
     pub unary_timeout: Duration,
-    /// Calls in flight (streams included) beyond which new calls are refused with
-    /// RESOURCE_EXHAUSTED instead of queueing.
+    /// API calls in flight (streams included) beyond which new calls are refused with
+    /// RESOURCE_EXHAUSTED instead of queueing. Health and reflection do not count.
     pub max_concurrent_calls: usize,
+    /// Reflection streams open at once, in a pool of their own so they cannot starve the API.
+    pub max_reflection_streams: usize,
+    /// Calls one client address may have in flight, so a few addresses cannot take every slot.
+    pub max_calls_per_address: usize,
+    /// Of those, calls that need no account (sign-in, codes, health, reflection).
+    pub max_public_calls_per_address: usize,
     /// Streams (SendMessage, WatchGeneration …) one user may have open at once, so that one
     /// user cannot take every call slot.
     pub max_streams_per_user: usize,
+    /// Unary calls one user may have in flight at once (a slow provider can hold one for the
+    /// whole unary timeout).
+    pub max_unary_calls_per_user: usize,
+    /// HTTP/2 streams one connection may have open (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_streams_per_connection: u32,
+    /// Open connections; beyond it the gateway accepts no more until one closes.
+    pub max_connections: usize,
+    /// Open connections from one peer address that is not a trusted proxy; beyond it new
+    /// ones are closed at once.
+    pub max_connections_per_address: usize,
     /// How long open calls may run on after shutdown was asked for (zero: closed at once).
     pub drain_deadline: Duration,
     /// How long connecting to an upstream may take before the call fails UNAVAILABLE.
@@ -133,7 +149,14 @@ impl Config {
             max_message_bytes: 4 * 1024 * 1024,
             unary_timeout: Duration::from_secs(60),
             max_concurrent_calls: 1024,
+            max_reflection_streams: 16,
+            max_calls_per_address: 256,
+            max_public_calls_per_address: 32,
             max_streams_per_user: 32,
+            max_unary_calls_per_user: 32,
+            max_streams_per_connection: 100,
+            max_connections: 4096,
+            max_connections_per_address: 256,
             drain_deadline: Duration::from_secs(10),
             upstream_connect_timeout: Duration::from_secs(3),
             health_check_interval: Duration::from_secs(5),
@@ -163,16 +186,45 @@ impl Config {
                 seconds(self.unary_timeout),
             );
         }
-        if !(1..=MAX_CONCURRENT_CALLS).contains(&self.max_concurrent_calls) {
-            return setting(
+        let caps = [
+            (
                 "the calls in flight (--max-concurrent-calls)",
-                "between 1 and 1000000",
-                self.max_concurrent_calls.to_string(),
-            );
-        }
-        if self.max_streams_per_user == 0 {
-            return setting(
+                self.max_concurrent_calls,
+            ),
+            (
+                "the reflection streams (--max-reflection-streams)",
+                self.max_reflection_streams,
+            ),
+            (
+                "the calls per address (--max-calls-per-address)",
+                self.max_calls_per_address,
+            ),
+            (
+                "the public calls per address (--max-public-calls-per-address)",
+                self.max_public_calls_per_address,
+            ),
+            (
                 "the open streams per user (--max-streams-per-user)",
+                self.max_streams_per_user,
+            ),
+            (
+                "the unary calls per user (--max-unary-calls-per-user)",
+                self.max_unary_calls_per_user,
+            ),
+            ("the open connections (--max-connections)", self.max_connections),
+            (
+                "the connections per address (--max-connections-per-address)",
+                self.max_connections_per_address,
+            ),
+        ];
+        for (name, value) in caps {
+            if !(1..=MAX_CONCURRENT_CALLS).contains(&value) {
+                return setting(name, "between 1 and 1000000", value.to_string());
+            }
+        }
+        if self.max_streams_per_connection == 0 {
+            return setting(
+                "the streams per connection (--max-streams-per-connection)",
                 "at least 1",
                 "0".to_string(),
             );
@@ -264,19 +316,33 @@ pub async fn serve(
     ))));
     let known = routes.known_services();
     let streaming_methods = routes.streaming_methods();
+    let unary_methods = routes.unary_methods();
     let grpc_routes = routes.into_router(grpc_routes, &config);
+    let resolve_client = client_addr::ResolveClient::new(&config.trusted_proxies);
     let guarded: GrpcService = BoxCloneService::new(
         ServiceBuilder::new()
+            .map_request(move |request| resolve_client.resolve(request))
+            // Per address first, so one address over its share takes no global slot.
+            .layer(AdmissionLayer::new(load_shedding::CallsPerAddress::new(
+                PUBLIC_METHODS,
+                config.max_calls_per_address,
+                config.max_public_calls_per_address,
+            )))
             // Before auth, which may have to ask user-service for keys.
             .layer(AdmissionLayer::new(load_shedding::CallsInFlight::new(
                 config.max_concurrent_calls,
+                config.max_reflection_streams,
             )))
             .layer(AuthLayer::new(verifier, PUBLIC_METHODS.iter().copied()))
             .map_request(call_log::record_caller)
-            // Before the rate limit, so a refused stream does not spend a message's allowance.
-            .layer(AdmissionLayer::new(load_shedding::StreamsPerUser::new(
+            // Before the rate limit, so a refused call does not spend a message's allowance.
+            .layer(AdmissionLayer::new(load_shedding::CallsPerUser::streams(
                 streaming_methods,
                 config.max_streams_per_user,
+            )))
+            .layer(AdmissionLayer::new(load_shedding::CallsPerUser::unary(
+                unary_methods,
+                config.max_unary_calls_per_user,
             )))
             .layer(AdmissionLayer::new(rate_limit::Limits::new(&config)))
             .service(grpc_routes.clone()),
@@ -289,7 +355,14 @@ pub async fn serve(
 
     let shutdown = shutdown.boxed().shared();
     let health_task = tokio::spawn(checker.run(config.health_check_interval, shutdown.clone()));
-    let result = http_server::run(listener, cors.layer(front), shutdown, config.drain_deadline).await;
+    let limits = http_server::ConnectionLimits {
+        max_connections: config.max_connections,
+        max_connections_per_address: config.max_connections_per_address,
+        trusted_proxies: config.trusted_proxies.clone(),
+        max_streams_per_connection: config.max_streams_per_connection,
+        drain_deadline: config.drain_deadline,
+    };
+    let result = http_server::run(listener, cors.layer(front), shutdown, limits).await;
     health_task.abort();
     result.map_err(Error::from)
 }

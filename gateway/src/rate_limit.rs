@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use parley_service_kit::access_token::AuthenticatedUser;
 use parley_service_kit::grpc_status::resource_exhausted;
 
 use crate::admission::Admission;
-use crate::client_addr::{ClientAddr, IpNetwork, client_ip};
+use crate::client_addr::{ClientIp, address_key};
 use crate::{ADDRESS_LIMITED_METHODS, Config, REFRESH_LIMITED_METHODS, USER_LIMITED_METHODS};
 
 /// At most `burst` calls at once, refilled evenly so that `burst` more are allowed per `period`.
@@ -117,16 +117,6 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
     }
 }
 
-/// The key a client address is limited by: the address itself for IPv4, its /64 for IPv6,
-/// the smallest network one subscriber is normally given (a /64 holds 2^64 addresses to
-/// rotate through).
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-        v4 => v4,
-    }
-}
-
 /// One limit on a set of methods, keyed by client address.
 struct AddressLimit {
     methods: HashSet<&'static str>,
@@ -139,7 +129,6 @@ pub(crate) struct Limits {
     by_address: Vec<AddressLimit>,
     by_user: Option<Buckets<i64>>,
     user_methods: HashSet<&'static str>,
-    trusted_proxies: Vec<IpNetwork>,
 }
 
 impl Limits {
@@ -171,7 +160,6 @@ impl Limits {
             by_address,
             by_user: active(config.generation_rate_limit).map(|l| Buckets::new(l, now)),
             user_methods: USER_LIMITED_METHODS.iter().copied().collect(),
-            trusted_proxies: config.trusted_proxies.clone(),
         }
     }
 }
@@ -183,11 +171,11 @@ impl Admission for Limits {
         let path = request.uri().path();
         let now = Instant::now();
         if let Some(limit) = self.by_address.iter().find(|l| l.methods.contains(path)) {
-            let peer = request
-                .extensions()
-                .get::<ClientAddr>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-            let client = address_key(client_ip(peer, request.headers(), &self.trusted_proxies));
+            let Some(&ClientIp(ip)) = request.extensions().get::<ClientIp>() else {
+                tracing::error!(method = path, "no client address on a rate-limited call");
+                return Err(tonic::Status::internal("the client's address is unknown"));
+            };
+            let client = address_key(ip);
             limit.buckets.take(client, now).map_err(|retry| {
                 tracing::info!(%client, method = path, "rate limited by address");
                 resource_exhausted(limit.refusal, retry)

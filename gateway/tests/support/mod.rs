@@ -21,6 +21,8 @@ use tonic::{Request, Response, Status};
 
 pub const USER_ID: i64 = 7;
 pub const PASSWORD: &str = "correct horse";
+/// Metadata that makes the fake GetMe take 30 s (a slow unary call that needs an account).
+pub const SLOW: &str = "x-test-slow";
 const KEY_ID: &str = "test-key";
 const SEED: [u8; 32] = [9; 32];
 
@@ -43,6 +45,11 @@ impl Observed {
 
     pub fn paths(&self) -> Vec<String> {
         self.calls.lock().unwrap().iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// How many calls of `path` the upstreams received.
+    pub fn count(&self, path: &str) -> usize {
+        self.calls.lock().unwrap().iter().filter(|(p, _)| p == path).count()
     }
 
     pub fn last_headers(&self, path: &str) -> http::HeaderMap {
@@ -134,6 +141,9 @@ impl user::user_service_server::UserService for FakeUserService {
     }
     async fn get_me(&self, r: Request<user::GetMeRequest>) -> Result<Response<user::GetMeResponse>, Status> {
         self.observed.record("GetMe", &r);
+        if r.metadata().contains_key(SLOW) {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
         Ok(Response::new(user::GetMeResponse {
             user: Some(user::User {
                 id: USER_ID,
