@@ -30,6 +30,10 @@ pub struct EdgeOptions {
     /// Messages (and regenerations) allowed per user per minute (0: no limit).
     #[arg(long, env = "PARLEY_MESSAGES_PER_MINUTE", default_value_t = 30)]
     pub messages_per_minute: u32,
+    /// Connection tests and model lists (calls to the user's provider) allowed per user per
+    /// minute (0: no limit).
+    #[arg(long, env = "PARLEY_PROVIDER_CHECKS_PER_MINUTE", default_value_t = 20)]
+    pub provider_checks_per_minute: u32,
     /// The largest request message accepted, in bytes.
     #[arg(long, env = "PARLEY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -83,6 +87,7 @@ impl Default for EdgeOptions {
             auth_requests_per_minute: 30,
             refresh_requests_per_minute: 120,
             messages_per_minute: 30,
+            provider_checks_per_minute: 20,
             max_message_bytes: 4 * 1024 * 1024,
             unary_timeout_secs: 60,
             max_concurrent_calls: 1024,
@@ -114,6 +119,7 @@ impl EdgeOptions {
         config.auth_rate_limit = per_minute(self.auth_requests_per_minute);
         config.refresh_rate_limit = per_minute(self.refresh_requests_per_minute);
         config.generation_rate_limit = per_minute(self.messages_per_minute);
+        config.provider_rate_limit = per_minute(self.provider_checks_per_minute);
         config.max_message_bytes = self.max_message_bytes;
         config.unary_timeout = Duration::from_secs(self.unary_timeout_secs);
         config.max_concurrent_calls = self.max_concurrent_calls;

@@ -68,6 +68,13 @@ const USER_LIMITED_METHODS: &[&str] = &[
     "/parley.chat.v1.MessageService/RegenerateMessage",
 ];
 
+/// Methods that ask the user's provider (each can take up to the unary timeout and costs the
+/// provider a request): limited per user, with their own allowance.
+const PROVIDER_LIMITED_METHODS: &[&str] = &[
+    "/parley.chat.v1.ApiConfigService/TestApiConfig",
+    "/parley.chat.v1.ApiConfigService/ListModels",
+];
+
 /// The proto packages the gateway routes, and which upstream owns each.
 const USER_PACKAGE: &str = "parley.user.v1";
 const CHAT_PACKAGE: &str = "parley.chat.v1";
@@ -92,6 +99,8 @@ pub struct Config {
     pub refresh_rate_limit: Option<RateLimit>,
     /// Per user, on SendMessage and RegenerateMessage. `None`: unlimited.
     pub generation_rate_limit: Option<RateLimit>,
+    /// Per user, on TestApiConfig and ListModels. `None`: unlimited.
+    pub provider_rate_limit: Option<RateLimit>,
     /// The largest request message forwarded, in bytes.
     pub max_message_bytes: usize,
     /// How long a unary call may take (streams are not limited).
@@ -146,6 +155,7 @@ impl Config {
             auth_rate_limit: Some(RateLimit::per_minute(30)),
             refresh_rate_limit: Some(RateLimit::per_minute(120)),
             generation_rate_limit: Some(RateLimit::per_minute(30)),
+            provider_rate_limit: Some(RateLimit::per_minute(20)),
             max_message_bytes: 4 * 1024 * 1024,
             unary_timeout: Duration::from_secs(60),
             max_concurrent_calls: 1024,
@@ -251,6 +261,7 @@ impl Config {
             self.auth_rate_limit,
             self.refresh_rate_limit,
             self.generation_rate_limit,
+            self.provider_rate_limit,
         ];
         if limits.iter().flatten().any(|l| l.burst > 0 && l.period.is_zero()) {
             return setting("a rate limit's period", "more than 0", "0 s".to_string());

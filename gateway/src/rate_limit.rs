@@ -1,8 +1,9 @@
 //! Rate limits at the edge: per client address on the public auth methods (password and code
 //! guessing) and, with a separate and larger allowance, on RefreshToken and Logout (a busy tab
 //! refreshing its token must never lock its user out of signing in); per user on the methods
-//! that start a generation. Over the limit, a call is answered RESOURCE_EXHAUSTED with a
-//! `RetryInfo` saying when to try again.
+//! that start a generation and, with their own allowance, on those that ask the user's
+//! provider (TestApiConfig, ListModels). Over the limit, a call is answered RESOURCE_EXHAUSTED
+//! with a `RetryInfo` saying when to try again.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -15,7 +16,7 @@ use parley_service_kit::grpc_status::resource_exhausted;
 
 use crate::admission::Admission;
 use crate::client_addr::{ClientIp, address_key};
-use crate::{ADDRESS_LIMITED_METHODS, Config, REFRESH_LIMITED_METHODS, USER_LIMITED_METHODS};
+use crate::{ADDRESS_LIMITED_METHODS, Config, PROVIDER_LIMITED_METHODS, REFRESH_LIMITED_METHODS, USER_LIMITED_METHODS};
 
 /// At most `burst` calls at once, refilled evenly so that `burst` more are allowed per `period`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -124,11 +125,17 @@ struct AddressLimit {
     refusal: &'static str,
 }
 
+/// One limit on a set of methods, keyed by user.
+struct UserLimit {
+    methods: HashSet<&'static str>,
+    buckets: Buckets<i64>,
+    refusal: &'static str,
+}
+
 /// Every rate limit, checked before a call is forwarded.
 pub(crate) struct Limits {
     by_address: Vec<AddressLimit>,
-    by_user: Option<Buckets<i64>>,
-    user_methods: HashSet<&'static str>,
+    by_user: Vec<UserLimit>,
 }
 
 impl Limits {
@@ -156,11 +163,24 @@ impl Limits {
             })
         })
         .collect();
-        Self {
-            by_address,
-            by_user: active(config.generation_rate_limit).map(|l| Buckets::new(l, now)),
-            user_methods: USER_LIMITED_METHODS.iter().copied().collect(),
-        }
+        let by_user = [
+            (config.generation_rate_limit, USER_LIMITED_METHODS, "too many messages"),
+            (
+                config.provider_rate_limit,
+                PROVIDER_LIMITED_METHODS,
+                "too many connection tests and model lists",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(limit, methods, refusal)| {
+            Some(UserLimit {
+                methods: methods.iter().copied().collect(),
+                buckets: Buckets::new(active(limit)?, now),
+                refusal,
+            })
+        })
+        .collect();
+        Self { by_address, by_user }
     }
 }
 
@@ -181,13 +201,12 @@ impl Admission for Limits {
                 resource_exhausted(limit.refusal, retry)
             })?;
         }
-        if let Some(buckets) = &self.by_user
-            && self.user_methods.contains(path)
+        if let Some(limit) = self.by_user.iter().find(|l| l.methods.contains(path))
             && let Some(user) = request.extensions().get::<AuthenticatedUser>()
         {
-            buckets.take(user.user_id, now).map_err(|retry| {
+            limit.buckets.take(user.user_id, now).map_err(|retry| {
                 tracing::info!(user_id = user.user_id, method = path, "rate limited by user");
-                resource_exhausted("too many messages", retry)
+                resource_exhausted(limit.refusal, retry)
             })?;
         }
         Ok(())

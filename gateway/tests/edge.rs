@@ -1202,3 +1202,64 @@ async fn one_address_cannot_hold_every_connection() {
     .await;
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn provider_checks_are_limited_per_user_with_their_own_allowance() {
+    let stack = Stack::start_with(|config| {
+        config.provider_rate_limit = Some(gateway::RateLimit {
+            burst: 1,
+            period: Duration::from_secs(60),
+        });
+    })
+    .await;
+    let call = |path: &'static str, user_id: i64| {
+        let auth = bearer(&access_token(user_id));
+        let addr = stack.addr;
+        async move {
+            match path {
+                SEND_MESSAGE => {
+                    let stream = grpc_web_call(
+                        addr,
+                        path,
+                        &send_request("hi"),
+                        WebMode::Binary,
+                        &[("authorization", &auth)],
+                    )
+                    .await;
+                    stream.collect::<chat::SendMessageResponse>().await.1
+                }
+                _ => {
+                    status_of(
+                        addr,
+                        path,
+                        &chat::ListModelsRequest::default(),
+                        &[("authorization", &auth)],
+                    )
+                    .await
+                    .0
+                }
+            }
+        }
+    };
+    const TEST_API_CONFIG: &str = "/parley.chat.v1.ApiConfigService/TestApiConfig";
+    const LIST_MODELS: &str = "/parley.chat.v1.ApiConfigService/ListModels";
+    // The fake chat upstream has no ApiConfigService: UNIMPLEMENTED means the call got through.
+    assert_eq!(call(TEST_API_CONFIG, USER_ID).await, Code::Unimplemented);
+    assert_eq!(call(TEST_API_CONFIG, USER_ID).await, Code::ResourceExhausted);
+    assert_eq!(
+        call(LIST_MODELS, USER_ID).await,
+        Code::ResourceExhausted,
+        "one allowance for both"
+    );
+    assert_eq!(
+        call(LIST_MODELS, USER_ID + 1).await,
+        Code::Unimplemented,
+        "another user"
+    );
+    assert_eq!(
+        call(SEND_MESSAGE, USER_ID).await,
+        Code::Ok,
+        "messages have their own allowance"
+    );
+    stack.shutdown().await;
+}
