@@ -14,7 +14,13 @@ pub(crate) struct ClientAddr(pub(crate) SocketAddr);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ClientIp(pub(crate) IpAddr);
 
-/// Resolves each request's client address once, for every limit after it.
+/// The metadata that tells an upstream the client's address (plain IP text, such as
+/// `203.0.113.9` or `2001:db8::1`), so user-service can throttle sign-ins per address. The
+/// gateway always sets it itself: a value a client sent is never passed on.
+pub(crate) const CLIENT_IP_METADATA: http::HeaderName = http::HeaderName::from_static("x-parley-client-ip");
+
+/// Resolves each request's client address once, for every limit after it and for the
+/// upstream ([`CLIENT_IP_METADATA`]).
 #[derive(Clone)]
 pub(crate) struct ResolveClient {
     trusted_proxies: Arc<[IpNetwork]>,
@@ -34,6 +40,11 @@ impl ResolveClient {
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         let ip = client_ip(peer, request.headers(), &self.trusted_proxies);
         request.extensions_mut().insert(ClientIp(ip));
+        // `insert` replaces every value the client sent under this name.
+        match http::HeaderValue::from_str(&ip.to_string()) {
+            Ok(value) => request.headers_mut().insert(CLIENT_IP_METADATA, value),
+            Err(_) => request.headers_mut().remove(CLIENT_IP_METADATA),
+        };
         request
     }
 }

@@ -1263,3 +1263,61 @@ async fn provider_checks_are_limited_per_user_with_their_own_allowance() {
     );
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn upstreams_get_the_resolved_client_address_and_never_the_clients_own_claim() {
+    const CLIENT_IP: &str = "x-parley-client-ip";
+    let stack = Stack::start_with(|config| config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    let seen = |path: &str| {
+        let headers = stack.observed.last_headers(path);
+        headers
+            .get_all(CLIENT_IP)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // Native gRPC, behind a trusted proxy: the address X-Forwarded-For names.
+    let mut users = user::user_service_client::UserServiceClient::new(channel(&stack.url()).await);
+    let mut request = with_metadata(
+        login_request(PASSWORD),
+        &[
+            (CLIENT_IP, "198.51.100.66".to_string()),
+            ("x-forwarded-for", "203.0.113.5".to_string()),
+        ],
+    );
+    request
+        .metadata_mut()
+        .append(CLIENT_IP, MetadataValue::from_static("198.51.100.67"));
+    users.login(request).await.unwrap();
+    assert_eq!(seen("Login"), ["203.0.113.5"]);
+
+    // gRPC-web, a signed-in stream, no proxy header: the TCP peer.
+    let auth = bearer(&access_token(USER_ID));
+    let stream = grpc_web_call(
+        stack.addr,
+        SEND_MESSAGE,
+        &send_request("hi"),
+        WebMode::Text,
+        &[("authorization", &auth), (CLIENT_IP, "198.51.100.66")],
+    )
+    .await;
+    assert_eq!(stream.collect::<chat::SendMessageResponse>().await.1, Code::Ok);
+    assert_eq!(seen("SendMessage"), ["127.0.0.1"]);
+    stack.shutdown().await;
+
+    // A client that is not a trusted proxy cannot name another address either way.
+    let stack = Stack::start().await;
+    let mut users = user::user_service_client::UserServiceClient::new(channel(&stack.url()).await);
+    let request = with_metadata(
+        login_request(PASSWORD),
+        &[
+            (CLIENT_IP, "198.51.100.66".to_string()),
+            ("x-forwarded-for", "203.0.113.5".to_string()),
+        ],
+    );
+    users.login(request).await.unwrap();
+    let headers = stack.observed.last_headers("Login");
+    assert_eq!(headers[CLIENT_IP], "127.0.0.1");
+    assert_eq!(headers.get_all(CLIENT_IP).iter().count(), 1);
+    stack.shutdown().await;
+}
