@@ -67,7 +67,7 @@ pub struct IpNetwork {
 }
 
 impl IpNetwork {
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
@@ -116,7 +116,7 @@ impl FromStr for IpNetwork {
 /// A comma-separated list of address ranges, where an empty list (`PARLEY_TRUSTED_PROXIES=`)
 /// says "none" in an environment file or ConfigMap.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetworkList(pub Vec<IpNetwork>);
+pub struct NetworkList(pub(crate) Vec<IpNetwork>);
 
 impl FromStr for NetworkList {
     type Err = InvalidNetwork;

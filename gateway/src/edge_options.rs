@@ -8,7 +8,9 @@ use parley_service_kit::trace_context::TRACE_HEADERS;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::client_addr::NetworkList;
-use crate::{Config, Error, RateLimit};
+use crate::config::Config;
+use crate::error::Error;
+use crate::rate_limit::RateLimit;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EdgeOptions {

@@ -22,8 +22,9 @@ use tower::{Service, ServiceExt};
 
 use crate::client_addr::{ClientAddr, IpNetwork, address_key, canonical};
 use crate::load_shedding::OpenCounts;
+use crate::routing::GrpcService;
+use crate::upstream_proxy::BoxError;
 use crate::web_ui::WebUi;
-use crate::{BoxError, GrpcService};
 
 /// Sends gRPC (native or web) to the gRPC branch and the rest to the web UI, so tonic-web
 /// never sees a plain browser request (it would answer 400).

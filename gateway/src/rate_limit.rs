@@ -16,7 +16,37 @@ use parley_service_kit::grpc_status::resource_exhausted;
 
 use crate::admission::Admission;
 use crate::client_addr::{ClientIp, address_key};
-use crate::{ADDRESS_LIMITED_METHODS, Config, PROVIDER_LIMITED_METHODS, REFRESH_LIMITED_METHODS, USER_LIMITED_METHODS};
+use crate::config::Config;
+
+/// Public methods that guess secrets (passwords, codes): limited per client address.
+const ADDRESS_LIMITED_METHODS: &[&str] = &[
+    "/parley.user.v1.UserService/Register",
+    "/parley.user.v1.UserService/Login",
+    "/parley.user.v1.UserService/SendVerificationCode",
+    "/parley.user.v1.UserService/VerifyCode",
+    "/parley.user.v1.UserService/ResetPassword",
+];
+
+/// Public methods that spend a refresh token: limited per client address too, but with their
+/// own, larger allowance. A refresh token cannot be guessed, and a busy tab refreshing must
+/// not use up the allowance its user needs to sign in.
+const REFRESH_LIMITED_METHODS: &[&str] = &[
+    "/parley.user.v1.UserService/RefreshToken",
+    "/parley.user.v1.UserService/Logout",
+];
+
+/// Methods that start a generation (they cost the user's provider money): limited per user.
+const USER_LIMITED_METHODS: &[&str] = &[
+    "/parley.chat.v1.MessageService/SendMessage",
+    "/parley.chat.v1.MessageService/RegenerateMessage",
+];
+
+/// Methods that ask the user's provider (each can take up to the unary timeout and costs the
+/// provider a request): limited per user, with their own allowance.
+const PROVIDER_LIMITED_METHODS: &[&str] = &[
+    "/parley.chat.v1.ApiConfigService/TestApiConfig",
+    "/parley.chat.v1.ApiConfigService/ListModels",
+];
 
 /// At most `burst` calls at once, refilled evenly so that `burst` more are allowed per `period`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,7 +56,7 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    pub fn per_minute(calls: u32) -> Self {
+    pub(crate) fn per_minute(calls: u32) -> Self {
         Self {
             burst: calls,
             period: Duration::from_secs(60),
@@ -216,6 +246,57 @@ impl Admission for Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every full method path (`/package.Service/Method`) the compiled protos define.
+    fn defined_methods() -> HashSet<String> {
+        use prost::Message;
+        let set =
+            prost_types::FileDescriptorSet::decode(parley_proto::FILE_DESCRIPTOR_SET).unwrap_or_else(|e| panic!("{e}"));
+        set.file
+            .iter()
+            .flat_map(|file| {
+                file.service.iter().flat_map(move |service| {
+                    service
+                        .method
+                        .iter()
+                        .map(move |method| format!("/{}.{}/{}", file.package(), service.name(), method.name()))
+                })
+            })
+            .collect()
+    }
+
+    /// Renaming an RPC must not silently switch off its rate limit.
+    #[test]
+    fn every_limited_method_is_defined_and_the_address_limited_ones_are_public() {
+        let defined = defined_methods();
+        let lists = [
+            ("ADDRESS_LIMITED_METHODS", ADDRESS_LIMITED_METHODS),
+            ("REFRESH_LIMITED_METHODS", REFRESH_LIMITED_METHODS),
+            ("USER_LIMITED_METHODS", USER_LIMITED_METHODS),
+            ("PROVIDER_LIMITED_METHODS", PROVIDER_LIMITED_METHODS),
+        ];
+        for (name, list) in lists {
+            assert!(!list.is_empty(), "{name} is empty");
+            for method in list {
+                assert!(
+                    defined.contains(*method),
+                    "{name} lists {method}, which no proto defines"
+                );
+            }
+        }
+        // Limited by address because they need no account; the others are per user, so
+        // they must need one (a public method has no user to count).
+        let public = parley_proto::user::v1::PUBLIC_METHODS;
+        for method in ADDRESS_LIMITED_METHODS.iter().chain(REFRESH_LIMITED_METHODS) {
+            assert!(
+                public.contains(method),
+                "{method} is limited by address but needs an account"
+            );
+        }
+        for method in USER_LIMITED_METHODS.iter().chain(PROVIDER_LIMITED_METHODS) {
+            assert!(!public.contains(method), "{method} is limited per user but is public");
+        }
+    }
 
     #[test]
     fn buckets_allow_a_burst_then_refill_evenly() {

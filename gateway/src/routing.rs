@@ -8,13 +8,21 @@ use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use tonic::body::Body;
+use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 
 use prost::Message;
 use prost_types::FileDescriptorSet;
 
+use crate::config::Config;
 use crate::upstream_proxy::{ForwardPolicy, Upstream, UpstreamProxy};
-use crate::{Config, GrpcService};
+
+/// The proto packages the gateway routes, and which upstream owns each.
+pub(crate) const USER_PACKAGE: &str = "parley.user.v1";
+pub(crate) const CHAT_PACKAGE: &str = "parley.chat.v1";
+
+/// The gRPC side of the gateway after tonic-web has turned gRPC-web into gRPC.
+pub(crate) type GrpcService = BoxCloneService<http::Request<Body>, http::Response<Body>, Infallible>;
 
 /// The protocol descriptors the gateway knows, decoded once.
 pub(crate) struct Descriptors {
