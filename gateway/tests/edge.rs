@@ -436,7 +436,7 @@ async fn one_user_cannot_hold_more_than_their_share_of_streams() {
     for stream in [&mut first, &mut second] {
         assert!(matches!(stream.next_frame().await, Some(WebFrame::Message(_))));
     }
-    let mut messages = chat::message_service_client::MessageServiceClient::new(channel(&stack.url()).await);
+    let mut messages = chat::message_service_client::MessageServiceClient::new(channel_to(&stack.url()).await);
     let mut third = tonic::Request::new(send_request("slow"));
     third.metadata_mut().insert(
         "authorization",
@@ -458,7 +458,7 @@ async fn one_user_cannot_hold_more_than_their_share_of_streams() {
 
     // A closed stream gives its slot back.
     drop(first);
-    eventually("the stream's slot came back", || async {
+    until("the stream's slot came back", WAIT, || async {
         let mut stream = open(USER_ID).await;
         matches!(stream.next_frame().await, Some(WebFrame::Message(_)))
     })
@@ -596,7 +596,7 @@ async fn a_down_upstream_answers_unavailable_not_a_hang() {
     let (_, code, _) = web.collect::<user::LoginResponse>().await;
     assert_eq!(code, Code::Unavailable);
 
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&stack.url()).await);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel_to(&stack.url()).await);
     let status = health
         .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
         .await
@@ -618,7 +618,7 @@ async fn health_follows_the_upstreams() {
     let status_of = |service: &'static str| {
         let url = url.clone();
         async move {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&url).await);
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel_to(&url).await);
             health
                 .check(tonic_health::pb::HealthCheckRequest {
                     service: service.into(),
@@ -629,7 +629,7 @@ async fn health_follows_the_upstreams() {
                 .status
         }
     };
-    eventually("UserService reported SERVING", || async {
+    until("UserService reported SERVING", WAIT, || async {
         status_of("parley.user.v1.UserService").await == ServingStatus::Serving as i32
     })
     .await;
@@ -654,7 +654,7 @@ async fn reflection_lists_the_public_services_only() {
     use tonic_reflection::pb::v1::{ServerReflectionRequest, ServiceResponse};
 
     let stack = Stack::start().await;
-    let mut client = ServerReflectionClient::new(channel(&stack.url()).await);
+    let mut client = ServerReflectionClient::new(channel_to(&stack.url()).await);
     let ask = |request: MessageRequest| {
         tokio_stream::iter(vec![ServerReflectionRequest {
             host: String::new(),
@@ -778,7 +778,7 @@ async fn calls_beyond_the_concurrency_limit_are_shed() {
     assert!(retry_delay(&status).is_some());
 
     drop(open);
-    eventually("the permit came back", || {
+    until("the permit came back", WAIT, || {
         let mut users = users.clone();
         async move { users.login(login_request(PASSWORD)).await.is_ok() }
     })
@@ -934,7 +934,7 @@ async fn public_streams_cannot_starve_the_api() {
     })
     .await;
     // Health's endless Watch is not offered at the edge; Check is.
-    let mut health = HealthClient::new(channel(&stack.url()).await);
+    let mut health = HealthClient::new(channel_to(&stack.url()).await);
     let status = health
         .watch(HealthCheckRequest { service: String::new() })
         .await
@@ -946,7 +946,7 @@ async fn public_streams_cannot_starve_the_api() {
     let mut refused = 0;
     for _ in 0..6 {
         let (requests, receiver) = tokio::sync::mpsc::channel::<ServerReflectionRequest>(1);
-        let mut reflection = ServerReflectionClient::new(channel(&stack.url()).await);
+        let mut reflection = ServerReflectionClient::new(channel_to(&stack.url()).await);
         match reflection
             .server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(receiver))
             .await
@@ -966,7 +966,7 @@ async fn public_streams_cannot_starve_the_api() {
     );
 
     // Sign-in, and everything else, still answers; so do health checks.
-    let mut users = user::user_service_client::UserServiceClient::new(channel(&stack.url()).await);
+    let mut users = user::user_service_client::UserServiceClient::new(channel_to(&stack.url()).await);
     for _ in 0..4 {
         users.login(login_request(PASSWORD)).await.unwrap();
     }
@@ -987,7 +987,7 @@ async fn one_address_cannot_hold_more_than_its_share_of_calls() {
         config.max_calls_per_address = 3;
     })
     .await;
-    let users = user::user_service_client::UserServiceClient::new(channel(&stack.url()).await);
+    let users = user::user_service_client::UserServiceClient::new(channel_to(&stack.url()).await);
     let from = |ip: &str| ("x-forwarded-for", ip.to_string());
     // Two slow sign-ins from one address hold its share of calls without an account.
     let slow: Vec<_> = (0..2)
@@ -997,14 +997,10 @@ async fn one_address_cannot_hold_more_than_its_share_of_calls() {
             tokio::spawn(async move { users.login(request).await })
         })
         .collect();
-    parley_testkit::wait::until(
-        "both slow sign-ins reached user-service",
-        Duration::from_secs(10),
-        || {
-            let seen = stack.observed.count("Login");
-            async move { seen == 2 }
-        },
-    )
+    until("both slow sign-ins reached user-service", WAIT, || {
+        let seen = stack.observed.count("Login");
+        async move { seen == 2 }
+    })
     .await;
     let mut users_now = users.clone();
     let status = users_now
@@ -1042,7 +1038,7 @@ async fn one_address_cannot_hold_more_than_its_share_of_calls() {
 
     // A call that ends gives its slot back.
     drop(stream);
-    parley_testkit::wait::until("the stream's slot came back", Duration::from_secs(10), || {
+    until("the stream's slot came back", WAIT, || {
         let mut users = users.clone();
         let request = get_me("203.0.113.1");
         async move { users.get_me(request).await.is_ok() }
@@ -1057,7 +1053,7 @@ async fn one_address_cannot_hold_more_than_its_share_of_calls() {
 #[tokio::test]
 async fn one_user_cannot_hold_more_than_their_share_of_unary_calls() {
     let stack = Stack::start_with(|config| config.max_unary_calls_per_user = 2).await;
-    let users = user::user_service_client::UserServiceClient::new(channel(&stack.url()).await);
+    let users = user::user_service_client::UserServiceClient::new(channel_to(&stack.url()).await);
     let get_me = |user_id: i64, slow: bool| {
         let mut metadata = vec![("authorization", bearer(&access_token(user_id)))];
         if slow {
@@ -1072,7 +1068,7 @@ async fn one_user_cannot_hold_more_than_their_share_of_unary_calls() {
             tokio::spawn(async move { users.get_me(request).await })
         })
         .collect();
-    parley_testkit::wait::until("both slow calls reached user-service", Duration::from_secs(10), || {
+    until("both slow calls reached user-service", WAIT, || {
         let seen = stack.observed.count("GetMe");
         async move { seen == 2 }
     })
@@ -1093,7 +1089,7 @@ async fn one_user_cannot_hold_more_than_their_share_of_unary_calls() {
     for call in slow {
         call.abort();
     }
-    parley_testkit::wait::until("the slots came back", Duration::from_secs(10), || {
+    until("the slots came back", WAIT, || {
         let mut users = users.clone();
         let request = get_me(USER_ID, false);
         async move { users.get_me(request).await.is_ok() }
@@ -1164,7 +1160,7 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
 #[tokio::test]
 async fn one_address_cannot_hold_every_connection() {
     let stack = Stack::start_with(|config| config.max_connections_per_address = 2).await;
-    let held = [channel(&stack.url()).await, channel(&stack.url()).await];
+    let held = [channel_to(&stack.url()).await, channel_to(&stack.url()).await];
     let mut users = user::user_service_client::UserServiceClient::new(held[0].clone());
     users.login(login_request(PASSWORD)).await.unwrap();
     // The third connection from the same address is closed at once.
@@ -1187,7 +1183,7 @@ async fn one_address_cannot_hold_every_connection() {
         "the refused connection's call was served"
     );
     drop((users, held));
-    parley_testkit::wait::until("a connection slot came back", Duration::from_secs(10), || {
+    until("a connection slot came back", WAIT, || {
         let url = stack.url();
         async move {
             let Ok(channel) = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await else {
@@ -1277,7 +1273,7 @@ async fn upstreams_get_the_resolved_client_address_and_never_the_clients_own_cla
             .collect::<Vec<_>>()
     };
     // Native gRPC, behind a trusted proxy: the address X-Forwarded-For names.
-    let mut users = user::user_service_client::UserServiceClient::new(channel(&stack.url()).await);
+    let mut users = user::user_service_client::UserServiceClient::new(channel_to(&stack.url()).await);
     let mut request = with_metadata(
         login_request(PASSWORD),
         &[
@@ -1307,7 +1303,7 @@ async fn upstreams_get_the_resolved_client_address_and_never_the_clients_own_cla
 
     // A client that is not a trusted proxy cannot name another address either way.
     let stack = Stack::start().await;
-    let mut users = user::user_service_client::UserServiceClient::new(channel(&stack.url()).await);
+    let mut users = user::user_service_client::UserServiceClient::new(channel_to(&stack.url()).await);
     let request = with_metadata(
         login_request(PASSWORD),
         &[

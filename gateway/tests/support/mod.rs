@@ -3,6 +3,8 @@
 
 #[allow(unused_imports)]
 pub use parley_testkit::grpc_web::*;
+#[allow(unused_imports)]
+pub use parley_testkit::wait::{channel_to, until};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+
+/// How long a test waits for something the gateway should do at once (a slot coming back,
+/// health catching up): long enough for a loaded machine, short enough to fail clearly.
+pub const WAIT: Duration = Duration::from_secs(10);
 
 pub const USER_ID: i64 = 7;
 pub const PASSWORD: &str = "correct horse";
@@ -412,27 +418,4 @@ pub async fn closed_port_url() -> String {
 
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
-}
-
-/// Waits (bounded, so a broken gateway fails instead of hanging) until `check` holds.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not happen within 10 s");
-}
-
-pub async fn channel(url: &str) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(url.to_string())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
 }
