@@ -1,12 +1,63 @@
 //! Who is calling, by network address: the TCP peer, or, when the peer is a trusted proxy, the
 //! first address in `X-Forwarded-For`, read from the right, that is not a trusted proxy.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// The TCP peer of a connection; the server puts it into every request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+
+/// The client's address as resolved by [`client_ip`], put into every gRPC request's
+/// extensions by [`ResolveClient`] before any limit looks at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientIp(pub(crate) IpAddr);
+
+/// The metadata that tells an upstream the client's address (plain IP text, such as
+/// `203.0.113.9` or `2001:db8::1`), so user-service can throttle sign-ins per address. The
+/// gateway always sets it itself: a value a client sent is never passed on.
+pub(crate) const CLIENT_IP_METADATA: http::HeaderName = http::HeaderName::from_static("x-parley-client-ip");
+
+/// Resolves each request's client address once, for every limit after it and for the
+/// upstream ([`CLIENT_IP_METADATA`]).
+#[derive(Clone)]
+pub(crate) struct ResolveClient {
+    trusted_proxies: Arc<[IpNetwork]>,
+}
+
+impl ResolveClient {
+    pub(crate) fn new(trusted_proxies: &[IpNetwork]) -> Self {
+        Self {
+            trusted_proxies: trusted_proxies.into(),
+        }
+    }
+
+    pub(crate) fn resolve<B>(&self, mut request: http::Request<B>) -> http::Request<B> {
+        let peer = request
+            .extensions()
+            .get::<ClientAddr>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let ip = client_ip(peer, request.headers(), &self.trusted_proxies);
+        request.extensions_mut().insert(ClientIp(ip));
+        // `insert` replaces every value the client sent under this name.
+        match http::HeaderValue::from_str(&ip.to_string()) {
+            Ok(value) => request.headers_mut().insert(CLIENT_IP_METADATA, value),
+            Err(_) => request.headers_mut().remove(CLIENT_IP_METADATA),
+        };
+        request
+    }
+}
+
+/// The key a client address is limited by: the address itself for IPv4, its /64 for IPv6,
+/// the smallest network one subscriber is normally given (a /64 holds 2^64 addresses to
+/// rotate through).
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
+}
 
 /// An address range such as `10.0.0.0/8`, `fd00::/8` or a single address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +67,7 @@ pub struct IpNetwork {
 }
 
 impl IpNetwork {
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
@@ -32,7 +83,7 @@ impl IpNetwork {
 }
 
 /// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) compare as the IPv4 address they carry.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -65,7 +116,7 @@ impl FromStr for IpNetwork {
 /// A comma-separated list of address ranges, where an empty list (`PARLEY_TRUSTED_PROXIES=`)
 /// says "none" in an environment file or ConfigMap.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetworkList(pub Vec<IpNetwork>);
+pub struct NetworkList(pub(crate) Vec<IpNetwork>);
 
 impl FromStr for NetworkList {
     type Err = InvalidNetwork;

@@ -8,7 +8,9 @@ use parley_service_kit::trace_context::TRACE_HEADERS;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::client_addr::NetworkList;
-use crate::{Config, Error, RateLimit};
+use crate::config::Config;
+use crate::error::Error;
+use crate::rate_limit::RateLimit;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EdgeOptions {
@@ -30,19 +32,46 @@ pub struct EdgeOptions {
     /// Messages (and regenerations) allowed per user per minute (0: no limit).
     #[arg(long, env = "PARLEY_MESSAGES_PER_MINUTE", default_value_t = 30)]
     pub messages_per_minute: u32,
+    /// Connection tests and model lists (calls to the user's provider) allowed per user per
+    /// minute (0: no limit).
+    #[arg(long, env = "PARLEY_PROVIDER_CHECKS_PER_MINUTE", default_value_t = 20)]
+    pub provider_checks_per_minute: u32,
     /// The largest request message accepted, in bytes.
     #[arg(long, env = "PARLEY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
     /// Seconds a unary call may take.
     #[arg(long, env = "PARLEY_UNARY_TIMEOUT_SECS", default_value_t = 60)]
     pub unary_timeout_secs: u64,
-    /// Calls in flight beyond which new ones are refused (RESOURCE_EXHAUSTED).
+    /// API calls in flight beyond which new ones are refused (RESOURCE_EXHAUSTED). Health
+    /// and reflection do not count.
     #[arg(long, env = "PARLEY_MAX_CONCURRENT_CALLS", default_value_t = 1024)]
     pub max_concurrent_calls: usize,
+    /// Reflection streams open at once (their own pool, apart from the API's).
+    #[arg(long, env = "PARLEY_MAX_REFLECTION_STREAMS", default_value_t = 16)]
+    pub max_reflection_streams: usize,
+    /// Calls one client address may have in flight (RESOURCE_EXHAUSTED beyond).
+    #[arg(long, env = "PARLEY_MAX_CALLS_PER_ADDRESS", default_value_t = 256)]
+    pub max_calls_per_address: usize,
+    /// Of those, calls that need no account (sign-in, codes, health, reflection).
+    #[arg(long, env = "PARLEY_MAX_PUBLIC_CALLS_PER_ADDRESS", default_value_t = 32)]
+    pub max_public_calls_per_address: usize,
     /// Streams (answers being followed) one user may have open at once (RESOURCE_EXHAUSTED
     /// beyond).
     #[arg(long, env = "PARLEY_MAX_STREAMS_PER_USER", default_value_t = 32)]
     pub max_streams_per_user: usize,
+    /// Unary calls one user may have in flight at once (RESOURCE_EXHAUSTED beyond).
+    #[arg(long, env = "PARLEY_MAX_UNARY_CALLS_PER_USER", default_value_t = 32)]
+    pub max_unary_calls_per_user: usize,
+    /// HTTP/2 streams one connection may have open at once (advertised to clients).
+    #[arg(long, env = "PARLEY_MAX_STREAMS_PER_CONNECTION", default_value_t = 100)]
+    pub max_streams_per_connection: u32,
+    /// Open connections; beyond it new ones wait until one closes.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Open connections from one address that is not a trusted proxy (new ones are closed
+    /// beyond it).
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub max_connections_per_address: usize,
     /// Seconds open calls may run on after a shutdown signal (0: closed at once).
     #[arg(long, env = "PARLEY_DRAIN_DEADLINE_SECS", default_value_t = 10)]
     pub drain_deadline_secs: u64,
@@ -60,10 +89,18 @@ impl Default for EdgeOptions {
             auth_requests_per_minute: 30,
             refresh_requests_per_minute: 120,
             messages_per_minute: 30,
+            provider_checks_per_minute: 20,
             max_message_bytes: 4 * 1024 * 1024,
             unary_timeout_secs: 60,
             max_concurrent_calls: 1024,
+            max_reflection_streams: 16,
+            max_calls_per_address: 256,
+            max_public_calls_per_address: 32,
             max_streams_per_user: 32,
+            max_unary_calls_per_user: 32,
+            max_streams_per_connection: 100,
+            max_connections: 4096,
+            max_connections_per_address: 256,
             drain_deadline_secs: 10,
             hsts: false,
         }
@@ -84,10 +121,18 @@ impl EdgeOptions {
         config.auth_rate_limit = per_minute(self.auth_requests_per_minute);
         config.refresh_rate_limit = per_minute(self.refresh_requests_per_minute);
         config.generation_rate_limit = per_minute(self.messages_per_minute);
+        config.provider_rate_limit = per_minute(self.provider_checks_per_minute);
         config.max_message_bytes = self.max_message_bytes;
         config.unary_timeout = Duration::from_secs(self.unary_timeout_secs);
         config.max_concurrent_calls = self.max_concurrent_calls;
+        config.max_reflection_streams = self.max_reflection_streams;
+        config.max_calls_per_address = self.max_calls_per_address;
+        config.max_public_calls_per_address = self.max_public_calls_per_address;
         config.max_streams_per_user = self.max_streams_per_user;
+        config.max_unary_calls_per_user = self.max_unary_calls_per_user;
+        config.max_streams_per_connection = self.max_streams_per_connection;
+        config.max_connections = self.max_connections;
+        config.max_connections_per_address = self.max_connections_per_address;
         config.drain_deadline = Duration::from_secs(self.drain_deadline_secs);
         config.hsts = self.hsts;
     }
@@ -202,6 +247,17 @@ mod tests {
             &["--max-concurrent-calls", "18446744073709551615"],
         );
         refused("--max-streams-per-user", &["--max-streams-per-user", "0"]);
+        refused("--max-reflection-streams", &["--max-reflection-streams", "0"]);
+        refused("--max-calls-per-address", &["--max-calls-per-address", "0"]);
+        refused(
+            "--max-public-calls-per-address",
+            &["--max-public-calls-per-address", "0"],
+        );
+        refused("--max-unary-calls-per-user", &["--max-unary-calls-per-user", "0"]);
+        refused("--max-streams-per-connection", &["--max-streams-per-connection", "0"]);
+        refused("--max-connections", &["--max-connections", "0"]);
+        refused("--max-connections", &["--max-connections", "99999999"]);
+        refused("--max-connections-per-address", &["--max-connections-per-address", "0"]);
         refused("--drain-deadline-secs", &["--drain-deadline-secs", "86400"]);
 
         // Zero means "closed at once" for the drain and "no limit" for the rate limits.

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,13 +15,16 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tonic::body::Body;
 use tower::{Service, ServiceExt};
 
-use crate::client_addr::ClientAddr;
+use crate::client_addr::{ClientAddr, IpNetwork, address_key, canonical};
+use crate::load_shedding::OpenCounts;
+use crate::routing::GrpcService;
+use crate::upstream_proxy::BoxError;
 use crate::web_ui::WebUi;
-use crate::{BoxError, GrpcService};
 
 /// Sends gRPC (native or web) to the gRPC branch and the rest to the web UI, so tonic-web
 /// never sees a plain browser request (it would answer 400).
@@ -93,13 +97,28 @@ where
     }
 }
 
-/// Accepts connections until `shutdown`, then waits for open calls up to `drain_deadline`
+/// What the listening side allows.
+pub(crate) struct ConnectionLimits {
+    /// Open connections; at the limit no more are accepted (they wait in the listen backlog)
+    /// until one closes.
+    pub(crate) max_connections: usize,
+    /// Open connections from one peer address (IPv6 by /64); a peer at the limit has its
+    /// new connections closed at once. Trusted proxies carry many clients and are exempt.
+    pub(crate) max_connections_per_address: usize,
+    pub(crate) trusted_proxies: Vec<IpNetwork>,
+    /// HTTP/2 streams per connection, advertised in SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub(crate) max_streams_per_connection: u32,
+    /// How long open calls may run on after shutdown was asked for.
+    pub(crate) drain_deadline: Duration,
+}
+
+/// Accepts connections until `shutdown`, then waits for open calls up to the drain deadline
 /// and closes whatever is still open.
 pub(crate) async fn run<S>(
     listener: TcpListener,
     service: S,
     shutdown: impl Future<Output = ()>,
-    drain_deadline: Duration,
+    limits: ConnectionLimits,
 ) -> std::io::Result<()>
 where
     S: Service<http::Request<hyper::body::Incoming>, Response = http::Response<Body>, Error = Infallible>
@@ -119,14 +138,35 @@ where
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_concurrent_streams(limits.max_streams_per_connection);
+    let drain_deadline = limits.drain_deadline;
+    // `Config::validate` keeps it between 1 and a million.
+    let connection_slots = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
+    let per_address = OpenCounts::new();
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // A free connection slot first, then a connection to fill it.
+        let next = async {
+            let slot = Arc::clone(&connection_slots).acquire_owned().await;
+            (slot, listener.accept().await)
+        };
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            (slot, accepted) = next => match accepted {
                 Ok((stream, peer)) => {
+                    let peer_ip = canonical(peer.ip());
+                    let address_slot = if limits.trusted_proxies.iter().any(|net| net.contains(peer_ip)) {
+                        None
+                    } else if let Some(slot) =
+                        per_address.take(address_key(peer_ip), limits.max_connections_per_address)
+                    {
+                        Some(slot)
+                    } else {
+                        tracing::info!(%peer, "too many connections from one address; closing the new one");
+                        continue;
+                    };
                     // Without it Nagle's algorithm holds back the small frames of a stream.
                     let _ = stream.set_nodelay(true);
                     let service = TowerToHyperService::new(WithClientAddr { inner: service.clone(), peer });
@@ -136,6 +176,7 @@ where
                         if let Err(error) = connection.await {
                             tracing::debug!(%peer, %error, "connection ended with an error");
                         }
+                        drop((slot, address_slot));
                     });
                 }
                 Err(error) => {

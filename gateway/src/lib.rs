@@ -13,7 +13,9 @@
 mod admission;
 mod call_log;
 mod client_addr;
+mod config;
 mod edge_options;
+mod error;
 mod http_server;
 mod load_shedding;
 mod rate_limit;
@@ -22,223 +24,27 @@ mod upstream_health;
 mod upstream_proxy;
 mod web_ui;
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::net::TcpListener;
-use tonic::body::Body;
 use tower::util::BoxCloneService;
 use tower::{Layer, ServiceBuilder};
 
 pub use client_addr::{IpNetwork, NetworkList};
+pub use config::Config;
 pub use edge_options::EdgeOptions;
+pub use error::Error;
 pub use rate_limit::RateLimit;
 
 use admission::AdmissionLayer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
 use parley_service_kit::auth_layer::AuthLayer;
+use routing::{CHAT_PACKAGE, GrpcService, USER_PACKAGE};
 // The methods anyone may call without an access token: user-service's own list (health and
 // reflection are always public too).
 use parley_proto::user::v1::PUBLIC_METHODS;
-
-/// Public methods that guess secrets (passwords, codes): limited per client address.
-const ADDRESS_LIMITED_METHODS: &[&str] = &[
-    "/parley.user.v1.UserService/Register",
-    "/parley.user.v1.UserService/Login",
-    "/parley.user.v1.UserService/SendVerificationCode",
-    "/parley.user.v1.UserService/VerifyCode",
-    "/parley.user.v1.UserService/ResetPassword",
-];
-
-/// Public methods that spend a refresh token: limited per client address too, but with their
-/// own, larger allowance. A refresh token cannot be guessed, and a busy tab refreshing must
-/// not use up the allowance its user needs to sign in.
-const REFRESH_LIMITED_METHODS: &[&str] = &[
-    "/parley.user.v1.UserService/RefreshToken",
-    "/parley.user.v1.UserService/Logout",
-];
-
-/// Methods that start a generation (they cost the user's provider money): limited per user.
-const USER_LIMITED_METHODS: &[&str] = &[
-    "/parley.chat.v1.MessageService/SendMessage",
-    "/parley.chat.v1.MessageService/RegenerateMessage",
-];
-
-/// The proto packages the gateway routes, and which upstream owns each.
-const USER_PACKAGE: &str = "parley.user.v1";
-const CHAT_PACKAGE: &str = "parley.chat.v1";
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// e.g. `http://127.0.0.1:50051`.
-    pub user_service_url: String,
-    /// e.g. `http://127.0.0.1:50052`.
-    pub chat_service_url: String,
-    /// The built web UI (`web/dist`). Without it (or while it has no `index.html`) the gateway
-    /// serves a page saying the UI is not built.
-    pub web_dir: Option<PathBuf>,
-    /// Origins allowed to call from another origin (`https://chat.example.com`), or `*`.
-    /// Same-origin use needs none.
-    pub cors_origins: Vec<String>,
-    /// Peers whose `X-Forwarded-For` is believed (reverse proxies, load balancers).
-    pub trusted_proxies: Vec<IpNetwork>,
-    /// Per client address, on the public auth methods. `None`: unlimited.
-    pub auth_rate_limit: Option<RateLimit>,
-    /// Per client address, on RefreshToken and Logout. `None`: unlimited.
-    pub refresh_rate_limit: Option<RateLimit>,
-    /// Per user, on SendMessage and RegenerateMessage. `None`: unlimited.
-    pub generation_rate_limit: Option<RateLimit>,
-    /// The largest request message forwarded, in bytes.
-    pub max_message_bytes: usize,
-    /// How long a unary call may take (streams are not limited).
-    pub unary_timeout: Duration,
-    /// Calls in flight (streams included) beyond which new calls are refused with
-    /// RESOURCE_EXHAUSTED instead of queueing.
-    pub max_concurrent_calls: usize,
-    /// Streams (SendMessage, WatchGeneration …) one user may have open at once, so that one
-    /// user cannot take every call slot.
-    pub max_streams_per_user: usize,
-    /// How long open calls may run on after shutdown was asked for (zero: closed at once).
-    pub drain_deadline: Duration,
-    /// How long connecting to an upstream may take before the call fails UNAVAILABLE.
-    pub upstream_connect_timeout: Duration,
-    /// How often the upstreams' health is checked once they are all up (more often until then).
-    pub health_check_interval: Duration,
-    /// Send `Strict-Transport-Security` with the UI: only behind TLS, where browsers heed it.
-    pub hsts: bool,
-}
-
-/// The largest values the limits may take: beyond them a value is a typo, not a setting.
-const MAX_MESSAGE_BYTES: usize = 1 << 30;
-const MIN_MESSAGE_BYTES: usize = 1024;
-const MAX_CONCURRENT_CALLS: usize = 1_000_000;
-const MAX_UNARY_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
-const MAX_DRAIN_DEADLINE: Duration = Duration::from_secs(60 * 60);
-
-impl Config {
-    pub fn new(user_service_url: impl Into<String>, chat_service_url: impl Into<String>) -> Self {
-        Self {
-            user_service_url: user_service_url.into(),
-            chat_service_url: chat_service_url.into(),
-            web_dir: None,
-            cors_origins: Vec::new(),
-            trusted_proxies: Vec::new(),
-            auth_rate_limit: Some(RateLimit::per_minute(30)),
-            refresh_rate_limit: Some(RateLimit::per_minute(120)),
-            generation_rate_limit: Some(RateLimit::per_minute(30)),
-            max_message_bytes: 4 * 1024 * 1024,
-            unary_timeout: Duration::from_secs(60),
-            max_concurrent_calls: 1024,
-            max_streams_per_user: 32,
-            drain_deadline: Duration::from_secs(10),
-            upstream_connect_timeout: Duration::from_secs(3),
-            health_check_interval: Duration::from_secs(5),
-            hsts: false,
-        }
-    }
-
-    /// Checks what can be checked before serving (upstream URLs, CORS origins, limits), so a
-    /// configuration mistake stops start-up with one clear line instead of breaking every call.
-    pub fn validate(&self) -> Result<(), Error> {
-        upstream_proxy::check_url("user-service", &self.user_service_url)?;
-        upstream_proxy::check_url("chat-service", &self.chat_service_url)?;
-        let _ = edge_options::cors_layer(&self.cors_origins)?;
-        let setting =
-            |setting: &'static str, expected: &'static str, got: String| Err(Error::Setting { setting, expected, got });
-        if !(MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&self.max_message_bytes) {
-            return setting(
-                "the largest message (--max-message-bytes)",
-                "between 1024 bytes and 1 GiB",
-                format!("{} bytes", self.max_message_bytes),
-            );
-        }
-        if self.unary_timeout.is_zero() || self.unary_timeout > MAX_UNARY_TIMEOUT {
-            return setting(
-                "the unary call timeout (--unary-timeout-secs)",
-                "more than 0 and at most a day",
-                seconds(self.unary_timeout),
-            );
-        }
-        if !(1..=MAX_CONCURRENT_CALLS).contains(&self.max_concurrent_calls) {
-            return setting(
-                "the calls in flight (--max-concurrent-calls)",
-                "between 1 and 1000000",
-                self.max_concurrent_calls.to_string(),
-            );
-        }
-        if self.max_streams_per_user == 0 {
-            return setting(
-                "the open streams per user (--max-streams-per-user)",
-                "at least 1",
-                "0".to_string(),
-            );
-        }
-        if self.drain_deadline > MAX_DRAIN_DEADLINE {
-            return setting(
-                "the drain deadline (--drain-deadline-secs)",
-                "at most an hour",
-                seconds(self.drain_deadline),
-            );
-        }
-        if self.upstream_connect_timeout.is_zero() || self.health_check_interval.is_zero() {
-            return setting(
-                "the upstream connect timeout and health check interval",
-                "more than 0",
-                format!(
-                    "{} and {}",
-                    seconds(self.upstream_connect_timeout),
-                    seconds(self.health_check_interval)
-                ),
-            );
-        }
-        let limits = [
-            self.auth_rate_limit,
-            self.refresh_rate_limit,
-            self.generation_rate_limit,
-        ];
-        if limits.iter().flatten().any(|l| l.burst > 0 && l.period.is_zero()) {
-            return setting("a rate limit's period", "more than 0", "0 s".to_string());
-        }
-        Ok(())
-    }
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{} s", duration.as_secs_f64())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{name} URL {url:?} is not usable: {reason}")]
-    UpstreamUrl {
-        name: &'static str,
-        url: String,
-        reason: String,
-    },
-    #[error("{setting} must be {expected}, not {got}")]
-    Setting {
-        setting: &'static str,
-        expected: &'static str,
-        got: String,
-    },
-    #[error("CORS origin {0:?} is not an origin such as https://chat.example.com")]
-    CorsOrigin(String),
-    #[error("the compiled protocol descriptors are unreadable: {0}")]
-    Descriptors(#[from] prost::DecodeError),
-    #[error("reflection: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    #[error("serving: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The gRPC side of the gateway after tonic-web has turned gRPC-web into gRPC.
-type GrpcService = BoxCloneService<http::Request<Body>, http::Response<Body>, Infallible>;
 
 /// Serves on an already-bound listener until `shutdown` resolves, then lets open calls finish
 /// for up to `config.drain_deadline`.
@@ -264,19 +70,33 @@ pub async fn serve(
     ))));
     let known = routes.known_services();
     let streaming_methods = routes.streaming_methods();
+    let unary_methods = routes.unary_methods();
     let grpc_routes = routes.into_router(grpc_routes, &config);
+    let resolve_client = client_addr::ResolveClient::new(&config.trusted_proxies);
     let guarded: GrpcService = BoxCloneService::new(
         ServiceBuilder::new()
+            .map_request(move |request| resolve_client.resolve(request))
+            // Per address first, so one address over its share takes no global slot.
+            .layer(AdmissionLayer::new(load_shedding::CallsPerAddress::new(
+                PUBLIC_METHODS,
+                config.max_calls_per_address,
+                config.max_public_calls_per_address,
+            )))
             // Before auth, which may have to ask user-service for keys.
             .layer(AdmissionLayer::new(load_shedding::CallsInFlight::new(
                 config.max_concurrent_calls,
+                config.max_reflection_streams,
             )))
             .layer(AuthLayer::new(verifier, PUBLIC_METHODS.iter().copied()))
             .map_request(call_log::record_caller)
-            // Before the rate limit, so a refused stream does not spend a message's allowance.
-            .layer(AdmissionLayer::new(load_shedding::StreamsPerUser::new(
+            // Before the rate limit, so a refused call does not spend a message's allowance.
+            .layer(AdmissionLayer::new(load_shedding::CallsPerUser::streams(
                 streaming_methods,
                 config.max_streams_per_user,
+            )))
+            .layer(AdmissionLayer::new(load_shedding::CallsPerUser::unary(
+                unary_methods,
+                config.max_unary_calls_per_user,
             )))
             .layer(AdmissionLayer::new(rate_limit::Limits::new(&config)))
             .service(grpc_routes.clone()),
@@ -289,7 +109,14 @@ pub async fn serve(
 
     let shutdown = shutdown.boxed().shared();
     let health_task = tokio::spawn(checker.run(config.health_check_interval, shutdown.clone()));
-    let result = http_server::run(listener, cors.layer(front), shutdown, config.drain_deadline).await;
+    let limits = http_server::ConnectionLimits {
+        max_connections: config.max_connections,
+        max_connections_per_address: config.max_connections_per_address,
+        trusted_proxies: config.trusted_proxies.clone(),
+        max_streams_per_connection: config.max_streams_per_connection,
+        drain_deadline: config.drain_deadline,
+    };
+    let result = http_server::run(listener, cors.layer(front), shutdown, limits).await;
     health_task.abort();
     result.map_err(Error::from)
 }

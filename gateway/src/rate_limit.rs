@@ -1,12 +1,13 @@
 //! Rate limits at the edge: per client address on the public auth methods (password and code
 //! guessing) and, with a separate and larger allowance, on RefreshToken and Logout (a busy tab
 //! refreshing its token must never lock its user out of signing in); per user on the methods
-//! that start a generation. Over the limit, a call is answered RESOURCE_EXHAUSTED with a
-//! `RetryInfo` saying when to try again.
+//! that start a generation and, with their own allowance, on those that ask the user's
+//! provider (TestApiConfig, ListModels). Over the limit, a call is answered RESOURCE_EXHAUSTED
+//! with a `RetryInfo` saying when to try again.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,38 @@ use parley_service_kit::access_token::AuthenticatedUser;
 use parley_service_kit::grpc_status::resource_exhausted;
 
 use crate::admission::Admission;
-use crate::client_addr::{ClientAddr, IpNetwork, client_ip};
-use crate::{ADDRESS_LIMITED_METHODS, Config, REFRESH_LIMITED_METHODS, USER_LIMITED_METHODS};
+use crate::client_addr::{ClientIp, address_key};
+use crate::config::Config;
+
+/// Public methods that guess secrets (passwords, codes): limited per client address.
+const ADDRESS_LIMITED_METHODS: &[&str] = &[
+    "/parley.user.v1.UserService/Register",
+    "/parley.user.v1.UserService/Login",
+    "/parley.user.v1.UserService/SendVerificationCode",
+    "/parley.user.v1.UserService/VerifyCode",
+    "/parley.user.v1.UserService/ResetPassword",
+];
+
+/// Public methods that spend a refresh token: limited per client address too, but with their
+/// own, larger allowance. A refresh token cannot be guessed, and a busy tab refreshing must
+/// not use up the allowance its user needs to sign in.
+const REFRESH_LIMITED_METHODS: &[&str] = &[
+    "/parley.user.v1.UserService/RefreshToken",
+    "/parley.user.v1.UserService/Logout",
+];
+
+/// Methods that start a generation (they cost the user's provider money): limited per user.
+const USER_LIMITED_METHODS: &[&str] = &[
+    "/parley.chat.v1.MessageService/SendMessage",
+    "/parley.chat.v1.MessageService/RegenerateMessage",
+];
+
+/// Methods that ask the user's provider (each can take up to the unary timeout and costs the
+/// provider a request): limited per user, with their own allowance.
+const PROVIDER_LIMITED_METHODS: &[&str] = &[
+    "/parley.chat.v1.ApiConfigService/TestApiConfig",
+    "/parley.chat.v1.ApiConfigService/ListModels",
+];
 
 /// At most `burst` calls at once, refilled evenly so that `burst` more are allowed per `period`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,7 +56,7 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    pub fn per_minute(calls: u32) -> Self {
+    pub(crate) fn per_minute(calls: u32) -> Self {
         Self {
             burst: calls,
             period: Duration::from_secs(60),
@@ -117,16 +148,6 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
     }
 }
 
-/// The key a client address is limited by: the address itself for IPv4, its /64 for IPv6,
-/// the smallest network one subscriber is normally given (a /64 holds 2^64 addresses to
-/// rotate through).
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-        v4 => v4,
-    }
-}
-
 /// One limit on a set of methods, keyed by client address.
 struct AddressLimit {
     methods: HashSet<&'static str>,
@@ -134,12 +155,17 @@ struct AddressLimit {
     refusal: &'static str,
 }
 
+/// One limit on a set of methods, keyed by user.
+struct UserLimit {
+    methods: HashSet<&'static str>,
+    buckets: Buckets<i64>,
+    refusal: &'static str,
+}
+
 /// Every rate limit, checked before a call is forwarded.
 pub(crate) struct Limits {
     by_address: Vec<AddressLimit>,
-    by_user: Option<Buckets<i64>>,
-    user_methods: HashSet<&'static str>,
-    trusted_proxies: Vec<IpNetwork>,
+    by_user: Vec<UserLimit>,
 }
 
 impl Limits {
@@ -167,12 +193,24 @@ impl Limits {
             })
         })
         .collect();
-        Self {
-            by_address,
-            by_user: active(config.generation_rate_limit).map(|l| Buckets::new(l, now)),
-            user_methods: USER_LIMITED_METHODS.iter().copied().collect(),
-            trusted_proxies: config.trusted_proxies.clone(),
-        }
+        let by_user = [
+            (config.generation_rate_limit, USER_LIMITED_METHODS, "too many messages"),
+            (
+                config.provider_rate_limit,
+                PROVIDER_LIMITED_METHODS,
+                "too many connection tests and model lists",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(limit, methods, refusal)| {
+            Some(UserLimit {
+                methods: methods.iter().copied().collect(),
+                buckets: Buckets::new(active(limit)?, now),
+                refusal,
+            })
+        })
+        .collect();
+        Self { by_address, by_user }
     }
 }
 
@@ -183,23 +221,22 @@ impl Admission for Limits {
         let path = request.uri().path();
         let now = Instant::now();
         if let Some(limit) = self.by_address.iter().find(|l| l.methods.contains(path)) {
-            let peer = request
-                .extensions()
-                .get::<ClientAddr>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-            let client = address_key(client_ip(peer, request.headers(), &self.trusted_proxies));
+            let Some(&ClientIp(ip)) = request.extensions().get::<ClientIp>() else {
+                tracing::error!(method = path, "no client address on a rate-limited call");
+                return Err(tonic::Status::internal("the client's address is unknown"));
+            };
+            let client = address_key(ip);
             limit.buckets.take(client, now).map_err(|retry| {
                 tracing::info!(%client, method = path, "rate limited by address");
                 resource_exhausted(limit.refusal, retry)
             })?;
         }
-        if let Some(buckets) = &self.by_user
-            && self.user_methods.contains(path)
+        if let Some(limit) = self.by_user.iter().find(|l| l.methods.contains(path))
             && let Some(user) = request.extensions().get::<AuthenticatedUser>()
         {
-            buckets.take(user.user_id, now).map_err(|retry| {
+            limit.buckets.take(user.user_id, now).map_err(|retry| {
                 tracing::info!(user_id = user.user_id, method = path, "rate limited by user");
-                resource_exhausted("too many messages", retry)
+                resource_exhausted(limit.refusal, retry)
             })?;
         }
         Ok(())
@@ -209,6 +246,57 @@ impl Admission for Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every full method path (`/package.Service/Method`) the compiled protos define.
+    fn defined_methods() -> HashSet<String> {
+        use prost::Message;
+        let set =
+            prost_types::FileDescriptorSet::decode(parley_proto::FILE_DESCRIPTOR_SET).unwrap_or_else(|e| panic!("{e}"));
+        set.file
+            .iter()
+            .flat_map(|file| {
+                file.service.iter().flat_map(move |service| {
+                    service
+                        .method
+                        .iter()
+                        .map(move |method| format!("/{}.{}/{}", file.package(), service.name(), method.name()))
+                })
+            })
+            .collect()
+    }
+
+    /// Renaming an RPC must not silently switch off its rate limit.
+    #[test]
+    fn every_limited_method_is_defined_and_the_address_limited_ones_are_public() {
+        let defined = defined_methods();
+        let lists = [
+            ("ADDRESS_LIMITED_METHODS", ADDRESS_LIMITED_METHODS),
+            ("REFRESH_LIMITED_METHODS", REFRESH_LIMITED_METHODS),
+            ("USER_LIMITED_METHODS", USER_LIMITED_METHODS),
+            ("PROVIDER_LIMITED_METHODS", PROVIDER_LIMITED_METHODS),
+        ];
+        for (name, list) in lists {
+            assert!(!list.is_empty(), "{name} is empty");
+            for method in list {
+                assert!(
+                    defined.contains(*method),
+                    "{name} lists {method}, which no proto defines"
+                );
+            }
+        }
+        // Limited by address because they need no account; the others are per user, so
+        // they must need one (a public method has no user to count).
+        let public = parley_proto::user::v1::PUBLIC_METHODS;
+        for method in ADDRESS_LIMITED_METHODS.iter().chain(REFRESH_LIMITED_METHODS) {
+            assert!(
+                public.contains(method),
+                "{method} is limited by address but needs an account"
+            );
+        }
+        for method in USER_LIMITED_METHODS.iter().chain(PROVIDER_LIMITED_METHODS) {
+            assert!(!public.contains(method), "{method} is limited per user but is public");
+        }
+    }
 
     #[test]
     fn buckets_allow_a_burst_then_refill_evenly() {

@@ -8,13 +8,21 @@ use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use tonic::body::Body;
+use tower::util::BoxCloneService;
 use tower::{Service, ServiceExt};
 
 use prost::Message;
 use prost_types::FileDescriptorSet;
 
+use crate::config::Config;
 use crate::upstream_proxy::{ForwardPolicy, Upstream, UpstreamProxy};
-use crate::{Config, GrpcService};
+
+/// The proto packages the gateway routes, and which upstream owns each.
+pub(crate) const USER_PACKAGE: &str = "parley.user.v1";
+pub(crate) const CHAT_PACKAGE: &str = "parley.chat.v1";
+
+/// The gRPC side of the gateway after tonic-web has turned gRPC-web into gRPC.
+pub(crate) type GrpcService = BoxCloneService<http::Request<Body>, http::Response<Body>, Infallible>;
 
 /// The protocol descriptors the gateway knows, decoded once.
 pub(crate) struct Descriptors {
@@ -108,6 +116,11 @@ impl RouteTable {
         self.streaming_methods.clone()
     }
 
+    /// The routed unary methods.
+    pub(crate) fn unary_methods(&self) -> HashSet<String> {
+        self.unary_methods.clone()
+    }
+
     pub(crate) fn service_names(&self) -> impl Iterator<Item = &str> {
         self.services.keys().map(String::as_str)
     }
@@ -180,9 +193,13 @@ const GATEWAY_SERVICES: &[&str] = &[
     "grpc.reflection.v1alpha.ServerReflection",
 ];
 
+/// Health's Watch is an endless stream anyone could open without an account; probes and load
+/// balancers use Check, so the edge does not offer it.
+const HEALTH_WATCH: &str = "/grpc.health.v1.Health/Watch";
+
 /// Sends calls for services the gateway does not answer (parley.llm.v1, typos) straight to
 /// tonic's fallback, UNIMPLEMENTED, before auth and limits: such a service looks the same to
-/// everyone, signed in or not.
+/// everyone, signed in or not. Health's Watch answers UNIMPLEMENTED too.
 #[derive(Clone)]
 pub(crate) struct KnownServices {
     known: Arc<HashSet<String>>,
@@ -210,6 +227,10 @@ impl Service<http::Request<Body>> for KnownServices {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if request.uri().path() == HEALTH_WATCH {
+            let refusal = tonic::Status::unimplemented("the gateway answers health Check only, not Watch");
+            return Box::pin(async move { Ok(refusal.into_http()) });
+        }
         let service = request.uri().path().split('/').nth(1).unwrap_or_default();
         // Awaited ready before the call, as in `FrontDoor`.
         if self.known.contains(service) {

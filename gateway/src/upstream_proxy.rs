@@ -16,7 +16,11 @@ use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
 use tower::{Service, ServiceExt};
 
-use crate::{BoxError, Config, Error};
+use crate::config::Config;
+use crate::error::Error;
+
+/// The error of a request body on its way through.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A service the gateway forwards to, by name (for logs and errors) and channel. The channel
 /// connects lazily and reconnects by itself, so an upstream that starts later, or restarts,

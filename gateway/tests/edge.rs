@@ -436,7 +436,7 @@ async fn one_user_cannot_hold_more_than_their_share_of_streams() {
     for stream in [&mut first, &mut second] {
         assert!(matches!(stream.next_frame().await, Some(WebFrame::Message(_))));
     }
-    let mut messages = chat::message_service_client::MessageServiceClient::new(channel(&stack.url()).await);
+    let mut messages = chat::message_service_client::MessageServiceClient::new(channel_to(&stack.url()).await);
     let mut third = tonic::Request::new(send_request("slow"));
     third.metadata_mut().insert(
         "authorization",
@@ -458,7 +458,7 @@ async fn one_user_cannot_hold_more_than_their_share_of_streams() {
 
     // A closed stream gives its slot back.
     drop(first);
-    eventually("the stream's slot came back", || async {
+    until("the stream's slot came back", WAIT, || async {
         let mut stream = open(USER_ID).await;
         matches!(stream.next_frame().await, Some(WebFrame::Message(_)))
     })
@@ -596,7 +596,7 @@ async fn a_down_upstream_answers_unavailable_not_a_hang() {
     let (_, code, _) = web.collect::<user::LoginResponse>().await;
     assert_eq!(code, Code::Unavailable);
 
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&stack.url()).await);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel_to(&stack.url()).await);
     let status = health
         .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
         .await
@@ -618,7 +618,7 @@ async fn health_follows_the_upstreams() {
     let status_of = |service: &'static str| {
         let url = url.clone();
         async move {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&url).await);
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel_to(&url).await);
             health
                 .check(tonic_health::pb::HealthCheckRequest {
                     service: service.into(),
@@ -629,7 +629,7 @@ async fn health_follows_the_upstreams() {
                 .status
         }
     };
-    eventually("UserService reported SERVING", || async {
+    until("UserService reported SERVING", WAIT, || async {
         status_of("parley.user.v1.UserService").await == ServingStatus::Serving as i32
     })
     .await;
@@ -654,7 +654,7 @@ async fn reflection_lists_the_public_services_only() {
     use tonic_reflection::pb::v1::{ServerReflectionRequest, ServiceResponse};
 
     let stack = Stack::start().await;
-    let mut client = ServerReflectionClient::new(channel(&stack.url()).await);
+    let mut client = ServerReflectionClient::new(channel_to(&stack.url()).await);
     let ask = |request: MessageRequest| {
         tokio_stream::iter(vec![ServerReflectionRequest {
             host: String::new(),
@@ -778,7 +778,7 @@ async fn calls_beyond_the_concurrency_limit_are_shed() {
     assert!(retry_delay(&status).is_some());
 
     drop(open);
-    eventually("the permit came back", || {
+    until("the permit came back", WAIT, || {
         let mut users = users.clone();
         async move { users.login(login_request(PASSWORD)).await.is_ok() }
     })
@@ -907,5 +907,413 @@ async fn without_a_built_ui_a_page_says_so() {
     assert_eq!(parts.status, 200);
     assert!(String::from_utf8_lossy(&body).contains("not built yet"));
     assert!(parts.headers.contains_key("content-security-policy"));
+    stack.shutdown().await;
+}
+
+/// A gRPC request (native) for `path`, with `metadata` and, if asked, a bearer token.
+fn with_metadata<T>(message: T, metadata: &[(&'static str, String)]) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    for (name, value) in metadata {
+        request
+            .metadata_mut()
+            .insert(*name, MetadataValue::try_from(value.as_str()).unwrap());
+    }
+    request
+}
+
+#[tokio::test]
+async fn public_streams_cannot_starve_the_api() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+
+    let stack = Stack::start_with(|config| {
+        config.max_concurrent_calls = 4;
+        config.max_reflection_streams = 2;
+    })
+    .await;
+    // Health's endless Watch is not offered at the edge; Check is.
+    let mut health = HealthClient::new(channel_to(&stack.url()).await);
+    let status = health
+        .watch(HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+
+    // More reflection streams than the whole API cap, each held open by its client.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..6 {
+        let (requests, receiver) = tokio::sync::mpsc::channel::<ServerReflectionRequest>(1);
+        let mut reflection = ServerReflectionClient::new(channel_to(&stack.url()).await);
+        match reflection
+            .server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(receiver))
+            .await
+        {
+            Ok(replies) => held.push((requests, replies.into_inner(), reflection)),
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert!(status.message().contains("reflection"), "{status:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (held.len(), refused),
+        (2, 4),
+        "reflection streams have a pool of their own"
+    );
+
+    // Sign-in, and everything else, still answers; so do health checks.
+    let mut users = user::user_service_client::UserServiceClient::new(channel_to(&stack.url()).await);
+    for _ in 0..4 {
+        users.login(login_request(PASSWORD)).await.unwrap();
+    }
+    health
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap();
+    drop(held);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_share_of_calls() {
+    let stack = Stack::start_with(|config| {
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        config.auth_rate_limit = None;
+        config.max_public_calls_per_address = 2;
+        config.max_calls_per_address = 3;
+    })
+    .await;
+    let users = user::user_service_client::UserServiceClient::new(channel_to(&stack.url()).await);
+    let from = |ip: &str| ("x-forwarded-for", ip.to_string());
+    // Two slow sign-ins from one address hold its share of calls without an account.
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let mut users = users.clone();
+            let request = with_metadata(login_request("slow"), &[from("203.0.113.1")]);
+            tokio::spawn(async move { users.login(request).await })
+        })
+        .collect();
+    until("both slow sign-ins reached user-service", WAIT, || {
+        let seen = stack.observed.count("Login");
+        async move { seen == 2 }
+    })
+    .await;
+    let mut users_now = users.clone();
+    let status = users_now
+        .login(with_metadata(login_request(PASSWORD), &[from("203.0.113.1")]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("address"), "{status:?}");
+    assert!(retry_delay(&status).is_some(), "no retry delay");
+    assert_eq!(
+        stack.observed.count("Login"),
+        2,
+        "the refused call reached user-service"
+    );
+    users_now
+        .login(with_metadata(login_request(PASSWORD), &[from("203.0.113.2")]))
+        .await
+        .expect("another address has its own share");
+
+    // A signed-in call still fits in the address's whole share, up to it.
+    let auth = bearer(&access_token(USER_ID));
+    let mut stream = grpc_web_call(
+        stack.addr,
+        SEND_MESSAGE,
+        &send_request("slow"),
+        WebMode::Binary,
+        &[("authorization", &auth), ("x-forwarded-for", "203.0.113.1")],
+    )
+    .await;
+    assert!(matches!(stream.next_frame().await, Some(WebFrame::Message(_))));
+    let get_me = |ip: &str| with_metadata(user::GetMeRequest {}, &[from(ip), ("authorization", auth.clone())]);
+    let status = users_now.get_me(get_me("203.0.113.1")).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    users_now.get_me(get_me("203.0.113.2")).await.unwrap();
+
+    // A call that ends gives its slot back.
+    drop(stream);
+    until("the stream's slot came back", WAIT, || {
+        let mut users = users.clone();
+        let request = get_me("203.0.113.1");
+        async move { users.get_me(request).await.is_ok() }
+    })
+    .await;
+    for call in slow {
+        call.abort();
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_user_cannot_hold_more_than_their_share_of_unary_calls() {
+    let stack = Stack::start_with(|config| config.max_unary_calls_per_user = 2).await;
+    let users = user::user_service_client::UserServiceClient::new(channel_to(&stack.url()).await);
+    let get_me = |user_id: i64, slow: bool| {
+        let mut metadata = vec![("authorization", bearer(&access_token(user_id)))];
+        if slow {
+            metadata.push((SLOW, "1".to_string()));
+        }
+        with_metadata(user::GetMeRequest {}, &metadata)
+    };
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let mut users = users.clone();
+            let request = get_me(USER_ID, true);
+            tokio::spawn(async move { users.get_me(request).await })
+        })
+        .collect();
+    until("both slow calls reached user-service", WAIT, || {
+        let seen = stack.observed.count("GetMe");
+        async move { seen == 2 }
+    })
+    .await;
+    let mut users_now = users.clone();
+    let status = users_now.get_me(get_me(USER_ID, false)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("unary"), "{status:?}");
+    assert_eq!(
+        stack.observed.count("GetMe"),
+        2,
+        "the refused call reached user-service"
+    );
+    users_now
+        .get_me(get_me(USER_ID + 1, false))
+        .await
+        .expect("another user has their own share");
+    for call in slow {
+        call.abort();
+    }
+    until("the slots came back", WAIT, || {
+        let mut users = users.clone();
+        let request = get_me(USER_ID, false);
+        async move { users.get_me(request).await.is_ok() }
+    })
+    .await;
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn http2_connections_advertise_their_stream_limit() {
+    use prost::Message;
+    let stack = Stack::start_with(|config| config.max_streams_per_connection = 7).await;
+    let tcp = tokio::net::TcpStream::connect(stack.addr).await.unwrap();
+    let (send, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    // One health check, so the server's SETTINGS have surely arrived by its answer.
+    let call = async {
+        let mut send = send.ready().await.unwrap();
+        let request = http::Request::post(format!("http://{}/grpc.health.v1.Health/Check", stack.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let (response, mut body) = send.send_request(request, false).unwrap();
+        let message = tonic_health::pb::HealthCheckRequest { service: String::new() }.encode_to_vec();
+        let mut frame = vec![0];
+        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&message);
+        body.send_data(Bytes::from(frame), true).unwrap();
+        response.await.unwrap()
+    };
+    let response = tokio::select! {
+        response = call => response,
+        ended = &mut connection => panic!("the connection ended: {ended:?}"),
+    };
+    assert_eq!(response.status(), 200);
+    assert_eq!(connection.max_concurrent_send_streams(), 7);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let stack = Stack::start_with(|config| config.max_connections = 1).await;
+    // An idle connection takes the only slot.
+    let idle = tokio::net::TcpStream::connect(stack.addr).await.unwrap();
+    let waiting = tonic::transport::Endpoint::from_shared(stack.url())
+        .unwrap()
+        .connect_lazy();
+    let mut call = tokio::spawn(async move {
+        user::user_service_client::UserServiceClient::new(waiting)
+            .login(login_request(PASSWORD))
+            .await
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut call)
+            .await
+            .is_err(),
+        "a second connection was served past the limit"
+    );
+    drop(idle);
+    tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the waiting connection was not served once the slot was free")
+        .unwrap()
+        .unwrap();
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection() {
+    let stack = Stack::start_with(|config| config.max_connections_per_address = 2).await;
+    let held = [channel_to(&stack.url()).await, channel_to(&stack.url()).await];
+    let mut users = user::user_service_client::UserServiceClient::new(held[0].clone());
+    users.login(login_request(PASSWORD)).await.unwrap();
+    // The third connection from the same address is closed at once.
+    let third = tonic::transport::Endpoint::from_shared(stack.url())
+        .unwrap()
+        .connect_lazy();
+    let status = user::user_service_client::UserServiceClient::new(third)
+        .login(login_request(PASSWORD))
+        .await
+        .unwrap_err();
+    // Closed before a byte was read: the client sees the connection go (which code it gives
+    // that depends on how far its handshake got).
+    assert!(
+        matches!(status.code(), Code::Unavailable | Code::Cancelled),
+        "{status:?}"
+    );
+    assert_eq!(
+        stack.observed.count("Login"),
+        1,
+        "the refused connection's call was served"
+    );
+    drop((users, held));
+    until("a connection slot came back", WAIT, || {
+        let url = stack.url();
+        async move {
+            let Ok(channel) = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await else {
+                return false;
+            };
+            user::user_service_client::UserServiceClient::new(channel)
+                .login(login_request(PASSWORD))
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn provider_checks_are_limited_per_user_with_their_own_allowance() {
+    let stack = Stack::start_with(|config| {
+        config.provider_rate_limit = Some(gateway::RateLimit {
+            burst: 1,
+            period: Duration::from_secs(60),
+        });
+    })
+    .await;
+    let call = |path: &'static str, user_id: i64| {
+        let auth = bearer(&access_token(user_id));
+        let addr = stack.addr;
+        async move {
+            match path {
+                SEND_MESSAGE => {
+                    let stream = grpc_web_call(
+                        addr,
+                        path,
+                        &send_request("hi"),
+                        WebMode::Binary,
+                        &[("authorization", &auth)],
+                    )
+                    .await;
+                    stream.collect::<chat::SendMessageResponse>().await.1
+                }
+                _ => {
+                    status_of(
+                        addr,
+                        path,
+                        &chat::ListModelsRequest::default(),
+                        &[("authorization", &auth)],
+                    )
+                    .await
+                    .0
+                }
+            }
+        }
+    };
+    const TEST_API_CONFIG: &str = "/parley.chat.v1.ApiConfigService/TestApiConfig";
+    const LIST_MODELS: &str = "/parley.chat.v1.ApiConfigService/ListModels";
+    // The fake chat upstream has no ApiConfigService: UNIMPLEMENTED means the call got through.
+    assert_eq!(call(TEST_API_CONFIG, USER_ID).await, Code::Unimplemented);
+    assert_eq!(call(TEST_API_CONFIG, USER_ID).await, Code::ResourceExhausted);
+    assert_eq!(
+        call(LIST_MODELS, USER_ID).await,
+        Code::ResourceExhausted,
+        "one allowance for both"
+    );
+    assert_eq!(
+        call(LIST_MODELS, USER_ID + 1).await,
+        Code::Unimplemented,
+        "another user"
+    );
+    assert_eq!(
+        call(SEND_MESSAGE, USER_ID).await,
+        Code::Ok,
+        "messages have their own allowance"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstreams_get_the_resolved_client_address_and_never_the_clients_own_claim() {
+    const CLIENT_IP: &str = "x-parley-client-ip";
+    let stack = Stack::start_with(|config| config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    let seen = |path: &str| {
+        let headers = stack.observed.last_headers(path);
+        headers
+            .get_all(CLIENT_IP)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // Native gRPC, behind a trusted proxy: the address X-Forwarded-For names.
+    let mut users = user::user_service_client::UserServiceClient::new(channel_to(&stack.url()).await);
+    let mut request = with_metadata(
+        login_request(PASSWORD),
+        &[
+            (CLIENT_IP, "198.51.100.66".to_string()),
+            ("x-forwarded-for", "203.0.113.5".to_string()),
+        ],
+    );
+    request
+        .metadata_mut()
+        .append(CLIENT_IP, MetadataValue::from_static("198.51.100.67"));
+    users.login(request).await.unwrap();
+    assert_eq!(seen("Login"), ["203.0.113.5"]);
+
+    // gRPC-web, a signed-in stream, no proxy header: the TCP peer.
+    let auth = bearer(&access_token(USER_ID));
+    let stream = grpc_web_call(
+        stack.addr,
+        SEND_MESSAGE,
+        &send_request("hi"),
+        WebMode::Text,
+        &[("authorization", &auth), (CLIENT_IP, "198.51.100.66")],
+    )
+    .await;
+    assert_eq!(stream.collect::<chat::SendMessageResponse>().await.1, Code::Ok);
+    assert_eq!(seen("SendMessage"), ["127.0.0.1"]);
+    stack.shutdown().await;
+
+    // A client that is not a trusted proxy cannot name another address either way.
+    let stack = Stack::start().await;
+    let mut users = user::user_service_client::UserServiceClient::new(channel_to(&stack.url()).await);
+    let request = with_metadata(
+        login_request(PASSWORD),
+        &[
+            (CLIENT_IP, "198.51.100.66".to_string()),
+            ("x-forwarded-for", "203.0.113.5".to_string()),
+        ],
+    );
+    users.login(request).await.unwrap();
+    let headers = stack.observed.last_headers("Login");
+    assert_eq!(headers[CLIENT_IP], "127.0.0.1");
+    assert_eq!(headers.get_all(CLIENT_IP).iter().count(), 1);
     stack.shutdown().await;
 }

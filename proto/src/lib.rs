@@ -220,6 +220,52 @@ mod redacted_debug {
     }
 }
 
+#[cfg(test)]
+mod public_methods_tests {
+    use prost::Message;
+    use prost_types::FileDescriptorSet;
+
+    use crate::user::v1::PUBLIC_METHODS;
+
+    /// Renaming an RPC must not silently take it off (or leave a dead name on) the list that
+    /// decides what needs no account, and the gateway's rate limits by address with it.
+    #[test]
+    fn every_public_method_is_a_defined_user_service_method() {
+        let set = FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap_or_else(|e| panic!("{e}"));
+        let user_methods: Vec<String> = set
+            .file
+            .iter()
+            .filter(|file| file.package() == "parley.user.v1")
+            .flat_map(|file| {
+                file.service.iter().flat_map(|service| {
+                    service
+                        .method
+                        .iter()
+                        .map(move |method| format!("/parley.user.v1.{}/{}", service.name(), method.name()))
+                })
+            })
+            .collect();
+        assert!(
+            !user_methods.is_empty(),
+            "no parley.user.v1 methods in the descriptor set"
+        );
+        for method in PUBLIC_METHODS {
+            assert!(
+                user_methods.iter().any(|m| m == method),
+                "PUBLIC_METHODS lists {method}, which parley.user.v1 does not define"
+            );
+        }
+        let mut unique = PUBLIC_METHODS.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            PUBLIC_METHODS.len(),
+            "PUBLIC_METHODS lists a method twice"
+        );
+    }
+}
+
 /// Conversions between `google.protobuf.Timestamp` and Unix milliseconds, the form every
 /// Parley database stores times in.
 pub mod timestamp {

@@ -3,6 +3,8 @@
 
 #[allow(unused_imports)]
 pub use parley_testkit::grpc_web::*;
+#[allow(unused_imports)]
+pub use parley_testkit::wait::{channel_to, until};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -19,8 +21,14 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+/// How long a test waits for something the gateway should do at once (a slot coming back,
+/// health catching up): long enough for a loaded machine, short enough to fail clearly.
+pub const WAIT: Duration = Duration::from_secs(10);
+
 pub const USER_ID: i64 = 7;
 pub const PASSWORD: &str = "correct horse";
+/// Metadata that makes the fake GetMe take 30 s (a slow unary call that needs an account).
+pub const SLOW: &str = "x-test-slow";
 const KEY_ID: &str = "test-key";
 const SEED: [u8; 32] = [9; 32];
 
@@ -43,6 +51,11 @@ impl Observed {
 
     pub fn paths(&self) -> Vec<String> {
         self.calls.lock().unwrap().iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// How many calls of `path` the upstreams received.
+    pub fn count(&self, path: &str) -> usize {
+        self.calls.lock().unwrap().iter().filter(|(p, _)| p == path).count()
     }
 
     pub fn last_headers(&self, path: &str) -> http::HeaderMap {
@@ -134,6 +147,9 @@ impl user::user_service_server::UserService for FakeUserService {
     }
     async fn get_me(&self, r: Request<user::GetMeRequest>) -> Result<Response<user::GetMeResponse>, Status> {
         self.observed.record("GetMe", &r);
+        if r.metadata().contains_key(SLOW) {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
         Ok(Response::new(user::GetMeResponse {
             user: Some(user::User {
                 id: USER_ID,
@@ -402,27 +418,4 @@ pub async fn closed_port_url() -> String {
 
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
-}
-
-/// Waits (bounded, so a broken gateway fails instead of hanging) until `check` holds.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not happen within 10 s");
-}
-
-pub async fn channel(url: &str) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(url.to_string())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
 }
