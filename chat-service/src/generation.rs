@@ -24,5 +24,5 @@ pub use job::{GenerationJob, Turn};
 pub use log::{Generation, StopReason};
 pub use registry::{GenerationRegistry, Reservation, StopTarget};
 pub use remote::{follow_stored, wait_not_streaming};
-pub use settings::GenerationSettings;
+pub use settings::{DEFAULT_MAX_ANSWER_BYTES, GenerationSettings};
 pub use title::TitleJob;

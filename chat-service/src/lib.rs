@@ -44,7 +44,7 @@ use tonic::transport::Endpoint;
 pub use config::Config;
 pub use error::Error;
 use generation::GenerationRegistry;
-pub use generation::GenerationSettings;
+pub use generation::{DEFAULT_MAX_ANSWER_BYTES, GenerationSettings};
 pub use key_cipher::MasterKey;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

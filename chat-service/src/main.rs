@@ -38,6 +38,10 @@ struct Cli {
     /// Answers one user may have generating at once.
     #[arg(long, env = "PARLEY_CHAT_MAX_GENERATIONS_PER_USER", default_value_t = 4)]
     max_generations_per_user: usize,
+    /// Largest answer (text and reasoning together) in bytes; a longer one is cut off there
+    /// and ends as at the model's length limit.
+    #[arg(long, env = "PARLEY_MAX_ANSWER_BYTES", default_value_t = chat_service::DEFAULT_MAX_ANSWER_BYTES)]
+    max_answer_bytes: usize,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         config.generation.context_budget_tokens = cli.context_budget_tokens;
         config.generation.max_duration = std::time::Duration::from_secs(cli.max_generation_secs.max(1));
         config.generation.max_per_user = cli.max_generations_per_user.max(1);
+        config.generation.max_answer_bytes = cli.max_answer_bytes.max(1);
         let listener = entrypoint::bind(cli.listen).await?;
         chat_service::serve(listener, config, shutdown::signal())
             .await

@@ -232,6 +232,14 @@ pub struct NewExchange<'a> {
     pub now: i64,
 }
 
+/// How much of a streaming answer its row holds, in characters (what SQL's `LENGTH` counts
+/// on both backends).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SavedText {
+    pub content_chars: i64,
+    pub reasoning_chars: i64,
+}
+
 /// How a generation ended, as written onto its row.
 pub struct FinishedAnswer<'a> {
     pub content: &'a str,

@@ -580,6 +580,53 @@ on_every_backend!(missing_configs_and_the_maximum_duration, |db_url: String| asy
     stack.stop().await;
 });
 
+// A model that talks far past the limit: the answer ends at --max-answer-bytes as at the
+// model's own length limit, is stored, and says why; the model call is ended.
+on_every_backend!(answers_end_at_the_maximum_size, |db_url: String| async move {
+    const LIMIT: usize = 4096;
+    let stack = Stack::start_with(&db_url, |config| {
+        config.generation.max_answer_bytes = LIMIT;
+        config.generation.persist_interval = Duration::from_millis(40);
+    })
+    .await;
+    let (alice, session) = alice_chatting(&stack, titled()).await;
+    // 300 KB of two-byte characters among one-byte ones, so a cut may fall inside one.
+    let endless: String = (0..30_000).map(|i| format!("wörd{i:05} ")).collect();
+    let reasoning = "Thinking it over. ".repeat(20);
+    stack.fake.push_reply(
+        Reply::text(endless.clone())
+            .reasoning(reasoning.clone())
+            .chunk_size(37)
+            .chunk_delay(Duration::from_millis(1)),
+    );
+    let events = collect_send(alice.send(session.id, "talk forever").await).await;
+    let Some(Event::Completed(done)) = events.last() else {
+        panic!("{:?}", kinds(&events))
+    };
+    assert_eq!(done.status, pb::MessageStatus::Complete as i32);
+    assert!(done.error.contains("maximum size of 4 KiB"), "{}", done.error);
+    let stored = alice.message(done.id).await;
+    assert_eq!(stored.status, pb::MessageStatus::Complete as i32);
+    assert_eq!(
+        (stored.content.as_str(), stored.error.as_str()),
+        (done.content.as_str(), done.error.as_str())
+    );
+    let size = stored.content.len() + stored.reasoning.len();
+    assert!(size <= LIMIT, "{size} bytes stored");
+    assert!(size > LIMIT - 4, "cut well before the limit: {size} bytes");
+    assert_eq!(stored.reasoning, reasoning);
+    assert!(endless.starts_with(&stored.content));
+    assert_eq!(stored.content, text_of(&events));
+    // The session is free for the next question, and the model call was ended.
+    wait::until("the provider's stream closed", Duration::from_secs(5), || async {
+        stack.fake.open_streams() == 0
+    })
+    .await;
+    let next = collect_send(alice.send(session.id, "short one").await).await;
+    assert!(kinds(&next).contains(&"completed"), "{next:?}");
+    stack.stop().await;
+});
+
 on_every_backend!(
     per_user_limit_and_deleting_a_busy_session,
     |db_url: String| async move {

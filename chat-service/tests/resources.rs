@@ -361,6 +361,94 @@ on_every_backend!(api_config_crud_and_validation, |db_url: String| async move {
     stack.stop().await;
 });
 
+// A stolen access token must not be enough to send the stored key elsewhere: TestApiConfig,
+// ListModels and chats send it to the config's base URL, so changing that needs the key again.
+on_every_backend!(changing_the_base_url_needs_the_key_again, |db_url: String| async move {
+    let stack = Stack::start(&db_url).await;
+    let alice = stack.user("alice").await;
+    let config = stack.fake_config(&alice, "fake").await;
+    let mut configs = alice.configs();
+    let elsewhere = "https://collector.example.net/v1".to_owned();
+    for (what, request) in [
+        (
+            "without a mask",
+            pb::UpdateApiConfigRequest {
+                id: config.id,
+                base_url: Some(elsewhere.clone()),
+                ..Default::default()
+            },
+        ),
+        (
+            "with a mask",
+            pb::UpdateApiConfigRequest {
+                id: config.id,
+                base_url: Some(elsewhere.clone()),
+                name: Some("renamed".into()),
+                update_mask: mask(&["base_url", "name"]),
+                ..Default::default()
+            },
+        ),
+        (
+            "with the key masked out",
+            pb::UpdateApiConfigRequest {
+                id: config.id,
+                base_url: Some(elsewhere.clone()),
+                api_key: Some("sk-ignored-0000".into()),
+                update_mask: mask(&["base_url"]),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let refused = configs.update_api_config(alice.req(request)).await;
+        assert_invalid(refused, "api_key");
+        let stored = configs
+            .get_api_config(alice.req(pb::GetApiConfigRequest { id: config.id }))
+            .await
+            .unwrap()
+            .into_inner()
+            .api_config
+            .unwrap();
+        assert_eq!(stored, config, "{what}: nothing changed");
+    }
+    // The same URL again (a form sends every field) needs no key.
+    let renamed = configs
+        .update_api_config(alice.req(pb::UpdateApiConfigRequest {
+            id: config.id,
+            name: Some("renamed".into()),
+            base_url: Some(config.base_url.clone()),
+            update_mask: mask(&["name", "base_url"]),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_config
+        .unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.base_url.as_str()),
+        ("renamed", config.base_url.as_str())
+    );
+    assert_eq!(renamed.api_key_hint, config.api_key_hint);
+    // With the key, the URL changes.
+    let moved = configs
+        .update_api_config(alice.req(pb::UpdateApiConfigRequest {
+            id: config.id,
+            base_url: Some(elsewhere.clone()),
+            api_key: Some("sk-for-the-new-host-4321".into()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_config
+        .unwrap();
+    assert_eq!(
+        (moved.base_url.as_str(), moved.api_key_hint.as_str()),
+        (elsewhere.as_str(), "sk-…4321")
+    );
+    stack.stop().await;
+});
+
 on_every_backend!(api_keys_are_encrypted_at_rest_and_rotate, |db_url: String| async move {
     use chat_service::key_cipher::{KeyCipher, SealedKey};
     let mut stack = Stack::start(&db_url).await;

@@ -6,7 +6,7 @@
 
 use chat_service::ids::{ApiConfigId, SessionId, UserId};
 use chat_service::key_cipher::{KeyCipher, SealedKey};
-use chat_service::store::{ChatStore, ConfigFields, FinishedAnswer, MessageStatus, NewExchange, NewSession};
+use chat_service::store::{ChatStore, ConfigFields, FinishedAnswer, MessageStatus, NewExchange, NewSession, SavedText};
 use parley_service_kit::database::{self, Database, is_unique_violation};
 use parley_testkit::on_every_backend;
 
@@ -196,6 +196,60 @@ on_every_backend!(
             rotating.open(id.0, &row.sealed_key().unwrap()).unwrap(),
             "sk-second-key"
         );
+    }
+);
+
+on_every_backend!(
+    progress_is_appended_only_onto_what_was_saved,
+    |db_url: String| async move {
+        let (_database, store) = open(&db_url).await;
+        let session_id = session(&store, 1).await;
+        let (_, answer_id) = store.insert_exchange(&exchange(session_id, "q")).await.unwrap();
+        let saved = |content_chars, reasoning_chars| SavedText {
+            content_chars,
+            reasoning_chars,
+        };
+        let text = |store: ChatStore| async move {
+            let row = store.message_by_id(answer_id).await.unwrap().unwrap();
+            (row.content, row.reasoning)
+        };
+        assert_eq!(
+            store
+                .append_progress(answer_id, "Hé", "", saved(0, 0), 3)
+                .await
+                .unwrap(),
+            Some(false)
+        );
+        assert_eq!(
+            store
+                .append_progress(answer_id, "llo", "r", saved(2, 0), 4)
+                .await
+                .unwrap(),
+            Some(false)
+        );
+        assert_eq!(text(store.clone()).await, ("Héllo".to_owned(), "r".to_owned()));
+        // A save repeated after its commit went unconfirmed does not append twice.
+        assert_eq!(
+            store
+                .append_progress(answer_id, "llo", "r", saved(2, 0), 5)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(text(store.clone()).await, ("Héllo".to_owned(), "r".to_owned()));
+        // An empty append is the heartbeat, and reads a stop asked for through the row.
+        assert!(store.request_stop(answer_id).await.unwrap());
+        assert_eq!(
+            store.append_progress(answer_id, "", "", saved(5, 1), 6).await.unwrap(),
+            Some(true)
+        );
+        // A finished answer takes no more.
+        store.finish_answer(answer_id, &finished("Héllo"), None).await.unwrap();
+        assert_eq!(
+            store.append_progress(answer_id, "!", "", saved(5, 0), 7).await.unwrap(),
+            None
+        );
+        assert_eq!(text(store.clone()).await.0, "Héllo");
     }
 );
 

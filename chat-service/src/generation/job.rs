@@ -21,7 +21,7 @@ use crate::Error;
 use crate::convert;
 use crate::ids::MessageId;
 use crate::llm_client::LlmClient;
-use crate::store::{ChatStore, FinishedAnswer, MessageStatus};
+use crate::store::{ChatStore, FinishedAnswer, MessageStatus, SavedText};
 use crate::validation;
 
 /// What kind of turn an answer is: what its end does to the conversation.
@@ -106,8 +106,13 @@ impl Reservation {
 
 enum Outcome {
     Complete(Option<llm::Usage>),
+    /// The answer reached `max_answer_bytes`: it ends as at the model's own length limit.
+    Cut,
     Stopped(StopReason),
-    Failed { code: tonic::Code, message: String },
+    Failed {
+        code: tonic::Code,
+        message: String,
+    },
 }
 
 /// The first retry of a final write that failed waits this long; later ones twice as long as
@@ -122,6 +127,15 @@ impl GenerationJob {
         let (content, reasoning) = generation.text();
         let (row_status, usage, error, error_code) = match &outcome {
             Outcome::Complete(usage) => (MessageStatus::Complete, *usage, String::new(), 0),
+            Outcome::Cut => (
+                MessageStatus::Complete,
+                None,
+                format!(
+                    "the answer reached the maximum size of {} and was cut off here",
+                    describe_bytes(self.settings.max_answer_bytes)
+                ),
+                0,
+            ),
             Outcome::Stopped(reason) => (MessageStatus::Stopped, None, reason.note().to_owned(), 0),
             Outcome::Failed { code, message } => (MessageStatus::Failed, None, message.clone(), *code as i64),
         };
@@ -136,7 +150,7 @@ impl GenerationJob {
             now: now_millis(),
         };
         let sole_answer_to = match outcome {
-            Outcome::Complete(_) | Outcome::Stopped(_) => self.turn.replaces_answers_to(),
+            Outcome::Complete(_) | Outcome::Cut | Outcome::Stopped(_) => self.turn.replaces_answers_to(),
             Outcome::Failed { .. } => None,
         };
         // The session stays claimed until its answer is stored: a next question must not be
@@ -154,7 +168,9 @@ impl GenerationJob {
         }
         generation.push(match &outcome {
             // The row as it was just written: no need to read it back.
-            Outcome::Complete(_) | Outcome::Stopped(_) => Event::Completed(generation.final_message(&answer)),
+            Outcome::Complete(_) | Outcome::Cut | Outcome::Stopped(_) => {
+                Event::Completed(generation.final_message(&answer))
+            }
             Outcome::Failed { code, message } => {
                 tracing::warn!(code = ?code, error = %message, "generation failed");
                 convert::error_event(*code, message)
@@ -170,7 +186,7 @@ impl GenerationJob {
             "generation ended"
         );
 
-        if let (Outcome::Complete(_), Some(title)) = (&outcome, self.turn.title()) {
+        if let (Outcome::Complete(_) | Outcome::Cut, Some(title)) = (&outcome, self.turn.title()) {
             let titled = tokio::select! {
                 titled = title::generate(&self.store, &self.llm, &self.trace, &self.request, &generation, title, &content) => titled,
                 _ = registry.shutdown.cancelled() => None,
@@ -201,7 +217,9 @@ impl GenerationJob {
         persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         persist.reset();
         let mut unsaved = false;
+        let mut saved = Saved::default();
         let mut last_write = tokio::time::Instant::now();
+        let max_bytes = self.settings.max_answer_bytes;
         loop {
             tokio::select! {
                 biased;
@@ -217,8 +235,7 @@ impl GenerationJob {
                     if !unsaved && last_write.elapsed() < self.settings.heartbeat_interval {
                         continue;
                     }
-                    let (content, reasoning) = generation.text();
-                    match self.store.save_progress(generation.message_id, &content, &reasoning, now_millis()).await {
+                    match self.save_progress(&mut saved).await {
                         Ok(stop_asked) => {
                             unsaved = false;
                             last_write = tokio::time::Instant::now();
@@ -238,12 +255,16 @@ impl GenerationJob {
                 next = next_message(&mut stream) => match next {
                     Ok(Some(llm::StreamChatResponse { chunk: Some(chunk) })) => match chunk {
                         llm::stream_chat_response::Chunk::ContentDelta(text) => {
-                            generation.push_text(TextKind::Content, &text);
                             unsaved = true;
+                            if !generation.push_text(TextKind::Content, &text, max_bytes) {
+                                return Outcome::Cut;
+                            }
                         }
                         llm::stream_chat_response::Chunk::ReasoningDelta(text) => {
-                            generation.push_text(TextKind::Reasoning, &text);
                             unsaved = true;
+                            if !generation.push_text(TextKind::Reasoning, &text, max_bytes) {
+                                return Outcome::Cut;
+                            }
                         }
                         llm::stream_chat_response::Chunk::Finish(finish) => return Outcome::Complete(finish.usage),
                     },
@@ -258,6 +279,30 @@ impl GenerationJob {
                 },
             }
         }
+    }
+
+    /// Appends what the answer gained since the last save; should the row not hold what this
+    /// generation saved before (a save whose commit went unconfirmed), writes the whole text.
+    /// Answers whether a stop was asked for through the row.
+    async fn save_progress(&self, saved: &mut Saved) -> Result<bool, sqlx::Error> {
+        let generation = &self.generation;
+        let (content, reasoning) = generation.text_since(saved.content_bytes, saved.reasoning_bytes);
+        let appended = self
+            .store
+            .append_progress(generation.message_id, &content, &reasoning, saved.stored, now_millis())
+            .await?;
+        if let Some(stop_asked) = appended {
+            saved.advance(&content, &reasoning);
+            return Ok(stop_asked);
+        }
+        let (content, reasoning) = generation.text();
+        let stop_asked = self
+            .store
+            .save_progress(generation.message_id, &content, &reasoning, now_millis())
+            .await?;
+        *saved = Saved::default();
+        saved.advance(&content, &reasoning);
+        Ok(stop_asked)
     }
 
     /// Stores the final state. A database that refuses (down, locked, failing over) is tried
@@ -297,6 +342,36 @@ impl GenerationJob {
             }
             backoff = (backoff * 2).min(FINAL_WRITE_MAX_BACKOFF);
         }
+    }
+}
+
+/// How much of the answer its row holds: bytes to find the new text by, characters for the
+/// row's check.
+#[derive(Default)]
+struct Saved {
+    content_bytes: usize,
+    reasoning_bytes: usize,
+    stored: SavedText,
+}
+
+impl Saved {
+    fn advance(&mut self, content: &str, reasoning: &str) {
+        self.content_bytes += content.len();
+        self.reasoning_bytes += reasoning.len();
+        self.stored.content_chars += content.chars().count() as i64;
+        self.stored.reasoning_chars += reasoning.chars().count() as i64;
+    }
+}
+
+/// "256 KiB", "1 MiB", "1000 bytes".
+fn describe_bytes(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    if bytes >= KIB * KIB && bytes.is_multiple_of(KIB * KIB) {
+        format!("{} MiB", bytes / (KIB * KIB))
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
@@ -371,5 +446,8 @@ mod tests {
         assert_eq!(describe(Duration::from_secs(600)), "10 min");
         assert_eq!(describe(Duration::from_secs(45)), "45 s");
         assert_eq!(describe(Duration::from_millis(600)), "600 ms");
+        assert_eq!(describe_bytes(256 * 1024), "256 KiB");
+        assert_eq!(describe_bytes(2 * 1024 * 1024), "2 MiB");
+        assert_eq!(describe_bytes(1000), "1000 bytes");
     }
 }

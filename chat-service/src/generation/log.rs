@@ -133,30 +133,43 @@ impl Generation {
         })
     }
 
-    /// Appends model output (NUL characters dropped: the database could not store them).
-    pub(super) fn push_text(&self, kind: TextKind, text: &str) {
+    /// Appends model output (NUL characters dropped: the database could not store them),
+    /// keeping the answer and its reasoning together within `max_bytes`: what would go beyond
+    /// is dropped, cut at a character boundary. False once that limit is reached.
+    pub(super) fn push_text(&self, kind: TextKind, text: &str, max_bytes: usize) -> bool {
         let text = validation::storable(text);
-        if text.is_empty() {
-            return;
-        }
-        {
+        let within = {
             let mut log = lock(&self.log);
             if log.closed {
-                return;
+                return true;
             }
-            let entry = match kind {
-                TextKind::Content => {
-                    log.content.push_str(&text);
-                    LogEntry::Content(log.content.len())
-                }
-                TextKind::Reasoning => {
-                    log.reasoning.push_str(&text);
-                    LogEntry::Reasoning(log.reasoning.len())
-                }
-            };
-            log.entries.push(entry);
-        }
+            let room = max_bytes.saturating_sub(log.content.len() + log.reasoning.len());
+            let mut take = text.len().min(room);
+            while !text.is_char_boundary(take) {
+                take -= 1;
+            }
+            let within = take == text.len();
+            let text = &text[..take];
+            if text.is_empty() {
+                return within;
+            }
+            {
+                let entry = match kind {
+                    TextKind::Content => {
+                        log.content.push_str(text);
+                        LogEntry::Content(log.content.len())
+                    }
+                    TextKind::Reasoning => {
+                        log.reasoning.push_str(text);
+                        LogEntry::Reasoning(log.reasoning.len())
+                    }
+                };
+                log.entries.push(entry);
+            }
+            within
+        };
         self.changed.send_replace(());
+        within
     }
 
     pub(super) fn push(&self, event: Event) {
@@ -179,6 +192,17 @@ impl Generation {
     pub(super) fn text(&self) -> (String, String) {
         let log = lock(&self.log);
         (log.content.clone(), log.reasoning.clone())
+    }
+
+    /// What the answer and reasoning gained after their first `content_from` and
+    /// `reasoning_from` bytes (offsets an earlier [`Generation::text_since`] or `text` ended
+    /// at): what a progress save appends.
+    pub(super) fn text_since(&self, content_from: usize, reasoning_from: usize) -> (String, String) {
+        let log = lock(&self.log);
+        (
+            log.content.get(content_from..).unwrap_or_default().to_owned(),
+            log.reasoning.get(reasoning_from..).unwrap_or_default().to_owned(),
+        )
     }
 
     /// The started row with the final state of `answer`: the row as `finish_answer` wrote it.
@@ -289,17 +313,17 @@ mod tests {
         let generation = Generation::new(UserId(1), row(10, 5));
         let mut early = Arc::clone(&generation).follow();
         assert_eq!(next_kind(&mut early).await, "started:10");
-        generation.push_text(TextKind::Reasoning, "think");
+        generation.push_text(TextKind::Reasoning, "think", usize::MAX);
         assert_eq!(next_kind(&mut early).await, "reasoning:think");
-        generation.push_text(TextKind::Content, "Hel");
+        generation.push_text(TextKind::Content, "Hel", usize::MAX);
         assert_eq!(next_kind(&mut early).await, "delta:Hel");
-        generation.push_text(TextKind::Content, "lo");
+        generation.push_text(TextKind::Content, "lo", usize::MAX);
         // A follower attaching now gets what is there merged, in order.
         let mut late = Arc::clone(&generation).follow();
         assert_eq!(next_kind(&mut late).await, "started:10");
         assert_eq!(next_kind(&mut late).await, "reasoning:think");
         assert_eq!(next_kind(&mut late).await, "delta:Hello");
-        generation.push_text(TextKind::Content, "!");
+        generation.push_text(TextKind::Content, "!", usize::MAX);
         generation.push(Event::Completed(row(10, 5)));
         generation.close();
         let early: Vec<String> = early.map(|e| kind(&e)).collect().await;
@@ -320,11 +344,11 @@ mod tests {
     #[tokio::test]
     async fn interleaved_text_keeps_its_order() {
         let generation = Generation::new(UserId(1), row(10, 5));
-        generation.push_text(TextKind::Content, "a");
-        generation.push_text(TextKind::Content, "b");
-        generation.push_text(TextKind::Reasoning, "r");
-        generation.push_text(TextKind::Content, "c");
-        generation.push_text(TextKind::Content, "");
+        generation.push_text(TextKind::Content, "a", usize::MAX);
+        generation.push_text(TextKind::Content, "b", usize::MAX);
+        generation.push_text(TextKind::Reasoning, "r", usize::MAX);
+        generation.push_text(TextKind::Content, "c", usize::MAX);
+        generation.push_text(TextKind::Content, "", usize::MAX);
         generation.close();
         let replay: Vec<String> = Arc::clone(&generation).follow().map(|e| kind(&e)).collect().await;
         assert_eq!(replay, ["started:10", "delta:ab", "reasoning:r", "delta:c"]);
@@ -333,12 +357,27 @@ mod tests {
     #[tokio::test]
     async fn model_output_is_stored_without_nul() {
         let generation = Generation::new(UserId(1), row(10, 5));
-        generation.push_text(TextKind::Content, "a\0b");
-        generation.push_text(TextKind::Reasoning, "\0");
+        generation.push_text(TextKind::Content, "a\0b", usize::MAX);
+        generation.push_text(TextKind::Reasoning, "\0", usize::MAX);
         generation.close();
         assert_eq!(generation.text(), ("ab".to_owned(), String::new()));
         let replay: Vec<String> = Arc::clone(&generation).follow().map(|e| kind(&e)).collect().await;
         assert_eq!(replay, ["started:10", "delta:ab"]);
+    }
+
+    #[test]
+    fn answer_and_reasoning_stay_within_the_size_limit() {
+        let generation = Generation::new(UserId(1), row(10, 5));
+        assert!(generation.push_text(TextKind::Reasoning, "abc", 9));
+        assert!(generation.push_text(TextKind::Content, "defg", 9));
+        // Two bytes of room: "é" is two bytes, so the cut falls before it, not inside it.
+        assert!(!generation.push_text(TextKind::Content, "hé and more", 9));
+        assert_eq!(generation.text(), ("defgh".to_owned(), "abc".to_owned()));
+        // The last byte of room takes one more character; then nothing fits.
+        assert!(!generation.push_text(TextKind::Content, "yz", 9));
+        assert!(!generation.push_text(TextKind::Reasoning, "!", 9));
+        assert_eq!(generation.text(), ("defghy".to_owned(), "abc".to_owned()));
+        assert_eq!(generation.text_since(2, 3), ("fghy".to_owned(), String::new()));
     }
 
     #[tokio::test]
@@ -349,14 +388,14 @@ mod tests {
         let pusher = Arc::clone(&generation);
         let task = tokio::spawn(async move {
             tokio::task::yield_now().await;
-            pusher.push_text(TextKind::Content, "late");
+            pusher.push_text(TextKind::Content, "late", usize::MAX);
             pusher.close();
         });
         assert_eq!(next_kind(&mut follower).await, "delta:late");
         assert!(follower.next().await.is_none());
         task.await.unwrap();
         // Nothing is added after close.
-        generation.push_text(TextKind::Content, "ignored");
+        generation.push_text(TextKind::Content, "ignored", usize::MAX);
         assert_eq!(generation.text().0, "late");
     }
 

@@ -27,7 +27,14 @@ pub struct GenerationSettings {
     /// FAILED (on PostgreSQL, where several instances may share the database; SQLite's file
     /// has one instance, so there every STREAMING row found at start is such a leftover).
     pub stale_after: Duration,
+    /// An answer (its text and reasoning together) ends at this many bytes, as it would at
+    /// the model's own length limit: COMPLETE, with a note saying it was cut.
+    pub max_answer_bytes: usize,
 }
+
+/// 256 KiB: far beyond any real answer, small enough that a model talking without end costs
+/// little memory and database space.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 256 * 1024;
 
 impl Default for GenerationSettings {
     fn default() -> Self {
@@ -40,6 +47,7 @@ impl Default for GenerationSettings {
             generate_titles: true,
             heartbeat_interval: Duration::from_secs(5),
             stale_after: Duration::from_secs(30),
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
         }
     }
 }

@@ -96,6 +96,15 @@ impl ChatService {
         let model = change.model.as_deref().unwrap_or(&current.model);
         validation::name("name", name)?;
         validation::base_url("base_url", base_url)?;
+        // The stored key goes only to the host it was given for. Were a new base URL enough,
+        // an access token alone could have the key sent (by TestApiConfig, ListModels or a
+        // chat) to a host of the token holder's choosing.
+        if base_url != current.base_url && change.api_key.is_none() {
+            return Err(Error::invalid(
+                "api_key",
+                "must be given again when base_url changes (the stored key is only sent to the URL it was given for)",
+            ));
+        }
         if let Some(key) = &change.api_key {
             validation::api_key("api_key", key.expose())?;
         }

@@ -4,7 +4,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{ChatStore, FinishedAnswer, MessageRow, MessageStatus, NewExchange, Role};
+use super::{ChatStore, FinishedAnswer, MessageRow, MessageStatus, NewExchange, Role, SavedText};
 use crate::ids::{MessageId, SessionId, UserId};
 
 impl ChatStore {
@@ -110,6 +110,37 @@ impl ChatStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.is_some_and(|(requested,)| requested != 0))
+    }
+
+    /// Appends what the answer gained since its last save (`content` and `reasoning` hold only
+    /// the new text), so a long answer is not rewritten whole every few hundred milliseconds;
+    /// also the heartbeat of a quiet model. Only when the row holds exactly the characters
+    /// `saved` says were stored before: a save whose commit went unconfirmed must not append
+    /// twice. `None` when the row did not match (the caller then writes the whole text with
+    /// [`ChatStore::save_progress`]); else whether a stop was asked for through the row.
+    pub async fn append_progress(
+        &self,
+        id: MessageId,
+        content: &str,
+        reasoning: &str,
+        saved: SavedText,
+        now: i64,
+    ) -> Result<Option<bool>, sqlx::Error> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE chat_messages SET content = content || $1, reasoning = reasoning || $2, updated_at = $3 \
+             WHERE id = $4 AND status = $5 AND LENGTH(content) = $6 AND LENGTH(reasoning) = $7 \
+             RETURNING CAST(stop_requested AS BIGINT)",
+        )
+        .bind(content)
+        .bind(reasoning)
+        .bind(now)
+        .bind(id)
+        .bind(MessageStatus::Streaming.as_str())
+        .bind(saved.content_chars)
+        .bind(saved.reasoning_chars)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(requested,)| requested != 0))
     }
 
     /// Asks whichever instance generates the answer to stop. False when it is not streaming.
