@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use parley_proto::user::v1::user_service_server::UserServiceServer;
-use parley_service_kit::access_token::TokenVerifier;
+use parley_service_kit::access_token::{self, TokenVerifier};
 use parley_service_kit::auth_layer::AuthLayer;
 use parley_service_kit::database::{self, Migrations};
 use parley_service_kit::grpc_server::GrpcServer;
@@ -63,6 +63,9 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How often expired codes and dead refresh tokens are deleted.
     pub cleanup_interval: Duration,
+    /// How often this service's own token verifier reads the revocations (its other
+    /// verifiers fetch them from `GetPublicKeys` on their own schedule).
+    pub revocation_refresh_interval: Duration,
 }
 
 impl Config {
@@ -79,6 +82,7 @@ impl Config {
             mailer: Arc::new(LogMailer),
             secure_cookies: false,
             cleanup_interval: Duration::from_secs(10 * 60),
+            revocation_refresh_interval: access_token::DEFAULT_REFRESH_INTERVAL,
         }
     }
 
@@ -99,7 +103,6 @@ pub async fn serve(
         &config.signing_key_path,
         &config.previous_public_keys_dir,
     )?);
-    let verifier = Arc::new(TokenVerifier::with_keys(keys.accepted.clone()));
     let store = store::AccountStore::new(&database);
     let passwords = password::PasswordHasher::new(config.password_hashing).await?;
     if config.mailer.delivers_to_log() {
@@ -116,6 +119,11 @@ pub async fn serve(
         Arc::clone(&keys),
         passwords,
         codes,
+    ));
+    // Reads the revocations straight from the store, on the same schedule as other services.
+    let verifier = Arc::new(TokenVerifier::with_source_refreshed_every(
+        Arc::new(service::LocalKeySource(Arc::clone(&accounts))),
+        config.revocation_refresh_interval,
     ));
     let api = handlers::UserApi::new(accounts, config.secure_cookies);
 
