@@ -3,6 +3,7 @@
 //!
 //! Layers: [`handlers`] (gRPC in and out) → [`service`] (the rules) → [`store`] (SQL).
 
+pub mod account_deletion;
 pub mod account_fields;
 mod account_options;
 pub mod cleanup;
@@ -66,6 +67,11 @@ pub struct Config {
     /// How often this service's own token verifier reads the revocations (its other
     /// verifiers fetch them from `GetPublicKeys` on their own schedule).
     pub revocation_refresh_interval: Duration,
+    /// Where deleted accounts' data is erased (chat-service). `None`: deletions stay queued
+    /// in the `account_deletions` outbox until a version that has one delivers them.
+    pub account_data_eraser: Option<Arc<dyn account_deletion::AccountDataEraser>>,
+    /// How often the outbox is checked for deletions to deliver.
+    pub account_deletion_interval: Duration,
 }
 
 impl Config {
@@ -83,6 +89,8 @@ impl Config {
             secure_cookies: false,
             cleanup_interval: Duration::from_secs(10 * 60),
             revocation_refresh_interval: access_token::DEFAULT_REFRESH_INTERVAL,
+            account_data_eraser: None,
+            account_deletion_interval: Duration::from_secs(5),
         }
     }
 
@@ -128,6 +136,14 @@ pub async fn serve(
     let api = handlers::UserApi::new(accounts, config.secure_cookies);
 
     let shutdown = shutdown.boxed().shared();
+    let deletions = config.account_data_eraser.clone().map(|eraser| {
+        tokio::spawn(account_deletion::run(
+            store.clone(),
+            eraser,
+            config.account_deletion_interval,
+            shutdown.clone(),
+        ))
+    });
     let cleanup = tokio::spawn(cleanup::run(store, config.cleanup_interval, shutdown.clone()));
     tracing::info!(
         address = ?listener.local_addr().ok(),
@@ -145,6 +161,11 @@ pub async fn serve(
     // send limit's minute has passed.
     cleanup.abort();
     code_worker.abort();
+    if let Some(deletions) = deletions {
+        // A row being delivered stays in the outbox (leased); a later pass delivers it.
+        deletions.abort();
+        let _ = deletions.await;
+    }
     let _ = cleanup.await;
     let _ = code_worker.await;
     database.pool.close().await;
