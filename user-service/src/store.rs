@@ -580,38 +580,19 @@ impl AccountStore {
     /// `token_revocations`.
     pub async fn revoke_user_families(&self, user_id: i64, keep_family: Option<&str>, now: i64) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
-        // The UPDATE first, so SQLite takes its write lock before the families are read.
-        let done = sqlx::query(
-            "UPDATE refresh_token_families SET revoked_at = $1 \
-             WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3",
-        )
-        .bind(now)
-        .bind(user_id)
-        .bind(keep_family.unwrap_or(""))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO token_revocations (subject_kind, subject_id, revoked_at) \
-             SELECT $1, id, $2 FROM refresh_token_families WHERE user_id = $3 AND revoked_at = $2 \
-             ON CONFLICT (subject_kind, subject_id) DO NOTHING",
-        )
-        .bind(RevokedSubject::SESSION)
-        .bind(now)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+        let revoked = revoke_families(&mut tx, user_id, keep_family, now).await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(revoked)
     }
 
     /// Revokes every access token of the account issued until `now` and ends all its
-    /// families (for an account that is disabled; deletion does this itself).
+    /// families, in one transaction (for an account that is disabled; deletion does this
+    /// itself).
     pub async fn revoke_account(&self, user_id: i64, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        revoke_families(&mut tx, user_id, None, now).await?;
         record_account_revocation(&mut tx, user_id, now).await?;
-        tx.commit().await?;
-        self.revoke_user_families(user_id, None, now).await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// The revocations made after `since` (Unix ms), oldest first.
@@ -943,6 +924,36 @@ impl<'a> Assignments<'a> {
         self.sets.push(assignment);
         self.changed.push(differs);
     }
+}
+
+/// Ends every family of the user except `keep_family`, listing each in `token_revocations`.
+async fn revoke_families(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    keep_family: Option<&str>,
+    now: i64,
+) -> Result<u64> {
+    // The UPDATE first, so SQLite takes its write lock before the families are read.
+    let done = sqlx::query(
+        "UPDATE refresh_token_families SET revoked_at = $1 \
+         WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(keep_family.unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO token_revocations (subject_kind, subject_id, revoked_at) \
+         SELECT $1, id, $2 FROM refresh_token_families WHERE user_id = $3 AND revoked_at = $2 \
+         ON CONFLICT (subject_kind, subject_id) DO NOTHING",
+    )
+    .bind(RevokedSubject::SESSION)
+    .bind(now)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Lists the account in `token_revocations` as revoked at `now` (a later revocation of the

@@ -253,3 +253,43 @@ parley_testkit::on_every_backend!(the_migration_gives_existing_accounts_ids, |db
     }
     db.pool.close().await;
 });
+
+// Disabling an account (the admin path calls `revoke_account`): every token issued so far is
+// refused and every sign-in ends; a sign-in after that works again.
+parley_testkit::on_every_backend!(
+    revoking_an_account_refuses_its_earlier_tokens,
+    |db_url: String| async move {
+        let (server, _dir) = start_refreshing(&db_url).await;
+        let mut client = server.client().await;
+        let verifier = TokenVerifier::with_source_refreshed_every(
+            Arc::new(UserServiceKeySource::new(server.channel().await)),
+            REFRESH,
+        );
+        let yuki = register(&mut client, "yuki", "yuki password", None).await;
+        let zoe = register(&mut client, "zoe", "zoe password", None).await;
+        let database = parley_service_kit::database::connect(&db_url, &user_service::MIGRATIONS)
+            .await
+            .unwrap();
+        let store = user_service::store::AccountStore::new(&database);
+        store
+            .revoke_account(
+                yuki.user.as_ref().unwrap().id,
+                parley_service_kit::database::now_millis(),
+            )
+            .await
+            .unwrap();
+        let since = Instant::now();
+        refused_after("revoke_account", &verifier, &yuki.access_token, since).await;
+        assert!(accepted(&verifier, &zoe.access_token).await);
+        assert_eq!(
+            refresh(&mut client, &yuki.refresh_token).await.unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        // Tokens carry whole seconds: a sign-in from the next second on is after the revocation.
+        let now = parley_service_kit::database::now_millis();
+        tokio::time::sleep(Duration::from_millis((1000 - now % 1000) as u64 + 10)).await;
+        let again = login(&mut client, "yuki", "yuki password").await.unwrap();
+        assert!(accepted(&verifier, &again.access_token).await);
+        server.stop().await;
+    }
+);
