@@ -36,6 +36,37 @@ pub const EXPIRY_LEEWAY: Duration = Duration::from_secs(30);
 /// is refused at most about this long (plus one fetch) after its revocation.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The command-line option of a service that verifies access tokens with a
+/// [`TokenVerifier::with_source`]: flatten it into the service's flags and build the verifier
+/// with [`TokenVerifier::with_source_refreshed_every`]`(source, options.refresh_interval())`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct VerifierOptions {
+    /// How often, in milliseconds, access-token keys and revocations are fetched from
+    /// user-service: a logged-out session or a deleted account is refused within about this
+    /// long, for one call per interval.
+    #[arg(
+        long = "access-token-refresh-ms",
+        env = "PARLEY_ACCESS_TOKEN_REFRESH_MS",
+        default_value_t = DEFAULT_REFRESH_INTERVAL.as_millis() as u64,
+        value_parser = clap::value_parser!(u64).range(10..),
+    )]
+    pub access_token_refresh_ms: u64,
+}
+
+impl VerifierOptions {
+    pub fn refresh_interval(&self) -> Duration {
+        Duration::from_millis(self.access_token_refresh_ms)
+    }
+}
+
+impl Default for VerifierOptions {
+    fn default() -> Self {
+        Self {
+            access_token_refresh_ms: DEFAULT_REFRESH_INTERVAL.as_millis() as u64,
+        }
+    }
+}
+
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
@@ -806,6 +837,23 @@ mod tests {
         );
         verifier.shared.refresh().await;
         assert!(verifier.verify(&token("signed-out", "account-42", 0)).await.is_ok());
+    }
+
+    #[test]
+    fn the_refresh_option_defaults_to_five_seconds_and_refuses_zero() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            verifier: VerifierOptions,
+        }
+        let parsed = Cli::try_parse_from(["svc"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.verifier, VerifierOptions::default());
+        assert_eq!(parsed.verifier.refresh_interval(), DEFAULT_REFRESH_INTERVAL);
+        let parsed = Cli::try_parse_from(["svc", "--access-token-refresh-ms", "250"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.verifier.refresh_interval(), Duration::from_millis(250));
+        let refused = Cli::try_parse_from(["svc", "--access-token-refresh-ms", "0"]).err();
+        assert!(refused.is_some_and(|e| e.to_string().contains("access-token-refresh-ms")));
     }
 
     /// An HS256 token whose HMAC key is the public key's bytes (the classic algorithm
