@@ -460,7 +460,13 @@ impl Shared {
                     .saturating_mul(1 << (state.failures - 1).min(16))
                     .min(MIN_REFRESH_INTERVAL);
                 state.next_fetch_at = Some(now + delay);
-                tracing::warn!(%reason, failures = state.failures, retry_in = ?delay, "could not fetch access-token keys and revocations; keeping the last ones");
+                // One failure is what starting next to user-service looks like (the first
+                // background fetch may run before it serves); from the second on it is news.
+                if state.failures == 1 {
+                    tracing::debug!(%reason, retry_in = ?delay, "could not fetch access-token keys and revocations; keeping the last ones");
+                } else {
+                    tracing::warn!(%reason, failures = state.failures, retry_in = ?delay, "could not fetch access-token keys and revocations; keeping the last ones");
+                }
                 false
             }
         }
