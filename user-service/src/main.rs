@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use parley_service_kit::access_token::VerifierOptions;
 use parley_service_kit::{entrypoint, shutdown};
 use user_service::token_signer;
 use user_service::{AccountOptions, Config};
@@ -28,6 +29,9 @@ struct Cli {
     /// DATA_DIR/user-service/previous-public-keys).
     #[arg(long, env = "PARLEY_USER_PREVIOUS_PUBLIC_KEYS_DIR")]
     previous_public_keys_dir: Option<PathBuf>,
+    /// How often user-service's own access-token check reads the revocations.
+    #[command(flatten)]
+    verifier: VerifierOptions,
     #[command(flatten)]
     accounts: AccountOptions,
     #[command(subcommand)]
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         if let Some(dir) = cli.previous_public_keys_dir {
             config.previous_public_keys_dir = dir;
         }
+        config.revocation_refresh_interval = cli.verifier.refresh_interval();
         match cli.command {
             Some(Command::RotateSigningKey) => {
                 let rotation = token_signer::rotate(&config.signing_key_path, &config.previous_public_keys_dir)
