@@ -26,6 +26,7 @@ import { createEventBatcher } from "./eventBatcher";
 import { useStickToBottom } from "./useStickToBottom";
 import { navigate } from "../app/router";
 import { useToast } from "../ui/toast";
+import { prepareMarkdown } from "../markdown/features";
 
 /** The white header: the chat's counterpart (persona and model), centred. */
 export function ChatHeader({
@@ -358,6 +359,9 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     (async () => {
       try {
         const [sessionRes, messages] = await Promise.all([api.sessions.getSession({ id }), loadMessages()]);
+        // The skeleton stays until the answers can show whole (their math and highlighting
+        // loaded): typesetting them after they appeared would move the page under the reader.
+        await prepareMarkdown(messages.map((m) => m.content));
         if (cancelled) return;
         if (sessionRes.session) setSession(sessionRes.session);
         dispatch({ type: "loaded", messages });

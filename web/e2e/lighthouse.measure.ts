@@ -1,0 +1,294 @@
+// Lighthouse (mobile profile: Moto G Power screen, simulated slow 4G and 4x CPU slowdown)
+// against a freshly started `parley` (PARLEY_BIN, a release build for honest figures) on two
+// pages: the sign-in page, and a chat whose stored answer is a long Markdown text with code,
+// a table and math, opened signed in. Prints the scores and the core timings; asserts none of
+// them (speed is measured, never tested). `make bench-ui` runs it.
+//
+// Debian's chromium is started once with a debugging port; playwright-core connects to it to
+// sign up, add a config and get the answer, then Lighthouse drives the same browser, so the
+// page is measured with the HttpOnly refresh cookie that signs it in (Lighthouse's storage
+// reset keeps cookies and clears the HTTP cache before each run).
+import { afterAll, beforeAll, it } from "vitest";
+import { launch as launchChrome, type LaunchedChrome } from "chrome-launcher";
+import lighthouse, { type Flags, type Result } from "lighthouse";
+import { chromium, type Browser } from "playwright-core";
+import { startFakeProvider, startParley, parleyBin, type FakeProvider, type Parley } from "./stack";
+import { chromiumPath } from "./browser";
+
+const runs = Math.max(1, Number(process.env.LIGHTHOUSE_RUNS ?? 3));
+
+/** A long answer of the kind a model gives: prose, code in three languages, a table, math. */
+export const longMarkdownAnswer = [
+  "# Sorting, three ways",
+  "",
+  "Below are three implementations of the same idea, their cost, and a short proof that the",
+  "merge step is linear. Each section is self-contained, so you can copy any of them.",
+  "",
+  "## Python",
+  "",
+  "```python",
+  "def merge_sort(items: list[int]) -> list[int]:",
+  '    """Sorts a list, stable, in O(n log n)."""',
+  "    if len(items) <= 1:",
+  "        return items",
+  "    middle = len(items) // 2",
+  "    left, right = merge_sort(items[:middle]), merge_sort(items[middle:])",
+  "    merged = []",
+  "    i = j = 0",
+  "    while i < len(left) and j < len(right):",
+  "        if left[i] <= right[j]:",
+  "            merged.append(left[i]); i += 1",
+  "        else:",
+  "            merged.append(right[j]); j += 1",
+  "    return merged + left[i:] + right[j:]",
+  "```",
+  "",
+  "## Rust",
+  "",
+  "```rust",
+  "pub fn merge_sort<T: Ord + Clone>(items: &[T]) -> Vec<T> {",
+  "    if items.len() <= 1 {",
+  "        return items.to_vec();",
+  "    }",
+  "    let (left, right) = items.split_at(items.len() / 2);",
+  "    let (left, right) = (merge_sort(left), merge_sort(right));",
+  "    let mut merged = Vec::with_capacity(items.len());",
+  "    let (mut i, mut j) = (0, 0);",
+  "    while i < left.len() && j < right.len() {",
+  "        if left[i] <= right[j] {",
+  "            merged.push(left[i].clone());",
+  "            i += 1;",
+  "        } else {",
+  "            merged.push(right[j].clone());",
+  "            j += 1;",
+  "        }",
+  "    }",
+  "    merged.extend_from_slice(&left[i..]);",
+  "    merged.extend_from_slice(&right[j..]);",
+  "    merged",
+  "}",
+  "```",
+  "",
+  "## TypeScript",
+  "",
+  "```typescript",
+  "export function mergeSort<T>(items: readonly T[], cmp: (a: T, b: T) => number): T[] {",
+  "  if (items.length <= 1) return [...items];",
+  "  const middle = items.length >> 1;",
+  "  const left = mergeSort(items.slice(0, middle), cmp);",
+  "  const right = mergeSort(items.slice(middle), cmp);",
+  "  const merged: T[] = [];",
+  "  while (left.length && right.length) merged.push((cmp(left[0], right[0]) <= 0 ? left : right).shift()!);",
+  "  return merged.concat(left, right);",
+  "}",
+  "```",
+  "",
+  "## How they compare",
+  "",
+  "| Language   | Lines | Allocations per level | Stable | Typical time for 10⁶ ints |",
+  "|------------|------:|-----------------------|:------:|--------------------------:|",
+  "| Python     |    13 | two slices + result   |  yes   |                    1.9 s  |",
+  "| Rust       |    20 | two vectors + result  |  yes   |                   0.08 s  |",
+  "| TypeScript |     9 | two arrays + result   |  yes   |                   0.35 s  |",
+  "",
+  "## Why it is O(n log n)",
+  "",
+  "Let \\(T(n)\\) be the number of comparisons for \\(n\\) items. The merge step makes at most",
+  "\\(n - 1\\) comparisons, so",
+  "",
+  "$$",
+  "T(n) = 2\\,T\\!\\left(\\frac{n}{2}\\right) + n - 1, \\qquad T(1) = 0,",
+  "$$",
+  "",
+  "and unrolling the recurrence \\(k = \\log_2 n\\) times gives",
+  "",
+  "$$",
+  "T(n) = \\sum_{i=0}^{k-1} 2^i \\left(\\frac{n}{2^i} - 1\\right) = n \\log_2 n - n + 1 \\in \\Theta(n \\log n).",
+  "$$",
+  "",
+  "A comparison sort cannot do better: there are \\(n!\\) orders, and a decision tree of",
+  "height \\(h\\) has at most \\(2^h\\) leaves, so \\(h \\ge \\log_2 n! \\approx n \\log_2 n - 1.44\\,n\\).",
+  "",
+  "> In practice, for small inputs (below about 32 items) insertion sort wins; most library",
+  "> sorts switch to it at the leaves.",
+  "",
+  "1. Split the input in halves until each part has one item.",
+  "2. Merge neighbouring parts, always taking the smaller head.",
+  "3. Stop when one part remains.",
+].join("\n");
+
+interface Measured {
+  page: string;
+  performance: number;
+  accessibility: number;
+  bestPractices: number;
+  fcp: number;
+  lcp: number;
+  tbt: number;
+  cls: number;
+  si: number;
+  transferKib: number;
+}
+
+const score = (lhr: Result, category: string) => Math.round((lhr.categories[category]?.score ?? 0) * 100);
+const metric = (lhr: Result, audit: string) => lhr.audits[audit]?.numericValue ?? Number.NaN;
+
+function summarise(page: string, lhr: Result): Measured {
+  return {
+    page,
+    performance: score(lhr, "performance"),
+    accessibility: score(lhr, "accessibility"),
+    bestPractices: score(lhr, "best-practices"),
+    fcp: metric(lhr, "first-contentful-paint"),
+    lcp: metric(lhr, "largest-contentful-paint"),
+    tbt: metric(lhr, "total-blocking-time"),
+    cls: metric(lhr, "cumulative-layout-shift"),
+    si: metric(lhr, "speed-index"),
+    transferKib: metric(lhr, "total-byte-weight") / 1024,
+  };
+}
+
+function print(results: Measured[]) {
+  const rows = results.map((r) => [
+    r.page,
+    String(r.performance),
+    String(r.accessibility),
+    String(r.bestPractices),
+    `${(r.fcp / 1000).toFixed(1)} s`,
+    `${(r.lcp / 1000).toFixed(1)} s`,
+    `${Math.round(r.tbt)} ms`,
+    r.cls.toFixed(3),
+    `${(r.si / 1000).toFixed(1)} s`,
+    `${Math.round(r.transferKib)} KiB`,
+  ]);
+  const head = ["page", "Perf", "A11y", "BP", "FCP", "LCP", "TBT", "CLS", "SI", "transferred"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
+  console.log(`\nLighthouse ${lighthouseVersion} (mobile, simulated slow 4G, 4x CPU), median of ${runs} run(s) by Performance:`);
+  console.log(line(head));
+  for (const row of rows) console.log(line(row));
+  console.log("");
+}
+
+let lighthouseVersion = "";
+let fake: FakeProvider;
+let parley: Parley;
+let chrome: LaunchedChrome;
+
+beforeAll(async () => {
+  [fake, parley] = await Promise.all([startFakeProvider(), startParley()]);
+  chrome = await launchChrome({
+    chromePath: chromiumPath,
+    chromeFlags: [
+      "--headless=new",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+afterAll(async () => {
+  chrome?.kill();
+  await parley?.stop();
+  fake?.stop();
+});
+
+/** Signs up in the browser, adds a config for the fake provider, asks once and waits for the
+ * stored answer; returns the chat's URL. The browser keeps the refresh cookie. */
+async function chatWithLongAnswer(): Promise<string> {
+  const browser: Browser = await chromium.connectOverCDP(`http://127.0.0.1:${chrome.port}`);
+  try {
+    const context = browser.contexts()[0];
+    const page = await context.newPage();
+    page.setDefaultTimeout(30_000);
+    await page.goto(parley.url);
+    await page.getByRole("button", { name: "Sign up" }).click();
+    await page.getByLabel("Username").fill(`bench_${Date.now().toString(36)}`);
+    await page.getByLabel("Password").fill("a long benchmark password");
+    await page.getByRole("button", { name: "Create account" }).click();
+    await page.getByText("Add an API config first").waitFor();
+    await page.getByRole("button", { name: "Account menu" }).click();
+    await page.getByRole("menuitem", { name: "API configs" }).click();
+    await page.getByRole("button", { name: "Add API config" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("Fake provider");
+    await page.getByLabel("Base URL").fill(fake.baseUrl);
+    await page.getByLabel("API key").fill(fake.apiKey);
+    await page.getByLabel("Model").fill("fake-model");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByTestId("api-config").waitFor();
+    await page.getByRole("link", { name: "New chat" }).click();
+    await fake.script([{ text: longMarkdownAnswer, chunk_size: 400, chunk_delay_ms: 5 }, { text: "Sorting, three ways" }]);
+    await page.locator("#composer").fill("Show me merge sort in three languages, compare them, and prove its cost.");
+    await page.locator("#composer").press("Enter");
+    await page.waitForURL(/\/c\/\d+$/);
+    await page.locator("article[data-role=assistant][data-status=complete] .katex").first().waitFor();
+    const url = page.url();
+    await page.close();
+    return url;
+  } finally {
+    // Only the connection: the browser stays up for Lighthouse.
+    await browser.close();
+  }
+}
+
+/** One Lighthouse run; a run whose trace broke (NO_NAVSTART and the like, seen on a busy
+ * machine) is repeated, twice at most. */
+async function lighthouseRun(url: string, flags: Flags): Promise<Result> {
+  for (let attempt = 1; ; attempt++) {
+    const result = await lighthouse(url, flags);
+    if (!result) throw new Error(`Lighthouse returned nothing for ${url}`);
+    const { lhr } = result;
+    lighthouseVersion = lhr.lighthouseVersion;
+    if (!lhr.runtimeError) return lhr;
+    if (attempt === 3) throw new Error(`Lighthouse failed on ${url}: ${lhr.runtimeError.message}`);
+    console.warn(`Lighthouse run failed (${lhr.runtimeError.code}), running it again`);
+  }
+}
+
+async function measure(page: string, url: string): Promise<Measured> {
+  const flags: Flags = {
+    port: chrome.port,
+    output: "json",
+    logLevel: "error",
+    onlyCategories: ["performance", "accessibility", "best-practices"],
+  };
+  const all: Measured[] = [];
+  for (let i = 0; i < runs; i++) {
+    const lhr = await lighthouseRun(url, flags);
+    all.push(summarise(page, lhr));
+    if (process.env.LIGHTHOUSE_VERBOSE) {
+      for (const id of [
+        "render-blocking-resources",
+        "unused-javascript",
+        "uses-text-compression",
+        "layout-shifts",
+        "largest-contentful-paint-element",
+      ]) {
+        const audit = lhr.audits[id];
+        if (audit) console.log(`${page}: ${id}: ${audit.displayValue ?? ""} ${JSON.stringify(audit.details ?? {}).slice(0, 600)}`);
+      }
+      for (const [id, audit] of Object.entries(lhr.audits)) {
+        if (audit.score !== null && audit.score < 1 && lhr.categories.accessibility.auditRefs.some((ref) => ref.id === id))
+          console.log(`${page}: accessibility: ${id}: ${audit.title}`);
+      }
+    }
+  }
+  all.sort((a, b) => a.performance - b.performance);
+  return all[Math.floor(all.length / 2)];
+}
+
+it(
+  "measures the sign-in page and a chat with a long Markdown answer",
+  async () => {
+    console.log(`measuring ${parleyBin} at ${parley.url}`);
+    // First, while the browser has no session: the sign-in form.
+    const signIn = await measure("sign-in", parley.url);
+    const chatUrl = await chatWithLongAnswer();
+    const chat = await measure("chat (long Markdown answer)", chatUrl);
+    print([signIn, chat]);
+  },
+  30 * 60_000,
+);
