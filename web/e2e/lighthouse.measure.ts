@@ -13,7 +13,9 @@ import { launch as launchChrome, type LaunchedChrome } from "chrome-launcher";
 import lighthouse, { type Flags, type Result } from "lighthouse";
 import { chromium, type Browser } from "playwright-core";
 import { startFakeProvider, startParley, parleyBin, type FakeProvider, type Parley } from "./stack";
-import { chromiumPath } from "./browser";
+import { artifacts, chromiumPath } from "./browser";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 const runs = Math.max(1, Number(process.env.LIGHTHOUSE_RUNS ?? 3));
 
@@ -260,6 +262,9 @@ async function measure(page: string, url: string): Promise<Measured> {
     const lhr = await lighthouseRun(url, flags);
     all.push(summarise(page, lhr));
     if (process.env.LIGHTHOUSE_VERBOSE) {
+      // The whole report, for a closer look (e2e-artifacts/ is not committed).
+      mkdirSync(artifacts, { recursive: true });
+      writeFileSync(join(artifacts, `lighthouse-${page.split(" ")[0]}-${i + 1}.json`), JSON.stringify(lhr));
       for (const id of [
         "render-blocking-resources",
         "unused-javascript",

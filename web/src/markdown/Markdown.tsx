@@ -123,13 +123,21 @@ const MarkdownBlock = memo(function MarkdownBlock({ text, plugins }: { text: str
   );
 });
 
+/** A link reference or footnote definition (`[x]: https://…`, `[^1]: …`): a text with one is
+ * parsed whole once finished, so references in other blocks resolve. */
+function hasDefinitions(text: string): boolean {
+  return /^ {0,3}\[[^\]\n]+\]:/m.test(text);
+}
+
 /** Model output as Markdown (math and code highlighting as soon as their chunks are loaded:
  * `prepareMarkdown` first, to show a text complete at once). While an answer streams, its finished blocks are parsed (and
  * highlighted, and typeset) once and only the growing last block again, instead of the whole
- * answer on every token; the final text is parsed whole, so references across blocks resolve. */
+ * answer on every token. A finished answer stays in blocks too (each block its own unit of
+ * work, so rendering a long chat can yield between blocks), unless it defines link references
+ * or footnotes: then it is parsed whole, so references across blocks resolve. */
 export const Markdown = memo(function Markdown({ text, streaming = false }: { text: string; streaming?: boolean }) {
   const source = useMemo(() => normalizeMathDelimiters(text), [text]);
-  const blocks = useMemo(() => (streaming ? splitBlocks(source) : [source]), [source, streaming]);
+  const blocks = useMemo(() => (streaming || !hasDefinitions(source) ? splitBlocks(source) : [source]), [source, streaming]);
   const plugins = useMarkdownPlugins(source);
   const [loaded, setLoaded] = useState<ReadonlySet<string>>(() => new Set());
   const load = useCallback((url: string) => setLoaded((set) => new Set(set).add(url)), []);

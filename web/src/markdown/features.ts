@@ -50,7 +50,8 @@ function needsHighlight(text: string): boolean {
 }
 
 function loadMath(): Promise<void> {
-  mathLoading ??= import("./math").then((module) => {
+  mathLoading ??= import("./math").then(async (module) => {
+    await module.loadCommonFonts();
     math = module;
     changed();
   });

@@ -271,9 +271,17 @@ describe("streaming blocks", () => {
     }
   });
 
-  it("renders a streaming answer as the finished one renders", () => {
+  it("renders an answer cut into blocks as the answer parsed whole", () => {
     // Only the newlines between top-level elements differ, which HTML does not show.
-    const markup = (streaming: boolean) => render(answer, streaming).innerHTML.replace(/>\s+</g, "><");
-    expect(markup(true)).toBe(markup(false));
+    const markup = (text: string, streaming: boolean) => render(text, streaming).innerHTML.replace(/>\s+</g, "><");
+    // A definition (which renders nothing) makes a finished answer parse whole.
+    const whole = markup(`${answer}\n\n[unused]: https://example.com/`, false);
+    expect(markup(answer, true)).toBe(whole);
+    expect(markup(answer, false)).toBe(whole);
+  });
+
+  it("resolves a reference defined in another block once the answer is finished", () => {
+    const text = "See [the docs][docs].\n\nMore text.\n\n[docs]: https://example.com/docs";
+    expect(render(text).querySelector("a")?.getAttribute("href")).toBe("https://example.com/docs");
   });
 });
