@@ -9,6 +9,7 @@ import { Logo } from "../ui/icons";
 import { ToastProvider } from "../ui/toast";
 import { useCountdown } from "../ui/useCountdown";
 import { clearDrafts } from "../chat/drafts";
+import { forgetMarkdownParts } from "../markdown/partsHint";
 
 const loadSignedIn = () => import("./SignedIn");
 const SignedIn = lazy(loadSignedIn);
@@ -73,8 +74,12 @@ function Gate({ api }: { api: Api }) {
         // Keep the same user object identity when only the token changed.
         setAuth((prev) => (prev.status === "signedIn" && prev.user.id === user.id ? prev : { status: "signedIn", user }));
       } else {
-        // Signing out (here or in another tab) leaves no unsent text behind on this device.
-        if (reason === "requested" || reason === "elsewhere") clearDrafts();
+        // Signing out (here or in another tab) leaves no unsent text behind on this device,
+        // nor which parts (math, languages) its chats needed.
+        if (reason === "requested" || reason === "elsewhere") {
+          clearDrafts();
+          forgetMarkdownParts();
+        }
         const notice = signedOutNotice(reason, wasSignedIn);
         wasSignedIn = false;
         setAuth({ status: "signedOut", notice });

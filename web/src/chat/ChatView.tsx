@@ -26,7 +26,7 @@ import { createEventBatcher } from "./eventBatcher";
 import { useStickToBottom } from "./useStickToBottom";
 import { navigate } from "../app/router";
 import { useToast } from "../ui/toast";
-import { prepareMarkdown } from "../markdown/features";
+import { prefetchChatParts, prepareChat } from "../markdown/features";
 
 /** The white header: the chat's counterpart (persona and model), centred. */
 export function ChatHeader({
@@ -359,10 +359,15 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     setLoadError(null);
     (async () => {
       try {
+        // What this chat needed last time loads while its messages do.
+        prefetchChatParts(sessionId);
         const [sessionRes, messages] = await Promise.all([api.sessions.getSession({ id }), loadMessages()]);
         // The skeleton stays until the answers can show whole (their math and highlighting
         // loaded): typesetting them after they appeared would move the page under the reader.
-        await prepareMarkdown(messages.map((m) => m.content));
+        await prepareChat(
+          sessionId,
+          messages.map((m) => m.content),
+        );
         if (cancelled) return;
         // A transition: rendering a long chat is split into short tasks (the page keeps
         // answering input meanwhile), and the skeleton stays until all of it is ready.

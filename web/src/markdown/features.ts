@@ -8,6 +8,7 @@ import type { Options } from "react-markdown";
 import remarkGfm from "remark-gfm";
 import type * as MathModule from "./math";
 import type * as HighlightModule from "./highlight";
+import { rememberedParts, rememberParts } from "./partsHint";
 
 type Plugins = { remarkPlugins: NonNullable<Options["remarkPlugins"]>; rehypePlugins: NonNullable<Options["rehypePlugins"]> };
 
@@ -97,6 +98,29 @@ export async function prepareMarkdown(texts: Iterable<string>): Promise<void> {
 }
 
 const currentPlugins = () => plugins;
+
+/** What the texts need, as remembered for the next visit. */
+export function partsOf(texts: Iterable<string>): { math: boolean; languages: string[] } {
+  let math = false;
+  const languages = new Set<string>();
+  for (const text of texts) {
+    math ||= needsMath(text);
+    for (const name of codeLanguages(text)) languages.add(name);
+  }
+  return { math, languages: [...languages] };
+}
+
+/** Starts loading what `chat` needed when last shown (see partsHint.ts). */
+export function prefetchChatParts(chat: string): void {
+  const parts = rememberedParts(chat);
+  if (parts) void prepareMarkdown([...(parts.math ? ["$$"] : []), ...parts.languages.map((name) => "```" + name + "\n")]);
+}
+
+/** Loads what the chat's texts need and remembers it for the chat's next visit. */
+export function prepareChat(chat: string, texts: string[]): Promise<void> {
+  rememberParts(chat, partsOf(texts));
+  return prepareMarkdown(texts);
+}
 
 function subscribe(listener: () => void) {
   listeners.add(listener);
