@@ -70,7 +70,16 @@ pub struct Config {
     /// A PEM file of CA certificates trusted besides Mozilla's roots, for self-hosted
     /// providers behind an internal CA.
     pub extra_ca_certs: Option<PathBuf>,
+    /// The most an answer may grow to, reasoning and content together, in bytes of UTF-8.
+    /// A provider that keeps talking past it (a model in a loop, a server that never stops) is
+    /// cut off there: the stream ends as on `length` and the provider request is dropped.
+    pub max_answer_bytes: usize,
 }
+
+/// The default [`Config::max_answer_bytes`]: 1 MiB. The longest outputs models offer are
+/// about 128k tokens, at most ~4 bytes each (CJK text), so ~512 KiB; twice that leaves every
+/// real answer whole while bounding what a runaway stream can pile up downstream.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 1 << 20;
 
 impl Default for Config {
     fn default() -> Self {
@@ -84,6 +93,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             retry: RetrySettings::default(),
             extra_ca_certs: None,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
         }
     }
 }

@@ -205,7 +205,7 @@ impl LlmService {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("json"));
         let mut response = response;
-        let mut reader = StreamReader::default();
+        let mut reader = StreamReader::new(self.config.max_answer_bytes);
         if is_json {
             // A server that ignored `stream: true` answers one JSON completion.
             let waited = Instant::now();
@@ -496,20 +496,69 @@ enum Step {
 #[derive(Clone, Copy, Debug)]
 enum Outcome {
     Finished,
+    /// Cut off at `max_answer_bytes`, ended as on `length`.
+    Truncated,
     Cancelled,
     Failed,
 }
 
+/// The finish reason of an answer cut off at the size cap: what a provider says when it
+/// stops at `max_tokens`, so callers treat both alike.
+const TRUNCATED_REASON: &str = "length";
+
 /// What a stream has delivered so far.
-#[derive(Default)]
 struct StreamReader {
     received_token: bool,
     chunks: u64,
     finish_reason: Option<String>,
     usage: Option<pb::Usage>,
+    /// Bytes the answer may still grow by (reasoning and content together).
+    room: usize,
+    /// The answer reached the size cap and was cut there.
+    truncated: bool,
 }
 
 impl StreamReader {
+    fn new(max_answer_bytes: usize) -> Self {
+        Self {
+            received_token: false,
+            chunks: 0,
+            finish_reason: None,
+            usage: None,
+            room: max_answer_bytes,
+            truncated: false,
+        }
+    }
+
+    /// Sends a delta, cut to the room the answer has left; `Done` once the cap is reached,
+    /// so the provider request is dropped and the answer ends as on `length`.
+    async fn text(
+        &mut self,
+        tx: &ChunkSender,
+        text: &str,
+        chunk: fn(String) -> pb::stream_chat_response::Chunk,
+        metrics: &mut StreamMetrics,
+    ) -> Step {
+        if text.is_empty() {
+            return Step::Continue;
+        }
+        let fits = char_floor(text, self.room);
+        let part = &text[..fits];
+        self.room -= part.len();
+        if !part.is_empty() && !self.send(tx, chunk(part.to_string()), metrics).await {
+            return Step::CallerGone;
+        }
+        if part.len() < text.len() {
+            self.truncated = true;
+            self.finish_reason = Some(TRUNCATED_REASON.to_string());
+            tracing::info!(
+                "the answer reached --max-answer-bytes; ending it as on length and dropping the provider request"
+            );
+            return Step::Done;
+        }
+        Step::Continue
+    }
+
     async fn event(
         &mut self,
         request: &ChatRequest,
@@ -554,27 +603,23 @@ impl StreamReader {
         let reasoning = delta["reasoning_content"]
             .as_str()
             .or_else(|| delta["reasoning"].as_str());
-        if let Some(reasoning) = reasoning.filter(|r| !r.is_empty())
-            && !self
-                .send(
-                    tx,
-                    pb::stream_chat_response::Chunk::ReasoningDelta(reasoning.to_string()),
-                    metrics,
-                )
+        if let Some(reasoning) = reasoning {
+            match self
+                .text(tx, reasoning, pb::stream_chat_response::Chunk::ReasoningDelta, metrics)
                 .await
-        {
-            return Ok(Step::CallerGone);
+            {
+                Step::Continue => {}
+                end => return Ok(end),
+            }
         }
-        if let Some(content) = delta["content"].as_str().filter(|c| !c.is_empty())
-            && !self
-                .send(
-                    tx,
-                    pb::stream_chat_response::Chunk::ContentDelta(content.to_string()),
-                    metrics,
-                )
+        if let Some(content) = delta["content"].as_str() {
+            match self
+                .text(tx, content, pb::stream_chat_response::Chunk::ContentDelta, metrics)
                 .await
-        {
-            return Ok(Step::CallerGone);
+            {
+                Step::Continue => {}
+                end => return Ok(end),
+            }
         }
         match &choice["finish_reason"] {
             // Some servers send `""` on every chunk until the last: it means not finished, as
@@ -593,24 +638,21 @@ impl StreamReader {
         let reasoning = message["reasoning_content"]
             .as_str()
             .or_else(|| message["reasoning"].as_str());
-        if let Some(reasoning) = reasoning.filter(|r| !r.is_empty()) {
-            self.send(
-                tx,
-                pb::stream_chat_response::Chunk::ReasoningDelta(reasoning.to_string()),
-                metrics,
-            )
-            .await;
-        }
-        if let Some(content) = message["content"].as_str().filter(|c| !c.is_empty()) {
-            self.send(
-                tx,
-                pb::stream_chat_response::Chunk::ContentDelta(content.to_string()),
-                metrics,
-            )
-            .await;
-        }
-        self.finish_reason = Some(choice["finish_reason"].as_str().unwrap_or_default().to_string());
         self.usage = completion.get("usage").and_then(usage);
+        self.finish_reason = Some(choice["finish_reason"].as_str().unwrap_or_default().to_string());
+        if let Some(reasoning) = reasoning
+            && !matches!(
+                self.text(tx, reasoning, pb::stream_chat_response::Chunk::ReasoningDelta, metrics)
+                    .await,
+                Step::Continue
+            )
+        {
+            return;
+        }
+        if let Some(content) = message["content"].as_str() {
+            self.text(tx, content, pb::stream_chat_response::Chunk::ContentDelta, metrics)
+                .await;
+        }
     }
 
     /// False when the caller has gone.
@@ -635,12 +677,26 @@ impl StreamReader {
             usage: self.usage.take(),
         };
         let chunk = Some(pb::stream_chat_response::Chunk::Finish(finish));
-        if metrics.deliver(tx, Ok(pb::StreamChatResponse { chunk })).await {
-            Outcome::Finished
-        } else {
+        if !metrics.deliver(tx, Ok(pb::StreamChatResponse { chunk })).await {
             Outcome::Cancelled
+        } else if self.truncated {
+            Outcome::Truncated
+        } else {
+            Outcome::Finished
         }
     }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn char_floor(text: &str, max: usize) -> usize {
+    if max >= text.len() {
+        return text.len();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
 
 fn usage(value: &Value) -> Option<pb::Usage> {
@@ -709,5 +765,22 @@ impl StreamMetrics {
             added_latency_ms = ms(added),
             "stream ended"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_cut_on_character_boundaries() {
+        assert_eq!(char_floor("abc", 10), 3);
+        assert_eq!(char_floor("abc", 3), 3);
+        assert_eq!(char_floor("abc", 2), 2);
+        assert_eq!(char_floor("abc", 0), 0);
+        // "é" is two bytes and "語" three: a cut inside one keeps none of it.
+        assert_eq!(char_floor("aé", 2), 1);
+        assert_eq!(char_floor("語語", 5), 3);
+        assert_eq!(char_floor("語", 2), 0);
     }
 }
