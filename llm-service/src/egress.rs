@@ -82,6 +82,13 @@ impl EgressPolicy {
     }
 }
 
+/// Whether `ip` is an ordinary public address: neither loopback, private, link-local nor any
+/// other special-purpose range. What a provider elsewhere says may be passed on to users;
+/// what a service on the operator's own network says may not (it would let them read it).
+pub fn is_public(ip: IpAddr) -> bool {
+    classify(ip) == AddressClass::Public
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum AddressClass {
     Public,
@@ -347,6 +354,25 @@ mod tests {
                 .check_ip("168.63.129.16".parse().unwrap_or_else(|_| unreachable!()))
                 .is_err_and(|d| d.0.contains("cloud metadata"))
         );
+    }
+
+    #[test]
+    fn only_ordinary_addresses_count_as_public() {
+        let public = |ip: &str| is_public(ip.parse().unwrap_or_else(|_| unreachable!()));
+        for ip in ["1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(public(ip), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "::1",
+            "10.0.0.5",
+            "192.168.1.1",
+            "fd00::1",
+            "::ffff:10.0.0.5",
+            "168.63.129.16",
+        ] {
+            assert!(!public(ip), "{ip}");
+        }
     }
 
     #[test]

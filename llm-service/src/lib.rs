@@ -54,9 +54,9 @@ impl Default for RetrySettings {
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Allow loopback, private, link-local and CGNAT addresses (on for the local all-in-one
-    /// run, so Ollama on localhost works; off by default). Cloud metadata endpoints stay
-    /// refused either way.
+    /// Allow loopback, private, link-local and CGNAT addresses (on for an all-in-one listening
+    /// on loopback, so Ollama on localhost works; off by default). Cloud metadata endpoints
+    /// stay refused either way.
     pub allow_private_networks: bool,
     /// Establishing the TCP (and TLS) connection.
     pub connect_timeout: Duration,
@@ -74,6 +74,13 @@ pub struct Config {
     /// A provider that keeps talking past it (a model in a loop, a server that never stops) is
     /// cut off there: the stream ends as on `length` and the provider request is dropped.
     pub max_answer_bytes: usize,
+    /// Pass on the error text of providers on loopback and private addresses (their message,
+    /// a redirect's target) as it is passed on for public ones. Off by default: where private
+    /// networks are allowed, any user could otherwise make Parley call a service on the
+    /// operator's network and read its answers back as error messages; they get the HTTP
+    /// status only, and the text is logged at DEBUG. The all-in-one turns it on when it
+    /// listens on loopback only (its users are then on the machine already).
+    pub echo_private_provider_errors: bool,
 }
 
 /// The default [`Config::max_answer_bytes`]: 1 MiB. The longest outputs models offer are
@@ -94,6 +101,7 @@ impl Default for Config {
             retry: RetrySettings::default(),
             extra_ca_certs: None,
             max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
+            echo_private_provider_errors: false,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! llm-service's provider settings (timeouts, retries, extra CA certificates, the answer-size
 //! cap) as command-line flags and `PARLEY_…` environment variables, shared by the llm-service
 //! binary and the all-in-one `parley`. Whether private networks are allowed is not among them: its default
-//! differs between the two (off for the service, on for a laptop), so each binary declares it.
+//! differs between the two (off for the service; for `parley`, on only when it listens on
+//! loopback), so each binary declares it.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -42,7 +42,12 @@ pub struct LlmService {
 impl LlmService {
     pub fn new(config: Config) -> Result<Self, Error> {
         let policy = EgressPolicy::new(config.allow_private_networks);
-        let client = ProviderClient::new(policy, config.connect_timeout, config.extra_ca_certs.as_deref())?;
+        let client = ProviderClient::new(
+            policy,
+            config.connect_timeout,
+            config.extra_ca_certs.as_deref(),
+            config.echo_private_provider_errors,
+        )?;
         Ok(Self { client, policy, config })
     }
 
@@ -205,7 +210,7 @@ impl LlmService {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("json"));
         let mut response = response;
-        let mut reader = StreamReader::new(self.config.max_answer_bytes);
+        let mut reader = StreamReader::new(self.config.max_answer_bytes, self.client.may_echo(&response));
         if is_json {
             // A server that ignored `stream: true` answers one JSON completion.
             let waited = Instant::now();
@@ -516,11 +521,14 @@ struct StreamReader {
     room: usize,
     /// The answer reached the size cap and was cut there.
     truncated: bool,
+    /// Whether the provider's own words may be passed on ([`ProviderClient::may_echo`]).
+    echo_errors: bool,
 }
 
 impl StreamReader {
-    fn new(max_answer_bytes: usize) -> Self {
+    fn new(max_answer_bytes: usize, echo_errors: bool) -> Self {
         Self {
+            echo_errors,
             received_token: false,
             chunks: 0,
             finish_reason: None,
@@ -582,10 +590,16 @@ impl StreamReader {
         })?;
         if event.name == "error" || !chunk["error"].is_null() {
             let message = crate::provider::error_message(data.as_bytes()).unwrap_or_default();
+            let message = request.provider.api_key.scrub(&message);
+            let message = if self.echo_errors {
+                message
+            } else {
+                tracing::debug!(provider_says = %message, "a provider on a private address failed mid-stream; its text is not passed on");
+                "the text of a provider on a private address is not passed on".to_string()
+            };
             return Err(Error::Unavailable(format!(
-                "{} reported an error mid-stream: {}",
+                "{} reported an error mid-stream: {message}",
                 request.provider.host(),
-                request.provider.api_key.scrub(&message)
             )));
         }
         self.chunks += 1;
