@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use common::*;
 use parley_testkit::captured_logs::CapturedLogs;
+use parley_testkit::wait::eventually;
 
 /// The `stream ended` line, once the generation's task has logged it.
 async fn stream_ended_line(logs: &CapturedLogs) -> String {
-    for _ in 0..500 {
-        if let Some(line) = logs.contents().lines().find(|l| l.contains("stream ended")) {
-            return line.to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no `stream ended` line:\n{}", logs.contents());
+    eventually("a `stream ended` line", Duration::from_secs(5), || async {
+        logs.contents()
+            .lines()
+            .find(|l| l.contains("stream ended"))
+            .map(str::to_string)
+    })
+    .await
 }
 
 /// The number after `name=` in a log line.

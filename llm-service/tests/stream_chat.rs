@@ -10,6 +10,7 @@ use common::*;
 use llm_service::Config;
 use parley_proto::llm::v1 as pb;
 use parley_service_kit::grpc_status;
+use parley_testkit::wait::until;
 use tonic::Code;
 
 #[tokio::test]
@@ -212,13 +213,10 @@ async fn dropping_the_stream_while_waiting_for_the_first_token_closes_it_too() {
         .unwrap()
         .into_inner();
     // Wait until the provider has the request, then hang up.
-    for _ in 0..200 {
-        if fake.open_streams() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(fake.open_streams(), 1);
+    until("the provider has the request", Duration::from_secs(2), || async {
+        fake.open_streams() == 1
+    })
+    .await;
     drop(stream);
     assert!(fake.wait_for_disconnect(Duration::from_secs(5)).await);
 }

@@ -64,14 +64,7 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> Client {
-        let url = format!("http://{}", self.address);
-        for _ in 0..200 {
-            if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
-                return LlmServiceClient::new(channel);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("llm-service did not come up at {url}");
+        LlmServiceClient::new(parley_testkit::wait::channel(self.address).await)
     }
 
     pub async fn stop(mut self) {
