@@ -5,11 +5,13 @@
 //!
 //! Layers: [`handlers`] (gRPC in and out) → [`service`] (validation, retries, timeouts,
 //! stream reading, metrics) → [`provider`] (HTTP, error mapping) with [`egress`] (which
-//! addresses may be reached) and [`sse`] (the event-stream parser).
+//! addresses may be reached), [`openai`] (the wire format, typed) and [`sse`] (the
+//! event-stream parser).
 
 pub mod egress;
 mod error;
 pub mod handlers;
+pub mod openai;
 pub mod provider;
 mod provider_options;
 pub mod service;

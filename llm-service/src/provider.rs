@@ -2,9 +2,9 @@
 //! proxies, rustls), requests, and the mapping of every HTTP and transport failure to an
 //! [`Error`] a caller can act on.
 //!
-//! Why reqwest and a small SSE parser instead of async-openai (the issue asked for it; checked
-//! against async-openai 0.43's source, `client.rs` and `error.rs`; its bring-your-own-types
-//! mode changes the typed structs, not any of this):
+//! The request body is async-openai's type ([`crate::openai`]); its client is not used
+//! (checked against async-openai 0.43's source, `client.rs` and `error.rs`; its
+//! bring-your-own-types mode changes the typed structs, not any of this):
 //! - An error response keeps its status but loses its headers (`read_error_response`), so a
 //!   429's or 503's `Retry-After` cannot reach the caller (its optional retry middleware reads
 //!   it only to time its own retries).
@@ -232,7 +232,11 @@ impl ProviderClient {
     }
 
     /// Sends a streaming chat completion request; `Ok` once the provider answered 2xx.
-    pub async fn send_chat(&self, settings: &ProviderSettings, body: &Value) -> Result<reqwest::Response, Failure> {
+    pub async fn send_chat(
+        &self,
+        settings: &ProviderSettings,
+        body: &crate::openai::ChatCompletionRequest,
+    ) -> Result<reqwest::Response, Failure> {
         let request = self
             .http
             .post(settings.endpoint("chat/completions"))
