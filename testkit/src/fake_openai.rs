@@ -45,7 +45,7 @@
 //!   date), `cut_after` (drop the connection after that many chunks), `keep_alive` (send
 //!   `: keep-alive` comment lines between chunks), `done` (bool, default true: send
 //!   `data: [DONE]`), `endless` (bool: after the reasoning, repeat the text's chunks forever,
-//!   never finishing, until the client goes away: a model stuck in a loop).
+//!   never finishing, until the client goes away: a model stuck in a loop; streaming only).
 //!   Example: `{"text": "Hi!", "chunk_delay_ms": 50}` or `[{"status": 429, "retry_after_secs": 1}, {}]`.
 //! - `DELETE /__fake/replies` clears the queue.
 //! - `GET /__fake/requests` returns the recorded requests as JSON; `DELETE /__fake/requests`
@@ -150,7 +150,8 @@ pub struct Reply {
     /// End the stream with `data: [DONE]`.
     pub done: bool,
     /// Never end: after the reasoning, the text's chunks are sent over and over (no finish
-    /// reason, no usage, no `[DONE]`) until the client goes away.
+    /// reason, no usage, no `[DONE]`) until the client goes away. Streaming requests only: a
+    /// non-streamed answer is the text once.
     pub endless: bool,
 }
 
