@@ -26,26 +26,40 @@ pub struct StackConfig {
     pub edge: gateway::EdgeOptions,
     /// How user-service delivers codes (log or SMTP) and marks its cookie.
     pub accounts: user_service::AccountOptions,
-    /// Whether LLM calls may reach loopback and private addresses (a local Ollama).
-    pub allow_private_networks: bool,
+    /// Whether LLM calls may reach loopback and private addresses (a local Ollama); `None`
+    /// decides by the listener (see [`private_networks_allowed`]).
+    pub allow_private_networks: Option<bool>,
     /// llm-service's timeouts, retries and extra CA certificates.
     pub provider: llm_service::ProviderOptions,
 }
 
 impl StackConfig {
-    /// A laptop's stack under `data_dir`: private networks allowed (a local Ollama or
-    /// llama.cpp server is the point of running on a laptop), every other setting at its
-    /// default.
+    /// A stack under `data_dir` with every setting at its default: private networks allowed
+    /// when it listens on loopback only (a laptop, where a local Ollama or llama.cpp server is
+    /// the point), refused otherwise.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
             web_dir: None,
             edge: gateway::EdgeOptions::default(),
             accounts: user_service::AccountOptions::default(),
-            allow_private_networks: true,
+            allow_private_networks: None,
             provider: llm_service::ProviderOptions::default(),
         }
     }
+}
+
+/// Whether LLM calls may reach loopback and private addresses: what the operator said, else
+/// only when the stack listens on loopback. Listening on every address (or a LAN one) with
+/// open sign-up, allowing them would let any visitor make Parley probe the network it runs
+/// in; on loopback the visitors are on the machine already, and a local Ollama is the point.
+pub fn private_networks_allowed(explicit: Option<bool>, listen: SocketAddr) -> bool {
+    explicit.unwrap_or_else(|| listens_on_loopback(listen))
+}
+
+/// Whether only this machine can reach `listen` (`::ffff:127.0.0.1` too).
+fn listens_on_loopback(listen: SocketAddr) -> bool {
+    listen.ip().to_canonical().is_loopback()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +247,10 @@ pub async fn start(
         llm_url,
     );
     let mut llm_config = llm_service::Config {
-        allow_private_networks: config.allow_private_networks,
+        allow_private_networks: private_networks_allowed(config.allow_private_networks, addr),
+        // On loopback the users are on the machine: what a local provider says (Ollama's
+        // "try pulling it first") helps them and tells them nothing they could not read.
+        echo_private_provider_errors: listens_on_loopback(addr),
         ..llm_service::Config::default()
     };
     config.provider.apply_to(&mut llm_config)?;
@@ -321,4 +338,28 @@ fn prepare_data_dir(dir: &Path) -> Result<PathBuf, Error> {
     std::fs::write(&probe, b"").map_err(fail)?;
     let _ = std::fs::remove_file(&probe);
     std::path::absolute(dir).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_networks_follow_the_listener_unless_the_operator_says() {
+        let at = |address: &str| address.parse::<SocketAddr>().unwrap_or_else(|_| unreachable!());
+        for loopback in ["127.0.0.1:8080", "127.1.2.3:0", "[::1]:8080", "[::ffff:127.0.0.1]:8080"] {
+            assert!(private_networks_allowed(None, at(loopback)), "{loopback}");
+            assert!(!private_networks_allowed(Some(false), at(loopback)), "{loopback}");
+        }
+        for everywhere in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "192.168.1.20:8080",
+            "10.0.0.5:80",
+            "203.0.113.9:443",
+        ] {
+            assert!(!private_networks_allowed(None, at(everywhere)), "{everywhere}");
+            assert!(private_networks_allowed(Some(true), at(everywhere)), "{everywhere}");
+        }
+    }
 }

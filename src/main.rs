@@ -27,11 +27,19 @@ struct Cli {
     #[command(flatten)]
     accounts: user_service::AccountOptions,
     /// Let LLM calls reach loopback and private addresses, so a local Ollama or llama.cpp
-    /// server works. Turn off (`--allow-private-networks false`) when people you don't trust
-    /// can sign up: they could otherwise make Parley call services on your network. Cloud
+    /// server works [default: only when --listen is a loopback address]. People who can sign
+    /// up could otherwise make Parley call services on your network: allow it on a wider
+    /// listener (`--allow-private-networks` or `=true`) only when you trust them. Cloud
     /// metadata endpoints are refused either way.
-    #[arg(long, env = "PARLEY_ALLOW_PRIVATE_NETWORKS", default_value_t = true, action = clap::ArgAction::Set)]
-    allow_private_networks: bool,
+    #[arg(
+        long,
+        env = "PARLEY_ALLOW_PRIVATE_NETWORKS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    allow_private_networks: Option<bool>,
     #[command(flatten)]
     provider: llm_service::ProviderOptions,
 }

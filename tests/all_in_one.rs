@@ -32,8 +32,15 @@ struct Parley {
 
 impl Parley {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &["--listen", "127.0.0.1:0"])
+    }
+
+    /// Started with `args` (at least `--listen`).
+    fn start_with(data_dir: &Path, args: &[&str]) -> Self {
         let mut child = Command::new(BINARY)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(args)
+            .env_remove("PARLEY_ALLOW_PRIVATE_NETWORKS")
+            .arg("--data-dir")
             .arg(data_dir)
             .args(["--web-dir", "/nonexistent/web/dist"])
             .env("RUST_LOG", "info")
@@ -267,6 +274,73 @@ async fn the_gateway_is_serving_when_the_running_line_is_printed() {
         .into_inner()
         .status;
     assert_eq!(status, ServingStatus::Serving as i32);
+}
+
+/// Private networks are allowed when parley listens on loopback and refused when it listens on
+/// every address, unless the operator says otherwise; where they are allowed on a wider
+/// listener, what a provider there says is not passed on (the HTTP status is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_networks_follow_the_listener_unless_set() {
+    let fake = FakeOpenAi::start().await;
+    let cases: [(&[&str], bool, bool); 4] = [
+        (&["--listen", "127.0.0.1:0"], true, true),
+        (&["--listen", "0.0.0.0:0"], false, false),
+        (&["--listen", "0.0.0.0:0", "--allow-private-networks"], true, false),
+        (
+            &["--listen", "127.0.0.1:0", "--allow-private-networks=false"],
+            false,
+            true,
+        ),
+    ];
+    for (args, allowed, echoed) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let parley = Parley::start_with(dir.path(), args);
+        let token = register(&parley.url, "operator").await;
+        let list_models = |api_key: String| {
+            let url = parley.url.clone();
+            let token = token.clone();
+            let base_url = fake.base_url();
+            async move {
+                ApiConfigServiceClient::new(channel(&url).await)
+                    .list_models(with_token(
+                        chat::ListModelsRequest {
+                            target: Some(chat::list_models_request::Target::Settings(chat::ProviderSettings {
+                                base_url,
+                                api_key,
+                                model: "fake-model".into(),
+                            })),
+                        },
+                        &token,
+                    ))
+                    .await
+            }
+        };
+        let listed = list_models(fake.api_key()).await;
+        let wrong_key = list_models("sk-wrong-key-1234".into()).await.unwrap_err();
+        if !allowed {
+            let status = listed.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::PermissionDenied, "{args:?}: {status:?}");
+            assert!(status.message().contains("private networks"), "{args:?}: {status:?}");
+            assert_eq!(wrong_key.code(), tonic::Code::PermissionDenied, "{args:?}");
+            continue;
+        }
+        let ids = listed.unwrap().into_inner().model_ids;
+        assert!(ids.contains(&"fake-model".to_string()), "{args:?}: {ids:?}");
+        assert_eq!(
+            wrong_key.code(),
+            tonic::Code::FailedPrecondition,
+            "{args:?}: {wrong_key:?}"
+        );
+        let message = wrong_key.message();
+        assert_eq!(
+            message.contains("Incorrect API key provided"),
+            echoed,
+            "{args:?}: {message}"
+        );
+        if !echoed {
+            assert!(message.contains("HTTP 401"), "{args:?}: {message}");
+        }
+    }
 }
 
 fn failing_start(args: &[&str], data_dir: &Path) -> String {

@@ -302,7 +302,7 @@ async fn private_networks_can_be_refused_in_the_all_in_one() {
     let fake = FakeOpenAi::start().await;
     for allow in [true, false] {
         let stack = Stack::start_with(|config| parley::StackConfig {
-            allow_private_networks: allow,
+            allow_private_networks: Some(allow),
             ..config
         })
         .await;

@@ -82,6 +82,13 @@ impl EgressPolicy {
     }
 }
 
+/// Whether `ip` is an ordinary public address: neither loopback, private, link-local nor any
+/// other special-purpose range. What a provider elsewhere says may be passed on to users;
+/// what a service on the operator's own network says may not (it would let them read it).
+pub fn is_public(ip: IpAddr) -> bool {
+    classify(ip) == AddressClass::Public
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum AddressClass {
     Public,
@@ -105,8 +112,16 @@ fn classify_v4(ip: Ipv4Addr) -> AddressClass {
     use AddressClass::*;
     let [a, b, c, d] = ip.octets();
     match (a, b, c, d) {
-        // Cloud metadata endpoints (AWS, GCP, Azure, OpenStack; ECS task metadata; Alibaba).
-        (169, 254, 169, 254) | (169, 254, 170, 2) | (100, 100, 100, 200) => Forbidden(CLOUD_METADATA),
+        // Cloud metadata endpoints: AWS, GCP, Azure, OpenStack, OCI (169.254.169.254); ECS
+        // task metadata (169.254.170.2); EKS Pod Identity (169.254.170.23); Alibaba
+        // (100.100.100.200); Tencent (169.254.0.23); Azure's WireServer (168.63.129.16, a
+        // public address, so private networks being refused does not cover it).
+        (169, 254, 169, 254)
+        | (169, 254, 170, 2)
+        | (169, 254, 170, 23)
+        | (169, 254, 0, 23)
+        | (100, 100, 100, 200)
+        | (168, 63, 129, 16) => Forbidden(CLOUD_METADATA),
         (127, ..) => Internal("a loopback address"),
         (0, ..) => Internal("the unspecified (\"this host\") network"),
         (10, ..) => Internal("a private address"),
@@ -137,8 +152,12 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
     if ip.is_unspecified() {
         return Internal("the unspecified address");
     }
-    // AWS's IPv6 metadata endpoint fd00:ec2::254 (inside the unique-local range).
-    if segments == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] {
+    // IPv6 metadata endpoints, inside the unique-local range: AWS's instance metadata
+    // (fd00:ec2::254), EKS Pod Identity (fd00:ec2::23), OCI's (fd00:c1::a9fe:a9fe).
+    if matches!(
+        segments,
+        [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254 | 0x0023] | [0xfd00, 0x00c1, 0, 0, 0, 0, 0xa9fe, 0xa9fe]
+    ) {
         return Forbidden(CLOUD_METADATA);
     }
     match segments {
@@ -291,9 +310,16 @@ mod tests {
         for ip in [
             "169.254.169.254",
             "169.254.170.2",
+            "169.254.170.23",
+            "169.254.0.23",
             "100.100.100.200",
+            "168.63.129.16",
             "fd00:ec2::254",
+            "fd00:ec2::23",
+            "fd00:c1::a9fe:a9fe",
             "::ffff:169.254.169.254",
+            "::ffff:168.63.129.16",
+            "64:ff9b::a83f:8110",
             "::ffff:0:a9fe:a9fe",
             "::169.254.169.254",
             "64:ff9b::a9fe:a9fe",
@@ -308,9 +334,44 @@ mod tests {
                 "{ip}: {denial:?}"
             );
         }
-        // The rest of link-local and CGNAT stays the operator's call.
-        for ip in ["169.254.1.1", "100.64.0.1", "fd00::1"] {
+        // The rest of link-local and CGNAT stays the operator's call, and the neighbours of
+        // the public WireServer address are ordinary public addresses.
+        for ip in [
+            "169.254.1.1",
+            "169.254.170.24",
+            "100.64.0.1",
+            "fd00::1",
+            "fd00:ec2::24",
+            "fd00:c1::1",
+            "168.63.129.17",
+        ] {
             assert!(!denied(open, ip), "{ip}");
+        }
+        let strict = EgressPolicy::new(false);
+        assert!(!denied(strict, "168.63.129.17"));
+        assert!(
+            strict
+                .check_ip("168.63.129.16".parse().unwrap_or_else(|_| unreachable!()))
+                .is_err_and(|d| d.0.contains("cloud metadata"))
+        );
+    }
+
+    #[test]
+    fn only_ordinary_addresses_count_as_public() {
+        let public = |ip: &str| is_public(ip.parse().unwrap_or_else(|_| unreachable!()));
+        for ip in ["1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(public(ip), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "::1",
+            "10.0.0.5",
+            "192.168.1.1",
+            "fd00::1",
+            "::ffff:10.0.0.5",
+            "168.63.129.16",
+        ] {
+            assert!(!public(ip), "{ip}");
         }
     }
 

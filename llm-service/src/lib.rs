@@ -5,11 +5,13 @@
 //!
 //! Layers: [`handlers`] (gRPC in and out) → [`service`] (validation, retries, timeouts,
 //! stream reading, metrics) → [`provider`] (HTTP, error mapping) with [`egress`] (which
-//! addresses may be reached) and [`sse`] (the event-stream parser).
+//! addresses may be reached), [`openai`] (the wire format, typed) and [`sse`] (the
+//! event-stream parser).
 
 pub mod egress;
 mod error;
 pub mod handlers;
+pub mod openai;
 pub mod provider;
 mod provider_options;
 pub mod service;
@@ -54,9 +56,9 @@ impl Default for RetrySettings {
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Allow loopback, private, link-local and CGNAT addresses (on for the local all-in-one
-    /// run, so Ollama on localhost works; off by default). Cloud metadata endpoints stay
-    /// refused either way.
+    /// Allow loopback, private, link-local and CGNAT addresses (on for an all-in-one listening
+    /// on loopback, so Ollama on localhost works; off by default). Cloud metadata endpoints
+    /// stay refused either way.
     pub allow_private_networks: bool,
     /// Establishing the TCP (and TLS) connection.
     pub connect_timeout: Duration,
@@ -70,7 +72,23 @@ pub struct Config {
     /// A PEM file of CA certificates trusted besides Mozilla's roots, for self-hosted
     /// providers behind an internal CA.
     pub extra_ca_certs: Option<PathBuf>,
+    /// The most an answer may grow to, reasoning and content together, in bytes of UTF-8.
+    /// A provider that keeps talking past it (a model in a loop, a server that never stops) is
+    /// cut off there: the stream ends as on `length` and the provider request is dropped.
+    pub max_answer_bytes: usize,
+    /// Pass on the error text of providers on loopback and private addresses (their message,
+    /// a redirect's target) as it is passed on for public ones. Off by default: where private
+    /// networks are allowed, any user could otherwise make Parley call a service on the
+    /// operator's network and read its answers back as error messages; they get the HTTP
+    /// status only, and the text is logged at DEBUG. The all-in-one turns it on when it
+    /// listens on loopback only (its users are then on the machine already).
+    pub echo_private_provider_errors: bool,
 }
+
+/// The default [`Config::max_answer_bytes`]: 1 MiB. The longest outputs models offer are
+/// about 128k tokens, at most ~4 bytes each (CJK text), so ~512 KiB; twice that leaves every
+/// real answer whole while bounding what a runaway stream can pile up downstream.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 1 << 20;
 
 impl Default for Config {
     fn default() -> Self {
@@ -84,6 +102,8 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             retry: RetrySettings::default(),
             extra_ca_certs: None,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
+            echo_private_provider_errors: false,
         }
     }
 }

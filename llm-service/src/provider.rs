@@ -2,9 +2,9 @@
 //! proxies, rustls), requests, and the mapping of every HTTP and transport failure to an
 //! [`Error`] a caller can act on.
 //!
-//! Why reqwest and a small SSE parser instead of async-openai (the issue asked for it; checked
-//! against async-openai 0.43's source, `client.rs` and `error.rs`; its bring-your-own-types
-//! mode changes the typed structs, not any of this):
+//! The request body is async-openai's type ([`crate::openai`]); its client is not used
+//! (checked against async-openai 0.43's source, `client.rs` and `error.rs`; its
+//! bring-your-own-types mode changes the typed structs, not any of this):
 //! - An error response keeps its status but loses its headers (`read_error_response`), so a
 //!   429's or 503's `Retry-After` cannot reach the caller (its optional retry middleware reads
 //!   it only to time its own retries).
@@ -30,7 +30,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 use url::Url;
 
-use crate::egress::{EgressDenied, EgressPolicy, ResolveFailed};
+use crate::egress::{EgressDenied, EgressPolicy, ResolveFailed, is_public};
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, Error};
 
 /// An API key. Its `Debug` never shows it; use [`ApiKey::expose`] only to send it.
@@ -191,11 +191,19 @@ impl Incompatibility {
 pub struct ProviderClient {
     http: reqwest::Client,
     connect_timeout: Duration,
+    /// Pass on the error text of providers on loopback and private addresses too.
+    echo_private_errors: bool,
 }
 
 impl ProviderClient {
     /// `extra_ca_certs`: a PEM file of CA certificates trusted besides Mozilla's roots.
-    pub fn new(policy: EgressPolicy, connect_timeout: Duration, extra_ca_certs: Option<&Path>) -> Result<Self, Error> {
+    /// `echo_private_errors`: see [`crate::Config::echo_private_provider_errors`].
+    pub fn new(
+        policy: EgressPolicy,
+        connect_timeout: Duration,
+        extra_ca_certs: Option<&Path>,
+        echo_private_errors: bool,
+    ) -> Result<Self, Error> {
         let tls = tls_config(extra_ca_certs)?;
         let http = reqwest::Client::builder()
             .dns_resolver(policy.resolver())
@@ -207,11 +215,28 @@ impl ProviderClient {
             .user_agent(concat!("parley-llm-service/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::HttpClient(e.to_string()))?;
-        Ok(Self { http, connect_timeout })
+        Ok(Self {
+            http,
+            connect_timeout,
+            echo_private_errors,
+        })
+    }
+
+    /// Whether what the provider behind `response` says may be passed on to the caller: yes
+    /// when it is at a public address; for one on the operator's own network (loopback,
+    /// private, link-local …) or at an address not known, only when configured to. Otherwise
+    /// a user allowed to reach private networks could make Parley call a service there and
+    /// read back its answers as error messages.
+    pub fn may_echo(&self, response: &reqwest::Response) -> bool {
+        self.echo_private_errors || response.remote_addr().is_some_and(|peer| is_public(peer.ip()))
     }
 
     /// Sends a streaming chat completion request; `Ok` once the provider answered 2xx.
-    pub async fn send_chat(&self, settings: &ProviderSettings, body: &Value) -> Result<reqwest::Response, Failure> {
+    pub async fn send_chat(
+        &self,
+        settings: &ProviderSettings,
+        body: &crate::openai::ChatCompletionRequest,
+    ) -> Result<reqwest::Response, Failure> {
         let request = self
             .http
             .post(settings.endpoint("chat/completions"))
@@ -273,13 +298,24 @@ impl ProviderClient {
             return Ok(response);
         }
         let headers = response.headers().clone();
+        let echo = self.may_echo(&response);
+        let peer = response.remote_addr();
         // The start of an error body says what went wrong; the rest is not worth waiting for.
         let mut response = response;
         let body = read_limited(&mut response, MAX_ERROR_BODY)
             .await
             .map(|(body, _)| body)
             .unwrap_or_default();
-        Err(http_failure(settings, path, status, &headers, &body))
+        let failure = http_failure(settings, path, status, &headers, &body, echo);
+        if !echo {
+            tracing::debug!(
+                status = status.as_u16(),
+                ?peer,
+                provider_says = %settings.api_key.scrub(&error_message(&body).unwrap_or_default()),
+                "a provider on a private address failed; its text is not passed on"
+            );
+        }
+        Err(failure)
     }
 
     fn transport_error(&self, settings: &ProviderSettings, error: &reqwest::Error) -> Failure {
@@ -466,12 +502,25 @@ fn is_quota_exhausted(body: &[u8]) -> bool {
     })
 }
 
+/// What stands in for the text of a provider whose text is not passed on (see
+/// [`ProviderClient::may_echo`]): the status only.
+pub fn withheld(status: reqwest::StatusCode) -> String {
+    format!(
+        "HTTP {}{}; the text of a provider on a private address is not passed on",
+        status.as_u16(),
+        status.canonical_reason().map(|r| format!(" {r}")).unwrap_or_default()
+    )
+}
+
+/// `echo`: whether the provider's own words (its message, a redirect's target) may be passed
+/// on; when not, the body still decides the status, and the message names the HTTP status only.
 fn http_failure(
     settings: &ProviderSettings,
     path: &str,
     status: reqwest::StatusCode,
     headers: &HeaderMap,
     body: &[u8],
+    echo: bool,
 ) -> Failure {
     let host = settings.host();
     let code = status.as_u16();
@@ -479,11 +528,15 @@ fn http_failure(
         .api_key
         .scrub(&error_message(body).unwrap_or_else(|| status.canonical_reason().unwrap_or("no message").to_string()));
     let model = &settings.model;
+    // Classified by what the provider said; worded without it.
+    let said = message.clone();
+    let message = if echo { message } else { withheld(status) };
     let error = match code {
         300..=399 => {
             let location = headers
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
+                .filter(|_| echo)
                 .unwrap_or("another address");
             Error::EgressDenied(format!(
                 "{host} redirected to {location}; redirects are not followed (set the base URL to the final address)"
@@ -495,14 +548,14 @@ fn http_failure(
         429 if is_quota_exhausted(body) => {
             Error::AccountUnusable(format!("the account's quota at {host} is used up ({message})"))
         }
-        404 | 400 | 422 if names_missing_model(body, &message) => {
+        404 | 400 | 422 if names_missing_model(body, &said) => {
             Error::NotFound(format!("the provider has no model `{model}` ({message})"))
         }
         404 => Error::NotFound(format!(
             "{host} has no /{path} endpoint; check the base URL (usually ending in /v1) ({message})"
         )),
         400 | 422 => {
-            let incompatibility = Incompatibility::of(body, &message);
+            let incompatibility = Incompatibility::of(body, &said);
             return Failure {
                 incompatibility,
                 ..Failure::fatal(Error::RequestRefused(message))

@@ -1,7 +1,8 @@
-//! llm-service's provider settings (timeouts, retries, extra CA certificates) as command-line
-//! flags and `PARLEY_…` environment variables, shared by the llm-service binary and the
-//! all-in-one `parley`. Whether private networks are allowed is not among them: its default
-//! differs between the two (off for the service, on for a laptop), so each binary declares it.
+//! llm-service's provider settings (timeouts, retries, extra CA certificates, the answer-size
+//! cap) as command-line flags and `PARLEY_…` environment variables, shared by the llm-service
+//! binary and the all-in-one `parley`. Whether private networks are allowed is not among them: its default
+//! differs between the two (off for the service; for `parley`, on only when it listens on
+//! loopback), so each binary declares it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +37,10 @@ pub struct ProviderOptions {
     /// providers behind an internal CA.
     #[arg(long, env = "PARLEY_EXTRA_CA_CERTS")]
     pub extra_ca_certs: Option<PathBuf>,
+    /// The most an answer (reasoning and content together) may grow to, in bytes; a provider
+    /// that keeps talking is cut off there and the answer ends as on `length`.
+    #[arg(long, env = "PARLEY_LLM_MAX_ANSWER_BYTES", default_value_t = Config::default().max_answer_bytes)]
+    pub max_answer_bytes: usize,
 }
 
 /// The flags' defaults, for callers that build options without parsing any.
@@ -51,6 +56,7 @@ impl Default for ProviderOptions {
             initial_backoff_secs: config.retry.initial_backoff.as_secs_f64(),
             max_retry_delay_secs: config.retry.max_delay.as_secs_f64(),
             extra_ca_certs: None,
+            max_answer_bytes: config.max_answer_bytes,
         }
     }
 }
@@ -66,6 +72,13 @@ impl ProviderOptions {
         config.retry.initial_backoff = duration("initial-backoff-secs", self.initial_backoff_secs)?;
         config.retry.max_delay = duration("max-retry-delay-secs", self.max_retry_delay_secs)?;
         config.extra_ca_certs = self.extra_ca_certs.clone();
+        if self.max_answer_bytes == 0 {
+            return Err(Error::Setting {
+                flag: "max-answer-bytes",
+                problem: "must be more than 0 (0 would end every answer before it starts)",
+            });
+        }
+        config.max_answer_bytes = self.max_answer_bytes;
         Ok(())
     }
 }
@@ -121,6 +134,7 @@ mod tests {
             assert_eq!(config.retry.initial_backoff, default.retry.initial_backoff);
             assert_eq!(config.retry.max_delay, default.retry.max_delay);
             assert_eq!(config.extra_ca_certs, None);
+            assert_eq!(config.max_answer_bytes, default.max_answer_bytes);
         }
     }
 
@@ -138,5 +152,11 @@ mod tests {
         };
         let error = negative.apply_to(&mut Config::default()).unwrap_err().to_string();
         assert!(error.starts_with("--initial-backoff-secs"), "{error}");
+        let no_answer = ProviderOptions {
+            max_answer_bytes: 0,
+            ..ProviderOptions::default()
+        };
+        let error = no_answer.apply_to(&mut Config::default()).unwrap_err().to_string();
+        assert!(error.starts_with("--max-answer-bytes must be more than 0"), "{error}");
     }
 }

@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use parley_proto::llm::v1 as pb;
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::Status;
@@ -14,6 +13,7 @@ use url::Url;
 
 use crate::egress::EgressPolicy;
 use crate::error::Error;
+use crate::openai::{self, ChatCompletionRequest, Role};
 use crate::provider::{ApiKey, Incompatibility, ProviderClient, ProviderSettings, read_limited, seconds};
 use crate::sse::{Event, SseParser};
 use crate::{Config, RetrySettings};
@@ -30,7 +30,7 @@ pub type ChunkSender = mpsc::Sender<Result<pb::StreamChatResponse, Status>>;
 pub struct ChatRequest {
     pub provider: ProviderSettings,
     /// The OpenAI request body.
-    pub body: Value,
+    pub body: ChatCompletionRequest,
 }
 
 pub struct LlmService {
@@ -42,7 +42,12 @@ pub struct LlmService {
 impl LlmService {
     pub fn new(config: Config) -> Result<Self, Error> {
         let policy = EgressPolicy::new(config.allow_private_networks);
-        let client = ProviderClient::new(policy, config.connect_timeout, config.extra_ca_certs.as_deref())?;
+        let client = ProviderClient::new(
+            policy,
+            config.connect_timeout,
+            config.extra_ca_certs.as_deref(),
+            config.echo_private_provider_errors,
+        )?;
         Ok(Self { client, policy, config })
     }
 
@@ -102,9 +107,9 @@ impl LlmService {
         let mut messages = Vec::with_capacity(request.messages.len());
         for (index, message) in request.messages.iter().enumerate() {
             let role = match pb::ChatRole::try_from(message.role) {
-                Ok(pb::ChatRole::System) => "system",
-                Ok(pb::ChatRole::User) => "user",
-                Ok(pb::ChatRole::Assistant) => "assistant",
+                Ok(pb::ChatRole::System) => Role::System,
+                Ok(pb::ChatRole::User) => Role::User,
+                Ok(pb::ChatRole::Assistant) => Role::Assistant,
                 _ => {
                     return Err(invalid(
                         "messages.role",
@@ -112,30 +117,25 @@ impl LlmService {
                     ));
                 }
             };
-            messages.push(json!({"role": role, "content": message.content}));
+            messages.push(openai::message(role, message.content.clone()));
         }
-        let mut body = json!({
-            "model": provider.model,
-            "messages": messages,
-            "stream": true,
-            "stream_options": {"include_usage": true},
-        });
+        let mut body = openai::streaming_request(provider.model.clone(), messages);
         let params = request.params.unwrap_or_default();
         if let Some(temperature) = params.temperature {
             pb::check_temperature(temperature).map_err(|reason| invalid("params.temperature", reason))?;
-            body["temperature"] = json!(temperature);
+            body.temperature = Some(temperature as f32);
         }
         if let Some(top_p) = params.top_p {
             if !(0.0..=1.0).contains(&top_p) {
                 return Err(invalid("params.top_p", "must be between 0 and 1"));
             }
-            body["top_p"] = json!(top_p);
+            body.top_p = Some(top_p as f32);
         }
         if let Some(max_tokens) = params.max_tokens {
             if max_tokens < 1 {
                 return Err(invalid("params.max_tokens", "must be at least 1"));
             }
-            body["max_tokens"] = json!(max_tokens);
+            set_max_tokens(&mut body, max_tokens.unsigned_abs());
         }
         Ok(ChatRequest { provider, body })
     }
@@ -203,7 +203,7 @@ impl LlmService {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("json"));
         let mut response = response;
-        let mut reader = StreamReader::default();
+        let mut reader = StreamReader::new(self.config.max_answer_bytes, self.client.may_echo(&response));
         if is_json {
             // A server that ignored `stream: true` answers one JSON completion.
             let waited = Instant::now();
@@ -216,11 +216,11 @@ impl LlmService {
             if !complete {
                 return Err(not_openai(request));
             }
-            let completion: Value = serde_json::from_slice(&body).map_err(|_| not_openai(request))?;
-            if completion["choices"][0]["message"].is_null() {
+            let completion: openai::Completion = serde_json::from_slice(&body).map_err(|_| not_openai(request))?;
+            let Some(choice) = completion.choices.first() else {
                 return Err(not_openai(request));
-            }
-            reader.completion(&completion, tx, metrics).await;
+            };
+            reader.completion(choice, completion.usage.as_ref(), tx, metrics).await;
             return Ok(reader.finish(tx, metrics).await);
         }
 
@@ -448,18 +448,26 @@ impl LlmService {
     }
 }
 
+/// The user's output limit, as `max_tokens`: OpenAI deprecated it for
+/// `max_completion_tokens`, but most OpenAI-compatible servers (DeepSeek, vLLM, Ollama,
+/// llama.cpp) know only `max_tokens`; a model that refuses it gets the other (see
+/// [`compatible_body`]).
+#[allow(deprecated)]
+fn set_max_tokens(body: &mut ChatCompletionRequest, max_tokens: u32) {
+    body.max_tokens = Some(max_tokens);
+}
+
 /// `body` without what the provider refused, if it has it: no `stream_options` (the usage
 /// may then be missing), or `max_completion_tokens` instead of `max_tokens`.
-fn compatible_body(body: &Value, incompatibility: Incompatibility) -> Option<Value> {
+#[allow(deprecated)]
+fn compatible_body(body: &ChatCompletionRequest, incompatibility: Incompatibility) -> Option<ChatCompletionRequest> {
     let mut compatible = body.clone();
-    let fields = compatible.as_object_mut()?;
     match incompatibility {
         Incompatibility::StreamOptions => {
-            fields.remove("stream_options")?;
+            compatible.stream_options.take()?;
         }
         Incompatibility::MaxTokens => {
-            let max_tokens = fields.remove("max_tokens")?;
-            fields.insert("max_completion_tokens".to_string(), max_tokens);
+            compatible.max_completion_tokens = Some(compatible.max_tokens.take()?);
         }
     }
     Some(compatible)
@@ -494,20 +502,72 @@ enum Step {
 #[derive(Clone, Copy, Debug)]
 enum Outcome {
     Finished,
+    /// Cut off at `max_answer_bytes`, ended as on `length`.
+    Truncated,
     Cancelled,
     Failed,
 }
 
+/// The finish reason of an answer cut off at the size cap: what a provider says when it
+/// stops at `max_tokens`, so callers treat both alike.
+const TRUNCATED_REASON: &str = "length";
+
 /// What a stream has delivered so far.
-#[derive(Default)]
 struct StreamReader {
     received_token: bool,
     chunks: u64,
     finish_reason: Option<String>,
     usage: Option<pb::Usage>,
+    /// Bytes the answer may still grow by (reasoning and content together).
+    room: usize,
+    /// The answer reached the size cap and was cut there.
+    truncated: bool,
+    /// Whether the provider's own words may be passed on ([`ProviderClient::may_echo`]).
+    echo_errors: bool,
 }
 
 impl StreamReader {
+    fn new(max_answer_bytes: usize, echo_errors: bool) -> Self {
+        Self {
+            echo_errors,
+            received_token: false,
+            chunks: 0,
+            finish_reason: None,
+            usage: None,
+            room: max_answer_bytes,
+            truncated: false,
+        }
+    }
+
+    /// Sends a delta, cut to the room the answer has left; `Done` once the cap is reached,
+    /// so the provider request is dropped and the answer ends as on `length`.
+    async fn text(
+        &mut self,
+        tx: &ChunkSender,
+        text: &str,
+        chunk: fn(String) -> pb::stream_chat_response::Chunk,
+        metrics: &mut StreamMetrics,
+    ) -> Step {
+        if text.is_empty() {
+            return Step::Continue;
+        }
+        let fits = char_floor(text, self.room);
+        let part = &text[..fits];
+        self.room -= part.len();
+        if !part.is_empty() && !self.send(tx, chunk(part.to_string()), metrics).await {
+            return Step::CallerGone;
+        }
+        if part.len() < text.len() {
+            self.truncated = true;
+            self.finish_reason = Some(TRUNCATED_REASON.to_string());
+            tracing::info!(
+                "the answer reached --max-answer-bytes; ending it as on length and dropping the provider request"
+            );
+            return Step::Done;
+        }
+        Step::Continue
+    }
+
     async fn event(
         &mut self,
         request: &ChatRequest,
@@ -522,93 +582,84 @@ impl StreamReader {
         if data.is_empty() {
             return Ok(Step::Continue);
         }
-        let chunk: Value = serde_json::from_str(data).map_err(|_| {
+        let chunk: openai::Chunk = serde_json::from_str(data).map_err(|_| {
             Error::Unavailable(format!(
-                "{} sent a stream event that is not JSON after {} chunks",
+                "{} sent a stream event that is not JSON of a chat completion chunk after {} chunks",
                 request.provider.host(),
                 self.chunks
             ))
         })?;
-        if event.name == "error" || !chunk["error"].is_null() {
+        if event.name == "error" || chunk.error.is_some() {
             let message = crate::provider::error_message(data.as_bytes()).unwrap_or_default();
+            let message = request.provider.api_key.scrub(&message);
+            let message = if self.echo_errors {
+                message
+            } else {
+                tracing::debug!(provider_says = %message, "a provider on a private address failed mid-stream; its text is not passed on");
+                "the text of a provider on a private address is not passed on".to_string()
+            };
             return Err(Error::Unavailable(format!(
-                "{} reported an error mid-stream: {}",
+                "{} reported an error mid-stream: {message}",
                 request.provider.host(),
-                request.provider.api_key.scrub(&message)
             )));
         }
         self.chunks += 1;
-        if let Some(usage) = chunk.get("usage").and_then(usage) {
-            self.usage = Some(usage);
+        if let Some(usage) = &chunk.usage {
+            self.usage = Some(usage.into());
         }
-        let choice = chunk["choices"]
-            .as_array()
-            .and_then(|choices| choices.iter().find(|c| c["index"].as_u64().unwrap_or(0) == 0));
-        let Some(choice) = choice else {
+        let Some(choice) = chunk.first_choice() else {
             return Ok(Step::Continue);
         };
-        let delta = &choice["delta"];
-        // DeepSeek and Qwen say `reasoning_content`; vLLM and OpenRouter say `reasoning`.
-        let reasoning = delta["reasoning_content"]
-            .as_str()
-            .or_else(|| delta["reasoning"].as_str());
-        if let Some(reasoning) = reasoning.filter(|r| !r.is_empty())
-            && !self
-                .send(
-                    tx,
-                    pb::stream_chat_response::Chunk::ReasoningDelta(reasoning.to_string()),
-                    metrics,
-                )
+        let delta = &choice.delta;
+        if let Some(reasoning) = delta.reasoning() {
+            match self
+                .text(tx, reasoning, pb::stream_chat_response::Chunk::ReasoningDelta, metrics)
                 .await
-        {
-            return Ok(Step::CallerGone);
+            {
+                Step::Continue => {}
+                end => return Ok(end),
+            }
         }
-        if let Some(content) = delta["content"].as_str().filter(|c| !c.is_empty())
-            && !self
-                .send(
-                    tx,
-                    pb::stream_chat_response::Chunk::ContentDelta(content.to_string()),
-                    metrics,
-                )
+        if let Some(content) = &delta.content {
+            match self
+                .text(tx, content, pb::stream_chat_response::Chunk::ContentDelta, metrics)
                 .await
-        {
-            return Ok(Step::CallerGone);
+            {
+                Step::Continue => {}
+                end => return Ok(end),
+            }
         }
-        match &choice["finish_reason"] {
-            // Some servers send `""` on every chunk until the last: it means not finished, as
-            // null does, or a stream cut after it would count as complete.
-            Value::String(reason) if !reason.is_empty() => self.finish_reason = Some(reason.clone()),
-            Value::String(_) | Value::Null => {}
-            other => self.finish_reason = Some(other.to_string()),
+        // `""` is read as none (see `openai::finish_reason`): a later null does not undo it.
+        if let Some(reason) = &choice.finish_reason {
+            self.finish_reason = Some(reason.clone());
         }
         Ok(Step::Continue)
     }
 
     /// A non-streaming completion, sent as one delta of each kind.
-    async fn completion(&mut self, completion: &Value, tx: &ChunkSender, metrics: &mut StreamMetrics) {
-        let choice = &completion["choices"][0];
-        let message = &choice["message"];
-        let reasoning = message["reasoning_content"]
-            .as_str()
-            .or_else(|| message["reasoning"].as_str());
-        if let Some(reasoning) = reasoning.filter(|r| !r.is_empty()) {
-            self.send(
-                tx,
-                pb::stream_chat_response::Chunk::ReasoningDelta(reasoning.to_string()),
-                metrics,
+    async fn completion(
+        &mut self,
+        choice: &openai::CompletionChoice,
+        usage: Option<&openai::Usage>,
+        tx: &ChunkSender,
+        metrics: &mut StreamMetrics,
+    ) {
+        let message = &choice.message;
+        self.usage = usage.map(Into::into);
+        self.finish_reason = Some(choice.finish_reason.clone().unwrap_or_default());
+        if let Some(reasoning) = message.reasoning()
+            && !matches!(
+                self.text(tx, reasoning, pb::stream_chat_response::Chunk::ReasoningDelta, metrics)
+                    .await,
+                Step::Continue
             )
-            .await;
+        {
+            return;
         }
-        if let Some(content) = message["content"].as_str().filter(|c| !c.is_empty()) {
-            self.send(
-                tx,
-                pb::stream_chat_response::Chunk::ContentDelta(content.to_string()),
-                metrics,
-            )
-            .await;
+        if let Some(content) = &message.content {
+            self.text(tx, content, pb::stream_chat_response::Chunk::ContentDelta, metrics)
+                .await;
         }
-        self.finish_reason = Some(choice["finish_reason"].as_str().unwrap_or_default().to_string());
-        self.usage = completion.get("usage").and_then(usage);
     }
 
     /// False when the caller has gone.
@@ -633,22 +684,35 @@ impl StreamReader {
             usage: self.usage.take(),
         };
         let chunk = Some(pb::stream_chat_response::Chunk::Finish(finish));
-        if metrics.deliver(tx, Ok(pb::StreamChatResponse { chunk })).await {
-            Outcome::Finished
-        } else {
+        if !metrics.deliver(tx, Ok(pb::StreamChatResponse { chunk })).await {
             Outcome::Cancelled
+        } else if self.truncated {
+            Outcome::Truncated
+        } else {
+            Outcome::Finished
         }
     }
 }
 
-fn usage(value: &Value) -> Option<pb::Usage> {
-    if !value.is_object() {
-        return None;
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn char_floor(text: &str, max: usize) -> usize {
+    if max >= text.len() {
+        return text.len();
     }
-    Some(pb::Usage {
-        prompt_tokens: value["prompt_tokens"].as_i64().unwrap_or(0),
-        completion_tokens: value["completion_tokens"].as_i64().unwrap_or(0),
-    })
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+impl From<&openai::Usage> for pb::Usage {
+    fn from(usage: &openai::Usage) -> Self {
+        Self {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+        }
+    }
 }
 
 /// Parley's own overhead: the time to first token, and the added latency (the total minus
@@ -707,5 +771,22 @@ impl StreamMetrics {
             added_latency_ms = ms(added),
             "stream ended"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_cut_on_character_boundaries() {
+        assert_eq!(char_floor("abc", 10), 3);
+        assert_eq!(char_floor("abc", 3), 3);
+        assert_eq!(char_floor("abc", 2), 2);
+        assert_eq!(char_floor("abc", 0), 0);
+        // "é" is two bytes and "語" three: a cut inside one keeps none of it.
+        assert_eq!(char_floor("aé", 2), 1);
+        assert_eq!(char_floor("語語", 5), 3);
+        assert_eq!(char_floor("語", 2), 0);
     }
 }

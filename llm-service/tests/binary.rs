@@ -86,18 +86,8 @@ async fn start_binary_with(allow_private_networks: Option<&str>, env: &[(&str, &
     }
     command.envs(env.iter().copied());
     let child = Running(command.spawn().unwrap());
-    let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..400 {
-        if let Ok(channel) = tonic::transport::Channel::from_shared(url.clone())
-            .unwrap()
-            .connect()
-            .await
-        {
-            return (child, LlmServiceClient::new(channel));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the binary never started listening on {url}");
+    let channel = parley_testkit::wait::channel_to(&format!("http://127.0.0.1:{port}")).await;
+    (child, LlmServiceClient::new(channel))
 }
 
 #[tokio::test]

@@ -133,6 +133,14 @@ async fn cloud_metadata_is_refused_even_with_private_networks_allowed() {
         "http://169.254.170.2/v2/credentials",
         "http://100.100.100.200/latest/meta-data",
         "http://[fd00:ec2::254]/latest",
+        // EKS Pod Identity, IPv4 and IPv6.
+        "http://169.254.170.23/v1/credentials",
+        "http://[fd00:ec2::23]/v1/credentials",
+        // OCI over IPv6, Tencent, Azure's WireServer (a public address).
+        "http://[fd00:c1::a9fe:a9fe]/opc/v2",
+        "http://169.254.0.23/meta-data",
+        "http://168.63.129.16/machine",
+        "http://[::ffff:168.63.129.16]/machine",
         "http://[::ffff:169.254.169.254]/v1",
         "http://[64:ff9b::a9fe:a9fe]/v1",
         "http://[64:ff9b:1::a9fe:a9fe]/v1",

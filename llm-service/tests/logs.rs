@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::*;
 use parley_proto::llm::v1 as pb;
 use parley_testkit::captured_logs::CapturedLogs;
+use parley_testkit::wait::until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_never_reach_the_logs() {
@@ -55,8 +56,11 @@ async fn keys_never_reach_the_logs() {
         .check_provider(pb::CheckProviderRequest { provider: Some(bad) })
         .await
         .unwrap();
-    // Let the cancelled generation's task log its end.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The cancelled generation's task logs its end on its own time.
+    until("the cancelled stream's end logged", Duration::from_secs(5), || async {
+        logs.contents().contains("outcome=Cancelled")
+    })
+    .await;
     server.stop().await;
 
     let contents = logs.contents();

@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use common::*;
 use parley_testkit::captured_logs::CapturedLogs;
+use parley_testkit::wait::eventually;
 
 /// The `stream ended` line, once the generation's task has logged it.
 async fn stream_ended_line(logs: &CapturedLogs) -> String {
-    for _ in 0..500 {
-        if let Some(line) = logs.contents().lines().find(|l| l.contains("stream ended")) {
-            return line.to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no `stream ended` line:\n{}", logs.contents());
+    eventually("a `stream ended` line", Duration::from_secs(5), || async {
+        logs.contents()
+            .lines()
+            .find(|l| l.contains("stream ended"))
+            .map(str::to_string)
+    })
+    .await
 }
 
 /// The number after `name=` in a log line.
@@ -64,9 +65,9 @@ async fn a_slow_caller_is_not_counted_as_added_latency() {
     let logs = CapturedLogs::new();
     let _capture = logs.capture_thread();
     let fake = FakeOpenAi::start().await;
-    // About 2 MB: far more than the stream's buffer, hyper's send buffer and this client's
-    // HTTP/2 windows hold, so the provider's chunks wait for the caller.
-    fake.push_reply(Reply::text("x".repeat(2_000_000)).chunk_size(1000));
+    // 1 MB (within the default answer cap): far more than the stream's buffer, hyper's send
+    // buffer and this client's HTTP/2 windows hold, so the provider's chunks wait for the caller.
+    fake.push_reply(Reply::text("x".repeat(1_000_000)).chunk_size(1000));
     let server = TestServer::start().await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.address))
         .unwrap()
@@ -89,7 +90,7 @@ async fn a_slow_caller_is_not_counted_as_added_latency() {
     while stream.message().await.unwrap().is_some() {
         received += 1;
     }
-    assert_eq!(received, 2001, "2000 chunks and the finish");
+    assert_eq!(received, 1001, "1000 chunks and the finish");
 
     let line = stream_ended_line(&logs).await;
     let caller_wait = field_ms(&line, "caller_wait_ms");

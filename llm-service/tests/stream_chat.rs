@@ -7,8 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use llm_service::Config;
 use parley_proto::llm::v1 as pb;
 use parley_service_kit::grpc_status;
+use parley_testkit::wait::until;
 use tonic::Code;
 
 #[tokio::test]
@@ -211,13 +213,10 @@ async fn dropping_the_stream_while_waiting_for_the_first_token_closes_it_too() {
         .unwrap()
         .into_inner();
     // Wait until the provider has the request, then hang up.
-    for _ in 0..200 {
-        if fake.open_streams() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(fake.open_streams(), 1);
+    until("the provider has the request", Duration::from_secs(2), || async {
+        fake.open_streams() == 1
+    })
+    .await;
     drop(stream);
     assert!(fake.wait_for_disconnect(Duration::from_secs(5)).await);
 }
@@ -445,4 +444,65 @@ async fn a_json_answer_cut_off_midway_names_the_cause() {
     assert!(message.contains("broke off"), "{message}");
     // What happened, not only reqwest's wrapper around it.
     assert!(!message.ends_with("error decoding response body"), "{message}");
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_at_the_size_cap_and_the_provider_request_dropped() {
+    let fake = FakeOpenAi::start().await;
+    // Multi-byte characters, so the cap falls inside one.
+    fake.push_reply(Reply::text("loop é語 ").endless());
+    let server = TestServer::start_with(Config {
+        max_answer_bytes: 10_000,
+        ..test_config()
+    })
+    .await;
+    let mut client = server.client().await;
+    let streamed = stream(&mut client, chat_request(provider(&fake), "q")).await;
+    assert!(streamed.error.is_none(), "{:?}", streamed.error);
+    // Everything up to the cap, cut on a character boundary (each repeat is 11 bytes).
+    assert!(
+        streamed.content.len() <= 10_000 && streamed.content.len() > 10_000 - 4,
+        "{} bytes",
+        streamed.content.len()
+    );
+    assert!(streamed.content.starts_with("loop é語 loop é語 "));
+    let finish = streamed.finish.unwrap();
+    assert_eq!(finish.reason, "length");
+    assert_eq!(streamed.after_finish, 0);
+    assert!(
+        fake.wait_for_disconnect(Duration::from_secs(5)).await,
+        "the provider request was not dropped"
+    );
+    assert_eq!(fake.open_streams(), 0);
+
+    // Reasoning counts towards the cap too; the content then never starts.
+    fake.push_reply(Reply::text("the answer").reasoning("0123456789 ".repeat(2000)));
+    let streamed = stream(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(streamed.reasoning.len(), 10_000);
+    assert_eq!(streamed.content, "");
+    assert_eq!(streamed.finish.unwrap().reason, "length");
+
+    // An answer within the cap is untouched.
+    fake.push_reply(Reply::text("short"));
+    let streamed = stream(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(streamed.content, "short");
+    assert_eq!(streamed.finish.unwrap().reason, "stop");
+}
+
+#[tokio::test]
+async fn a_whole_json_answer_is_cut_at_the_size_cap_too() {
+    let provider = canned_provider(
+        "application/json",
+        r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"0123456789abcdef"},"finish_reason":"stop"}]}"#,
+    )
+    .await;
+    let server = TestServer::start_with(Config {
+        max_answer_bytes: 10,
+        ..test_config()
+    })
+    .await;
+    let mut client = server.client().await;
+    let streamed = stream(&mut client, chat_request(provider, "q")).await;
+    assert_eq!(streamed.content, "0123456789");
+    assert_eq!(streamed.finish.unwrap().reason, "length");
 }

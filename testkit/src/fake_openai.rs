@@ -44,7 +44,8 @@
 //!   `Retry-After`), `retry_after` (sent as `Retry-After` verbatim, e.g. `"0.5"` or an HTTP
 //!   date), `cut_after` (drop the connection after that many chunks), `keep_alive` (send
 //!   `: keep-alive` comment lines between chunks), `done` (bool, default true: send
-//!   `data: [DONE]`).
+//!   `data: [DONE]`), `endless` (bool: after the reasoning, repeat the text's chunks forever,
+//!   never finishing, until the client goes away: a model stuck in a loop; streaming only).
 //!   Example: `{"text": "Hi!", "chunk_delay_ms": 50}` or `[{"status": 429, "retry_after_secs": 1}, {}]`.
 //! - `DELETE /__fake/replies` clears the queue.
 //! - `GET /__fake/requests` returns the recorded requests as JSON; `DELETE /__fake/requests`
@@ -148,6 +149,10 @@ pub struct Reply {
     pub keep_alive: bool,
     /// End the stream with `data: [DONE]`.
     pub done: bool,
+    /// Never end: after the reasoning, the text's chunks are sent over and over (no finish
+    /// reason, no usage, no `[DONE]`) until the client goes away. Streaming requests only: a
+    /// non-streamed answer is the text once.
+    pub endless: bool,
 }
 
 impl Default for Reply {
@@ -171,6 +176,7 @@ impl Default for Reply {
             cut_after: None,
             keep_alive: false,
             done: true,
+            endless: false,
         }
     }
 }
@@ -289,6 +295,13 @@ impl Reply {
     /// End the stream without `data: [DONE]` (some servers do).
     pub fn without_done(mut self) -> Self {
         self.done = false;
+        self
+    }
+
+    /// Never finish: repeat the text's chunks until the client goes away (a model in a loop).
+    /// Only the client ends such a stream, so its memory must stay bounded however long it runs.
+    pub fn endless(mut self) -> Self {
+        self.endless = true;
         self
     }
 }
@@ -646,6 +659,18 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
 
     let include_usage = reply.usage && body["stream_options"]["include_usage"] == Value::Bool(true);
     let events = stream_events(&reply, &id, &model, &text, include_usage.then_some(usage));
+    // An endless reply repeats its text's chunks; a space stands in for an empty text, so
+    // the stream still never stops talking.
+    let repeated = if reply.endless {
+        let text = if text.is_empty() { " " } else { text.as_str() };
+        let pending = json!(reply.chunk_finish_reason);
+        split(text, reply.chunk_size)
+            .into_iter()
+            .map(|piece| stream_chunk(&id, &model, json!({"content": piece}), pending.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let chunk_delay = reply
         .chunk_delay_ms
         .map(Duration::from_millis)
@@ -661,6 +686,7 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
         },
         guard,
         events,
+        repeated,
         reply.clone(),
         Duration::from_millis(reply.first_chunk_delay_ms),
         chunk_delay,
@@ -677,17 +703,21 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, headers: HeaderMap,
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// One SSE event per chunk: reasoning deltas, content deltas, the finish chunk, usage.
+/// One streamed `chat.completion.chunk` with one choice.
+fn stream_chunk(id: &str, model: &str, delta: Value, finish_reason: Value) -> String {
+    json!({
+        "id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+        // Fields clients do not know must not break them.
+        "system_fingerprint": "fp_fake", "x_fake_extension": {"ignored": true},
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+    })
+    .to_string()
+}
+
+/// One SSE event per chunk: reasoning deltas, content deltas, the finish chunk, usage. An
+/// endless reply gets the reasoning only: its text is repeated by [`send_stream`].
 fn stream_events(reply: &Reply, id: &str, model: &str, text: &str, usage: Option<Value>) -> Vec<String> {
-    let chunk = |delta: Value, finish_reason: Value| {
-        json!({
-            "id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
-            // Fields clients do not know must not break them.
-            "system_fingerprint": "fp_fake", "x_fake_extension": {"ignored": true},
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
-        })
-        .to_string()
-    };
+    let chunk = |delta: Value, finish_reason: Value| stream_chunk(id, model, delta, finish_reason);
     let pending = json!(reply.chunk_finish_reason);
     let mut events = Vec::new();
     let mut first = true;
@@ -703,6 +733,9 @@ fn stream_events(reply: &Reply, id: &str, model: &str, text: &str, usage: Option
                 pending.clone(),
             ));
         }
+    }
+    if reply.endless {
+        return events;
     }
     for piece in split(text, reply.chunk_size) {
         events.push(chunk(json!({"role": role(), "content": piece}), pending.clone()));
@@ -840,6 +873,7 @@ async fn send_stream(
     mut sender: StreamSender,
     mut guard: StreamGuard,
     events: Vec<String>,
+    repeated: Vec<String>,
     reply: Reply,
     first_chunk_delay: Duration,
     chunk_delay: Duration,
@@ -847,7 +881,8 @@ async fn send_stream(
     if !sender.pause(first_chunk_delay).await {
         return;
     }
-    for (index, event) in events.iter().enumerate() {
+    // `repeated` is empty unless the reply is endless, and then it never runs out.
+    for (index, event) in events.iter().chain(repeated.iter().cycle()).enumerate() {
         if index > 0 && !sender.pause(chunk_delay).await {
             return;
         }

@@ -206,6 +206,44 @@ async fn a_client_that_goes_away_is_seen() {
 }
 
 #[tokio::test]
+async fn an_endless_reply_talks_until_the_client_goes_away() {
+    let fake = FakeOpenAi::start().await;
+    // Scripted over HTTP, as other processes do.
+    http_client()
+        .post(format!("http://{}/__fake/replies", fake.address()))
+        .json(&json!({"text": "again and ", "reasoning": "hmm", "endless": true}))
+        .send()
+        .await
+        .unwrap();
+    let response = post_chat(&fake, &fake.api_key(), &chat_body("fake-model", "q")).await;
+    let mut body = response.bytes_stream();
+    // Far more than the text and the reasoning: it repeats.
+    let mut received = String::new();
+    while received.len() < 64 << 10 {
+        received.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
+    }
+    let complete = &received[..received.rfind("\n\n").unwrap() + 2];
+    let streamed = parse_stream(complete);
+    assert_eq!(streamed.reasoning, "hmm");
+    assert!(
+        streamed.content.starts_with("again and again and again and "),
+        "{}",
+        streamed.content
+    );
+    assert!(streamed.content.len() > 1000, "{}", streamed.content.len());
+    assert!(
+        streamed.finish_reasons.iter().all(Value::is_null),
+        "{:?}",
+        streamed.finish_reasons
+    );
+    assert!(!streamed.done && streamed.usage.is_none());
+    assert_eq!(fake.open_streams(), 1);
+    drop(body);
+    assert!(fake.wait_for_disconnect(Duration::from_secs(3)).await);
+    assert_eq!(fake.open_streams(), 0);
+}
+
+#[tokio::test]
 async fn models_and_non_streaming_completions() {
     let fake = FakeOpenAi::start().await;
     let client = http_client();

@@ -17,10 +17,13 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<Result<(), llm_service::Error>>>,
 }
 
-/// Test defaults: private networks allowed (the fake is on 127.0.0.1), quick retries.
+/// Test defaults: private networks allowed (the fake is on 127.0.0.1) and its error text
+/// passed on as a public provider's is (`errors.rs` tests the default, withholding it), quick
+/// retries.
 pub fn test_config() -> Config {
     Config {
         allow_private_networks: true,
+        echo_private_provider_errors: true,
         retry: RetrySettings {
             max_retries: 2,
             initial_backoff: Duration::from_millis(20),
@@ -61,14 +64,7 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> Client {
-        let url = format!("http://{}", self.address);
-        for _ in 0..200 {
-            if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
-                return LlmServiceClient::new(channel);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("llm-service did not come up at {url}");
+        LlmServiceClient::new(parley_testkit::wait::channel(self.address).await)
     }
 
     pub async fn stop(mut self) {
