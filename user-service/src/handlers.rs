@@ -251,6 +251,7 @@ impl UserService for UserApi {
             email: r.email,
             avatar_url: r.avatar_url,
             update_mask: r.update_mask.map(|mask| mask.paths),
+            current_password: r.current_password,
         };
         let user = self.accounts.update_profile(caller.user_id, profile).await?;
         Ok(Response::new(pb::UpdateProfileResponse {

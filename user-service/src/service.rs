@@ -49,6 +49,8 @@ pub struct ProfileRequest {
     /// `None` or empty: change the fields that are set. Otherwise change exactly these, an
     /// unset one becoming empty.
     pub update_mask: Option<Vec<String>>,
+    /// Needed when the email changes: it decides where password-reset codes go.
+    pub current_password: Option<String>,
 }
 
 /// Which session survives a password change.
@@ -241,6 +243,7 @@ impl AccountService {
             email,
             avatar_url,
             update_mask,
+            current_password,
         } = request;
         let (display_name, email, avatar_url) = match update_mask.filter(|paths| !paths.is_empty()) {
             None => (display_name, email, avatar_url),
@@ -281,6 +284,22 @@ impl AccountService {
             .as_deref()
             .map(|url| account_fields::avatar_url("avatar_url", url))
             .transpose()?;
+        // The address is where reset codes go: with only an access token (a stolen one), moving
+        // it would be a permanent takeover. Checked last, so bad fields never use an attempt.
+        if email.is_some() {
+            let password = current_password.as_deref().unwrap_or("");
+            if password.is_empty() {
+                return Err(Error::invalid(
+                    "current_password",
+                    "is required to change the email address",
+                ));
+            }
+            check_password_given("current_password", password)?;
+            let user = self.me(user_id).await?;
+            let slot = self.passwords.slot().await?;
+            self.check_own_password(&user, "current_password", password, &slot)
+                .await?;
+        }
         // An empty display name falls back to the username, as at sign-up; only then is the
         // account read before the update.
         let display_name = match display_name {

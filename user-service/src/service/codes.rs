@@ -81,6 +81,12 @@ async fn deliver(store: &AccountStore, mailer: &dyn Mailer, job: CodeJob) -> Res
         return Ok(());
     };
     let purpose = job.purpose;
+    // A reset code goes only to an address the owner has proved they read: an unverified one
+    // may be anyone's (typed by whoever held an access token for a moment). With no address
+    // at all the code goes to the operator's log mailer, or nowhere with SMTP.
+    if purpose == Purpose::PasswordReset && user.email.is_some() && user.email_verified == 0 {
+        return Ok(());
+    }
     if purpose == Purpose::EmailVerify {
         // A missing or verified address has nothing to verify, and an address another
         // account has verified cannot be verified again.
