@@ -3,6 +3,7 @@
 //! `REFRESH_TOKEN_DELIVERY_COOKIE`, and a refresh from the cookie is answered in the cookie), so
 //! page scripts never hold one.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +16,12 @@ use tonic::{Request, Response, Status};
 
 use crate::Error;
 use crate::mailer::Purpose;
-use crate::service::{AccountService, KeepSession, ProfileRequest, SignedIn};
+use crate::service::{AccountService, ClientAddress, KeepSession, ProfileRequest, SignedIn};
 use crate::store::{Role, UserRow};
+
+/// The header the gateway puts the client's address in (plain IP text). The gateway sets it
+/// itself and never passes one through from a client.
+pub const CLIENT_IP_HEADER: &str = "x-parley-client-ip";
 
 /// The cookie that carries the refresh token for browsers.
 pub const REFRESH_COOKIE: &str = "parley_refresh";
@@ -118,6 +123,16 @@ fn cookie_token(metadata: &MetadataMap) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
+/// Where the request came from: the gateway's header, or else (a direct call) the peer.
+fn client_address<T>(request: &Request<T>) -> ClientAddress {
+    let forwarded = request
+        .metadata()
+        .get(CLIENT_IP_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<IpAddr>().ok());
+    ClientAddress(forwarded.or_else(|| request.remote_addr().map(|peer| peer.ip())))
+}
+
 fn purpose(value: i32) -> Result<Purpose, Error> {
     match pb::VerificationPurpose::try_from(value) {
         Ok(pb::VerificationPurpose::PasswordReset) => Ok(Purpose::PasswordReset),
@@ -166,9 +181,10 @@ impl UserService for UserApi {
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let client = client_address(&request);
         let r = request.into_inner();
         let delivery = delivery(r.refresh_token_delivery)?;
-        let signed_in = self.accounts.login(&r.login, &r.password).await?;
+        let signed_in = self.accounts.login(&r.login, &r.password, client).await?;
         Ok(self.signed_in(
             signed_in,
             delivery,
@@ -302,8 +318,11 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::ResetPasswordRequest>,
     ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        let client = client_address(&request);
         let r = request.into_inner();
-        self.accounts.reset_password(&r.login, &r.code, &r.new_password).await?;
+        self.accounts
+            .reset_password(&r.login, &r.code, &r.new_password, client)
+            .await?;
         Ok(Response::new(pb::ResetPasswordResponse {}))
     }
 

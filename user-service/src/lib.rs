@@ -63,6 +63,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How often expired codes and dead refresh tokens are deleted.
     pub cleanup_interval: Duration,
+    /// When failed sign-ins lock a login, an address, or a login everywhere.
+    pub sign_in_limits: service::SignInLimits,
 }
 
 impl Config {
@@ -79,6 +81,7 @@ impl Config {
             mailer: Arc::new(LogMailer),
             secure_cookies: false,
             cleanup_interval: Duration::from_secs(10 * 60),
+            sign_in_limits: service::SIGN_IN_LIMITS,
         }
     }
 
@@ -116,6 +119,7 @@ pub async fn serve(
         Arc::clone(&keys),
         passwords,
         codes,
+        config.sign_in_limits,
     ));
     let api = handlers::UserApi::new(accounts, config.secure_cookies);
 

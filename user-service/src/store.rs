@@ -705,6 +705,15 @@ impl AccountStore {
         Ok(reserved)
     }
 
+    /// Until when the counter is locked (a time in the past when it is not), if it exists.
+    pub async fn locked_until(&self, key_hash: &str) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT locked_until FROM login_failures WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(until,)| until))
+    }
+
     pub async fn clear_login_failures(&self, key_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM login_failures WHERE key_hash = $1")
             .bind(key_hash)
