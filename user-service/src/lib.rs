@@ -63,6 +63,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How often expired codes and dead refresh tokens are deleted.
     pub cleanup_interval: Duration,
+    /// Codes one email address receives a day, over every account and purpose.
+    pub codes_per_address_per_day: u32,
     /// When failed sign-ins lock a login, an address, or a login everywhere.
     pub sign_in_limits: service::SignInLimits,
 }
@@ -81,6 +83,7 @@ impl Config {
             mailer: Arc::new(LogMailer),
             secure_cookies: false,
             cleanup_interval: Duration::from_secs(10 * 60),
+            codes_per_address_per_day: service::CODES_PER_ADDRESS_PER_DAY,
             sign_in_limits: service::SIGN_IN_LIMITS,
         }
     }
@@ -112,8 +115,12 @@ pub async fn serve(
              and the other --smtp-* flags to send them by email instead"
         );
     }
-    let (codes, code_worker) =
-        service::CodeQueue::start(store.clone(), Arc::clone(&config.mailer), service::CODE_QUEUE_CAPACITY);
+    let (codes, code_worker) = service::CodeQueue::start(
+        store.clone(),
+        Arc::clone(&config.mailer),
+        service::CODE_QUEUE_CAPACITY,
+        config.codes_per_address_per_day,
+    );
     let accounts = Arc::new(service::AccountService::new(
         store.clone(),
         Arc::clone(&keys),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use parley_service_kit::database::{self, now_millis};
 
-pub use codes::{CODE_QUEUE_CAPACITY, CodeQueue};
+pub use codes::{CODE_QUEUE_CAPACITY, CODES_PER_ADDRESS_PER_DAY, CodeQueue};
 pub use sessions::{REFRESH_REUSE_GRACE, REFRESH_TOKEN_TTL, SESSION_LIFETIME};
 
 use crate::Error;

@@ -488,3 +488,39 @@ parley_testkit::on_every_backend!(reset_codes_go_only_to_verified_addresses, |db
         .unwrap();
     server.stop().await;
 });
+
+// Anyone can sign up with someone else's address, and each account has its own send limits:
+// so the address itself gets at most --codes-per-address-per-day codes, over every account
+// that names it and every purpose. The answers stay the same (they never say).
+parley_testkit::on_every_backend!(
+    an_address_gets_only_so_many_codes_a_day_however_many_accounts_name_it,
+    |db_url: String| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = user_service::test_support::RecordingMailer::new();
+        let mut config = user_service::Config::new(&db_url, dir.path().to_path_buf());
+        config.mailer = std::sync::Arc::new(mailer.clone());
+        config.codes_per_address_per_day = 2;
+        let server = common::TestServer::start_with(config, mailer).await;
+        let mut client = server.client().await;
+        for name in ["flood1", "flood2", "flood3"] {
+            register(&mut client, name, "flood password", Some("Victim@Example.com")).await;
+            send(&mut client, name, EMAIL).await.unwrap();
+        }
+        register(&mut client, "other", "other password", Some("other@example.com")).await;
+        send(&mut client, "other", EMAIL).await.unwrap();
+        // Codes go out in order: once other's has arrived, the floods' have been dealt with.
+        server.code("other", Purpose::EmailVerify, 3).await;
+        let mails = server.mailer.mails();
+        let to_victim = mails
+            .iter()
+            .filter(|m| {
+                m.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("victim@example.com"))
+            })
+            .count();
+        assert_eq!(to_victim, 2, "{mails:?}");
+        assert_eq!(mails.len(), 3, "{mails:?}");
+        server.stop().await;
+    }
+);
