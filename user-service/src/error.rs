@@ -36,6 +36,8 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("{0}")]
     DatabaseSetup(#[from] parley_service_kit::database::DatabaseError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
     #[error("signing key {path}: {reason}")]
     SigningKey { path: String, reason: String },
     #[error("the OS random number generator failed: {0}")]

@@ -100,6 +100,18 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    // Owner-only (0700), like the key files they hold: the key's directory and the data
+    // directory around it (made here, not left to whatever creates a file in it first).
+    for dir in [Some(config.data_dir.as_path()), config.signing_key_path.parent()]
+        .into_iter()
+        .flatten()
+        .filter(|dir| !dir.as_os_str().is_empty())
+    {
+        database::create_private_dir(dir).map_err(|source| Error::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
     let database = database::connect(&config.database_url, &MIGRATIONS).await?;
     let keys = Arc::new(token_signer::SigningKeys::load(
         &config.signing_key_path,

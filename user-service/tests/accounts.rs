@@ -633,3 +633,24 @@ parley_testkit::on_every_backend!(
         server.stop().await;
     }
 );
+
+// The data directory, the key's directory, the database and the key are the owner's only,
+// however the umask would have made them.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_its_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let db_url = user_service::Config::default_database_url(&data_dir);
+    let server = common::TestServer::start(&db_url, data_dir.clone()).await;
+    let mut client = server.client().await;
+    register(&mut client, "ines", "ines password", None).await;
+    assert_eq!(mode(&data_dir), 0o700);
+    assert_eq!(mode(&data_dir.join("user-service")), 0o700);
+    assert_eq!(mode(&data_dir.join("user-service.db")), 0o600);
+    assert_eq!(mode(&data_dir.join("user-service.db-wal")), 0o600);
+    assert_eq!(mode(&data_dir.join("user-service/signing-key")), 0o600);
+    server.stop().await;
+}
