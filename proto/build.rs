@@ -42,6 +42,7 @@ const SECRET_MESSAGES: [&str; 16] = [
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "parley/user/v1/user.proto",
+        "parley/user/v1/admin.proto",
         "parley/llm/v1/llm.proto",
         "parley/chat/v1/api_config.proto",
         "parley/chat/v1/persona.proto",

@@ -34,6 +34,10 @@ pub struct AccountOptions {
     #[arg(long, env = "PARLEY_CODES_PER_ADDRESS_PER_DAY", default_value_t = crate::service::CODES_PER_ADDRESS_PER_DAY,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub codes_per_address_per_day: u32,
+    /// This account is an administrator (made one at start-up, or when it signs up). The first
+    /// account to sign up is one in any case.
+    #[arg(long, env = "PARLEY_ADMIN_USERNAME")]
+    pub admin_username: Option<String>,
 }
 
 /// The same values as the flags' defaults: codes to the log, cookies without `Secure`.
@@ -48,6 +52,7 @@ impl Default for AccountOptions {
             secure_cookies: false,
             password_hash_concurrency: None,
             codes_per_address_per_day: crate::service::CODES_PER_ADDRESS_PER_DAY,
+            admin_username: None,
         }
     }
 }
@@ -58,6 +63,7 @@ impl AccountOptions {
     pub fn apply_to(&self, config: &mut Config) -> Result<(), MailError> {
         config.secure_cookies = self.secure_cookies;
         config.codes_per_address_per_day = self.codes_per_address_per_day;
+        config.rules.admin_username = self.admin_username.clone();
         if let Some(concurrent) = self.password_hash_concurrency {
             config.password_hashing.concurrent = usize::from(concurrent);
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use parley_proto::timestamp::from_unix_millis;
 use parley_proto::user::v1 as pb;
+use parley_proto::user::v1::admin_service_server::AdminService;
 use parley_proto::user::v1::user_service_server::UserService;
 use parley_service_kit::access_token::{self, AuthenticatedUser};
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -16,8 +17,8 @@ use tonic::{Request, Response, Status};
 
 use crate::Error;
 use crate::mailer::Purpose;
-use crate::service::{AccountService, ClientAddress, KeepSession, ProfileRequest, SignedIn};
-use crate::store::{Role, UserRow};
+use crate::service::{AccountService, ClientAddress, KeepSession, ProfileRequest, SignedIn, UserListing};
+use crate::store::{AccountStatus, Role, UserRow};
 
 /// The header the gateway puts the client's address in (plain IP text). The gateway sets it
 /// itself and never passes one through from a client.
@@ -156,6 +157,21 @@ pub fn user_to_proto(user: &UserRow) -> pb::User {
         created_at: Some(from_unix_millis(user.created_at)),
         updated_at: Some(from_unix_millis(user.updated_at)),
         last_login_at: user.last_login_at.map(from_unix_millis),
+        status: match user.status {
+            AccountStatus::Active => pb::AccountStatus::Active,
+            AccountStatus::Disabled => pb::AccountStatus::Disabled,
+            AccountStatus::Pending => pb::AccountStatus::Pending,
+        } as i32,
+    }
+}
+
+fn status_filter(value: i32) -> Result<Option<AccountStatus>, Error> {
+    match pb::AccountStatus::try_from(value) {
+        Ok(pb::AccountStatus::Unspecified) => Ok(None),
+        Ok(pb::AccountStatus::Active) => Ok(Some(AccountStatus::Active)),
+        Ok(pb::AccountStatus::Disabled) => Ok(Some(AccountStatus::Disabled)),
+        Ok(pb::AccountStatus::Pending) => Ok(Some(AccountStatus::Pending)),
+        Err(_) => Err(Error::invalid("status", "is not an AccountStatus")),
     }
 }
 
@@ -357,6 +373,89 @@ impl UserService for UserApi {
                 .collect(),
             issuer: access_token::ISSUER.to_string(),
             audience: access_token::AUDIENCE.to_string(),
+        }))
+    }
+}
+
+/// `parley.user.v1.AdminService`: every method checks the caller is an administrator.
+pub struct AdminApi {
+    accounts: Arc<AccountService>,
+}
+
+impl AdminApi {
+    pub fn new(accounts: Arc<AccountService>) -> Self {
+        Self { accounts }
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let r = request.into_inner();
+        let listing = UserListing {
+            search: r.search,
+            status: status_filter(r.status)?,
+            page_size: r.page_size,
+            page_token: r.page_token,
+        };
+        let page = self.accounts.list_users(caller.user_id, listing).await?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: page.users.iter().map(user_to_proto).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let user = self.accounts.get_user(caller.user_id, request.get_ref().id).await?;
+        Ok(Response::new(pb::GetUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn disable_user(
+        &self,
+        request: Request<pb::DisableUserRequest>,
+    ) -> Result<Response<pb::DisableUserResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let user = self.accounts.disable_user(caller.user_id, request.get_ref().id).await?;
+        Ok(Response::new(pb::DisableUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn enable_user(
+        &self,
+        request: Request<pb::EnableUserRequest>,
+    ) -> Result<Response<pb::EnableUserResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let user = self.accounts.enable_user(caller.user_id, request.get_ref().id).await?;
+        Ok(Response::new(pb::EnableUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        self.accounts.delete_user(caller.user_id, request.get_ref().id).await?;
+        Ok(Response::new(pb::DeleteUserResponse {}))
+    }
+
+    async fn approve_user(
+        &self,
+        request: Request<pb::ApproveUserRequest>,
+    ) -> Result<Response<pb::ApproveUserResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let user = self.accounts.approve_user(caller.user_id, request.get_ref().id).await?;
+        Ok(Response::new(pb::ApproveUserResponse {
+            user: Some(user_to_proto(&user)),
         }))
     }
 }

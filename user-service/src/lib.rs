@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use parley_proto::user::v1::admin_service_server::AdminServiceServer;
 use parley_proto::user::v1::user_service_server::UserServiceServer;
 use parley_service_kit::access_token::TokenVerifier;
 use parley_service_kit::auth_layer::AuthLayer;
@@ -65,8 +66,8 @@ pub struct Config {
     pub cleanup_interval: Duration,
     /// Codes one email address receives a day, over every account and purpose.
     pub codes_per_address_per_day: u32,
-    /// When failed sign-ins lock a login, an address, or a login everywhere.
-    pub sign_in_limits: service::SignInLimits,
+    /// Sign-in limits and who administers the instance.
+    pub rules: service::AccountRules,
 }
 
 impl Config {
@@ -84,7 +85,7 @@ impl Config {
             secure_cookies: false,
             cleanup_interval: Duration::from_secs(10 * 60),
             codes_per_address_per_day: service::CODES_PER_ADDRESS_PER_DAY,
-            sign_in_limits: service::SIGN_IN_LIMITS,
+            rules: service::AccountRules::default(),
         }
     }
 
@@ -138,9 +139,11 @@ pub async fn serve(
         Arc::clone(&keys),
         passwords,
         codes,
-        config.sign_in_limits,
-    ));
-    let api = handlers::UserApi::new(accounts, config.secure_cookies);
+        config.rules.clone(),
+    )?);
+    accounts.promote_named_admin().await?;
+    let api = handlers::UserApi::new(Arc::clone(&accounts), config.secure_cookies);
+    let admin_api = handlers::AdminApi::new(accounts);
 
     let shutdown = shutdown.boxed().shared();
     let cleanup = tokio::spawn(cleanup::run(store, config.cleanup_interval, shutdown.clone()));
@@ -153,6 +156,7 @@ pub async fn serve(
     );
     let served = GrpcServer::new(AuthLayer::new(verifier, PUBLIC_METHODS.iter().copied()))
         .add_service(UserServiceServer::new(api))
+        .add_service(AdminServiceServer::new(admin_api))
         .serve(listener, shutdown)
         .await;
     // The server has ended (on shutdown or failing), so the background tasks go too. Codes

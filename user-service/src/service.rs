@@ -4,6 +4,7 @@
 //! Nothing an unauthenticated caller sees depends on whether an account exists: unknown
 //! logins get the same answers, limits and (as near as the database allows) the same work.
 
+mod admin;
 mod codes;
 mod sessions;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use parley_service_kit::database::{self, now_millis};
 
+pub use admin::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, UserListing, UserPage};
 pub use codes::{CODE_QUEUE_CAPACITY, CODES_PER_ADDRESS_PER_DAY, CodeQueue};
 pub use sessions::{REFRESH_REUSE_GRACE, REFRESH_TOKEN_TTL, SESSION_LIFETIME};
 
@@ -20,7 +22,7 @@ use crate::Error;
 use crate::account_fields::{self, Login};
 use crate::mailer::Purpose;
 use crate::password::{HashingSlot, PasswordHasher};
-use crate::store::{AccountStore, AttemptReserved, EmailColumns, NewUser, ProfileUpdate, UserRow};
+use crate::store::{AccountStatus, AccountStore, AttemptReserved, EmailColumns, NewUser, ProfileUpdate, Role, UserRow};
 use crate::token_signer::{AccessToken, SigningKeys};
 use crate::verification::{self, CODE_TTL, MAX_CODE_ATTEMPTS};
 
@@ -79,6 +81,24 @@ pub const SIGN_IN_LIMITS: SignInLimits = SignInLimits {
         max_lock: Duration::from_secs(15 * 60),
     },
 };
+
+/// The operator's choices the account rules follow.
+#[derive(Debug, Clone)]
+pub struct AccountRules {
+    pub sign_in_limits: SignInLimits,
+    /// This username (as typed; compared normalized) is an administrator: made one at start-up
+    /// if the account exists, or when it signs up. The first account is one in any case.
+    pub admin_username: Option<String>,
+}
+
+impl Default for AccountRules {
+    fn default() -> Self {
+        Self {
+            sign_in_limits: SIGN_IN_LIMITS,
+            admin_username: None,
+        }
+    }
+}
 
 /// Where a request came from: the address the gateway saw (its `x-parley-client-ip`
 /// header), or the connection's peer for a direct call; `None` when neither is known.
@@ -143,6 +163,8 @@ pub struct AccountService {
     passwords: PasswordHasher,
     codes: CodeQueue,
     limits: SignInLimits,
+    /// The normalized username of `--admin-username`.
+    admin_username: Option<String>,
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -196,15 +218,31 @@ impl AccountService {
         keys: Arc<SigningKeys>,
         passwords: PasswordHasher,
         codes: CodeQueue,
-        limits: SignInLimits,
-    ) -> Self {
-        Self {
+        rules: AccountRules,
+    ) -> Result<Self, Error> {
+        let admin_username = match rules.admin_username.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => Some(account_fields::username("admin_username", name)?.normalized),
+        };
+        Ok(Self {
             store,
             keys,
             passwords,
             codes,
-            limits,
+            limits: rules.sign_in_limits,
+            admin_username,
+        })
+    }
+
+    /// Makes the `--admin-username` account an administrator, if it exists yet (otherwise it
+    /// becomes one when it signs up).
+    pub async fn promote_named_admin(&self) -> Result<(), Error> {
+        if let Some(name) = &self.admin_username
+            && self.store.set_role_by_username(name, Role::Admin, now_millis()).await?
+        {
+            tracing::info!(username = %name, "administrator named by --admin-username");
         }
+        Ok(())
     }
 
     pub fn keys(&self) -> &SigningKeys {
@@ -245,9 +283,19 @@ impl AccountService {
             return Err(taken());
         }
         let password_hash = self.passwords.hash(password).await?;
+        // The first account administers the instance (two sign-ups racing on an empty
+        // database could both be; both are then the operator's).
+        let role =
+            if self.admin_username.as_deref() == Some(username.normalized.as_str()) || !self.store.any_user().await? {
+                Role::Admin
+            } else {
+                Role::User
+            };
         let inserted = self
             .store
             .insert_user(NewUser {
+                role,
+                status: AccountStatus::Active,
                 username: &username.display,
                 username_normalized: &username.normalized,
                 email: email.as_ref().map(|e| e.display.as_str()),
@@ -348,8 +396,10 @@ impl AccountService {
             return Err(Error::BadCredentials);
         };
         self.store.clear_login_failures(&pair_key).await?;
-        if !user.is_active() {
-            return Err(Error::AccountDisabled);
+        match user.status {
+            AccountStatus::Active => {}
+            AccountStatus::Disabled => return Err(Error::AccountDisabled),
+            AccountStatus::Pending => return Err(Error::AwaitingApproval),
         }
         self.start_session(user).await
     }

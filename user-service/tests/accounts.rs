@@ -15,7 +15,8 @@ parley_testkit::on_every_backend!(registers_and_signs_in, |db_url: String| async
     assert_eq!(user.username, "Alice");
     assert_eq!(user.email, "Alice@Example.com");
     assert_eq!(user.display_name, "Alice");
-    assert_eq!(user.role, pb::Role::User as i32);
+    // The first account administers the instance (see tests/admin.rs).
+    assert_eq!(user.role, pb::Role::Admin as i32);
     assert!(!user.email_verified);
     assert!(user.last_login_at.is_some());
     assert_eq!(registered.access_expires_in, 900);

@@ -311,7 +311,7 @@ parley_testkit::on_every_backend!(
             free_failures: 6,
             ..SIGN_IN_LIMITS.per_login
         };
-        config.sign_in_limits = SignInLimits {
+        config.rules.sign_in_limits = SignInLimits {
             per_address: wide,
             per_login: wide,
             ..SIGN_IN_LIMITS
