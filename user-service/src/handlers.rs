@@ -135,7 +135,16 @@ fn client_address<T>(request: &Request<T>) -> ClientAddress {
         .get(CLIENT_IP_HEADER)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.trim().parse::<IpAddr>().ok());
-    ClientAddress(forwarded.or_else(|| request.remote_addr().map(|peer| peer.ip())))
+    match forwarded {
+        Some(ip) => ClientAddress {
+            ip: Some(ip),
+            forwarded: true,
+        },
+        None => ClientAddress {
+            ip: request.remote_addr().map(|peer| peer.ip()),
+            forwarded: false,
+        },
+    }
 }
 
 fn purpose(value: i32) -> Result<Purpose, Error> {

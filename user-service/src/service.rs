@@ -124,14 +124,20 @@ pub struct Registration<'a> {
 /// Where a request came from: the address the gateway saw (its `x-parley-client-ip`
 /// header), or the connection's peer for a direct call; `None` when neither is known.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ClientAddress(pub Option<IpAddr>);
+pub struct ClientAddress {
+    pub ip: Option<IpAddr>,
+    /// Whether the gateway named it. Only then is it counted for every login together: a
+    /// peer address may be a gateway that does not forward (every user behind one address),
+    /// and one guesser there must not lock everyone out.
+    pub forwarded: bool,
+}
 
 impl ClientAddress {
     /// The address as counters key it: IPv4 (also IPv4-mapped IPv6) in full, IPv6 by its /64,
     /// since one subscriber usually holds a whole /64 and could otherwise count afresh from
     /// each of its addresses.
     fn key(&self) -> String {
-        match self.0 {
+        match self.ip {
             None => "unknown".to_string(),
             Some(IpAddr::V4(v4)) => v4.to_string(),
             Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
@@ -438,7 +444,16 @@ impl AccountService {
         let pair_key = login_address_key(&login, &client);
         let address_key = address_key(&client);
         let login_key = login_key(&login);
-        self.refuse_if_locked(&[&address_key, &login_key]).await?;
+        // The address's own counter only for an address the gateway named (see ClientAddress).
+        let wide: Vec<(&str, LockSchedule)> = [
+            Some((address_key.as_str(), self.limits.per_address)).filter(|_| client.forwarded),
+            Some((login_key.as_str(), self.limits.per_login)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let wide_keys: Vec<&str> = wide.iter().map(|(key, _)| *key).collect();
+        self.refuse_if_locked(&wide_keys).await?;
         self.reserve_attempt(&pair_key, self.limits.per_login_and_address)
             .await?;
         let matches = match &user {
@@ -451,10 +466,7 @@ impl AccountService {
         drop(slot);
         // A failure was counted on the pair's counter when the attempt was reserved.
         let Some(user) = user.filter(|_| matches) else {
-            for (key, schedule) in [
-                (&address_key, self.limits.per_address),
-                (&login_key, self.limits.per_login),
-            ] {
+            for (key, schedule) in wide {
                 // Locked meanwhile by a parallel failure: this one need not count as well.
                 match self.reserve_attempt(key, schedule).await {
                     Ok(()) | Err(Error::RateLimited { .. }) => {}
@@ -793,7 +805,10 @@ mod tests {
     }
 
     fn address(text: &str) -> ClientAddress {
-        ClientAddress(Some(text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))))
+        ClientAddress {
+            ip: Some(text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))),
+            forwarded: true,
+        }
     }
 
     #[test]
@@ -805,6 +820,6 @@ mod tests {
         assert_ne!(address("2001:db8:1:2::1").key(), address("2001:db8:1:3::1").key());
         assert_eq!(address("::ffff:192.0.2.7").key(), "192.0.2.7");
         assert_eq!(address("192.0.2.7").key(), "192.0.2.7");
-        assert_eq!(ClientAddress(None).key(), "unknown");
+        assert_eq!(ClientAddress::default().key(), "unknown");
     }
 }
