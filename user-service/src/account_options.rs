@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::service::SignupPolicy;
 use crate::{Config, MailError, SmtpMailer, SmtpSettings};
 
 const DEFAULT_SMTP_PORT: u16 = 587;
@@ -29,6 +30,24 @@ pub struct AccountOptions {
     /// wait up to 2 s, then are refused with RESOURCE_EXHAUSTED and a retry delay.
     #[arg(long, env = "PARLEY_PASSWORD_HASH_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..))]
     pub password_hash_concurrency: Option<u16>,
+    /// Verification codes one email address receives a day, over every account that names it
+    /// and every purpose (anyone can sign up with someone else's address).
+    #[arg(long, env = "PARLEY_CODES_PER_ADDRESS_PER_DAY", default_value_t = crate::service::CODES_PER_ADDRESS_PER_DAY,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub codes_per_address_per_day: u32,
+    /// This account is an administrator (made one at start-up, or when it signs up). The first
+    /// account to sign up is one in any case.
+    #[arg(long, env = "PARLEY_ADMIN_USERNAME")]
+    pub admin_username: Option<String>,
+    /// Who may sign up: open, approval (accounts wait for an administrator), invite (invite
+    /// codes from an administrator) or closed. An administrator's setting (AdminService)
+    /// overrides it.
+    #[arg(long, env = "PARLEY_SIGNUP_POLICY", value_enum, default_value_t = SignupPolicy::Open)]
+    pub signup_policy: SignupPolicy,
+    /// The operator's terms/privacy page (http or https): sign-up then asks for consent and
+    /// records when it was given.
+    #[arg(long, env = "PARLEY_TERMS_URL")]
+    pub terms_url: Option<String>,
 }
 
 /// The same values as the flags' defaults: codes to the log, cookies without `Secure`.
@@ -42,6 +61,10 @@ impl Default for AccountOptions {
             smtp_from: DEFAULT_SMTP_FROM.to_string(),
             secure_cookies: false,
             password_hash_concurrency: None,
+            codes_per_address_per_day: crate::service::CODES_PER_ADDRESS_PER_DAY,
+            admin_username: None,
+            signup_policy: SignupPolicy::Open,
+            terms_url: None,
         }
     }
 }
@@ -51,6 +74,10 @@ impl AccountOptions {
     /// connection pool lives there.
     pub fn apply_to(&self, config: &mut Config) -> Result<(), MailError> {
         config.secure_cookies = self.secure_cookies;
+        config.codes_per_address_per_day = self.codes_per_address_per_day;
+        config.rules.admin_username = self.admin_username.clone();
+        config.rules.signup_policy = self.signup_policy;
+        config.rules.terms_url = self.terms_url.clone();
         if let Some(concurrent) = self.password_hash_concurrency {
             config.password_hashing.concurrent = usize::from(concurrent);
         }

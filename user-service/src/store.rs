@@ -48,6 +48,8 @@ impl TryFrom<String> for Role {
 pub enum AccountStatus {
     Active,
     Disabled,
+    /// Signed up while sign-ups need an administrator's approval.
+    Pending,
 }
 
 impl AccountStatus {
@@ -55,6 +57,7 @@ impl AccountStatus {
         match self {
             Self::Active => "active",
             Self::Disabled => "disabled",
+            Self::Pending => "pending",
         }
     }
 }
@@ -65,6 +68,7 @@ impl TryFrom<String> for AccountStatus {
         match value.as_str() {
             "active" => Ok(Self::Active),
             "disabled" => Ok(Self::Disabled),
+            "pending" => Ok(Self::Pending),
             _ => Err(UnknownStoredValue {
                 column: "status",
                 value,
@@ -89,6 +93,7 @@ pub struct UserRow {
     #[sqlx(try_from = "String")]
     pub status: AccountStatus,
     pub last_login_at: Option<i64>,
+    pub terms_accepted_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
     /// A random UUID, never reused (the access token's `aid` claim).
@@ -102,19 +107,45 @@ impl UserRow {
 }
 
 const USER_COLUMNS: &str = "id, username, username_normalized, email, email_normalized, email_verified, \
-     password_hash, display_name, avatar_url, role, status, last_login_at, created_at, updated_at, account_id";
+     password_hash, display_name, avatar_url, role, status, last_login_at, terms_accepted_at, created_at, updated_at, account_id";
 
 pub struct NewUser<'a> {
     /// A fresh random UUID.
     pub account_id: &'a str,
+    pub role: Role,
+    pub status: AccountStatus,
     pub username: &'a str,
     pub username_normalized: &'a str,
     pub email: Option<&'a str>,
     pub email_normalized: Option<&'a str>,
     pub password_hash: &'a str,
     pub display_name: &'a str,
+    pub terms_accepted_at: Option<i64>,
+    /// The hash of the invite code the sign-up uses up, if it needs one.
+    pub invite_code_hash: Option<&'a str>,
     pub now: i64,
 }
+
+/// What inserting an account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    User(i64),
+    /// The invite code is wrong, expired, used up or revoked; nothing was written.
+    InviteUnusable,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InviteRow {
+    pub id: i64,
+    pub max_uses: i64,
+    pub uses: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub created_by: Option<i64>,
+    pub created_at: i64,
+}
+
+const INVITE_COLUMNS: &str = "id, max_uses, uses, expires_at, revoked_at, created_by, created_at";
 
 /// The profile fields an update sets; `None` leaves a column alone.
 #[derive(Debug, Default)]
@@ -218,6 +249,16 @@ pub enum AttemptReserved {
     },
 }
 
+/// Which accounts a listing shows: those matching `search` (a lowercase text found in the
+/// username, the address or the display name) and `status`, with ids above `after_id`.
+#[derive(Debug, Clone, Copy)]
+pub struct UserFilter<'a> {
+    pub search: Option<&'a str>,
+    pub status: Option<AccountStatus>,
+    pub after_id: i64,
+    pub limit: i64,
+}
+
 /// What `cleanup` removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Removed {
@@ -256,11 +297,29 @@ impl AccountStore {
 
     // ---- users ----
 
-    pub async fn insert_user(&self, user: NewUser<'_>) -> Result<i64> {
+    /// Inserts the account, using up one use of its invite code in the same transaction (so a
+    /// failed insert, a taken username say, uses none).
+    pub async fn insert_user(&self, user: NewUser<'_>) -> Result<Inserted> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(hash) = user.invite_code_hash {
+            let used = sqlx::query(
+                "UPDATE invite_codes SET uses = uses + 1 WHERE code_hash = $1 AND revoked_at IS NULL \
+                 AND expires_at > $2 AND uses < max_uses",
+            )
+            .bind(hash)
+            .bind(user.now)
+            .execute(&mut *tx)
+            .await?;
+            if used.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(Inserted::InviteUnusable);
+            }
+        }
         let row: (i64,) = sqlx::query_as(
             "INSERT INTO users (username, username_normalized, email, email_normalized, email_verified, \
-             password_hash, display_name, avatar_url, role, status, last_login_at, created_at, updated_at, \
-             account_id) VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9, $10, $10, $10, $11) RETURNING id",
+             password_hash, display_name, avatar_url, role, status, last_login_at, terms_accepted_at, \
+             created_at, updated_at, account_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9, $10, $11, $10, $10, $12) RETURNING id",
         )
         .bind(user.username)
         .bind(user.username_normalized)
@@ -269,13 +328,15 @@ impl AccountStore {
         .bind(flag(false))
         .bind(user.password_hash)
         .bind(user.display_name)
-        .bind(Role::User.as_str())
-        .bind(AccountStatus::Active.as_str())
+        .bind(user.role.as_str())
+        .bind(user.status.as_str())
         .bind(user.now)
+        .bind(user.terms_accepted_at)
         .bind(user.account_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(row.0)
+        tx.commit().await?;
+        Ok(Inserted::User(row.0))
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>> {
@@ -326,6 +387,72 @@ impl AccountStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.is_some())
+    }
+
+    /// Whether any account exists at all.
+    pub async fn any_user(&self) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Gives the account `role`; false when there is no such username.
+    pub async fn set_role_by_username(&self, username_normalized: &str, role: Role, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET role = $1, updated_at = CASE WHEN role <> $1 THEN $2 ELSE updated_at END \
+             WHERE username_normalized = $3",
+        )
+        .bind(role.as_str())
+        .bind(now)
+        .bind(username_normalized)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Moves the account from one of `from` to `to`; false when it does not exist or its status
+    /// is not one of `from` (then nothing changed).
+    pub async fn set_status(&self, id: i64, from: &[AccountStatus], to: AccountStatus, now: i64) -> Result<bool> {
+        let mut placeholders = Vec::new();
+        for i in 0..from.len() {
+            placeholders.push(format!("${}", i + 4));
+        }
+        let statement = format!(
+            "UPDATE users SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .bind(to.as_str())
+            .bind(now)
+            .bind(id);
+        for status in from {
+            query = query.bind(status.as_str());
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Accounts in id order, as [`UserFilter`] says.
+    pub async fn list_users(&self, filter: UserFilter<'_>) -> Result<Vec<UserRow>> {
+        // LIKE with `\` as the escape, so a search for `%` or `_` finds those characters.
+        let pattern = filter.search.map(|text| {
+            let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id > $1 \
+             AND ($2 = '' OR status = $2) \
+             AND ($3 = '' OR username_normalized LIKE $3 ESCAPE '\\' \
+                  OR LOWER(COALESCE(email, '')) LIKE $3 ESCAPE '\\' \
+                  OR LOWER(display_name) LIKE $3 ESCAPE '\\') \
+             ORDER BY id LIMIT $4"
+        )))
+        .bind(filter.after_id)
+        .bind(filter.status.map_or("", AccountStatus::as_str))
+        .bind(pattern.unwrap_or_default())
+        .bind(filter.limit)
+        .fetch_all(&self.pool)
+        .await
     }
 
     pub async fn set_last_login(&self, id: i64, now: i64) -> Result<()> {
@@ -442,6 +569,74 @@ impl AccountStore {
             sqlx::query(statement).bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await
+    }
+
+    // ---- settings and invite codes ----
+
+    pub async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM account_settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(value,)| value))
+    }
+
+    pub async fn set_setting(&self, name: &str, value: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO account_settings (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = $2, updated_at = $3",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_invite(
+        &self,
+        code_hash: &str,
+        max_uses: i64,
+        expires_at: i64,
+        created_by: i64,
+        now: i64,
+    ) -> Result<InviteRow> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO invite_codes (code_hash, max_uses, uses, expires_at, revoked_at, created_by, created_at) \
+             VALUES ($1, $2, 0, $3, NULL, $4, $5) RETURNING {INVITE_COLUMNS}"
+        )))
+        .bind(code_hash)
+        .bind(max_uses)
+        .bind(expires_at)
+        .bind(created_by)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    pub async fn invites(&self) -> Result<Vec<InviteRow>> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {INVITE_COLUMNS} FROM invite_codes ORDER BY id DESC"
+        )))
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Revokes the invite (a revoked one keeps its first revocation time); `None` when there is
+    /// no such invite.
+    pub async fn revoke_invite(&self, id: i64, now: i64) -> Result<Option<InviteRow>> {
+        sqlx::query("UPDATE invite_codes SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {INVITE_COLUMNS} FROM invite_codes WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     // ---- sessions: refresh-token families ----
@@ -833,6 +1028,15 @@ impl AccountStore {
         };
         tx.commit().await?;
         Ok(reserved)
+    }
+
+    /// Until when the counter is locked (a time in the past when it is not), if it exists.
+    pub async fn locked_until(&self, key_hash: &str) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT locked_until FROM login_failures WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(until,)| until))
     }
 
     pub async fn clear_login_failures(&self, key_hash: &str) -> Result<()> {
