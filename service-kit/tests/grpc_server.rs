@@ -38,18 +38,7 @@ async fn start() -> Running {
 }
 
 async fn channel(address: std::net::SocketAddr) -> tonic::transport::Channel {
-    let url = format!("http://{address}");
-    for _ in 0..200 {
-        if let Ok(channel) = tonic::transport::Channel::from_shared(url.clone())
-            .unwrap()
-            .connect()
-            .await
-        {
-            return channel;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the server did not come up at {url}");
+    parley_testkit::wait::channel(address).await
 }
 
 /// Kubernetes' gRPC probes ask about "" (the whole server): it must stop answering SERVING
@@ -139,19 +128,16 @@ async fn client_errors_are_logged_below_error_and_server_failures_as_errors() {
     assert_eq!(status.code(), tonic::Code::Unimplemented);
 
     // The trace layer logs when the response ends; wait for both lines.
-    let mut logged = Vec::new();
-    for _ in 0..400 {
-        logged = lines.lines();
-        if logged
+    let logged = parley_testkit::wait::eventually("both calls logged", Duration::from_secs(10), || {
+        let logged = lines.lines();
+        let done = logged
             .iter()
             .filter(|l| l.contains("call refused") || l.contains("call failed"))
             .count()
-            >= 2
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+            >= 2;
+        async move { done.then_some(logged) }
+    })
+    .await;
     let refused: Vec<&String> = logged.iter().filter(|l| l.contains("call refused")).collect();
     let failed: Vec<&String> = logged.iter().filter(|l| l.contains("call failed")).collect();
     assert_eq!(refused.len(), 1, "{logged:#?}");

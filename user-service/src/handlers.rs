@@ -18,8 +18,8 @@ use tonic::{Request, Response, Status};
 use crate::Error;
 use crate::mailer::Purpose;
 use crate::service::{
-    self, AccountService, ClientAddress, InviteRequest, KeepSession, ProfileRequest, Registration, SignedIn, SignupPolicy,
-    UserListing,
+    self, AccountService, ClientAddress, InviteRequest, KeepSession, ProfileRequest, Registration, SignedIn,
+    SignupPolicy, UserListing,
 };
 use crate::store::InviteRow;
 use crate::store::{AccountStatus, RevocationRow, Role, UserRow};

@@ -26,7 +26,8 @@ use crate::account_fields::{self, Login};
 use crate::mailer::Purpose;
 use crate::password::{HashingSlot, PasswordHasher};
 use crate::store::{
-    AccountStatus, AccountStore, AttemptReserved, EmailColumns, Inserted, NewUser, ProfileUpdate, RevocationRow, RevokedSubject, Role, UserRow,
+    AccountStatus, AccountStore, AttemptReserved, EmailColumns, Inserted, NewUser, ProfileUpdate, RevocationRow,
+    RevokedSubject, Role, UserRow,
 };
 use crate::token_signer::{AccessToken, SigningKeys};
 use crate::verification::{self, CODE_TTL, MAX_CODE_ATTEMPTS};

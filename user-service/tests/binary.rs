@@ -56,20 +56,8 @@ async fn starts_from_env_vars_with_a_sqlite_file_in_the_data_dir() {
             .spawn()
             .unwrap(),
     );
-    let url = format!("http://127.0.0.1:{port}");
-    let mut client = None;
-    for _ in 0..400 {
-        if let Ok(channel) = tonic::transport::Channel::from_shared(url.clone())
-            .unwrap()
-            .connect()
-            .await
-        {
-            client = Some(UserServiceClient::new(channel));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut client = client.expect("the binary never started listening");
+    let mut client =
+        UserServiceClient::new(parley_testkit::wait::channel_to(&format!("http://127.0.0.1:{port}")).await);
     client
         .register(pb::RegisterRequest {
             username: "zoe".into(),
@@ -92,19 +80,15 @@ async fn starts_from_env_vars_with_a_sqlite_file_in_the_data_dir() {
         })
         .await
         .unwrap();
-    let mut line = None;
-    for _ in 0..400 {
+    let line = parley_testkit::wait::eventually("a verification code in the log", Duration::from_secs(10), || {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        line = log
+        let line = log
             .lines()
             .find(|l| l.contains("verification code"))
             .map(str::to_string);
-        if line.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let line = line.expect("no verification code in the log");
+        async move { line }
+    })
+    .await;
     // The operator was told once, at start-up, where codes go and how to send them by mail.
     let log = std::fs::read_to_string(&log_path).unwrap();
     let warnings: Vec<&str> = log.lines().filter(|l| l.contains("log mailer in use")).collect();

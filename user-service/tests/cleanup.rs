@@ -150,15 +150,12 @@ async fn the_task_runs_periodically_and_stops_with_the_server() {
         .execute(&db)
         .await
         .unwrap();
-    let mut remaining = 1;
-    for _ in 0..400 {
-        remaining = count_rows(&db, "refresh_tokens").await;
-        if remaining == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(remaining, 0, "the cleanup task never removed the expired token");
+    parley_testkit::wait::until(
+        "the cleanup task removing the expired token",
+        Duration::from_secs(10),
+        || async { count_rows(&db, "refresh_tokens").await == 0 },
+    )
+    .await;
     assert_eq!(
         refresh(&mut client, &yara.refresh_token).await.unwrap_err().code(),
         tonic::Code::Unauthenticated

@@ -49,25 +49,11 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> Client {
-        let url = format!("http://{}", self.address);
-        for _ in 0..200 {
-            if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
-                return UserServiceClient::new(channel);
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("user-service did not come up at {url}");
+        UserServiceClient::new(self.channel().await)
     }
 
     pub async fn channel(&self) -> Channel {
-        let url = format!("http://{}", self.address);
-        for _ in 0..200 {
-            if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
-                return channel;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("user-service did not come up at {url}");
+        parley_testkit::wait::channel(self.address).await
     }
 
     /// Stops the server and waits until it has ended.
