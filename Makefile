@@ -7,7 +7,7 @@ NPM_CI := npm ci --no-audit --no-fund --loglevel=error
 # apt needs root; use sudo when we are not root and it exists.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run web-deps web-build tools-deps chromium test test-rust proto-lint test-web test-e2e bench fmt lint
+.PHONY: run web-deps web-build tools-deps chromium test test-rust proto-lint test-web test-e2e bench bench-ui fmt lint
 
 # Builds the UI, then the stack, and serves everything on one port.
 # Flags go after ARGS=, e.g. `make run ARGS="--listen 0.0.0.0:8080"`.
@@ -79,6 +79,15 @@ test-e2e: chromium web-build
 bench: web-deps
 	$(CARGO) bench -p llm-service
 	cd web && npm run bench
+	$(MAKE) --no-print-directory bench-ui
+
+# Lighthouse 12 (npm, a web devDependency; mobile profile, simulated slow 4G) driving Debian's
+# chromium against a freshly started release `parley`: the sign-in page and a chat with a long
+# Markdown answer. Prints the scores and core timings (docs/benchmarks.md); LIGHTHOUSE_RUNS=n
+# (default 3) runs each page n times and prints the median.
+bench-ui: chromium web-build
+	$(CARGO) build --release -p parley --bin parley -p parley-testkit --bin fake-openai
+	cd web && PARLEY_BIN=$(CURDIR)/target/release/parley FAKE_OPENAI_BIN=$(CURDIR)/target/release/fake-openai npm run lighthouse
 
 fmt:
 	$(CARGO) fmt --all

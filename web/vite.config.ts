@@ -1,9 +1,89 @@
-import { defineConfig } from "vitest/config";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { brotliCompress, constants as zlib, gzip } from "node:zlib";
+import { promisify } from "node:util";
+import { defineConfig, type Plugin } from "vitest/config";
 import react from "@vitejs/plugin-react";
 import tailwindcss from "@tailwindcss/vite";
+import hljs from "highlight.js";
+
+/** Every highlight.js alias to its language (`py` → `python`), so a code fence's language maps
+ * to the one grammar chunk to load without loading any grammar first. */
+function highlightAliases(): Record<string, string> {
+  const aliases: Record<string, string> = {};
+  for (const name of hljs.listLanguages()) {
+    for (const alias of hljs.getLanguage(name)?.aliases ?? []) aliases[alias.toLowerCase()] = name;
+  }
+  return aliases;
+}
+
+/** KaTeX's fonts in woff2 only: every browser the UI supports (it needs ES2022 anyway) reads
+ * woff2, so the woff and ttf copies are neither referenced nor shipped. */
+function katexWoff2Only(): Plugin {
+  return {
+    name: "parley:katex-woff2-only",
+    enforce: "pre",
+    transform(code, id) {
+      if (!/katex(\.min)?\.css$/.test(id.split("?")[0])) return null;
+      const trimmed = code.replace(/,\s*url\([^)]+\.(?:woff|ttf)\)\s*format\("(?:woff|truetype)"\)/g, "");
+      if (!/format\("woff2"\)/.test(trimmed) || /\.(?:woff|ttf)\)/.test(trimmed)) {
+        this.error("katex.min.css changed shape: its @font-face rules no longer match the woff2-only rewrite");
+      }
+      return { code: trimmed, map: null };
+    },
+  };
+}
+
+const COMPRESSIBLE = /\.(?:html|js|mjs|css|svg|json|txt|xml|webmanifest|wasm|map)$/;
+
+/** After the build: `x.br` (brotli, best) and `x.gz` (gzip, best) next to every compressible
+ * file they make smaller, so the gateway sends them as they are and compresses nothing per
+ * request (gateway/src/web_ui.rs). */
+function precompress(outDir: string): Plugin {
+  const br = promisify(brotliCompress);
+  const gz = promisify(gzip);
+  async function* files(dir: string): AsyncGenerator<string> {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) yield* files(path);
+      else if (COMPRESSIBLE.test(entry.name)) yield path;
+    }
+  }
+  return {
+    name: "parley:precompress",
+    apply: "build",
+    async closeBundle() {
+      const jobs: Promise<void>[] = [];
+      for await (const path of files(outDir)) {
+        jobs.push(
+          (async () => {
+            const content = await readFile(path);
+            const { size } = await stat(path);
+            const [brotli, gzipped] = await Promise.all([
+              br(content, {
+                params: {
+                  [zlib.BROTLI_PARAM_QUALITY]: zlib.BROTLI_MAX_QUALITY,
+                  [zlib.BROTLI_PARAM_SIZE_HINT]: size,
+                  [zlib.BROTLI_PARAM_MODE]: zlib.BROTLI_MODE_TEXT,
+                },
+              }),
+              gz(content, { level: zlib.Z_BEST_COMPRESSION }),
+            ]);
+            if (brotli.length < size) await writeFile(`${path}.br`, brotli);
+            if (gzipped.length < size) await writeFile(`${path}.gz`, gzipped);
+          })(),
+        );
+      }
+      await Promise.all(jobs);
+    },
+  };
+}
 
 export default defineConfig({
-  plugins: [react(), tailwindcss()],
+  plugins: [katexWoff2Only(), react(), tailwindcss(), precompress("dist")],
+  define: {
+    __HLJS_ALIASES__: JSON.stringify(highlightAliases()),
+  },
   // `npm run dev`: the UI with hot reload, its API calls passed to a running gateway (the
   // same origin as in production, so the refresh cookie works).
   server: {
@@ -16,7 +96,6 @@ export default defineConfig({
     emptyOutDir: true,
     // The gateway's CSP allows scripts only from files: no inline module preload polyfill.
     modulePreload: { polyfill: false },
-    chunkSizeWarningLimit: 2000,
   },
   test: {
     environment: "jsdom",

@@ -2,7 +2,10 @@
 //! client-side route (single-page app), long caching for the content-hashed files under
 //! `/assets/` (and only for them: `index.html` is always revalidated), and a strict
 //! Content-Security-Policy (no inline script, no style elements) with the usual security
-//! headers on every page.
+//! headers on every page. The build writes a brotli (`x.js.br`) and a gzip (`x.js.gz`) copy
+//! next to each compressible file; a client that accepts one gets it as is, with the
+//! original's Content-Type, so no request costs compression work here. gRPC-web never comes
+//! here (the front door sends it to the proxy), so its responses are never re-encoded.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -53,6 +56,9 @@ const STATIC_EXTENSIONS: &[&str] = &[
     "otf",
     "eot",
     "wasm",
+    // The build's precompressed copies: a missing one is a 404, not the UI.
+    "br",
+    "gz",
 ];
 
 const NOT_BUILT_PAGE: &str = r#"<!doctype html>
@@ -145,7 +151,13 @@ async fn respond<B: Send + 'static>(dir: Option<PathBuf>, request: http::Request
     let index = dir.join("index.html");
     let (parts, body) = request.into_parts();
     let request = http::Request::from_parts(parts.clone(), body);
-    let found = match ServeDir::new(&dir).oneshot(request).await {
+    // Brotli first when both are accepted equally (smaller); `q=0` rules an encoding out.
+    let found = match ServeDir::new(&dir)
+        .precompressed_br()
+        .precompressed_gzip()
+        .oneshot(request)
+        .await
+    {
         Ok(response) => response.map(Body::new),
         Err(never) => match never {},
     };
@@ -153,6 +165,8 @@ async fn respond<B: Send + 'static>(dir: Option<PathBuf>, request: http::Request
         return found;
     }
     match ServeFile::new(index)
+        .precompressed_br()
+        .precompressed_gzip()
         .oneshot(http::Request::from_parts(parts, ()))
         .await
     {
@@ -188,6 +202,9 @@ fn add_headers(path: &str, hsts: bool, response: &mut http::Response<Body>) {
         );
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    // The same URL is answered brotli, gzip or plain by Accept-Encoding: caches must keep them
+    // apart.
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),

@@ -236,8 +236,10 @@ describe("Parley in a browser", () => {
 
     const answer = lastAssistant();
     expect(await textOf(answer.locator("pre code"))).toContain("def add(a, b):");
-    expect(await answer.locator("pre code .hljs-keyword").count()).toBeGreaterThan(0);
+    // Highlighting and math are chunks fetched when an answer first needs them.
+    await answer.locator("pre code .hljs-keyword").first().waitFor();
     expect(await answer.locator("table td").allTextContents()).toEqual(["pi", "3.14"]);
+    await answer.locator(".katex").first().waitFor();
     expect(await answer.locator(".katex").count()).toBe(1);
     expect(await textOf(answer)).toContain("costs $5 and $10.");
     const hrefs = await answer.locator("a").evaluateAll((as) => as.map((a) => a.getAttribute("href")));

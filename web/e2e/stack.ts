@@ -14,7 +14,8 @@ const repo = resolve(web, "..");
 
 export const parleyBin = process.env.PARLEY_BIN ?? join(repo, "target", "debug", "parley");
 export const fakeOpenAiBin = process.env.FAKE_OPENAI_BIN ?? join(repo, "target", "debug", "fake-openai");
-export const webDist = join(web, "dist");
+/** The built UI the stack serves (another build, to compare: `WEB_DIST`). */
+export const webDist = process.env.WEB_DIST ?? join(web, "dist");
 
 interface Started {
   child: ChildProcess;

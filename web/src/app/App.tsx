@@ -1,16 +1,48 @@
-import { useEffect, useRef, useState } from "react";
+import { lazy, Suspense, useEffect, useRef, useState } from "react";
 import { api as pageApi } from "./session";
 import type { Api } from "../api/client";
 import type { User } from "../gen/parley/user/v1/user_pb";
 import { backoffMs, type SignOutReason } from "../auth/tokens";
 import { I18nProvider, useT } from "../i18n";
 import { AuthScreen, type Notice } from "../auth/AuthScreen";
-import { StoreProvider } from "./store";
-import { Shell } from "../layout/Shell";
 import { Logo } from "../ui/icons";
 import { ToastProvider } from "../ui/toast";
 import { useCountdown } from "../ui/useCountdown";
 import { clearDrafts } from "../chat/drafts";
+import { forgetMarkdownParts } from "../markdown/partsHint";
+
+const loadSignedIn = () => import("./SignedIn");
+const SignedIn = lazy(loadSignedIn);
+
+// Remembers on this device that it was signed in, so the next visit fetches the app's chunk
+// while the session is being checked instead of after; a signed-out visit fetches only sign-in.
+const signedInHint = "parley.signedIn";
+function rememberSignedIn(signedIn: boolean) {
+  try {
+    if (signedIn) localStorage.setItem(signedInHint, "1");
+    else localStorage.removeItem(signedInHint);
+  } catch {
+    // Storage off: the app's chunk is fetched once the session is known.
+  }
+}
+try {
+  if (localStorage.getItem(signedInHint)) void loadSignedIn().catch(() => {});
+} catch {
+  // As above.
+}
+
+/** The loading state; the app chunk's fallback is the same, so nothing moves in between. */
+function Loading() {
+  const t = useT();
+  return (
+    <div className="flex h-full items-center justify-center bg-gray-100" aria-busy="true">
+      <div className="flex items-center gap-3 text-gray-500">
+        <Logo className="h-8 w-8 animate-pulse rounded-lg bg-black p-0.5" />
+        {t("loading")}
+      </div>
+    </div>
+  );
+}
 
 type AuthState =
   | { status: "loading" }
@@ -36,13 +68,18 @@ function Gate({ api }: { api: Api }) {
     let cancelled = false;
     let timer: number | undefined;
     const unsubscribe = api.tokens.subscribe((user, reason) => {
+      rememberSignedIn(user !== null);
       if (user) {
         wasSignedIn = true;
         // Keep the same user object identity when only the token changed.
         setAuth((prev) => (prev.status === "signedIn" && prev.user.id === user.id ? prev : { status: "signedIn", user }));
       } else {
-        // Signing out (here or in another tab) leaves no unsent text behind on this device.
-        if (reason === "requested" || reason === "elsewhere") clearDrafts();
+        // Signing out (here or in another tab) leaves no unsent text behind on this device,
+        // nor which parts (math, languages) its chats needed.
+        if (reason === "requested" || reason === "elsewhere") {
+          clearDrafts();
+          forgetMarkdownParts();
+        }
         const notice = signedOutNotice(reason, wasSignedIn);
         wasSignedIn = false;
         setAuth({ status: "signedOut", notice });
@@ -79,16 +116,7 @@ function Gate({ api }: { api: Api }) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [api]);
 
-  if (auth.status === "loading") {
-    return (
-      <div className="flex h-full items-center justify-center bg-gray-100" aria-busy="true">
-        <div className="flex items-center gap-3 text-gray-500">
-          <Logo className="h-8 w-8 animate-pulse rounded-lg bg-black p-0.5" />
-          {t("loading")}
-        </div>
-      </div>
-    );
-  }
+  if (auth.status === "loading") return <Loading />;
   if (auth.status === "unreachable") return <Unreachable retryAt={auth.retryAt} onRetry={() => retryNow.current()} />;
   if (auth.status === "signedOut") {
     const notice: Notice | undefined =
@@ -100,9 +128,9 @@ function Gate({ api }: { api: Api }) {
     return <AuthScreen api={api} notice={notice} />;
   }
   return (
-    <StoreProvider key={auth.user.id.toString()} api={api} user={auth.user}>
-      <Shell />
-    </StoreProvider>
+    <Suspense fallback={<Loading />}>
+      <SignedIn key={auth.user.id.toString()} api={api} user={auth.user} />
+    </Suspense>
   );
 }
 

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useReducer, useRef, useState, type ReactNode } from "react";
+import { startTransition, useCallback, useEffect, useReducer, useRef, useState, type ReactNode } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { useStore } from "../app/store";
 import { errorMessage } from "../api/client";
@@ -26,6 +26,7 @@ import { createEventBatcher } from "./eventBatcher";
 import { useStickToBottom } from "./useStickToBottom";
 import { navigate } from "../app/router";
 import { useToast } from "../ui/toast";
+import { prefetchChatParts, prepareChat } from "../markdown/features";
 
 /** The white header: the chat's counterpart (persona and model), centred. */
 export function ChatHeader({
@@ -58,7 +59,8 @@ export function ChatHeader({
         <h1 className="truncate text-[15px] font-semibold leading-5" data-testid="counterpart">
           {title}
         </h1>
-        {subtitle && <div className="flex min-w-0 justify-center text-xs text-gray-500">{subtitle}</div>}
+        {/* One fixed line: the model's name arriving does not move the title. */}
+        {subtitle && <div className="flex h-4 min-w-0 justify-center text-xs leading-4 text-gray-500">{subtitle}</div>}
       </div>
       <div className="flex justify-end">{right}</div>
     </header>
@@ -357,11 +359,23 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     setLoadError(null);
     (async () => {
       try {
+        // What this chat needed last time loads while its messages do.
+        prefetchChatParts(sessionId);
         const [sessionRes, messages] = await Promise.all([api.sessions.getSession({ id }), loadMessages()]);
+        // The skeleton stays until the answers can show whole (their math and highlighting
+        // loaded): typesetting them after they appeared would move the page under the reader.
+        await prepareChat(
+          sessionId,
+          messages.map((m) => m.content),
+        );
         if (cancelled) return;
-        if (sessionRes.session) setSession(sessionRes.session);
-        dispatch({ type: "loaded", messages });
-        setLoaded(true);
+        // A transition: rendering a long chat is split into short tasks (the page keeps
+        // answering input meanwhile), and the skeleton stays until all of it is ready.
+        startTransition(() => {
+          if (sessionRes.session) setSession(sessionRes.session);
+          dispatch({ type: "loaded", messages });
+          setLoaded(true);
+        });
         const streaming = streamingAnswer(messages);
         if (streaming) {
           void watch(streaming.id);

@@ -1,11 +1,13 @@
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { navigate, useRoute } from "../app/router";
 import { Sidebar } from "./Sidebar";
 import { Drawer } from "./Drawer";
 import { ChatView } from "../chat/ChatView";
 import { NewChatView } from "../chat/NewChatView";
-import { SettingsView } from "../settings/SettingsView";
 import { useT } from "../i18n";
+
+// Settings are their own chunk, fetched when first opened.
+const SettingsView = lazy(() => import("../settings/SettingsView"));
 
 // Sidebar on the left (a drawer on phone-sized screens), the routed view on the right.
 export function Shell() {
@@ -63,7 +65,11 @@ export function Shell() {
       <main id="main-content" tabIndex={-1} inert={drawerOpen} className="flex min-w-0 flex-1 flex-col bg-white outline-none">
         {route.name === "chat" && <ChatView key={route.id} sessionId={route.id} onOpenSidebar={openDrawer} />}
         {route.name === "new" && <NewChatView onOpenSidebar={openDrawer} />}
-        {route.name === "settings" && <SettingsView tab={route.tab} onOpenSidebar={openDrawer} />}
+        {route.name === "settings" && (
+          <Suspense fallback={<div className="flex-1" aria-busy="true" />}>
+            <SettingsView tab={route.tab} onOpenSidebar={openDrawer} />
+          </Suspense>
+        )}
       </main>
     </div>
   );

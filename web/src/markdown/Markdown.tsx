@@ -1,9 +1,6 @@
 import { createContext, memo, useCallback, useContext, useMemo, useState, type ComponentProps, type ReactNode } from "react";
 import ReactMarkdown, { type Components } from "react-markdown";
-import remarkGfm from "remark-gfm";
-import remarkMath from "remark-math";
-import rehypeKatex from "rehype-katex";
-import rehypeHighlight from "rehype-highlight";
+import { useMarkdownPlugins } from "./features";
 import { modelImage, safeUrl } from "./safeUrl";
 import { normalizeMathDelimiters, splitBlocks } from "./source";
 import { useT } from "../i18n";
@@ -111,22 +108,12 @@ function urlTransform(url: string): string {
   return safeUrl(url) ?? "";
 }
 
-const remarkPlugins: ComponentProps<typeof ReactMarkdown>["remarkPlugins"] = [
-  remarkGfm,
-  // Single dollars are currency ("$5 and $10"), not math: `$$…$$`, `\(…\)` and `\[…\]` are.
-  [remarkMath, { singleDollarTextMath: false }],
-];
-const rehypePlugins: ComponentProps<typeof ReactMarkdown>["rehypePlugins"] = [
-  [rehypeKatex, { throwOnError: false, strict: "ignore" }],
-  [rehypeHighlight, { detect: false, ignoreMissing: true }],
-];
-
 /** One parse of one piece of text; the same text is never parsed twice. */
-const MarkdownBlock = memo(function MarkdownBlock({ text }: { text: string }) {
+const MarkdownBlock = memo(function MarkdownBlock({ text, plugins }: { text: string; plugins: ReturnType<typeof useMarkdownPlugins> }) {
   return (
     <ReactMarkdown
-      remarkPlugins={remarkPlugins}
-      rehypePlugins={rehypePlugins}
+      remarkPlugins={plugins.remarkPlugins}
+      rehypePlugins={plugins.rehypePlugins}
       components={components}
       urlTransform={urlTransform}
       skipHtml={false}
@@ -136,12 +123,22 @@ const MarkdownBlock = memo(function MarkdownBlock({ text }: { text: string }) {
   );
 });
 
-/** Model output as Markdown. While an answer streams, its finished blocks are parsed (and
+/** A link reference or footnote definition (`[x]: https://…`, `[^1]: …`): a text with one is
+ * parsed whole once finished, so references in other blocks resolve. */
+function hasDefinitions(text: string): boolean {
+  return /^ {0,3}\[[^\]\n]+\]:/m.test(text);
+}
+
+/** Model output as Markdown (math and code highlighting as soon as their chunks are loaded:
+ * `prepareMarkdown` first, to show a text complete at once). While an answer streams, its finished blocks are parsed (and
  * highlighted, and typeset) once and only the growing last block again, instead of the whole
- * answer on every token; the final text is parsed whole, so references across blocks resolve. */
+ * answer on every token. A finished answer stays in blocks too (each block its own unit of
+ * work, so rendering a long chat can yield between blocks), unless it defines link references
+ * or footnotes: then it is parsed whole, so references across blocks resolve. */
 export const Markdown = memo(function Markdown({ text, streaming = false }: { text: string; streaming?: boolean }) {
   const source = useMemo(() => normalizeMathDelimiters(text), [text]);
-  const blocks = useMemo(() => (streaming ? splitBlocks(source) : [source]), [source, streaming]);
+  const blocks = useMemo(() => (streaming || !hasDefinitions(source) ? splitBlocks(source) : [source]), [source, streaming]);
+  const plugins = useMarkdownPlugins(source);
   const [loaded, setLoaded] = useState<ReadonlySet<string>>(() => new Set());
   const load = useCallback((url: string) => setLoaded((set) => new Set(set).add(url)), []);
   const images = useMemo(() => ({ loaded, load }), [loaded, load]);
@@ -149,7 +146,7 @@ export const Markdown = memo(function Markdown({ text, streaming = false }: { te
     <div className="markdown prose prose-sm max-w-none break-words sm:prose-base prose-pre:my-0 prose-pre:bg-transparent prose-pre:p-0 prose-pre:text-gray-900">
       <LoadedImages.Provider value={images}>
         {blocks.map((block, i) => (
-          <MarkdownBlock key={i} text={block} />
+          <MarkdownBlock key={i} text={block} plugins={plugins} />
         ))}
       </LoadedImages.Provider>
     </div>

@@ -1,9 +1,10 @@
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { renderToStaticMarkup } from "react-dom/server";
 import { fireEvent, render as mount } from "@testing-library/react";
 import { Markdown } from "./Markdown";
 import { modelImage, safeImageUrl, safeUrl } from "./safeUrl";
 import { normalizeMathDelimiters, splitBlocks } from "./source";
+import { codeLanguages, needsMath, prepareMarkdown } from "./features";
 
 describe("safeUrl", () => {
   it("keeps web, mail and relative links", () => {
@@ -66,6 +67,37 @@ describe("safeUrl", () => {
   });
 });
 
+describe("parts loaded on first use", () => {
+  it("knows which parts a text needs", () => {
+    expect(needsMath("costs $5 and $10")).toBe(false);
+    for (const text of ["$$x$$", "a \\(x\\) b", "\\[ x \\]"]) expect(needsMath(text), text).toBe(true);
+    expect(codeLanguages("```Rust\nfn\n```\n\n  ~~~ python {.x}\n~~~\n```\nplain\n```\n`inline`")).toEqual(["rust", "python"]);
+    expect(codeLanguages("no code")).toEqual([]);
+  });
+
+  // Runs before the other Markdown tests load anything (the file's tests run in order).
+  it("shows a text before its parts arrive, then highlights and typesets it", async () => {
+    const text = "```haskell\nmain = putStrLn 1\n```\n\n$$x^2$$";
+    const before = render(text);
+    expect(before.querySelector("pre code")?.textContent).toBe("main = putStrLn 1\n");
+    expect(before.querySelector("pre code span")).toBeNull();
+    expect(before.querySelector(".katex")).toBeNull();
+    expect(before.textContent).toContain("$$x^2$$");
+    await prepareMarkdown([text]);
+    const after = render(text);
+    expect(after.querySelector("pre code.hljs")).not.toBeNull();
+    expect(after.querySelector("pre code span[class^=hljs-]")).not.toBeNull();
+    expect(after.querySelector(".katex")).not.toBeNull();
+    // An alias loads its language's grammar; an unknown language stays plain text.
+    await prepareMarkdown(["```py\nimport os\n```\n\n```nosuchlanguage\nx = 1\n```"]);
+    const aliased = render("```py\nimport os\n```\n\n```nosuchlanguage\nx = 1\n```");
+    const [py, unknown] = Array.from(aliased.querySelectorAll("pre code"));
+    expect(py.querySelector(".hljs-keyword")?.textContent).toBe("import");
+    expect(unknown.querySelector("span")).toBeNull();
+    expect(unknown.textContent).toBe("x = 1\n");
+  });
+});
+
 function render(text: string, streaming = false): HTMLElement {
   const host = document.createElement("div");
   host.innerHTML = renderToStaticMarkup(<Markdown text={text} streaming={streaming} />);
@@ -73,6 +105,9 @@ function render(text: string, streaming = false): HTMLElement {
 }
 
 describe("Markdown", () => {
+  // What the chat view does before it shows a chat: every part these texts need, loaded.
+  beforeAll(() => prepareMarkdown(["$$x$$", "```rust\n```", "```python\n```"]));
+
   it("never renders raw HTML from the text", () => {
     const html = render('Hi <img src=x onerror="alert(1)"> <script>alert(2)</script>\n\n<div onclick="x()">block</div>');
     expect(html.querySelector("img")).toBeNull();
@@ -154,6 +189,8 @@ describe("Markdown", () => {
 });
 
 describe("math", () => {
+  beforeAll(() => prepareMarkdown(["$$x$$"]));
+
   it("leaves currency as text", () => {
     const html = render("It costs $5 and $10, or $ 20.");
     expect(html.querySelector(".katex")).toBeNull();
@@ -181,6 +218,8 @@ describe("math", () => {
 });
 
 describe("streaming blocks", () => {
+  beforeAll(() => prepareMarkdown(["$$x$$", "```python\n```"]));
+
   const answer = [
     "# Title",
     "",
@@ -232,9 +271,17 @@ describe("streaming blocks", () => {
     }
   });
 
-  it("renders a streaming answer as the finished one renders", () => {
+  it("renders an answer cut into blocks as the answer parsed whole", () => {
     // Only the newlines between top-level elements differ, which HTML does not show.
-    const markup = (streaming: boolean) => render(answer, streaming).innerHTML.replace(/>\s+</g, "><");
-    expect(markup(true)).toBe(markup(false));
+    const markup = (text: string, streaming: boolean) => render(text, streaming).innerHTML.replace(/>\s+</g, "><");
+    // A definition (which renders nothing) makes a finished answer parse whole.
+    const whole = markup(`${answer}\n\n[unused]: https://example.com/`, false);
+    expect(markup(answer, true)).toBe(whole);
+    expect(markup(answer, false)).toBe(whole);
+  });
+
+  it("resolves a reference defined in another block once the answer is finished", () => {
+    const text = "See [the docs][docs].\n\nMore text.\n\n[docs]: https://example.com/docs";
+    expect(render(text).querySelector("a")?.getAttribute("href")).toBe("https://example.com/docs");
   });
 });

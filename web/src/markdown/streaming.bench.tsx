@@ -1,9 +1,10 @@
 // How long rendering a streaming answer takes, token by token, as the chat view renders it.
 // `npm run bench` prints the figures; nothing here passes or fails on speed.
-import { bench, describe } from "vitest";
+import { beforeAll, bench, describe } from "vitest";
 import { createRoot } from "react-dom/client";
 import { flushSync } from "react-dom";
 import { Markdown } from "./Markdown";
+import { prepareMarkdown } from "./features";
 
 // A long answer of the kind that made streaming slow: prose, code to highlight, math.
 const section = (i: number) =>
@@ -35,6 +36,8 @@ function stream(streaming: boolean, chars: number) {
 }
 
 describe(`streaming a ${answer.length}-character answer`, () => {
+  // Highlighting and math as in the chat (loaded before the first render there too).
+  beforeAll(() => prepareMarkdown([answer]));
   const options = { iterations: 2, warmupIterations: 0, warmupTime: 0, time: 0 };
   bench("before: whole answer parsed on every 12-character delta", () => stream(false, 12), options);
   bench("finished blocks parsed once, every 12-character delta", () => stream(true, 12), options);

@@ -12,7 +12,7 @@ const tabs: { id: SettingsTab; label: MessageKey }[] = [
   { id: "password", label: "changePassword" },
 ];
 
-export function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab; onOpenSidebar: () => void }) {
+export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab; onOpenSidebar: () => void }) {
   const t = useT();
   const current = tabs.find((x) => x.id === tab) ?? tabs[0];
   return (
