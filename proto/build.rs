@@ -3,18 +3,46 @@
 
 use std::path::PathBuf;
 
-/// Every message with an `api_key` field; src/lib.rs implements `Debug` for each, and its
-/// tests check this list against the descriptors (it reaches them as `PARLEY_API_KEY_MESSAGES`).
-const API_KEY_MESSAGES: [&str; 4] = [
+/// Names of string fields that hold a secret (keys, passwords, one-time codes, tokens): no
+/// `Debug` output may show their value.
+const SECRET_FIELDS: [&str; 9] = [
+    "api_key",
+    "password",
+    "old_password",
+    "new_password",
+    "current_password",
+    "code",
+    "access_token",
+    "refresh_token",
+    "keep_refresh_token",
+];
+
+/// Every message with a string field named in [`SECRET_FIELDS`]; src/lib.rs implements
+/// `Debug` for each, and its tests check this list against the descriptors (they reach both
+/// lists as `PARLEY_SECRET_FIELDS` and `PARLEY_SECRET_MESSAGES`).
+const SECRET_MESSAGES: [&str; 16] = [
     ".parley.llm.v1.Provider",
     ".parley.chat.v1.ProviderSettings",
     ".parley.chat.v1.CreateApiConfigRequest",
     ".parley.chat.v1.UpdateApiConfigRequest",
+    ".parley.user.v1.RegisterRequest",
+    ".parley.user.v1.RegisterResponse",
+    ".parley.user.v1.LoginRequest",
+    ".parley.user.v1.LoginResponse",
+    ".parley.user.v1.RefreshTokenRequest",
+    ".parley.user.v1.RefreshTokenResponse",
+    ".parley.user.v1.LogoutRequest",
+    ".parley.user.v1.UpdateProfileRequest",
+    ".parley.user.v1.ChangePasswordRequest",
+    ".parley.user.v1.VerifyCodeRequest",
+    ".parley.user.v1.ResetPasswordRequest",
+    ".parley.user.v1.DeleteAccountRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "parley/user/v1/user.proto",
+        "parley/user/v1/admin.proto",
         "parley/llm/v1/llm.proto",
         "parley/chat/v1/api_config.proto",
         "parley/chat/v1/persona.proto",
@@ -24,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");
     }
-    println!("cargo:rustc-env=PARLEY_API_KEY_MESSAGES={}", API_KEY_MESSAGES.join(","));
+    println!("cargo:rustc-env=PARLEY_SECRET_FIELDS={}", SECRET_FIELDS.join(","));
+    println!("cargo:rustc-env=PARLEY_SECRET_MESSAGES={}", SECRET_MESSAGES.join(","));
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
     let mut config = prost_build::Config::new();
@@ -32,8 +61,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("parley_descriptor.bin"))
-        // Messages carrying an API key: their `Debug` (in src/lib.rs) prints `[redacted]`.
-        .skip_debug(API_KEY_MESSAGES)
+        // Messages carrying a secret: their `Debug` (in src/lib.rs) prints `[redacted]`.
+        .skip_debug(SECRET_MESSAGES)
         .compile_with_config(
             config,
             &protos.map(PathBuf::from),

@@ -316,7 +316,8 @@ fn prepare_data_dir(dir: &Path) -> Result<PathBuf, Error> {
         path: dir.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(fail)?;
+    // Owner-only (0700), like the key files it holds.
+    parley_service_kit::database::create_private_dir(dir).map_err(fail)?;
     let probe = dir.join(".parley-write-check");
     std::fs::write(&probe, b"").map_err(fail)?;
     let _ = std::fs::remove_file(&probe);

@@ -149,6 +149,18 @@ async fn starts_fresh_then_again_with_keys_reused_and_data_kept() {
     let config_id = create_api_config(&first.url, &token, &fake).await;
     assert!(first.terminate().success(), "SIGTERM is a clean stop");
     assert!(data_dir.join("user-service.db").exists());
+    // Owner-only, like the key files: the data directory and every database in it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |name: &str| {
+            let path = data_dir.join(name);
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode(""), 0o700);
+        assert_eq!(mode("user-service.db"), 0o600);
+        assert_eq!(mode("chat-service.db"), 0o600);
+    }
 
     let second = Parley::start(&data_dir);
     let mut users = users(&second.url).await;

@@ -52,71 +52,101 @@ pub mod llm {
     }
 }
 
-/// `Debug` for the messages that carry an API key (build.rs skips prost's derive for them):
-/// every field as prost would print it, except the key, which shows only whether one is set.
-/// Requests are logged and printed in test failures; a key must never be.
+/// `Debug` for the messages that carry a secret (an API key, a password, a one-time code, a
+/// token; build.rs skips prost's derive for them): every field as prost would print it, except
+/// the secrets, which show only whether one is set. Requests are logged and printed in test
+/// failures; a secret must never be.
 mod redacted_debug {
     use std::fmt;
 
     use crate::chat::v1::{CreateApiConfigRequest, ProviderSettings, UpdateApiConfigRequest};
     use crate::llm::v1::Provider;
+    use crate::user::v1::{
+        ChangePasswordRequest, DeleteAccountRequest, LoginRequest, LoginResponse, LogoutRequest, RefreshTokenRequest,
+        RefreshTokenResponse, RegisterRequest, RegisterResponse, ResetPasswordRequest, UpdateProfileRequest,
+        VerifyCodeRequest,
+    };
 
-    struct RedactedKey<'a>(&'a str);
+    struct Redacted<'a>(&'a str);
 
-    impl fmt::Debug for RedactedKey<'_> {
+    impl fmt::Debug for Redacted<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
         }
     }
 
-    macro_rules! debug_without_the_key {
-        ($message:ident { $($field:ident),* }) => {
+    macro_rules! debug_without_secrets {
+        ($message:ident { $($field:ident),* } secret { $($secret:ident),+ }) => {
             impl fmt::Debug for $message {
                 fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                     // Every field by name: one added to the message does not compile until
                     // it is listed here, so none goes missing from the output.
-                    let Self { $($field,)* api_key } = self;
+                    let Self { $($field,)* $($secret,)+ } = self;
                     f.debug_struct(stringify!($message))
                         $(.field(stringify!($field), $field))*
-                        .field("api_key", &api_key.redacted())
+                        $(.field(stringify!($secret), &$secret.redacted()))+
                         .finish()
                 }
             }
         };
     }
 
-    /// The key's stand-in, for `string` and `optional string` keys alike.
+    /// The secret's stand-in, for `string` and `optional string` fields alike.
     trait Redact {
         fn redacted(&self) -> impl fmt::Debug + '_;
     }
 
     impl Redact for String {
         fn redacted(&self) -> impl fmt::Debug + '_ {
-            RedactedKey(self)
+            Redacted(self)
         }
     }
 
     impl Redact for Option<String> {
         fn redacted(&self) -> impl fmt::Debug + '_ {
-            self.as_deref().map(RedactedKey)
+            self.as_deref().map(Redacted)
         }
     }
 
-    debug_without_the_key!(Provider { base_url, model });
-    debug_without_the_key!(ProviderSettings { base_url, model });
-    debug_without_the_key!(CreateApiConfigRequest { name, base_url, model });
-    debug_without_the_key!(UpdateApiConfigRequest {
+    debug_without_secrets!(Provider { base_url, model } secret { api_key });
+    debug_without_secrets!(ProviderSettings { base_url, model } secret { api_key });
+    debug_without_secrets!(CreateApiConfigRequest { name, base_url, model } secret { api_key });
+    debug_without_secrets!(UpdateApiConfigRequest {
         id,
         name,
         base_url,
         model,
         update_mask
-    });
+    } secret { api_key });
+
+    debug_without_secrets!(RegisterRequest {
+        username,
+        email,
+        display_name,
+        refresh_token_delivery
+    } secret { password });
+    debug_without_secrets!(RegisterResponse { user, access_expires_in } secret { access_token, refresh_token });
+    debug_without_secrets!(LoginRequest { login, refresh_token_delivery } secret { password });
+    debug_without_secrets!(LoginResponse { user, access_expires_in } secret { access_token, refresh_token });
+    debug_without_secrets!(RefreshTokenRequest {} secret { refresh_token });
+    debug_without_secrets!(RefreshTokenResponse { user, access_expires_in } secret { access_token, refresh_token });
+    debug_without_secrets!(LogoutRequest {} secret { refresh_token });
+    debug_without_secrets!(UpdateProfileRequest {
+        display_name,
+        email,
+        avatar_url,
+        update_mask
+    } secret { current_password });
+    debug_without_secrets!(ChangePasswordRequest {} secret { old_password, new_password, keep_refresh_token });
+    debug_without_secrets!(VerifyCodeRequest { login, purpose } secret { code });
+    debug_without_secrets!(ResetPasswordRequest { login } secret { code, new_password });
+    debug_without_secrets!(DeleteAccountRequest {} secret { password });
 
     #[cfg(test)]
     #[allow(clippy::unwrap_used)]
     mod tests {
         use prost::Message;
+        use prost_types::field_descriptor_proto::Type;
         use prost_types::{DescriptorProto, FileDescriptorSet};
 
         use crate::chat::v1::{CreateApiConfigRequest, ProviderSettings, UpdateApiConfigRequest};
@@ -191,10 +221,119 @@ mod redacted_debug {
             assert!(unchanged.contains("api_key: None"), "{unchanged}");
         }
 
-        /// A message that gains an `api_key` field must join build.rs's list (and get a
-        /// redacting `Debug` here); otherwise prost's derived `Debug` would print the key.
+        const SECRET: &str = "hunter2-do-not-print-77c1";
+
+        /// Every user message with a secret, each secret set: none appears in its output.
         #[test]
-        fn every_message_with_an_api_key_is_redacted() {
+        fn no_debug_output_contains_a_password_code_or_token() {
+            use crate::user::v1::*;
+            let secret = || SECRET.to_string();
+            let printed = [
+                format!(
+                    "{:?}",
+                    RegisterRequest {
+                        username: "alice".into(),
+                        password: secret(),
+                        ..Default::default()
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    RegisterResponse {
+                        access_token: secret(),
+                        refresh_token: secret(),
+                        ..Default::default()
+                    }
+                ),
+                format!(
+                    "{:#?}",
+                    LoginRequest {
+                        login: "alice".into(),
+                        password: secret(),
+                        ..Default::default()
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    LoginResponse {
+                        access_token: secret(),
+                        refresh_token: secret(),
+                        ..Default::default()
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    RefreshTokenRequest {
+                        refresh_token: secret()
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    RefreshTokenResponse {
+                        access_token: secret(),
+                        refresh_token: secret(),
+                        ..Default::default()
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    LogoutRequest {
+                        refresh_token: secret()
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    UpdateProfileRequest {
+                        email: Some("a@example.com".into()),
+                        current_password: Some(secret()),
+                        ..Default::default()
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    ChangePasswordRequest {
+                        old_password: secret(),
+                        new_password: secret(),
+                        keep_refresh_token: Some(secret()),
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    VerifyCodeRequest {
+                        login: "alice".into(),
+                        code: secret(),
+                        purpose: 1,
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    ResetPasswordRequest {
+                        login: "alice".into(),
+                        code: secret(),
+                        new_password: secret(),
+                    }
+                ),
+                format!("{:?}", DeleteAccountRequest { password: secret() }),
+            ];
+            for text in &printed {
+                assert!(!text.contains(SECRET) && !text.contains("77c1"), "{text}");
+                assert!(text.contains("[redacted]"), "{text}");
+            }
+            // The rest still prints; an absent secret shows as absent.
+            assert!(printed[0].contains("alice"), "{}", printed[0]);
+            assert!(printed[7].contains("a@example.com") && printed[7].contains("current_password: Some([redacted])"));
+            let unset = format!("{:?}", UpdateProfileRequest::default());
+            assert!(unset.contains("current_password: None"), "{unset}");
+            let empty = format!("{:?}", LoginRequest::default());
+            assert!(empty.contains(r#"password: """#), "{empty}");
+        }
+
+        /// A message that gains a secret field (a string named in build.rs's SECRET_FIELDS)
+        /// must join build.rs's list (and get a redacting `Debug` here); otherwise prost's
+        /// derived `Debug` would print the secret.
+        #[test]
+        fn every_message_with_a_secret_is_redacted() {
+            let secret_fields: Vec<&str> = env!("PARLEY_SECRET_FIELDS").split(',').collect();
             let descriptors = FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
             let mut carrying = Vec::new();
             for file in &descriptors.file {
@@ -204,7 +343,11 @@ mod redacted_debug {
                     .map(|message| (format!(".{}.{}", file.package(), message.name()), message))
                     .collect();
                 while let Some((name, message)) = messages.pop() {
-                    if message.field.iter().any(|field| field.name() == "api_key") {
+                    if message
+                        .field
+                        .iter()
+                        .any(|field| field.r#type() == Type::String && secret_fields.contains(&field.name()))
+                    {
                         carrying.push(name.clone());
                     }
                     for nested in &message.nested_type {
@@ -213,7 +356,7 @@ mod redacted_debug {
                 }
             }
             carrying.sort();
-            let mut redacted: Vec<&str> = env!("PARLEY_API_KEY_MESSAGES").split(',').collect();
+            let mut redacted: Vec<&str> = env!("PARLEY_SECRET_MESSAGES").split(',').collect();
             redacted.sort_unstable();
             assert_eq!(carrying, redacted);
         }

@@ -45,6 +45,8 @@ pub enum DatabaseError {
     UnsupportedUrl(String),
     #[error("cannot create the database directory {path}: {source}")]
     CreateDir { path: String, source: std::io::Error },
+    #[error("cannot create the database file {path}: {source}")]
+    CreateFile { path: String, source: std::io::Error },
     #[error("cannot open the database: {0}")]
     Connect(#[source] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -66,7 +68,7 @@ pub async fn connect(url: &str, migrations: &Migrations) -> Result<Database, Dat
     sqlx::any::install_default_drivers();
     let backend = Backend::from_url(url).ok_or_else(|| DatabaseError::UnsupportedUrl(redact(url)))?;
     if backend == Backend::Sqlite {
-        create_parent_dir(url)?;
+        prepare_sqlite_file(url)?;
     }
     probe(url, backend).await?;
     let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
@@ -91,16 +93,53 @@ pub async fn connect(url: &str, migrations: &Migrations) -> Result<Database, Dat
     Ok(Database { pool, backend })
 }
 
-fn create_parent_dir(url: &str) -> Result<(), DatabaseError> {
-    if let Some(parent) = sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+/// Creates a directory (and any missing parents) readable by the owner only (0700 on Unix),
+/// as a data directory holding keys and databases must be. An existing one is left as it is.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+/// Before SQLite creates a database file (a `mode=rwc` URL), creates its directory (0700) and
+/// the empty file itself, owner-only (0600): SQLite would create it with the umask's mode
+/// (usually 0644, readable by every local user), and gives its `-wal` and `-shm` files the
+/// database file's mode. An existing file keeps its mode.
+fn prepare_sqlite_file(url: &str) -> Result<(), DatabaseError> {
+    let Some(path) = sqlite_path(url).map(Path::new) else {
+        return Ok(());
+    };
+    if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(&parent).map_err(|source| DatabaseError::CreateDir {
+        create_private_dir(parent).map_err(|source| DatabaseError::CreateDir {
             path: parent.display().to_string(),
             source,
         })?;
     }
-    Ok(())
+    if !url.contains("mode=rwc") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(DatabaseError::CreateFile {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
 }
 
 /// One connection made by hand before the pool, so a database that cannot work (a file that
@@ -202,6 +241,58 @@ mod tests {
         assert!(dup.as_ref().err().is_some_and(is_unique_violation), "{dup:?}");
         // Migrations are idempotent on restart.
         connect(url, &migrations).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// A new database, its directories and its WAL files are the owner's only (like the key
+    /// files), whatever the umask would have given.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_sqlite_file_and_its_directories_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| {
+            std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("data/nested/test.db");
+        let url = sqlite_url(&file);
+        let db = connect(
+            &url,
+            &Migrations {
+                sqlite: &SQLITE,
+                postgres: &POSTGRES,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("INSERT INTO kit_probe (name, flag) VALUES ($1, $2)")
+            .bind("written")
+            .bind(flag(true))
+            .execute(&db.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        assert_eq!(mode(&dir.path().join("data/nested")), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&dir.path().join("data/nested/test.db-wal")), 0o600);
+        db.pool.close().await;
+
+        // An existing file keeps the mode its owner gave it.
+        let existing = dir.path().join("existing.db");
+        std::fs::write(&existing, b"").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o640)).unwrap_or_else(|e| panic!("{e}"));
+        let db = connect(
+            &sqlite_url(&existing),
+            &Migrations {
+                sqlite: &SQLITE,
+                postgres: &POSTGRES,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        db.pool.close().await;
+        assert_eq!(mode(&existing), 0o640);
     }
 
     #[tokio::test]

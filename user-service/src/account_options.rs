@@ -29,6 +29,15 @@ pub struct AccountOptions {
     /// wait up to 2 s, then are refused with RESOURCE_EXHAUSTED and a retry delay.
     #[arg(long, env = "PARLEY_PASSWORD_HASH_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..))]
     pub password_hash_concurrency: Option<u16>,
+    /// Verification codes one email address receives a day, over every account that names it
+    /// and every purpose (anyone can sign up with someone else's address).
+    #[arg(long, env = "PARLEY_CODES_PER_ADDRESS_PER_DAY", default_value_t = crate::service::CODES_PER_ADDRESS_PER_DAY,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub codes_per_address_per_day: u32,
+    /// This account is an administrator (made one at start-up, or when it signs up). The first
+    /// account to sign up is one in any case.
+    #[arg(long, env = "PARLEY_ADMIN_USERNAME")]
+    pub admin_username: Option<String>,
 }
 
 /// The same values as the flags' defaults: codes to the log, cookies without `Secure`.
@@ -42,6 +51,8 @@ impl Default for AccountOptions {
             smtp_from: DEFAULT_SMTP_FROM.to_string(),
             secure_cookies: false,
             password_hash_concurrency: None,
+            codes_per_address_per_day: crate::service::CODES_PER_ADDRESS_PER_DAY,
+            admin_username: None,
         }
     }
 }
@@ -51,6 +62,8 @@ impl AccountOptions {
     /// connection pool lives there.
     pub fn apply_to(&self, config: &mut Config) -> Result<(), MailError> {
         config.secure_cookies = self.secure_cookies;
+        config.codes_per_address_per_day = self.codes_per_address_per_day;
+        config.rules.admin_username = self.admin_username.clone();
         if let Some(concurrent) = self.password_hash_concurrency {
             config.password_hashing.concurrent = usize::from(concurrent);
         }

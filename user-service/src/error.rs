@@ -32,10 +32,19 @@ pub enum Error {
     },
     #[error("the account is disabled")]
     AccountDisabled,
+    #[error("the account is awaiting approval by an administrator")]
+    AwaitingApproval,
+    #[error("only administrators may do this")]
+    NotAdministrator,
+    /// The request is well-formed but the account is not in a state that allows it.
+    #[error("{0}")]
+    Precondition(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("{0}")]
     DatabaseSetup(#[from] parley_service_kit::database::DatabaseError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
     #[error("signing key {path}: {reason}")]
     SigningKey { path: String, reason: String },
     #[error("the OS random number generator failed: {0}")]
@@ -70,7 +79,9 @@ impl From<Error> for Status {
             ),
             Error::BadCredentials | Error::BadRefreshToken => Status::unauthenticated(error.to_string()),
             Error::UserNotFound => Status::not_found(error.to_string()),
-            Error::AccountDisabled => Status::permission_denied(error.to_string()),
+            Error::AccountDisabled | Error::NotAdministrator => Status::permission_denied(error.to_string()),
+            Error::Precondition(message) => Status::failed_precondition(message),
+            Error::AwaitingApproval => Status::failed_precondition(error.to_string()),
             Error::RateLimited { message, retry_after } => grpc_status::resource_exhausted(message, retry_after),
             // Nothing was changed and a retry may well work: say so instead of INTERNAL.
             Error::Database(e) if database::is_unreachable(&e) => {

@@ -3,11 +3,13 @@
 //! `REFRESH_TOKEN_DELIVERY_COOKIE`, and a refresh from the cookie is answered in the cookie), so
 //! page scripts never hold one.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parley_proto::timestamp::from_unix_millis;
 use parley_proto::user::v1 as pb;
+use parley_proto::user::v1::admin_service_server::AdminService;
 use parley_proto::user::v1::user_service_server::UserService;
 use parley_service_kit::access_token::{self, AuthenticatedUser};
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -15,8 +17,12 @@ use tonic::{Request, Response, Status};
 
 use crate::Error;
 use crate::mailer::Purpose;
-use crate::service::{AccountService, KeepSession, ProfileRequest, SignedIn};
-use crate::store::{Role, UserRow};
+use crate::service::{AccountService, ClientAddress, KeepSession, ProfileRequest, SignedIn, UserListing};
+use crate::store::{AccountStatus, Role, UserRow};
+
+/// The header the gateway puts the client's address in (plain IP text). The gateway sets it
+/// itself and never passes one through from a client.
+pub const CLIENT_IP_HEADER: &str = "x-parley-client-ip";
 
 /// The cookie that carries the refresh token for browsers.
 pub const REFRESH_COOKIE: &str = "parley_refresh";
@@ -118,6 +124,16 @@ fn cookie_token(metadata: &MetadataMap) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
+/// Where the request came from: the gateway's header, or else (a direct call) the peer.
+fn client_address<T>(request: &Request<T>) -> ClientAddress {
+    let forwarded = request
+        .metadata()
+        .get(CLIENT_IP_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<IpAddr>().ok());
+    ClientAddress(forwarded.or_else(|| request.remote_addr().map(|peer| peer.ip())))
+}
+
 fn purpose(value: i32) -> Result<Purpose, Error> {
     match pb::VerificationPurpose::try_from(value) {
         Ok(pb::VerificationPurpose::PasswordReset) => Ok(Purpose::PasswordReset),
@@ -141,6 +157,21 @@ pub fn user_to_proto(user: &UserRow) -> pb::User {
         created_at: Some(from_unix_millis(user.created_at)),
         updated_at: Some(from_unix_millis(user.updated_at)),
         last_login_at: user.last_login_at.map(from_unix_millis),
+        status: match user.status {
+            AccountStatus::Active => pb::AccountStatus::Active,
+            AccountStatus::Disabled => pb::AccountStatus::Disabled,
+            AccountStatus::Pending => pb::AccountStatus::Pending,
+        } as i32,
+    }
+}
+
+fn status_filter(value: i32) -> Result<Option<AccountStatus>, Error> {
+    match pb::AccountStatus::try_from(value) {
+        Ok(pb::AccountStatus::Unspecified) => Ok(None),
+        Ok(pb::AccountStatus::Active) => Ok(Some(AccountStatus::Active)),
+        Ok(pb::AccountStatus::Disabled) => Ok(Some(AccountStatus::Disabled)),
+        Ok(pb::AccountStatus::Pending) => Ok(Some(AccountStatus::Pending)),
+        Err(_) => Err(Error::invalid("status", "is not an AccountStatus")),
     }
 }
 
@@ -166,9 +197,10 @@ impl UserService for UserApi {
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let client = client_address(&request);
         let r = request.into_inner();
         let delivery = delivery(r.refresh_token_delivery)?;
-        let signed_in = self.accounts.login(&r.login, &r.password).await?;
+        let signed_in = self.accounts.login(&r.login, &r.password, client).await?;
         Ok(self.signed_in(
             signed_in,
             delivery,
@@ -251,6 +283,7 @@ impl UserService for UserApi {
             email: r.email,
             avatar_url: r.avatar_url,
             update_mask: r.update_mask.map(|mask| mask.paths),
+            current_password: r.current_password,
         };
         let user = self.accounts.update_profile(caller.user_id, profile).await?;
         Ok(Response::new(pb::UpdateProfileResponse {
@@ -301,8 +334,11 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::ResetPasswordRequest>,
     ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        let client = client_address(&request);
         let r = request.into_inner();
-        self.accounts.reset_password(&r.login, &r.code, &r.new_password).await?;
+        self.accounts
+            .reset_password(&r.login, &r.code, &r.new_password, client)
+            .await?;
         Ok(Response::new(pb::ResetPasswordResponse {}))
     }
 
@@ -337,6 +373,89 @@ impl UserService for UserApi {
                 .collect(),
             issuer: access_token::ISSUER.to_string(),
             audience: access_token::AUDIENCE.to_string(),
+        }))
+    }
+}
+
+/// `parley.user.v1.AdminService`: every method checks the caller is an administrator.
+pub struct AdminApi {
+    accounts: Arc<AccountService>,
+}
+
+impl AdminApi {
+    pub fn new(accounts: Arc<AccountService>) -> Self {
+        Self { accounts }
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let r = request.into_inner();
+        let listing = UserListing {
+            search: r.search,
+            status: status_filter(r.status)?,
+            page_size: r.page_size,
+            page_token: r.page_token,
+        };
+        let page = self.accounts.list_users(caller.user_id, listing).await?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: page.users.iter().map(user_to_proto).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let user = self.accounts.get_user(caller.user_id, request.get_ref().id).await?;
+        Ok(Response::new(pb::GetUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn disable_user(
+        &self,
+        request: Request<pb::DisableUserRequest>,
+    ) -> Result<Response<pb::DisableUserResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let user = self.accounts.disable_user(caller.user_id, request.get_ref().id).await?;
+        Ok(Response::new(pb::DisableUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn enable_user(
+        &self,
+        request: Request<pb::EnableUserRequest>,
+    ) -> Result<Response<pb::EnableUserResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let user = self.accounts.enable_user(caller.user_id, request.get_ref().id).await?;
+        Ok(Response::new(pb::EnableUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        self.accounts.delete_user(caller.user_id, request.get_ref().id).await?;
+        Ok(Response::new(pb::DeleteUserResponse {}))
+    }
+
+    async fn approve_user(
+        &self,
+        request: Request<pb::ApproveUserRequest>,
+    ) -> Result<Response<pb::ApproveUserResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let user = self.accounts.approve_user(caller.user_id, request.get_ref().id).await?;
+        Ok(Response::new(pb::ApproveUserResponse {
+            user: Some(user_to_proto(&user)),
         }))
     }
 }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use parley_proto::user::v1::admin_service_server::AdminServiceServer;
 use parley_proto::user::v1::user_service_server::UserServiceServer;
 use parley_service_kit::access_token::TokenVerifier;
 use parley_service_kit::auth_layer::AuthLayer;
@@ -63,6 +64,10 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How often expired codes and dead refresh tokens are deleted.
     pub cleanup_interval: Duration,
+    /// Codes one email address receives a day, over every account and purpose.
+    pub codes_per_address_per_day: u32,
+    /// Sign-in limits and who administers the instance.
+    pub rules: service::AccountRules,
 }
 
 impl Config {
@@ -79,6 +84,8 @@ impl Config {
             mailer: Arc::new(LogMailer),
             secure_cookies: false,
             cleanup_interval: Duration::from_secs(10 * 60),
+            codes_per_address_per_day: service::CODES_PER_ADDRESS_PER_DAY,
+            rules: service::AccountRules::default(),
         }
     }
 
@@ -94,6 +101,18 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    // Owner-only (0700), like the key files they hold: the key's directory and the data
+    // directory around it (made here, not left to whatever creates a file in it first).
+    for dir in [Some(config.data_dir.as_path()), config.signing_key_path.parent()]
+        .into_iter()
+        .flatten()
+        .filter(|dir| !dir.as_os_str().is_empty())
+    {
+        database::create_private_dir(dir).map_err(|source| Error::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
     let database = database::connect(&config.database_url, &MIGRATIONS).await?;
     let keys = Arc::new(token_signer::SigningKeys::load(
         &config.signing_key_path,
@@ -109,15 +128,22 @@ pub async fn serve(
              and the other --smtp-* flags to send them by email instead"
         );
     }
-    let (codes, code_worker) =
-        service::CodeQueue::start(store.clone(), Arc::clone(&config.mailer), service::CODE_QUEUE_CAPACITY);
+    let (codes, code_worker) = service::CodeQueue::start(
+        store.clone(),
+        Arc::clone(&config.mailer),
+        service::CODE_QUEUE_CAPACITY,
+        config.codes_per_address_per_day,
+    );
     let accounts = Arc::new(service::AccountService::new(
         store.clone(),
         Arc::clone(&keys),
         passwords,
         codes,
-    ));
-    let api = handlers::UserApi::new(accounts, config.secure_cookies);
+        config.rules.clone(),
+    )?);
+    accounts.promote_named_admin().await?;
+    let api = handlers::UserApi::new(Arc::clone(&accounts), config.secure_cookies);
+    let admin_api = handlers::AdminApi::new(accounts);
 
     let shutdown = shutdown.boxed().shared();
     let cleanup = tokio::spawn(cleanup::run(store, config.cleanup_interval, shutdown.clone()));
@@ -130,6 +156,7 @@ pub async fn serve(
     );
     let served = GrpcServer::new(AuthLayer::new(verifier, PUBLIC_METHODS.iter().copied()))
         .add_service(UserServiceServer::new(api))
+        .add_service(AdminServiceServer::new(admin_api))
         .serve(listener, shutdown)
         .await;
     // The server has ended (on shutdown or failing), so the background tasks go too. Codes

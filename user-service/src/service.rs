@@ -4,30 +4,125 @@
 //! Nothing an unauthenticated caller sees depends on whether an account exists: unknown
 //! logins get the same answers, limits and (as near as the database allows) the same work.
 
+mod admin;
 mod codes;
 mod sessions;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parley_service_kit::database::{self, now_millis};
 
-pub use codes::{CODE_QUEUE_CAPACITY, CodeQueue};
+pub use admin::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, UserListing, UserPage};
+pub use codes::{CODE_QUEUE_CAPACITY, CODES_PER_ADDRESS_PER_DAY, CodeQueue};
 pub use sessions::{REFRESH_REUSE_GRACE, REFRESH_TOKEN_TTL, SESSION_LIFETIME};
 
 use crate::Error;
 use crate::account_fields::{self, Login};
 use crate::mailer::Purpose;
 use crate::password::{HashingSlot, PasswordHasher};
-use crate::store::{AccountStore, AttemptReserved, EmailColumns, NewUser, ProfileUpdate, UserRow};
+use crate::store::{AccountStatus, AccountStore, AttemptReserved, EmailColumns, NewUser, ProfileUpdate, Role, UserRow};
 use crate::token_signer::{AccessToken, SigningKeys};
 use crate::verification::{self, CODE_TTL, MAX_CODE_ATTEMPTS};
 
-/// Failed sign-ins a login gets before it is locked.
-pub const FREE_LOGIN_FAILURES: i64 = 4;
-/// The first lock; each further failure doubles it, up to [`MAX_LOGIN_LOCK`].
-pub const FIRST_LOGIN_LOCK: Duration = Duration::from_secs(30);
-pub const MAX_LOGIN_LOCK: Duration = Duration::from_secs(60 * 60);
+/// How failures on one counter turn into a lock: `free_failures` in a row cost nothing, then
+/// each locks for `first_lock`, doubling with every further failure up to `max_lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockSchedule {
+    pub free_failures: i64,
+    pub first_lock: Duration,
+    pub max_lock: Duration,
+}
+
+impl LockSchedule {
+    /// How long the counter stays locked after its `failures`-th failure.
+    pub fn lock_after(&self, failures: i64) -> Duration {
+        if failures <= self.free_failures {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - self.free_failures - 1).min(16) as u32;
+        self.first_lock.saturating_mul(1 << doublings).min(self.max_lock)
+    }
+}
+
+/// The three counters a failed sign-in is counted on. A guesser at one address is stopped by
+/// the first, which leaves the owner, elsewhere, alone. The second slows one address trying
+/// many logins; the third, a ceiling one address cannot reach, slows a guesser spread over
+/// many addresses (and then, unavoidably, the owner too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInLimits {
+    /// A login (as typed) from one client address.
+    pub per_login_and_address: LockSchedule,
+    /// Every login from one client address (an IPv6 address counts by its /64).
+    pub per_address: LockSchedule,
+    /// A login from every address together.
+    pub per_login: LockSchedule,
+}
+
+/// One address hardly dents the per-login ceiling: its own counter allows 4 failures, then
+/// locks 30 s, 1 min, … up to an hour, about 30 failures a day (counters are forgotten a day
+/// after their last failure). 200 takes seven addresses guessing all day; beyond it a
+/// distributed guesser gets about one guess every 15 minutes.
+pub const SIGN_IN_LIMITS: SignInLimits = SignInLimits {
+    per_login_and_address: LockSchedule {
+        free_failures: 4,
+        first_lock: Duration::from_secs(30),
+        max_lock: Duration::from_secs(60 * 60),
+    },
+    per_address: LockSchedule {
+        free_failures: 50,
+        first_lock: Duration::from_secs(30),
+        max_lock: Duration::from_secs(15 * 60),
+    },
+    per_login: LockSchedule {
+        free_failures: 200,
+        first_lock: Duration::from_secs(30),
+        max_lock: Duration::from_secs(15 * 60),
+    },
+};
+
+/// The operator's choices the account rules follow.
+#[derive(Debug, Clone)]
+pub struct AccountRules {
+    pub sign_in_limits: SignInLimits,
+    /// This username (as typed; compared normalized) is an administrator: made one at start-up
+    /// if the account exists, or when it signs up. The first account is one in any case.
+    pub admin_username: Option<String>,
+}
+
+impl Default for AccountRules {
+    fn default() -> Self {
+        Self {
+            sign_in_limits: SIGN_IN_LIMITS,
+            admin_username: None,
+        }
+    }
+}
+
+/// Where a request came from: the address the gateway saw (its `x-parley-client-ip`
+/// header), or the connection's peer for a direct call; `None` when neither is known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl ClientAddress {
+    /// The address as counters key it: IPv4 (also IPv4-mapped IPv6) in full, IPv6 by its /64,
+    /// since one subscriber usually holds a whole /64 and could otherwise count afresh from
+    /// each of its addresses.
+    fn key(&self) -> String {
+        match self.0 {
+            None => "unknown".to_string(),
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        }
+    }
+}
 
 /// A signed-in user with a fresh token pair.
 pub struct SignedIn {
@@ -49,6 +144,8 @@ pub struct ProfileRequest {
     /// `None` or empty: change the fields that are set. Otherwise change exactly these, an
     /// unset one becoming empty.
     pub update_mask: Option<Vec<String>>,
+    /// Needed when the email changes: it decides where password-reset codes go.
+    pub current_password: Option<String>,
 }
 
 /// Which session survives a password change.
@@ -65,6 +162,9 @@ pub struct AccountService {
     keys: Arc<SigningKeys>,
     passwords: PasswordHasher,
     codes: CodeQueue,
+    limits: SignInLimits,
+    /// The normalized username of `--admin-username`.
+    admin_username: Option<String>,
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -75,20 +175,21 @@ fn until(deadline_ms: i64, now: i64) -> Duration {
     Duration::from_millis((deadline_ms - now).max(1000) as u64)
 }
 
-/// How long a login stays locked after its `failures`-th failure in a row.
-pub fn login_lock(failures: i64) -> Duration {
-    if failures <= FREE_LOGIN_FAILURES {
-        return Duration::ZERO;
-    }
-    let doublings = (failures - FREE_LOGIN_FAILURES - 1).min(16) as u32;
-    FIRST_LOGIN_LOCK.saturating_mul(1 << doublings).min(MAX_LOGIN_LOCK)
-}
-
-/// The failure counter of a login as typed (normalized): the same for known and unknown
-/// logins, and separate for a username and an email, so locking one says nothing about
-/// whether the other names the same account.
+/// The ceiling counter of a login as typed (normalized), over every address: the same for
+/// known and unknown logins, and separate for a username and an email, so locking one says
+/// nothing about whether the other names the same account.
 fn login_key(login: &Login) -> String {
     verification::bucket_key("login", login.key())
+}
+
+/// The counter of a login as typed from one client address.
+fn login_address_key(login: &Login, address: &ClientAddress) -> String {
+    verification::bucket_key("login-address", &format!("{}\u{0}{}", login.key(), address.key()))
+}
+
+/// The counter of every sign-in failure from one client address.
+fn address_key(address: &ClientAddress) -> String {
+    verification::bucket_key("address", &address.key())
 }
 
 /// The failure counter of a signed-in user's own password checks (ChangePassword,
@@ -112,13 +213,36 @@ async fn code_account(store: &AccountStore, login: &Login) -> Result<Option<User
 }
 
 impl AccountService {
-    pub fn new(store: AccountStore, keys: Arc<SigningKeys>, passwords: PasswordHasher, codes: CodeQueue) -> Self {
-        Self {
+    pub fn new(
+        store: AccountStore,
+        keys: Arc<SigningKeys>,
+        passwords: PasswordHasher,
+        codes: CodeQueue,
+        rules: AccountRules,
+    ) -> Result<Self, Error> {
+        let admin_username = match rules.admin_username.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => Some(account_fields::username("admin_username", name)?.normalized),
+        };
+        Ok(Self {
             store,
             keys,
             passwords,
             codes,
+            limits: rules.sign_in_limits,
+            admin_username,
+        })
+    }
+
+    /// Makes the `--admin-username` account an administrator, if it exists yet (otherwise it
+    /// becomes one when it signs up).
+    pub async fn promote_named_admin(&self) -> Result<(), Error> {
+        if let Some(name) = &self.admin_username
+            && self.store.set_role_by_username(name, Role::Admin, now_millis()).await?
+        {
+            tracing::info!(username = %name, "administrator named by --admin-username");
         }
+        Ok(())
     }
 
     pub fn keys(&self) -> &SigningKeys {
@@ -159,9 +283,19 @@ impl AccountService {
             return Err(taken());
         }
         let password_hash = self.passwords.hash(password).await?;
+        // The first account administers the instance (two sign-ups racing on an empty
+        // database could both be; both are then the operator's).
+        let role =
+            if self.admin_username.as_deref() == Some(username.normalized.as_str()) || !self.store.any_user().await? {
+                Role::Admin
+            } else {
+                Role::User
+            };
         let inserted = self
             .store
             .insert_user(NewUser {
+                role,
+                status: AccountStatus::Active,
                 username: &username.display,
                 username_normalized: &username.normalized,
                 email: email.as_ref().map(|e| e.display.as_str()),
@@ -183,12 +317,13 @@ impl AccountService {
     }
 
     /// Reserves an attempt on a failure counter before a password is checked (see
-    /// [`AccountStore::reserve_attempt`]); RESOURCE_EXHAUSTED while it is locked.
-    async fn reserve_attempt(&self, key: &str) -> Result<(), Error> {
+    /// [`AccountStore::reserve_attempt`]); RESOURCE_EXHAUSTED while it is locked. Also counts
+    /// a failure already known to have happened.
+    async fn reserve_attempt(&self, key: &str, schedule: LockSchedule) -> Result<(), Error> {
         let now = now_millis();
         match self
             .store
-            .reserve_attempt(key, now, |failures| millis(login_lock(failures)))
+            .reserve_attempt(key, now, |failures| millis(schedule.lock_after(failures)))
             .await?
         {
             AttemptReserved::Granted { .. } => Ok(()),
@@ -199,14 +334,45 @@ impl AccountService {
         }
     }
 
-    pub async fn login(&self, login: &str, password: &str) -> Result<SignedIn, Error> {
+    /// RESOURCE_EXHAUSTED if any of the counters is locked now; counts nothing.
+    async fn refuse_if_locked(&self, keys: &[&str]) -> Result<(), Error> {
+        let now = now_millis();
+        let mut latest = None;
+        for key in keys {
+            if let Some(locked_until) = self.store.locked_until(key).await?
+                && locked_until > now
+            {
+                latest = latest.max(Some(locked_until));
+            }
+        }
+        match latest {
+            None => Ok(()),
+            Some(locked_until) => Err(Error::RateLimited {
+                message: "too many failed sign-in attempts",
+                retry_after: until(locked_until, now),
+            }),
+        }
+    }
+
+    /// Signs in. Failures count on three counters (see [`SignInLimits`]): the login from this
+    /// address is reserved before the password is checked, so parallel guesses cannot slip
+    /// past its small allowance; the address's and the login's wide ones are checked first
+    /// and counted once a password turned out wrong (a burst overshoots them by at most the
+    /// hashing concurrency, which their size makes irrelevant). Only the first is cleared by
+    /// a success: clearing the others would let a guesser holding any account of its own
+    /// (or the owner, by signing in daily) reset them.
+    pub async fn login(&self, login: &str, password: &str, client: ClientAddress) -> Result<SignedIn, Error> {
         let login = Login::parse("login", login)?;
         check_password_given("password", password)?;
         // Taken first: a request refused because the server is busy has used no attempt.
         let slot = self.passwords.slot().await?;
         let user = find_account(&self.store, &login).await?;
-        let key = login_key(&login);
-        self.reserve_attempt(&key).await?;
+        let pair_key = login_address_key(&login, &client);
+        let address_key = address_key(&client);
+        let login_key = login_key(&login);
+        self.refuse_if_locked(&[&address_key, &login_key]).await?;
+        self.reserve_attempt(&pair_key, self.limits.per_login_and_address)
+            .await?;
         let matches = match &user {
             Some(user) => slot.verify(password, &user.password_hash).await?,
             None => {
@@ -215,13 +381,25 @@ impl AccountService {
             }
         };
         drop(slot);
-        // A failure was counted when the attempt was reserved.
+        // A failure was counted on the pair's counter when the attempt was reserved.
         let Some(user) = user.filter(|_| matches) else {
+            for (key, schedule) in [
+                (&address_key, self.limits.per_address),
+                (&login_key, self.limits.per_login),
+            ] {
+                // Locked meanwhile by a parallel failure: this one need not count as well.
+                match self.reserve_attempt(key, schedule).await {
+                    Ok(()) | Err(Error::RateLimited { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             return Err(Error::BadCredentials);
         };
-        self.store.clear_login_failures(&key).await?;
-        if !user.is_active() {
-            return Err(Error::AccountDisabled);
+        self.store.clear_login_failures(&pair_key).await?;
+        match user.status {
+            AccountStatus::Active => {}
+            AccountStatus::Disabled => return Err(Error::AccountDisabled),
+            AccountStatus::Pending => return Err(Error::AwaitingApproval),
         }
         self.start_session(user).await
     }
@@ -241,6 +419,7 @@ impl AccountService {
             email,
             avatar_url,
             update_mask,
+            current_password,
         } = request;
         let (display_name, email, avatar_url) = match update_mask.filter(|paths| !paths.is_empty()) {
             None => (display_name, email, avatar_url),
@@ -281,6 +460,22 @@ impl AccountService {
             .as_deref()
             .map(|url| account_fields::avatar_url("avatar_url", url))
             .transpose()?;
+        // The address is where reset codes go: with only an access token (a stolen one), moving
+        // it would be a permanent takeover. Checked last, so bad fields never use an attempt.
+        if email.is_some() {
+            let password = current_password.as_deref().unwrap_or("");
+            if password.is_empty() {
+                return Err(Error::invalid(
+                    "current_password",
+                    "is required to change the email address",
+                ));
+            }
+            check_password_given("current_password", password)?;
+            let user = self.me(user_id).await?;
+            let slot = self.passwords.slot().await?;
+            self.check_own_password(&user, "current_password", password, &slot)
+                .await?;
+        }
         // An empty display name falls back to the username, as at sign-up; only then is the
         // account read before the update.
         let display_name = match display_name {
@@ -312,7 +507,7 @@ impl AccountService {
         slot: &HashingSlot,
     ) -> Result<(), Error> {
         let key = own_password_key(user.id);
-        self.reserve_attempt(&key).await?;
+        self.reserve_attempt(&key, self.limits.per_login_and_address).await?;
         if !slot.verify(password, &user.password_hash).await? {
             return Err(Error::invalid(field, "is not the current password"));
         }
@@ -434,7 +629,13 @@ impl AccountService {
     /// Sets a new password with a PASSWORD_RESET code, signs out every session and lifts the
     /// sign-in locks of the account's logins. A disabled account answers as an unknown one
     /// does and keeps its locks.
-    pub async fn reset_password(&self, login: &str, code: &str, new_password: &str) -> Result<(), Error> {
+    pub async fn reset_password(
+        &self,
+        login: &str,
+        code: &str,
+        new_password: &str,
+        client: ClientAddress,
+    ) -> Result<(), Error> {
         let login = Login::parse("login", login)?;
         let code = account_fields::code("code", code)?;
         account_fields::password("new_password", new_password)?;
@@ -453,12 +654,17 @@ impl AccountService {
         }
         self.store.set_password(user.id, &hash, now).await?;
         let revoked = self.store.revoke_user_families(user.id, None, now).await?;
-        let mut keys = vec![
-            own_password_key(user.id),
-            login_key(&Login::Username(user.username_normalized.clone())),
-        ];
+        // The new password makes earlier guessing moot: the account's own counter and its
+        // logins' ceilings start afresh, and so do its logins from the address the reset came
+        // from (the owner's; other addresses' counters cannot be named, and stay).
+        let mut logins = vec![Login::Username(user.username_normalized.clone())];
         if let Some(email) = &user.email_normalized {
-            keys.push(login_key(&Login::Email(email.clone())));
+            logins.push(Login::Email(email.clone()));
+        }
+        let mut keys = vec![own_password_key(user.id)];
+        for login in &logins {
+            keys.push(login_key(login));
+            keys.push(login_address_key(login, &client));
         }
         for key in keys {
             self.store.clear_login_failures(&key).await?;
@@ -487,11 +693,50 @@ mod tests {
 
     #[test]
     fn lock_grows_then_caps() {
-        assert_eq!(login_lock(1), Duration::ZERO);
-        assert_eq!(login_lock(4), Duration::ZERO);
-        assert_eq!(login_lock(5), Duration::from_secs(30));
-        assert_eq!(login_lock(6), Duration::from_secs(60));
-        assert_eq!(login_lock(7), Duration::from_secs(120));
-        assert_eq!(login_lock(100), MAX_LOGIN_LOCK);
+        let pair = SIGN_IN_LIMITS.per_login_and_address;
+        assert_eq!(pair.lock_after(1), Duration::ZERO);
+        assert_eq!(pair.lock_after(4), Duration::ZERO);
+        assert_eq!(pair.lock_after(5), Duration::from_secs(30));
+        assert_eq!(pair.lock_after(6), Duration::from_secs(60));
+        assert_eq!(pair.lock_after(7), Duration::from_secs(120));
+        assert_eq!(pair.lock_after(100), Duration::from_secs(60 * 60));
+        let ceiling = SIGN_IN_LIMITS.per_login;
+        assert_eq!(ceiling.lock_after(200), Duration::ZERO);
+        assert_eq!(ceiling.lock_after(201), Duration::from_secs(30));
+        assert_eq!(ceiling.lock_after(1000), Duration::from_secs(15 * 60));
+    }
+
+    /// What one address can add to a login's ceiling in a day of steady guessing (its counter
+    /// is forgotten a day after its last failure): far below the ceiling's free failures, or
+    /// one address could lock the owner out.
+    #[test]
+    fn one_address_cannot_reach_the_ceiling_in_a_day() {
+        let pair = SIGN_IN_LIMITS.per_login_and_address;
+        let day = 24 * 60 * 60 * 1000;
+        let (mut now, mut failures) = (0i64, 0i64);
+        while now < day {
+            failures += 1;
+            now += millis(pair.lock_after(failures)).max(1);
+        }
+        assert!(
+            failures * 5 < SIGN_IN_LIMITS.per_login.free_failures,
+            "{failures} a day"
+        );
+    }
+
+    fn address(text: &str) -> ClientAddress {
+        ClientAddress(Some(text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))))
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        assert_eq!(
+            address("2001:db8:1:2:aaaa::1").key(),
+            address("2001:db8:1:2:bbbb::9").key()
+        );
+        assert_ne!(address("2001:db8:1:2::1").key(), address("2001:db8:1:3::1").key());
+        assert_eq!(address("::ffff:192.0.2.7").key(), "192.0.2.7");
+        assert_eq!(address("192.0.2.7").key(), "192.0.2.7");
+        assert_eq!(ClientAddress(None).key(), "unknown");
     }
 }

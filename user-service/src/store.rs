@@ -48,6 +48,8 @@ impl TryFrom<String> for Role {
 pub enum AccountStatus {
     Active,
     Disabled,
+    /// Signed up while sign-ups need an administrator's approval.
+    Pending,
 }
 
 impl AccountStatus {
@@ -55,6 +57,7 @@ impl AccountStatus {
         match self {
             Self::Active => "active",
             Self::Disabled => "disabled",
+            Self::Pending => "pending",
         }
     }
 }
@@ -65,6 +68,7 @@ impl TryFrom<String> for AccountStatus {
         match value.as_str() {
             "active" => Ok(Self::Active),
             "disabled" => Ok(Self::Disabled),
+            "pending" => Ok(Self::Pending),
             _ => Err(UnknownStoredValue {
                 column: "status",
                 value,
@@ -103,6 +107,8 @@ const USER_COLUMNS: &str = "id, username, username_normalized, email, email_norm
      password_hash, display_name, avatar_url, role, status, last_login_at, created_at, updated_at";
 
 pub struct NewUser<'a> {
+    pub role: Role,
+    pub status: AccountStatus,
     pub username: &'a str,
     pub username_normalized: &'a str,
     pub email: Option<&'a str>,
@@ -185,6 +191,16 @@ pub enum AttemptReserved {
     },
 }
 
+/// Which accounts a listing shows: those matching `search` (a lowercase text found in the
+/// username, the address or the display name) and `status`, with ids above `after_id`.
+#[derive(Debug, Clone, Copy)]
+pub struct UserFilter<'a> {
+    pub search: Option<&'a str>,
+    pub status: Option<AccountStatus>,
+    pub after_id: i64,
+    pub limit: i64,
+}
+
 /// What `cleanup` removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Removed {
@@ -233,8 +249,8 @@ impl AccountStore {
         .bind(flag(false))
         .bind(user.password_hash)
         .bind(user.display_name)
-        .bind(Role::User.as_str())
-        .bind(AccountStatus::Active.as_str())
+        .bind(user.role.as_str())
+        .bind(user.status.as_str())
         .bind(user.now)
         .fetch_one(&self.pool)
         .await?;
@@ -289,6 +305,72 @@ impl AccountStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.is_some())
+    }
+
+    /// Whether any account exists at all.
+    pub async fn any_user(&self) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Gives the account `role`; false when there is no such username.
+    pub async fn set_role_by_username(&self, username_normalized: &str, role: Role, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET role = $1, updated_at = CASE WHEN role <> $1 THEN $2 ELSE updated_at END \
+             WHERE username_normalized = $3",
+        )
+        .bind(role.as_str())
+        .bind(now)
+        .bind(username_normalized)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Moves the account from one of `from` to `to`; false when it does not exist or its status
+    /// is not one of `from` (then nothing changed).
+    pub async fn set_status(&self, id: i64, from: &[AccountStatus], to: AccountStatus, now: i64) -> Result<bool> {
+        let mut placeholders = Vec::new();
+        for i in 0..from.len() {
+            placeholders.push(format!("${}", i + 4));
+        }
+        let statement = format!(
+            "UPDATE users SET status = $1, updated_at = $2 WHERE id = $3 AND status IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .bind(to.as_str())
+            .bind(now)
+            .bind(id);
+        for status in from {
+            query = query.bind(status.as_str());
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Accounts in id order, as [`UserFilter`] says.
+    pub async fn list_users(&self, filter: UserFilter<'_>) -> Result<Vec<UserRow>> {
+        // LIKE with `\` as the escape, so a search for `%` or `_` finds those characters.
+        let pattern = filter.search.map(|text| {
+            let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id > $1 \
+             AND ($2 = '' OR status = $2) \
+             AND ($3 = '' OR username_normalized LIKE $3 ESCAPE '\\' \
+                  OR LOWER(COALESCE(email, '')) LIKE $3 ESCAPE '\\' \
+                  OR LOWER(display_name) LIKE $3 ESCAPE '\\') \
+             ORDER BY id LIMIT $4"
+        )))
+        .bind(filter.after_id)
+        .bind(filter.status.map_or("", AccountStatus::as_str))
+        .bind(pattern.unwrap_or_default())
+        .bind(filter.limit)
+        .fetch_all(&self.pool)
+        .await
     }
 
     pub async fn set_last_login(&self, id: i64, now: i64) -> Result<()> {
@@ -703,6 +785,15 @@ impl AccountStore {
         };
         tx.commit().await?;
         Ok(reserved)
+    }
+
+    /// Until when the counter is locked (a time in the past when it is not), if it exists.
+    pub async fn locked_until(&self, key_hash: &str) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT locked_until FROM login_failures WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(until,)| until))
     }
 
     pub async fn clear_login_failures(&self, key_hash: &str) -> Result<()> {

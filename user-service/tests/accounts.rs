@@ -15,7 +15,8 @@ parley_testkit::on_every_backend!(registers_and_signs_in, |db_url: String| async
     assert_eq!(user.username, "Alice");
     assert_eq!(user.email, "Alice@Example.com");
     assert_eq!(user.display_name, "Alice");
-    assert_eq!(user.role, pb::Role::User as i32);
+    // The first account administers the instance (see tests/admin.rs).
+    assert_eq!(user.role, pb::Role::Admin as i32);
     assert!(!user.email_verified);
     assert!(user.last_login_at.is_some());
     assert_eq!(registered.access_expires_in, 900);
@@ -204,6 +205,7 @@ parley_testkit::on_every_backend!(profile_updates_follow_the_mask, |db_url: Stri
         update_mask: Some(prost_types::FieldMask {
             paths: vec!["email".into(), "avatar_url".into()],
         }),
+        current_password: Some("carol password".into()),
     })
     .await
     .unwrap();
@@ -261,6 +263,7 @@ parley_testkit::on_every_backend!(profile_updates_follow_the_mask, |db_url: Stri
     // answer does not tell.
     let user = update(pb::UpdateProfileRequest {
         email: Some("carol@new.example.org".into()),
+        current_password: Some("carol password".into()),
         ..Default::default()
     })
     .await
@@ -269,6 +272,7 @@ parley_testkit::on_every_backend!(profile_updates_follow_the_mask, |db_url: Stri
     assert!(!user.email_verified);
     let user = update(pb::UpdateProfileRequest {
         email: Some("DAVE@example.com".into()),
+        current_password: Some("carol password".into()),
         ..Default::default()
     })
     .await
@@ -387,6 +391,7 @@ parley_testkit::on_every_backend!(profile_updates_write_only_what_changes, |db_u
         update_mask: Some(prost_types::FieldMask {
             paths: vec!["display_name".into(), "email".into(), "avatar_url".into()],
         }),
+        current_password: Some("nora password".into()),
     })
     .await
     .unwrap();
@@ -475,6 +480,7 @@ parley_testkit::on_every_backend!(
             },
             pb::UpdateProfileRequest {
                 email: Some("pia@example.com".into()),
+                current_password: Some("pia password".into()),
                 ..Default::default()
             },
         ] {
@@ -540,3 +546,112 @@ parley_testkit::on_every_backend!(an_unknown_stored_role_is_an_error, |db_url: S
     );
     server.stop().await;
 });
+
+// A stolen access token must not become a permanent takeover: moving the address (where
+// reset codes go) needs the current password; a missing or wrong one changes nothing, and
+// wrong ones count like failed sign-ins. Other fields need none.
+parley_testkit::on_every_backend!(
+    changing_the_email_needs_the_current_password,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        let db = server.database().await;
+        let gail = register(&mut client, "gail", "gail password", Some("gail@example.com")).await;
+        verify_email(&server, &mut client, "gail", "gail").await;
+        let before = user_row(&db, "gail").await;
+        let update = |request: pb::UpdateProfileRequest| {
+            let mut client = client.clone();
+            let token = gail.access_token.clone();
+            async move {
+                client
+                    .update_profile(authed(request, &token))
+                    .await
+                    .map(|r| r.into_inner().user.unwrap())
+            }
+        };
+        let to_thief = || pb::UpdateProfileRequest {
+            email: Some("thief@example.com".into()),
+            ..Default::default()
+        };
+        let status = update(to_thief()).await;
+        assert_invalid(status, "current_password");
+        // Removing the address, or naming it in the mask, is moving it too.
+        assert_invalid(
+            update(pb::UpdateProfileRequest {
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["email".into()],
+                }),
+                ..Default::default()
+            })
+            .await,
+            "current_password",
+        );
+        assert_invalid(
+            update(pb::UpdateProfileRequest {
+                current_password: Some("not gail's".into()),
+                ..to_thief()
+            })
+            .await,
+            "current_password",
+        );
+        assert_eq!(user_row(&db, "gail").await, before);
+        // Wrong ones are counted: after the free ones, even the right password waits.
+        for _ in 0..4 {
+            update(pb::UpdateProfileRequest {
+                current_password: Some("not gail's".into()),
+                ..to_thief()
+            })
+            .await
+            .unwrap_err();
+        }
+        let status = update(pb::UpdateProfileRequest {
+            current_password: Some("gail password".into()),
+            ..to_thief()
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert_eq!(user_row(&db, "gail").await, before);
+        sqlx::query("DELETE FROM login_failures").execute(&db).await.unwrap();
+
+        // Other fields need no password.
+        let user = update(pb::UpdateProfileRequest {
+            display_name: Some("Gail G.".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(user.display_name, "Gail G.");
+        // With it, the address moves and starts unverified.
+        let user = update(pb::UpdateProfileRequest {
+            current_password: Some("gail password".into()),
+            ..to_thief()
+        })
+        .await
+        .unwrap();
+        assert_eq!(user.email, "thief@example.com");
+        assert!(!user.email_verified);
+        server.stop().await;
+    }
+);
+
+// The data directory, the key's directory, the database and the key are the owner's only,
+// however the umask would have made them.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_its_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let db_url = user_service::Config::default_database_url(&data_dir);
+    let server = common::TestServer::start(&db_url, data_dir.clone()).await;
+    let mut client = server.client().await;
+    register(&mut client, "ines", "ines password", None).await;
+    assert_eq!(mode(&data_dir), 0o700);
+    assert_eq!(mode(&data_dir.join("user-service")), 0o700);
+    assert_eq!(mode(&data_dir.join("user-service.db")), 0o600);
+    assert_eq!(mode(&data_dir.join("user-service.db-wal")), 0o600);
+    assert_eq!(mode(&data_dir.join("user-service/signing-key")), 0o600);
+    server.stop().await;
+}

@@ -182,6 +182,11 @@ parley_testkit::on_every_backend!(
         let mut client = server.client().await;
         register(&mut client, "peggy", "peggy password", Some("peggy@example.com")).await;
         let db = server.database().await;
+        // Reset codes go only to a verified address (EMAIL_VERIFY sends then nothing).
+        sqlx::query("UPDATE users SET email_verified = 1")
+            .execute(&db)
+            .await
+            .unwrap();
 
         for login_name in ["peggy", "nobody-here", "nobody@example.com"] {
             let first = send(&mut client, login_name, RESET).await.unwrap();
@@ -200,13 +205,13 @@ parley_testkit::on_every_backend!(
         }
         // Ten a day. (Each mail is awaited before time is moved on, so the background send
         // is counted before the aging.)
-        server.code("peggy", Purpose::EmailVerify, 2).await;
+        server.code("peggy", Purpose::PasswordReset, 1).await;
         for sent in 1..10 {
             age_sends(&db).await;
             for login_name in ["peggy", "nobody-here"] {
                 send(&mut client, login_name, RESET).await.unwrap();
             }
-            server.code("peggy", Purpose::PasswordReset, 2 + sent).await;
+            server.code("peggy", Purpose::PasswordReset, 1 + sent).await;
         }
         age_sends(&db).await;
         for login_name in ["peggy", "nobody-here"] {
@@ -216,12 +221,13 @@ parley_testkit::on_every_backend!(
             let delay = parley_service_kit::grpc_status::retry_delay(&status).unwrap();
             assert!(delay > Duration::from_secs(60 * 60), "{delay:?}");
         }
-        // Only the real account got mails: ten reset codes and one email-verify code; nothing went
+        // Only the real account got mails: ten reset codes (no email-verify code: its address is
+        // verified already); nothing went
         // to the unknown logins. Codes go out in order: once one for another account has
         // arrived, every earlier request has been dealt with.
         register(&mut client, "zara", "zara password", None).await;
         send(&mut client, "zara", RESET).await.unwrap();
-        server.code("zara", Purpose::PasswordReset, 12).await;
+        server.code("zara", Purpose::PasswordReset, 11).await;
         let mails: Vec<_> = server
             .mailer
             .mails()
@@ -230,7 +236,7 @@ parley_testkit::on_every_backend!(
             .collect();
         assert!(mails.iter().all(|m| m.username == "peggy"), "{mails:?}");
         assert_eq!(mails.iter().filter(|m| m.purpose == Purpose::PasswordReset).count(), 10);
-        assert_eq!(mails.iter().filter(|m| m.purpose == Purpose::EmailVerify).count(), 1);
+        assert_eq!(mails.iter().filter(|m| m.purpose == Purpose::EmailVerify).count(), 0);
         server.stop().await;
     }
 );
@@ -324,6 +330,7 @@ parley_testkit::on_every_backend!(email_verification, |db_url: String| async mov
         .update_profile(authed(
             pb::UpdateProfileRequest {
                 email: Some("rupert@new.example.com".into()),
+                current_password: Some("rupert password".into()),
                 ..Default::default()
             },
             &rupert.access_token,
@@ -450,3 +457,70 @@ parley_testkit::on_every_backend!(a_burst_of_sends_gets_one_through, |db_url: St
     );
     server.stop().await;
 });
+
+// An access token alone must not be able to take an account over by moving where reset codes
+// go: a reset code reaches only an address its owner has verified. An account with an
+// unverified address gets none (by username or by that address), until it is verified.
+parley_testkit::on_every_backend!(reset_codes_go_only_to_verified_addresses, |db_url: String| async move {
+    let (server, _dir) = start(&db_url).await;
+    let mut client = server.client().await;
+    register(&mut client, "ursula", "ursula password", Some("ursula@example.com")).await;
+    register(&mut client, "zed", "zed password", None).await;
+    let db = server.database().await;
+
+    send(&mut client, "ursula", RESET).await.unwrap();
+    // Codes go out in order: once zed's has arrived, one for ursula would have too.
+    send(&mut client, "zed", RESET).await.unwrap();
+    server.code("zed", Purpose::PasswordReset, 1).await;
+    let mails = server.mailer.mails();
+    assert!(mails.iter().all(|m| m.username == "zed"), "{mails:?}");
+    assert_eq!(count_rows(&db, "verification_codes").await, 1, "ursula got no code");
+
+    // Verified, the address gets reset codes.
+    verify_email(&server, &mut client, "ursula", "ursula").await;
+    age_sends(&db).await;
+    send(&mut client, "ursula", RESET).await.unwrap();
+    let code = server.code("ursula", Purpose::PasswordReset, 3).await;
+    let mail = server.mailer.mails().pop().unwrap();
+    assert_eq!(mail.email.as_deref(), Some("ursula@example.com"));
+    reset(&mut client, "ursula", &code, "ursula new password")
+        .await
+        .unwrap();
+    server.stop().await;
+});
+
+// Anyone can sign up with someone else's address, and each account has its own send limits:
+// so the address itself gets at most --codes-per-address-per-day codes, over every account
+// that names it and every purpose. The answers stay the same (they never say).
+parley_testkit::on_every_backend!(
+    an_address_gets_only_so_many_codes_a_day_however_many_accounts_name_it,
+    |db_url: String| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = user_service::test_support::RecordingMailer::new();
+        let mut config = user_service::Config::new(&db_url, dir.path().to_path_buf());
+        config.mailer = std::sync::Arc::new(mailer.clone());
+        config.codes_per_address_per_day = 2;
+        let server = common::TestServer::start_with(config, mailer).await;
+        let mut client = server.client().await;
+        for name in ["flood1", "flood2", "flood3"] {
+            register(&mut client, name, "flood password", Some("Victim@Example.com")).await;
+            send(&mut client, name, EMAIL).await.unwrap();
+        }
+        register(&mut client, "other", "other password", Some("other@example.com")).await;
+        send(&mut client, "other", EMAIL).await.unwrap();
+        // Codes go out in order: once other's has arrived, the floods' have been dealt with.
+        server.code("other", Purpose::EmailVerify, 3).await;
+        let mails = server.mailer.mails();
+        let to_victim = mails
+            .iter()
+            .filter(|m| {
+                m.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("victim@example.com"))
+            })
+            .count();
+        assert_eq!(to_victim, 2, "{mails:?}");
+        assert_eq!(mails.len(), 3, "{mails:?}");
+        server.stop().await;
+    }
+);

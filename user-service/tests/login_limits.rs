@@ -222,3 +222,139 @@ parley_testkit::on_every_backend!(
         server.stop().await;
     }
 );
+
+/// A sign-in as the gateway forwards it, with the client's address in `x-parley-client-ip`
+/// (`None`: a direct call, counted by its peer address).
+async fn login_from(
+    client: &mut Client,
+    address: Option<&str>,
+    login_name: &str,
+    password: &str,
+) -> Result<pb::LoginResponse, tonic::Status> {
+    let mut request = tonic::Request::new(pb::LoginRequest {
+        login: login_name.into(),
+        password: password.into(),
+        ..Default::default()
+    });
+    if let Some(address) = address {
+        request
+            .metadata_mut()
+            .insert("x-parley-client-ip", address.parse().unwrap());
+    }
+    client.login(request).await.map(tonic::Response::into_inner)
+}
+
+// Five wrong passwords no longer lock the account: they lock that login from that address.
+// The owner elsewhere (another forwarded address, or a direct call from its own peer address)
+// signs in as ever; the guesser stays locked out.
+parley_testkit::on_every_backend!(
+    a_guesser_at_one_address_does_not_lock_the_owner_out,
+    |db_url: String| async move {
+        let (server, _dir) = start(&db_url).await;
+        let mut client = server.client().await;
+        register(&mut client, "amy", "amy password", None).await;
+        let guesser = Some("198.51.100.7");
+        for attempt in 1..=5 {
+            let status = login_from(&mut client, guesser, "amy", "wrong password")
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "attempt {attempt}");
+        }
+        let status = login_from(&mut client, guesser, "amy", "amy password")
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        // An IPv6 guesser's whole /64 is one address.
+        for attempt in 1..=5 {
+            let address = format!("2001:db8:7:7::{attempt}");
+            login_from(&mut client, Some(&address), "amy", "wrong password")
+                .await
+                .unwrap_err();
+        }
+        let status = login_from(&mut client, Some("2001:db8:7:7::99"), "amy", "amy password")
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+
+        login_from(&mut client, Some("203.0.113.9"), "amy", "amy password")
+            .await
+            .unwrap();
+        login_from(&mut client, None, "amy", "amy password").await.unwrap();
+        // A direct call is counted by its peer (127.0.0.1): locking it leaves forwarded
+        // addresses alone.
+        for _ in 0..5 {
+            login_from(&mut client, None, "amy", "wrong password")
+                .await
+                .unwrap_err();
+        }
+        let status = login_from(&mut client, None, "amy", "amy password").await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        login_from(&mut client, Some("127.0.0.2"), "amy", "amy password")
+            .await
+            .unwrap();
+        server.stop().await;
+    }
+);
+
+// The wide counters, with small limits so the test stays short: one address guessing across
+// many logins is slowed; guesses spread over many addresses reach the login's ceiling, which
+// then holds for every address.
+parley_testkit::on_every_backend!(
+    many_logins_from_one_address_and_one_login_from_many_are_slowed,
+    |db_url: String| async move {
+        use user_service::service::{LockSchedule, SIGN_IN_LIMITS, SignInLimits};
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = user_service::test_support::RecordingMailer::new();
+        let mut config = user_service::Config::new(&db_url, dir.path().to_path_buf());
+        config.mailer = std::sync::Arc::new(mailer.clone());
+        let wide = LockSchedule {
+            free_failures: 6,
+            ..SIGN_IN_LIMITS.per_login
+        };
+        config.rules.sign_in_limits = SignInLimits {
+            per_address: wide,
+            per_login: wide,
+            ..SIGN_IN_LIMITS
+        };
+        let server = common::TestServer::start_with(config, mailer).await;
+        let mut client = server.client().await;
+        register(&mut client, "bea", "bea password", None).await;
+        register(&mut client, "cal", "cal password", None).await;
+
+        // One address, a different login each time (none reaches its own limit of 4): the
+        // seventh failure locks the address.
+        let sprayer = Some("198.51.100.20");
+        for i in 0..7 {
+            let status = login_from(&mut client, sprayer, &format!("user{i}"), "password1")
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "login {i}");
+        }
+        let status = login_from(&mut client, sprayer, "cal", "cal password")
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        login_from(&mut client, Some("198.51.100.21"), "cal", "cal password")
+            .await
+            .unwrap();
+
+        // One login from many addresses, one guess each: none is locked on its own…
+        for i in 0..7 {
+            let address = format!("192.0.2.{}", 10 + i);
+            let status = login_from(&mut client, Some(&address), "bea", "wrong password")
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "{address}");
+        }
+        // …but the login's ceiling now holds everywhere, the owner's address included.
+        let status = login_from(&mut client, Some("203.0.113.50"), "bea", "bea password")
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        // Other logins are untouched.
+        login_from(&mut client, Some("203.0.113.50"), "cal", "cal password")
+            .await
+            .unwrap();
+        server.stop().await;
+    }
+);

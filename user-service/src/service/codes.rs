@@ -13,7 +13,7 @@ use super::{code_account, millis, until};
 use crate::Error;
 use crate::account_fields::Login;
 use crate::mailer::{Mailer, Purpose, VerificationMail};
-use crate::store::{AccountStore, SendRefused};
+use crate::store::{AccountStore, SendLimits, SendRefused};
 use crate::verification::{self, CODE_TTL, SEND_LIMITS};
 
 /// Code requests waiting for the worker; beyond this, requests are refused (for known and
@@ -31,13 +31,36 @@ pub struct CodeQueue {
     jobs: mpsc::Sender<CodeJob>,
 }
 
+/// The default of `--codes-per-address-per-day`.
+pub const CODES_PER_ADDRESS_PER_DAY: u32 = 10;
+
+/// How many codes one email address receives a day, over every account that names it and
+/// every purpose: anyone can register accounts with someone else's address, and each account
+/// has its own limit, so without this an address could be flooded.
+fn address_limits(per_day: u32) -> SendLimits {
+    let per_day = i64::from(per_day);
+    SendLimits {
+        // The day is the limit; the minute window is made as wide as the day's allowance.
+        per_minute: per_day,
+        per_day,
+        ..SEND_LIMITS
+    }
+}
+
 impl CodeQueue {
     /// The queue and its worker, which runs until every sender is gone.
-    pub fn start(store: AccountStore, mailer: Arc<dyn Mailer>, capacity: usize) -> (Self, tokio::task::JoinHandle<()>) {
+    /// `per_address_per_day` caps the codes one email address receives a day.
+    pub fn start(
+        store: AccountStore,
+        mailer: Arc<dyn Mailer>,
+        capacity: usize,
+        per_address_per_day: u32,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (jobs, mut queued) = mpsc::channel::<CodeJob>(capacity.max(1));
+        let address_limits = address_limits(per_address_per_day);
         let worker = tokio::spawn(async move {
             while let Some(job) = queued.recv().await {
-                if let Err(e) = deliver(&store, mailer.as_ref(), job).await {
+                if let Err(e) = deliver(&store, mailer.as_ref(), address_limits, job).await {
                     tracing::warn!(error = %e, "could not send a verification code");
                 }
             }
@@ -76,11 +99,22 @@ impl CodeQueue {
 }
 
 /// The account-specific part of a send, in the background.
-async fn deliver(store: &AccountStore, mailer: &dyn Mailer, job: CodeJob) -> Result<(), Error> {
+async fn deliver(
+    store: &AccountStore,
+    mailer: &dyn Mailer,
+    address_limits: SendLimits,
+    job: CodeJob,
+) -> Result<(), Error> {
     let Some(user) = code_account(store, &job.login).await? else {
         return Ok(());
     };
     let purpose = job.purpose;
+    // A reset code goes only to an address the owner has proved they read: an unverified one
+    // may be anyone's (typed by whoever held an access token for a moment). With no address
+    // at all the code goes to the operator's log mailer, or nowhere with SMTP.
+    if purpose == Purpose::PasswordReset && user.email.is_some() && user.email_verified == 0 {
+        return Ok(());
+    }
     if purpose == Purpose::EmailVerify {
         // A missing or verified address has nothing to verify, and an address another
         // account has verified cannot be verified again.
@@ -97,6 +131,17 @@ async fn deliver(store: &AccountStore, mailer: &dyn Mailer, job: CodeJob) -> Res
     let account_key = verification::bucket_key(&format!("send-{}-account", purpose.as_str()), &user.id.to_string());
     if store.count_send(&account_key, now, SEND_LIMITS).await?.is_err() {
         return Ok(());
+    }
+    // And the address it goes to, whichever accounts name it.
+    if let Some(address) = user.email_normalized.as_deref() {
+        let address_key = verification::bucket_key("send-to-address", address);
+        if store.count_send(&address_key, now, address_limits).await?.is_err() {
+            tracing::info!(
+                user_id = user.id,
+                "code not sent: the address has had its codes for today"
+            );
+            return Ok(());
+        }
     }
     let code = verification::new_code()?;
     let address = user.email_normalized.as_deref().unwrap_or("");
