@@ -9,7 +9,12 @@ import { LoginResponseSchema, RefreshTokenResponseSchema, RegisterResponseSchema
 import { startFakeProvider, startParley, type FakeProvider, type Parley } from "./stack";
 import { launch, openTab, step, textOf, waitUntil, watchPage, type Tab } from "./browser";
 
-const alice = { username: `alice_${Date.now().toString(36)}`, password: "correct horse battery", displayName: "Alice Example" };
+const alice = {
+  username: `alice_${Date.now().toString(36)}`,
+  password: "correct horse battery",
+  displayName: "Alice Example",
+  email: `alice_${Date.now().toString(36)}@example.com`,
+};
 const bob = { username: `bob_${Date.now().toString(36)}`, password: "another long password" };
 
 let parley: Parley;
@@ -592,11 +597,39 @@ describe("Parley in a browser", () => {
     await page.getByRole("menuitem", { name: "Profile" }).waitFor();
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Profile");
     await page.keyboard.press("Enter");
+    // The profile says when the account was made and last signed in.
+    await page
+      .getByTestId("profile-times")
+      .filter({ hasText: /Member since .+ · Last sign-in (?!never)/ })
+      .waitFor();
     await page.getByLabel("Display name").fill("Alice Renamed");
-    await page.getByLabel("Email").fill(`${alice.username}@example.com`);
+    // A new email address asks for the current password; a wrong one changes nothing.
+    expect(await page.getByLabel("Current password").count()).toBe(0);
+    await page.getByLabel("Email").fill(alice.email);
+    await page.getByText("Changing the email needs your current password.").waitFor();
+    await page.getByLabel("Current password").fill("not the password");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("alert").waitFor();
+    await page.getByLabel("Current password").fill(alice.password);
     await page.getByRole("button", { name: "Save" }).click();
     await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
     await page.getByTestId("user-name").filter({ hasText: "Alice Renamed" }).waitFor();
+    expect(await page.getByLabel("Current password").count()).toBe(0);
+
+    // The new address is unverified until the code sent there is entered.
+    await page.getByTestId("email-state").filter({ hasText: "Not verified" }).waitFor();
+    await page.getByRole("button", { name: "Send verification code" }).click();
+    await page.getByText(`A code was sent to ${alice.email}`).waitFor();
+    await page.getByLabel("Code").fill("000000");
+    await page.getByRole("button", { name: "Verify email" }).click();
+    await page
+      .getByRole("alert")
+      .filter({ hasText: /wrong|invalid|expired/i })
+      .waitFor();
+    await page.getByLabel("Code").fill(await parley.codeFor(alice.username, "email_verify"));
+    await page.getByRole("button", { name: "Verify email" }).click();
+    await page.getByTestId("email-state").filter({ hasText: "Verified" }).waitFor();
+    expect(await page.getByRole("button", { name: "Send verification code" }).count()).toBe(0);
 
     await page.getByRole("link", { name: "Change password" }).click();
     await page.getByLabel("Current password").fill(alice.password);
@@ -644,16 +677,145 @@ describe("Parley in a browser", () => {
     }
   });
 
+  step("the first account administers: disables, re-enables and deletes another account", async () => {
+    const carol = { username: `carol_${Date.now().toString(36)}`, password: "carol's long password" };
+    const other = await openTab(browser, parley.url);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByLabel("Username").fill(carol.username);
+      await p.getByLabel("Password").fill(carol.password);
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").filter({ hasText: carol.username }).waitFor();
+      // Not an administrator: no such menu item, and the address shows nothing of it.
+      await p.getByRole("button", { name: "Account menu" }).click();
+      await p.getByRole("menuitem", { name: "Profile" }).waitFor();
+      expect(await p.getByRole("menuitem", { name: "Administration" }).count()).toBe(0);
+      await p.keyboard.press("Escape");
+      await p.goto(`${parley.url}/admin`);
+      await p.getByText("Only administrators can open this page.").waitFor();
+      expect(await p.getByTestId("account").count()).toBe(0);
+
+      // Alice, the first account, is an administrator.
+      await openUserMenu("Administration");
+      await page.getByRole("heading", { name: "Accounts" }).waitFor();
+      const me = page.getByTestId("account").filter({ hasText: alice.username });
+      await me.waitFor();
+      expect(await textOf(me.getByTestId("account-role"))).toBe("Administrator");
+      // Her own account has no buttons (the server refuses them too).
+      expect(await me.getByRole("button").count()).toBe(0);
+
+      await page.getByRole("searchbox", { name: "Search accounts" }).fill(carol.username.toUpperCase());
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      const row = page.getByTestId("account").filter({ hasText: carol.username });
+      await row.waitFor();
+      await waitUntil("only carol listed", async () => (await page.getByTestId("account").count()) === 1);
+      expect(await textOf(row.getByTestId("account-status"))).toBe("Active");
+      expect(await textOf(row.getByTestId("account-role"))).toBe("User");
+      expect(await textOf(row.getByTestId("account-last-sign-in"))).not.toContain("never");
+      expect(await textOf(row.getByTestId("account-sign-in"))).toContain("Username");
+
+      await row.getByRole("button", { name: `Disable: ${carol.username}` }).click();
+      await row.getByTestId("account-status").filter({ hasText: "Disabled" }).waitFor();
+      await page.getByRole("status").filter({ hasText: "is disabled" }).waitFor();
+      // The status filter finds it among the disabled ones only.
+      await page.getByRole("searchbox", { name: "Search accounts" }).fill("");
+      await page.getByLabel("Status").selectOption({ label: "Disabled" });
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      await waitUntil("only disabled accounts", async () => {
+        const statuses = await page.getByTestId("account-status").allTextContents();
+        return statuses.length === 1 && statuses[0] === "Disabled";
+      });
+
+      // Her next sign-in fails, and says why.
+      await p.goto(parley.url);
+      await signIn(p, carol.username, carol.password);
+      await p.getByRole("alert").filter({ hasText: "This account has been disabled by an administrator." }).waitFor();
+
+      await row.getByRole("button", { name: `Re-enable: ${carol.username}` }).click();
+      await page.getByRole("status").filter({ hasText: "can sign in again" }).waitFor();
+      await signIn(p, carol.username, carol.password);
+      await p.getByTestId("user-name").filter({ hasText: carol.username }).waitFor();
+
+      await page.getByLabel("Status").selectOption({ label: "All" });
+      await page.getByRole("searchbox", { name: "Search accounts" }).fill(carol.username);
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      await row.getByTestId("account-status").filter({ hasText: "Active" }).waitFor();
+      // Deleting asks first; Cancel keeps the account.
+      await row.getByRole("button", { name: `Delete: ${carol.username}` }).click();
+      const dialog = page.getByRole("dialog", { name: "Delete account" });
+      expect(await textOf(dialog)).toContain(carol.username);
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+      await dialog.waitFor({ state: "hidden" });
+      expect(await row.count()).toBe(1);
+      await row.getByRole("button", { name: `Delete: ${carol.username}` }).click();
+      await dialog.getByRole("button", { name: "Delete" }).click();
+      await page.getByRole("status").filter({ hasText: "was deleted" }).waitFor();
+      await row.waitFor({ state: "detached" });
+      await page.getByText("No accounts match.").waitFor();
+
+      // Gone: signing in is refused like an unknown account.
+      await p.evaluate(() => localStorage.clear());
+      await p.context().clearCookies();
+      await p.goto(parley.url);
+      await signIn(p, carol.username, carol.password);
+      await p
+        .getByRole("alert")
+        .filter({ hasText: /invalid login or password/i })
+        .waitFor();
+    } finally {
+      await other.context.close();
+    }
+  });
+
+  step("deletes one's own account after a warning and the password, and is signed out", async () => {
+    const dave = { username: `dave_${Date.now().toString(36)}`, password: "dave's long password" };
+    const other = await openTab(browser, parley.url);
+    watchPage(other.page);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByLabel("Username").fill(dave.username);
+      await p.getByLabel("Password").fill(dave.password);
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").filter({ hasText: dave.username }).waitFor();
+      await p.goto(`${parley.url}/settings/profile`);
+      await p.getByRole("button", { name: "Delete my account…" }).click();
+      const dialog = p.getByRole("dialog", { name: "Delete my account" });
+      const warning = await textOf(dialog);
+      expect(warning).toContain(`@${dave.username}`);
+      expect(warning).toMatch(/chats and messages.*personas.*API configs/);
+      // The password field has focus; a wrong password deletes nothing.
+      expect(await p.evaluate(() => document.activeElement?.id)).toBe("delete-account-password");
+      await dialog.getByLabel("Password").fill("not dave's password");
+      await dialog.getByRole("button", { name: "Delete my account forever" }).click();
+      await dialog.getByRole("alert").waitFor();
+      await dialog.getByLabel("Password").fill(dave.password);
+      await dialog.getByRole("button", { name: "Delete my account forever" }).click();
+      await p.getByTestId("auth-notice").filter({ hasText: "Your account was deleted." }).waitFor();
+      await p.reload();
+      await signIn(p, dave.username, dave.password);
+      await p
+        .getByRole("alert")
+        .filter({ hasText: /invalid login or password/i })
+        .waitFor();
+    } finally {
+      watchPage(page);
+      await other.context.close();
+    }
+  });
+
   step("resets a forgotten password with the code from the log", async () => {
     const other = await openTab(browser, parley.url);
     watchPage(other.page);
     try {
       const p = other.page;
+      // By the verified email address: the code goes there.
       await p.getByRole("button", { name: "Forgot password?" }).click();
-      await p.getByLabel("Username or email").fill(alice.username);
+      await p.getByLabel("Username or email").fill(alice.email);
       await p.getByRole("button", { name: "Send code" }).click();
       await p.getByLabel("Code").waitFor();
-      const code = await parley.codeFor(alice.username);
+      const code = await parley.codeFor(alice.username, "password_reset");
       // Another code right away: the server says when, and the page counts down.
       await p.getByRole("button", { name: "Resend code" }).click();
       await p
@@ -670,7 +832,8 @@ describe("Parley in a browser", () => {
       // The password before the reset no longer works.
       await signIn(p, alice.username, alice.password);
       await p.getByRole("alert").waitFor();
-      await signIn(p, alice.username, "a brand new password");
+      // The verified address signs in too.
+      await signIn(p, alice.email, "a brand new password");
       await p.getByTestId("chat-list").getByText("Renamed chat").waitFor();
     } finally {
       watchPage(page);

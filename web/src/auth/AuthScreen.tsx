@@ -124,6 +124,13 @@ function ErrorLine({ error }: { error: string | null }) {
   );
 }
 
+/** Why Login refused a correct password, or undefined for any other failure. */
+export function loginRefusal(code: Code | undefined, t: (key: "loginDisabled" | "loginPending") => string): string | undefined {
+  if (code === Code.PermissionDenied) return t("loginDisabled");
+  if (code === Code.FailedPrecondition) return t("loginPending");
+  return undefined;
+}
+
 function SignIn({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
   const t = useT();
   const { busy, error, run } = useSubmit();
@@ -131,14 +138,19 @@ function SignIn({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
     void run(async () => {
-      api.signedIn(
-        await api.publicUsers.login({
-          login: String(form.get("login")),
-          password: String(form.get("password")),
-          // The refresh token only in the HttpOnly cookie: page scripts never see it.
-          refreshTokenDelivery: RefreshTokenDelivery.COOKIE,
-        }),
-      );
+      try {
+        api.signedIn(
+          await api.publicUsers.login({
+            login: String(form.get("login")),
+            password: String(form.get("password")),
+            // The refresh token only in the HttpOnly cookie: page scripts never see it.
+            refreshTokenDelivery: RefreshTokenDelivery.COOKIE,
+          }),
+        );
+      } catch (err) {
+        // The right password on an account that may not sign in: say why, in the page's language.
+        throw new Error(loginRefusal(errorCode(err), t) ?? errorMessage(err));
+      }
     });
   };
   return (
