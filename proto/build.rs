@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// Names of string fields that hold a secret (keys, passwords, one-time codes, tokens): no
 /// `Debug` output may show their value.
-const SECRET_FIELDS: [&str; 9] = [
+const SECRET_FIELDS: [&str; 10] = [
     "api_key",
     "password",
     "old_password",
@@ -15,12 +15,13 @@ const SECRET_FIELDS: [&str; 9] = [
     "access_token",
     "refresh_token",
     "keep_refresh_token",
+    "invite_code",
 ];
 
 /// Every message with a string field named in [`SECRET_FIELDS`]; src/lib.rs implements
 /// `Debug` for each, and its tests check this list against the descriptors (they reach both
 /// lists as `PARLEY_SECRET_FIELDS` and `PARLEY_SECRET_MESSAGES`).
-const SECRET_MESSAGES: [&str; 16] = [
+const SECRET_MESSAGES: [&str; 17] = [
     ".parley.llm.v1.Provider",
     ".parley.chat.v1.ProviderSettings",
     ".parley.chat.v1.CreateApiConfigRequest",
@@ -37,6 +38,7 @@ const SECRET_MESSAGES: [&str; 16] = [
     ".parley.user.v1.VerifyCodeRequest",
     ".parley.user.v1.ResetPasswordRequest",
     ".parley.user.v1.DeleteAccountRequest",
+    ".parley.user.v1.CreateInviteCodeResponse",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

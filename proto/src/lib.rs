@@ -22,6 +22,7 @@ pub mod user {
             "/parley.user.v1.UserService/VerifyCode",
             "/parley.user.v1.UserService/ResetPassword",
             "/parley.user.v1.UserService/GetPublicKeys",
+            "/parley.user.v1.UserService/GetSignupInfo",
         ];
     }
 }
@@ -62,9 +63,9 @@ mod redacted_debug {
     use crate::chat::v1::{CreateApiConfigRequest, ProviderSettings, UpdateApiConfigRequest};
     use crate::llm::v1::Provider;
     use crate::user::v1::{
-        ChangePasswordRequest, DeleteAccountRequest, LoginRequest, LoginResponse, LogoutRequest, RefreshTokenRequest,
-        RefreshTokenResponse, RegisterRequest, RegisterResponse, ResetPasswordRequest, UpdateProfileRequest,
-        VerifyCodeRequest,
+        ChangePasswordRequest, CreateInviteCodeResponse, DeleteAccountRequest, LoginRequest, LoginResponse,
+        LogoutRequest, RefreshTokenRequest, RefreshTokenResponse, RegisterRequest, RegisterResponse,
+        ResetPasswordRequest, UpdateProfileRequest, VerifyCodeRequest,
     };
 
     struct Redacted<'a>(&'a str);
@@ -123,8 +124,9 @@ mod redacted_debug {
         username,
         email,
         display_name,
-        refresh_token_delivery
-    } secret { password });
+        refresh_token_delivery,
+        accepted_terms
+    } secret { password, invite_code });
     debug_without_secrets!(RegisterResponse { user, access_expires_in } secret { access_token, refresh_token });
     debug_without_secrets!(LoginRequest { login, refresh_token_delivery } secret { password });
     debug_without_secrets!(LoginResponse { user, access_expires_in } secret { access_token, refresh_token });
@@ -141,6 +143,7 @@ mod redacted_debug {
     debug_without_secrets!(VerifyCodeRequest { login, purpose } secret { code });
     debug_without_secrets!(ResetPasswordRequest { login } secret { code, new_password });
     debug_without_secrets!(DeleteAccountRequest {} secret { password });
+    debug_without_secrets!(CreateInviteCodeResponse { invite } secret { code });
 
     #[cfg(test)]
     #[allow(clippy::unwrap_used)]
@@ -314,6 +317,20 @@ mod redacted_debug {
                     }
                 ),
                 format!("{:?}", DeleteAccountRequest { password: secret() }),
+                format!(
+                    "{:?}",
+                    RegisterRequest {
+                        invite_code: secret(),
+                        ..Default::default()
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    CreateInviteCodeResponse {
+                        code: secret(),
+                        ..Default::default()
+                    }
+                ),
             ];
             for text in &printed {
                 assert!(!text.contains(SECRET) && !text.contains("77c1"), "{text}");

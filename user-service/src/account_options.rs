@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::service::SignupPolicy;
 use crate::{Config, MailError, SmtpMailer, SmtpSettings};
 
 const DEFAULT_SMTP_PORT: u16 = 587;
@@ -38,6 +39,15 @@ pub struct AccountOptions {
     /// account to sign up is one in any case.
     #[arg(long, env = "PARLEY_ADMIN_USERNAME")]
     pub admin_username: Option<String>,
+    /// Who may sign up: open, approval (accounts wait for an administrator), invite (invite
+    /// codes from an administrator) or closed. An administrator's setting (AdminService)
+    /// overrides it.
+    #[arg(long, env = "PARLEY_SIGNUP_POLICY", value_enum, default_value_t = SignupPolicy::Open)]
+    pub signup_policy: SignupPolicy,
+    /// The operator's terms/privacy page (http or https): sign-up then asks for consent and
+    /// records when it was given.
+    #[arg(long, env = "PARLEY_TERMS_URL")]
+    pub terms_url: Option<String>,
 }
 
 /// The same values as the flags' defaults: codes to the log, cookies without `Secure`.
@@ -53,6 +63,8 @@ impl Default for AccountOptions {
             password_hash_concurrency: None,
             codes_per_address_per_day: crate::service::CODES_PER_ADDRESS_PER_DAY,
             admin_username: None,
+            signup_policy: SignupPolicy::Open,
+            terms_url: None,
         }
     }
 }
@@ -64,6 +76,8 @@ impl AccountOptions {
         config.secure_cookies = self.secure_cookies;
         config.codes_per_address_per_day = self.codes_per_address_per_day;
         config.rules.admin_username = self.admin_username.clone();
+        config.rules.signup_policy = self.signup_policy;
+        config.rules.terms_url = self.terms_url.clone();
         if let Some(concurrent) = self.password_hash_concurrency {
             config.password_hashing.concurrent = usize::from(concurrent);
         }

@@ -24,6 +24,8 @@ pub enum Error {
     BadRefreshToken,
     #[error("user not found")]
     UserNotFound,
+    #[error("invite code not found")]
+    InviteNotFound,
     /// Too many of something (sign-in failures, code sends, password checks right now).
     #[error("{message}")]
     RateLimited {
@@ -78,7 +80,7 @@ impl From<Error> for Status {
                 ErrorDetails::with_bad_request_violation(field, reason),
             ),
             Error::BadCredentials | Error::BadRefreshToken => Status::unauthenticated(error.to_string()),
-            Error::UserNotFound => Status::not_found(error.to_string()),
+            Error::UserNotFound | Error::InviteNotFound => Status::not_found(error.to_string()),
             Error::AccountDisabled | Error::NotAdministrator => Status::permission_denied(error.to_string()),
             Error::Precondition(message) => Status::failed_precondition(message),
             Error::AwaitingApproval => Status::failed_precondition(error.to_string()),

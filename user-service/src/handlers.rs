@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parley_proto::timestamp::from_unix_millis;
+use parley_proto::timestamp::{from_unix_millis, to_unix_millis};
 use parley_proto::user::v1 as pb;
 use parley_proto::user::v1::admin_service_server::AdminService;
 use parley_proto::user::v1::user_service_server::UserService;
@@ -17,7 +17,11 @@ use tonic::{Request, Response, Status};
 
 use crate::Error;
 use crate::mailer::Purpose;
-use crate::service::{AccountService, ClientAddress, KeepSession, ProfileRequest, SignedIn, UserListing};
+use crate::service::{
+    AccountService, ClientAddress, InviteRequest, KeepSession, ProfileRequest, Registration, SignedIn, SignupPolicy,
+    UserListing,
+};
+use crate::store::InviteRow;
 use crate::store::{AccountStatus, Role, UserRow};
 
 /// The header the gateway puts the client's address in (plain IP text). The gateway sets it
@@ -131,7 +135,16 @@ fn client_address<T>(request: &Request<T>) -> ClientAddress {
         .get(CLIENT_IP_HEADER)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.trim().parse::<IpAddr>().ok());
-    ClientAddress(forwarded.or_else(|| request.remote_addr().map(|peer| peer.ip())))
+    match forwarded {
+        Some(ip) => ClientAddress {
+            ip: Some(ip),
+            forwarded: true,
+        },
+        None => ClientAddress {
+            ip: request.remote_addr().map(|peer| peer.ip()),
+            forwarded: false,
+        },
+    }
 }
 
 fn purpose(value: i32) -> Result<Purpose, Error> {
@@ -162,6 +175,41 @@ pub fn user_to_proto(user: &UserRow) -> pb::User {
             AccountStatus::Disabled => pb::AccountStatus::Disabled,
             AccountStatus::Pending => pb::AccountStatus::Pending,
         } as i32,
+        terms_accepted_at: user.terms_accepted_at.map(from_unix_millis),
+    }
+}
+
+fn policy_to_proto(policy: SignupPolicy) -> i32 {
+    (match policy {
+        SignupPolicy::Open => pb::SignupPolicy::Open,
+        SignupPolicy::Approval => pb::SignupPolicy::Approval,
+        SignupPolicy::Invite => pb::SignupPolicy::Invite,
+        SignupPolicy::Closed => pb::SignupPolicy::Closed,
+    }) as i32
+}
+
+fn policy_from_proto(value: i32) -> Result<SignupPolicy, Error> {
+    match pb::SignupPolicy::try_from(value) {
+        Ok(pb::SignupPolicy::Open) => Ok(SignupPolicy::Open),
+        Ok(pb::SignupPolicy::Approval) => Ok(SignupPolicy::Approval),
+        Ok(pb::SignupPolicy::Invite) => Ok(SignupPolicy::Invite),
+        Ok(pb::SignupPolicy::Closed) => Ok(SignupPolicy::Closed),
+        _ => Err(Error::invalid(
+            "policy",
+            "must be SIGNUP_POLICY_OPEN, _APPROVAL, _INVITE or _CLOSED",
+        )),
+    }
+}
+
+fn invite_to_proto(invite: &InviteRow) -> pb::InviteCode {
+    pb::InviteCode {
+        id: invite.id,
+        max_uses: invite.max_uses,
+        uses: invite.uses,
+        expires_at: Some(from_unix_millis(invite.expires_at)),
+        revoked_at: invite.revoked_at.map(from_unix_millis),
+        created_at: Some(from_unix_millis(invite.created_at)),
+        created_by: invite.created_by.unwrap_or_default(),
     }
 }
 
@@ -182,7 +230,14 @@ impl UserService for UserApi {
         let delivery = delivery(r.refresh_token_delivery)?;
         let signed_in = self
             .accounts
-            .register(&r.username, &r.password, r.email.as_deref(), r.display_name.as_deref())
+            .register(Registration {
+                username: &r.username,
+                password: &r.password,
+                email: r.email.as_deref(),
+                display_name: r.display_name.as_deref(),
+                invite_code: Some(r.invite_code.as_str()),
+                accepted_terms: r.accepted_terms,
+            })
             .await?;
         Ok(self.signed_in(
             signed_in,
@@ -375,6 +430,16 @@ impl UserService for UserApi {
             audience: access_token::AUDIENCE.to_string(),
         }))
     }
+    async fn get_signup_info(
+        &self,
+        _request: Request<pb::GetSignupInfoRequest>,
+    ) -> Result<Response<pb::GetSignupInfoResponse>, Status> {
+        let (policy, terms_url) = self.accounts.signup_info().await?;
+        Ok(Response::new(pb::GetSignupInfoResponse {
+            policy: policy_to_proto(policy),
+            terms_url: terms_url.unwrap_or_default().to_string(),
+        }))
+    }
 }
 
 /// `parley.user.v1.AdminService`: every method checks the caller is an administrator.
@@ -456,6 +521,77 @@ impl AdminService for AdminApi {
         let user = self.accounts.approve_user(caller.user_id, request.get_ref().id).await?;
         Ok(Response::new(pb::ApproveUserResponse {
             user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn get_signup_policy(
+        &self,
+        request: Request<pb::GetSignupPolicyRequest>,
+    ) -> Result<Response<pb::GetSignupPolicyResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let (policy, set_by_administrator) = self.accounts.admin_signup_policy(caller.user_id).await?;
+        Ok(Response::new(pb::GetSignupPolicyResponse {
+            policy: policy_to_proto(policy),
+            set_by_administrator,
+        }))
+    }
+
+    async fn set_signup_policy(
+        &self,
+        request: Request<pb::SetSignupPolicyRequest>,
+    ) -> Result<Response<pb::SetSignupPolicyResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let policy = policy_from_proto(request.get_ref().policy)?;
+        let policy = self.accounts.set_signup_policy(caller.user_id, policy).await?;
+        Ok(Response::new(pb::SetSignupPolicyResponse {
+            policy: policy_to_proto(policy),
+        }))
+    }
+
+    async fn create_invite_code(
+        &self,
+        request: Request<pb::CreateInviteCodeRequest>,
+    ) -> Result<Response<pb::CreateInviteCodeResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let r = request.into_inner();
+        let (invite, code) = self
+            .accounts
+            .create_invite(
+                caller.user_id,
+                InviteRequest {
+                    max_uses: r.max_uses,
+                    expires_at: r.expires_at.as_ref().map(to_unix_millis),
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::CreateInviteCodeResponse {
+            invite: Some(invite_to_proto(&invite)),
+            code,
+        }))
+    }
+
+    async fn list_invite_codes(
+        &self,
+        request: Request<pb::ListInviteCodesRequest>,
+    ) -> Result<Response<pb::ListInviteCodesResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let invites = self.accounts.list_invites(caller.user_id).await?;
+        Ok(Response::new(pb::ListInviteCodesResponse {
+            invites: invites.iter().map(invite_to_proto).collect(),
+        }))
+    }
+
+    async fn revoke_invite_code(
+        &self,
+        request: Request<pb::RevokeInviteCodeRequest>,
+    ) -> Result<Response<pb::RevokeInviteCodeResponse>, Status> {
+        let caller = AuthenticatedUser::from_request(&request)?;
+        let invite = self
+            .accounts
+            .revoke_invite(caller.user_id, request.get_ref().id)
+            .await?;
+        Ok(Response::new(pb::RevokeInviteCodeResponse {
+            invite: Some(invite_to_proto(&invite)),
         }))
     }
 }

@@ -7,6 +7,7 @@
 mod admin;
 mod codes;
 mod sessions;
+mod signup;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,12 +18,15 @@ use parley_service_kit::database::{self, now_millis};
 pub use admin::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, UserListing, UserPage};
 pub use codes::{CODE_QUEUE_CAPACITY, CODES_PER_ADDRESS_PER_DAY, CodeQueue};
 pub use sessions::{REFRESH_REUSE_GRACE, REFRESH_TOKEN_TTL, SESSION_LIFETIME};
+pub use signup::{InviteRequest, SignupPolicy};
 
 use crate::Error;
 use crate::account_fields::{self, Login};
 use crate::mailer::Purpose;
 use crate::password::{HashingSlot, PasswordHasher};
-use crate::store::{AccountStatus, AccountStore, AttemptReserved, EmailColumns, NewUser, ProfileUpdate, Role, UserRow};
+use crate::store::{
+    AccountStatus, AccountStore, AttemptReserved, EmailColumns, Inserted, NewUser, ProfileUpdate, Role, UserRow,
+};
 use crate::token_signer::{AccessToken, SigningKeys};
 use crate::verification::{self, CODE_TTL, MAX_CODE_ATTEMPTS};
 
@@ -89,6 +93,10 @@ pub struct AccountRules {
     /// This username (as typed; compared normalized) is an administrator: made one at start-up
     /// if the account exists, or when it signs up. The first account is one in any case.
     pub admin_username: Option<String>,
+    /// Who may sign up until an administrator sets otherwise.
+    pub signup_policy: SignupPolicy,
+    /// The operator's terms/privacy page: sign-up then needs consent, and records it.
+    pub terms_url: Option<String>,
 }
 
 impl Default for AccountRules {
@@ -96,21 +104,40 @@ impl Default for AccountRules {
         Self {
             sign_in_limits: SIGN_IN_LIMITS,
             admin_username: None,
+            signup_policy: SignupPolicy::Open,
+            terms_url: None,
         }
     }
+}
+
+/// A Register request as it came.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Registration<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub email: Option<&'a str>,
+    pub display_name: Option<&'a str>,
+    pub invite_code: Option<&'a str>,
+    pub accepted_terms: bool,
 }
 
 /// Where a request came from: the address the gateway saw (its `x-parley-client-ip`
 /// header), or the connection's peer for a direct call; `None` when neither is known.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ClientAddress(pub Option<IpAddr>);
+pub struct ClientAddress {
+    pub ip: Option<IpAddr>,
+    /// Whether the gateway named it. Only then is it counted for every login together: a
+    /// peer address may be a gateway that does not forward (every user behind one address),
+    /// and one guesser there must not lock everyone out.
+    pub forwarded: bool,
+}
 
 impl ClientAddress {
     /// The address as counters key it: IPv4 (also IPv4-mapped IPv6) in full, IPv6 by its /64,
     /// since one subscriber usually holds a whole /64 and could otherwise count afresh from
     /// each of its addresses.
     fn key(&self) -> String {
-        match self.0 {
+        match self.ip {
             None => "unknown".to_string(),
             Some(IpAddr::V4(v4)) => v4.to_string(),
             Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
@@ -165,6 +192,8 @@ pub struct AccountService {
     limits: SignInLimits,
     /// The normalized username of `--admin-username`.
     admin_username: Option<String>,
+    default_signup_policy: SignupPolicy,
+    terms_url: Option<String>,
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -224,6 +253,10 @@ impl AccountService {
             None | Some("") => None,
             Some(name) => Some(account_fields::username("admin_username", name)?.normalized),
         };
+        let terms_url = match rules.terms_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => Some(account_fields::avatar_url("terms_url", url)?),
+        };
         Ok(Self {
             store,
             keys,
@@ -231,6 +264,8 @@ impl AccountService {
             codes,
             limits: rules.sign_in_limits,
             admin_username,
+            default_signup_policy: rules.signup_policy,
+            terms_url,
         })
     }
 
@@ -251,13 +286,15 @@ impl AccountService {
 
     // ---- sign-up, sign-in ----
 
-    pub async fn register(
-        &self,
-        username: &str,
-        password: &str,
-        email: Option<&str>,
-        display_name: Option<&str>,
-    ) -> Result<SignedIn, Error> {
+    pub async fn register(&self, request: Registration<'_>) -> Result<SignedIn, Error> {
+        let Registration {
+            username,
+            password,
+            email,
+            display_name,
+            invite_code,
+            accepted_terms,
+        } = request;
         let username = account_fields::username("username", username)?;
         account_fields::password("password", password)?;
         let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
@@ -273,6 +310,43 @@ impl AccountService {
         } else {
             display_name
         };
+        let now = now_millis();
+        // Consent is recorded only where the operator publishes terms.
+        let terms_accepted_at = match &self.terms_url {
+            Some(url) if !accepted_terms => {
+                return Err(Error::invalid(
+                    "accepted_terms",
+                    format!("must be true: signing up means accepting the terms at {url}"),
+                ));
+            }
+            Some(_) => Some(now),
+            None => None,
+        };
+        // The first account administers the instance (two sign-ups racing on an empty
+        // database could both be; both are then the operator's), as does the one the operator
+        // names; neither is subject to the sign-up policy.
+        let administrator =
+            self.admin_username.as_deref() == Some(username.normalized.as_str()) || !self.store.any_user().await?;
+        let (status, invite_code_hash) = if administrator {
+            (AccountStatus::Active, None)
+        } else {
+            match self.signup_policy().await?.0 {
+                SignupPolicy::Open => (AccountStatus::Active, None),
+                SignupPolicy::Approval => (AccountStatus::Pending, None),
+                SignupPolicy::Invite => match invite_code.map(str::trim).filter(|c| !c.is_empty()) {
+                    Some(code) => (AccountStatus::Active, Some(verification::token_hash(code))),
+                    None => {
+                        return Err(Error::invalid(
+                            "invite_code",
+                            "is required: sign-up here is by invitation",
+                        ));
+                    }
+                },
+                SignupPolicy::Closed => {
+                    return Err(Error::Precondition("sign-up is closed on this server".to_string()));
+                }
+            }
+        };
         let taken = || Error::AlreadyTaken {
             field: "username",
             reason: "is already taken".into(),
@@ -283,36 +357,36 @@ impl AccountService {
             return Err(taken());
         }
         let password_hash = self.passwords.hash(password).await?;
-        // The first account administers the instance (two sign-ups racing on an empty
-        // database could both be; both are then the operator's).
-        let role =
-            if self.admin_username.as_deref() == Some(username.normalized.as_str()) || !self.store.any_user().await? {
-                Role::Admin
-            } else {
-                Role::User
-            };
         let inserted = self
             .store
             .insert_user(NewUser {
-                role,
-                status: AccountStatus::Active,
+                role: if administrator { Role::Admin } else { Role::User },
+                status,
                 username: &username.display,
                 username_normalized: &username.normalized,
                 email: email.as_ref().map(|e| e.display.as_str()),
                 email_normalized: email.as_ref().map(|e| e.normalized.as_str()),
                 password_hash: &password_hash,
                 display_name: &display_name,
-                now: now_millis(),
+                terms_accepted_at,
+                invite_code_hash: invite_code_hash.as_deref(),
+                now,
             })
             .await;
         let id = match inserted {
-            Ok(id) => id,
+            Ok(Inserted::User(id)) => id,
+            Ok(Inserted::InviteUnusable) => {
+                return Err(Error::invalid("invite_code", "is wrong, expired, used up or revoked"));
+            }
             // Someone registered the same name between the check and the insert.
             Err(e) if database::is_unique_violation(&e) => return Err(taken()),
             Err(e) => return Err(e.into()),
         };
         let user = self.store.user_by_id(id).await?.ok_or(Error::UserNotFound)?;
-        tracing::info!(user_id = id, "account registered");
+        tracing::info!(user_id = id, status = status.as_str(), "account registered");
+        if status == AccountStatus::Pending {
+            return Err(Error::AwaitingApproval);
+        }
         self.start_session(user).await
     }
 
@@ -370,7 +444,16 @@ impl AccountService {
         let pair_key = login_address_key(&login, &client);
         let address_key = address_key(&client);
         let login_key = login_key(&login);
-        self.refuse_if_locked(&[&address_key, &login_key]).await?;
+        // The address's own counter only for an address the gateway named (see ClientAddress).
+        let wide: Vec<(&str, LockSchedule)> = [
+            Some((address_key.as_str(), self.limits.per_address)).filter(|_| client.forwarded),
+            Some((login_key.as_str(), self.limits.per_login)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let wide_keys: Vec<&str> = wide.iter().map(|(key, _)| *key).collect();
+        self.refuse_if_locked(&wide_keys).await?;
         self.reserve_attempt(&pair_key, self.limits.per_login_and_address)
             .await?;
         let matches = match &user {
@@ -383,10 +466,7 @@ impl AccountService {
         drop(slot);
         // A failure was counted on the pair's counter when the attempt was reserved.
         let Some(user) = user.filter(|_| matches) else {
-            for (key, schedule) in [
-                (&address_key, self.limits.per_address),
-                (&login_key, self.limits.per_login),
-            ] {
+            for (key, schedule) in wide {
                 // Locked meanwhile by a parallel failure: this one need not count as well.
                 match self.reserve_attempt(key, schedule).await {
                     Ok(()) | Err(Error::RateLimited { .. }) => {}
@@ -725,7 +805,10 @@ mod tests {
     }
 
     fn address(text: &str) -> ClientAddress {
-        ClientAddress(Some(text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))))
+        ClientAddress {
+            ip: Some(text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))),
+            forwarded: true,
+        }
     }
 
     #[test]
@@ -737,6 +820,6 @@ mod tests {
         assert_ne!(address("2001:db8:1:2::1").key(), address("2001:db8:1:3::1").key());
         assert_eq!(address("::ffff:192.0.2.7").key(), "192.0.2.7");
         assert_eq!(address("192.0.2.7").key(), "192.0.2.7");
-        assert_eq!(ClientAddress(None).key(), "unknown");
+        assert_eq!(ClientAddress::default().key(), "unknown");
     }
 }

@@ -93,6 +93,7 @@ pub struct UserRow {
     #[sqlx(try_from = "String")]
     pub status: AccountStatus,
     pub last_login_at: Option<i64>,
+    pub terms_accepted_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -104,7 +105,7 @@ impl UserRow {
 }
 
 const USER_COLUMNS: &str = "id, username, username_normalized, email, email_normalized, email_verified, \
-     password_hash, display_name, avatar_url, role, status, last_login_at, created_at, updated_at";
+     password_hash, display_name, avatar_url, role, status, last_login_at, terms_accepted_at, created_at, updated_at";
 
 pub struct NewUser<'a> {
     pub role: Role,
@@ -115,8 +116,32 @@ pub struct NewUser<'a> {
     pub email_normalized: Option<&'a str>,
     pub password_hash: &'a str,
     pub display_name: &'a str,
+    pub terms_accepted_at: Option<i64>,
+    /// The hash of the invite code the sign-up uses up, if it needs one.
+    pub invite_code_hash: Option<&'a str>,
     pub now: i64,
 }
+
+/// What inserting an account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    User(i64),
+    /// The invite code is wrong, expired, used up or revoked; nothing was written.
+    InviteUnusable,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InviteRow {
+    pub id: i64,
+    pub max_uses: i64,
+    pub uses: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub created_by: Option<i64>,
+    pub created_at: i64,
+}
+
+const INVITE_COLUMNS: &str = "id, max_uses, uses, expires_at, revoked_at, created_by, created_at";
 
 /// The profile fields an update sets; `None` leaves a column alone.
 #[derive(Debug, Default)]
@@ -236,11 +261,29 @@ impl AccountStore {
 
     // ---- users ----
 
-    pub async fn insert_user(&self, user: NewUser<'_>) -> Result<i64> {
+    /// Inserts the account, using up one use of its invite code in the same transaction (so a
+    /// failed insert, a taken username say, uses none).
+    pub async fn insert_user(&self, user: NewUser<'_>) -> Result<Inserted> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(hash) = user.invite_code_hash {
+            let used = sqlx::query(
+                "UPDATE invite_codes SET uses = uses + 1 WHERE code_hash = $1 AND revoked_at IS NULL \
+                 AND expires_at > $2 AND uses < max_uses",
+            )
+            .bind(hash)
+            .bind(user.now)
+            .execute(&mut *tx)
+            .await?;
+            if used.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(Inserted::InviteUnusable);
+            }
+        }
         let row: (i64,) = sqlx::query_as(
             "INSERT INTO users (username, username_normalized, email, email_normalized, email_verified, \
-             password_hash, display_name, avatar_url, role, status, last_login_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9, $10, $10, $10) RETURNING id",
+             password_hash, display_name, avatar_url, role, status, last_login_at, terms_accepted_at, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9, $10, $11, $10, $10) RETURNING id",
         )
         .bind(user.username)
         .bind(user.username_normalized)
@@ -252,9 +295,11 @@ impl AccountStore {
         .bind(user.role.as_str())
         .bind(user.status.as_str())
         .bind(user.now)
-        .fetch_one(&self.pool)
+        .bind(user.terms_accepted_at)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(row.0)
+        tx.commit().await?;
+        Ok(Inserted::User(row.0))
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>> {
@@ -476,6 +521,74 @@ impl AccountStore {
             sqlx::query(statement).bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await
+    }
+
+    // ---- settings and invite codes ----
+
+    pub async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM account_settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(value,)| value))
+    }
+
+    pub async fn set_setting(&self, name: &str, value: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO account_settings (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = $2, updated_at = $3",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_invite(
+        &self,
+        code_hash: &str,
+        max_uses: i64,
+        expires_at: i64,
+        created_by: i64,
+        now: i64,
+    ) -> Result<InviteRow> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO invite_codes (code_hash, max_uses, uses, expires_at, revoked_at, created_by, created_at) \
+             VALUES ($1, $2, 0, $3, NULL, $4, $5) RETURNING {INVITE_COLUMNS}"
+        )))
+        .bind(code_hash)
+        .bind(max_uses)
+        .bind(expires_at)
+        .bind(created_by)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    pub async fn invites(&self) -> Result<Vec<InviteRow>> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {INVITE_COLUMNS} FROM invite_codes ORDER BY id DESC"
+        )))
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Revokes the invite (a revoked one keeps its first revocation time); `None` when there is
+    /// no such invite.
+    pub async fn revoke_invite(&self, id: i64, now: i64) -> Result<Option<InviteRow>> {
+        sqlx::query("UPDATE invite_codes SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {INVITE_COLUMNS} FROM invite_codes WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
     }
 
     // ---- sessions: refresh-token families ----

@@ -355,6 +355,15 @@ parley_testkit::on_every_backend!(
         login_from(&mut client, Some("203.0.113.50"), "cal", "cal password")
             .await
             .unwrap();
+        // Direct calls (no forwarded address) are not counted per address: their peer may be
+        // a gateway that does not forward, with every user behind it.
+        for i in 0..8 {
+            let status = login_from(&mut client, None, &format!("direct{i}"), "password1")
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "direct {i}");
+        }
+        login_from(&mut client, None, "cal", "cal password").await.unwrap();
         server.stop().await;
     }
 );

@@ -31,7 +31,7 @@ pub struct UserPage {
 impl AccountService {
     /// The caller's account if it is an active administrator; PERMISSION_DENIED otherwise
     /// (also for an account deleted since its token was issued).
-    async fn administrator(&self, caller_id: i64) -> Result<UserRow, Error> {
+    pub(super) async fn administrator(&self, caller_id: i64) -> Result<UserRow, Error> {
         match self.store.user_by_id(caller_id).await? {
             Some(user) if user.role == Role::Admin && user.is_active() => Ok(user),
             _ => Err(Error::NotAdministrator),
