@@ -768,6 +768,88 @@ describe("Parley in a browser", () => {
     }
   });
 
+  step("sign-up needing approval, then an invite code, set from the admin page", async () => {
+    const suffix = Date.now().toString(36);
+    const erin = { username: `erin_${suffix}`, password: "erin's long password" };
+    const frank = { username: `frank_${suffix}`, password: "frank's long password" };
+    const signUp = async (p: Page, who: { username: string; password: string }) => {
+      await p.getByLabel("Username").fill(who.username);
+      await p.getByLabel("Password").fill(who.password);
+      await p.getByRole("button", { name: "Create account" }).click();
+    };
+    const savePolicy = async (name: RegExp) => {
+      await page.getByRole("radio", { name }).check();
+      await page.getByRole("button", { name: "Save sign-up policy" }).click();
+      await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
+    };
+    await page.goto(`${parley.url}/admin`);
+    await page.getByRole("heading", { name: "Sign-up" }).waitFor();
+    expect(await page.getByRole("radio", { name: /^Open/ }).isChecked()).toBe(true);
+    await savePolicy(/^Approval/);
+
+    const other = await openTab(browser, parley.url);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByTestId("signup-policy").filter({ hasText: "wait for an administrator's approval" }).waitFor();
+      await signUp(p, erin);
+      await p.getByTestId("auth-notice").filter({ hasText: "waiting for approval" }).waitFor();
+      await signIn(p, erin.username, erin.password);
+      await p.getByRole("alert").filter({ hasText: "This account is waiting for approval by an administrator." }).waitFor();
+
+      await page.getByLabel("Status").selectOption({ label: "Awaiting approval" });
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      const row = page.getByTestId("account").filter({ hasText: erin.username });
+      await row.getByTestId("account-status").filter({ hasText: "Awaiting approval" }).waitFor();
+      await row.getByRole("button", { name: `Approve: ${erin.username}` }).click();
+      await page.getByRole("status").filter({ hasText: "is approved" }).waitFor();
+      await signIn(p, erin.username, erin.password);
+      await p.getByTestId("user-name").filter({ hasText: erin.username }).waitFor();
+    } finally {
+      await other.context.close();
+    }
+
+    // Invite only: a code with one use, copied from the page.
+    await savePolicy(/^Invite only/);
+    await page.getByLabel("Uses").fill("1");
+    await page.getByLabel("Valid for (days)").fill("3");
+    await page.getByRole("button", { name: "Create invite code" }).click();
+    const code = (await textOf(page.getByTestId("new-invite-code"))).trim();
+    expect(code.length).toBeGreaterThan(5);
+    await page.getByRole("status").filter({ hasText: "New invite code" }).getByRole("button", { name: "Copy" }).click();
+    await page.getByRole("button", { name: "Copied" }).waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(code);
+    const invite = page.getByTestId("invite").first();
+    expect(await textOf(invite)).toContain("0 of 1 used");
+
+    const third = await openTab(browser, parley.url);
+    try {
+      const p = third.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByLabel("Invite code").fill("not-a-code");
+      await signUp(p, frank);
+      await p.getByRole("alert").waitFor();
+      await p.getByLabel("Invite code").fill(code);
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").filter({ hasText: frank.username }).waitFor();
+    } finally {
+      await third.context.close();
+    }
+    await page.reload();
+    await invite.getByTestId("invite-state").filter({ hasText: "Used up" }).waitFor();
+    expect(await textOf(invite)).toContain("1 of 1 used");
+
+    // A second code, revoked: the list says so and offers no second revoke.
+    await page.getByRole("button", { name: "Create invite code" }).click();
+    await waitUntil("two invites", async () => (await page.getByTestId("invite").count()) === 2);
+    const newest = page.getByTestId("invite").first();
+    await newest.getByRole("button", { name: /^Revoke/ }).click();
+    await newest.getByTestId("invite-state").filter({ hasText: "Revoked" }).waitFor();
+    expect(await newest.getByRole("button", { name: /^Revoke/ }).count()).toBe(0);
+
+    await savePolicy(/^Open/);
+  });
+
   step("deletes one's own account after a warning and the password, and is signed out", async () => {
     const dave = { username: `dave_${Date.now().toString(36)}`, password: "dave's long password" };
     const other = await openTab(browser, parley.url);

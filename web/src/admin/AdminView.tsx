@@ -7,6 +7,7 @@ import { AccountStatus, Role, type User } from "../gen/parley/user/v1/user_pb";
 import { ChatHeader } from "../chat/ChatView";
 import { ConfirmModal } from "../ui/Modal";
 import { formatTime } from "../ui/time";
+import { SignupSettings } from "./SignupSettings";
 
 const PAGE_SIZE = 20;
 
@@ -87,6 +88,7 @@ export default function AdminView({ onOpenSidebar }: { onOpenSidebar: () => void
       <ChatHeader title={t("admin")} subtitle={<span className="truncate">{t("accounts")}</span>} onOpenSidebar={onOpenSidebar} />
       <div className="min-h-0 flex-1 overflow-y-auto bg-white">
         <div className="mx-auto max-w-5xl px-4 py-6 sm:px-6">
+          <SignupSettings />
           <h2 className="mb-4 text-lg font-semibold">{t("accounts")}</h2>
           <form onSubmit={search} className="mb-4 flex flex-wrap items-end gap-2" role="search" aria-label={t("searchAccounts")}>
             <div className="min-w-48 flex-1">
