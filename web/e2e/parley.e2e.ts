@@ -177,6 +177,17 @@ describe("Parley in a browser", () => {
     await card.getByRole("button", { name: "Edit" }).click();
     await page.getByText(/\d+ models/).waitFor();
     expect(await page.getByLabel("Model").inputValue()).toBe("fake-model");
+    // A new base URL needs the key again (the stored one never goes to another address).
+    const keyField = page.getByLabel("API key");
+    expect(await keyField.evaluate((el) => (el as HTMLInputElement).required)).toBe(false);
+    await page.getByLabel("Base URL").fill(`${fake.baseUrl}/elsewhere`);
+    await page.getByTestId("key-required").filter({ hasText: "enter the API key again" }).waitFor();
+    expect(await keyField.evaluate((el) => (el as HTMLInputElement).required)).toBe(true);
+    await page.getByRole("button", { name: "Save" }).click();
+    expect(await keyField.evaluate((el) => (el as HTMLInputElement).validity.valueMissing)).toBe(true);
+    await page.getByLabel("Base URL").fill(fake.baseUrl);
+    await page.getByTestId("key-required").waitFor({ state: "detached" });
+    expect(await keyField.evaluate((el) => (el as HTMLInputElement).required)).toBe(false);
     await page.getByLabel("Name", { exact: true }).fill("Fake provider (local)");
     await page.getByRole("button", { name: "Save" }).click();
     await card.filter({ hasText: "Fake provider (local)" }).waitFor();
@@ -559,6 +570,62 @@ describe("Parley in a browser", () => {
     // Deleting the open chat leaves it.
     await page.waitForURL((url) => url.pathname === "/");
     expect(await list.locator("li").count()).toBe(1);
+  });
+
+  step("an answer cut at the maximum size says so under it", async () => {
+    // 300 KB, past the 256 KB a stored answer may hold.
+    const paragraph = `${"lorem ipsum dolor sit amet ".repeat(40)}\n\n`;
+    await fake.script([{ text: paragraph.repeat(280), chunk_size: 16384, chunk_delay_ms: 0 }, { text: "Cut answer" }]);
+    await page.getByRole("link", { name: "New chat" }).click();
+    await send("Write a very long text");
+    await page.waitForURL(/\/c\/\d+$/);
+    const note = page.getByTestId("status-note");
+    await note.waitFor({ timeout: 30_000 });
+    expect(await textOf(note)).toMatch(/^The answer was cut short: the answer reached the maximum size of .+ and was cut off here$/);
+    expect(await lastAssistant().getAttribute("data-status")).toBe("complete");
+    // Stored with its note: a reload shows it again.
+    await page.reload();
+    await page.getByTestId("status-note").waitFor({ timeout: 30_000 });
+    await fake.clear();
+  });
+
+  step("a message over the rate limit says so, with the wait", async () => {
+    const limited = await startParley({ messagesPerMinute: 1 });
+    const other = await openTab(browser, limited.url);
+    watchPage(other.page);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByLabel("Username").fill("limited_user");
+      await p.getByLabel("Password").fill("a long enough password");
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").waitFor();
+      await p.goto(`${limited.url}/settings/api-configs`);
+      await p.getByRole("button", { name: "Add API config" }).click();
+      await p.getByLabel("Name", { exact: true }).fill("Fake");
+      await p.getByLabel("Base URL").fill(fake.baseUrl);
+      await p.getByLabel("API key").fill(fake.apiKey);
+      await p.getByLabel("Model").fill("fake-model");
+      await p.getByRole("button", { name: "Save" }).click();
+      await p.getByTestId("api-config").waitFor();
+      await p.getByRole("link", { name: "New chat" }).click();
+      await fake.script([{ text: "The one answer this minute.", chunk_delay_ms: 5 }, { text: "Limited" }]);
+      await p.locator("#composer").fill("First");
+      await p.locator("#composer").press("Enter");
+      await p.locator("article[data-role=assistant][data-status=complete]").waitFor();
+      await p.locator("#composer").fill("Second, too soon");
+      await p.locator("#composer").press("Enter");
+      const error = p.getByTestId("chat-error");
+      await error.waitFor();
+      expect(await textOf(error)).toMatch(/Limit reached: .+\. Try again in \d+ s\./);
+      // Nothing lost: the text is back in the box.
+      await waitUntil("the text back in the box", async () => (await p.locator("#composer").inputValue()) === "Second, too soon");
+    } finally {
+      watchPage(page);
+      await other.context.close();
+      await limited.stop();
+      await fake.clear();
+    }
   });
 
   step("signs out and back in, in every tab of the browser; the history is there", async () => {

@@ -109,7 +109,7 @@ export interface Parley {
   stop(): Promise<void>;
 }
 
-export async function startParley(): Promise<Parley> {
+export async function startParley(options: { messagesPerMinute?: number } = {}): Promise<Parley> {
   if (!existsSync(join(webDist, "index.html"))) {
     throw new Error(`${webDist}/index.html is missing: run npm run build first`);
   }
@@ -127,7 +127,7 @@ export async function startParley(): Promise<Parley> {
       "--auth-requests-per-minute",
       "0",
       "--messages-per-minute",
-      "0",
+      String(options.messagesPerMinute ?? 0),
     ],
     /Parley is running at (http:\/\/\S+)/,
   );
