@@ -200,6 +200,13 @@ impl user::user_service_server::UserService for FakeUserService {
         self.observed.record("DeleteAccount", &r);
         Err(scripted("DeleteAccount"))
     }
+    async fn get_signup_info(
+        &self,
+        r: Request<user::GetSignupInfoRequest>,
+    ) -> Result<Response<user::GetSignupInfoResponse>, Status> {
+        self.observed.record("GetSignupInfo", &r);
+        Err(scripted("GetSignupInfo"))
+    }
     async fn get_public_keys(
         &self,
         _r: Request<user::GetPublicKeysRequest>,

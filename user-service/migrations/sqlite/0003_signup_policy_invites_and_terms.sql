@@ -23,3 +23,9 @@ CREATE UNIQUE INDEX invite_codes_code_hash ON invite_codes (code_hash);
 
 -- Set at sign-up when the operator publishes terms (--terms-url) and they were accepted.
 ALTER TABLE users ADD COLUMN terms_accepted_at BIGINT;
+
+-- The first account administers the instance: on an existing one without an administrator,
+-- that is the oldest account.
+UPDATE users SET role = 'admin'
+WHERE id = (SELECT MIN(id) FROM users)
+  AND NOT EXISTS (SELECT 1 FROM users WHERE role = 'admin');
