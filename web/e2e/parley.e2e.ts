@@ -917,6 +917,31 @@ describe("Parley in a browser", () => {
     await savePolicy(/^Open/);
   });
 
+  step("sign-up asks for consent to the operator's terms, with a link to them", async () => {
+    const withTerms = await startParley({ termsUrl: "https://terms.example.com/parley" });
+    const other = await openTab(browser, withTerms.url);
+    watchPage(other.page);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      const consent = p.getByRole("checkbox", { name: /I accept the terms of use/ });
+      await consent.waitFor();
+      expect(await p.getByRole("link", { name: /terms of use/ }).getAttribute("href")).toBe("https://terms.example.com/parley");
+      await p.getByLabel("Username").fill("terms_reader");
+      await p.getByLabel("Password").fill("a long enough password");
+      await p.getByRole("button", { name: "Create account" }).click();
+      // Not accepted: the browser keeps the form (the server would refuse it too).
+      expect(await consent.evaluate((el) => (el as HTMLInputElement).validity.valueMissing)).toBe(true);
+      await consent.check();
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").filter({ hasText: "terms_reader" }).waitFor();
+    } finally {
+      watchPage(page);
+      await other.context.close();
+      await withTerms.stop();
+    }
+  });
+
   step("deletes one's own account after a warning and the password, and is signed out", async () => {
     const dave = { username: `dave_${Date.now().toString(36)}`, password: "dave's long password" };
     const other = await openTab(browser, parley.url);

@@ -109,7 +109,7 @@ export interface Parley {
   stop(): Promise<void>;
 }
 
-export async function startParley(options: { messagesPerMinute?: number } = {}): Promise<Parley> {
+export async function startParley(options: { messagesPerMinute?: number; termsUrl?: string } = {}): Promise<Parley> {
   if (!existsSync(join(webDist, "index.html"))) {
     throw new Error(`${webDist}/index.html is missing: run npm run build first`);
   }
@@ -128,6 +128,7 @@ export async function startParley(options: { messagesPerMinute?: number } = {}):
       "0",
       "--messages-per-minute",
       String(options.messagesPerMinute ?? 0),
+      ...(options.termsUrl ? ["--terms-url", options.termsUrl] : []),
     ],
     /Parley is running at (http:\/\/\S+)/,
   );
