@@ -785,6 +785,10 @@ describe("Parley in a browser", () => {
       await row.getByRole("button", { name: `Disable: ${carol.username}` }).click();
       await row.getByTestId("account-status").filter({ hasText: "Disabled" }).waitFor();
       await page.getByRole("status").filter({ hasText: "is disabled" }).waitFor();
+      // Focus moved to the button that took the pressed one's place.
+      await waitUntil("focus on Re-enable", async () =>
+        page.evaluate(() => document.activeElement?.getAttribute("aria-label")?.startsWith("Re-enable:") ?? false),
+      );
       // The status filter finds it among the disabled ones only.
       await page.getByRole("searchbox", { name: "Search accounts" }).fill("");
       await page.getByLabel("Status").selectOption({ label: "Disabled" });

@@ -76,6 +76,12 @@ export default function AdminView({ onOpenSidebar }: { onOpenSidebar: () => void
       await run();
       setNotice(t(done, { name: target.username }));
       await load(query, currentToken);
+      // The pressed button is gone (Disable became Re-enable, or the row left): keep focus
+      // on the row's first action, else on the list's heading, not lost to the page.
+      requestAnimationFrame(() => {
+        const next = document.querySelector<HTMLElement>(`[data-account-id="${target.id}"] button`);
+        (next ?? document.getElementById("accounts-title"))?.focus();
+      });
     } catch (err) {
       setError(errorMessage(err));
     } finally {
@@ -89,7 +95,9 @@ export default function AdminView({ onOpenSidebar }: { onOpenSidebar: () => void
       <div className="min-h-0 flex-1 overflow-y-auto bg-white">
         <div className="mx-auto max-w-5xl px-4 py-6 sm:px-6">
           <SignupSettings />
-          <h2 className="mb-4 text-lg font-semibold">{t("accounts")}</h2>
+          <h2 id="accounts-title" tabIndex={-1} className="mb-4 text-lg font-semibold outline-none">
+            {t("accounts")}
+          </h2>
           <form onSubmit={search} className="mb-4 flex flex-wrap items-end gap-2" role="search" aria-label={t("searchAccounts")}>
             <div className="min-w-48 flex-1">
               <label className="field-label" htmlFor="admin-search">
@@ -200,7 +208,7 @@ function AccountRow({
   const { locale } = useLocale();
   const label = u.username;
   return (
-    <li className="flex flex-wrap items-start justify-between gap-3 p-3" data-testid="account" data-username={u.username}>
+    <li className="flex flex-wrap items-start justify-between gap-3 p-3" data-testid="account" data-account-id={u.id.toString()}>
       <div className="min-w-0 space-y-1">
         <p className="flex flex-wrap items-center gap-2">
           <span className="font-medium">{u.displayName || u.username}</span>
