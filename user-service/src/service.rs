@@ -65,8 +65,8 @@ pub struct SignInLimits {
 }
 
 /// One address hardly dents the per-login ceiling: its own counter allows 4 failures, then
-/// locks 30 s, 1 min, … up to an hour, about 30 failures a day (counters are forgotten a day
-/// after their last failure). 200 takes seven addresses guessing all day; beyond it a
+/// locks 30 s, 1 min, … up to an hour, 34 failures a day (counters are forgotten a day
+/// after their last failure). 200 takes six addresses guessing all day; beyond it a
 /// distributed guesser gets about one guess every 15 minutes.
 pub const SIGN_IN_LIMITS: SignInLimits = SignInLimits {
     per_login_and_address: LockSchedule {
