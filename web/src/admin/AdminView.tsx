@@ -39,6 +39,17 @@ export default function AdminView({ onOpenSidebar }: { onOpenSidebar: () => void
   const [busyId, setBusyId] = useState<bigint | null>(null);
   const [deleting, setDeleting] = useState<User | null>(null);
   const loadSeq = useRef(0);
+  // The row whose action just finished: the pressed button is gone (Disable became Re-enable,
+  // or the row left), so focus goes to the row's first action, else the list's heading, once
+  // the buttons are enabled again, instead of being lost to the page.
+  const focusAfter = useRef<bigint | null>(null);
+  useEffect(() => {
+    const id = focusAfter.current;
+    if (id === null || busyId !== null) return;
+    focusAfter.current = null;
+    const next = document.querySelector<HTMLElement>(`[data-account-id="${id}"] button`);
+    (next ?? document.getElementById("accounts-title"))?.focus();
+  }, [busyId, page]);
 
   const load = useCallback(
     async (q: Query, token: string) => {
@@ -76,12 +87,7 @@ export default function AdminView({ onOpenSidebar }: { onOpenSidebar: () => void
       await run();
       setNotice(t(done, { name: target.username }));
       await load(query, currentToken);
-      // The pressed button is gone (Disable became Re-enable, or the row left): keep focus
-      // on the row's first action, else on the list's heading, not lost to the page.
-      requestAnimationFrame(() => {
-        const next = document.querySelector<HTMLElement>(`[data-account-id="${target.id}"] button`);
-        (next ?? document.getElementById("accounts-title"))?.focus();
-      });
+      focusAfter.current = target.id;
     } catch (err) {
       setError(errorMessage(err));
     } finally {
