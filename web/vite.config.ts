@@ -17,23 +17,6 @@ function highlightAliases(): Record<string, string> {
   return aliases;
 }
 
-/** KaTeX's fonts in woff2 only: every browser the UI supports (it needs ES2022 anyway) reads
- * woff2, so the woff and ttf copies are neither referenced nor shipped. */
-function katexWoff2Only(): Plugin {
-  return {
-    name: "parley:katex-woff2-only",
-    enforce: "pre",
-    transform(code, id) {
-      if (!/katex(\.min)?\.css$/.test(id.split("?")[0])) return null;
-      const trimmed = code.replace(/,\s*url\([^)]+\.(?:woff|ttf)\)\s*format\("(?:woff|truetype)"\)/g, "");
-      if (!/format\("woff2"\)/.test(trimmed) || /\.(?:woff|ttf)\)/.test(trimmed)) {
-        this.error("katex.min.css changed shape: its @font-face rules no longer match the woff2-only rewrite");
-      }
-      return { code: trimmed, map: null };
-    },
-  };
-}
-
 const COMPRESSIBLE = /\.(?:html|js|mjs|css|svg|json|txt|xml|webmanifest|wasm|map)$/;
 
 /** After the build: `x.br` (brotli, best) and `x.gz` (gzip, best) next to every compressible
@@ -80,7 +63,7 @@ function precompress(outDir: string): Plugin {
 }
 
 export default defineConfig({
-  plugins: [katexWoff2Only(), react(), tailwindcss(), precompress("dist")],
+  plugins: [react(), tailwindcss(), precompress("dist")],
   define: {
     __HLJS_ALIASES__: JSON.stringify(highlightAliases()),
   },

@@ -9,7 +9,12 @@ import { LoginResponseSchema, RefreshTokenResponseSchema, RegisterResponseSchema
 import { startFakeProvider, startParley, type FakeProvider, type Parley } from "./stack";
 import { launch, openTab, step, textOf, waitUntil, watchPage, type Tab } from "./browser";
 
-const alice = { username: `alice_${Date.now().toString(36)}`, password: "correct horse battery", displayName: "Alice Example" };
+const alice = {
+  username: `alice_${Date.now().toString(36)}`,
+  password: "correct horse battery",
+  displayName: "Alice Example",
+  email: `alice_${Date.now().toString(36)}@example.com`,
+};
 const bob = { username: `bob_${Date.now().toString(36)}`, password: "another long password" };
 
 let parley: Parley;
@@ -172,6 +177,17 @@ describe("Parley in a browser", () => {
     await card.getByRole("button", { name: "Edit" }).click();
     await page.getByText(/\d+ models/).waitFor();
     expect(await page.getByLabel("Model").inputValue()).toBe("fake-model");
+    // A new base URL needs the key again (the stored one never goes to another address).
+    const keyField = page.getByLabel("API key");
+    expect(await keyField.evaluate((el) => (el as HTMLInputElement).required)).toBe(false);
+    await page.getByLabel("Base URL").fill(`${fake.baseUrl}/elsewhere`);
+    await page.getByTestId("key-required").filter({ hasText: "enter the API key again" }).waitFor();
+    expect(await keyField.evaluate((el) => (el as HTMLInputElement).required)).toBe(true);
+    await page.getByRole("button", { name: "Save" }).click();
+    expect(await keyField.evaluate((el) => (el as HTMLInputElement).validity.valueMissing)).toBe(true);
+    await page.getByLabel("Base URL").fill(fake.baseUrl);
+    await page.getByTestId("key-required").waitFor({ state: "detached" });
+    expect(await keyField.evaluate((el) => (el as HTMLInputElement).required)).toBe(false);
     await page.getByLabel("Name", { exact: true }).fill("Fake provider (local)");
     await page.getByRole("button", { name: "Save" }).click();
     await card.filter({ hasText: "Fake provider (local)" }).waitFor();
@@ -556,6 +572,62 @@ describe("Parley in a browser", () => {
     expect(await list.locator("li").count()).toBe(1);
   });
 
+  step("an answer cut at the maximum size says so under it", async () => {
+    // 300 KB, past the 256 KB a stored answer may hold.
+    const paragraph = `${"lorem ipsum dolor sit amet ".repeat(40)}\n\n`;
+    await fake.script([{ text: paragraph.repeat(280), chunk_size: 16384, chunk_delay_ms: 0 }, { text: "Cut answer" }]);
+    await page.getByRole("link", { name: "New chat" }).click();
+    await send("Write a very long text");
+    await page.waitForURL(/\/c\/\d+$/);
+    const note = page.getByTestId("status-note");
+    await note.waitFor({ timeout: 30_000 });
+    expect(await textOf(note)).toMatch(/^The answer was cut short: the answer reached the maximum size of .+ and was cut off here$/);
+    expect(await lastAssistant().getAttribute("data-status")).toBe("complete");
+    // Stored with its note: a reload shows it again.
+    await page.reload();
+    await page.getByTestId("status-note").waitFor({ timeout: 30_000 });
+    await fake.clear();
+  });
+
+  step("a message over the rate limit says so, with the wait", async () => {
+    const limited = await startParley({ messagesPerMinute: 1 });
+    const other = await openTab(browser, limited.url);
+    watchPage(other.page);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByLabel("Username").fill("limited_user");
+      await p.getByLabel("Password").fill("a long enough password");
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").waitFor();
+      await p.goto(`${limited.url}/settings/api-configs`);
+      await p.getByRole("button", { name: "Add API config" }).click();
+      await p.getByLabel("Name", { exact: true }).fill("Fake");
+      await p.getByLabel("Base URL").fill(fake.baseUrl);
+      await p.getByLabel("API key").fill(fake.apiKey);
+      await p.getByLabel("Model").fill("fake-model");
+      await p.getByRole("button", { name: "Save" }).click();
+      await p.getByTestId("api-config").waitFor();
+      await p.getByRole("link", { name: "New chat" }).click();
+      await fake.script([{ text: "The one answer this minute.", chunk_delay_ms: 5 }, { text: "Limited" }]);
+      await p.locator("#composer").fill("First");
+      await p.locator("#composer").press("Enter");
+      await p.locator("article[data-role=assistant][data-status=complete]").waitFor();
+      await p.locator("#composer").fill("Second, too soon");
+      await p.locator("#composer").press("Enter");
+      const error = p.getByTestId("chat-error");
+      await error.waitFor();
+      expect(await textOf(error)).toMatch(/Limit reached: .+\. Try again in \d+ s\./);
+      // Nothing lost: the text is back in the box.
+      await waitUntil("the text back in the box", async () => (await p.locator("#composer").inputValue()) === "Second, too soon");
+    } finally {
+      watchPage(page);
+      await other.context.close();
+      await limited.stop();
+      await fake.clear();
+    }
+  });
+
   step("signs out and back in, in every tab of the browser; the history is there", async () => {
     const second = await tab.context.newPage();
     try {
@@ -592,11 +664,39 @@ describe("Parley in a browser", () => {
     await page.getByRole("menuitem", { name: "Profile" }).waitFor();
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Profile");
     await page.keyboard.press("Enter");
+    // The profile says when the account was made and last signed in.
+    await page
+      .getByTestId("profile-times")
+      .filter({ hasText: /Member since .+ · Last sign-in (?!never)/ })
+      .waitFor();
     await page.getByLabel("Display name").fill("Alice Renamed");
-    await page.getByLabel("Email").fill(`${alice.username}@example.com`);
+    // A new email address asks for the current password; a wrong one changes nothing.
+    expect(await page.getByLabel("Current password").count()).toBe(0);
+    await page.getByLabel("Email").fill(alice.email);
+    await page.getByText("Changing the email needs your current password.").waitFor();
+    await page.getByLabel("Current password").fill("not the password");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("alert").waitFor();
+    await page.getByLabel("Current password").fill(alice.password);
     await page.getByRole("button", { name: "Save" }).click();
     await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
     await page.getByTestId("user-name").filter({ hasText: "Alice Renamed" }).waitFor();
+    expect(await page.getByLabel("Current password").count()).toBe(0);
+
+    // The new address is unverified until the code sent there is entered.
+    await page.getByTestId("email-state").filter({ hasText: "Not verified" }).waitFor();
+    await page.getByRole("button", { name: "Send verification code" }).click();
+    await page.getByText(`A code was sent to ${alice.email}`).waitFor();
+    await page.getByLabel("Code").fill("000000");
+    await page.getByRole("button", { name: "Verify email" }).click();
+    await page
+      .getByRole("alert")
+      .filter({ hasText: /wrong|invalid|expired/i })
+      .waitFor();
+    await page.getByLabel("Code").fill(await parley.codeFor(alice.username, "email_verify"));
+    await page.getByRole("button", { name: "Verify email" }).click();
+    await page.getByTestId("email-state").filter({ hasText: "Verified" }).waitFor();
+    expect(await page.getByRole("button", { name: "Send verification code" }).count()).toBe(0);
 
     await page.getByRole("link", { name: "Change password" }).click();
     await page.getByLabel("Current password").fill(alice.password);
@@ -644,16 +744,256 @@ describe("Parley in a browser", () => {
     }
   });
 
+  step("the first account administers: disables, re-enables and deletes another account", async () => {
+    const carol = { username: `carol_${Date.now().toString(36)}`, password: "carol's long password" };
+    const other = await openTab(browser, parley.url);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByLabel("Username").fill(carol.username);
+      await p.getByLabel("Password").fill(carol.password);
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").filter({ hasText: carol.username }).waitFor();
+      // Not an administrator: no such menu item, and the address shows nothing of it.
+      await p.getByRole("button", { name: "Account menu" }).click();
+      await p.getByRole("menuitem", { name: "Profile" }).waitFor();
+      expect(await p.getByRole("menuitem", { name: "Administration" }).count()).toBe(0);
+      await p.keyboard.press("Escape");
+      await p.goto(`${parley.url}/admin`);
+      await p.getByText("Only administrators can open this page.").waitFor();
+      expect(await p.getByTestId("account").count()).toBe(0);
+
+      // Alice, the first account, is an administrator.
+      await openUserMenu("Administration");
+      await page.getByRole("heading", { name: "Accounts" }).waitFor();
+      const me = page.getByTestId("account").filter({ hasText: alice.username });
+      await me.waitFor();
+      expect(await textOf(me.getByTestId("account-role"))).toBe("Administrator");
+      // Her own account has no buttons (the server refuses them too).
+      expect(await me.getByRole("button").count()).toBe(0);
+
+      await page.getByRole("searchbox", { name: "Search accounts" }).fill(carol.username.toUpperCase());
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      const row = page.getByTestId("account").filter({ hasText: carol.username });
+      await row.waitFor();
+      await waitUntil("only carol listed", async () => (await page.getByTestId("account").count()) === 1);
+      expect(await textOf(row.getByTestId("account-status"))).toBe("Active");
+      expect(await textOf(row.getByTestId("account-role"))).toBe("User");
+      expect(await textOf(row.getByTestId("account-last-sign-in"))).not.toContain("never");
+      expect(await textOf(row.getByTestId("account-sign-in"))).toContain("Username");
+
+      await row.getByRole("button", { name: `Disable: ${carol.username}` }).click();
+      await row.getByTestId("account-status").filter({ hasText: "Disabled" }).waitFor();
+      await page.getByRole("status").filter({ hasText: "is disabled" }).waitFor();
+      // Focus moved to the button that took the pressed one's place.
+      await waitUntil("focus on Re-enable", async () =>
+        page.evaluate(() => document.activeElement?.getAttribute("aria-label")?.startsWith("Re-enable:") ?? false),
+      );
+      // The status filter finds it among the disabled ones only.
+      await page.getByRole("searchbox", { name: "Search accounts" }).fill("");
+      await page.getByLabel("Status").selectOption({ label: "Disabled" });
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      await waitUntil("only disabled accounts", async () => {
+        const statuses = await page.getByTestId("account-status").allTextContents();
+        return statuses.length === 1 && statuses[0] === "Disabled";
+      });
+
+      // Her next sign-in fails, and says why.
+      await p.goto(parley.url);
+      await signIn(p, carol.username, carol.password);
+      await p.getByRole("alert").filter({ hasText: "This account has been disabled by an administrator." }).waitFor();
+
+      await row.getByRole("button", { name: `Re-enable: ${carol.username}` }).click();
+      await page.getByRole("status").filter({ hasText: "can sign in again" }).waitFor();
+      await signIn(p, carol.username, carol.password);
+      await p.getByTestId("user-name").filter({ hasText: carol.username }).waitFor();
+
+      await page.getByLabel("Status").selectOption({ label: "All" });
+      await page.getByRole("searchbox", { name: "Search accounts" }).fill(carol.username);
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      await row.getByTestId("account-status").filter({ hasText: "Active" }).waitFor();
+      // Deleting asks first; Cancel keeps the account.
+      await row.getByRole("button", { name: `Delete: ${carol.username}` }).click();
+      const dialog = page.getByRole("dialog", { name: "Delete account" });
+      expect(await textOf(dialog)).toContain(carol.username);
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+      await dialog.waitFor({ state: "hidden" });
+      expect(await row.count()).toBe(1);
+      await row.getByRole("button", { name: `Delete: ${carol.username}` }).click();
+      await dialog.getByRole("button", { name: "Delete" }).click();
+      await page.getByRole("status").filter({ hasText: "was deleted" }).waitFor();
+      await row.waitFor({ state: "detached" });
+      await page.getByText("No accounts match.").waitFor();
+
+      // Gone: signing in is refused like an unknown account.
+      await p.evaluate(() => localStorage.clear());
+      await p.context().clearCookies();
+      await p.goto(parley.url);
+      await signIn(p, carol.username, carol.password);
+      await p
+        .getByRole("alert")
+        .filter({ hasText: /invalid login or password/i })
+        .waitFor();
+    } finally {
+      await other.context.close();
+    }
+  });
+
+  step("sign-up needing approval, then an invite code, set from the admin page", async () => {
+    const suffix = Date.now().toString(36);
+    const erin = { username: `erin_${suffix}`, password: "erin's long password" };
+    const frank = { username: `frank_${suffix}`, password: "frank's long password" };
+    const signUp = async (p: Page, who: { username: string; password: string }) => {
+      await p.getByLabel("Username").fill(who.username);
+      await p.getByLabel("Password").fill(who.password);
+      await p.getByRole("button", { name: "Create account" }).click();
+    };
+    const savePolicy = async (name: RegExp) => {
+      await page.getByRole("radio", { name }).check();
+      await page.getByRole("button", { name: "Save sign-up policy" }).click();
+      await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
+    };
+    await page.goto(`${parley.url}/admin`);
+    await page.getByRole("heading", { name: "Sign-up" }).waitFor();
+    expect(await page.getByRole("radio", { name: /^Open/ }).isChecked()).toBe(true);
+    await savePolicy(/^Approval/);
+
+    const other = await openTab(browser, parley.url);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByTestId("signup-policy").filter({ hasText: "wait for an administrator's approval" }).waitFor();
+      await signUp(p, erin);
+      await p.getByTestId("auth-notice").filter({ hasText: "waiting for approval" }).waitFor();
+      await signIn(p, erin.username, erin.password);
+      await p.getByRole("alert").filter({ hasText: "This account is waiting for approval by an administrator." }).waitFor();
+
+      await page.getByLabel("Status").selectOption({ label: "Awaiting approval" });
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      const row = page.getByTestId("account").filter({ hasText: erin.username });
+      await row.getByTestId("account-status").filter({ hasText: "Awaiting approval" }).waitFor();
+      await row.getByRole("button", { name: `Approve: ${erin.username}` }).click();
+      await page.getByRole("status").filter({ hasText: "is approved" }).waitFor();
+      await signIn(p, erin.username, erin.password);
+      await p.getByTestId("user-name").filter({ hasText: erin.username }).waitFor();
+    } finally {
+      await other.context.close();
+    }
+
+    // Invite only: a code with one use, copied from the page.
+    await savePolicy(/^Invite only/);
+    await page.getByLabel("Uses").fill("1");
+    await page.getByLabel("Valid for (days)").fill("3");
+    await page.getByRole("button", { name: "Create invite code" }).click();
+    const code = (await textOf(page.getByTestId("new-invite-code"))).trim();
+    expect(code.length).toBeGreaterThan(5);
+    await page.getByRole("status").filter({ hasText: "New invite code" }).getByRole("button", { name: "Copy" }).click();
+    await page.getByRole("button", { name: "Copied" }).waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(code);
+    const invite = page.getByTestId("invite").first();
+    expect(await textOf(invite)).toContain("0 of 1 used");
+
+    const third = await openTab(browser, parley.url);
+    try {
+      const p = third.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByLabel("Invite code").fill("not-a-code");
+      await signUp(p, frank);
+      await p.getByRole("alert").waitFor();
+      await p.getByLabel("Invite code").fill(code);
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").filter({ hasText: frank.username }).waitFor();
+    } finally {
+      await third.context.close();
+    }
+    await page.reload();
+    await invite.getByTestId("invite-state").filter({ hasText: "Used up" }).waitFor();
+    expect(await textOf(invite)).toContain("1 of 1 used");
+
+    // A second code, revoked: the list says so and offers no second revoke.
+    await page.getByRole("button", { name: "Create invite code" }).click();
+    await waitUntil("two invites", async () => (await page.getByTestId("invite").count()) === 2);
+    const newest = page.getByTestId("invite").first();
+    await newest.getByRole("button", { name: /^Revoke/ }).click();
+    await newest.getByTestId("invite-state").filter({ hasText: "Revoked" }).waitFor();
+    expect(await newest.getByRole("button", { name: /^Revoke/ }).count()).toBe(0);
+
+    await savePolicy(/^Open/);
+  });
+
+  step("sign-up asks for consent to the operator's terms, with a link to them", async () => {
+    const withTerms = await startParley({ termsUrl: "https://terms.example.com/parley" });
+    const other = await openTab(browser, withTerms.url);
+    watchPage(other.page);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      const consent = p.getByRole("checkbox", { name: /I accept the terms of use/ });
+      await consent.waitFor();
+      expect(await p.getByRole("link", { name: /terms of use/ }).getAttribute("href")).toBe("https://terms.example.com/parley");
+      await p.getByLabel("Username").fill("terms_reader");
+      await p.getByLabel("Password").fill("a long enough password");
+      await p.getByRole("button", { name: "Create account" }).click();
+      // Not accepted: the browser keeps the form (the server would refuse it too).
+      expect(await consent.evaluate((el) => (el as HTMLInputElement).validity.valueMissing)).toBe(true);
+      await consent.check();
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").filter({ hasText: "terms_reader" }).waitFor();
+    } finally {
+      watchPage(page);
+      await other.context.close();
+      await withTerms.stop();
+    }
+  });
+
+  step("deletes one's own account after a warning and the password, and is signed out", async () => {
+    const dave = { username: `dave_${Date.now().toString(36)}`, password: "dave's long password" };
+    const other = await openTab(browser, parley.url);
+    watchPage(other.page);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByLabel("Username").fill(dave.username);
+      await p.getByLabel("Password").fill(dave.password);
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").filter({ hasText: dave.username }).waitFor();
+      await p.goto(`${parley.url}/settings/profile`);
+      await p.getByRole("button", { name: "Delete my account…" }).click();
+      const dialog = p.getByRole("dialog", { name: "Delete my account" });
+      const warning = await textOf(dialog);
+      expect(warning).toContain(`@${dave.username}`);
+      expect(warning).toMatch(/chats and messages.*personas.*API configs/);
+      // The password field has focus; a wrong password deletes nothing.
+      expect(await p.evaluate(() => document.activeElement?.id)).toBe("delete-account-password");
+      await dialog.getByLabel("Password").fill("not dave's password");
+      await dialog.getByRole("button", { name: "Delete my account forever" }).click();
+      await dialog.getByRole("alert").waitFor();
+      await dialog.getByLabel("Password").fill(dave.password);
+      await dialog.getByRole("button", { name: "Delete my account forever" }).click();
+      await p.getByTestId("auth-notice").filter({ hasText: "Your account was deleted." }).waitFor();
+      await p.reload();
+      await signIn(p, dave.username, dave.password);
+      await p
+        .getByRole("alert")
+        .filter({ hasText: /invalid login or password/i })
+        .waitFor();
+    } finally {
+      watchPage(page);
+      await other.context.close();
+    }
+  });
+
   step("resets a forgotten password with the code from the log", async () => {
     const other = await openTab(browser, parley.url);
     watchPage(other.page);
     try {
       const p = other.page;
+      // By the verified email address: the code goes there.
       await p.getByRole("button", { name: "Forgot password?" }).click();
-      await p.getByLabel("Username or email").fill(alice.username);
+      await p.getByLabel("Username or email").fill(alice.email);
       await p.getByRole("button", { name: "Send code" }).click();
       await p.getByLabel("Code").waitFor();
-      const code = await parley.codeFor(alice.username);
+      const code = await parley.codeFor(alice.username, "password_reset");
       // Another code right away: the server says when, and the page counts down.
       await p.getByRole("button", { name: "Resend code" }).click();
       await p
@@ -670,7 +1010,8 @@ describe("Parley in a browser", () => {
       // The password before the reset no longer works.
       await signIn(p, alice.username, alice.password);
       await p.getByRole("alert").waitFor();
-      await signIn(p, alice.username, "a brand new password");
+      // The verified address signs in too.
+      await signIn(p, alice.email, "a brand new password");
       await p.getByTestId("chat-list").getByText("Renamed chat").waitFor();
     } finally {
       watchPage(page);

@@ -103,12 +103,13 @@ export interface Parley {
   url: string;
   /** Every line the stack printed so far. */
   logs: string[];
-  /** The newest verification code the log mailer printed for this login. */
-  codeFor(login: string): Promise<string>;
+  /** The newest verification code the log mailer printed for this login (and purpose:
+   * "password_reset" or "email_verify", when given). */
+  codeFor(login: string, purpose?: string): Promise<string>;
   stop(): Promise<void>;
 }
 
-export async function startParley(): Promise<Parley> {
+export async function startParley(options: { messagesPerMinute?: number; termsUrl?: string } = {}): Promise<Parley> {
   if (!existsSync(join(webDist, "index.html"))) {
     throw new Error(`${webDist}/index.html is missing: run npm run build first`);
   }
@@ -126,17 +127,18 @@ export async function startParley(): Promise<Parley> {
       "--auth-requests-per-minute",
       "0",
       "--messages-per-minute",
-      "0",
+      String(options.messagesPerMinute ?? 0),
+      ...(options.termsUrl ? ["--terms-url", options.termsUrl] : []),
     ],
     /Parley is running at (http:\/\/\S+)/,
   );
   return {
     url: match[1],
     logs: lines,
-    async codeFor(login: string) {
+    async codeFor(login: string, purpose?: string) {
       const deadline = Date.now() + 10_000;
       while (Date.now() < deadline) {
-        const line = [...lines].reverse().find((l) => l.includes(login) && /code=\d{6}/.test(l));
+        const line = [...lines].reverse().find((l) => l.includes(login) && /code=\d{6}/.test(l) && (!purpose || l.includes(purpose)));
         const code = line?.match(/code=(\d{6})/)?.[1];
         if (code) return code;
         await new Promise((r) => setTimeout(r, 100));

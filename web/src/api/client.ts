@@ -4,6 +4,7 @@ import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { UserService, type User } from "../gen/parley/user/v1/user_pb";
+import { AdminService } from "../gen/parley/user/v1/admin_pb";
 import { ApiConfigService } from "../gen/parley/chat/v1/api_config_pb";
 import { PersonaService } from "../gen/parley/chat/v1/persona_pb";
 import { SessionService } from "../gen/parley/chat/v1/session_pb";
@@ -84,7 +85,16 @@ export function createApi(makeTransport: TransportFactory = sameOriginGrpcWeb) {
       tokens.signedOut("requested");
       peers.signedOut();
     },
+    /** After DeleteAccount: the server already ended every session; the cookie is cleared
+     * when it can be (a failure changes nothing, its token no longer works). */
+    accountDeleted(): void {
+      void publicUsers.logout({ refreshToken: "" }).catch(() => {});
+      tokens.signedOut("deleted");
+      peers.signedOut();
+    },
     users: createClient(UserService, transport),
+    /** Administrators only (the server answers PERMISSION_DENIED to anyone else). */
+    admin: createClient(AdminService, transport),
     apiConfigs: createClient(ApiConfigService, transport),
     personas: createClient(PersonaService, transport),
     sessions: createClient(SessionService, transport),

@@ -48,11 +48,11 @@ type AuthState =
   | { status: "loading" }
   /** The session could not be checked (network, gateway or user-service down): it is kept. */
   | { status: "unreachable"; retryAt: number }
-  | { status: "signedOut"; notice?: "expired" | "elsewhere" }
+  | { status: "signedOut"; notice?: "expired" | "elsewhere" | "deleted" }
   | { status: "signedIn"; user: User };
 
-function signedOutNotice(reason: SignOutReason | undefined, wasSignedIn: boolean): "expired" | "elsewhere" | undefined {
-  if (reason === "elsewhere") return "elsewhere";
+function signedOutNotice(reason: SignOutReason | undefined, wasSignedIn: boolean): "expired" | "elsewhere" | "deleted" | undefined {
+  if (reason === "elsewhere" || reason === "deleted") return reason;
   // Signed out without asking (the refresh cookie expired or was revoked): say so.
   if (reason === "expired" && wasSignedIn) return "expired";
   return undefined;
@@ -76,7 +76,7 @@ function Gate({ api }: { api: Api }) {
       } else {
         // Signing out (here or in another tab) leaves no unsent text behind on this device,
         // nor which parts (math, languages) its chats needed.
-        if (reason === "requested" || reason === "elsewhere") {
+        if (reason === "requested" || reason === "elsewhere" || reason === "deleted") {
           clearDrafts();
           forgetMarkdownParts();
         }
@@ -124,7 +124,9 @@ function Gate({ api }: { api: Api }) {
         ? { text: t("sessionExpired"), tone: "warning" }
         : auth.notice === "elsewhere"
           ? { text: t("signedOutElsewhere"), tone: "info" }
-          : undefined;
+          : auth.notice === "deleted"
+            ? { text: t("accountDeletedNotice"), tone: "info" }
+            : undefined;
     return <AuthScreen api={api} notice={notice} />;
   }
   return (

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 
 // A handful of routes, so the history API is enough: a reload keeps the open chat.
-export type Route = { name: "new" } | { name: "chat"; id: string } | { name: "settings"; tab: SettingsTab };
+export type Route = { name: "new" } | { name: "chat"; id: string } | { name: "settings"; tab: SettingsTab } | { name: "admin" };
 
 export type SettingsTab = "profile" | "password" | "api-configs" | "personas";
 const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas"];
@@ -9,6 +9,7 @@ const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas"];
 export function parseRoute(path: string): Route {
   const chat = /^\/c\/(\d+)\/?$/.exec(path);
   if (chat) return { name: "chat", id: chat[1] };
+  if (/^\/admin\/?$/.test(path)) return { name: "admin" };
   const settings = /^\/settings\/([a-z-]+)\/?$/.exec(path);
   if (settings && (tabs as string[]).includes(settings[1])) return { name: "settings", tab: settings[1] as SettingsTab };
   return { name: "new" };
@@ -22,6 +23,8 @@ export function routePath(route: Route): string {
       return `/c/${route.id}`;
     case "settings":
       return `/settings/${route.tab}`;
+    case "admin":
+      return "/admin";
   }
 }
 

@@ -1,8 +1,8 @@
-import { useState, type FormEvent, type ReactNode } from "react";
+import { useEffect, useState, type FormEvent, type ReactNode } from "react";
 import type { Api } from "../api/client";
 import { errorCode, errorMessage, retryAfterSeconds } from "../api/client";
 import { Code } from "@connectrpc/connect";
-import { RefreshTokenDelivery, VerificationPurpose } from "../gen/parley/user/v1/user_pb";
+import { RefreshTokenDelivery, SignupPolicy, VerificationPurpose } from "../gen/parley/user/v1/user_pb";
 import { locales, useLocale, useT } from "../i18n";
 import { Logo } from "../ui/icons";
 import { useCountdown } from "../ui/useCountdown";
@@ -80,6 +80,10 @@ export function AuthScreen({ api, notice }: { api: Api; notice?: Notice }) {
                 setFlash(undefined);
                 setMode(m);
               }}
+              onPending={() => {
+                setFlash({ text: t("signupPending"), tone: "info" });
+                setMode("signin");
+              }}
             />
           )}
           {mode === "forgot" && (
@@ -124,6 +128,13 @@ function ErrorLine({ error }: { error: string | null }) {
   );
 }
 
+/** Why Login refused a correct password, or undefined for any other failure. */
+export function loginRefusal(code: Code | undefined, t: (key: "loginDisabled" | "loginPending") => string): string | undefined {
+  if (code === Code.PermissionDenied) return t("loginDisabled");
+  if (code === Code.FailedPrecondition) return t("loginPending");
+  return undefined;
+}
+
 function SignIn({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
   const t = useT();
   const { busy, error, run } = useSubmit();
@@ -131,14 +142,19 @@ function SignIn({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
     void run(async () => {
-      api.signedIn(
-        await api.publicUsers.login({
-          login: String(form.get("login")),
-          password: String(form.get("password")),
-          // The refresh token only in the HttpOnly cookie: page scripts never see it.
-          refreshTokenDelivery: RefreshTokenDelivery.COOKIE,
-        }),
-      );
+      try {
+        api.signedIn(
+          await api.publicUsers.login({
+            login: String(form.get("login")),
+            password: String(form.get("password")),
+            // The refresh token only in the HttpOnly cookie: page scripts never see it.
+            refreshTokenDelivery: RefreshTokenDelivery.COOKIE,
+          }),
+        );
+      } catch (err) {
+        // The right password on an account that may not sign in: say why, in the page's language.
+        throw new Error(loginRefusal(errorCode(err), t) ?? errorMessage(err));
+      }
     });
   };
   return (
@@ -169,29 +185,80 @@ function SignIn({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
   );
 }
 
-function SignUp({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
+function SignUp({ api, onMode, onPending }: { api: Api; onMode: (m: Mode) => void; onPending: () => void }) {
   const t = useT();
   const { busy, error, run } = useSubmit();
+  // How sign-up works here; until it is known the form asks for nothing extra (the server
+  // checks either way).
+  const [info, setInfo] = useState<{ policy: SignupPolicy; termsUrl: string } | null>(null);
+  useEffect(() => {
+    let cancelled = false;
+    api.publicUsers.getSignupInfo({}).then(
+      (res) => !cancelled && setInfo({ policy: res.policy, termsUrl: safeTermsUrl(res.termsUrl) }),
+      () => {},
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [api]);
+  const needsInvite = info?.policy === SignupPolicy.INVITE;
+
   const onSubmit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
     const email = String(form.get("email") ?? "").trim();
     const displayName = String(form.get("displayName") ?? "").trim();
     void run(async () => {
-      api.signedIn(
-        await api.publicUsers.register({
-          username: String(form.get("username")).trim(),
-          password: String(form.get("password")),
-          email: email || undefined,
-          displayName: displayName || undefined,
-          refreshTokenDelivery: RefreshTokenDelivery.COOKIE,
-        }),
-      );
+      try {
+        api.signedIn(
+          await api.publicUsers.register({
+            username: String(form.get("username")).trim(),
+            password: String(form.get("password")),
+            email: email || undefined,
+            displayName: displayName || undefined,
+            inviteCode: String(form.get("inviteCode") ?? "").trim(),
+            acceptedTerms: form.get("acceptTerms") === "on",
+            refreshTokenDelivery: RefreshTokenDelivery.COOKIE,
+          }),
+        );
+      } catch (err) {
+        // Under the approval policy the account now exists and waits: that is no error.
+        if (info?.policy === SignupPolicy.APPROVAL && errorCode(err) === Code.FailedPrecondition && /approval/i.test(errorMessage(err))) {
+          onPending();
+          return;
+        }
+        throw err;
+      }
     });
   };
   return (
     <form onSubmit={onSubmit} className="space-y-4" aria-label={t("signUp")}>
       <h1 className="text-xl font-semibold">{t("createAccount")}</h1>
+      {info?.policy === SignupPolicy.APPROVAL && (
+        <p className="alert-info" data-testid="signup-policy">
+          {t("signupNeedsApproval")}
+        </p>
+      )}
+      {info?.policy === SignupPolicy.CLOSED && (
+        <p className="alert-warning" data-testid="signup-policy">
+          {t("signupClosed")}
+        </p>
+      )}
+      {needsInvite && (
+        <Field id="inviteCode" label={t("inviteCode")}>
+          <input
+            id="inviteCode"
+            name="inviteCode"
+            className="input font-mono"
+            autoComplete="off"
+            required
+            aria-describedby="inviteCode-hint"
+          />
+          <p id="inviteCode-hint" className="mt-1 text-sm text-gray-500">
+            {t("inviteCodeHint")}
+          </p>
+        </Field>
+      )}
       <Field id="username" label={t("username")}>
         <input id="username" name="username" className="input" autoComplete="username" required minLength={3} maxLength={32} autoFocus />
       </Field>
@@ -213,6 +280,17 @@ function SignUp({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
       <Field id="displayName" label={t("displayNameOptional")}>
         <input id="displayName" name="displayName" className="input" autoComplete="name" maxLength={100} />
       </Field>
+      {info?.termsUrl && (
+        <div className="flex items-start gap-2 text-sm">
+          <input id="acceptTerms" name="acceptTerms" type="checkbox" className="mt-1" required />
+          <label htmlFor="acceptTerms">
+            {t("acceptTermsBefore")}{" "}
+            <a href={info.termsUrl} target="_blank" rel="noopener noreferrer" className="font-medium underline">
+              {t("termsLink")}
+            </a>
+          </label>
+        </div>
+      )}
       <ErrorLine error={error} />
       <button type="submit" className="btn-primary w-full" disabled={busy}>
         {t("createAccount")}
@@ -225,6 +303,16 @@ function SignUp({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
       </p>
     </form>
   );
+}
+
+/** The terms link only when it is http(s) (the server checks too; a page never links elsewhere). */
+export function safeTermsUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : "";
+  } catch {
+    return "";
+  }
 }
 
 function Forgot({ api, onDone, onBack }: { api: Api; onDone: () => void; onBack: () => void }) {

@@ -35,7 +35,8 @@ export class SessionUnreachable extends Error {
 
 /** Why the page is signed out: the user asked, another tab of this browser did, or the
  * refresh cookie stopped working (it expired or was revoked). */
-export type SignOutReason = "requested" | "elsewhere" | "expired";
+/** "deleted": the account itself was deleted from this page. */
+export type SignOutReason = "requested" | "elsewhere" | "expired" | "deleted";
 
 /** The wait before retry number `attempt` (0-based) of something that could not reach the
  * server: 1 s doubling to 30 s, spread by ±20 % so many tabs do not retry in step. */

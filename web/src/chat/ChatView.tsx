@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { useStore } from "../app/store";
 import { errorMessage } from "../api/client";
 import { useT } from "../i18n";
+import { describeError } from "./errorText";
 import { emptyThread, fromProto, lastAssistant, streamingAnswer, threadReducer, type ChatMessage } from "./thread";
 import type { ChatEvent } from "../gen/parley/chat/v1/message_pb";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
@@ -175,7 +176,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         if (res.message) dispatch({ type: "messageUpdated", message: fromProto(res.message) });
       } catch (err) {
         setStopping(false);
-        dispatch({ type: "showError", error: errorMessage(err) });
+        dispatch({ type: "showError", error: describeError(err, t) });
       }
     },
     [api],
@@ -236,7 +237,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
           ) {
             continue;
           }
-          error = errorMessage(err);
+          error = describeError(err, t);
           dispatch({ type: "streamFailed", error });
           break;
         }
@@ -455,7 +456,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         if (res.message) dispatch({ type: "messageUpdated", message: fromProto(res.message) });
         return true;
       } catch (err) {
-        dispatch({ type: "showError", error: errorMessage(err) });
+        dispatch({ type: "showError", error: describeError(err, t) });
         return false;
       }
     },
@@ -480,7 +481,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
       await api.messages.deleteMessage({ id: BigInt(messageId) });
       dispatch({ type: "messageDeleted", id: messageId });
     } catch (err) {
-      dispatch({ type: "showError", error: errorMessage(err) });
+      dispatch({ type: "showError", error: describeError(err, t) });
     }
   };
 

@@ -209,6 +209,13 @@ export const MessageItem = memo(function MessageItem({
         {message.status === "stopped" && (
           <p className="mt-1 text-xs text-gray-500" data-testid="status-stopped">
             {t("stopped")}
+            {message.error && `: ${message.error}`}
+          </p>
+        )}
+        {/* A complete answer with a note: it was cut (e.g. at the maximum answer size). */}
+        {message.status === "complete" && message.error && (
+          <p className="mt-1 text-xs text-amber-700" data-testid="status-note">
+            {t("answerCut")}: {message.error}
           </p>
         )}
         {message.status === "failed" && (

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 import { useStore } from "../app/store";
 import { navigate } from "../app/router";
-import { errorMessage } from "../api/client";
+import { describeError } from "./errorText";
 import { useT } from "../i18n";
 import { ChatHeader } from "./ChatView";
 import { Composer } from "./Composer";
@@ -51,7 +51,7 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
       navigate({ name: "chat", id: res.session.id.toString() });
     } catch (err) {
       // The text stays in the box.
-      setError(errorMessage(err));
+      setError(describeError(err, t));
       setCreating(false);
     }
   };

@@ -245,4 +245,9 @@ describe("batched events", () => {
     batcher.cancel();
     expect(delivered).toHaveLength(4);
   });
+  it("keeps the note of a complete answer that was cut, for the view to show", () => {
+    const cut = create(MessageSchema, { ...assistant(7, "a long answer"), error: "the answer reached the maximum size and was cut" });
+    const done = threadReducer(emptyThread, ev({ case: "completed", value: cut }));
+    expect(done.messages.at(-1)).toMatchObject({ status: "complete", error: "the answer reached the maximum size and was cut" });
+  });
 });

@@ -5,14 +5,19 @@ import { Drawer } from "./Drawer";
 import { ChatView } from "../chat/ChatView";
 import { NewChatView } from "../chat/NewChatView";
 import { useT } from "../i18n";
+import { useStore } from "../app/store";
+import { Role } from "../gen/parley/user/v1/user_pb";
 
 // Settings are their own chunk, fetched when first opened.
 const SettingsView = lazy(() => import("../settings/SettingsView"));
+// Administration too, fetched only by an administrator who opens it.
+const AdminView = lazy(() => import("../admin/AdminView"));
 
 // Sidebar on the left (a drawer on phone-sized screens), the routed view on the right.
 export function Shell() {
   const t = useT();
   const route = useRoute();
+  const isAdmin = useStore().user.role === Role.ADMIN;
   const [drawerOpen, setDrawerOpen] = useState(false);
 
   // Any navigation closes the drawer.
@@ -33,7 +38,9 @@ export function Shell() {
   const openDrawer = () => setDrawerOpen(true);
   // Settings pages have no message box: the link skips to the page's content there.
   const skip =
-    route.name === "settings" ? { target: "main-content", label: t("skipToContent") } : { target: "composer", label: t("skipToComposer") };
+    route.name === "settings" || route.name === "admin"
+      ? { target: "main-content", label: t("skipToContent") }
+      : { target: "composer", label: t("skipToComposer") };
 
   return (
     <div className="flex h-full overflow-hidden">
@@ -70,6 +77,14 @@ export function Shell() {
             <SettingsView tab={route.tab} onOpenSidebar={openDrawer} />
           </Suspense>
         )}
+        {route.name === "admin" &&
+          (isAdmin ? (
+            <Suspense fallback={<div className="flex-1" aria-busy="true" />}>
+              <AdminView onOpenSidebar={openDrawer} />
+            </Suspense>
+          ) : (
+            <p className="p-6 text-sm text-gray-600">{t("adminOnly")}</p>
+          ))}
       </main>
     </div>
   );

@@ -8,6 +8,7 @@ import { Menu } from "../ui/Menu";
 import { ConfirmModal, PromptModal } from "../ui/Modal";
 import { ArchiveIcon, CloseIcon, DotsIcon, EditIcon, Logo, PinIcon, PlusIcon, TrashIcon } from "../ui/icons";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
+import { Role } from "../gen/parley/user/v1/user_pb";
 import { errorMessage } from "../api/client";
 import { useToast } from "../ui/toast";
 import { chatDraftKey, writeDraft } from "../chat/drafts";
@@ -62,6 +63,7 @@ export function Sidebar({ onClose }: { onClose?: () => void }) {
               { label: t("apiConfigs"), onSelect: () => navigate({ name: "settings", tab: "api-configs" }) },
               { label: t("personas"), onSelect: () => navigate({ name: "settings", tab: "personas" }) },
               { label: t("changePassword"), onSelect: () => navigate({ name: "settings", tab: "password" }) },
+              ...(user.role === Role.ADMIN ? [{ label: t("admin"), onSelect: () => navigate({ name: "admin" }) }] : []),
               { label: `${t("language")}: ${otherLocale.label}`, onSelect: () => setLocale(otherLocale.id) },
               {
                 label: t("signOut"),

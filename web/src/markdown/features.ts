@@ -1,4 +1,4 @@
-// What a text needs beyond plain Markdown: math (remark-math, KaTeX and its fonts and styles)
+// What a text needs beyond plain Markdown: math (remark-math, KaTeX's MathML output)
 // and code highlighting (lowlight, and each language's grammar), each a chunk of its own
 // loaded on first use, so a chat without math never downloads KaTeX and a Python answer
 // fetches the Python grammar alone. Loads once; the renderers subscribe and re-render when a
@@ -24,7 +24,7 @@ function build(): Plugins {
   return {
     remarkPlugins: math ? [remarkGfm, math.remarkMath] : [remarkGfm],
     // Math first: highlighting never sees the formulas' markup.
-    rehypePlugins: [...(math ? [math.rehypeMath] : []), ...(highlight ? [highlight.rehypeHighlightCode] : [])],
+    rehypePlugins: [...(math ? math.rehypeMath : []), ...(highlight ? [highlight.rehypeHighlightCode] : [])],
   };
 }
 
@@ -51,8 +51,7 @@ function needsHighlight(text: string): boolean {
 }
 
 function loadMath(): Promise<void> {
-  mathLoading ??= import("./math").then(async (module) => {
-    await module.loadCommonFonts();
+  mathLoading ??= import("./math").then((module) => {
     math = module;
     changed();
   });

@@ -202,9 +202,13 @@ describe("math", () => {
     expect(inline.querySelectorAll(".katex")).toHaveLength(2);
     expect(inline.querySelector(".katex-display")).toBeNull();
     expect(inline.querySelector("annotation")?.textContent).toBe("\\pi r^2");
+    // MathML only: the browser typesets it; no KaTeX HTML (nor its styles and fonts).
+    expect(inline.querySelectorAll(".katex > math")).toHaveLength(2);
+    expect(inline.querySelector(".katex-html")).toBeNull();
 
     const display = render("Sum:\n\n\\[\n\\sum_{i=1}^n i\n\\]\n\nand\n\n\\[ e = mc^2 \\]");
     expect(display.querySelectorAll(".katex-display")).toHaveLength(2);
+    expect(display.querySelectorAll('.katex-display > math[display="block"]')).toHaveLength(2);
   });
 
   it("rewrites LaTeX delimiters outside code only", () => {

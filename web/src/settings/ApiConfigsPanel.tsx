@@ -126,6 +126,9 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
   };
 
   const prefix = config ? `cfg-${config.id}` : "cfg-new";
+  // The stored key is never sent to another address: a new base URL needs the key again
+  // (the server refuses it without, naming api_key).
+  const urlChanged = config !== undefined && baseUrl.trim() !== config.baseUrl;
   return (
     <form
       onSubmit={save}
@@ -164,10 +167,16 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
             autoComplete="off"
             value={apiKey}
             onChange={(e) => setApiKey(e.target.value)}
-            required={!config}
+            required={!config || urlChanged}
             maxLength={500}
-            placeholder={config ? `${config.apiKeyHint} — ${t("apiKeyKeep")}` : "sk-…"}
+            placeholder={config && !urlChanged ? `${config.apiKeyHint} — ${t("apiKeyKeep")}` : "sk-…"}
+            aria-describedby={urlChanged ? `${prefix}-key-hint` : undefined}
           />
+          {urlChanged && (
+            <p id={`${prefix}-key-hint`} className="mt-1 text-sm text-amber-700" data-testid="key-required">
+              {t("keyNeededForUrl")}
+            </p>
+          )}
         </div>
         <div>
           <label className="field-label" htmlFor={`${prefix}-model`}>
