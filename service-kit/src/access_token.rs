@@ -2,15 +2,20 @@
 //! service with the public keys user-service publishes (`GetPublicKeys`).
 //!
 //! The verifier pins the algorithm, requires the `at+jwt` type (RFC 9068) so no other JWT
-//! can pass for an access token, and checks issuer, audience and expiry.
+//! can pass for an access token, and checks issuer, audience and expiry. It also refuses the
+//! tokens of sign-ins and accounts that user-service lists as revoked: a verifier built with
+//! [`TokenVerifier::with_source`] fetches keys and revocations in the background every few
+//! seconds, so a logout or a deleted account takes effect within about that interval while
+//! no request ever waits for a call.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use parley_proto::user::v1::GetPublicKeysRequest;
+use parley_proto::user::v1::revocation::Subject;
 use parley_proto::user::v1::user_service_client::UserServiceClient;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock};
@@ -25,6 +30,11 @@ pub const AUDIENCE: &str = "parley";
 pub const TOKEN_TYPE: &str = "at+jwt";
 /// How long an access token lives.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+/// How far a token's `exp` may lie in the past and still pass (clocks differ a little).
+pub const EXPIRY_LEEWAY: Duration = Duration::from_secs(30);
+/// How often a verifier fetches keys and revocations unless told otherwise: a revoked token
+/// is refused at most about this long (plus one fetch) after its revocation.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -38,6 +48,12 @@ pub struct AccessClaims {
     pub jti: String,
     /// "user" or "admin".
     pub role: String,
+    /// The sign-in (refresh-token family) the token was issued to: revoking the sign-in
+    /// revokes its access tokens.
+    pub sid: String,
+    /// The account's random UUID, never reused (unlike `sub`, which a reset database hands
+    /// out again).
+    pub aid: String,
 }
 
 /// Who made a request, as the auth layer found it. Handlers read it from the request
@@ -46,6 +62,11 @@ pub struct AccessClaims {
 pub struct AuthenticatedUser {
     pub user_id: i64,
     pub role: String,
+    /// The account's UUID (the `aid` claim): key data that must never pass to another
+    /// account by it, since user ids are reused when a database starts over.
+    pub account_id: String,
+    /// The sign-in the token belongs to (the `sid` claim).
+    pub session_id: String,
 }
 
 impl AuthenticatedUser {
@@ -73,6 +94,10 @@ pub enum TokenError {
     Expired,
     #[error("access token is invalid")]
     Invalid,
+    /// Its sign-in ended (logout, password change or reset) or its account was deleted or
+    /// disabled.
+    #[error("access token has been revoked; sign in again")]
+    Revoked,
     /// The keys could not be fetched (user-service down or restarting): the token may well
     /// be good, so this is UNAVAILABLE, never UNAUTHENTICATED, and the client retries.
     #[error("access-token keys are unavailable; try again shortly")]
@@ -87,13 +112,32 @@ pub struct VerificationKey {
     pub public_key: Vec<u8>,
 }
 
-/// Where a verifier gets keys it does not have yet (e.g. after user-service rotated its key).
-#[tonic::async_trait]
-pub trait PublicKeySource: Send + Sync + 'static {
-    async fn fetch(&self) -> Result<Vec<VerificationKey>, tonic::Status>;
+/// Access tokens to refuse although they have not expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// Every token whose `sid` is this sign-in.
+    Session { session_id: String },
+    /// Every token whose `aid` is this account and that was issued before `revoked_at_ms`
+    /// (Unix milliseconds).
+    Account { account_id: String, revoked_at_ms: i64 },
 }
 
-/// Fetches keys from user-service's `GetPublicKeys`.
+/// What user-service publishes for verifiers: the keys tokens are accepted with and the
+/// revocations still in force.
+#[derive(Clone, Default)]
+pub struct PublishedKeys {
+    pub keys: Vec<VerificationKey>,
+    pub revocations: Vec<Revocation>,
+}
+
+/// Where a verifier gets the keys and revocations (user-service's `GetPublicKeys`, or
+/// user-service's own store).
+#[tonic::async_trait]
+pub trait PublicKeySource: Send + Sync + 'static {
+    async fn fetch(&self) -> Result<PublishedKeys, tonic::Status>;
+}
+
+/// Fetches keys and revocations from user-service's `GetPublicKeys`.
 pub struct UserServiceKeySource {
     client: UserServiceClient<tonic::transport::Channel>,
 }
@@ -108,10 +152,14 @@ impl UserServiceKeySource {
 
 #[tonic::async_trait]
 impl PublicKeySource for UserServiceKeySource {
-    async fn fetch(&self) -> Result<Vec<VerificationKey>, tonic::Status> {
-        let response = self.client.clone().get_public_keys(GetPublicKeysRequest {}).await?;
-        Ok(response
-            .into_inner()
+    async fn fetch(&self) -> Result<PublishedKeys, tonic::Status> {
+        let response = self
+            .client
+            .clone()
+            .get_public_keys(GetPublicKeysRequest {})
+            .await?
+            .into_inner();
+        let keys = response
             .keys
             .into_iter()
             .filter(|k| k.algorithm == "EdDSA")
@@ -119,28 +167,56 @@ impl PublicKeySource for UserServiceKeySource {
                 key_id: k.key_id,
                 public_key: k.public_key,
             })
-            .collect())
+            .collect();
+        let revocations = response
+            .revocations
+            .into_iter()
+            .filter_map(|r| match r.subject? {
+                Subject::SessionId(session_id) => Some(Revocation::Session { session_id }),
+                Subject::AccountId(account_id) => Some(Revocation::Account {
+                    account_id,
+                    // Without a time, every token of the account so far.
+                    revoked_at_ms: r
+                        .revoked_at
+                        .as_ref()
+                        .map_or(i64::MAX, parley_proto::timestamp::to_unix_millis),
+                }),
+            })
+            .collect();
+        Ok(PublishedKeys { keys, revocations })
     }
 }
 
-/// The least time between two successful fetches of the key set, so a flood of tokens with
-/// made-up key ids cannot turn into a flood of calls to user-service.
+/// The least time between two fetches a request triggers (for a key id the verifier does not
+/// know), so a flood of tokens with made-up key ids cannot turn into a flood of calls to
+/// user-service.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
-/// After a failed fetch the next one waits this long, doubling with each failure in a row up
-/// to [`MIN_REFRESH_INTERVAL`]: an outage of user-service costs it one call per interval, not
-/// one per request.
+/// After a failed fetch the next one a request triggers waits this long, doubling with each
+/// failure in a row up to [`MIN_REFRESH_INTERVAL`]: an outage of user-service costs it one
+/// call per interval, not one per request.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// A fetch that takes longer has failed; requests waiting for it are not held any longer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
-/// A key that no fetch has returned for this long is forgotten. Replicas of user-service
-/// behind one address may publish different sets during a key rotation, so a fetch adds keys
-/// and a key leaves only once it has been missing from every fetch for a while.
-pub const KEY_RETENTION: Duration = Duration::from_secs(60 * 60);
 
-struct KnownKey {
-    key: DecodingKey,
-    /// When a fetch last returned it; `None` for keys the verifier was built with.
-    last_seen: Option<Instant>,
+/// What the verifier trusts: the keys and revocations of the last successful fetch.
+#[derive(Default)]
+struct Trusted {
+    keys: HashMap<String, DecodingKey>,
+    revoked_sessions: HashSet<String>,
+    /// Account id → tokens issued before this time (Unix ms) are refused.
+    revoked_accounts: HashMap<String, i64>,
+}
+
+impl Trusted {
+    fn is_revoked(&self, claims: &AccessClaims) -> bool {
+        self.revoked_sessions.contains(&claims.sid)
+            || self
+                .revoked_accounts
+                .get(&claims.aid)
+                // `iat` has whole seconds: a token from the second of the revocation counts
+                // as before it (refusing too much for a moment rather than too little).
+                .is_some_and(|&revoked_at_ms| claims.iat.saturating_mul(1000) < revoked_at_ms)
+    }
 }
 
 /// What the last fetch did, so requests that arrive while it is fresh share its outcome.
@@ -148,7 +224,7 @@ struct KnownKey {
 struct FetchState {
     /// Failed fetches in a row.
     failures: u32,
-    /// No new fetch before this.
+    /// No fetch for a request before this.
     next_fetch_at: Option<Instant>,
 }
 
@@ -163,10 +239,17 @@ impl FetchState {
     }
 }
 
-/// Verifies access tokens locally against a set of Ed25519 keys, adding keys from its source
-/// when a token names a key it does not know.
+/// Verifies access tokens locally against a set of Ed25519 keys and a list of revocations.
+/// With a source it keeps both current: a background task fetches them every refresh
+/// interval (while the verifier lives), and a token naming a key the verifier does not know
+/// triggers a fetch too (throttled). A successful fetch replaces the keys and revocations;
+/// a failed one keeps the last good set.
 pub struct TokenVerifier {
-    keys: RwLock<HashMap<String, KnownKey>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    trusted: RwLock<Trusted>,
     source: Option<Arc<dyn PublicKeySource>>,
     fetch: Mutex<FetchState>,
     /// Fetches done so far (successful or not), counted under `fetch` but read before taking
@@ -176,38 +259,66 @@ pub struct TokenVerifier {
 }
 
 impl TokenVerifier {
-    /// A verifier with a fixed key set (user-service verifies with its own keys).
+    /// A verifier with a fixed key set and no revocations (tests, tools).
     pub fn with_keys(keys: Vec<VerificationKey>) -> Self {
-        Self::build(keys, None)
+        Self::build(
+            None,
+            Trusted {
+                keys: valid_keys(keys).collect(),
+                ..Trusted::default()
+            },
+        )
     }
 
-    /// A verifier that loads keys from `source` on first use and whenever an unknown key id
-    /// shows up.
+    /// A verifier that fetches keys and revocations from `source` every
+    /// [`DEFAULT_REFRESH_INTERVAL`], and whenever an unknown key id shows up. Call it inside
+    /// a Tokio runtime (the background fetches run on it).
     pub fn with_source(source: Arc<dyn PublicKeySource>) -> Self {
-        Self::build(Vec::new(), Some(source))
+        Self::with_source_refreshed_every(source, DEFAULT_REFRESH_INTERVAL)
     }
 
-    fn build(keys: Vec<VerificationKey>, source: Option<Arc<dyn PublicKeySource>>) -> Self {
+    /// [`Self::with_source`] with another refresh interval: how long at most a revoked token
+    /// stays accepted (plus one fetch), against one call per interval to the source.
+    pub fn with_source_refreshed_every(source: Arc<dyn PublicKeySource>, interval: Duration) -> Self {
+        let verifier = Self::build(Some(source), Trusted::default());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(refresh_periodically(Arc::downgrade(&verifier.shared), interval));
+            }
+            Err(_) => tracing::warn!(
+                "token verifier built outside a Tokio runtime: keys and revocations are fetched \
+                 only when a token names an unknown key"
+            ),
+        }
+        verifier
+    }
+
+    fn build(source: Option<Arc<dyn PublicKeySource>>, trusted: Trusted) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.algorithms = vec![Algorithm::EdDSA];
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 30;
-        let keys = valid_keys(keys)
-            .map(|(key_id, key)| (key_id, KnownKey { key, last_seen: None }))
-            .collect();
+        validation.leeway = EXPIRY_LEEWAY.as_secs();
         Self {
-            keys: RwLock::new(keys),
-            source,
-            fetch: Mutex::new(FetchState::default()),
-            fetches_done: AtomicU64::new(0),
-            validation,
+            shared: Arc::new(Shared {
+                trusted: RwLock::new(trusted),
+                source,
+                fetch: Mutex::new(FetchState::default()),
+                fetches_done: AtomicU64::new(0),
+                validation,
+            }),
         }
     }
 
-    /// Checks signature, type, issuer, audience and expiry; answers the caller.
+    /// Checks signature, type, issuer, audience, expiry and revocation; answers the caller.
     pub async fn verify(&self, token: &str) -> Result<AuthenticatedUser, TokenError> {
+        self.shared.verify(token).await
+    }
+}
+
+impl Shared {
+    async fn verify(&self, token: &str) -> Result<AuthenticatedUser, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(TOKEN_TYPE) {
             return Err(TokenError::WrongType);
@@ -222,24 +333,33 @@ impl TokenVerifier {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
             _ => TokenError::Invalid,
         })?;
-        let user_id = data.claims.sub.parse::<i64>().map_err(|_| TokenError::Invalid)?;
+        let claims = data.claims;
+        let user_id = claims.sub.parse::<i64>().map_err(|_| TokenError::Invalid)?;
+        if claims.sid.is_empty() || claims.aid.is_empty() {
+            return Err(TokenError::Invalid);
+        }
+        if self.trusted.read().await.is_revoked(&claims) {
+            return Err(TokenError::Revoked);
+        }
         Ok(AuthenticatedUser {
             user_id,
-            role: data.claims.role,
+            role: claims.role,
+            account_id: claims.aid,
+            session_id: claims.sid,
         })
     }
 
     async fn known_key(&self, key_id: &str) -> Option<DecodingKey> {
-        self.keys.read().await.get(key_id).map(|k| k.key.clone())
+        self.trusted.read().await.keys.get(key_id).cloned()
     }
 
     /// Fetches the key set for a key id it lacks. One fetch runs at a time, bounded by
     /// [`FETCH_TIMEOUT`]; requests that waited for it take its outcome instead of fetching
     /// again, and after a failure the next fetch waits out a growing delay.
     async fn fetch_for(&self, key_id: &str) -> Result<DecodingKey, TokenError> {
-        let Some(source) = &self.source else {
+        if self.source.is_none() {
             return Err(TokenError::UnknownKey);
-        };
+        }
         let fetches_before = self.fetches_done.load(Ordering::Acquire);
         let mut state = self.fetch.lock().await;
         if let Some(key) = self.known_key(key_id).await {
@@ -251,18 +371,57 @@ impl TokenVerifier {
             // Someone fetched while this request waited, or very recently: no news yet.
             return Err(state.missing_key());
         }
+        if self.fetch_now(&mut state).await {
+            self.known_key(key_id).await.ok_or(TokenError::UnknownKey)
+        } else {
+            Err(TokenError::KeysUnavailable)
+        }
+    }
+
+    /// The scheduled fetch: always runs (after any fetch in progress), and resets the
+    /// throttle for requests as any fetch does.
+    async fn refresh(&self) {
+        let mut state = self.fetch.lock().await;
+        self.fetch_now(&mut state).await;
+    }
+
+    /// One fetch, under the `fetch` lock; true when it succeeded. Success replaces the keys
+    /// and revocations: a key user-service no longer lists is dropped at once.
+    async fn fetch_now(&self, state: &mut FetchState) -> bool {
+        let Some(source) = &self.source else {
+            return false;
+        };
+        let now = Instant::now();
         let fetched = match tokio::time::timeout(FETCH_TIMEOUT, source.fetch()).await {
-            Ok(Ok(keys)) => Ok(keys),
+            Ok(Ok(published)) => Ok(published),
             Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
             Err(_) => Err(format!("no answer within {FETCH_TIMEOUT:?}")),
         };
         self.fetches_done.fetch_add(1, Ordering::Release);
         match fetched {
-            Ok(keys) => {
+            Ok(published) => {
                 state.failures = 0;
                 state.next_fetch_at = Some(now + MIN_REFRESH_INTERVAL);
-                self.merge(keys, now).await;
-                self.known_key(key_id).await.ok_or(TokenError::UnknownKey)
+                let mut trusted = Trusted {
+                    keys: valid_keys(published.keys).collect(),
+                    ..Trusted::default()
+                };
+                for revocation in published.revocations {
+                    match revocation {
+                        Revocation::Session { session_id } => {
+                            trusted.revoked_sessions.insert(session_id);
+                        }
+                        Revocation::Account {
+                            account_id,
+                            revoked_at_ms,
+                        } => {
+                            let at = trusted.revoked_accounts.entry(account_id).or_insert(revoked_at_ms);
+                            *at = (*at).max(revoked_at_ms);
+                        }
+                    }
+                }
+                *self.trusted.write().await = trusted;
+                true
             }
             Err(reason) => {
                 state.failures = state.failures.saturating_add(1);
@@ -270,26 +429,23 @@ impl TokenVerifier {
                     .saturating_mul(1 << (state.failures - 1).min(16))
                     .min(MIN_REFRESH_INTERVAL);
                 state.next_fetch_at = Some(now + delay);
-                tracing::warn!(%reason, failures = state.failures, retry_in = ?delay, "could not fetch access-token keys");
-                Err(TokenError::KeysUnavailable)
+                tracing::warn!(%reason, failures = state.failures, retry_in = ?delay, "could not fetch access-token keys and revocations; keeping the last ones");
+                false
             }
         }
     }
+}
 
-    /// Adds the fetched keys and forgets fetched keys no fetch has returned for
-    /// [`KEY_RETENTION`].
-    async fn merge(&self, fetched: Vec<VerificationKey>, now: Instant) {
-        let mut keys = self.keys.write().await;
-        for (key_id, key) in valid_keys(fetched) {
-            keys.insert(
-                key_id,
-                KnownKey {
-                    key,
-                    last_seen: Some(now),
-                },
-            );
-        }
-        keys.retain(|_, k| k.last_seen.is_none_or(|seen| now.duration_since(seen) < KEY_RETENTION));
+/// Fetches every `interval` until the verifier is dropped.
+async fn refresh_periodically(shared: Weak<Shared>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.refresh().await;
     }
 }
 
@@ -338,6 +494,8 @@ mod tests {
             iat: now,
             jti: uuid::Uuid::new_v4().to_string(),
             role: "user".into(),
+            sid: "session-1".into(),
+            aid: "account-42".into(),
         }
     }
 
@@ -357,7 +515,9 @@ mod tests {
             verifier.verify(&token).await,
             Ok(AuthenticatedUser {
                 user_id: 42,
-                role: "user".into()
+                role: "user".into(),
+                account_id: "account-42".into(),
+                session_id: "session-1".into(),
             })
         );
 
@@ -417,13 +577,19 @@ mod tests {
 
     fn serde_json_claims(c: &AccessClaims) -> String {
         format!(
-            r#"{{"sub":"{}","iss":"{}","aud":"{}","exp":{},"iat":{},"jti":"{}","role":"{}"}}"#,
-            c.sub, c.iss, c.aud, c.exp, c.iat, c.jti, c.role
+            r#"{{"sub":"{}","iss":"{}","aud":"{}","exp":{},"iat":{},"jti":"{}","role":"{}","sid":"{}","aid":"{}"}}"#,
+            c.sub, c.iss, c.aud, c.exp, c.iat, c.jti, c.role, c.sid, c.aid
         )
     }
 
     /// One scripted answer of a key source: `None` never answers.
-    type Answer = Option<Result<Vec<VerificationKey>, tonic::Status>>;
+    type Answer = Option<Result<PublishedKeys, tonic::Status>>;
+
+    /// A verifier that fetches only when a token names an unknown key (no background task,
+    /// so the tests count every call).
+    fn on_demand(source: Arc<dyn PublicKeySource>) -> TokenVerifier {
+        TokenVerifier::build(Some(source), Trusted::default())
+    }
 
     /// A key source that answers from a script, one answer per fetch (the last one repeats),
     /// and counts its calls. `None` never answers.
@@ -447,7 +613,7 @@ mod tests {
 
     #[tonic::async_trait]
     impl PublicKeySource for ScriptedSource {
-        async fn fetch(&self) -> Result<Vec<VerificationKey>, tonic::Status> {
+        async fn fetch(&self) -> Result<PublishedKeys, tonic::Status> {
             self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let answer = {
                 let mut answers = self.answers.lock().unwrap_or_else(|e| panic!("{e}"));
@@ -469,14 +635,21 @@ mod tests {
     }
 
     fn up(keys: &[&VerificationKey]) -> Answer {
-        Some(Ok(keys.iter().map(|k| (*k).clone()).collect()))
+        up_revoking(keys, Vec::new())
+    }
+
+    fn up_revoking(keys: &[&VerificationKey], revocations: Vec<Revocation>) -> Answer {
+        Some(Ok(PublishedKeys {
+            keys: keys.iter().map(|k| (*k).clone()).collect(),
+            revocations,
+        }))
     }
 
     #[tokio::test(start_paused = true)]
     async fn fetches_unknown_keys_once_and_throttles_refreshes() {
         let (enc, ver) = keypair(5);
         let source = ScriptedSource::new(vec![up(&[&ver])]);
-        let verifier = TokenVerifier::with_source(source.clone());
+        let verifier = on_demand(source.clone());
         let token = sign(&enc, &ver.key_id, TOKEN_TYPE, &claims(600));
         assert!(verifier.verify(&token).await.is_ok());
         assert!(verifier.verify(&token).await.is_ok());
@@ -498,7 +671,7 @@ mod tests {
     async fn an_outage_is_unavailable_with_one_fetch_and_a_growing_delay() {
         let (enc, ver) = keypair(6);
         let source = ScriptedSource::new(vec![down(), down(), up(&[&ver])]);
-        let verifier = Arc::new(TokenVerifier::with_source(source.clone()));
+        let verifier = Arc::new(on_demand(source.clone()));
         let token = sign(&enc, &ver.key_id, TOKEN_TYPE, &claims(600));
 
         let waiting: Vec<_> = (0..20)
@@ -533,42 +706,106 @@ mod tests {
     async fn a_hanging_fetch_times_out() {
         let (enc, ver) = keypair(7);
         let source = ScriptedSource::new(vec![None]);
-        let verifier = TokenVerifier::with_source(source.clone());
+        let verifier = on_demand(source.clone());
         let token = sign(&enc, &ver.key_id, TOKEN_TYPE, &claims(600));
         let started = Instant::now();
         assert_eq!(verifier.verify(&token).await, Err(TokenError::KeysUnavailable));
         assert_eq!(started.elapsed(), FETCH_TIMEOUT);
     }
 
-    /// During a key rotation the replicas behind one address publish different sets; keys
-    /// from every fetch are kept, and only keys missing from fetches for KEY_RETENTION go.
+    /// A key user-service stops listing is refused from the next successful fetch on, not
+    /// kept for an hour; a failed fetch keeps the last good set.
     #[tokio::test(start_paused = true)]
-    async fn fetched_keys_are_merged_and_old_ones_retire_slowly() {
+    async fn a_key_no_longer_listed_is_dropped_by_the_next_fetch() {
         let (old_enc, old) = keypair(8);
         let (new_enc, new) = keypair(9);
-        let (_, third) = keypair(10);
-        // Replica B (old key only), replica A (both), then B again, then a set without `old`.
-        let source = ScriptedSource::new(vec![up(&[&old]), up(&[&new, &old]), up(&[&old]), up(&[&new, &third])]);
-        let verifier = TokenVerifier::with_source(source.clone());
+        let source = ScriptedSource::new(vec![up(&[&new, &old]), down(), up(&[&new])]);
+        let verifier = on_demand(source.clone());
         let old_token = sign(&old_enc, &old.key_id, TOKEN_TYPE, &claims(600));
         let new_token = sign(&new_enc, &new.key_id, TOKEN_TYPE, &claims(600));
         assert!(verifier.verify(&old_token).await.is_ok());
-        tokio::time::advance(MIN_REFRESH_INTERVAL).await;
-        assert!(verifier.verify(&new_token).await.is_ok());
-        // A fetch that answers B's smaller set keeps the new key.
-        tokio::time::advance(MIN_REFRESH_INTERVAL).await;
-        let unknown = sign(&new_enc, "unknown", TOKEN_TYPE, &claims(600));
-        assert_eq!(verifier.verify(&unknown).await, Err(TokenError::UnknownKey));
-        assert_eq!(source.calls(), 3);
-        assert!(verifier.verify(&new_token).await.is_ok());
+        // user-service unreachable: both keys stay.
+        verifier.shared.refresh().await;
+        assert_eq!(source.calls(), 2);
         assert!(verifier.verify(&old_token).await.is_ok());
-        // `old` is missing from fetches for longer than the retention: it goes.
-        tokio::time::advance(KEY_RETENTION).await;
-        assert_eq!(verifier.verify(&unknown).await, Err(TokenError::UnknownKey));
-        assert_eq!(source.calls(), 4);
+        assert!(verifier.verify(&new_token).await.is_ok());
+        // It answers again without `old`: gone at once.
+        verifier.shared.refresh().await;
+        assert_eq!(source.calls(), 3);
         assert!(verifier.verify(&new_token).await.is_ok());
         tokio::time::advance(MIN_REFRESH_INTERVAL).await;
         assert_eq!(verifier.verify(&old_token).await, Err(TokenError::UnknownKey));
+    }
+
+    /// The background task fetches every interval without any request asking, and stops
+    /// once the verifier is dropped.
+    #[tokio::test(start_paused = true)]
+    async fn the_background_refresh_runs_every_interval_while_the_verifier_lives() {
+        let (old_enc, old) = keypair(12);
+        let (_, new) = keypair(13);
+        let source = ScriptedSource::new(vec![up(&[&old]), up(&[&old]), up(&[&new])]);
+        let interval = Duration::from_secs(3);
+        let verifier = TokenVerifier::with_source_refreshed_every(source.clone(), interval);
+        let old_token = sign(&old_enc, &old.key_id, TOKEN_TYPE, &claims(600));
+        tokio::task::yield_now().await;
+        assert_eq!(source.calls(), 1, "the first fetch runs at once");
+        assert!(verifier.verify(&old_token).await.is_ok());
+        // Just past each tick, so the fetch due at the tick has run.
+        let step = interval + Duration::from_millis(1);
+        tokio::time::sleep(step).await;
+        assert_eq!(source.calls(), 2);
+        assert!(verifier.verify(&old_token).await.is_ok());
+        tokio::time::sleep(interval).await;
+        assert_eq!(source.calls(), 3);
+        assert_eq!(verifier.verify(&old_token).await, Err(TokenError::UnknownKey));
+        drop(verifier);
+        tokio::time::sleep(interval * 3).await;
+        assert_eq!(source.calls(), 3, "a dropped verifier still fetches");
+    }
+
+    /// Tokens of a revoked sign-in, and tokens of a revoked account issued before its
+    /// revocation, are refused; others are not. A revocation that leaves the list (it
+    /// outlived every token it was about) stops applying.
+    #[tokio::test(start_paused = true)]
+    async fn refuses_revoked_sessions_and_accounts() {
+        let (enc, ver) = keypair(14);
+        let now_ms = claims(0).iat * 1000;
+        let revoked = vec![
+            Revocation::Session {
+                session_id: "signed-out".into(),
+            },
+            Revocation::Account {
+                account_id: "deleted".into(),
+                revoked_at_ms: now_ms - 10_000,
+            },
+        ];
+        let source = ScriptedSource::new(vec![up_revoking(&[&ver], revoked), up(&[&ver])]);
+        let verifier = on_demand(source.clone());
+        let token = |sid: &str, aid: &str, issued_ago: i64| {
+            let mut c = claims(600);
+            c.sid = sid.into();
+            c.aid = aid.into();
+            c.iat -= issued_ago;
+            sign(&enc, &ver.key_id, TOKEN_TYPE, &c)
+        };
+        assert!(verifier.verify(&token("session-1", "account-42", 0)).await.is_ok());
+        assert_eq!(
+            verifier.verify(&token("signed-out", "account-42", 0)).await,
+            Err(TokenError::Revoked)
+        );
+        assert_eq!(
+            verifier.verify(&token("session-2", "deleted", 60)).await,
+            Err(TokenError::Revoked)
+        );
+        // Issued after the account's revocation (it was enabled again and signed in).
+        assert!(verifier.verify(&token("session-3", "deleted", 0)).await.is_ok());
+        // A token without the claims is not an access token of this version.
+        assert_eq!(
+            verifier.verify(&token("", "account-42", 0)).await,
+            Err(TokenError::Invalid)
+        );
+        verifier.shared.refresh().await;
+        assert!(verifier.verify(&token("signed-out", "account-42", 0)).await.is_ok());
     }
 
     /// An HS256 token whose HMAC key is the public key's bytes (the classic algorithm

@@ -1,7 +1,8 @@
 //! Authentication as a tower layer: every gRPC method that is not public needs
 //! `authorization: Bearer <access token>`; the layer verifies it and puts the
 //! [`AuthenticatedUser`] into the request extensions, or answers UNAUTHENTICATED (UNAVAILABLE
-//! when the keys cannot be fetched) without calling the service. Health and reflection are
+//! when the keys cannot be fetched) without calling the service. A revoked token (its sign-in
+//! ended, or its account was deleted) is UNAUTHENTICATED too. Health and reflection are
 //! always public.
 
 use std::collections::HashSet;
@@ -136,13 +137,13 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access_token::{PublicKeySource, VerificationKey};
+    use crate::access_token::{PublicKeySource, PublishedKeys};
 
     struct Down;
 
     #[tonic::async_trait]
     impl PublicKeySource for Down {
-        async fn fetch(&self) -> Result<Vec<VerificationKey>, tonic::Status> {
+        async fn fetch(&self) -> Result<PublishedKeys, tonic::Status> {
             Err(tonic::Status::unavailable("user-service is restarting"))
         }
     }

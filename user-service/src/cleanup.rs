@@ -1,11 +1,12 @@
-//! The periodic sweep of expired codes, dead sessions and refresh tokens, and old rate-limit
-//! counters.
+//! The periodic sweep of expired codes, dead sessions and refresh tokens, old rate-limit
+//! counters, and revocations that outlived every access token they were about.
 
 use std::future::Future;
 use std::time::Duration;
 
 use parley_service_kit::database::now_millis;
 
+use crate::service::REVOCATION_RETENTION;
 use crate::store::{AccountStore, Removed, Retention};
 use crate::verification::SEND_LIMITS;
 
@@ -14,6 +15,7 @@ const RETENTION: Retention = Retention {
     send_window_ms: SEND_LIMITS.day_ms,
     // Failed sign-ins are forgotten a day after the last one (when not locked).
     failure_memory_ms: 24 * 60 * 60 * 1000,
+    revocation_ms: REVOCATION_RETENTION.as_millis() as i64,
 };
 
 /// One sweep.

@@ -15,8 +15,8 @@ use tonic::{Request, Response, Status};
 
 use crate::Error;
 use crate::mailer::Purpose;
-use crate::service::{AccountService, KeepSession, ProfileRequest, SignedIn};
-use crate::store::{Role, UserRow};
+use crate::service::{self, AccountService, KeepSession, ProfileRequest, SignedIn};
+use crate::store::{RevocationRow, Role, UserRow};
 
 /// The cookie that carries the refresh token for browsers.
 pub const REFRESH_COOKIE: &str = "parley_refresh";
@@ -142,6 +142,17 @@ pub fn user_to_proto(user: &UserRow) -> pb::User {
         updated_at: Some(from_unix_millis(user.updated_at)),
         last_login_at: user.last_login_at.map(from_unix_millis),
     }
+}
+
+fn revocation_message(row: &RevocationRow) -> Option<pb::Revocation> {
+    let subject = match service::revocation(row)? {
+        access_token::Revocation::Session { session_id } => pb::revocation::Subject::SessionId(session_id),
+        access_token::Revocation::Account { account_id, .. } => pb::revocation::Subject::AccountId(account_id),
+    };
+    Some(pb::Revocation {
+        subject: Some(subject),
+        revoked_at: Some(from_unix_millis(row.revoked_at)),
+    })
 }
 
 #[tonic::async_trait]
@@ -323,6 +334,7 @@ impl UserService for UserApi {
         &self,
         _request: Request<pb::GetPublicKeysRequest>,
     ) -> Result<Response<pb::GetPublicKeysResponse>, Status> {
+        let revocations = self.accounts.revocations().await?;
         Ok(Response::new(pb::GetPublicKeysResponse {
             keys: self
                 .accounts
@@ -337,6 +349,7 @@ impl UserService for UserApi {
                 .collect(),
             issuer: access_token::ISSUER.to_string(),
             audience: access_token::AUDIENCE.to_string(),
+            revocations: revocations.iter().filter_map(revocation_message).collect(),
         }))
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Layers: [`handlers`] (gRPC in and out) → [`service`] (the rules) → [`store`] (SQL).
 
+pub mod account_deletion;
 pub mod account_fields;
 mod account_options;
 pub mod cleanup;
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use parley_proto::user::v1::user_service_server::UserServiceServer;
-use parley_service_kit::access_token::TokenVerifier;
+use parley_service_kit::access_token::{self, TokenVerifier};
 use parley_service_kit::auth_layer::AuthLayer;
 use parley_service_kit::database::{self, Migrations};
 use parley_service_kit::grpc_server::GrpcServer;
@@ -63,6 +64,14 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How often expired codes and dead refresh tokens are deleted.
     pub cleanup_interval: Duration,
+    /// How often this service's own token verifier reads the revocations (its other
+    /// verifiers fetch them from `GetPublicKeys` on their own schedule).
+    pub revocation_refresh_interval: Duration,
+    /// Where deleted accounts' data is erased (chat-service). `None`: deletions stay queued
+    /// in the `account_deletions` outbox until a version that has one delivers them.
+    pub account_data_eraser: Option<Arc<dyn account_deletion::AccountDataEraser>>,
+    /// How often the outbox is checked for deletions to deliver.
+    pub account_deletion_interval: Duration,
 }
 
 impl Config {
@@ -79,6 +88,9 @@ impl Config {
             mailer: Arc::new(LogMailer),
             secure_cookies: false,
             cleanup_interval: Duration::from_secs(10 * 60),
+            revocation_refresh_interval: access_token::DEFAULT_REFRESH_INTERVAL,
+            account_data_eraser: None,
+            account_deletion_interval: Duration::from_secs(5),
         }
     }
 
@@ -99,7 +111,6 @@ pub async fn serve(
         &config.signing_key_path,
         &config.previous_public_keys_dir,
     )?);
-    let verifier = Arc::new(TokenVerifier::with_keys(keys.accepted.clone()));
     let store = store::AccountStore::new(&database);
     let passwords = password::PasswordHasher::new(config.password_hashing).await?;
     if config.mailer.delivers_to_log() {
@@ -117,9 +128,22 @@ pub async fn serve(
         passwords,
         codes,
     ));
+    // Reads the revocations straight from the store, on the same schedule as other services.
+    let verifier = Arc::new(TokenVerifier::with_source_refreshed_every(
+        Arc::new(service::LocalKeySource(Arc::clone(&accounts))),
+        config.revocation_refresh_interval,
+    ));
     let api = handlers::UserApi::new(accounts, config.secure_cookies);
 
     let shutdown = shutdown.boxed().shared();
+    let deletions = config.account_data_eraser.clone().map(|eraser| {
+        tokio::spawn(account_deletion::run(
+            store.clone(),
+            eraser,
+            config.account_deletion_interval,
+            shutdown.clone(),
+        ))
+    });
     let cleanup = tokio::spawn(cleanup::run(store, config.cleanup_interval, shutdown.clone()));
     tracing::info!(
         address = ?listener.local_addr().ok(),
@@ -137,6 +161,11 @@ pub async fn serve(
     // send limit's minute has passed.
     cleanup.abort();
     code_worker.abort();
+    if let Some(deletions) = deletions {
+        // A row being delivered stays in the outbox (leased); a later pass delivers it.
+        deletions.abort();
+        let _ = deletions.await;
+    }
     let _ = cleanup.await;
     let _ = code_worker.await;
     database.pool.close().await;

@@ -28,6 +28,10 @@ struct Cli {
     /// DATA_DIR/user-service/previous-public-keys).
     #[arg(long, env = "PARLEY_USER_PREVIOUS_PUBLIC_KEYS_DIR")]
     previous_public_keys_dir: Option<PathBuf>,
+    /// How often, in milliseconds, user-service's own access-token check reads the
+    /// revocations (logouts, deleted accounts): a revoked token is refused within about this.
+    #[arg(long, env = "PARLEY_USER_REVOCATION_REFRESH_MS", default_value_t = 5000)]
+    revocation_refresh_ms: u64,
     #[command(flatten)]
     accounts: AccountOptions,
     #[command(subcommand)]
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         if let Some(dir) = cli.previous_public_keys_dir {
             config.previous_public_keys_dir = dir;
         }
+        config.revocation_refresh_interval = std::time::Duration::from_millis(cli.revocation_refresh_ms.max(10));
         match cli.command {
             Some(Command::RotateSigningKey) => {
                 let rotation = token_signer::rotate(&config.signing_key_path, &config.previous_public_keys_dir)

@@ -10,6 +10,7 @@ mod sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parley_service_kit::access_token;
 use parley_service_kit::database::{self, now_millis};
 
 pub use codes::{CODE_QUEUE_CAPACITY, CodeQueue};
@@ -19,9 +20,18 @@ use crate::Error;
 use crate::account_fields::{self, Login};
 use crate::mailer::Purpose;
 use crate::password::{HashingSlot, PasswordHasher};
-use crate::store::{AccountStore, AttemptReserved, EmailColumns, NewUser, ProfileUpdate, UserRow};
+use crate::store::{
+    AccountStore, AttemptReserved, EmailColumns, NewUser, ProfileUpdate, RevocationRow, RevokedSubject, UserRow,
+};
 use crate::token_signer::{AccessToken, SigningKeys};
 use crate::verification::{self, CODE_TTL, MAX_CODE_ATTEMPTS};
+
+/// How long a revocation of access tokens is published: every token issued before it has
+/// expired by then (lifetime, the verifiers' leeway, and a margin for clocks and a token
+/// signed while its family was being revoked).
+pub const REVOCATION_RETENTION: Duration = access_token::ACCESS_TOKEN_TTL
+    .saturating_add(access_token::EXPIRY_LEEWAY)
+    .saturating_add(Duration::from_secs(90));
 
 /// Failed sign-ins a login gets before it is locked.
 pub const FREE_LOGIN_FAILURES: i64 = 4;
@@ -125,6 +135,12 @@ impl AccountService {
         &self.keys
     }
 
+    /// The revocations still in force: those of the last [`REVOCATION_RETENTION`].
+    pub async fn revocations(&self) -> Result<Vec<RevocationRow>, Error> {
+        let since = now_millis() - millis(REVOCATION_RETENTION);
+        Ok(self.store.revocations_since(since).await?)
+    }
+
     // ---- sign-up, sign-in ----
 
     pub async fn register(
@@ -162,6 +178,7 @@ impl AccountService {
         let inserted = self
             .store
             .insert_user(NewUser {
+                account_id: &uuid::Uuid::new_v4().to_string(),
                 username: &username.display,
                 username_normalized: &username.normalized,
                 email: email.as_ref().map(|e| e.display.as_str()),
@@ -363,8 +380,8 @@ impl AccountService {
         let slot = self.passwords.slot().await?;
         self.check_own_password(&user, "password", password, &slot).await?;
         drop(slot);
-        self.store.delete_user(user_id).await?;
-        tracing::info!(user_id, "account deleted");
+        self.store.delete_user(user_id, now_millis()).await?;
+        tracing::info!(user_id, "account deleted; its access tokens are revoked");
         Ok(())
     }
 
@@ -465,6 +482,34 @@ impl AccountService {
         }
         tracing::info!(user_id = user.id, revoked, "password reset; every session signed out");
         Ok(())
+    }
+}
+
+/// A stored revocation as verifiers apply it; `None` for a kind this version does not know.
+pub fn revocation(row: &RevocationRow) -> Option<access_token::Revocation> {
+    match row.subject_kind.as_str() {
+        RevokedSubject::SESSION => Some(access_token::Revocation::Session {
+            session_id: row.subject_id.clone(),
+        }),
+        RevokedSubject::ACCOUNT => Some(access_token::Revocation::Account {
+            account_id: row.subject_id.clone(),
+            revoked_at_ms: row.revoked_at,
+        }),
+        _ => None,
+    }
+}
+
+/// What this service publishes, read directly for its own verifier (no call to itself).
+pub struct LocalKeySource(pub Arc<AccountService>);
+
+#[tonic::async_trait]
+impl access_token::PublicKeySource for LocalKeySource {
+    async fn fetch(&self) -> Result<access_token::PublishedKeys, tonic::Status> {
+        let revocations = self.0.revocations().await?;
+        Ok(access_token::PublishedKeys {
+            keys: self.0.keys.accepted.clone(),
+            revocations: revocations.iter().filter_map(revocation).collect(),
+        })
     }
 }
 

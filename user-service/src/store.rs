@@ -91,6 +91,8 @@ pub struct UserRow {
     pub last_login_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// A random UUID, never reused (the access token's `aid` claim).
+    pub account_id: String,
 }
 
 impl UserRow {
@@ -100,9 +102,11 @@ impl UserRow {
 }
 
 const USER_COLUMNS: &str = "id, username, username_normalized, email, email_normalized, email_verified, \
-     password_hash, display_name, avatar_url, role, status, last_login_at, created_at, updated_at";
+     password_hash, display_name, avatar_url, role, status, last_login_at, created_at, updated_at, account_id";
 
 pub struct NewUser<'a> {
+    /// A fresh random UUID.
+    pub account_id: &'a str,
     pub username: &'a str,
     pub username_normalized: &'a str,
     pub email: Option<&'a str>,
@@ -142,6 +146,35 @@ pub struct FamilyRow {
     pub rotated_at: Option<i64>,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+}
+
+/// What a `token_revocations` row names, as stored in `subject_kind`.
+pub struct RevokedSubject;
+
+impl RevokedSubject {
+    /// A refresh-token family (the access token's `sid`).
+    pub const SESSION: &'static str = "session";
+    /// An account (the access token's `aid`).
+    pub const ACCOUNT: &'static str = "account";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RevocationRow {
+    /// [`RevokedSubject::SESSION`] or [`RevokedSubject::ACCOUNT`].
+    pub subject_kind: String,
+    pub subject_id: String,
+    pub revoked_at: i64,
+}
+
+/// A deleted account whose data other services may still hold (an `account_deletions` row).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AccountDeletionRow {
+    pub account_id: String,
+    pub user_id: i64,
+    pub deleted_at: i64,
+    /// Deliveries tried so far.
+    pub attempts: i64,
+    pub next_attempt_at: i64,
 }
 
 /// A refresh token to store: only its hash.
@@ -193,6 +226,7 @@ pub struct Removed {
     pub refresh_token_families: u64,
     pub send_counters: u64,
     pub login_failures: u64,
+    pub token_revocations: u64,
 }
 
 /// How long cleanup keeps what it keeps.
@@ -202,6 +236,8 @@ pub struct Retention {
     pub send_window_ms: i64,
     /// Failed sign-ins are forgotten this long after the last one (when not locked).
     pub failure_memory_ms: i64,
+    /// A revocation is kept this long: until every access token it is about has expired.
+    pub revocation_ms: i64,
 }
 
 #[derive(Clone)]
@@ -223,8 +259,8 @@ impl AccountStore {
     pub async fn insert_user(&self, user: NewUser<'_>) -> Result<i64> {
         let row: (i64,) = sqlx::query_as(
             "INSERT INTO users (username, username_normalized, email, email_normalized, email_verified, \
-             password_hash, display_name, avatar_url, role, status, last_login_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9, $10, $10, $10) RETURNING id",
+             password_hash, display_name, avatar_url, role, status, last_login_at, created_at, updated_at, \
+             account_id) VALUES ($1, $2, $3, $4, $5, $6, $7, '', $8, $9, $10, $10, $10, $11) RETURNING id",
         )
         .bind(user.username)
         .bind(user.username_normalized)
@@ -236,6 +272,7 @@ impl AccountStore {
         .bind(Role::User.as_str())
         .bind(AccountStatus::Active.as_str())
         .bind(user.now)
+        .bind(user.account_id)
         .fetch_one(&self.pool)
         .await?;
         Ok(row.0)
@@ -382,9 +419,20 @@ impl AccountStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Removes the user with every session and code they had.
-    pub async fn delete_user(&self, id: i64) -> Result<()> {
+    /// Removes the user with every session and code they had, in one transaction that also
+    /// revokes the account's access tokens and queues the deletion of its data elsewhere
+    /// (the `account_deletions` outbox).
+    pub async fn delete_user(&self, id: i64, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO account_deletions (account_id, user_id, deleted_at, attempts, next_attempt_at) \
+             SELECT account_id, id, $2, 0, $2 FROM users WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        record_account_revocation(&mut tx, id, now).await?;
         for statement in [
             "DELETE FROM verification_codes WHERE user_id = $1",
             "DELETE FROM refresh_tokens WHERE user_id = $1",
@@ -501,29 +549,111 @@ impl AccountStore {
         Ok(true)
     }
 
-    /// Ends a family: none of its tokens works any more. False when it already was revoked.
+    /// Ends a family: none of its tokens works any more, refresh or access (the family is
+    /// listed in `token_revocations`). False when it already was revoked.
     pub async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done =
             sqlx::query("UPDATE refresh_token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(family_id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO token_revocations (subject_kind, subject_id, revoked_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (subject_kind, subject_id) DO NOTHING",
+        )
+        .bind(RevokedSubject::SESSION)
+        .bind(family_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends every family of the user except `keep_family`, listing each in
+    /// `token_revocations`.
+    pub async fn revoke_user_families(&self, user_id: i64, keep_family: Option<&str>, now: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let revoked = revoke_families(&mut tx, user_id, keep_family, now).await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Revokes every access token of the account issued until `now` and ends all its
+    /// families, in one transaction (for an account that is disabled; deletion does this
+    /// itself).
+    pub async fn revoke_account(&self, user_id: i64, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        revoke_families(&mut tx, user_id, None, now).await?;
+        record_account_revocation(&mut tx, user_id, now).await?;
+        tx.commit().await
+    }
+
+    /// The revocations made after `since` (Unix ms), oldest first.
+    pub async fn revocations_since(&self, since: i64) -> Result<Vec<RevocationRow>> {
+        sqlx::query_as(
+            "SELECT subject_kind, subject_id, revoked_at FROM token_revocations WHERE revoked_at > $1 \
+             ORDER BY revoked_at",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    // ---- the account-deletion outbox ----
+
+    /// Up to `limit` deletions due for delivery at `now`, oldest first.
+    pub async fn due_account_deletions(&self, now: i64, limit: i64) -> Result<Vec<AccountDeletionRow>> {
+        sqlx::query_as(
+            "SELECT account_id, user_id, deleted_at, attempts, next_attempt_at FROM account_deletions \
+             WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Takes a due deletion for delivery until `lease_until`, so another replica's worker
+    /// leaves it alone meanwhile. False when someone else took it first.
+    pub async fn claim_account_deletion(&self, row: &AccountDeletionRow, lease_until: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE account_deletions SET next_attempt_at = $1, attempts = attempts + 1 \
+             WHERE account_id = $2 AND next_attempt_at = $3 AND attempts = $4",
+        )
+        .bind(lease_until)
+        .bind(&row.account_id)
+        .bind(row.next_attempt_at)
+        .bind(row.attempts)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Ends every family of the user except `keep_family`.
-    pub async fn revoke_user_families(&self, user_id: i64, keep_family: Option<&str>, now: i64) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE refresh_token_families SET revoked_at = $1 \
-             WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3",
-        )
-        .bind(now)
-        .bind(user_id)
-        .bind(keep_family.unwrap_or(""))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+    /// The deletion was delivered: nothing is left to do.
+    pub async fn remove_account_deletion(&self, account_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM account_deletions WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The delivery failed: try again at `next_attempt_at`.
+    pub async fn postpone_account_deletion(&self, account_id: &str, next_attempt_at: i64, error: &str) -> Result<()> {
+        sqlx::query("UPDATE account_deletions SET next_attempt_at = $1, last_error = $2 WHERE account_id = $3")
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     // ---- verification codes ----
@@ -759,12 +889,18 @@ impl AccountStore {
             .execute(&self.pool)
             .await?
             .rows_affected();
+        let token_revocations = sqlx::query("DELETE FROM token_revocations WHERE revoked_at <= $1")
+            .bind(now - retention.revocation_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         Ok(Removed {
             codes,
             refresh_tokens: dead_family_tokens + expired_tokens,
             refresh_token_families,
             send_counters,
             login_failures,
+            token_revocations,
         })
     }
 }
@@ -788,6 +924,52 @@ impl<'a> Assignments<'a> {
         self.sets.push(assignment);
         self.changed.push(differs);
     }
+}
+
+/// Ends every family of the user except `keep_family`, listing each in `token_revocations`.
+async fn revoke_families(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    keep_family: Option<&str>,
+    now: i64,
+) -> Result<u64> {
+    // The UPDATE first, so SQLite takes its write lock before the families are read.
+    let done = sqlx::query(
+        "UPDATE refresh_token_families SET revoked_at = $1 \
+         WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(keep_family.unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO token_revocations (subject_kind, subject_id, revoked_at) \
+         SELECT $1, id, $2 FROM refresh_token_families WHERE user_id = $3 AND revoked_at = $2 \
+         ON CONFLICT (subject_kind, subject_id) DO NOTHING",
+    )
+    .bind(RevokedSubject::SESSION)
+    .bind(now)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Lists the account in `token_revocations` as revoked at `now` (a later revocation of the
+/// same account moves the time forward).
+async fn record_account_revocation(tx: &mut sqlx::Transaction<'_, sqlx::Any>, user_id: i64, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO token_revocations (subject_kind, subject_id, revoked_at) \
+         SELECT $1, account_id, $2 FROM users WHERE id = $3 \
+         ON CONFLICT (subject_kind, subject_id) DO UPDATE SET revoked_at = excluded.revoked_at",
+    )
+    .bind(RevokedSubject::ACCOUNT)
+    .bind(now)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_token(

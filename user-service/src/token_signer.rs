@@ -146,6 +146,16 @@ pub struct TokenSigner {
     public_key: [u8; 32],
 }
 
+/// Whom an access token is for.
+pub struct TokenSubject<'a> {
+    pub user_id: i64,
+    /// The account's UUID (`aid`).
+    pub account_id: &'a str,
+    /// The refresh-token family, i.e. the sign-in (`sid`).
+    pub session_id: &'a str,
+    pub role: Role,
+}
+
 /// A freshly signed access token.
 pub struct AccessToken {
     pub token: String,
@@ -203,17 +213,19 @@ impl TokenSigner {
         }
     }
 
-    /// Signs a 15-minute access token for `user_id`.
-    pub fn sign(&self, user_id: i64, role: Role, now_secs: i64) -> Result<AccessToken, Error> {
+    /// Signs a 15-minute access token for a user's sign-in.
+    pub fn sign(&self, subject: &TokenSubject<'_>, now_secs: i64) -> Result<AccessToken, Error> {
         let ttl = access_token::ACCESS_TOKEN_TTL.as_secs() as i64;
         let claims = AccessClaims {
-            sub: user_id.to_string(),
+            sub: subject.user_id.to_string(),
             iss: access_token::ISSUER.to_string(),
             aud: access_token::AUDIENCE.to_string(),
             exp: now_secs + ttl,
             iat: now_secs,
             jti: uuid::Uuid::new_v4().to_string(),
-            role: role.as_str().to_string(),
+            role: subject.role.as_str().to_string(),
+            sid: subject.session_id.to_string(),
+            aid: subject.account_id.to_string(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(access_token::TOKEN_TYPE.to_string());
@@ -235,11 +247,19 @@ mod tests {
         let signer = TokenSigner::from_seed(&[7; 32]);
         let verifier = TokenVerifier::with_keys(vec![signer.verification_key()]);
         let now = parley_service_kit::database::now_millis() / 1000;
-        let token = signer.sign(42, Role::User, now).unwrap_or_else(|e| panic!("{e}"));
+        let subject = TokenSubject {
+            user_id: 42,
+            account_id: "6f9619ff-8b86-4d11-b42d-00c04fc964ff",
+            session_id: "family-1",
+            role: Role::User,
+        };
+        let token = signer.sign(&subject, now).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(token.expires_in_secs, 900);
         let user = verifier.verify(&token.token).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(user.user_id, 42);
         assert_eq!(user.role, "user");
+        assert_eq!(user.account_id, subject.account_id);
+        assert_eq!(user.session_id, subject.session_id);
         let header = jsonwebtoken::decode_header(&token.token).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
         assert_eq!(header.kid.as_deref(), Some(signer.key_id()));

@@ -111,6 +111,25 @@ parley_testkit::on_every_backend!(
         assert_eq!(removed.refresh_token_families, 1);
         assert_eq!(count_rows(&db, "refresh_tokens").await, 0);
         assert_eq!(count_rows(&db, "refresh_token_families").await, 0);
+
+        // The revocations (the logout, the reuse) outlive their families until every access
+        // token they are about has expired.
+        assert_eq!(removed.token_revocations, 0);
+        assert_eq!(count_rows(&db, "token_revocations").await, 2);
+        let retention = user_service::service::REVOCATION_RETENTION.as_millis() as i64;
+        sqlx::query("UPDATE token_revocations SET revoked_at = $1")
+            .bind(now_millis() - retention + 60_000)
+            .execute(&db)
+            .await
+            .unwrap();
+        assert_eq!(user_service::cleanup::sweep(&store).await.unwrap().token_revocations, 0);
+        sqlx::query("UPDATE token_revocations SET revoked_at = $1")
+            .bind(now_millis() - retention - 1)
+            .execute(&db)
+            .await
+            .unwrap();
+        assert_eq!(user_service::cleanup::sweep(&store).await.unwrap().token_revocations, 2);
+        assert_eq!(count_rows(&db, "token_revocations").await, 0);
         server.stop().await;
     }
 );

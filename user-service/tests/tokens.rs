@@ -384,6 +384,8 @@ fn claims(user_id: i64, exp_offset: i64) -> AccessClaims {
         iat: now,
         jti: "test".into(),
         role: "user".into(),
+        sid: "test-session".into(),
+        aid: "test-account".into(),
     }
 }
 

@@ -93,6 +93,8 @@ pub fn access_token(user_id: i64) -> String {
         iat: now,
         jti: format!("jti-{now}-{user_id}"),
         role: "user".into(),
+        sid: format!("session-{user_id}"),
+        aid: format!("account-{user_id}"),
     };
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(KEY_ID.into());
@@ -213,6 +215,7 @@ impl user::user_service_server::UserService for FakeUserService {
             }],
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
+            revocations: Vec::new(),
         }))
     }
 }

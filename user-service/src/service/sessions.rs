@@ -15,6 +15,7 @@ use parley_service_kit::database::now_millis;
 use super::{AccountService, SignedIn, millis};
 use crate::Error;
 use crate::store::{FamilyRow, NewRefreshToken, RefreshTokenRow, UserRow};
+use crate::token_signer::TokenSubject;
 use crate::verification;
 
 /// How long a refresh token lives unused.
@@ -93,11 +94,17 @@ impl AccountService {
         self.store
             .insert_family(user.id, &family_id, family_expires_at, token.row(), now)
             .await?;
-        self.signed_in(user, token, now)
+        self.signed_in(user, &family_id, token, now)
     }
 
-    fn signed_in(&self, user: UserRow, token: FreshToken, now: i64) -> Result<SignedIn, Error> {
-        let access = self.keys.signer.sign(user.id, user.role, now / 1000)?;
+    fn signed_in(&self, user: UserRow, family_id: &str, token: FreshToken, now: i64) -> Result<SignedIn, Error> {
+        let subject = TokenSubject {
+            user_id: user.id,
+            account_id: &user.account_id,
+            session_id: family_id,
+            role: user.role,
+        };
+        let access = self.keys.signer.sign(&subject, now / 1000)?;
         Ok(SignedIn {
             user,
             access,
@@ -153,7 +160,7 @@ impl AccountService {
                 reissued
             };
             if written {
-                return self.signed_in(user, fresh, now);
+                return self.signed_in(user, &family.id, fresh, now);
             }
             // The family moved on between the read and the write: judge the token again.
         }
