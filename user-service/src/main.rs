@@ -32,6 +32,10 @@ struct Cli {
     /// revocations (logouts, deleted accounts): a revoked token is refused within about this.
     #[arg(long, env = "PARLEY_USER_REVOCATION_REFRESH_MS", default_value_t = 5000)]
     revocation_refresh_ms: u64,
+    /// chat-service, where deleted accounts' chats are erased. Without it deletions stay
+    /// queued (nothing lost) until it is set; a warning says so at start.
+    #[arg(long, env = "PARLEY_CHAT_SERVICE_URL")]
+    chat_service_url: Option<String>,
     #[command(flatten)]
     accounts: AccountOptions,
     #[command(subcommand)]
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         if let Some(dir) = cli.previous_public_keys_dir {
             config.previous_public_keys_dir = dir;
         }
+        config.chat_service_url = cli.chat_service_url;
         config.revocation_refresh_interval = std::time::Duration::from_millis(cli.revocation_refresh_ms.max(10));
         match cli.command {
             Some(Command::RotateSigningKey) => {
