@@ -240,6 +240,9 @@ pub async fn start(
 
     let mut user_config = user_service::Config::new(user_service::Config::default_database_url(&data_dir), &data_dir);
     config.accounts.apply_to(&mut user_config)?;
+    // Deleted accounts' chats are erased there; user-service starts first, and its outbox
+    // retries until chat-service answers.
+    user_config.chat_service_url = Some(chat_url.clone());
     let chat_config = chat_service::Config::new(
         chat_service::Config::default_database_url(&data_dir),
         &data_dir,

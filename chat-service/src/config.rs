@@ -28,6 +28,12 @@ pub struct Config {
     /// How long open streams may run on after shutdown was asked for (generations are
     /// stopped at once, so this is only the time to store and send their end).
     pub drain_deadline: Duration,
+    /// Whether rows stored before chat data was keyed by account (keyed by the integer user
+    /// id) go to the first account presenting that user id. Only safe while the user database
+    /// is the one those rows were written with (see README: "Accounts and legacy rows").
+    pub adopt_legacy_chats: bool,
+    /// How often erased accounts are checked for rows left behind.
+    pub erased_sweep_interval: Duration,
 }
 
 // Never print key material.
@@ -39,6 +45,7 @@ impl std::fmt::Debug for Config {
             .field("llm_service_url", &self.llm_service_url)
             .field("master_keys", &self.master_keys)
             .field("generation", &self.generation)
+            .field("adopt_legacy_chats", &self.adopt_legacy_chats)
             .finish_non_exhaustive()
     }
 }
@@ -53,6 +60,8 @@ impl Config {
             master_keys: Vec::new(),
             generation: GenerationSettings::default(),
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
+            adopt_legacy_chats: false,
+            erased_sweep_interval: crate::service::ERASED_SWEEP_INTERVAL,
         }
     }
 

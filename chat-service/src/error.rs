@@ -36,6 +36,9 @@ pub enum Error {
     TooManyGenerations { limit: usize },
     #[error("chat-service is shutting down")]
     ShuttingDown,
+    /// The caller's account was deleted; its token is still within its lifetime.
+    #[error("this account has been deleted")]
+    AccountErased,
     /// llm-service (or the provider behind it) answered with an error status.
     #[error("llm-service: {}", .0.message())]
     Llm(Status),
@@ -80,6 +83,8 @@ impl From<Error> for Status {
                 grpc_status::resource_exhausted(error.to_string(), Duration::from_secs(5))
             }
             Error::ShuttingDown => Status::unavailable(error.to_string()),
+            // As a revoked token is answered, a few seconds later, by the auth layer.
+            Error::AccountErased => Status::unauthenticated(error.to_string()),
             Error::Llm(status) => llm_status(status),
             // Nothing was changed and a retry may well work: say so instead of INTERNAL.
             Error::Database(e) if database::is_unreachable(&e) => {

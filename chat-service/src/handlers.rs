@@ -3,6 +3,7 @@
 //! gRPC service (`api_configs`, `personas`, `sessions`, `messages`); this one holds what they
 //! share.
 
+mod account_data;
 mod api_configs;
 mod messages;
 mod personas;
@@ -18,7 +19,7 @@ use parley_service_kit::access_token::AuthenticatedUser;
 use tonic::{Request, Status};
 
 use crate::Error;
-use crate::ids::UserId;
+use crate::ids::OwnerId;
 use crate::service::ChatService;
 
 /// All four services share one [`ChatService`].
@@ -31,11 +32,12 @@ impl ChatApi {
     pub fn new(chat: Arc<ChatService>) -> Self {
         Self { chat }
     }
-}
 
-/// The caller's user id (the auth layer already recorded it on the request's span).
-fn caller<T>(request: &Request<T>) -> Result<UserId, Status> {
-    Ok(UserId(AuthenticatedUser::from_request(request)?.user_id))
+    /// The owner id of the caller's account (the auth layer already recorded the user id on
+    /// the request's span).
+    async fn caller<T>(&self, request: &Request<T>) -> Result<OwnerId, Status> {
+        Ok(self.chat.owner(&AuthenticatedUser::from_request(request)?).await?)
+    }
 }
 
 /// Which fields an update changes: the mask's paths, or (no mask) the fields that are set.

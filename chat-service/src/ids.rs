@@ -1,5 +1,5 @@
 //! Row ids as types of their own, so a session id cannot be passed where a message id (or
-//! a user id) is meant: several calls take two or three ids side by side. They are stored as
+//! an owner id) is meant: several calls take two or three ids side by side. They are stored as
 //! `BIGINT` (sqlx's `transparent` encoding) and leave the service as the protos' `int64`.
 
 use std::fmt;
@@ -20,9 +20,9 @@ macro_rules! row_id {
 }
 
 row_id!(
-    /// An account of user-service (the `sub` of its access tokens); chat-service stores it on
-    /// every row a user owns.
-    UserId
+    /// A row of `chat_owners`: the account (by its `aid`, never by user-service's reusable
+    /// integer id) that owns chat data. Every row a user owns stores it in `user_id`.
+    OwnerId
 );
 row_id!(
     /// A row of `chat_sessions`.

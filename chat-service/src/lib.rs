@@ -30,6 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use parley_proto::chat::internal::v1::account_data_service_server::AccountDataServiceServer;
+use parley_proto::chat::internal::v1::{METHOD_SCOPES, SERVICE_TOKEN_AUDIENCE};
 use parley_proto::chat::v1::api_config_service_server::ApiConfigServiceServer;
 use parley_proto::chat::v1::message_service_server::MessageServiceServer;
 use parley_proto::chat::v1::persona_service_server::PersonaServiceServer;
@@ -83,6 +85,7 @@ pub async fn serve(
         Arc::clone(&registry),
         config.generation.clone(),
         !single_instance,
+        config.adopt_legacy_chats,
     ));
     // Before serving: no request may see a row a crash left STREAMING, and a wrong master
     // key must stop the start, not surface later as failed chats. Other instances' answers
@@ -111,6 +114,27 @@ pub async fn serve(
             }
         }
     });
+    // Rows of erased accounts an erasure left behind (a crash halfway, or a row written by
+    // another instance for a token it still accepted): once at start, then every minute.
+    let erased_sweeper = tokio::spawn({
+        let chat = Arc::clone(&chat);
+        let shutdown = shutdown.clone();
+        let interval = config.erased_sweep_interval;
+        async move {
+            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.clone() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = chat.sweep_erased().await {
+                            tracing::warn!(error = %e, "could not sweep erased accounts' rows; will retry");
+                        }
+                    }
+                }
+            }
+        }
+    });
     let api = handlers::ChatApi::new(chat);
 
     // Generations end when shutdown begins, so the streams following them can finish within
@@ -129,8 +153,12 @@ pub async fn serve(
         backend = ?database.backend,
         "chat-service listening"
     );
-    // No public methods: every call needs an access token.
-    let served = GrpcServer::new(AuthLayer::new(verifier, std::iter::empty::<String>()))
+    // No public methods: every call needs a user's access token, except the internal
+    // service's, which need a service token with the method's scope (and refuse user tokens).
+    let auth =
+        AuthLayer::new(verifier, std::iter::empty::<String>()).service_methods(SERVICE_TOKEN_AUDIENCE, METHOD_SCOPES);
+    let served = GrpcServer::new(auth)
+        .add_service(AccountDataServiceServer::new(api.clone()))
         .add_service(ApiConfigServiceServer::new(api.clone()))
         .add_service(PersonaServiceServer::new(api.clone()))
         .add_service(SessionServiceServer::new(api.clone()))
@@ -146,7 +174,9 @@ pub async fn serve(
     }
     stopper.abort();
     sweeper.abort();
+    erased_sweeper.abort();
     let _ = sweeper.await;
+    let _ = erased_sweeper.await;
     database.pool.close().await;
     served?;
     Ok(())

@@ -42,6 +42,11 @@ struct Cli {
     /// and ends as at the model's length limit.
     #[arg(long, env = "PARLEY_MAX_ANSWER_BYTES", default_value_t = chat_service::DEFAULT_MAX_ANSWER_BYTES)]
     max_answer_bytes: usize,
+    /// Give chats stored before they were keyed by account (by the integer user id) to the
+    /// first account that signs in with that user id. Only while the user database is the one
+    /// they were written with: after a reset a new account may get an old id. Default off.
+    #[arg(long, env = "PARLEY_CHAT_ADOPT_LEGACY_CHATS", default_value_t = false)]
+    adopt_legacy_chats: bool,
 }
 
 fn main() -> ExitCode {
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         config.generation.max_duration = std::time::Duration::from_secs(cli.max_generation_secs.max(1));
         config.generation.max_per_user = cli.max_generations_per_user.max(1);
         config.generation.max_answer_bytes = cli.max_answer_bytes.max(1);
+        config.adopt_legacy_chats = cli.adopt_legacy_chats;
         let listener = entrypoint::bind(cli.listen).await?;
         chat_service::serve(listener, config, shutdown::signal())
             .await

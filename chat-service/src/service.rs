@@ -8,6 +8,7 @@
 //! what they share (the owner-checked lookups, the start-up checks) so that they never
 //! import each other.
 
+mod accounts;
 mod api_configs;
 mod messages;
 mod personas;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use parley_service_kit::database::now_millis;
 
+pub use accounts::ERASED_SWEEP_INTERVAL;
 pub use api_configs::{ConfigChange, ProviderTarget};
 pub use personas::PersonaChange;
 pub use sessions::{NewSessionInput, SessionChange};
@@ -26,7 +28,7 @@ pub use sessions::{NewSessionInput, SessionChange};
 use crate::Error;
 use crate::api_key::ApiKey;
 use crate::generation::{GenerationRegistry, GenerationSettings};
-use crate::ids::{ApiConfigId, MessageId, SessionId, UserId};
+use crate::ids::{ApiConfigId, MessageId, OwnerId, SessionId};
 use crate::key_cipher::{KeyCipher, KeyCipherError};
 use crate::llm_client::LlmClient;
 use crate::store::{ApiConfigRow, ChatStore, MessageRow, SessionRow};
@@ -43,6 +45,41 @@ pub struct ChatService {
     /// Other instances may use the same database (PostgreSQL): stops and watches of their
     /// answers go through the rows.
     shared_database: bool,
+    /// Account id → owner id, for accounts seen (never for erased ones).
+    owners: OwnerCache,
+    /// Rows from before owners existed go to the first account with their user id.
+    adopt_legacy_owners: bool,
+}
+
+/// The owner ids of the accounts this instance has seen. An account's owner id never changes,
+/// so entries only go when the account is erased (or the cache is full: it starts over).
+#[derive(Default)]
+struct OwnerCache(std::sync::Mutex<std::collections::HashMap<String, OwnerId>>);
+
+/// Accounts remembered at most; past it the cache starts over (a lookup is one indexed read).
+const OWNER_CACHE_CAPACITY: usize = 100_000;
+
+impl OwnerCache {
+    fn get(&self, account_id: &str) -> Option<OwnerId> {
+        self.lock().get(account_id).copied()
+    }
+
+    fn insert(&self, account_id: &str, owner: OwnerId) {
+        let mut owners = self.lock();
+        if owners.len() >= OWNER_CACHE_CAPACITY {
+            owners.clear();
+        }
+        owners.insert(account_id.to_string(), owner);
+    }
+
+    fn remove(&self, account_id: &str) {
+        self.lock().remove(account_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, OwnerId>> {
+        // A panic while holding the lock leaves a plain map behind; keep using it.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl ChatService {
@@ -53,6 +90,7 @@ impl ChatService {
         registry: Arc<GenerationRegistry>,
         settings: GenerationSettings,
         shared_database: bool,
+        adopt_legacy_owners: bool,
     ) -> Self {
         Self {
             store,
@@ -61,23 +99,25 @@ impl ChatService {
             registry,
             settings,
             shared_database,
+            owners: OwnerCache::default(),
+            adopt_legacy_owners,
         }
     }
 
     // ---- owner-checked lookups: another user's id answers NOT_FOUND like a missing one ----
 
-    pub async fn api_config(&self, user_id: UserId, id: ApiConfigId) -> Result<ApiConfigRow, Error> {
+    pub async fn api_config(&self, user_id: OwnerId, id: ApiConfigId) -> Result<ApiConfigRow, Error> {
         self.store
             .api_config(user_id, id)
             .await?
             .ok_or(Error::NotFound("api config"))
     }
 
-    pub async fn session(&self, user_id: UserId, id: SessionId) -> Result<SessionRow, Error> {
+    pub async fn session(&self, user_id: OwnerId, id: SessionId) -> Result<SessionRow, Error> {
         self.store.session(user_id, id).await?.ok_or(Error::NotFound("session"))
     }
 
-    pub async fn message(&self, user_id: UserId, id: MessageId) -> Result<MessageRow, Error> {
+    pub async fn message(&self, user_id: OwnerId, id: MessageId) -> Result<MessageRow, Error> {
         self.store.message(user_id, id).await?.ok_or(Error::NotFound("message"))
     }
 

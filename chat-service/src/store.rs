@@ -8,11 +8,13 @@
 //!
 //! This file holds the rows and what the statements take; the statements live by table:
 //! `api_configs`, `personas`, `sessions`, `messages` (what users read and edit), `answers`
-//! (what generations write) and `sealed_keys` (master-key rotation).
+//! (what generations write), `sealed_keys` (master-key rotation) and `owners` (which account
+//! owns an owner id; erasing a deleted account's rows).
 
 mod answers;
 mod api_configs;
 mod messages;
+mod owners;
 mod personas;
 mod sealed_keys;
 mod sessions;
@@ -20,13 +22,14 @@ mod sessions;
 use parley_service_kit::database::Database;
 use sqlx::AnyPool;
 
-use crate::ids::{ApiConfigId, MessageId, PersonaId, SessionId, UserId};
+use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, SessionId};
 use crate::key_cipher::SealedKey;
+pub use owners::OwnerRow;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiConfigRow {
     pub id: ApiConfigId,
-    pub user_id: UserId,
+    pub user_id: OwnerId,
     pub name: String,
     pub base_url: String,
     pub model: String,
@@ -58,7 +61,7 @@ const CONFIG_COLUMNS: &str = "c.id, c.user_id, c.name, c.base_url, c.model, c.ap
 pub struct PersonaRow {
     pub id: PersonaId,
     /// `None`: built in (shared by everyone, read-only).
-    pub user_id: Option<UserId>,
+    pub user_id: Option<OwnerId>,
     pub name: String,
     pub description: String,
     pub system_prompt: String,
@@ -71,7 +74,7 @@ const PERSONA_COLUMNS: &str = "id, user_id, name, description, system_prompt, cr
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: SessionId,
-    pub user_id: UserId,
+    pub user_id: OwnerId,
     pub title: String,
     pub system_prompt: String,
     pub persona_id: Option<PersonaId>,
@@ -202,7 +205,7 @@ pub struct ConfigFields<'a> {
 // DOUBLE as a PostgreSQL float4, and a statement prepared that way then rejects real values.
 
 pub struct NewSession<'a> {
-    pub user_id: UserId,
+    pub user_id: OwnerId,
     pub title: &'a str,
     pub system_prompt: &'a str,
     pub persona_id: Option<PersonaId>,

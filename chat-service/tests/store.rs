@@ -4,7 +4,7 @@
 //! deleting a session while other answers are being written.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use chat_service::ids::{ApiConfigId, SessionId, UserId};
+use chat_service::ids::{ApiConfigId, OwnerId, SessionId};
 use chat_service::key_cipher::{KeyCipher, SealedKey};
 use chat_service::store::{ChatStore, ConfigFields, FinishedAnswer, MessageStatus, NewExchange, NewSession, SavedText};
 use parley_service_kit::database::{self, Database, is_unique_violation};
@@ -19,7 +19,7 @@ async fn open(db_url: &str) -> (Database, ChatStore) {
 async fn session(store: &ChatStore, user_id: i64) -> SessionId {
     store
         .insert_session(&NewSession {
-            user_id: UserId(user_id),
+            user_id: OwnerId(user_id),
             title: "t",
             system_prompt: "",
             persona_id: None,
@@ -85,8 +85,8 @@ on_every_backend!(
         store.finish_answer(answer_id, &finished("done"), None).await.unwrap();
         store.insert_exchange(&exchange(session_id, "second")).await.unwrap();
         assert_eq!(messages_in(&database, session_id).await, 4);
-        assert_eq!(store.streaming_counts(session_id, UserId(1)).await.unwrap(), (1, 2));
-        assert_eq!(store.streaming_counts(session_id, UserId(2)).await.unwrap(), (0, 0));
+        assert_eq!(store.streaming_counts(session_id, OwnerId(1)).await.unwrap(), (1, 2));
+        assert_eq!(store.streaming_counts(session_id, OwnerId(2)).await.unwrap(), (0, 0));
     }
 );
 
@@ -97,7 +97,7 @@ on_every_backend!(
         let session_id = session(&store, 1).await;
         let active_at = |store: ChatStore| async move {
             store
-                .session(UserId(1), session_id)
+                .session(OwnerId(1), session_id)
                 .await
                 .unwrap()
                 .unwrap()
@@ -156,7 +156,7 @@ on_every_backend!(
         };
         let id = store
             .insert_api_config(
-                UserId(1),
+                OwnerId(1),
                 &fields,
                 "…",
                 |id: ApiConfigId| {
@@ -174,14 +174,14 @@ on_every_backend!(
         let newer = old_instance.seal(id.0, "sk-second-key").unwrap();
         assert!(
             store
-                .update_api_config(UserId(1), id, &fields, Some((newer, "…")), 2)
+                .update_api_config(OwnerId(1), id, &fields, Some((newer, "…")), 2)
                 .await
                 .unwrap()
         );
         // The rotation's reseal of what it read must not bring the first key back.
         let resealed = rotating.seal(id.0, &rotating.open(id.0, &sealed).unwrap()).unwrap();
         assert!(!store.reseal_key(id, &sealed, &resealed).await.unwrap());
-        let row = store.api_config(UserId(1), id).await.unwrap().unwrap();
+        let row = store.api_config(OwnerId(1), id).await.unwrap().unwrap();
         assert_eq!(
             rotating.open(id.0, &row.sealed_key().unwrap()).unwrap(),
             "sk-second-key"
@@ -190,7 +190,7 @@ on_every_backend!(
         let (_, current) = store.keys_not_under(2).await.unwrap().into_iter().next().unwrap();
         let resealed = rotating.seal(id.0, &rotating.open(id.0, &current).unwrap()).unwrap();
         assert!(store.reseal_key(id, &current, &resealed).await.unwrap());
-        let row = store.api_config(UserId(1), id).await.unwrap().unwrap();
+        let row = store.api_config(OwnerId(1), id).await.unwrap().unwrap();
         assert_eq!(row.api_key_key_version, 2);
         assert_eq!(
             rotating.open(id.0, &row.sealed_key().unwrap()).unwrap(),
@@ -260,23 +260,23 @@ on_every_backend!(message_edits_and_deletes_name_the_owner, |db_url: String| asy
     store.finish_answer(answer_id, &finished("answer"), None).await.unwrap();
     assert!(
         !store
-            .update_message_content(UserId(2), question_id, "theirs", 4)
+            .update_message_content(OwnerId(2), question_id, "theirs", 4)
             .await
             .unwrap()
     );
-    assert!(!store.delete_message(UserId(2), answer_id).await.unwrap());
-    let question = store.message(UserId(1), question_id).await.unwrap().unwrap();
+    assert!(!store.delete_message(OwnerId(2), answer_id).await.unwrap());
+    let question = store.message(OwnerId(1), question_id).await.unwrap().unwrap();
     assert_eq!(question.content, "mine");
-    assert!(store.message(UserId(1), answer_id).await.unwrap().is_some());
+    assert!(store.message(OwnerId(1), answer_id).await.unwrap().is_some());
     assert!(
         store
-            .update_message_content(UserId(1), question_id, "edited", 4)
+            .update_message_content(OwnerId(1), question_id, "edited", 4)
             .await
             .unwrap()
     );
-    assert!(store.delete_message(UserId(1), answer_id).await.unwrap());
+    assert!(store.delete_message(OwnerId(1), answer_id).await.unwrap());
     assert_eq!(
-        store.message(UserId(1), question_id).await.unwrap().unwrap().content,
+        store.message(OwnerId(1), question_id).await.unwrap().unwrap().content,
         "edited"
     );
 });
@@ -316,7 +316,7 @@ async fn deleting_sessions_while_answers_are_written() {
     }
     let mut failures = Vec::new();
     for id in &ids {
-        match store.delete_session(UserId(1), *id).await {
+        match store.delete_session(OwnerId(1), *id).await {
             Ok(true) => {}
             other => failures.push(format!("{other:?}")),
         }
@@ -331,9 +331,9 @@ async fn deleting_sessions_while_answers_are_written() {
     assert!(writes > 0);
     for id in ids {
         assert_eq!(messages_in(&database, id).await, 0);
-        assert!(store.session(UserId(1), id).await.unwrap().is_none());
+        assert!(store.session(OwnerId(1), id).await.unwrap().is_none());
     }
     // Someone else's session is not deleted, and says so.
-    assert!(!store.delete_session(UserId(2), busy_session).await.unwrap());
+    assert!(!store.delete_session(OwnerId(2), busy_session).await.unwrap());
     assert_eq!(messages_in(&database, busy_session).await, 2);
 }

@@ -253,6 +253,7 @@ async fn internal_and_unknown_services_are_unimplemented() {
     // Signed in or not, it looks the same: no hint that something is behind it.
     for path in [
         "/parley.llm.v1.LlmService/StreamChat",
+        "/parley.chat.internal.v1.AccountDataService/EraseAccountData",
         "/parley.chat.v1.NoSuchService/Anything",
     ] {
         let web = grpc_web_call(stack.addr, path, &llm::ListModelsRequest::default(), WebMode::Text, &[]).await;
@@ -685,22 +686,22 @@ async fn reflection_lists_the_public_services_only() {
         ]
     );
 
-    let mut replies = client
-        .server_reflection_info(ask(MessageRequest::FileContainingSymbol(
-            "parley.llm.v1.LlmService".into(),
-        )))
-        .await
-        .unwrap()
-        .into_inner();
-    match replies.message().await {
-        Err(status) => assert_eq!(status.code(), Code::NotFound),
-        Ok(reply) => assert!(
-            matches!(
-                reply.and_then(|r| r.message_response),
-                Some(MessageResponse::ErrorResponse(_))
+    for internal in ["parley.llm.v1.LlmService", "parley.chat.internal.v1.AccountDataService"] {
+        let mut replies = client
+            .server_reflection_info(ask(MessageRequest::FileContainingSymbol(internal.into())))
+            .await
+            .unwrap()
+            .into_inner();
+        match replies.message().await {
+            Err(status) => assert_eq!(status.code(), Code::NotFound),
+            Ok(reply) => assert!(
+                matches!(
+                    reply.and_then(|r| r.message_response),
+                    Some(MessageResponse::ErrorResponse(_))
+                ),
+                "the internal service {internal}'s descriptors leaked"
             ),
-            "the internal service's descriptors leaked"
-        ),
+        }
     }
 
     // Public services resolve, with their dependencies.

@@ -31,6 +31,24 @@ pub mod chat {
     pub mod v1 {
         tonic::include_proto!("parley.chat.v1");
     }
+
+    /// chat-service's internal services: called by other services with a service token,
+    /// never routed by the gateway.
+    pub mod internal {
+        pub mod v1 {
+            tonic::include_proto!("parley.chat.internal.v1");
+
+            /// The audience of service tokens for chat-service.
+            pub const SERVICE_TOKEN_AUDIENCE: &str = "parley-chat-service";
+            /// The scope a service token needs to call `EraseAccountData`.
+            pub const ERASE_ACCOUNT_SCOPE: &str = "chat.erase-account";
+            /// Every method of this package with the scope it needs, by full gRPC path.
+            pub const METHOD_SCOPES: &[(&str, &str)] = &[(
+                "/parley.chat.internal.v1.AccountDataService/EraseAccountData",
+                ERASE_ACCOUNT_SCOPE,
+            )];
+        }
+    }
 }
 
 pub mod llm {

@@ -67,6 +67,36 @@ impl Default for VerifierOptions {
     }
 }
 
+/// The JWT header `typ` of a service token: one service calling another's internal method
+/// (user-service asking chat-service to erase an account). A distinct type, so a service token
+/// never passes for a user's access token nor the other way round.
+pub const SERVICE_TOKEN_TYPE: &str = "svc+jwt";
+/// How long a service token lives: it is signed for each call.
+pub const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(60);
+
+/// The claims of a service token (signed by user-service with its access-token key).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServiceClaims {
+    /// The calling service, e.g. `user-service`.
+    pub sub: String,
+    pub iss: String,
+    /// The called service, e.g. `parley-chat-service`.
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    /// The one thing the token allows, e.g. `chat.erase-account`.
+    pub scope: String,
+}
+
+/// The caller of an internal method, as the auth layer found it in a service token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedService {
+    /// The calling service (the token's `sub`).
+    pub service: String,
+    pub scope: String,
+}
+
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccessClaims {
@@ -119,6 +149,12 @@ pub enum TokenError {
     Malformed,
     #[error("access token is not an EdDSA access token")]
     WrongType,
+    /// A user's access token (or anything else) where a service token is required.
+    #[error("this method takes a service token, not a user's access token")]
+    NotAServiceToken,
+    /// A service token whose scope is not the one the method needs.
+    #[error("the service token's scope does not allow this method")]
+    WrongScope,
     #[error("access token was signed by an unknown key")]
     UnknownKey,
     #[error("access token has expired")]
@@ -346,24 +382,68 @@ impl TokenVerifier {
     pub async fn verify(&self, token: &str) -> Result<AuthenticatedUser, TokenError> {
         self.shared.verify(token).await
     }
+
+    /// Checks a service token: signature (the same keys as access tokens), type
+    /// [`SERVICE_TOKEN_TYPE`], issuer, `audience`, expiry and that its scope is `scope`.
+    pub async fn verify_service(
+        &self,
+        token: &str,
+        audience: &str,
+        scope: &str,
+    ) -> Result<AuthenticatedService, TokenError> {
+        self.shared.verify_service(token, audience, scope).await
+    }
+}
+
+fn decode_error(e: jsonwebtoken::errors::Error) -> TokenError {
+    match e.kind() {
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+        _ => TokenError::Invalid,
+    }
 }
 
 impl Shared {
+    /// The key that verifies a token whose header is `header`, fetched if need be.
+    async fn key_of(&self, header: jsonwebtoken::Header) -> Result<DecodingKey, TokenError> {
+        let key_id = header.kid.ok_or(TokenError::UnknownKey)?;
+        match self.known_key(&key_id).await {
+            Some(key) => Ok(key),
+            None => self.fetch_for(&key_id).await,
+        }
+    }
+
+    async fn verify_service(
+        &self,
+        token: &str,
+        audience: &str,
+        scope: &str,
+    ) -> Result<AuthenticatedService, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(SERVICE_TOKEN_TYPE) {
+            return Err(TokenError::NotAServiceToken);
+        }
+        let key = self.key_of(header).await?;
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[audience]);
+        let claims = jsonwebtoken::decode::<ServiceClaims>(token, &key, &validation)
+            .map_err(decode_error)?
+            .claims;
+        if claims.scope != scope {
+            return Err(TokenError::WrongScope);
+        }
+        Ok(AuthenticatedService {
+            service: claims.sub,
+            scope: claims.scope,
+        })
+    }
+
     async fn verify(&self, token: &str) -> Result<AuthenticatedUser, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(TOKEN_TYPE) {
             return Err(TokenError::WrongType);
         }
-        let key_id = header.kid.ok_or(TokenError::UnknownKey)?;
-        let known = self.known_key(&key_id).await;
-        let key = match known {
-            Some(key) => key,
-            None => self.fetch_for(&key_id).await?,
-        };
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        })?;
+        let key = self.key_of(header).await?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation).map_err(decode_error)?;
         let claims = data.claims;
         let user_id = claims.sub.parse::<i64>().map_err(|_| TokenError::Invalid)?;
         if claims.sid.is_empty() || claims.aid.is_empty() {
@@ -874,5 +954,71 @@ mod tests {
         let forged = jsonwebtoken::encode(&header, &claims(600), &EncodingKey::from_secret(&ver.public_key))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(verifier.verify(&forged).await, Err(TokenError::WrongType));
+    }
+
+    fn service_claims(audience: &str, scope: &str, exp_offset: i64) -> ServiceClaims {
+        let now = claims(0).iat;
+        ServiceClaims {
+            sub: "user-service".into(),
+            iss: ISSUER.into(),
+            aud: audience.into(),
+            exp: now + exp_offset,
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            scope: scope.into(),
+        }
+    }
+
+    /// Service tokens and access tokens never pass for each other; a service token counts
+    /// only for its audience and scope.
+    #[tokio::test]
+    async fn service_tokens_are_checked_for_type_audience_and_scope() {
+        let (enc, ver) = keypair(12);
+        let verifier = TokenVerifier::with_keys(vec![ver.clone()]);
+        let sign_service = |claims: &ServiceClaims, typ: &str| {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = Some(ver.key_id.clone());
+            header.typ = Some(typ.into());
+            jsonwebtoken::encode(&header, claims, &enc).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let good = sign_service(&service_claims("chat", "erase", 60), SERVICE_TOKEN_TYPE);
+        assert_eq!(
+            verifier.verify_service(&good, "chat", "erase").await,
+            Ok(AuthenticatedService {
+                service: "user-service".into(),
+                scope: "erase".into()
+            })
+        );
+        assert_eq!(
+            verifier.verify_service(&good, "chat", "other").await,
+            Err(TokenError::WrongScope)
+        );
+        assert_eq!(
+            verifier.verify_service(&good, "other-service", "erase").await,
+            Err(TokenError::Invalid)
+        );
+        // A service token is no access token.
+        assert_eq!(verifier.verify(&good).await, Err(TokenError::WrongType));
+        // A user's access token is no service token.
+        let user = sign(&enc, &ver.key_id, TOKEN_TYPE, &claims(600));
+        assert_eq!(
+            verifier.verify_service(&user, "chat", "erase").await,
+            Err(TokenError::NotAServiceToken)
+        );
+        let expired = sign_service(&service_claims("chat", "erase", -600), SERVICE_TOKEN_TYPE);
+        assert_eq!(
+            verifier.verify_service(&expired, "chat", "erase").await,
+            Err(TokenError::Expired)
+        );
+        let (other_enc, _) = keypair(13);
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(ver.key_id.clone());
+        header.typ = Some(SERVICE_TOKEN_TYPE.into());
+        let forged = jsonwebtoken::encode(&header, &service_claims("chat", "erase", 60), &other_enc)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            verifier.verify_service(&forged, "chat", "erase").await,
+            Err(TokenError::Invalid)
+        );
     }
 }

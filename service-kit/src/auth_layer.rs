@@ -4,15 +4,19 @@
 //! when the keys cannot be fetched) without calling the service. A revoked token (its sign-in
 //! ended, or its account was deleted) is UNAUTHENTICATED too. Health and reflection are
 //! always public.
+//!
+//! Internal methods (named with [`AuthLayer::service_methods`]) take a service token instead:
+//! one whose scope is the method's; a user's access token is refused there, and a service
+//! token is refused everywhere else (its type differs from an access token's).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
-use crate::access_token::{AuthenticatedUser, TokenError, TokenVerifier};
+use crate::access_token::{AuthenticatedService, AuthenticatedUser, TokenError, TokenVerifier};
 
 /// Path prefixes that never need a token.
 const ALWAYS_PUBLIC_PREFIXES: &[&str] = &[
@@ -24,6 +28,10 @@ const ALWAYS_PUBLIC_PREFIXES: &[&str] = &[
 struct AuthPolicy {
     verifier: Arc<TokenVerifier>,
     public_methods: HashSet<String>,
+    /// The audience service tokens must name (this service).
+    service_audience: String,
+    /// Internal method path → the scope its service token must carry.
+    service_methods: HashMap<String, String>,
 }
 
 impl AuthPolicy {
@@ -49,8 +57,28 @@ impl AuthLayer {
             policy: Some(Arc::new(AuthPolicy {
                 verifier,
                 public_methods,
+                service_audience: String::new(),
+                service_methods: HashMap::new(),
             })),
         }
+    }
+
+    /// Methods (full paths) that take only a service token for `audience` with the scope
+    /// given beside each, and no user's access token.
+    pub fn service_methods<'a>(
+        mut self,
+        audience: &str,
+        methods: impl IntoIterator<Item = &'a (&'a str, &'a str)>,
+    ) -> Self {
+        if let Some(policy) = self.policy.as_mut().and_then(Arc::get_mut) {
+            policy.service_audience = audience.to_string();
+            policy.service_methods.extend(
+                methods
+                    .into_iter()
+                    .map(|(path, scope)| (path.to_string(), scope.to_string())),
+            );
+        }
+        self
     }
 
     /// No authentication: for internal services reachable only from inside the deployment
@@ -82,6 +110,7 @@ pub struct AuthService<S> {
 fn refusal(error: TokenError) -> tonic::Status {
     match error {
         TokenError::KeysUnavailable => tonic::Status::unavailable(error.to_string()),
+        TokenError::WrongScope => tonic::Status::permission_denied(error.to_string()),
         other => tonic::Status::unauthenticated(other.to_string()),
     }
 }
@@ -116,7 +145,24 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let policy = self.policy.clone();
         Box::pin(async move {
-            if let Some(policy) = policy.filter(|p| !p.is_public(request.uri().path())) {
+            let path = request.uri().path();
+            let service_scope = policy.as_ref().and_then(|p| p.service_methods.get(path).cloned());
+            if let (Some(policy), Some(scope)) = (policy.as_ref(), service_scope) {
+                let verified = match bearer_token(request.headers()) {
+                    None => Err(tonic::Status::unauthenticated("missing service token")),
+                    Some(token) => policy
+                        .verifier
+                        .verify_service(token, &policy.service_audience, &scope)
+                        .await
+                        .map_err(refusal),
+                };
+                match verified {
+                    Ok(service) => {
+                        request.extensions_mut().insert::<AuthenticatedService>(service);
+                    }
+                    Err(status) => return Ok(status.into_http()),
+                }
+            } else if let Some(policy) = policy.filter(|p| !p.is_public(request.uri().path())) {
                 let verified = match bearer_token(request.headers()) {
                     None => Err(tonic::Status::unauthenticated("missing access token")),
                     Some(token) => policy.verifier.verify(token).await.map_err(refusal),

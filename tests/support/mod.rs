@@ -10,6 +10,8 @@ use tokio::sync::oneshot;
 /// shutdown signal and checks that every service stopped cleanly.
 pub struct Stack {
     pub addr: SocketAddr,
+    /// The stack's data directory (databases, keys).
+    pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     running: tokio::task::JoinHandle<Result<(), parley::Error>>,
     _dir: tempfile::TempDir,
@@ -36,6 +38,7 @@ impl Stack {
         let addr = stack.addr;
         Self {
             addr,
+            data_dir: dir.path().join("data"),
             stop: Some(stop),
             running: tokio::spawn(stack.wait()),
             _dir: dir,

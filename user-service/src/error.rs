@@ -57,6 +57,8 @@ pub enum Error {
     TokenSigning(#[from] jsonwebtoken::errors::Error),
     #[error("{0}")]
     Serve(#[from] parley_service_kit::grpc_server::ServeError),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("a background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

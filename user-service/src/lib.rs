@@ -6,6 +6,7 @@
 pub mod account_deletion;
 pub mod account_fields;
 mod account_options;
+pub mod chat_eraser;
 pub mod cleanup;
 mod error;
 pub mod handlers;
@@ -68,9 +69,12 @@ pub struct Config {
     /// How often this service's own token verifier reads the revocations (its other
     /// verifiers fetch them from `GetPublicKeys` on their own schedule).
     pub revocation_refresh_interval: Duration,
-    /// Where deleted accounts' data is erased (chat-service). `None`: deletions stay queued
-    /// in the `account_deletions` outbox until a version that has one delivers them.
+    /// Where deleted accounts' data is erased. `None`: chat-service at `chat_service_url`.
     pub account_data_eraser: Option<Arc<dyn account_deletion::AccountDataEraser>>,
+    /// chat-service, whose data of deleted accounts is erased through its internal
+    /// `EraseAccountData`. With neither this nor `account_data_eraser`, deletions stay queued
+    /// in the `account_deletions` outbox (nothing lost) and a warning says so at start.
+    pub chat_service_url: Option<String>,
     /// How often the outbox is checked for deletions to deliver.
     pub account_deletion_interval: Duration,
     /// Codes one email address receives a day, over every account and purpose.
@@ -95,6 +99,7 @@ impl Config {
             cleanup_interval: Duration::from_secs(10 * 60),
             revocation_refresh_interval: access_token::DEFAULT_REFRESH_INTERVAL,
             account_data_eraser: None,
+            chat_service_url: None,
             account_deletion_interval: Duration::from_secs(5),
             codes_per_address_per_day: service::CODES_PER_ADDRESS_PER_DAY,
             rules: service::AccountRules::default(),
@@ -162,7 +167,20 @@ pub async fn serve(
     let admin_api = handlers::AdminApi::new(accounts);
 
     let shutdown = shutdown.boxed().shared();
-    let deletions = config.account_data_eraser.clone().map(|eraser| {
+    let eraser = match (&config.account_data_eraser, &config.chat_service_url) {
+        (Some(eraser), _) => Some(Arc::clone(eraser)),
+        (None, Some(url)) => Some(Arc::new(
+            chat_eraser::ChatServiceEraser::connect_lazy(url, Arc::clone(&keys)).map_err(Error::Config)?,
+        ) as Arc<dyn account_deletion::AccountDataEraser>),
+        (None, None) => {
+            tracing::warn!(
+                "no chat-service configured: deleted accounts' chats are not erased; the deletions \
+                 stay queued until --chat-service-url (PARLEY_CHAT_SERVICE_URL) is set"
+            );
+            None
+        }
+    };
+    let deletions = eraser.map(|eraser| {
         tokio::spawn(account_deletion::run(
             store.clone(),
             eraser,

@@ -32,6 +32,10 @@ struct Cli {
     /// How often user-service's own access-token check reads the revocations.
     #[command(flatten)]
     verifier: VerifierOptions,
+    /// chat-service, where deleted accounts' chats are erased. Without it deletions stay
+    /// queued (nothing lost) until it is set; a warning says so at start.
+    #[arg(long, env = "PARLEY_CHAT_SERVICE_URL")]
+    chat_service_url: Option<String>,
     #[command(flatten)]
     accounts: AccountOptions,
     #[command(subcommand)]
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         if let Some(dir) = cli.previous_public_keys_dir {
             config.previous_public_keys_dir = dir;
         }
+        config.chat_service_url = cli.chat_service_url;
         config.revocation_refresh_interval = cli.verifier.refresh_interval();
         match cli.command {
             Some(Command::RotateSigningKey) => {

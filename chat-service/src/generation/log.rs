@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::convert;
-use crate::ids::{MessageId, SessionId, UserId};
+use crate::ids::{MessageId, OwnerId, SessionId};
 use crate::store::FinishedAnswer;
 use crate::validation;
 
@@ -103,7 +103,7 @@ impl GenerationLog {
 pub struct Generation {
     pub message_id: MessageId,
     pub session_id: SessionId,
-    pub user_id: UserId,
+    pub user_id: OwnerId,
     log: Mutex<GenerationLog>,
     changed: watch::Sender<()>,
     stop: CancellationToken,
@@ -114,7 +114,7 @@ pub struct Generation {
 
 impl Generation {
     /// A generation whose log starts with `assistant_started` for `row`.
-    pub fn new(user_id: UserId, row: pb::Message) -> Arc<Self> {
+    pub fn new(user_id: OwnerId, row: pb::Message) -> Arc<Self> {
         Arc::new(Self {
             message_id: MessageId(row.id),
             session_id: SessionId(row.session_id),
@@ -310,7 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn followers_see_every_step_in_order_and_late_ones_catch_up_compactly() {
-        let generation = Generation::new(UserId(1), row(10, 5));
+        let generation = Generation::new(OwnerId(1), row(10, 5));
         let mut early = Arc::clone(&generation).follow();
         assert_eq!(next_kind(&mut early).await, "started:10");
         generation.push_text(TextKind::Reasoning, "think", usize::MAX);
@@ -343,7 +343,7 @@ mod tests {
 
     #[tokio::test]
     async fn interleaved_text_keeps_its_order() {
-        let generation = Generation::new(UserId(1), row(10, 5));
+        let generation = Generation::new(OwnerId(1), row(10, 5));
         generation.push_text(TextKind::Content, "a", usize::MAX);
         generation.push_text(TextKind::Content, "b", usize::MAX);
         generation.push_text(TextKind::Reasoning, "r", usize::MAX);
@@ -356,7 +356,7 @@ mod tests {
 
     #[tokio::test]
     async fn model_output_is_stored_without_nul() {
-        let generation = Generation::new(UserId(1), row(10, 5));
+        let generation = Generation::new(OwnerId(1), row(10, 5));
         generation.push_text(TextKind::Content, "a\0b", usize::MAX);
         generation.push_text(TextKind::Reasoning, "\0", usize::MAX);
         generation.close();
@@ -367,7 +367,7 @@ mod tests {
 
     #[test]
     fn answer_and_reasoning_stay_within_the_size_limit() {
-        let generation = Generation::new(UserId(1), row(10, 5));
+        let generation = Generation::new(OwnerId(1), row(10, 5));
         assert!(generation.push_text(TextKind::Reasoning, "abc", 9));
         assert!(generation.push_text(TextKind::Content, "defg", 9));
         // Two bytes of room: "é" is two bytes, so the cut falls before it, not inside it.
@@ -382,7 +382,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_follower_waits_for_live_events() {
-        let generation = Generation::new(UserId(1), row(10, 5));
+        let generation = Generation::new(OwnerId(1), row(10, 5));
         let mut follower = Arc::clone(&generation).follow();
         assert_eq!(next_kind(&mut follower).await, "started:10");
         let pusher = Arc::clone(&generation);
@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn first_stop_reason_wins() {
-        let generation = Generation::new(UserId(1), row(1, 1));
+        let generation = Generation::new(OwnerId(1), row(1, 1));
         generation.request_stop(StopReason::User);
         generation.request_stop(StopReason::Shutdown);
         assert_eq!(generation.stopped_for(), Some(StopReason::User));
@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn the_final_message_is_the_started_row_with_its_end() {
-        let generation = Generation::new(UserId(1), row(10, 5));
+        let generation = Generation::new(OwnerId(1), row(10, 5));
         let answer = FinishedAnswer {
             content: "partial",
             reasoning: "",

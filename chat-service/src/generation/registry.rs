@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use super::log::{Generation, StopReason, lock};
 use crate::Error;
-use crate::ids::{MessageId, SessionId, UserId};
+use crate::ids::{MessageId, OwnerId, SessionId};
 
 /// A stop asked for while the session's slot was still only reserved.
 #[derive(Clone, Copy)]
@@ -23,7 +23,7 @@ struct PendingStop {
 enum Slot {
     /// Claimed by a request that is still storing its messages.
     Reserved {
-        user_id: UserId,
+        user_id: OwnerId,
         /// Every stop asked for meanwhile, oldest first: one may name another answer than the
         /// one that starts, so none may be dropped for an earlier one.
         stops: Vec<PendingStop>,
@@ -32,7 +32,7 @@ enum Slot {
 }
 
 impl Slot {
-    fn user_id(&self) -> UserId {
+    fn user_id(&self) -> OwnerId {
         match self {
             Slot::Reserved { user_id, .. } => *user_id,
             Slot::Running(generation) => generation.user_id,
@@ -82,7 +82,7 @@ impl GenerationRegistry {
     }
 
     /// Claims `session_id` for a new generation: one per session, a few per user.
-    pub fn reserve(self: &Arc<Self>, user_id: UserId, session_id: SessionId) -> Result<Reservation, Error> {
+    pub fn reserve(self: &Arc<Self>, user_id: OwnerId, session_id: SessionId) -> Result<Reservation, Error> {
         let mut state = lock(&self.state);
         if state.shutting_down {
             return Err(Error::ShuttingDown);
@@ -148,6 +148,30 @@ impl GenerationRegistry {
         };
         running.request_stop(reason);
         StopTarget::Running(running)
+    }
+
+    /// Stops every generation of `owner` here, running or starting (its account is being
+    /// erased); answers the running ones, to wait for.
+    pub fn stop_owner(&self, owner: OwnerId) -> Vec<Arc<Generation>> {
+        let running: Vec<Arc<Generation>> = {
+            let mut state = lock(&self.state);
+            let mut running = Vec::new();
+            for slot in state.sessions.values_mut() {
+                match slot {
+                    Slot::Running(generation) if generation.user_id == owner => running.push(Arc::clone(generation)),
+                    Slot::Reserved { user_id, stops } if *user_id == owner => stops.push(PendingStop {
+                        message_id: None,
+                        reason: StopReason::SessionDeleted,
+                    }),
+                    _ => {}
+                }
+            }
+            running
+        };
+        for generation in &running {
+            generation.request_stop(StopReason::SessionDeleted);
+        }
+        running
     }
 
     /// How many generations are running.
@@ -266,23 +290,23 @@ mod tests {
     #[test]
     fn one_generation_per_session_and_a_few_per_user() {
         let registry = GenerationRegistry::new(2);
-        let first = registry.reserve(UserId(1), SessionId(100)).unwrap();
+        let first = registry.reserve(OwnerId(1), SessionId(100)).unwrap();
         assert!(matches!(
-            registry.reserve(UserId(1), SessionId(100)),
+            registry.reserve(OwnerId(1), SessionId(100)),
             Err(Error::GenerationRunning {
                 session_id: SessionId(100)
             })
         ));
-        let _second = registry.reserve(UserId(1), SessionId(101)).unwrap();
+        let _second = registry.reserve(OwnerId(1), SessionId(101)).unwrap();
         assert!(matches!(
-            registry.reserve(UserId(1), SessionId(102)),
+            registry.reserve(OwnerId(1), SessionId(102)),
             Err(Error::TooManyGenerations { limit: 2 })
         ));
         // Another user is not affected.
-        let _other = registry.reserve(UserId(2), SessionId(200)).unwrap();
+        let _other = registry.reserve(OwnerId(2), SessionId(200)).unwrap();
         // A reservation that never started frees its slot.
         drop(first);
-        assert!(registry.reserve(UserId(1), SessionId(100)).is_ok());
+        assert!(registry.reserve(OwnerId(1), SessionId(100)).is_ok());
     }
 
     #[test]
@@ -290,7 +314,7 @@ mod tests {
         let registry = GenerationRegistry::new(2);
         registry.stop_all();
         assert!(matches!(
-            registry.reserve(UserId(1), SessionId(1)),
+            registry.reserve(OwnerId(1), SessionId(1)),
             Err(Error::ShuttingDown)
         ));
     }
@@ -303,12 +327,12 @@ mod tests {
     #[test]
     fn a_stop_reaches_a_generation_that_is_still_starting() {
         let registry = GenerationRegistry::new(2);
-        let reservation = registry.reserve(UserId(1), SessionId(5)).unwrap();
+        let reservation = registry.reserve(OwnerId(1), SessionId(5)).unwrap();
         assert!(matches!(
             registry.stop_message(SessionId(5), MessageId(10), StopReason::User),
             StopTarget::Starting
         ));
-        let generation = Generation::new(UserId(1), row(10, 5));
+        let generation = Generation::new(OwnerId(1), row(10, 5));
         register(reservation, &generation);
         assert!(generation.stopped_for().is_some());
         assert_eq!(generation.stopped_for(), Some(StopReason::User));
@@ -322,22 +346,22 @@ mod tests {
     #[test]
     fn a_pending_stop_for_another_answer_does_not_stop_this_one() {
         let registry = GenerationRegistry::new(2);
-        let reservation = registry.reserve(UserId(1), SessionId(5)).unwrap();
+        let reservation = registry.reserve(OwnerId(1), SessionId(5)).unwrap();
         // A stop of answer 9 (written elsewhere) while this instance reserves the session.
         assert!(matches!(
             registry.stop_message(SessionId(5), MessageId(9), StopReason::User),
             StopTarget::Starting
         ));
-        let generation = Generation::new(UserId(1), row(10, 5));
+        let generation = Generation::new(OwnerId(1), row(10, 5));
         register(reservation, &generation);
         assert!(generation.stopped_for().is_none());
         // Deleting the session stops whatever starts in it.
-        let reservation = registry.reserve(UserId(1), SessionId(6)).unwrap();
+        let reservation = registry.reserve(OwnerId(1), SessionId(6)).unwrap();
         assert!(matches!(
             registry.stop_session(SessionId(6), StopReason::SessionDeleted),
             StopTarget::Starting
         ));
-        let other = Generation::new(UserId(1), row(11, 6));
+        let other = Generation::new(OwnerId(1), row(11, 6));
         register(reservation, &other);
         assert_eq!(other.stopped_for(), Some(StopReason::SessionDeleted));
         assert!(matches!(
@@ -349,18 +373,18 @@ mod tests {
     #[test]
     fn a_stop_for_another_answer_does_not_hide_a_later_one_for_this_answer() {
         let registry = GenerationRegistry::new(2);
-        let reservation = registry.reserve(UserId(1), SessionId(5)).unwrap();
+        let reservation = registry.reserve(OwnerId(1), SessionId(5)).unwrap();
         // First a stop of answer 9 (finished, or written elsewhere), then of the one starting.
         registry.stop_message(SessionId(5), MessageId(9), StopReason::User);
         registry.stop_message(SessionId(5), MessageId(10), StopReason::User);
-        let generation = Generation::new(UserId(1), row(10, 5));
+        let generation = Generation::new(OwnerId(1), row(10, 5));
         register(reservation, &generation);
         assert!(generation.stopped_for().is_some());
         // Likewise a session being deleted after such a stop.
-        let reservation = registry.reserve(UserId(1), SessionId(6)).unwrap();
+        let reservation = registry.reserve(OwnerId(1), SessionId(6)).unwrap();
         registry.stop_message(SessionId(6), MessageId(9), StopReason::User);
         registry.stop_session(SessionId(6), StopReason::SessionDeleted);
-        let other = Generation::new(UserId(1), row(11, 6));
+        let other = Generation::new(OwnerId(1), row(11, 6));
         register(reservation, &other);
         assert_eq!(other.stopped_for(), Some(StopReason::SessionDeleted));
     }
@@ -368,13 +392,16 @@ mod tests {
     #[test]
     fn a_generation_adding_its_title_frees_its_session_but_is_still_followed() {
         let registry = GenerationRegistry::new(1);
-        let reservation = registry.reserve(UserId(1), SessionId(5)).unwrap();
-        let generation = Generation::new(UserId(1), row(10, 5));
+        let reservation = registry.reserve(OwnerId(1), SessionId(5)).unwrap();
+        let generation = Generation::new(OwnerId(1), row(10, 5));
         register(reservation, &generation);
         assert_eq!(registry.running(), 1);
         registry.release_session(&generation);
         assert_eq!(registry.running(), 0);
-        assert!(registry.reserve(UserId(1), SessionId(5)).is_ok(), "the session is free");
+        assert!(
+            registry.reserve(OwnerId(1), SessionId(5)).is_ok(),
+            "the session is free"
+        );
         assert!(
             registry.by_message(MessageId(10)).is_some(),
             "late followers still find it"

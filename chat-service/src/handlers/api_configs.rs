@@ -5,8 +5,8 @@ use parley_proto::chat::v1::api_config_service_server::ApiConfigService;
 use parley_service_kit::trace_context::TraceHeaders;
 use tonic::{Request, Response, Status};
 
+use super::ChatApi;
 use super::UpdateMask;
-use super::{ChatApi, caller};
 use crate::Error;
 use crate::api_key::ApiKey;
 use crate::convert;
@@ -31,7 +31,7 @@ impl ApiConfigService for ChatApi {
         &self,
         request: Request<pb::CreateApiConfigRequest>,
     ) -> Result<Response<pb::CreateApiConfigResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let r = request.into_inner();
         let row = self
             .chat
@@ -46,7 +46,7 @@ impl ApiConfigService for ChatApi {
         &self,
         request: Request<pb::ListApiConfigsRequest>,
     ) -> Result<Response<pb::ListApiConfigsResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let rows = self.chat.list_api_configs(user).await?;
         Ok(Response::new(pb::ListApiConfigsResponse {
             api_configs: rows.iter().map(convert::api_config).collect(),
@@ -57,7 +57,7 @@ impl ApiConfigService for ChatApi {
         &self,
         request: Request<pb::GetApiConfigRequest>,
     ) -> Result<Response<pb::GetApiConfigResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let row = self.chat.api_config(user, ApiConfigId(request.get_ref().id)).await?;
         Ok(Response::new(pb::GetApiConfigResponse {
             api_config: Some(convert::api_config(&row)),
@@ -68,7 +68,7 @@ impl ApiConfigService for ChatApi {
         &self,
         request: Request<pb::GetApiConfigByNameRequest>,
     ) -> Result<Response<pb::GetApiConfigByNameResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let row = self.chat.api_config_by_name(user, &request.get_ref().name).await?;
         Ok(Response::new(pb::GetApiConfigByNameResponse {
             api_config: Some(convert::api_config(&row)),
@@ -79,7 +79,7 @@ impl ApiConfigService for ChatApi {
         &self,
         request: Request<pb::GetDefaultApiConfigRequest>,
     ) -> Result<Response<pb::GetDefaultApiConfigResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let row = self.chat.default_api_config(user).await?;
         Ok(Response::new(pb::GetDefaultApiConfigResponse {
             api_config: Some(convert::api_config(&row)),
@@ -90,7 +90,7 @@ impl ApiConfigService for ChatApi {
         &self,
         request: Request<pb::UpdateApiConfigRequest>,
     ) -> Result<Response<pb::UpdateApiConfigResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let r = request.into_inner();
         let mask = UpdateMask::new(r.update_mask, &["name", "base_url", "api_key", "model"])?;
         let change = ConfigChange {
@@ -109,7 +109,7 @@ impl ApiConfigService for ChatApi {
         &self,
         request: Request<pb::DeleteApiConfigRequest>,
     ) -> Result<Response<pb::DeleteApiConfigResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         self.chat
             .delete_api_config(user, ApiConfigId(request.get_ref().id))
             .await?;
@@ -120,7 +120,7 @@ impl ApiConfigService for ChatApi {
         &self,
         request: Request<pb::TestApiConfigRequest>,
     ) -> Result<Response<pb::TestApiConfigResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let trace = TraceHeaders::from_metadata(request.metadata());
         let (id, settings) = match request.into_inner().target {
             Some(pb::test_api_config_request::Target::Id(id)) => (Some(id), None),
@@ -140,7 +140,7 @@ impl ApiConfigService for ChatApi {
         &self,
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let trace = TraceHeaders::from_metadata(request.metadata());
         let (id, settings) = match request.into_inner().target {
             Some(pb::list_models_request::Target::Id(id)) => (Some(id), None),

@@ -6,7 +6,7 @@ use parley_proto::chat::v1::message_service_server::MessageService;
 use parley_service_kit::trace_context::TraceHeaders;
 use tonic::{Request, Response, Status};
 
-use super::{ChatApi, caller};
+use super::ChatApi;
 use super::{EventStream, events};
 use crate::convert;
 use crate::ids::{ApiConfigId, MessageId, SessionId};
@@ -21,7 +21,7 @@ impl MessageService for ChatApi {
         &self,
         request: Request<pb::SendMessageRequest>,
     ) -> Result<Response<Self::SendMessageStream>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let trace = TraceHeaders::from_metadata(request.metadata());
         let r = request.into_inner();
         let (question, generation) = self
@@ -45,7 +45,7 @@ impl MessageService for ChatApi {
         &self,
         request: Request<pb::WatchGenerationRequest>,
     ) -> Result<Response<Self::WatchGenerationStream>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let stream = self.chat.watch(user, MessageId(request.get_ref().message_id)).await?;
         Ok(Response::new(events(stream, |event| pb::WatchGenerationResponse {
             event: Some(event),
@@ -56,7 +56,7 @@ impl MessageService for ChatApi {
         &self,
         request: Request<pb::StopGenerationRequest>,
     ) -> Result<Response<pb::StopGenerationResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let row = self.chat.stop(user, MessageId(request.get_ref().message_id)).await?;
         Ok(Response::new(pb::StopGenerationResponse {
             message: Some(convert::message(&row)),
@@ -67,7 +67,7 @@ impl MessageService for ChatApi {
         &self,
         request: Request<pb::RegenerateMessageRequest>,
     ) -> Result<Response<Self::RegenerateMessageStream>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let trace = TraceHeaders::from_metadata(request.metadata());
         let r = request.into_inner();
         let generation = self
@@ -83,7 +83,7 @@ impl MessageService for ChatApi {
         &self,
         request: Request<pb::ListMessagesRequest>,
     ) -> Result<Response<pb::ListMessagesResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let r = request.into_inner();
         let (rows, next_page_token) = self
             .chat
@@ -99,7 +99,7 @@ impl MessageService for ChatApi {
         &self,
         request: Request<pb::GetMessageRequest>,
     ) -> Result<Response<pb::GetMessageResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let row = self.chat.message(user, MessageId(request.get_ref().id)).await?;
         Ok(Response::new(pb::GetMessageResponse {
             message: Some(convert::message(&row)),
@@ -110,7 +110,7 @@ impl MessageService for ChatApi {
         &self,
         request: Request<pb::UpdateMessageRequest>,
     ) -> Result<Response<pb::UpdateMessageResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let r = request.into_inner();
         let row = self.chat.update_message(user, MessageId(r.id), &r.content).await?;
         Ok(Response::new(pb::UpdateMessageResponse {
@@ -122,7 +122,7 @@ impl MessageService for ChatApi {
         &self,
         request: Request<pb::DeleteMessageRequest>,
     ) -> Result<Response<pb::DeleteMessageResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         self.chat.delete_message(user, MessageId(request.get_ref().id)).await?;
         Ok(Response::new(pb::DeleteMessageResponse {}))
     }

@@ -4,8 +4,8 @@ use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::persona_service_server::PersonaService;
 use tonic::{Request, Response, Status};
 
+use super::ChatApi;
 use super::UpdateMask;
-use super::{ChatApi, caller};
 use crate::convert;
 use crate::ids::PersonaId;
 use crate::service::PersonaChange;
@@ -16,7 +16,7 @@ impl PersonaService for ChatApi {
         &self,
         request: Request<pb::ListPersonasRequest>,
     ) -> Result<Response<pb::ListPersonasResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let rows = self.chat.list_personas(user).await?;
         Ok(Response::new(pb::ListPersonasResponse {
             personas: rows.iter().map(convert::persona).collect(),
@@ -27,7 +27,7 @@ impl PersonaService for ChatApi {
         &self,
         request: Request<pb::CreatePersonaRequest>,
     ) -> Result<Response<pb::CreatePersonaResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let r = request.into_inner();
         let row = self
             .chat
@@ -42,7 +42,7 @@ impl PersonaService for ChatApi {
         &self,
         request: Request<pb::UpdatePersonaRequest>,
     ) -> Result<Response<pb::UpdatePersonaResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let r = request.into_inner();
         let mask = UpdateMask::new(r.update_mask, &["name", "description", "system_prompt"])?;
         let change = PersonaChange {
@@ -60,7 +60,7 @@ impl PersonaService for ChatApi {
         &self,
         request: Request<pb::DeletePersonaRequest>,
     ) -> Result<Response<pb::DeletePersonaResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         self.chat.delete_persona(user, PersonaId(request.get_ref().id)).await?;
         Ok(Response::new(pb::DeletePersonaResponse {}))
     }

@@ -4,8 +4,8 @@ use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::session_service_server::SessionService;
 use tonic::{Request, Response, Status};
 
+use super::ChatApi;
 use super::UpdateMask;
-use super::{ChatApi, caller};
 use crate::convert;
 use crate::ids::{ApiConfigId, PersonaId, SessionId};
 use crate::service::{NewSessionInput, SessionChange};
@@ -16,7 +16,7 @@ impl SessionService for ChatApi {
         &self,
         request: Request<pb::CreateSessionRequest>,
     ) -> Result<Response<pb::CreateSessionResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let r = request.into_inner();
         let row = self
             .chat
@@ -41,7 +41,7 @@ impl SessionService for ChatApi {
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let r = request.into_inner();
         let (rows, next_page_token) = self
             .chat
@@ -57,7 +57,7 @@ impl SessionService for ChatApi {
         &self,
         request: Request<pb::GetSessionRequest>,
     ) -> Result<Response<pb::GetSessionResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let row = self.chat.session(user, SessionId(request.get_ref().id)).await?;
         Ok(Response::new(pb::GetSessionResponse {
             session: Some(convert::session(&row)),
@@ -68,7 +68,7 @@ impl SessionService for ChatApi {
         &self,
         request: Request<pb::UpdateSessionRequest>,
     ) -> Result<Response<pb::UpdateSessionResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         let r = request.into_inner();
         let mask = UpdateMask::new(
             r.update_mask,
@@ -106,7 +106,7 @@ impl SessionService for ChatApi {
         &self,
         request: Request<pb::DeleteSessionRequest>,
     ) -> Result<Response<pb::DeleteSessionResponse>, Status> {
-        let user = caller(&request)?;
+        let user = self.caller(&request).await?;
         self.chat.delete_session(user, SessionId(request.get_ref().id)).await?;
         Ok(Response::new(pb::DeleteSessionResponse {}))
     }

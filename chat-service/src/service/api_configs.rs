@@ -8,7 +8,7 @@ use parley_service_kit::trace_context::TraceHeaders;
 use super::ChatService;
 use crate::Error;
 use crate::api_key::ApiKey;
-use crate::ids::{ApiConfigId, UserId};
+use crate::ids::{ApiConfigId, OwnerId};
 use crate::key_cipher::api_key_hint;
 use crate::store::{ApiConfigRow, ConfigFields};
 use crate::validation;
@@ -36,7 +36,7 @@ pub enum ProviderTarget {
 impl ChatService {
     pub async fn create_api_config(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         name: &str,
         base_url: &str,
         api_key: &ApiKey,
@@ -64,11 +64,11 @@ impl ChatService {
         self.api_config(user_id, id).await
     }
 
-    pub async fn list_api_configs(&self, user_id: UserId) -> Result<Vec<ApiConfigRow>, Error> {
+    pub async fn list_api_configs(&self, user_id: OwnerId) -> Result<Vec<ApiConfigRow>, Error> {
         Ok(self.store.api_configs(user_id).await?)
     }
 
-    pub async fn api_config_by_name(&self, user_id: UserId, name: &str) -> Result<ApiConfigRow, Error> {
+    pub async fn api_config_by_name(&self, user_id: OwnerId, name: &str) -> Result<ApiConfigRow, Error> {
         let name = name.trim();
         validation::name("name", name)?;
         self.store
@@ -77,7 +77,7 @@ impl ChatService {
             .ok_or(Error::NotFound("api config"))
     }
 
-    pub async fn default_api_config(&self, user_id: UserId) -> Result<ApiConfigRow, Error> {
+    pub async fn default_api_config(&self, user_id: OwnerId) -> Result<ApiConfigRow, Error> {
         self.store
             .default_api_config(user_id)
             .await?
@@ -86,7 +86,7 @@ impl ChatService {
 
     pub async fn update_api_config(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         id: ApiConfigId,
         change: ConfigChange,
     ) -> Result<ApiConfigRow, Error> {
@@ -131,7 +131,7 @@ impl ChatService {
         self.api_config(user_id, id).await
     }
 
-    pub async fn delete_api_config(&self, user_id: UserId, id: ApiConfigId) -> Result<(), Error> {
+    pub async fn delete_api_config(&self, user_id: OwnerId, id: ApiConfigId) -> Result<(), Error> {
         if !self.store.delete_api_config(user_id, id, now_millis()).await? {
             return Err(Error::NotFound("api config"));
         }
@@ -140,7 +140,7 @@ impl ChatService {
 
     pub async fn test_api_config(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         target: ProviderTarget,
         trace: &TraceHeaders,
     ) -> Result<llm::CheckProviderResponse, Error> {
@@ -150,7 +150,7 @@ impl ChatService {
 
     pub async fn list_models(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         target: ProviderTarget,
         trace: &TraceHeaders,
     ) -> Result<Vec<String>, Error> {
@@ -160,7 +160,7 @@ impl ChatService {
 
     async fn provider_of(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         target: ProviderTarget,
         model_required: bool,
     ) -> Result<llm::Provider, Error> {

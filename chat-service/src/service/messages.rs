@@ -5,7 +5,7 @@ use parley_service_kit::database::now_millis;
 
 use super::ChatService;
 use crate::Error;
-use crate::ids::{MessageId, SessionId, UserId};
+use crate::ids::{MessageId, OwnerId, SessionId};
 use crate::page_token::MessageCursor;
 use crate::store::{MessageRow, MessageStatus};
 use crate::validation;
@@ -13,7 +13,7 @@ use crate::validation;
 impl ChatService {
     pub async fn list_messages(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         session_id: SessionId,
         page_size: i32,
         page_token: &str,
@@ -46,7 +46,7 @@ impl ChatService {
         Ok((rows, next))
     }
 
-    pub async fn update_message(&self, user_id: UserId, id: MessageId, content: &str) -> Result<MessageRow, Error> {
+    pub async fn update_message(&self, user_id: OwnerId, id: MessageId, content: &str) -> Result<MessageRow, Error> {
         validation::content("content", content)?;
         let row = self.message(user_id, id).await?;
         if row.status == MessageStatus::Streaming {
@@ -62,7 +62,7 @@ impl ChatService {
         self.message(user_id, id).await
     }
 
-    pub async fn delete_message(&self, user_id: UserId, id: MessageId) -> Result<(), Error> {
+    pub async fn delete_message(&self, user_id: OwnerId, id: MessageId) -> Result<(), Error> {
         let row = self.message(user_id, id).await?;
         if row.status == MessageStatus::Streaming {
             return Err(still_streaming());

@@ -4,7 +4,7 @@ use parley_service_kit::database::now_millis;
 
 use super::ChatService;
 use crate::Error;
-use crate::ids::{PersonaId, UserId};
+use crate::ids::{OwnerId, PersonaId};
 use crate::store::PersonaRow;
 use crate::validation;
 
@@ -16,13 +16,13 @@ pub struct PersonaChange {
 }
 
 impl ChatService {
-    pub async fn list_personas(&self, user_id: UserId) -> Result<Vec<PersonaRow>, Error> {
+    pub async fn list_personas(&self, user_id: OwnerId) -> Result<Vec<PersonaRow>, Error> {
         Ok(self.store.personas(user_id).await?)
     }
 
     pub async fn create_persona(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         name: &str,
         description: &str,
         system_prompt: &str,
@@ -37,7 +37,7 @@ impl ChatService {
     }
 
     /// The user's own persona; built-ins answer PERMISSION_DENIED, anything else NOT_FOUND.
-    async fn own_persona(&self, user_id: UserId, id: PersonaId) -> Result<PersonaRow, Error> {
+    async fn own_persona(&self, user_id: OwnerId, id: PersonaId) -> Result<PersonaRow, Error> {
         let persona = self
             .store
             .persona(user_id, id)
@@ -51,7 +51,7 @@ impl ChatService {
 
     pub async fn update_persona(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         id: PersonaId,
         change: PersonaChange,
     ) -> Result<PersonaRow, Error> {
@@ -70,7 +70,7 @@ impl ChatService {
         self.store.persona(user_id, id).await?.ok_or(Error::NotFound("persona"))
     }
 
-    pub async fn delete_persona(&self, user_id: UserId, id: PersonaId) -> Result<(), Error> {
+    pub async fn delete_persona(&self, user_id: OwnerId, id: PersonaId) -> Result<(), Error> {
         self.own_persona(user_id, id).await?;
         if !self.store.delete_persona(user_id, id, now_millis()).await? {
             return Err(Error::NotFound("persona"));

@@ -6,7 +6,7 @@ use parley_service_kit::database::now_millis;
 use super::{ChatService, STOP_WAIT};
 use crate::Error;
 use crate::generation::{StopReason, StopTarget, wait_not_streaming};
-use crate::ids::{ApiConfigId, PersonaId, SessionId, UserId};
+use crate::ids::{ApiConfigId, OwnerId, PersonaId, SessionId};
 use crate::page_token::SessionCursor;
 use crate::store::{NewSession, SessionFields, SessionRow};
 use crate::validation;
@@ -37,7 +37,7 @@ pub struct SessionChange {
 }
 
 impl ChatService {
-    pub async fn create_session(&self, user_id: UserId, input: NewSessionInput) -> Result<SessionRow, Error> {
+    pub async fn create_session(&self, user_id: OwnerId, input: NewSessionInput) -> Result<SessionRow, Error> {
         let title = input.title.as_deref().map(str::trim).unwrap_or("");
         validation::title("title", title)?;
         if let Some(prompt) = &input.system_prompt {
@@ -85,7 +85,7 @@ impl ChatService {
     /// A page of sessions and the token of the next page (empty on the last).
     pub async fn list_sessions(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         page_size: i32,
         page_token: &str,
         include_archived: bool,
@@ -123,7 +123,7 @@ impl ChatService {
 
     pub async fn update_session(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         id: SessionId,
         change: SessionChange,
     ) -> Result<SessionRow, Error> {
@@ -169,8 +169,19 @@ impl ChatService {
     }
 
     /// Deletes the session and its messages, stopping its generation first.
-    pub async fn delete_session(&self, user_id: UserId, id: SessionId) -> Result<(), Error> {
+    pub async fn delete_session(&self, user_id: OwnerId, id: SessionId) -> Result<(), Error> {
         self.session(user_id, id).await?;
+        self.stop_generations_in(id).await?;
+        if !self.store.delete_session(user_id, id).await? {
+            return Err(Error::NotFound("session"));
+        }
+        tracing::info!(session_id = id.0, "session deleted");
+        Ok(())
+    }
+
+    /// Stops whatever generates in session `id` (here or on another instance) before it is
+    /// deleted, and gives it a moment to store its end.
+    pub(super) async fn stop_generations_in(&self, id: SessionId) -> Result<(), Error> {
         // A generation starting here right now stops as soon as it starts; its row, once
         // stored, is among the streaming ones waited for below.
         if let StopTarget::Running(generation) = self.registry.stop_session(id, StopReason::SessionDeleted) {
@@ -184,10 +195,6 @@ impl ChatService {
         for message_id in remote {
             wait_not_streaming(&self.store, message_id, STOP_WAIT).await?;
         }
-        if !self.store.delete_session(user_id, id).await? {
-            return Err(Error::NotFound("session"));
-        }
-        tracing::info!(session_id = id.0, "session deleted");
         Ok(())
     }
 }

@@ -21,7 +21,7 @@ use crate::convert;
 use crate::generation::{
     Generation, GenerationJob, Reservation, StopReason, StopTarget, TitleJob, Turn, follow_stored, wait_not_streaming,
 };
-use crate::ids::{ApiConfigId, MessageId, SessionId, UserId};
+use crate::ids::{ApiConfigId, MessageId, OwnerId, SessionId};
 use crate::page_token::MessageCursor;
 use crate::store::{ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, NewExchange, Role, SessionRow};
 use crate::validation;
@@ -37,7 +37,7 @@ impl ChatService {
     /// as its own task. Answers the stored message and the generation to follow.
     pub async fn send_message(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         session_id: SessionId,
         content: &str,
         api_config_id: Option<ApiConfigId>,
@@ -79,7 +79,7 @@ impl ChatService {
     /// kept beside it (its error and any text), but never shown to the model.
     pub async fn regenerate(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         message_id: MessageId,
         api_config_id: Option<ApiConfigId>,
         trace: TraceHeaders,
@@ -128,7 +128,7 @@ impl ChatService {
     /// user's default; with its key opened.
     async fn provider_for(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         session: &SessionRow,
         requested: Option<ApiConfigId>,
     ) -> Result<Provider, Error> {
@@ -146,7 +146,7 @@ impl ChatService {
     /// answers they are writing too: the session must be free and the user under the limit
     /// everywhere. (Two instances checking at the same moment may both pass; the database's
     /// one-streaming-answer-per-session index still refuses the second answer of a session.)
-    async fn reserve(&self, user_id: UserId, session_id: SessionId) -> Result<Reservation, Error> {
+    async fn reserve(&self, user_id: OwnerId, session_id: SessionId) -> Result<Reservation, Error> {
         let reservation = self.registry.reserve(user_id, session_id)?;
         if self.shared_database {
             let (in_session, for_user) = self.store.streaming_counts(session_id, user_id).await?;
@@ -274,7 +274,7 @@ impl ChatService {
 
     /// The content so far, then live events. A finished answer gives its final message
     /// (COMPLETED), or, FAILED, the text it kept and then its error.
-    pub async fn watch(&self, user_id: UserId, message_id: MessageId) -> Result<BoxStream<'static, Event>, Error> {
+    pub async fn watch(&self, user_id: OwnerId, message_id: MessageId) -> Result<BoxStream<'static, Event>, Error> {
         let row = self.message(user_id, message_id).await?;
         if row.role != Role::Assistant {
             return Err(Error::invalid("message_id", "must name an assistant message"));
@@ -295,7 +295,7 @@ impl ChatService {
 
     /// Stops a running generation and answers the message as stored (STOPPED with the text so
     /// far). Stopping a finished answer changes nothing and answers it as it is.
-    pub async fn stop(&self, user_id: UserId, message_id: MessageId) -> Result<MessageRow, Error> {
+    pub async fn stop(&self, user_id: OwnerId, message_id: MessageId) -> Result<MessageRow, Error> {
         let row = self.message(user_id, message_id).await?;
         match self.registry.stop_message(row.session_id, message_id, StopReason::User) {
             StopTarget::Running(generation) => {

@@ -5,12 +5,12 @@
 use sqlx::AnyConnection;
 
 use super::{ChatStore, FinishedAnswer, MessageRow, MessageStatus, NewExchange, Role, SavedText};
-use crate::ids::{MessageId, SessionId, UserId};
+use crate::ids::{MessageId, OwnerId, SessionId};
 
 impl ChatStore {
     /// Answers being generated (by any instance): (in `session_id`, in all of `user_id`'s
     /// sessions). Reads only STREAMING rows, through their partial indexes.
-    pub async fn streaming_counts(&self, session_id: SessionId, user_id: UserId) -> Result<(i64, i64), sqlx::Error> {
+    pub async fn streaming_counts(&self, session_id: SessionId, user_id: OwnerId) -> Result<(i64, i64), sqlx::Error> {
         let (in_session, for_user): (i64, i64) = sqlx::query_as(STREAMING_COUNTS)
             .bind(session_id)
             .bind(user_id)

@@ -1,7 +1,7 @@
 //! `api_configs`: a user's provider settings, the key sealed.
 
 use super::{ApiConfigRow, CONFIG_COLUMNS, ChatStore, ConfigFields};
-use crate::ids::{ApiConfigId, UserId};
+use crate::ids::{ApiConfigId, OwnerId};
 use crate::key_cipher::SealedKey;
 
 impl ChatStore {
@@ -9,7 +9,7 @@ impl ChatStore {
     /// is the AEAD's associated data, so it must exist before the key is encrypted.
     pub async fn insert_api_config<E: From<sqlx::Error>>(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         fields: &ConfigFields<'_>,
         api_key_hint: &str,
         seal: impl FnOnce(ApiConfigId) -> Result<SealedKey, E>,
@@ -43,7 +43,7 @@ impl ChatStore {
         Ok(id)
     }
 
-    pub async fn api_config(&self, user_id: UserId, id: ApiConfigId) -> Result<Option<ApiConfigRow>, sqlx::Error> {
+    pub async fn api_config(&self, user_id: OwnerId, id: ApiConfigId) -> Result<Option<ApiConfigRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CONFIG_COLUMNS} FROM api_configs c WHERE c.id = $1 AND c.user_id = $2"
         )))
@@ -53,7 +53,7 @@ impl ChatStore {
         .await
     }
 
-    pub async fn api_config_by_name(&self, user_id: UserId, name: &str) -> Result<Option<ApiConfigRow>, sqlx::Error> {
+    pub async fn api_config_by_name(&self, user_id: OwnerId, name: &str) -> Result<Option<ApiConfigRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CONFIG_COLUMNS} FROM api_configs c WHERE c.name = $1 AND c.user_id = $2"
         )))
@@ -64,7 +64,7 @@ impl ChatStore {
     }
 
     /// The user's first config: the one chats use when they name none.
-    pub async fn default_api_config(&self, user_id: UserId) -> Result<Option<ApiConfigRow>, sqlx::Error> {
+    pub async fn default_api_config(&self, user_id: OwnerId) -> Result<Option<ApiConfigRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CONFIG_COLUMNS} FROM api_configs c WHERE c.user_id = $1 ORDER BY c.id LIMIT 1"
         )))
@@ -73,7 +73,7 @@ impl ChatStore {
         .await
     }
 
-    pub async fn api_configs(&self, user_id: UserId) -> Result<Vec<ApiConfigRow>, sqlx::Error> {
+    pub async fn api_configs(&self, user_id: OwnerId) -> Result<Vec<ApiConfigRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CONFIG_COLUMNS} FROM api_configs c WHERE c.user_id = $1 ORDER BY c.id"
         )))
@@ -85,7 +85,7 @@ impl ChatStore {
     /// Writes the fields, and the key when `sealed` is given. False when no such row of the user.
     pub async fn update_api_config(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         id: ApiConfigId,
         fields: &ConfigFields<'_>,
         key: Option<(SealedKey, &str)>,
@@ -130,7 +130,7 @@ impl ChatStore {
     }
 
     /// Deletes the config; sessions that named it fall back to the default config.
-    pub async fn delete_api_config(&self, user_id: UserId, id: ApiConfigId, now: i64) -> Result<bool, sqlx::Error> {
+    pub async fn delete_api_config(&self, user_id: OwnerId, id: ApiConfigId, now: i64) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query("DELETE FROM api_configs WHERE id = $1 AND user_id = $2")
             .bind(id)

@@ -1,12 +1,12 @@
 //! `chat_messages` as users read and edit them.
 
 use super::{ChatStore, MESSAGE_COLUMNS, MessageRow, MessageStatus};
-use crate::ids::{MessageId, SessionId, UserId};
+use crate::ids::{MessageId, OwnerId, SessionId};
 use crate::page_token::MessageCursor;
 
 impl ChatStore {
     /// A message in one of the user's sessions.
-    pub async fn message(&self, user_id: UserId, id: MessageId) -> Result<Option<MessageRow>, sqlx::Error> {
+    pub async fn message(&self, user_id: OwnerId, id: MessageId) -> Result<Option<MessageRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id \
              WHERE m.id = $1 AND s.user_id = $2"
@@ -75,7 +75,7 @@ impl ChatStore {
     /// Edits a finished message in one of the user's sessions. False when there is none.
     pub async fn update_message_content(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         id: MessageId,
         content: &str,
         now: i64,
@@ -95,7 +95,7 @@ impl ChatStore {
     }
 
     /// Deletes a finished message in one of the user's sessions. False when there is none.
-    pub async fn delete_message(&self, user_id: UserId, id: MessageId) -> Result<bool, sqlx::Error> {
+    pub async fn delete_message(&self, user_id: OwnerId, id: MessageId) -> Result<bool, sqlx::Error> {
         let result = sqlx::query(
             "DELETE FROM chat_messages WHERE id = $1 AND status <> $2 \
              AND session_id IN (SELECT id FROM chat_sessions WHERE user_id = $3)",

@@ -1,11 +1,11 @@
 //! `personas`: the built-in ones (no owner) and users' own.
 
 use super::{ChatStore, PERSONA_COLUMNS, PersonaRow};
-use crate::ids::{PersonaId, UserId};
+use crate::ids::{OwnerId, PersonaId};
 
 impl ChatStore {
     /// Built-ins first, then the user's own, oldest first.
-    pub async fn personas(&self, user_id: UserId) -> Result<Vec<PersonaRow>, sqlx::Error> {
+    pub async fn personas(&self, user_id: OwnerId) -> Result<Vec<PersonaRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {PERSONA_COLUMNS} FROM personas WHERE user_id IS NULL OR user_id = $1 \
              ORDER BY CASE WHEN user_id IS NULL THEN 0 ELSE 1 END, id"
@@ -16,7 +16,7 @@ impl ChatStore {
     }
 
     /// A persona the user can see: built in, or their own.
-    pub async fn persona(&self, user_id: UserId, id: PersonaId) -> Result<Option<PersonaRow>, sqlx::Error> {
+    pub async fn persona(&self, user_id: OwnerId, id: PersonaId) -> Result<Option<PersonaRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {PERSONA_COLUMNS} FROM personas WHERE id = $1 AND (user_id IS NULL OR user_id = $2)"
         )))
@@ -28,7 +28,7 @@ impl ChatStore {
 
     pub async fn insert_persona(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         name: &str,
         description: &str,
         system_prompt: &str,
@@ -51,7 +51,7 @@ impl ChatStore {
     /// Only the user's own personas change; built-ins (user_id NULL) never match.
     pub async fn update_persona(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         id: PersonaId,
         name: &str,
         description: &str,
@@ -74,7 +74,7 @@ impl ChatStore {
     }
 
     /// Sessions started from it keep their copied prompt and forget the persona.
-    pub async fn delete_persona(&self, user_id: UserId, id: PersonaId, now: i64) -> Result<bool, sqlx::Error> {
+    pub async fn delete_persona(&self, user_id: OwnerId, id: PersonaId, now: i64) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query("DELETE FROM personas WHERE id = $1 AND user_id = $2")
             .bind(id)

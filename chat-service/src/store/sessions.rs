@@ -3,7 +3,7 @@
 use parley_service_kit::database::flag;
 
 use super::{ChatStore, NewSession, SESSION_COLUMNS, SessionFields, SessionRow};
-use crate::ids::{SessionId, UserId};
+use crate::ids::{OwnerId, SessionId};
 use crate::page_token::SessionCursor;
 
 impl ChatStore {
@@ -28,7 +28,7 @@ impl ChatStore {
         Ok(id)
     }
 
-    pub async fn session(&self, user_id: UserId, id: SessionId) -> Result<Option<SessionRow>, sqlx::Error> {
+    pub async fn session(&self, user_id: OwnerId, id: SessionId) -> Result<Option<SessionRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM chat_sessions WHERE id = $1 AND user_id = $2"
         )))
@@ -41,7 +41,7 @@ impl ChatStore {
     /// Pinned first, then most recently active, then newest id; `limit` rows after `after`.
     pub async fn sessions(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         include_archived: bool,
         after: Option<SessionCursor>,
         limit: i64,
@@ -78,7 +78,7 @@ impl ChatStore {
 
     pub async fn update_session(
         &self,
-        user_id: UserId,
+        user_id: OwnerId,
         id: SessionId,
         fields: &SessionFields<'_>,
         now: i64,
@@ -127,7 +127,7 @@ impl ChatStore {
     /// first would start SQLite's transaction as a reader, and its upgrade to a writer fails
     /// (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out) once a running answer committed
     /// in between.
-    pub async fn delete_session(&self, user_id: UserId, id: SessionId) -> Result<bool, sqlx::Error> {
+    pub async fn delete_session(&self, user_id: OwnerId, id: SessionId) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query("DELETE FROM chat_sessions WHERE id = $1 AND user_id = $2")
             .bind(id)

@@ -106,16 +106,10 @@ impl Stack {
         let data_dir = dir.path().to_path_buf();
         let fake = FakeOpenAi::start().await;
 
+        // Bound first, so user-service knows where to erase deleted accounts' chats.
+        let (chat_listener, chat_address) = listener().await;
         let (user_listener, user_address) = listener().await;
-        let user_config = user_service::Config::new(
-            parley_service_kit::database::sqlite_url(&data_dir.join("user-service.db")),
-            data_dir.clone(),
-        );
-        let user = spawn(user_listener, |l, stopped| {
-            user_service::serve(l, user_config, async move {
-                let _ = stopped.await;
-            })
-        });
+        let user = start_user(user_listener, &data_dir, "user-service.db", chat_address);
 
         let (llm_listener, llm_address) = listener().await;
         let llm = spawn(llm_listener, |l, stopped| {
@@ -132,7 +126,7 @@ impl Stack {
         );
         chat_config.drain_deadline = Duration::from_secs(5);
         adjust(&mut chat_config);
-        let chat = start_chat(chat_config.clone()).await;
+        let chat = start_chat_on(chat_listener, chat_config.clone());
         Self {
             fake,
             db_url: db_url.to_owned(),
@@ -144,6 +138,29 @@ impl Stack {
             second_chat: None,
             chat_config,
         }
+    }
+
+    /// Replaces user-service by one on a new, empty database (same address, same signing
+    /// key), as when an operator starts the user database over: user ids are handed out
+    /// again from 1, account ids are new.
+    pub async fn reset_user_service(&mut self) {
+        let address = self.user.address;
+        let _ = self.user.stop().await;
+        let listener = wait::eventually("the user-service port to be free", Duration::from_secs(10), || async {
+            TcpListener::bind(address).await.ok()
+        })
+        .await;
+        self.user = start_user(
+            listener,
+            &self.data_dir,
+            "user-service-after-reset.db",
+            self.chat.address,
+        );
+    }
+
+    /// A client of user-service.
+    pub async fn users(&self) -> UserServiceClient<Channel> {
+        UserServiceClient::new(Self::channel(self.user.address).await)
     }
 
     pub fn chat_address(&self) -> SocketAddr {
@@ -220,8 +237,33 @@ impl Stack {
     }
 }
 
+/// user-service on the SQLite file `database` in `data_dir`, erasing deleted accounts'
+/// chats at `chat_address` (checking its outbox every 50 ms).
+fn start_user(
+    listener: TcpListener,
+    data_dir: &std::path::Path,
+    database: &str,
+    chat_address: SocketAddr,
+) -> Running<user_service::Error> {
+    let mut config = user_service::Config::new(
+        parley_service_kit::database::sqlite_url(&data_dir.join(database)),
+        data_dir.to_path_buf(),
+    );
+    config.chat_service_url = Some(format!("http://{chat_address}"));
+    config.account_deletion_interval = Duration::from_millis(50);
+    spawn(listener, |l, stopped| {
+        user_service::serve(l, config, async move {
+            let _ = stopped.await;
+        })
+    })
+}
+
 async fn start_chat(config: chat_service::Config) -> Running<chat_service::Error> {
     let (chat_listener, _) = listener().await;
+    start_chat_on(chat_listener, config)
+}
+
+fn start_chat_on(chat_listener: TcpListener, config: chat_service::Config) -> Running<chat_service::Error> {
     spawn(chat_listener, |l, stopped| {
         chat_service::serve(l, config, async move {
             let _ = stopped.await;
