@@ -40,6 +40,9 @@ execFileSync(
     join(web, "..", "proto", "parley", "user"),
     "--path",
     join(web, "..", "proto", "parley", "chat"),
+    // Service-to-service only (the gateway never routes it): no browser client.
+    "--exclude-path",
+    join(web, "..", "proto", "parley", "chat", "internal"),
   ],
   {
     stdio: "inherit",
