@@ -31,6 +31,9 @@ pub struct StackConfig {
     pub allow_private_networks: Option<bool>,
     /// llm-service's timeouts, retries and extra CA certificates.
     pub provider: llm_service::ProviderOptions,
+    /// Give chats stored before chat data was keyed by account UUID to the first account
+    /// signing in with their integer user id (an upgrade whose user database was never reset).
+    pub adopt_legacy_chats: bool,
 }
 
 impl StackConfig {
@@ -45,6 +48,7 @@ impl StackConfig {
             accounts: user_service::AccountOptions::default(),
             allow_private_networks: None,
             provider: llm_service::ProviderOptions::default(),
+            adopt_legacy_chats: false,
         }
     }
 }
@@ -243,12 +247,13 @@ pub async fn start(
     // Deleted accounts' chats are erased there; user-service starts first, and its outbox
     // retries until chat-service answers.
     user_config.chat_service_url = Some(chat_url.clone());
-    let chat_config = chat_service::Config::new(
+    let mut chat_config = chat_service::Config::new(
         chat_service::Config::default_database_url(&data_dir),
         &data_dir,
         user_url.clone(),
         llm_url,
     );
+    chat_config.adopt_legacy_chats = config.adopt_legacy_chats;
     let mut llm_config = llm_service::Config {
         allow_private_networks: private_networks_allowed(config.allow_private_networks, addr),
         // On loopback the users are on the machine: what a local provider says (Ollama's

@@ -42,6 +42,12 @@ struct Cli {
     allow_private_networks: Option<bool>,
     #[command(flatten)]
     provider: llm_service::ProviderOptions,
+    /// After upgrading a data directory from before chats were keyed by account UUID: give
+    /// each old chat to the account that signs in with its user id (once). Only while
+    /// user-service.db is the one the chats were written with; after a reset a new account
+    /// may get an old id. Default off: old chats stay stored but hidden.
+    #[arg(long, env = "PARLEY_CHAT_ADOPT_LEGACY_CHATS", default_value_t = false)]
+    adopt_legacy_chats: bool,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +61,7 @@ fn main() -> ExitCode {
             accounts: cli.accounts,
             allow_private_networks: cli.allow_private_networks,
             provider: cli.provider,
+            adopt_legacy_chats: cli.adopt_legacy_chats,
         };
         let stack = match parley::start(listener, config, shutdown::signal()).await {
             Ok(stack) => stack,
