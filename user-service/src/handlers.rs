@@ -176,6 +176,7 @@ pub fn user_to_proto(user: &UserRow) -> pb::User {
             AccountStatus::Pending => pb::AccountStatus::Pending,
         } as i32,
         terms_accepted_at: user.terms_accepted_at.map(from_unix_millis),
+        account_id: user.account_id.clone(),
     }
 }
 
