@@ -50,6 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "parley/chat/v1/persona.proto",
         "parley/chat/v1/session.proto",
         "parley/chat/v1/message.proto",
+        "parley/chat/v1/quota.proto",
         "parley/chat/internal/v1/account_data.proto",
     ];
     for proto in &protos {

@@ -9,6 +9,7 @@ use parley_service_kit::grpc_server::DEFAULT_DRAIN_DEADLINE;
 
 use crate::generation::GenerationSettings;
 use crate::key_cipher::MasterKey;
+use crate::quota::QuotaLimits;
 use crate::{Error, master_keys};
 
 #[derive(Clone)]
@@ -34,6 +35,8 @@ pub struct Config {
     pub adopt_legacy_chats: bool,
     /// How often erased accounts are checked for rows left behind.
     pub erased_sweep_interval: Duration,
+    /// Every account's limits unless an administrator overrode them (0: unlimited).
+    pub quotas: QuotaLimits,
 }
 
 // Never print key material.
@@ -46,6 +49,7 @@ impl std::fmt::Debug for Config {
             .field("master_keys", &self.master_keys)
             .field("generation", &self.generation)
             .field("adopt_legacy_chats", &self.adopt_legacy_chats)
+            .field("quotas", &self.quotas)
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +66,7 @@ impl Config {
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
             adopt_legacy_chats: false,
             erased_sweep_interval: crate::service::ERASED_SWEEP_INTERVAL,
+            quotas: QuotaLimits::default(),
         }
     }
 

@@ -7,6 +7,8 @@ use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::timestamp::from_unix_millis;
 
+use crate::quota::QuotaLimits;
+use crate::service::AccountQuota;
 use crate::store::{ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, PersonaRow, Role, SessionRow};
 
 pub fn api_config(row: &ApiConfigRow) -> pb::ApiConfig {
@@ -151,5 +153,43 @@ pub fn final_event(row: &MessageRow) -> Event {
         })
     } else {
         Event::Completed(message(row))
+    }
+}
+
+pub fn account_quota(quota: &AccountQuota) -> pb::AccountQuota {
+    let usage = &quota.usage;
+    let overrides = &quota.overrides;
+    pb::AccountQuota {
+        account_id: quota.account_id.clone(),
+        limits: Some(quota_limits(&quota.limits)),
+        overrides: Some(pb::QuotaOverrides {
+            stored_bytes: overrides.stored_bytes,
+            sessions: overrides.sessions,
+            personas: overrides.personas,
+            api_configs: overrides.api_configs,
+            messages_per_day: overrides.messages_per_day,
+        }),
+        defaults: Some(quota_limits(&quota.defaults)),
+        usage: Some(pb::AccountUsage {
+            sessions: usage.sessions,
+            messages: usage.messages,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            stored_bytes: usage.stored_bytes,
+            messages_today: usage.messages_today,
+            personas: usage.personas,
+            api_configs: usage.api_configs,
+        }),
+        messages_reset_at: Some(from_unix_millis(quota.messages_reset_at)),
+    }
+}
+
+fn quota_limits(limits: &QuotaLimits) -> pb::QuotaLimits {
+    pb::QuotaLimits {
+        stored_bytes: limits.stored_bytes,
+        sessions: limits.sessions,
+        personas: limits.personas,
+        api_configs: limits.api_configs,
+        messages_per_day: limits.messages_per_day,
     }
 }

@@ -8,6 +8,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::ids::SessionId;
 use crate::key_cipher::KeyCipherError;
+use crate::quota::QuotaExceeded;
 
 /// The retry delay given with UNAVAILABLE when the database cannot be reached.
 const DATABASE_RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -34,6 +35,12 @@ pub enum Error {
     GenerationRunning { session_id: SessionId },
     #[error("too many answers are being generated at once (at most {limit} per user)")]
     TooManyGenerations { limit: usize },
+    /// A write would take the account past one of its quotas; nothing was changed.
+    #[error("{0}")]
+    QuotaExceeded(QuotaExceeded),
+    /// An administrator's method called with another role's token.
+    #[error("only administrators may {0}")]
+    AdminOnly(&'static str),
     #[error("chat-service is shutting down")]
     ShuttingDown,
     /// The caller's account was deleted; its token is still within its lifetime.
@@ -75,7 +82,8 @@ impl From<Error> for Status {
                 format!("{field}: {reason}"),
                 ErrorDetails::with_bad_request_violation(field, reason),
             ),
-            Error::ReadOnly(_) => Status::permission_denied(error.to_string()),
+            Error::ReadOnly(_) | Error::AdminOnly(_) => Status::permission_denied(error.to_string()),
+            Error::QuotaExceeded(exceeded) => quota_status(exceeded),
             Error::FailedPrecondition(_) | Error::GenerationRunning { .. } => {
                 Status::failed_precondition(error.to_string())
             }
@@ -98,6 +106,29 @@ impl From<Error> for Status {
             }
         }
     }
+}
+
+/// The domain of chat-service's `google.rpc.ErrorInfo` details.
+pub const ERROR_DOMAIN: &str = "parley.chat.v1";
+/// The `ErrorInfo` reason of a write refused by a quota; its metadata names the `quota`, its
+/// `limit` and, for daily quotas, `resets_at` (RFC 3339), so a client can say it in its words.
+pub const QUOTA_EXCEEDED_REASON: &str = "QUOTA_EXCEEDED";
+
+/// RESOURCE_EXHAUSTED saying which quota, its limit and (daily quotas, also as a RetryInfo)
+/// when it resets.
+fn quota_status(exceeded: QuotaExceeded) -> Status {
+    let mut metadata = std::collections::HashMap::from([
+        ("quota".to_owned(), exceeded.quota.name().to_owned()),
+        ("limit".to_owned(), exceeded.limit.to_string()),
+    ]);
+    let mut details = ErrorDetails::new();
+    if let Some(resets_at) = exceeded.resets_at {
+        metadata.insert("resets_at".to_owned(), crate::quota::rfc3339(resets_at));
+        let wait = resets_at.saturating_sub(parley_service_kit::database::now_millis()).max(1000);
+        details.set_retry_info(Some(Duration::from_millis(wait as u64)));
+    }
+    details.set_error_info(QUOTA_EXCEEDED_REASON, ERROR_DOMAIN, metadata);
+    Status::with_error_details(Code::ResourceExhausted, exceeded.to_string(), details)
 }
 
 /// llm-service's statuses already say what went wrong with the provider (UNAVAILABLE, a

@@ -7,6 +7,7 @@ mod account_data;
 mod api_configs;
 mod messages;
 mod personas;
+mod quotas;
 mod sessions;
 
 use std::collections::HashSet;

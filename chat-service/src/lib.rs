@@ -1,6 +1,6 @@
 //! chat-service: API configs (keys encrypted at rest), personas, sessions and messages, and
 //! the generations that answer them through llm-service, served as `parley.chat.v1`'s
-//! `ApiConfigService`, `PersonaService`, `SessionService` and `MessageService`.
+//! `ApiConfigService`, `PersonaService`, `SessionService`, `MessageService` and `QuotaService`.
 //!
 //! Layers: `handlers` (gRPC in and out) → `service` (the rules) → [`store`] (SQL), with
 //! `generation` running answers as tasks of their own that outlive the request, and
@@ -21,6 +21,7 @@ pub mod key_cipher;
 mod llm_client;
 pub mod master_keys;
 mod page_token;
+mod quota;
 mod service;
 pub mod store;
 mod validation;
@@ -35,6 +36,7 @@ use parley_proto::chat::internal::v1::{METHOD_SCOPES, SERVICE_TOKEN_AUDIENCE};
 use parley_proto::chat::v1::api_config_service_server::ApiConfigServiceServer;
 use parley_proto::chat::v1::message_service_server::MessageServiceServer;
 use parley_proto::chat::v1::persona_service_server::PersonaServiceServer;
+use parley_proto::chat::v1::quota_service_server::QuotaServiceServer;
 use parley_proto::chat::v1::session_service_server::SessionServiceServer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
 use parley_service_kit::auth_layer::AuthLayer;
@@ -48,6 +50,7 @@ pub use error::Error;
 use generation::GenerationRegistry;
 pub use generation::{DEFAULT_MAX_ANSWER_BYTES, GenerationSettings};
 pub use key_cipher::MasterKey;
+pub use quota::QuotaLimits;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -86,7 +89,8 @@ pub async fn serve(
         config.generation.clone(),
         !single_instance,
         config.adopt_legacy_chats,
-    ));
+    )
+    .with_quota_defaults(config.quotas));
     // Before serving: no request may see a row a crash left STREAMING, and a wrong master
     // key must stop the start, not surface later as failed chats. Other instances' answers
     // may still be live.
@@ -162,6 +166,7 @@ pub async fn serve(
         .add_service(ApiConfigServiceServer::new(api.clone()))
         .add_service(PersonaServiceServer::new(api.clone()))
         .add_service(SessionServiceServer::new(api.clone()))
+        .add_service(QuotaServiceServer::new(api.clone()))
         .add_service(MessageServiceServer::new(api))
         .drain_deadline(config.drain_deadline)
         .serve(listener, shutdown)

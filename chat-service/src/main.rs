@@ -47,6 +47,8 @@ struct Cli {
     /// they were written with: after a reset a new account may get an old id. Default off.
     #[arg(long, env = "PARLEY_CHAT_ADOPT_LEGACY_CHATS", default_value_t = false)]
     adopt_legacy_chats: bool,
+    #[command(flatten)]
+    quotas: chat_service::QuotaLimits,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         config.generation.max_per_user = cli.max_generations_per_user.max(1);
         config.generation.max_answer_bytes = cli.max_answer_bytes.max(1);
         config.adopt_legacy_chats = cli.adopt_legacy_chats;
+        config.quotas = cli.quotas;
         let listener = entrypoint::bind(cli.listen).await?;
         chat_service::serve(listener, config, shutdown::signal())
             .await

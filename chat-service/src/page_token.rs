@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::ids::{MessageId, SessionId};
+use crate::ids::{MessageId, OwnerId, SessionId};
 
 /// Position after the last session of a page, in ListSessions order
 /// (pinned first, then last_active_at descending, then id descending).
@@ -20,6 +20,12 @@ pub struct SessionCursor {
 pub struct MessageCursor {
     pub created_at: i64,
     pub id: MessageId,
+}
+
+/// Position after the last account of a ListAccountUsage page (owner ids ascending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountCursor {
+    pub owner: OwnerId,
 }
 
 fn encode(prefix: &str, parts: &[i64]) -> String {
@@ -74,6 +80,17 @@ impl MessageCursor {
     }
 }
 
+impl AccountCursor {
+    pub fn encode(&self) -> String {
+        encode("a", &[self.owner.0])
+    }
+
+    pub fn decode(token: &str) -> Option<Self> {
+        let [owner] = decode::<1>("a", token)?;
+        Some(Self { owner: OwnerId(owner) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +108,9 @@ mod tests {
             id: MessageId(7),
         };
         assert_eq!(MessageCursor::decode(&m.encode()), Some(m));
+        let a = AccountCursor { owner: OwnerId(9) };
+        assert_eq!(AccountCursor::decode(&a.encode()), Some(a));
+        assert_eq!(AccountCursor::decode(&m.encode()), None);
     }
 
     #[test]

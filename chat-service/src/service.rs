@@ -3,7 +3,7 @@
 //! the store, the key cipher, llm-service and the generation registry.
 //!
 //! One [`ChatService`], its methods by resource: `api_configs`, `personas`, `sessions`,
-//! `messages`, and `turns` (SendMessage, RegenerateMessage, WatchGeneration, StopGeneration:
+//! `messages`, `quotas` (usage and limits; the checked writes), and `turns` (SendMessage, RegenerateMessage, WatchGeneration, StopGeneration:
 //! the lifecycle of a chat turn, which hands over to `generation`'s job). This file holds
 //! what they share (the owner-checked lookups, the start-up checks) so that they never
 //! import each other.
@@ -12,6 +12,7 @@ mod accounts;
 mod api_configs;
 mod messages;
 mod personas;
+mod quotas;
 mod sessions;
 mod turns;
 
@@ -23,6 +24,7 @@ use parley_service_kit::database::now_millis;
 pub use accounts::ERASED_SWEEP_INTERVAL;
 pub use api_configs::{ConfigChange, ProviderTarget};
 pub use personas::PersonaChange;
+pub use quotas::{AccountQuota, QuotaChange};
 pub use sessions::{NewSessionInput, SessionChange};
 
 use crate::Error;
@@ -31,6 +33,7 @@ use crate::generation::{GenerationRegistry, GenerationSettings};
 use crate::ids::{ApiConfigId, MessageId, OwnerId, SessionId};
 use crate::key_cipher::{KeyCipher, KeyCipherError};
 use crate::llm_client::LlmClient;
+use crate::quota::QuotaLimits;
 use crate::store::{ApiConfigRow, ChatStore, MessageRow, SessionRow};
 
 /// How long StopGeneration and DeleteSession wait for a stopped generation to store its end.
@@ -49,6 +52,8 @@ pub struct ChatService {
     owners: OwnerCache,
     /// Rows from before owners existed go to the first account with their user id.
     adopt_legacy_owners: bool,
+    /// Every account's limits unless an administrator overrode them.
+    quota_defaults: QuotaLimits,
 }
 
 /// The owner ids of the accounts this instance has seen. An account's owner id never changes,
@@ -101,6 +106,7 @@ impl ChatService {
             shared_database,
             owners: OwnerCache::default(),
             adopt_legacy_owners,
+            quota_defaults: QuotaLimits::default(),
         }
     }
 

@@ -8,14 +8,16 @@
 //!
 //! This file holds the rows and what the statements take; the statements live by table:
 //! `api_configs`, `personas`, `sessions`, `messages` (what users read and edit), `answers`
-//! (what generations write), `sealed_keys` (master-key rotation) and `owners` (which account
-//! owns an owner id; erasing a deleted account's rows).
+//! (what generations write), `sealed_keys` (master-key rotation), `owners` (which account
+//! owns an owner id; erasing a deleted account's rows) and `quotas` (usage, overrides, and
+//! the writes checked against them).
 
 mod answers;
 mod api_configs;
 mod messages;
 mod owners;
 mod personas;
+mod quotas;
 mod sealed_keys;
 mod sessions;
 
@@ -25,6 +27,7 @@ use sqlx::AnyPool;
 use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, SessionId};
 use crate::key_cipher::SealedKey;
 pub use owners::OwnerRow;
+pub use quotas::{AccountUsageRow, OwnerUsage, QuotaOverrides, QuotaWrite};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiConfigRow {

@@ -136,6 +136,7 @@ impl ChatService {
                 break;
             }
         }
+        self.store.delete_quota_rows(owner).await?;
         Ok(erased)
     }
 

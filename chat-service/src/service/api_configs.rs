@@ -10,6 +10,7 @@ use crate::Error;
 use crate::api_key::ApiKey;
 use crate::ids::{ApiConfigId, OwnerId};
 use crate::key_cipher::api_key_hint;
+use crate::quota::Quota;
 use crate::store::{ApiConfigRow, ConfigFields};
 use crate::validation;
 
@@ -49,10 +50,9 @@ impl ChatService {
         validation::model("model", model, true)?;
         let fields = ConfigFields { name, base_url, model };
         let hint = api_key_hint(api_key.expose());
-        let id = self
-            .store
+        let mut write = self.within_quota(user_id, &[(Quota::ApiConfigs, 1)]).await?;
+        let id = write
             .insert_api_config(
-                user_id,
                 &fields,
                 &hint,
                 |id| self.cipher.seal(id.0, api_key.expose()).map_err(Error::from),
@@ -60,6 +60,7 @@ impl ChatService {
             )
             .await
             .map_err(name_taken)?;
+        write.commit().await.map_err(|e| name_taken(e.into()))?;
         tracing::info!(config_id = id.0, "API config created");
         self.api_config(user_id, id).await
     }

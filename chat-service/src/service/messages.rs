@@ -4,6 +4,8 @@
 use parley_service_kit::database::now_millis;
 
 use super::ChatService;
+use super::quotas::bytes_of;
+use crate::quota::Quota;
 use crate::Error;
 use crate::ids::{MessageId, OwnerId, SessionId};
 use crate::page_token::MessageCursor;
@@ -52,13 +54,12 @@ impl ChatService {
         if row.status == MessageStatus::Streaming {
             return Err(still_streaming());
         }
-        if !self
-            .store
-            .update_message_content(user_id, id, content, now_millis())
-            .await?
-        {
+        let grows_by = bytes_of(content) - bytes_of(&row.content);
+        let mut write = self.within_quota(user_id, &[(Quota::StoredBytes, grows_by)]).await?;
+        if !write.update_message_content(id, content, now_millis()).await? {
             return Err(still_streaming());
         }
+        write.commit().await?;
         self.message(user_id, id).await
     }
 

@@ -3,6 +3,8 @@
 use parley_service_kit::database::now_millis;
 
 use super::ChatService;
+use super::quotas::bytes_of;
+use crate::quota::Quota;
 use crate::Error;
 use crate::ids::{OwnerId, PersonaId};
 use crate::store::PersonaRow;
@@ -29,10 +31,13 @@ impl ChatService {
     ) -> Result<PersonaRow, Error> {
         let name = name.trim();
         validate_persona(name, description, system_prompt)?;
-        let id = self
-            .store
-            .insert_persona(user_id, name, description, system_prompt, now_millis())
+        let mut write = self
+            .within_quota(user_id, &[(Quota::Personas, 1), (Quota::StoredBytes, bytes_of(system_prompt))])
             .await?;
+        let id = write
+            .insert_persona(name, description, system_prompt, now_millis())
+            .await?;
+        write.commit().await?;
         self.store.persona(user_id, id).await?.ok_or(Error::NotFound("persona"))
     }
 
@@ -60,13 +65,15 @@ impl ChatService {
         let description = change.description.as_deref().unwrap_or(&current.description);
         let system_prompt = change.system_prompt.as_deref().unwrap_or(&current.system_prompt);
         validate_persona(name, description, system_prompt)?;
-        if !self
-            .store
-            .update_persona(user_id, id, name, description, system_prompt, now_millis())
+        let grows_by = bytes_of(system_prompt) - bytes_of(&current.system_prompt);
+        let mut write = self.within_quota(user_id, &[(Quota::StoredBytes, grows_by)]).await?;
+        if !write
+            .update_persona(id, name, description, system_prompt, now_millis())
             .await?
         {
             return Err(Error::NotFound("persona"));
         }
+        write.commit().await?;
         self.store.persona(user_id, id).await?.ok_or(Error::NotFound("persona"))
     }
 

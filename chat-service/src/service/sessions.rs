@@ -3,7 +3,9 @@
 
 use parley_service_kit::database::now_millis;
 
+use super::quotas::bytes_of;
 use super::{ChatService, STOP_WAIT};
+use crate::quota::Quota;
 use crate::Error;
 use crate::generation::{StopReason, StopTarget, wait_not_streaming};
 use crate::ids::{ApiConfigId, OwnerId, PersonaId, SessionId};
@@ -66,8 +68,10 @@ impl ChatService {
             (None, Some(persona)) => persona.system_prompt.as_str(),
             (None, None) => "",
         };
-        let id = self
-            .store
+        let mut write = self
+            .within_quota(user_id, &[(Quota::Sessions, 1), (Quota::StoredBytes, bytes_of(system_prompt))])
+            .await?;
+        let id = write
             .insert_session(&NewSession {
                 user_id,
                 title,
@@ -79,6 +83,7 @@ impl ChatService {
                 now: now_millis(),
             })
             .await?;
+        write.commit().await?;
         self.session(user_id, id).await
     }
 
@@ -162,9 +167,12 @@ impl ChatService {
             archived: change.archived.unwrap_or(current.archived != 0),
             end_time,
         };
-        if !self.store.update_session(user_id, id, &fields, now).await? {
+        let grows_by = bytes_of(fields.system_prompt) - bytes_of(&current.system_prompt);
+        let mut write = self.within_quota(user_id, &[(Quota::StoredBytes, grows_by)]).await?;
+        if !write.update_session(id, &fields, now).await? {
             return Err(Error::NotFound("session"));
         }
+        write.commit().await?;
         self.session(user_id, id).await
     }
 

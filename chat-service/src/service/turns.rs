@@ -13,7 +13,9 @@ use parley_proto::llm::v1 as llm;
 use parley_service_kit::database::now_millis;
 use parley_service_kit::trace_context::TraceHeaders;
 
+use super::quotas::bytes_of;
 use super::{ChatService, STOP_WAIT};
+use crate::quota::Quota;
 use crate::Error;
 use crate::api_key::ApiKey;
 use crate::context_budget;
@@ -48,8 +50,12 @@ impl ChatService {
         let provider = self.provider_for(user_id, &session, api_config_id).await?;
         let reservation = self.reserve(user_id, session_id).await?;
         let model = model_of(&session, &provider);
-        let (question_id, answer_id) = self
-            .store
+        // A question is a message of the day's and text stored; its answer is not counted
+        // against the stored bytes up front (it is cut by the answer size limit instead).
+        let mut write = self
+            .within_quota(user_id, &[(Quota::MessagesPerDay, 1), (Quota::StoredBytes, bytes_of(content))])
+            .await?;
+        let (question_id, answer_id) = write
             .insert_exchange(&NewExchange {
                 session_id,
                 user_content: content,
@@ -58,6 +64,8 @@ impl ChatService {
             })
             .await
             .map_err(|e| not_started(e, session_id))?;
+        write.count_message().await?;
+        write.commit().await.map_err(|e| not_started(e, session_id))?;
         let started = async {
             let question = self.message(user_id, question_id).await?;
             let answer = self.message(user_id, answer_id).await?;
@@ -111,11 +119,16 @@ impl ChatService {
         let provider = self.provider_for(user_id, &session, api_config_id).await?;
         let reservation = self.reserve(user_id, session.id).await?;
         let model = model_of(&session, &provider);
-        let answer_id = self
-            .store
+        // A new answer is a message of the day's, refused once the account stores all it may.
+        let mut write = self
+            .within_quota(user_id, &[(Quota::MessagesPerDay, 1), (Quota::StoredBytes, 1)])
+            .await?;
+        let answer_id = write
             .insert_regenerated_answer(&old, question.id, &model, now_millis())
             .await
             .map_err(|e| not_started(e, session.id))?;
+        write.count_message().await?;
+        write.commit().await.map_err(|e| not_started(e, session.id))?;
         let started = async {
             let answer = self.message(user_id, answer_id).await?;
             self.start(reservation, &session, &provider, &question, &answer, turn, trace)

@@ -25,6 +25,16 @@ impl ChatStore {
     /// streaming (`chat_messages_one_streaming_per_session`), and then nothing is stored.
     pub async fn insert_exchange(&self, new: &NewExchange<'_>) -> Result<(MessageId, MessageId), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        let ids = Self::insert_exchange_in(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// [`ChatStore::insert_exchange`]'s statements, in the caller's transaction.
+    pub(super) async fn insert_exchange_in(
+        conn: &mut AnyConnection,
+        new: &NewExchange<'_>,
+    ) -> Result<(MessageId, MessageId), sqlx::Error> {
         let (question_id,): (MessageId,) = sqlx::query_as(
             "INSERT INTO chat_messages (session_id, role, content, status, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
@@ -34,10 +44,9 @@ impl ChatStore {
         .bind(new.user_content)
         .bind(MessageStatus::Complete.as_str())
         .bind(new.now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
-        let answer_id = Self::insert_answer(&mut tx, new.session_id, question_id, new.model, new.now, new.now).await?;
-        tx.commit().await?;
+        let answer_id = Self::insert_answer(conn, new.session_id, question_id, new.model, new.now, new.now).await?;
         Ok((question_id, answer_id))
     }
 
@@ -59,7 +68,7 @@ impl ChatStore {
 
     /// Inserts an empty STREAMING answer to the question `reply_to_id`, placed in the
     /// conversation at `created_at`, and marks the session active.
-    async fn insert_answer(
+    pub(super) async fn insert_answer(
         conn: &mut AnyConnection,
         session_id: SessionId,
         reply_to_id: MessageId,

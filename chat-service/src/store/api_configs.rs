@@ -1,5 +1,7 @@
 //! `api_configs`: a user's provider settings, the key sealed.
 
+use sqlx::AnyConnection;
+
 use super::{ApiConfigRow, CONFIG_COLUMNS, ChatStore, ConfigFields};
 use crate::ids::{ApiConfigId, OwnerId};
 use crate::key_cipher::SealedKey;
@@ -16,6 +18,20 @@ impl ChatStore {
         now: i64,
     ) -> Result<ApiConfigId, E> {
         let mut tx = self.pool.begin().await?;
+        let id = Self::insert_api_config_in(&mut tx, user_id, fields, api_key_hint, seal, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// [`ChatStore::insert_api_config`]'s statements, in the caller's transaction.
+    pub(super) async fn insert_api_config_in<E: From<sqlx::Error>>(
+        conn: &mut AnyConnection,
+        user_id: OwnerId,
+        fields: &ConfigFields<'_>,
+        api_key_hint: &str,
+        seal: impl FnOnce(ApiConfigId) -> Result<SealedKey, E>,
+        now: i64,
+    ) -> Result<ApiConfigId, E> {
         let (id,): (ApiConfigId,) = sqlx::query_as(
             "INSERT INTO api_configs (user_id, name, base_url, model, api_key_hint, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
@@ -26,7 +42,7 @@ impl ChatStore {
         .bind(fields.model)
         .bind(api_key_hint)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
         // An error drops the transaction: no row without its key.
         let sealed = seal(id)?;
@@ -37,9 +53,8 @@ impl ChatStore {
         .bind(sealed.nonce)
         .bind(sealed.key_version)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        tx.commit().await?;
         Ok(id)
     }
 

@@ -1,5 +1,7 @@
 //! `chat_messages` as users read and edit them.
 
+use sqlx::AnyConnection;
+
 use super::{ChatStore, MESSAGE_COLUMNS, MessageRow, MessageStatus};
 use crate::ids::{MessageId, OwnerId, SessionId};
 use crate::page_token::MessageCursor;
@@ -80,6 +82,16 @@ impl ChatStore {
         content: &str,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
+        Self::update_message_content_in(&mut *self.pool.acquire().await?, user_id, id, content, now).await
+    }
+
+    pub(super) async fn update_message_content_in(
+        conn: &mut AnyConnection,
+        user_id: OwnerId,
+        id: MessageId,
+        content: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         let result = sqlx::query(
             "UPDATE chat_messages SET content = $1, updated_at = $2 WHERE id = $3 AND status <> $4 \
              AND session_id IN (SELECT id FROM chat_sessions WHERE user_id = $5)",
@@ -89,7 +101,7 @@ impl ChatStore {
         .bind(id)
         .bind(MessageStatus::Streaming.as_str())
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(conn)
         .await?;
         Ok(result.rows_affected() == 1)
     }

@@ -1,5 +1,7 @@
 //! `personas`: the built-in ones (no owner) and users' own.
 
+use sqlx::AnyConnection;
+
 use super::{ChatStore, PERSONA_COLUMNS, PersonaRow};
 use crate::ids::{OwnerId, PersonaId};
 
@@ -34,6 +36,17 @@ impl ChatStore {
         system_prompt: &str,
         now: i64,
     ) -> Result<PersonaId, sqlx::Error> {
+        Self::insert_persona_in(&mut *self.pool.acquire().await?, user_id, name, description, system_prompt, now).await
+    }
+
+    pub(super) async fn insert_persona_in(
+        conn: &mut AnyConnection,
+        user_id: OwnerId,
+        name: &str,
+        description: &str,
+        system_prompt: &str,
+        now: i64,
+    ) -> Result<PersonaId, sqlx::Error> {
         let (id,): (PersonaId,) = sqlx::query_as(
             "INSERT INTO personas (user_id, name, description, system_prompt, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
@@ -43,7 +56,7 @@ impl ChatStore {
         .bind(description)
         .bind(system_prompt)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(conn)
         .await?;
         Ok(id)
     }
@@ -51,6 +64,20 @@ impl ChatStore {
     /// Only the user's own personas change; built-ins (user_id NULL) never match.
     pub async fn update_persona(
         &self,
+        user_id: OwnerId,
+        id: PersonaId,
+        name: &str,
+        description: &str,
+        system_prompt: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        Self::update_persona_in(&mut *self.pool.acquire().await?, user_id, id, name, description, system_prompt, now)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn update_persona_in(
+        conn: &mut AnyConnection,
         user_id: OwnerId,
         id: PersonaId,
         name: &str,
@@ -68,7 +95,7 @@ impl ChatStore {
         .bind(now)
         .bind(id)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(conn)
         .await?;
         Ok(result.rows_affected() == 1)
     }

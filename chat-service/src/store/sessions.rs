@@ -1,6 +1,7 @@
 //! `chat_sessions` (a session's messages go with it when it is deleted).
 
 use parley_service_kit::database::flag;
+use sqlx::AnyConnection;
 
 use super::{ChatStore, NewSession, SESSION_COLUMNS, SessionFields, SessionRow};
 use crate::ids::{OwnerId, SessionId};
@@ -8,6 +9,10 @@ use crate::page_token::SessionCursor;
 
 impl ChatStore {
     pub async fn insert_session(&self, new: &NewSession<'_>) -> Result<SessionId, sqlx::Error> {
+        Self::insert_session_in(&mut *self.pool.acquire().await?, new).await
+    }
+
+    pub(super) async fn insert_session_in(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<SessionId, sqlx::Error> {
         let (id,): (SessionId,) = sqlx::query_as(
             "INSERT INTO chat_sessions (user_id, title, system_prompt, persona_id, api_config_id, model, \
              temperature, pinned, archived, start_time, end_time, updated_at, last_active_at) \
@@ -23,7 +28,7 @@ impl ChatStore {
         .bind(new.temperature.unwrap_or_default())
         .bind(new.now)
         .bind(flag(new.temperature.is_some()))
-        .fetch_one(&self.pool)
+        .fetch_one(conn)
         .await?;
         Ok(id)
     }
@@ -83,6 +88,16 @@ impl ChatStore {
         fields: &SessionFields<'_>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
+        Self::update_session_in(&mut *self.pool.acquire().await?, user_id, id, fields, now).await
+    }
+
+    pub(super) async fn update_session_in(
+        conn: &mut AnyConnection,
+        user_id: OwnerId,
+        id: SessionId,
+        fields: &SessionFields<'_>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         let result = sqlx::query(
             "UPDATE chat_sessions SET title = $1, system_prompt = $2, api_config_id = $3, model = $4, \
              temperature = CASE WHEN $12 = 0 THEN NULL ELSE $5 END, pinned = $6, archived = $7, end_time = $8, \
@@ -100,7 +115,7 @@ impl ChatStore {
         .bind(id)
         .bind(user_id)
         .bind(flag(fields.temperature.is_some()))
-        .execute(&self.pool)
+        .execute(conn)
         .await?;
         Ok(result.rows_affected() == 1)
     }
