@@ -8,6 +8,7 @@ import { ChatHeader } from "../chat/ChatView";
 import { ConfirmModal } from "../ui/Modal";
 import { formatTime } from "../ui/time";
 import { SignupSettings } from "./SignupSettings";
+import { AccountUsage } from "./AccountUsage";
 
 const PAGE_SIZE = 20;
 
@@ -155,6 +156,7 @@ export default function AdminView({ onOpenSidebar }: { onOpenSidebar: () => void
               ))}
             </ul>
           )}
+          {page !== null && page.users.length > 0 && <AccountUsage users={page.users} />}
           {page !== null && (tokens.length > 1 || page.next) && (
             <nav className="mt-4 flex justify-between" aria-label={t("pages")}>
               <button

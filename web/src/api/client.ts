@@ -9,6 +9,8 @@ import { ApiConfigService } from "../gen/parley/chat/v1/api_config_pb";
 import { PersonaService } from "../gen/parley/chat/v1/persona_pb";
 import { SessionService } from "../gen/parley/chat/v1/session_pb";
 import { MessageService } from "../gen/parley/chat/v1/message_pb";
+import { QuotaService } from "../gen/parley/chat/v1/quota_pb";
+import { pageLocale, quotaRefusal, quotaSentence } from "./quota";
 import { SessionUnreachable, TokenManager, type SignedIn } from "../auth/tokens";
 import { linkTabs } from "../auth/peers";
 
@@ -99,13 +101,18 @@ export function createApi(makeTransport: TransportFactory = sameOriginGrpcWeb) {
     personas: createClient(PersonaService, transport),
     sessions: createClient(SessionService, transport),
     messages: createClient(MessageService, transport),
+    /** Usage and limits; all but getMyQuota are for administrators. */
+    quotas: createClient(QuotaService, transport),
   };
 }
 
 export type Api = ReturnType<typeof createApi>;
 
-/** The server's message for an error, without the transport's "[code]" prefix. */
+/** The server's message for an error, without the transport's "[code]" prefix; a quota's
+ * refusal in the page's language. */
 export function errorMessage(err: unknown): string {
+  const refusal = quotaRefusal(err);
+  if (refusal) return quotaSentence(refusal, pageLocale());
   if (err instanceof ConnectError) return err.rawMessage || Code[err.code];
   if (err instanceof Error) return err.message;
   return String(err);
