@@ -34,6 +34,8 @@ pub struct StackConfig {
     /// Give chats stored before chat data was keyed by account UUID to the first account
     /// signing in with their integer user id (an upgrade whose user database was never reset).
     pub adopt_legacy_chats: bool,
+    /// Every account's chat quotas unless an administrator overrides them (0: unlimited).
+    pub quotas: chat_service::QuotaLimits,
 }
 
 impl StackConfig {
@@ -49,6 +51,7 @@ impl StackConfig {
             allow_private_networks: None,
             provider: llm_service::ProviderOptions::default(),
             adopt_legacy_chats: false,
+            quotas: chat_service::QuotaLimits::default(),
         }
     }
 }
@@ -254,6 +257,7 @@ pub async fn start(
         llm_url,
     );
     chat_config.adopt_legacy_chats = config.adopt_legacy_chats;
+    chat_config.quotas = config.quotas;
     let mut llm_config = llm_service::Config {
         allow_private_networks: private_networks_allowed(config.allow_private_networks, addr),
         // On loopback the users are on the machine: what a local provider says (Ollama's

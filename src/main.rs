@@ -48,6 +48,8 @@ struct Cli {
     /// may get an old id. Default off: old chats stay stored but hidden.
     #[arg(long, env = "PARLEY_CHAT_ADOPT_LEGACY_CHATS", default_value_t = false)]
     adopt_legacy_chats: bool,
+    #[command(flatten)]
+    quotas: chat_service::QuotaLimits,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
             allow_private_networks: cli.allow_private_networks,
             provider: cli.provider,
             adopt_legacy_chats: cli.adopt_legacy_chats,
+            quotas: cli.quotas,
         };
         let stack = match parley::start(listener, config, shutdown::signal()).await {
             Ok(stack) => stack,
