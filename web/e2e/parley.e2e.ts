@@ -839,6 +839,53 @@ describe("Parley in a browser", () => {
     }
   });
 
+  step("an administrator overrides an account's quota; its user sees the new limit and is held to it", async () => {
+    const dave = { username: `dave_${Date.now().toString(36)}`, password: "dave's long password" };
+    const other = await openTab(browser, parley.url);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByLabel("Username").fill(dave.username);
+      await p.getByLabel("Password").fill(dave.password);
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").filter({ hasText: dave.username }).waitFor();
+      await p.goto(`${parley.url}/settings/usage`);
+      await p.getByTestId("quota-personas").filter({ hasText: "0 of 50" }).waitFor();
+
+      await openUserMenu("Administration");
+      await page.getByRole("searchbox", { name: "Search accounts" }).fill(dave.username);
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      const usage = page.getByTestId("account-usage-row").filter({ hasText: dave.username });
+      await usage.waitFor();
+      await usage.getByRole("button", { name: `Edit quotas: ${dave.username}` }).click();
+      const dialog = page.getByRole("dialog", { name: `Quotas of ${dave.username}` });
+      await dialog.getByLabel("Own personas").fill("1");
+      await dialog.getByRole("button", { name: "Save" }).click();
+      await page
+        .getByRole("status")
+        .filter({ hasText: `Quotas of ${dave.username} saved.` })
+        .waitFor();
+      await usage.getByTestId("usage-personas").filter({ hasText: "0 of 1" }).waitFor();
+
+      await p.reload();
+      const personas = p.getByTestId("quota-personas").filter({ hasText: "0 of 1" });
+      await personas.waitFor();
+      expect(await textOf(personas)).toContain("set for your account");
+
+      // Held to it: the second persona is refused, and the refusal says why.
+      await p.goto(`${parley.url}/settings/personas`);
+      for (const name of ["First", "Second"]) {
+        await p.getByRole("button", { name: "New persona" }).click();
+        await p.getByLabel("Name", { exact: true }).fill(name);
+        await p.getByLabel("System prompt", { exact: true }).fill("Be brief.");
+        await p.getByRole("button", { name: "Save" }).click();
+      }
+      await p.getByRole("alert").filter({ hasText: "You have reached your limit of 1 personas." }).waitFor();
+    } finally {
+      await other.context.close();
+    }
+  });
+
   step("sign-up needing approval, then an invite code, set from the admin page", async () => {
     const suffix = Date.now().toString(36);
     const erin = { username: `erin_${suffix}`, password: "erin's long password" };
