@@ -124,7 +124,9 @@ fn quota_status(exceeded: QuotaExceeded) -> Status {
     let mut details = ErrorDetails::new();
     if let Some(resets_at) = exceeded.resets_at {
         metadata.insert("resets_at".to_owned(), crate::quota::rfc3339(resets_at));
-        let wait = resets_at.saturating_sub(parley_service_kit::database::now_millis()).max(1000);
+        let wait = resets_at
+            .saturating_sub(parley_service_kit::database::now_millis())
+            .max(1000);
         details.set_retry_info(Some(Duration::from_millis(wait as u64)));
     }
     details.set_error_info(QUOTA_EXCEEDED_REASON, ERROR_DOMAIN, metadata);

@@ -81,16 +81,18 @@ pub async fn serve(
     let registry = GenerationRegistry::new(config.generation.max_per_user);
     // A SQLite file has only this instance; a PostgreSQL database may have others.
     let single_instance = database.backend == database::Backend::Sqlite;
-    let chat = Arc::new(service::ChatService::new(
-        store,
-        cipher,
-        llm,
-        Arc::clone(&registry),
-        config.generation.clone(),
-        !single_instance,
-        config.adopt_legacy_chats,
-    )
-    .with_quota_defaults(config.quotas));
+    let chat = Arc::new(
+        service::ChatService::new(
+            store,
+            cipher,
+            llm,
+            Arc::clone(&registry),
+            config.generation.clone(),
+            !single_instance,
+            config.adopt_legacy_chats,
+        )
+        .with_quota_defaults(config.quotas),
+    );
     // Before serving: no request may see a row a crash left STREAMING, and a wrong master
     // key must stop the start, not surface later as failed chats. Other instances' answers
     // may still be live.

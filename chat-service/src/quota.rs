@@ -258,7 +258,11 @@ mod tests {
     #[test]
     fn zero_is_unlimited_and_shrinking_always_passes() {
         let unlimited = QuotaLimits::UNLIMITED;
-        assert!(unlimited.check(Quota::StoredBytes, &usage(i64::MAX, 0, 0), 10, 0).is_ok());
+        assert!(
+            unlimited
+                .check(Quota::StoredBytes, &usage(i64::MAX, 0, 0), 10, 0)
+                .is_ok()
+        );
         let tight = QuotaLimits {
             stored_bytes: 10,
             ..QuotaLimits::UNLIMITED

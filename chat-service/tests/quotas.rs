@@ -59,7 +59,11 @@ async fn my_quota(stack: &Stack, user: &User) -> pb::AccountQuota {
 }
 
 /// Asserts RESOURCE_EXHAUSTED naming `quota` and `limit` (in the message and the ErrorInfo).
-fn assert_quota_exceeded<T: std::fmt::Debug>(result: Result<T, tonic::Status>, quota: &str, limit: i64) -> tonic::Status {
+fn assert_quota_exceeded<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    quota: &str,
+    limit: i64,
+) -> tonic::Status {
     let status = result.expect_err("expected RESOURCE_EXHAUSTED");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains(quota), "{status:?}");
@@ -96,7 +100,11 @@ async fn create_persona(user: &User, name: &str, prompt: &str) -> Result<pb::Per
         .map(|r| r.into_inner().persona.unwrap())
 }
 
-async fn send(user: &User, session_id: i64, content: &str) -> Result<tonic::Streaming<pb::SendMessageResponse>, tonic::Status> {
+async fn send(
+    user: &User,
+    session_id: i64,
+    content: &str,
+) -> Result<tonic::Streaming<pb::SendMessageResponse>, tonic::Status> {
     user.messages()
         .send_message(user.req(pb::SendMessageRequest {
             session_id,
@@ -163,63 +171,70 @@ on_every_backend!(counted_quotas_refuse_the_one_past_the_limit, |url: String| as
     stack.stop().await;
 });
 
-on_every_backend!(messages_per_day_refuse_sends_and_regenerations_until_midnight, |url: String| async move {
-    let stack = Stack::start_with(&url, limits(|q| q.messages_per_day = 2)).await;
-    let ada = stack.user("ada").await;
-    stack.fake_config(&ada, "fake").await;
-    let session = create_session(&ada, titled("daily")).await.unwrap();
-    let db = stack.database().await;
+on_every_backend!(
+    messages_per_day_refuse_sends_and_regenerations_until_midnight,
+    |url: String| async move {
+        let stack = Stack::start_with(&url, limits(|q| q.messages_per_day = 2)).await;
+        let ada = stack.user("ada").await;
+        stack.fake_config(&ada, "fake").await;
+        let session = create_session(&ada, titled("daily")).await.unwrap();
+        let db = stack.database().await;
 
-    let first = collect_send(send(&ada, session.id, "one").await.unwrap()).await;
-    ada.wait_finished(started_id(&first)).await;
-    // A regeneration counts too.
-    ada.messages()
-        .regenerate_message(ada.req(pb::RegenerateMessageRequest {
-            message_id: started_id(&first),
-            api_config_id: None,
-        }))
-        .await
-        .unwrap();
-    let messages = wait::eventually("the regeneration to finish", std::time::Duration::from_secs(10), || async {
-        let messages = ada.list_messages(session.id).await;
-        messages
-            .iter()
-            .all(|m| m.status != pb::MessageStatus::Streaming as i32)
-            .then_some(messages)
-    })
-    .await;
-    let stored = count_rows(&db, "chat_messages").await;
-
-    let refused = assert_quota_exceeded(send(&ada, session.id, "three").await, "messages_per_day", 2);
-    let info = refused.get_details_error_info().unwrap();
-    let resets_at = info.metadata.get("resets_at").expect("resets_at");
-    assert!(resets_at.ends_with("T00:00:00Z"), "{resets_at}");
-    assert!(refused.message().contains(resets_at.as_str()), "{refused:?}");
-    let retry = parley_service_kit::grpc_status::retry_delay(&refused).expect("a retry delay");
-    assert!(retry <= std::time::Duration::from_secs(86_400), "{retry:?}");
-    let again = ada
-        .messages()
-        .regenerate_message(ada.req(pb::RegenerateMessageRequest {
-            message_id: messages.last().unwrap().id,
-            api_config_id: None,
-        }))
+        let first = collect_send(send(&ada, session.id, "one").await.unwrap()).await;
+        ada.wait_finished(started_id(&first)).await;
+        // A regeneration counts too.
+        ada.messages()
+            .regenerate_message(ada.req(pb::RegenerateMessageRequest {
+                message_id: started_id(&first),
+                api_config_id: None,
+            }))
+            .await
+            .unwrap();
+        let messages = wait::eventually(
+            "the regeneration to finish",
+            std::time::Duration::from_secs(10),
+            || async {
+                let messages = ada.list_messages(session.id).await;
+                messages
+                    .iter()
+                    .all(|m| m.status != pb::MessageStatus::Streaming as i32)
+                    .then_some(messages)
+            },
+        )
         .await;
-    assert_quota_exceeded(again, "messages_per_day", 2);
-    assert_eq!(count_rows(&db, "chat_messages").await, stored);
+        let stored = count_rows(&db, "chat_messages").await;
 
-    // Deleting the chat does not give the day's messages back.
-    ada.sessions()
-        .delete_session(ada.req(pb::DeleteSessionRequest { id: session.id }))
-        .await
-        .unwrap();
-    let other = create_session(&ada, titled("another")).await.unwrap();
-    assert_quota_exceeded(send(&ada, other.id, "four").await, "messages_per_day", 2);
-    let quota = my_quota(&stack, &ada).await;
-    assert_eq!(quota.usage.unwrap().messages_today, 2);
-    let reset = quota.messages_reset_at.unwrap();
-    assert_eq!(reset.seconds % 86_400, 0);
-    stack.stop().await;
-});
+        let refused = assert_quota_exceeded(send(&ada, session.id, "three").await, "messages_per_day", 2);
+        let info = refused.get_details_error_info().unwrap();
+        let resets_at = info.metadata.get("resets_at").expect("resets_at");
+        assert!(resets_at.ends_with("T00:00:00Z"), "{resets_at}");
+        assert!(refused.message().contains(resets_at.as_str()), "{refused:?}");
+        let retry = parley_service_kit::grpc_status::retry_delay(&refused).expect("a retry delay");
+        assert!(retry <= std::time::Duration::from_secs(86_400), "{retry:?}");
+        let again = ada
+            .messages()
+            .regenerate_message(ada.req(pb::RegenerateMessageRequest {
+                message_id: messages.last().unwrap().id,
+                api_config_id: None,
+            }))
+            .await;
+        assert_quota_exceeded(again, "messages_per_day", 2);
+        assert_eq!(count_rows(&db, "chat_messages").await, stored);
+
+        // Deleting the chat does not give the day's messages back.
+        ada.sessions()
+            .delete_session(ada.req(pb::DeleteSessionRequest { id: session.id }))
+            .await
+            .unwrap();
+        let other = create_session(&ada, titled("another")).await.unwrap();
+        assert_quota_exceeded(send(&ada, other.id, "four").await, "messages_per_day", 2);
+        let quota = my_quota(&stack, &ada).await;
+        assert_eq!(quota.usage.unwrap().messages_today, 2);
+        let reset = quota.messages_reset_at.unwrap();
+        assert_eq!(reset.seconds % 86_400, 0);
+        stack.stop().await;
+    }
+);
 
 on_every_backend!(stored_bytes_count_prompts_and_messages, |url: String| async move {
     let stack = Stack::start_with(&url, limits(|q| q.stored_bytes = 300)).await;
@@ -293,128 +308,131 @@ on_every_backend!(stored_bytes_count_prompts_and_messages, |url: String| async m
     stack.stop().await;
 });
 
-on_every_backend!(overrides_apply_and_clearing_one_returns_to_the_default, |url: String| async move {
-    let stack = Stack::start_with(&url, limits(|q| q.sessions = 1)).await;
-    // The first account administers the instance.
-    let admin = stack.user("admin").await;
-    let bob = stack.user("bob").await;
-    let bob_account = account_id(&stack, &bob).await;
-    let mut quotas = quotas(&stack).await;
+on_every_backend!(
+    overrides_apply_and_clearing_one_returns_to_the_default,
+    |url: String| async move {
+        let stack = Stack::start_with(&url, limits(|q| q.sessions = 1)).await;
+        // The first account administers the instance.
+        let admin = stack.user("admin").await;
+        let bob = stack.user("bob").await;
+        let bob_account = account_id(&stack, &bob).await;
+        let mut quotas = quotas(&stack).await;
 
-    create_session(&bob, titled("one")).await.unwrap();
-    assert_quota_exceeded(create_session(&bob, titled("two")).await, "sessions", 1);
+        create_session(&bob, titled("one")).await.unwrap();
+        assert_quota_exceeded(create_session(&bob, titled("two")).await, "sessions", 1);
 
-    let updated = quotas
-        .update_account_quota(admin.req(pb::UpdateAccountQuotaRequest {
-            account_id: bob_account.clone(),
-            sessions: Some(3),
-            messages_per_day: Some(7),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .quota
-        .unwrap();
-    assert_eq!(updated.limits.unwrap().sessions, 3);
-    assert_eq!(updated.overrides.unwrap().sessions, Some(3));
-    assert_eq!(updated.defaults.unwrap().sessions, 1);
+        let updated = quotas
+            .update_account_quota(admin.req(pb::UpdateAccountQuotaRequest {
+                account_id: bob_account.clone(),
+                sessions: Some(3),
+                messages_per_day: Some(7),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .quota
+            .unwrap();
+        assert_eq!(updated.limits.unwrap().sessions, 3);
+        assert_eq!(updated.overrides.unwrap().sessions, Some(3));
+        assert_eq!(updated.defaults.unwrap().sessions, 1);
 
-    create_session(&bob, titled("two")).await.unwrap();
-    create_session(&bob, titled("three")).await.unwrap();
-    assert_quota_exceeded(create_session(&bob, titled("four")).await, "sessions", 3);
-    // The admin's own limit did not change.
-    create_session(&admin, titled("mine")).await.unwrap();
-    assert_quota_exceeded(create_session(&admin, titled("mine too")).await, "sessions", 1);
+        create_session(&bob, titled("two")).await.unwrap();
+        create_session(&bob, titled("three")).await.unwrap();
+        assert_quota_exceeded(create_session(&bob, titled("four")).await, "sessions", 3);
+        // The admin's own limit did not change.
+        create_session(&admin, titled("mine")).await.unwrap();
+        assert_quota_exceeded(create_session(&admin, titled("mine too")).await, "sessions", 1);
 
-    let seen = my_quota(&stack, &bob).await;
-    assert_eq!(seen.limits.unwrap().sessions, 3);
-    assert_eq!(seen.usage.unwrap().sessions, 3);
+        let seen = my_quota(&stack, &bob).await;
+        assert_eq!(seen.limits.unwrap().sessions, 3);
+        assert_eq!(seen.usage.unwrap().sessions, 3);
 
-    // Masked and unset: the override goes, the default is back; the other one stays.
-    let cleared = quotas
-        .update_account_quota(admin.req(pb::UpdateAccountQuotaRequest {
-            account_id: bob_account.clone(),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["sessions".into()],
-            }),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .quota
-        .unwrap();
-    assert_eq!(cleared.overrides.unwrap().sessions, None);
-    assert_eq!(cleared.limits.unwrap().sessions, 1);
-    assert_eq!(cleared.limits.unwrap().messages_per_day, 7);
+        // Masked and unset: the override goes, the default is back; the other one stays.
+        let cleared = quotas
+            .update_account_quota(admin.req(pb::UpdateAccountQuotaRequest {
+                account_id: bob_account.clone(),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["sessions".into()],
+                }),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .quota
+            .unwrap();
+        assert_eq!(cleared.overrides.unwrap().sessions, None);
+        assert_eq!(cleared.limits.unwrap().sessions, 1);
+        assert_eq!(cleared.limits.unwrap().messages_per_day, 7);
 
-    // 0: unlimited for this account.
-    quotas
-        .update_account_quota(admin.req(pb::UpdateAccountQuotaRequest {
-            account_id: bob_account.clone(),
-            sessions: Some(0),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    create_session(&bob, titled("four")).await.unwrap();
-
-    // Bad input changes nothing.
-    let before = quotas
-        .get_account_quota(admin.req(pb::GetAccountQuotaRequest {
-            account_id: bob_account.clone(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .quota
-        .unwrap();
-    assert_invalid(
+        // 0: unlimited for this account.
         quotas
             .update_account_quota(admin.req(pb::UpdateAccountQuotaRequest {
                 account_id: bob_account.clone(),
-                personas: Some(-1),
+                sessions: Some(0),
                 ..Default::default()
             }))
-            .await,
-        "personas",
-    );
-    assert_invalid(
+            .await
+            .unwrap();
+        create_session(&bob, titled("four")).await.unwrap();
+
+        // Bad input changes nothing.
+        let before = quotas
+            .get_account_quota(admin.req(pb::GetAccountQuotaRequest {
+                account_id: bob_account.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .quota
+            .unwrap();
+        assert_invalid(
+            quotas
+                .update_account_quota(admin.req(pb::UpdateAccountQuotaRequest {
+                    account_id: bob_account.clone(),
+                    personas: Some(-1),
+                    ..Default::default()
+                }))
+                .await,
+            "personas",
+        );
+        assert_invalid(
+            quotas
+                .update_account_quota(admin.req(pb::UpdateAccountQuotaRequest {
+                    account_id: "not-a-uuid".into(),
+                    personas: Some(1),
+                    ..Default::default()
+                }))
+                .await,
+            "account_id",
+        );
+        let after = quotas
+            .get_account_quota(admin.req(pb::GetAccountQuotaRequest {
+                account_id: bob_account.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .quota
+            .unwrap();
+        assert_eq!(before.overrides, after.overrides);
+
+        // An override set before the account's first chat holds from its first request.
+        let carol = stack.user("carol").await;
+        let carol_account = account_id(&stack, &carol).await;
         quotas
             .update_account_quota(admin.req(pb::UpdateAccountQuotaRequest {
-                account_id: "not-a-uuid".into(),
-                personas: Some(1),
+                account_id: carol_account,
+                sessions: Some(2),
                 ..Default::default()
             }))
-            .await,
-        "account_id",
-    );
-    let after = quotas
-        .get_account_quota(admin.req(pb::GetAccountQuotaRequest {
-            account_id: bob_account.clone(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .quota
-        .unwrap();
-    assert_eq!(before.overrides, after.overrides);
-
-    // An override set before the account's first chat holds from its first request.
-    let carol = stack.user("carol").await;
-    let carol_account = account_id(&stack, &carol).await;
-    quotas
-        .update_account_quota(admin.req(pb::UpdateAccountQuotaRequest {
-            account_id: carol_account,
-            sessions: Some(2),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    assert_eq!(my_quota(&stack, &carol).await.limits.unwrap().sessions, 2);
-    stack.stop().await;
-});
+            .await
+            .unwrap();
+        assert_eq!(my_quota(&stack, &carol).await.limits.unwrap().sessions, 2);
+        stack.stop().await;
+    }
+);
 
 on_every_backend!(only_administrators_see_and_change_quotas, |url: String| async move {
     let stack = Stack::start(&url).await;
@@ -457,98 +475,113 @@ on_every_backend!(only_administrators_see_and_change_quotas, |url: String| async
     stack.stop().await;
 });
 
-on_every_backend!(usage_is_each_accounts_own_and_listed_for_administrators, |url: String| async move {
-    let stack = Stack::start(&url).await;
-    let admin = stack.user("admin").await;
-    let bob = stack.user("bob").await;
-    let (admin_account, bob_account) = (account_id(&stack, &admin).await, account_id(&stack, &bob).await);
+on_every_backend!(
+    usage_is_each_accounts_own_and_listed_for_administrators,
+    |url: String| async move {
+        let stack = Stack::start(&url).await;
+        let admin = stack.user("admin").await;
+        let bob = stack.user("bob").await;
+        let (admin_account, bob_account) = (account_id(&stack, &admin).await, account_id(&stack, &bob).await);
 
-    stack.fake_config(&bob, "fake").await;
-    let session = create_session(&bob, titled("bob's")).await.unwrap();
-    let events = collect_send(send(&bob, session.id, "hello").await.unwrap()).await;
-    let answer = bob.wait_finished(started_id(&events)).await;
-    let tokens = answer.usage.unwrap();
-    create_persona(&admin, "mine", "Admin's prompt.").await.unwrap();
+        stack.fake_config(&bob, "fake").await;
+        let session = create_session(&bob, titled("bob's")).await.unwrap();
+        let events = collect_send(send(&bob, session.id, "hello").await.unwrap()).await;
+        let answer = bob.wait_finished(started_id(&events)).await;
+        let tokens = answer.usage.unwrap();
+        create_persona(&admin, "mine", "Admin's prompt.").await.unwrap();
 
-    let bob_sees = my_quota(&stack, &bob).await;
-    assert_eq!(bob_sees.account_id, bob_account);
-    let usage = bob_sees.usage.unwrap();
-    assert_eq!((usage.sessions, usage.messages, usage.personas, usage.api_configs), (1, 2, 0, 1));
-    assert_eq!((usage.prompt_tokens, usage.completion_tokens), (tokens.prompt_tokens, tokens.completion_tokens));
-    assert!(usage.prompt_tokens > 0 && usage.completion_tokens > 0, "{usage:?}");
-    assert_eq!(usage.stored_bytes, 5 + answer.content.len() as i64);
-    assert_eq!(usage.messages_today, 1);
-    let admin_sees = my_quota(&stack, &admin).await.usage.unwrap();
-    assert_eq!((admin_sees.sessions, admin_sees.personas, admin_sees.messages), (0, 1, 0));
-    assert_eq!(admin_sees.stored_bytes, "Admin's prompt.".len() as i64);
+        let bob_sees = my_quota(&stack, &bob).await;
+        assert_eq!(bob_sees.account_id, bob_account);
+        let usage = bob_sees.usage.unwrap();
+        assert_eq!(
+            (usage.sessions, usage.messages, usage.personas, usage.api_configs),
+            (1, 2, 0, 1)
+        );
+        assert_eq!(
+            (usage.prompt_tokens, usage.completion_tokens),
+            (tokens.prompt_tokens, tokens.completion_tokens)
+        );
+        assert!(usage.prompt_tokens > 0 && usage.completion_tokens > 0, "{usage:?}");
+        assert_eq!(usage.stored_bytes, 5 + answer.content.len() as i64);
+        assert_eq!(usage.messages_today, 1);
+        let admin_sees = my_quota(&stack, &admin).await.usage.unwrap();
+        assert_eq!(
+            (admin_sees.sessions, admin_sees.personas, admin_sees.messages),
+            (0, 1, 0)
+        );
+        assert_eq!(admin_sees.stored_bytes, "Admin's prompt.".len() as i64);
 
-    // Paged, oldest account first.
-    let mut quotas = quotas(&stack).await;
-    let mut seen = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = quotas
+        // Paged, oldest account first.
+        let mut quotas = quotas(&stack).await;
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = quotas
+                .list_account_usage(admin.req(pb::ListAccountUsageRequest {
+                    page_size: 1,
+                    page_token: token.clone(),
+                    account_ids: Vec::new(),
+                }))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(page.accounts.len() <= 1);
+            seen.extend(page.accounts);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        let listed: Vec<&str> = seen.iter().map(|a| a.account_id.as_str()).collect();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed.contains(&admin_account.as_str()) && listed.contains(&bob_account.as_str()));
+        let bob_listed = seen.iter().find(|a| a.account_id == bob_account).unwrap();
+        assert_eq!(bob_listed.usage, Some(usage));
+
+        // By account ids, in the order asked; an account never seen has nothing.
+        let unseen = "00000000-0000-4000-8000-000000000000".to_owned();
+        let asked = quotas
             .list_account_usage(admin.req(pb::ListAccountUsageRequest {
-                page_size: 1,
-                page_token: token.clone(),
-                account_ids: Vec::new(),
+                account_ids: vec![bob_account.clone(), unseen.clone()],
+                ..Default::default()
             }))
             .await
             .unwrap()
             .into_inner();
-        assert!(page.accounts.len() <= 1);
-        seen.extend(page.accounts);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
+        let ids: Vec<&str> = asked.accounts.iter().map(|a| a.account_id.as_str()).collect();
+        assert_eq!(ids, [bob_account.as_str(), unseen.as_str()]);
+        assert_eq!(asked.accounts[1].usage, Some(pb::AccountUsage::default()));
+        assert_invalid(
+            quotas
+                .list_account_usage(admin.req(pb::ListAccountUsageRequest {
+                    page_token: "garbage".into(),
+                    ..Default::default()
+                }))
+                .await,
+            "page_token",
+        );
+        stack.stop().await;
     }
-    let listed: Vec<&str> = seen.iter().map(|a| a.account_id.as_str()).collect();
-    assert_eq!(listed.len(), 2, "{listed:?}");
-    assert!(listed.contains(&admin_account.as_str()) && listed.contains(&bob_account.as_str()));
-    let bob_listed = seen.iter().find(|a| a.account_id == bob_account).unwrap();
-    assert_eq!(bob_listed.usage, Some(usage));
+);
 
-    // By account ids, in the order asked; an account never seen has nothing.
-    let unseen = "00000000-0000-4000-8000-000000000000".to_owned();
-    let asked = quotas
-        .list_account_usage(admin.req(pb::ListAccountUsageRequest {
-            account_ids: vec![bob_account.clone(), unseen.clone()],
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    let ids: Vec<&str> = asked.accounts.iter().map(|a| a.account_id.as_str()).collect();
-    assert_eq!(ids, [bob_account.as_str(), unseen.as_str()]);
-    assert_eq!(asked.accounts[1].usage, Some(pb::AccountUsage::default()));
-    assert_invalid(
-        quotas
-            .list_account_usage(admin.req(pb::ListAccountUsageRequest {
-                page_token: "garbage".into(),
-                ..Default::default()
-            }))
-            .await,
-        "page_token",
-    );
-    stack.stop().await;
-});
-
-on_every_backend!(concurrent_writes_cannot_pass_a_limit_together, |url: String| async move {
-    let stack = Stack::start_with(&url, limits(|q| q.sessions = 5)).await;
-    let ada = stack.user("ada").await;
-    let attempts = (0..20).map(|i| {
-        let ada = ada.clone();
-        tokio::spawn(async move { create_session(&ada, titled(&format!("s{i}"))).await })
-    });
-    let mut created = 0;
-    for attempt in attempts.collect::<Vec<_>>() {
-        match attempt.await.unwrap() {
-            Ok(_) => created += 1,
-            Err(status) => assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}"),
+on_every_backend!(
+    concurrent_writes_cannot_pass_a_limit_together,
+    |url: String| async move {
+        let stack = Stack::start_with(&url, limits(|q| q.sessions = 5)).await;
+        let ada = stack.user("ada").await;
+        let attempts = (0..20).map(|i| {
+            let ada = ada.clone();
+            tokio::spawn(async move { create_session(&ada, titled(&format!("s{i}"))).await })
+        });
+        let mut created = 0;
+        for attempt in attempts.collect::<Vec<_>>() {
+            match attempt.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(status) => assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}"),
+            }
         }
+        assert_eq!(created, 5);
+        assert_eq!(count_rows(&stack.database().await, "chat_sessions").await, 5);
+        stack.stop().await;
     }
-    assert_eq!(created, 5);
-    assert_eq!(count_rows(&stack.database().await, "chat_sessions").await, 5);
-    stack.stop().await;
-});
+);

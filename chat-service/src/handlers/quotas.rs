@@ -60,7 +60,13 @@ impl QuotaService for ChatApi {
         let r = request.into_inner();
         let mask = UpdateMask::new(
             r.update_mask,
-            &["stored_bytes", "sessions", "personas", "api_configs", "messages_per_day"],
+            &[
+                "stored_bytes",
+                "sessions",
+                "personas",
+                "api_configs",
+                "messages_per_day",
+            ],
         )?;
         let change = QuotaChange {
             stored_bytes: mask.pick_optional("stored_bytes", r.stored_bytes),

@@ -5,10 +5,10 @@ use parley_service_kit::database::now_millis;
 
 use super::ChatService;
 use super::quotas::bytes_of;
-use crate::quota::Quota;
 use crate::Error;
 use crate::ids::{MessageId, OwnerId, SessionId};
 use crate::page_token::MessageCursor;
+use crate::quota::Quota;
 use crate::store::{MessageRow, MessageStatus};
 use crate::validation;
 

@@ -4,9 +4,9 @@ use parley_service_kit::database::now_millis;
 
 use super::ChatService;
 use super::quotas::bytes_of;
-use crate::quota::Quota;
 use crate::Error;
 use crate::ids::{OwnerId, PersonaId};
+use crate::quota::Quota;
 use crate::store::PersonaRow;
 use crate::validation;
 
@@ -32,7 +32,10 @@ impl ChatService {
         let name = name.trim();
         validate_persona(name, description, system_prompt)?;
         let mut write = self
-            .within_quota(user_id, &[(Quota::Personas, 1), (Quota::StoredBytes, bytes_of(system_prompt))])
+            .within_quota(
+                user_id,
+                &[(Quota::Personas, 1), (Quota::StoredBytes, bytes_of(system_prompt))],
+            )
             .await?;
         let id = write
             .insert_persona(name, description, system_prompt, now_millis())

@@ -182,18 +182,20 @@ impl ChatService {
 
     async fn account_quota_of(&self, account_id: &str) -> Result<AccountQuota, Error> {
         let now = now_millis();
-        Ok(match self.store.account_usage(account_id, quota::day_number(now)).await? {
-            Some(row) => self.account_quota(row, now),
-            // Never used chat-service (or erased): nothing stored, the defaults apply.
-            None => AccountQuota {
-                account_id: account_id.to_owned(),
-                usage: OwnerUsage::default(),
-                overrides: QuotaOverrides::default(),
-                defaults: self.quota_defaults,
-                limits: self.quota_defaults,
-                messages_reset_at: quota::next_day_start(now),
+        Ok(
+            match self.store.account_usage(account_id, quota::day_number(now)).await? {
+                Some(row) => self.account_quota(row, now),
+                // Never used chat-service (or erased): nothing stored, the defaults apply.
+                None => AccountQuota {
+                    account_id: account_id.to_owned(),
+                    usage: OwnerUsage::default(),
+                    overrides: QuotaOverrides::default(),
+                    defaults: self.quota_defaults,
+                    limits: self.quota_defaults,
+                    messages_reset_at: quota::next_day_start(now),
+                },
             },
-        })
+        )
     }
 
     fn account_quota(&self, row: AccountUsageRow, now: i64) -> AccountQuota {
@@ -245,7 +247,12 @@ mod tests {
     #[test]
     fn account_ids_are_uuids() {
         assert!(validate_account_id("account_id", "0b7f6c1e-3a9d-4c2b-8e5f-1a2b3c4d5e6f").is_ok());
-        for bad in ["", "1", "0b7f6c1e-3a9d-4c2b-8e5f-1a2b3c4d5e6", "0b7f6c1e_3a9d-4c2b-8e5f-1a2b3c4d5e6f"] {
+        for bad in [
+            "",
+            "1",
+            "0b7f6c1e-3a9d-4c2b-8e5f-1a2b3c4d5e6",
+            "0b7f6c1e_3a9d-4c2b-8e5f-1a2b3c4d5e6f",
+        ] {
             assert!(validate_account_id("account_id", bad).is_err(), "{bad:?}");
         }
     }

@@ -5,11 +5,11 @@ use parley_service_kit::database::now_millis;
 
 use super::quotas::bytes_of;
 use super::{ChatService, STOP_WAIT};
-use crate::quota::Quota;
 use crate::Error;
 use crate::generation::{StopReason, StopTarget, wait_not_streaming};
 use crate::ids::{ApiConfigId, OwnerId, PersonaId, SessionId};
 use crate::page_token::SessionCursor;
+use crate::quota::Quota;
 use crate::store::{NewSession, SessionFields, SessionRow};
 use crate::validation;
 
@@ -69,7 +69,10 @@ impl ChatService {
             (None, None) => "",
         };
         let mut write = self
-            .within_quota(user_id, &[(Quota::Sessions, 1), (Quota::StoredBytes, bytes_of(system_prompt))])
+            .within_quota(
+                user_id,
+                &[(Quota::Sessions, 1), (Quota::StoredBytes, bytes_of(system_prompt))],
+            )
             .await?;
         let id = write
             .insert_session(&NewSession {

@@ -15,7 +15,6 @@ use parley_service_kit::trace_context::TraceHeaders;
 
 use super::quotas::bytes_of;
 use super::{ChatService, STOP_WAIT};
-use crate::quota::Quota;
 use crate::Error;
 use crate::api_key::ApiKey;
 use crate::context_budget;
@@ -25,6 +24,7 @@ use crate::generation::{
 };
 use crate::ids::{ApiConfigId, MessageId, OwnerId, SessionId};
 use crate::page_token::MessageCursor;
+use crate::quota::Quota;
 use crate::store::{ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, NewExchange, Role, SessionRow};
 use crate::validation;
 
@@ -53,7 +53,10 @@ impl ChatService {
         // A question is a message of the day's and text stored; its answer is not counted
         // against the stored bytes up front (it is cut by the answer size limit instead).
         let mut write = self
-            .within_quota(user_id, &[(Quota::MessagesPerDay, 1), (Quota::StoredBytes, bytes_of(content))])
+            .within_quota(
+                user_id,
+                &[(Quota::MessagesPerDay, 1), (Quota::StoredBytes, bytes_of(content))],
+            )
             .await?;
         let (question_id, answer_id) = write
             .insert_exchange(&NewExchange {

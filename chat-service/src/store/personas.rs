@@ -36,7 +36,15 @@ impl ChatStore {
         system_prompt: &str,
         now: i64,
     ) -> Result<PersonaId, sqlx::Error> {
-        Self::insert_persona_in(&mut *self.pool.acquire().await?, user_id, name, description, system_prompt, now).await
+        Self::insert_persona_in(
+            &mut *self.pool.acquire().await?,
+            user_id,
+            name,
+            description,
+            system_prompt,
+            now,
+        )
+        .await
     }
 
     pub(super) async fn insert_persona_in(
@@ -71,8 +79,16 @@ impl ChatStore {
         system_prompt: &str,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        Self::update_persona_in(&mut *self.pool.acquire().await?, user_id, id, name, description, system_prompt, now)
-            .await
+        Self::update_persona_in(
+            &mut *self.pool.acquire().await?,
+            user_id,
+            id,
+            name,
+            description,
+            system_prompt,
+            now,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]

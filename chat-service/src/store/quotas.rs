@@ -274,7 +274,12 @@ impl QuotaWrite {
         ChatStore::update_session_in(self.conn(), owner, id, fields, now).await
     }
 
-    pub async fn update_message_content(&mut self, id: MessageId, content: &str, now: i64) -> Result<bool, sqlx::Error> {
+    pub async fn update_message_content(
+        &mut self,
+        id: MessageId,
+        content: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         let owner = self.owner;
         ChatStore::update_message_content_in(self.conn(), owner, id, content, now).await
     }

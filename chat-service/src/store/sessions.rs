@@ -12,7 +12,10 @@ impl ChatStore {
         Self::insert_session_in(&mut *self.pool.acquire().await?, new).await
     }
 
-    pub(super) async fn insert_session_in(conn: &mut AnyConnection, new: &NewSession<'_>) -> Result<SessionId, sqlx::Error> {
+    pub(super) async fn insert_session_in(
+        conn: &mut AnyConnection,
+        new: &NewSession<'_>,
+    ) -> Result<SessionId, sqlx::Error> {
         let (id,): (SessionId,) = sqlx::query_as(
             "INSERT INTO chat_sessions (user_id, title, system_prompt, persona_id, api_config_id, model, \
              temperature, pinned, archived, start_time, end_time, updated_at, last_active_at) \
