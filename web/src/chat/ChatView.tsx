@@ -1,9 +1,8 @@
 import { startTransition, useCallback, useEffect, useReducer, useRef, useState, type ReactNode } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { useStore } from "../app/store";
-import { errorMessage } from "../api/client";
 import { useT } from "../i18n";
-import { describeError } from "./errorText";
+import { chatFailure, describeError, describeFailure } from "../ui/errorText";
 import { emptyThread, fromProto, lastAssistant, streamingAnswer, threadReducer, type ChatMessage } from "./thread";
 import type { ChatEvent } from "../gen/parley/chat/v1/message_pb";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
@@ -204,7 +203,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
             const e = event.event;
             if (e.case === "userMessage") userStored = true;
             if (e.case === "sessionUpdated") onSessionChanged(e.value);
-            if (e.case === "error") error = e.value.message;
+            if (e.case === "error") error = describeFailure(chatFailure(e.value), t);
             if (e.case === "assistantStarted" && stopRequested.current) {
               stopRequested.current = false;
               void stopGeneration(e.value.id.toString());
@@ -395,7 +394,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
           writeDraft(draftKey, "");
           firstMessageSent(sessionId);
         }
-        setLoadError({ message: notFound ? t("chatNotFound") : errorMessage(err), notFound });
+        setLoadError({ message: notFound ? t("chatNotFound") : describeError(err, t), notFound });
       }
     })();
     return () => {
@@ -647,7 +646,7 @@ function ModelSwitcher({ session, model, onChanged }: { session: Session; model:
       });
       if (res.session) onChanged(res.session);
     } catch (err) {
-      toast(`${t("couldNotSwitchModel")}: ${errorMessage(err)}`);
+      toast(`${t("couldNotSwitchModel")}: ${describeError(err, t)}`);
     }
   };
   return (

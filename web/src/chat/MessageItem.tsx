@@ -5,6 +5,7 @@ import { useT } from "../i18n";
 import { copyText } from "../ui/clipboard";
 import { CheckIcon, CopyIcon, EditIcon, RefreshIcon, TrashIcon } from "../ui/icons";
 import { Avatar } from "../ui/Avatar";
+import { chatFailure, describeFailure } from "../ui/errorText";
 
 export const MessageItem = memo(function MessageItem({
   message,
@@ -220,9 +221,7 @@ export const MessageItem = memo(function MessageItem({
         )}
         {message.status === "failed" && (
           <div role="alert" className="alert-error mt-2 flex flex-wrap items-center justify-between gap-2">
-            <span className="min-w-0 break-words">
-              {t("failed")}: {message.error || "—"}
-            </span>
+            <FailureText message={message} />
             {canRegenerate && (
               <button
                 type="button"
@@ -243,3 +242,23 @@ export const MessageItem = memo(function MessageItem({
     </article>
   );
 });
+
+/** Why an answer failed, in the UI's language; the server's own words one click away. */
+function FailureText({ message }: { message: ChatMessage }) {
+  const t = useT();
+  const sentence = describeFailure(
+    chatFailure({ code: message.errorCode, reason: message.errorReason, message: message.error || "—" }),
+    t,
+  );
+  return (
+    <span className="min-w-0 break-words" data-testid="failure-text">
+      {t("failed")}: {sentence}
+      {message.error && message.error !== sentence && (
+        <details className="mt-1 text-xs opacity-80">
+          <summary className="cursor-pointer select-none">{t("errorDetails")}</summary>
+          <span className="break-words">{message.error}</span>
+        </details>
+      )}
+    </span>
+  );
+}

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 import { useStore } from "../app/store";
 import { navigate } from "../app/router";
-import { describeError } from "./errorText";
+import { describeError } from "../ui/errorText";
 import { useT } from "../i18n";
 import { ChatHeader } from "./ChatView";
 import { Composer } from "./Composer";

@@ -9,9 +9,9 @@ import { ConfirmModal, PromptModal } from "../ui/Modal";
 import { ArchiveIcon, CloseIcon, DotsIcon, EditIcon, Logo, PinIcon, PlusIcon, TrashIcon } from "../ui/icons";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
 import { Role } from "../gen/parley/user/v1/user_pb";
-import { errorMessage } from "../api/client";
 import { useToast } from "../ui/toast";
 import { chatDraftKey, writeDraft } from "../chat/drafts";
+import { describeError } from "../ui/errorText";
 
 const groupLabels: Record<GroupKey, MessageKey> = {
   pinned: "pinned",
@@ -68,7 +68,7 @@ export function Sidebar({ onClose }: { onClose?: () => void }) {
               {
                 label: t("signOut"),
                 // A failed sign-out leaves the cookie valid: stay signed in, and say so.
-                onSelect: () => void api.signOut().catch((err) => toast(`${t("couldNotSignOut")}: ${errorMessage(err)}`)),
+                onSelect: () => void api.signOut().catch((err) => toast(`${t("couldNotSignOut")}: ${describeError(err, t)}`)),
               },
             ]}
           />
@@ -169,7 +169,7 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
         onChanged?.(res.session);
       }
     } catch (err) {
-      toast(`${t("couldNotUpdateChat")}: ${errorMessage(err)}`);
+      toast(`${t("couldNotUpdateChat")}: ${describeError(err, t)}`);
     }
   };
   const remove = async () => {
@@ -180,7 +180,7 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
       const route = window.location.pathname;
       if (route === routePath({ name: "chat", id: id.toString() })) navigate({ name: "new" }, { replace: true });
     } catch (err) {
-      toast(`${t("couldNotDeleteChat")}: ${errorMessage(err)}`);
+      toast(`${t("couldNotDeleteChat")}: ${describeError(err, t)}`);
     }
   };
 

@@ -1,9 +1,9 @@
 import { useState, type FormEvent } from "react";
 import { useStore } from "../app/store";
-import { errorMessage } from "../api/client";
 import { useT } from "../i18n";
 import type { Persona } from "../gen/parley/chat/v1/persona_pb";
 import { ConfirmModal } from "../ui/Modal";
+import { describeError } from "../ui/errorText";
 
 function PersonaForm({ persona, onDone }: { persona?: Persona; onDone: () => void }) {
   const t = useT();
@@ -31,7 +31,7 @@ function PersonaForm({ persona, onDone }: { persona?: Persona; onDone: () => voi
       await reloadPersonas();
       onDone();
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     } finally {
       setBusy(false);
     }
@@ -94,7 +94,7 @@ function PersonaCard({ persona, onEdit }: { persona: Persona; onEdit: () => void
       await api.personas.deletePersona({ id: persona.id });
       await reloadPersonas();
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     }
   };
   return (
