@@ -38,7 +38,7 @@ export function AuthScreen({ api, notice }: { api: Api; notice?: Notice }) {
 
   return (
     <div className="flex min-h-full flex-col bg-gray-100">
-      <header className="flex items-center justify-between bg-black px-4 py-3 text-white">
+      <header className="flex items-center justify-between bg-black px-4 py-3 text-[#fff]">
         <div className="flex items-center gap-2 text-lg font-semibold">
           <Logo className="h-7 w-7" />
           {t("appName")}

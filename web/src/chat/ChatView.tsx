@@ -494,6 +494,38 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   // A newest question without an answer (its answer was deleted) can be answered again.
   const unanswered = lastMessage?.role === "user" && !lastMessage.pending ? lastMessage : undefined;
 
+  // Keyboard (listed in the shortcuts dialog): Esc stops the answer, Alt+Shift+R answers the
+  // newest question anew, Shift+Esc goes to the message box. Read through a ref, so the one
+  // listener always acts on the chat as it is now.
+  const shortcuts = useRef({ stop: () => {}, regenerateLast: () => {} });
+  shortcuts.current = {
+    stop: () => {
+      if (busy && !stopping) stop();
+    },
+    regenerateLast: () => {
+      if (busy) return;
+      if (last && last.id === lastMessage?.id) void regenerate(last.id);
+      else if (unanswered) void answerAgain(unanswered.id);
+    },
+  };
+  useEffect(() => {
+    const onKey = (e: globalThis.KeyboardEvent) => {
+      // An Escape that closed an editor, a dialog or a menu was theirs.
+      if (e.defaultPrevented || (e.target instanceof Element && e.target.closest("dialog, [role=dialog], [role=menu]"))) return;
+      if (e.key === "Escape" && e.shiftKey) {
+        e.preventDefault();
+        document.getElementById("composer")?.focus();
+      } else if (e.key === "Escape") {
+        shortcuts.current.stop();
+      } else if (e.altKey && e.shiftKey && e.code === "KeyR") {
+        e.preventDefault();
+        shortcuts.current.regenerateLast();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+
   const composer = (
     <Composer
       value={draft}
