@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { useStore } from "../app/store";
 import { useT } from "../i18n";
 import { chatFailure, describeError, describeFailure } from "../ui/errorText";
+import { personaText } from "../ui/personaText";
 import { emptyThread, fromProto, lastAssistant, streamingAnswer, threadReducer, type ChatMessage } from "./thread";
 import type { ChatEvent } from "../gen/parley/chat/v1/message_pb";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
@@ -73,7 +74,7 @@ function useCounterpart(session: Session | null) {
   const persona = session?.personaId !== undefined ? personas.find((p) => p.id === session.personaId) : undefined;
   const config = session?.apiConfigId !== undefined ? configs.find((c) => c.id === session.apiConfigId) : configs[0];
   return {
-    name: persona?.name ?? t("appName"),
+    name: persona ? personaText(persona, t).name : t("appName"),
     model: session?.model || config?.model || "",
     title: session?.title || t("untitled"),
   };
