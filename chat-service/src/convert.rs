@@ -6,6 +6,7 @@
 use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::timestamp::from_unix_millis;
+use parley_service_kit::grpc_status::Reason;
 
 use crate::quota::QuotaLimits;
 use crate::service::AccountQuota;
@@ -97,6 +98,7 @@ pub fn message(row: &MessageRow) -> pb::Message {
         updated_at: Some(from_unix_millis(row.updated_at)),
         reply_to_id: row.reply_to_id.map(|id| id.0),
         error_code: i32::try_from(row.error_code).unwrap_or(tonic::Code::Unknown as i32),
+        error_reason: row.error_reason.clone(),
     }
 }
 
@@ -109,6 +111,7 @@ pub fn finished_message(started: pb::Message, answer: &FinishedAnswer<'_>) -> pb
         status: message_status(answer.status) as i32,
         error: answer.error.to_owned(),
         error_code: answer.error_code as i32,
+        error_reason: answer.error_reason.to_owned(),
         usage: token_usage(answer.prompt_tokens, answer.completion_tokens),
         updated_at: Some(from_unix_millis(answer.now)),
         ..started
@@ -116,10 +119,11 @@ pub fn finished_message(started: pb::Message, answer: &FinishedAnswer<'_>) -> pb
 }
 
 /// The failure event of a generation (or of following one).
-pub fn error_event(code: tonic::Code, message: &str) -> Event {
+pub fn error_event(code: tonic::Code, message: &str, reason: Option<Reason>) -> Event {
     Event::Error(pb::ChatError {
         code: code as i32,
         message: message.to_owned(),
+        reason: reason.map(Reason::as_str).unwrap_or_default().to_owned(),
     })
 }
 
@@ -150,6 +154,7 @@ pub fn final_event(row: &MessageRow) -> Event {
         Event::Error(pb::ChatError {
             code: row.error_code as i32,
             message: row.error.clone(),
+            reason: row.error_reason.clone(),
         })
     } else {
         Event::Completed(message(row))

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use parley_service_kit::{database, grpc_status};
+use parley_service_kit::grpc_status::{self, Reason};
+use parley_service_kit::database;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -30,6 +31,9 @@ pub enum Error {
     /// The request is fine but the state does not allow it now (e.g. no API config yet).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The user has no API config, and none was named.
+    #[error("no API config to answer with: create one first")]
+    NoApiConfig,
     /// One generation at a time per session.
     #[error("session {session_id} is already generating an answer; stop it or wait for it to finish")]
     GenerationRunning { session_id: SessionId },
@@ -84,12 +88,19 @@ impl From<Error> for Status {
             ),
             Error::ReadOnly(_) | Error::AdminOnly(_) => Status::permission_denied(error.to_string()),
             Error::QuotaExceeded(exceeded) => quota_status(exceeded),
-            Error::FailedPrecondition(_) | Error::GenerationRunning { .. } => {
-                Status::failed_precondition(error.to_string())
-            }
-            Error::TooManyGenerations { .. } => {
-                grpc_status::resource_exhausted(error.to_string(), Duration::from_secs(5))
-            }
+            Error::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
+            Error::NoApiConfig => grpc_status::with_reason(
+                Status::failed_precondition(error.to_string()),
+                Reason::ApiConfigRequired,
+            ),
+            Error::GenerationRunning { .. } => grpc_status::with_reason(
+                Status::failed_precondition(error.to_string()),
+                Reason::GenerationRunning,
+            ),
+            Error::TooManyGenerations { .. } => grpc_status::with_reason(
+                grpc_status::resource_exhausted(error.to_string(), Duration::from_secs(5)),
+                Reason::TooManyGenerations,
+            ),
             Error::ShuttingDown => Status::unavailable(error.to_string()),
             // As a revoked token is answered, a few seconds later, by the auth layer.
             Error::AccountErased => Status::unauthenticated(error.to_string()),
@@ -108,14 +119,9 @@ impl From<Error> for Status {
     }
 }
 
-/// The domain of chat-service's `google.rpc.ErrorInfo` details.
-pub const ERROR_DOMAIN: &str = "parley.chat.v1";
-/// The `ErrorInfo` reason of a write refused by a quota; its metadata names the `quota`, its
-/// `limit` and, for daily quotas, `resets_at` (RFC 3339), so a client can say it in its words.
-pub const QUOTA_EXCEEDED_REASON: &str = "QUOTA_EXCEEDED";
-
-/// RESOURCE_EXHAUSTED saying which quota, its limit and (daily quotas, also as a RetryInfo)
-/// when it resets.
+/// RESOURCE_EXHAUSTED with reason QUOTA_EXCEEDED; the ErrorInfo metadata names the `quota`,
+/// its `limit` and, for daily quotas, `resets_at` (RFC 3339, also as a RetryInfo), so a client
+/// can say it in its own words.
 fn quota_status(exceeded: QuotaExceeded) -> Status {
     let mut metadata = std::collections::HashMap::from([
         ("quota".to_owned(), exceeded.quota.name().to_owned()),
@@ -129,7 +135,7 @@ fn quota_status(exceeded: QuotaExceeded) -> Status {
             .max(1000);
         details.set_retry_info(Some(Duration::from_millis(wait as u64)));
     }
-    details.set_error_info(QUOTA_EXCEEDED_REASON, ERROR_DOMAIN, metadata);
+    details.set_error_info(Reason::QuotaExceeded.as_str(), grpc_status::ERROR_DOMAIN, metadata);
     Status::with_error_details(Code::ResourceExhausted, exceeded.to_string(), details)
 }
 
@@ -156,5 +162,20 @@ mod tests {
         }
         let status = Status::from(Error::Database(sqlx::Error::RowNotFound));
         assert_eq!(status.code(), Code::Internal);
+    }
+
+    #[test]
+    fn refusals_a_user_can_act_on_carry_their_reason() {
+        let status = Status::from(Error::NoApiConfig);
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(grpc_status::reason(&status), Some(Reason::ApiConfigRequired));
+        let status = Status::from(Error::TooManyGenerations { limit: 3 });
+        assert_eq!(grpc_status::reason(&status), Some(Reason::TooManyGenerations));
+        assert_eq!(grpc_status::retry_delay(&status), Some(Duration::from_secs(5)));
+        // A provider's reason passes through chat-service untouched.
+        let provider = grpc_status::with_reason(Status::failed_precondition("bad key"), Reason::ProviderAuthFailed);
+        let status = Status::from(Error::Llm(provider));
+        assert_eq!(grpc_status::reason(&status), Some(Reason::ProviderAuthFailed));
+        assert_eq!(grpc_status::reason(&Status::from(Error::NotFound("session"))), None);
     }
 }

@@ -110,6 +110,8 @@ pub struct MessageRow {
     pub completion_tokens: Option<i64>,
     pub error: String,
     pub error_code: i64,
+    /// The stable reason code of a failure ("" when unknown), see `grpc_status::Reason`.
+    pub error_reason: String,
     /// An answer's question.
     pub reply_to_id: Option<MessageId>,
     pub created_at: i64,
@@ -117,7 +119,7 @@ pub struct MessageRow {
 }
 
 const MESSAGE_COLUMNS: &str = "m.id, m.session_id, m.role, m.content, m.reasoning, m.status, m.model, \
-     m.prompt_tokens, m.completion_tokens, m.error, CAST(m.error_code AS BIGINT) AS error_code, m.reply_to_id, \
+     m.prompt_tokens, m.completion_tokens, m.error, CAST(m.error_code AS BIGINT) AS error_code, m.error_reason, m.reply_to_id, \
      m.created_at, m.updated_at";
 
 /// Who wrote a message, as stored in `chat_messages.role`.
@@ -255,6 +257,7 @@ pub struct FinishedAnswer<'a> {
     pub completion_tokens: Option<i64>,
     pub error: &'a str,
     pub error_code: i64,
+    pub error_reason: &'a str,
     pub now: i64,
 }
 

@@ -277,13 +277,29 @@ on_every_backend!(provider_failures_are_stored_and_reported, |db_url: String| as
         (
             Reply::status(401, "Incorrect API key provided"),
             Code::FailedPrecondition,
+            "PROVIDER_AUTH_FAILED",
             0,
         ),
-        (Reply::rate_limited(Duration::from_secs(30)), Code::ResourceExhausted, 0),
-        (Reply::status(500, "The server had an error"), Code::Unavailable, 0),
-        (Reply::text(words(10)).cut_after(3), Code::Unavailable, 3),
+        (
+            Reply::rate_limited(Duration::from_secs(30)),
+            Code::ResourceExhausted,
+            "PROVIDER_RATE_LIMITED",
+            0,
+        ),
+        (
+            Reply::status(500, "The server had an error"),
+            Code::Unavailable,
+            "PROVIDER_UNREACHABLE",
+            0,
+        ),
+        (
+            Reply::text(words(10)).cut_after(3),
+            Code::Unavailable,
+            "PROVIDER_UNREACHABLE",
+            3,
+        ),
     ];
-    for (reply, code, streamed_chunks) in cases {
+    for (reply, code, reason, streamed_chunks) in cases {
         stack.fake.push_reply(reply);
         let events = collect_send(alice.send(session.id, "question").await).await;
         let kinds = common::kinds(&events);
@@ -292,6 +308,8 @@ on_every_backend!(provider_failures_are_stored_and_reported, |db_url: String| as
             panic!("{kinds:?}")
         };
         assert_eq!(error.code, code as i32, "{error:?}");
+        // The reason the UI words in the user's language.
+        assert_eq!(error.reason, reason, "{error:?}");
         assert!(!error.message.is_empty());
         let stored = alice.message(started_id(&events)).await;
         assert_eq!(stored.status, pb::MessageStatus::Failed as i32);
@@ -309,14 +327,16 @@ on_every_backend!(provider_failures_are_stored_and_reported, |db_url: String| as
             panic!("{watched:?}")
         };
         assert_eq!(e.code, code as i32);
+        assert_eq!(e.reason, reason);
         assert_eq!(text_of(&watched), stored.content);
         if streamed_chunks > 0 {
             assert_eq!(common::kinds(&watched), ["delta", "error"]);
         } else {
             assert_eq!(common::kinds(&watched), ["error"]);
         }
-        // The stored message carries the status code too.
+        // The stored message carries the status code and the reason too.
         assert_eq!(stored.error_code, code as i32);
+        assert_eq!(stored.error_reason, reason);
     }
     // Failed answers are not shown to the model again.
     let events = collect_send(alice.send(session.id, "last").await).await;
@@ -1232,6 +1252,21 @@ on_every_backend!(
             panic!("{events:?}")
         };
         assert_eq!(updated.title, "How do lifetimes work in Rust?");
+
+        // A first answer that failed still names the chat by its question: no "New chat" is
+        // left behind.
+        let failed_first = alice.create_session(pb::CreateSessionRequest::default()).await;
+        stack.fake.push_reply(Reply::status(401, "Incorrect API key provided"));
+        let events = collect_send(alice.send(failed_first.id, "Why is the sky blue?").await).await;
+        assert_eq!(
+            &kinds(&events)[kinds(&events).len() - 2..],
+            ["error", "session_updated"],
+            "{events:?}"
+        );
+        let Some(Event::SessionUpdated(updated)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(updated.title, "Why is the sky blue?");
         stack.stop().await;
     }
 );

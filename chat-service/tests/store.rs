@@ -50,6 +50,7 @@ fn finished(content: &str) -> FinishedAnswer<'_> {
         completion_tokens: None,
         error: "",
         error_code: 0,
+        error_reason: "",
         now: 3,
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use parley_service_kit::access_token::AuthenticatedUser;
-use parley_service_kit::grpc_status::resource_exhausted;
+use parley_service_kit::grpc_status::{Reason, resource_exhausted, with_reason};
 
 use crate::admission::Admission;
 use crate::client_addr::{ClientIp, address_key};
@@ -228,7 +228,7 @@ impl Admission for Limits {
             let client = address_key(ip);
             limit.buckets.take(client, now).map_err(|retry| {
                 tracing::info!(%client, method = path, "rate limited by address");
-                resource_exhausted(limit.refusal, retry)
+                rate_limited(limit.refusal, retry)
             })?;
         }
         if let Some(limit) = self.by_user.iter().find(|l| l.methods.contains(path))
@@ -236,11 +236,16 @@ impl Admission for Limits {
         {
             limit.buckets.take(user.user_id, now).map_err(|retry| {
                 tracing::info!(user_id = user.user_id, method = path, "rate limited by user");
-                resource_exhausted(limit.refusal, retry)
+                rate_limited(limit.refusal, retry)
             })?;
         }
         Ok(())
     }
+}
+
+/// RESOURCE_EXHAUSTED with when to retry and the reason the UI words as "too many requests".
+fn rate_limited(refusal: &str, retry: Duration) -> tonic::Status {
+    with_reason(resource_exhausted(refusal, retry), Reason::RateLimited)
 }
 
 #[cfg(test)]
@@ -296,6 +301,20 @@ mod tests {
         for method in USER_LIMITED_METHODS.iter().chain(PROVIDER_LIMITED_METHODS) {
             assert!(!public.contains(method), "{method} is limited per user but is public");
         }
+    }
+
+    #[test]
+    fn a_refusal_says_when_to_retry_and_why() {
+        let status = rate_limited("too many sign-ins", Duration::from_secs(3));
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            parley_service_kit::grpc_status::reason(&status),
+            Some(Reason::RateLimited)
+        );
+        assert_eq!(
+            parley_service_kit::grpc_status::retry_delay(&status),
+            Some(Duration::from_secs(3))
+        );
     }
 
     #[test]

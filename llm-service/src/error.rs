@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use parley_service_kit::grpc_server::ServeError;
-use parley_service_kit::grpc_status;
+use parley_service_kit::grpc_status::{self, Reason};
 use tonic::{Code, Status};
 
 /// Everything that can go wrong, each mapped to the status a caller can act on. Messages
@@ -32,9 +32,15 @@ pub enum Error {
     /// 400/413/422: the provider refused the request's content or parameters.
     #[error("the provider refused the request: {0}")]
     RequestRefused(String),
-    /// The model does not exist there (or the base URL has no such endpoint).
+    /// The request does not fit the model's context window.
+    #[error("the conversation is too long for the model: {0}")]
+    ContextTooLong(String),
+    /// The model does not exist there.
     #[error("{0}")]
-    NotFound(String),
+    ModelNotFound(String),
+    /// The base URL has no such endpoint.
+    #[error("{0}")]
+    EndpointNotFound(String),
     /// Connection refused, DNS failure, 5xx, a broken stream, an answer that is not an
     /// OpenAI-compatible response.
     #[error("{0}")]
@@ -63,20 +69,36 @@ pub const DEFAULT_RATE_LIMIT_DELAY: Duration = Duration::from_secs(1);
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         let message = error.to_string();
-        match error {
-            Error::InvalidField { field, description } => grpc_status::invalid_field(field, description),
-            Error::EgressDenied(_) => Status::permission_denied(message),
-            Error::KeyRejected(_) | Error::AccountUnusable(_) => Status::failed_precondition(message),
-            Error::RateLimited { retry_after, .. } => grpc_status::resource_exhausted(message, retry_after),
-            Error::Overloaded { retry_after, .. } => grpc_status::unavailable(message, retry_after),
-            Error::RequestRefused(_) => Status::invalid_argument(message),
-            Error::NotFound(_) => Status::not_found(message),
-            Error::Unavailable(_) => Status::unavailable(message),
-            Error::Timeout(_) => Status::deadline_exceeded(message),
-            Error::ProviderFailed(_) => Status::failed_precondition(message),
+        let (status, reason) = match error {
+            Error::InvalidField { field, description } => (grpc_status::invalid_field(field, description), None),
+            Error::EgressDenied(_) => (Status::permission_denied(message), Some(Reason::ProviderAddressDenied)),
+            Error::KeyRejected(_) => (Status::failed_precondition(message), Some(Reason::ProviderAuthFailed)),
+            Error::AccountUnusable(_) => (
+                Status::failed_precondition(message),
+                Some(Reason::ProviderQuotaExhausted),
+            ),
+            Error::RateLimited { retry_after, .. } => (
+                grpc_status::resource_exhausted(message, retry_after),
+                Some(Reason::ProviderRateLimited),
+            ),
+            Error::Overloaded { retry_after, .. } => (
+                grpc_status::unavailable(message, retry_after),
+                Some(Reason::ProviderUnreachable),
+            ),
+            Error::RequestRefused(_) => (Status::invalid_argument(message), Some(Reason::ProviderRefusedRequest)),
+            Error::ContextTooLong(_) => (Status::invalid_argument(message), Some(Reason::ContextTooLong)),
+            Error::ModelNotFound(_) => (Status::not_found(message), Some(Reason::ModelNotFound)),
+            Error::EndpointNotFound(_) => (Status::not_found(message), Some(Reason::ProviderEndpointNotFound)),
+            Error::Unavailable(_) => (Status::unavailable(message), Some(Reason::ProviderUnreachable)),
+            Error::Timeout(_) => (Status::deadline_exceeded(message), Some(Reason::ProviderUnreachable)),
+            Error::ProviderFailed(_) => (Status::failed_precondition(message), None),
             Error::HttpClient(_) | Error::Setting { .. } | Error::ExtraCaCerts { .. } | Error::Serve(_) => {
-                Status::new(Code::Internal, message)
+                (Status::new(Code::Internal, message), None)
             }
+        };
+        match reason {
+            Some(reason) => grpc_status::with_reason(status, reason),
+            None => status,
         }
     }
 }

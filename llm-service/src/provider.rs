@@ -502,6 +502,25 @@ fn is_quota_exhausted(body: &[u8]) -> bool {
     })
 }
 
+/// Whether a refusal says the conversation does not fit the model's context window, in the
+/// words OpenAI, vLLM, llama.cpp, Ollama, DeepSeek and DashScope use.
+fn exceeds_context(body: &[u8], said: &str) -> bool {
+    let body = String::from_utf8_lossy(body).to_ascii_lowercase();
+    let said = said.to_ascii_lowercase();
+    [
+        "context_length_exceeded",
+        "maximum context length",
+        "context length",
+        "context window",
+        "exceed_context_size",
+        "prompt is too long",
+        "input is too long",
+        "range of input length",
+    ]
+    .iter()
+    .any(|words| body.contains(words) || said.contains(words))
+}
+
 /// What stands in for the text of a provider whose text is not passed on (see
 /// [`ProviderClient::may_echo`]): the status only.
 pub fn withheld(status: reqwest::StatusCode) -> String {
@@ -549,11 +568,12 @@ fn http_failure(
             Error::AccountUnusable(format!("the account's quota at {host} is used up ({message})"))
         }
         404 | 400 | 422 if names_missing_model(body, &said) => {
-            Error::NotFound(format!("the provider has no model `{model}` ({message})"))
+            Error::ModelNotFound(format!("the provider has no model `{model}` ({message})"))
         }
-        404 => Error::NotFound(format!(
+        404 => Error::EndpointNotFound(format!(
             "{host} has no /{path} endpoint; check the base URL (usually ending in /v1) ({message})"
         )),
+        400 | 413 | 422 if exceeds_context(body, &said) => Error::ContextTooLong(message),
         400 | 422 => {
             let incompatibility = Incompatibility::of(body, &said);
             return Failure {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use llm_service::Config;
-use parley_service_kit::grpc_status;
+use parley_service_kit::grpc_status::{self, Reason};
 use tonic::Code;
 
 #[tokio::test]
@@ -20,6 +20,7 @@ async fn a_rejected_key_is_failed_precondition_never_unauthenticated() {
     wrong_key.api_key = "sk-wrong-key-1234".to_string();
     let status = stream_error(&mut client, chat_request(wrong_key, "q")).await;
     assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(grpc_status::reason(&status), Some(Reason::ProviderAuthFailed));
     assert!(
         status.message().contains("Incorrect API key provided"),
         "{}",
@@ -44,6 +45,7 @@ async fn rate_limits_are_resource_exhausted_with_the_retry_delay() {
     let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert_eq!(grpc_status::retry_delay(&status), Some(Duration::from_secs(7)));
+    assert_eq!(grpc_status::reason(&status), Some(Reason::ProviderRateLimited));
     assert!(status.message().contains("Rate limit reached"), "{}", status.message());
 
     // Without Retry-After the caller still gets a delay to wait.
@@ -61,16 +63,27 @@ async fn bad_requests_are_invalid_argument_and_unknown_models_not_found() {
     fake.push_reply(Reply::status(400, "max_tokens is too large for this model"));
     let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
     assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(grpc_status::reason(&status), Some(Reason::ProviderRefusedRequest));
     assert!(
         status.message().contains("max_tokens is too large"),
         "{}",
         status.message()
     );
 
+    fake.push_reply(Reply::status(
+        400,
+        "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.",
+    ));
+    let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(grpc_status::reason(&status), Some(Reason::ContextTooLong));
+    assert!(status.message().contains("maximum context length"), "{}", status.message());
+
     let mut unknown = provider(&fake);
     unknown.model = "gpt-imaginary".to_string();
     let status = stream_error(&mut client, chat_request(unknown, "q")).await;
     assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(grpc_status::reason(&status), Some(Reason::ModelNotFound));
     assert!(status.message().contains("gpt-imaginary"), "{}", status.message());
 
     // A base URL without /v1 reaches no endpoint at all.
@@ -78,6 +91,7 @@ async fn bad_requests_are_invalid_argument_and_unknown_models_not_found() {
     wrong_path.base_url = format!("http://{}", fake.address());
     let status = stream_error(&mut client, chat_request(wrong_path, "q")).await;
     assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(grpc_status::reason(&status), Some(Reason::ProviderEndpointNotFound));
     assert!(status.message().contains("/v1"), "{}", status.message());
 }
 

@@ -2,8 +2,131 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `google.rpc.ErrorInfo` domain of every reason Parley gives.
+pub const ERROR_DOMAIN: &str = "parley.dev";
+
+/// Why a call failed, as a stable code a client can translate into its user's language (the
+/// status message stays English, for logs and grpcurl). Sent as `google.rpc.ErrorInfo.reason`
+/// in [`ERROR_DOMAIN`]; the web UI keys its sentences on these strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// A Parley quota (tokens, messages) is used up for now.
+    QuotaExceeded,
+    /// Too many requests in a short time, to Parley itself.
+    RateLimited,
+    /// Too many answers generating at once for this user.
+    TooManyGenerations,
+    /// The provider rejected the API key (HTTP 401/403).
+    ProviderAuthFailed,
+    /// The provider's account needs paying (HTTP 402, or a used-up quota there).
+    ProviderQuotaExhausted,
+    /// The provider is rate limiting the key (HTTP 429).
+    ProviderRateLimited,
+    /// The provider cannot be reached, failed (5xx) or timed out.
+    ProviderUnreachable,
+    /// The base URL has no such endpoint (usually a base URL without `/v1`).
+    ProviderEndpointNotFound,
+    /// The operator's egress policy does not allow the provider's address.
+    ProviderAddressDenied,
+    /// The provider refused the request's content or parameters.
+    ProviderRefusedRequest,
+    /// The provider has no such model.
+    ModelNotFound,
+    /// The conversation is longer than the model's context window.
+    ContextTooLong,
+    /// There is no API config to answer with.
+    ApiConfigRequired,
+    /// The session is already generating an answer.
+    GenerationRunning,
+    /// Wrong login or password.
+    BadCredentials,
+    /// The account was disabled by an administrator.
+    AccountDisabled,
+    /// The account awaits an administrator's approval.
+    AccountPending,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 17] = [
+        Reason::QuotaExceeded,
+        Reason::RateLimited,
+        Reason::TooManyGenerations,
+        Reason::ProviderAuthFailed,
+        Reason::ProviderQuotaExhausted,
+        Reason::ProviderRateLimited,
+        Reason::ProviderUnreachable,
+        Reason::ProviderEndpointNotFound,
+        Reason::ProviderAddressDenied,
+        Reason::ProviderRefusedRequest,
+        Reason::ModelNotFound,
+        Reason::ContextTooLong,
+        Reason::ApiConfigRequired,
+        Reason::GenerationRunning,
+        Reason::BadCredentials,
+        Reason::AccountDisabled,
+        Reason::AccountPending,
+    ];
+
+    /// The UPPER_SNAKE_CASE code sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::QuotaExceeded => "QUOTA_EXCEEDED",
+            Reason::RateLimited => "RATE_LIMITED",
+            Reason::TooManyGenerations => "TOO_MANY_GENERATIONS",
+            Reason::ProviderAuthFailed => "PROVIDER_AUTH_FAILED",
+            Reason::ProviderQuotaExhausted => "PROVIDER_QUOTA_EXHAUSTED",
+            Reason::ProviderRateLimited => "PROVIDER_RATE_LIMITED",
+            Reason::ProviderUnreachable => "PROVIDER_UNREACHABLE",
+            Reason::ProviderEndpointNotFound => "PROVIDER_ENDPOINT_NOT_FOUND",
+            Reason::ProviderAddressDenied => "PROVIDER_ADDRESS_DENIED",
+            Reason::ProviderRefusedRequest => "PROVIDER_REFUSED_REQUEST",
+            Reason::ModelNotFound => "MODEL_NOT_FOUND",
+            Reason::ContextTooLong => "CONTEXT_TOO_LONG",
+            Reason::ApiConfigRequired => "API_CONFIG_REQUIRED",
+            Reason::GenerationRunning => "GENERATION_RUNNING",
+            Reason::BadCredentials => "BAD_CREDENTIALS",
+            Reason::AccountDisabled => "ACCOUNT_DISABLED",
+            Reason::AccountPending => "ACCOUNT_PENDING",
+        }
+    }
+
+    /// The reason a wire code names; `None` for an unknown or empty one.
+    pub fn parse(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|reason| reason.as_str() == code)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `status` with a `google.rpc.ErrorInfo` naming `reason`; its code, message, metadata and
+/// other standard details (RetryInfo, BadRequest …) are kept.
+pub fn with_reason(status: Status, reason: Reason) -> Status {
+    let mut details = status.get_error_details();
+    details.set_error_info(reason.as_str(), ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details_and_metadata(
+        status.code(),
+        status.message().to_owned(),
+        details,
+        status.metadata().clone(),
+    )
+}
+
+/// The reason a status carries, if it has a Parley `google.rpc.ErrorInfo`.
+pub fn reason(status: &Status) -> Option<Reason> {
+    status
+        .get_details_error_info()
+        .filter(|info| info.domain == ERROR_DOMAIN)
+        .and_then(|info| Reason::parse(&info.reason))
+}
 
 /// INVALID_ARGUMENT naming the field, with a `google.rpc.BadRequest` violation for it.
 pub fn invalid_field(field: &str, description: impl Into<String>) -> Status {
@@ -70,5 +193,32 @@ mod tests {
         let status = resource_exhausted("too many codes", Duration::from_secs(42));
         assert_eq!(retry_delay(&status), Some(Duration::from_secs(42)));
         assert!(status.message().contains("42s"));
+    }
+
+    #[test]
+    fn a_reason_joins_the_details_already_there() {
+        let status = with_reason(
+            resource_exhausted("too many codes", Duration::from_secs(42)),
+            Reason::RateLimited,
+        );
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().starts_with("too many codes"));
+        assert_eq!(reason(&status), Some(Reason::RateLimited));
+        assert_eq!(retry_delay(&status), Some(Duration::from_secs(42)));
+
+        let status = with_reason(invalid_field("content", "too long"), Reason::ContextTooLong);
+        assert_eq!(reason(&status), Some(Reason::ContextTooLong));
+        assert_eq!(field_violations(&status).len(), 1);
+
+        assert_eq!(reason(&Status::not_found("x")), None);
+    }
+
+    #[test]
+    fn reasons_read_back_from_their_codes() {
+        for reason in Reason::ALL {
+            assert_eq!(Reason::parse(reason.as_str()), Some(reason));
+        }
+        assert_eq!(Reason::parse(""), None);
+        assert_eq!(Reason::parse("SOMETHING_ELSE"), None);
     }
 }

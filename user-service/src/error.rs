@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use parley_service_kit::{database, grpc_status};
+use parley_service_kit::database;
+use parley_service_kit::grpc_status::{self, Reason};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -81,12 +82,26 @@ impl From<Error> for Status {
                 format!("{field}: {reason}"),
                 ErrorDetails::with_bad_request_violation(field, reason),
             ),
-            Error::BadCredentials | Error::BadRefreshToken => Status::unauthenticated(error.to_string()),
+            Error::BadCredentials => grpc_status::with_reason(
+                Status::unauthenticated(error.to_string()),
+                Reason::BadCredentials,
+            ),
+            Error::BadRefreshToken => Status::unauthenticated(error.to_string()),
             Error::UserNotFound | Error::InviteNotFound => Status::not_found(error.to_string()),
-            Error::AccountDisabled | Error::NotAdministrator => Status::permission_denied(error.to_string()),
+            Error::AccountDisabled => grpc_status::with_reason(
+                Status::permission_denied(error.to_string()),
+                Reason::AccountDisabled,
+            ),
+            Error::NotAdministrator => Status::permission_denied(error.to_string()),
             Error::Precondition(message) => Status::failed_precondition(message),
-            Error::AwaitingApproval => Status::failed_precondition(error.to_string()),
-            Error::RateLimited { message, retry_after } => grpc_status::resource_exhausted(message, retry_after),
+            Error::AwaitingApproval => grpc_status::with_reason(
+                Status::failed_precondition(error.to_string()),
+                Reason::AccountPending,
+            ),
+            Error::RateLimited { message, retry_after } => grpc_status::with_reason(
+                grpc_status::resource_exhausted(message, retry_after),
+                Reason::RateLimited,
+            ),
             // Nothing was changed and a retry may well work: say so instead of INTERNAL.
             Error::Database(e) if database::is_unreachable(&e) => {
                 tracing::error!(error = %e, "database unreachable");
@@ -114,5 +129,20 @@ mod tests {
         }
         let status = Status::from(Error::Database(sqlx::Error::RowNotFound));
         assert_eq!(status.code(), Code::Internal, "{status:?}");
+    }
+
+    #[test]
+    fn account_refusals_carry_their_reason() {
+        let reason = |error| grpc_status::reason(&Status::from(error));
+        assert_eq!(reason(Error::BadCredentials), Some(Reason::BadCredentials));
+        assert_eq!(reason(Error::AccountDisabled), Some(Reason::AccountDisabled));
+        assert_eq!(reason(Error::AwaitingApproval), Some(Reason::AccountPending));
+        let limited = Status::from(Error::RateLimited {
+            message: "too many sign-in attempts",
+            retry_after: Duration::from_secs(30),
+        });
+        assert_eq!(grpc_status::reason(&limited), Some(Reason::RateLimited));
+        assert_eq!(grpc_status::retry_delay(&limited), Some(Duration::from_secs(30)));
+        assert_eq!(reason(Error::UserNotFound), None);
     }
 }

@@ -397,6 +397,8 @@ describe("Parley in a browser", () => {
     await send("This one fails");
     const failed = page.locator("article[data-role=assistant][data-status=failed]");
     await failed.waitFor();
+    // Said as a sentence with what to do; the provider's own words are one click away.
+    expect(await textOf(failed.getByTestId("failure-text"))).toContain("Your API key was refused by the provider: check it in Settings");
     expect(await textOf(failed.getByRole("alert"))).toContain("Incorrect API key provided");
     await page.locator("article[data-role=user]").filter({ hasText: "This one fails" }).waitFor();
     // The message was stored, so the box is free for the next one.
@@ -617,7 +619,7 @@ describe("Parley in a browser", () => {
       await p.locator("#composer").press("Enter");
       const error = p.getByTestId("chat-error");
       await error.waitFor();
-      expect(await textOf(error)).toMatch(/Limit reached: .+\. Try again in \d+ s\./);
+      expect(await textOf(error)).toMatch(/^Too many requests in a short time\. Try again in \d+ s\./);
       // Nothing lost: the text is back in the box.
       await waitUntil("the text back in the box", async () => (await p.locator("#composer").inputValue()) === "Second, too soon");
     } finally {
@@ -832,7 +834,7 @@ describe("Parley in a browser", () => {
       await signIn(p, carol.username, carol.password);
       await p
         .getByRole("alert")
-        .filter({ hasText: /invalid login or password/i })
+        .filter({ hasText: "Wrong username, email or password." })
         .waitFor();
     } finally {
       await other.context.close();
@@ -1022,7 +1024,7 @@ describe("Parley in a browser", () => {
       await signIn(p, dave.username, dave.password);
       await p
         .getByRole("alert")
-        .filter({ hasText: /invalid login or password/i })
+        .filter({ hasText: "Wrong username, email or password." })
         .waitFor();
     } finally {
       watchPage(page);
@@ -1111,6 +1113,63 @@ describe("Parley in a browser", () => {
     } finally {
       watchPage(page);
       await phone.context.close();
+    }
+  });
+
+  step("dark mode, the folding sidebar and the shortcuts dialog; errors and personas in Chinese", async () => {
+    const other = await openTab(browser, parley.url);
+    watchPage(other.page);
+    try {
+      const p = other.page;
+      const isDark = () => p.evaluate(() => document.documentElement.classList.contains("dark"));
+      await signIn(p, alice.username, "a brand new password");
+      await p.getByTestId("user-name").waitFor();
+      // System (light here) → light → dark; the choice outlives a reload.
+      expect(await isDark()).toBe(false);
+      await p.getByRole("button", { name: "Account menu" }).click();
+      await p.getByRole("menuitem", { name: "Theme: System" }).click();
+      await p.getByRole("button", { name: "Account menu" }).click();
+      await p.getByRole("menuitem", { name: "Theme: Light" }).click();
+      await waitUntil("dark mode on", isDark);
+      const background = await p.evaluate(() => getComputedStyle(document.querySelector("main") as Element).backgroundColor);
+      expect(background).not.toMatch(/^rgb\(255, 255, 255\)$/);
+      await p.reload();
+      await p.getByTestId("user-name").waitFor();
+      expect(await isDark()).toBe(true);
+
+      // "?" lists the shortcuts; Escape closes the list.
+      await p.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+      await p.keyboard.press("?");
+      const shortcuts = p.getByRole("dialog", { name: "Keyboard shortcuts" });
+      await shortcuts.getByText("Stop the answer").waitFor();
+      await p.keyboard.press("Escape");
+      await shortcuts.waitFor({ state: "hidden" });
+
+      // The sidebar folds to a rail, stays folded across a reload, and opens again.
+      await p.getByRole("button", { name: "Hide sidebar" }).click();
+      await p.getByTestId("sidebar-rail").waitFor();
+      expect(await p.getByTestId("chat-list").count()).toBe(0);
+      await p.reload();
+      await p.getByRole("button", { name: "Show sidebar" }).click();
+      await p.getByTestId("chat-list").waitFor();
+
+      // In Chinese: built-in personas, and a provider's refusal, in Chinese; a first answer
+      // that failed still names the chat by its question.
+      await p.getByRole("button", { name: "Account menu" }).click();
+      await p.getByRole("menuitem", { name: "Language: 简体中文" }).click();
+      await p.getByRole("link", { name: "新对话" }).click();
+      expect(await p.getByLabel("角色").locator("option").allTextContents()).toContain("通用助手");
+      await fake.script({ status: 401, message: "Incorrect API key provided: sk-wr***" });
+      await p.locator("#composer").fill("Why is the sky blue?");
+      await p.locator("#composer").press("Enter");
+      const failed = p.locator("article[data-role=assistant][data-status=failed]");
+      await failed.waitFor();
+      expect(await textOf(failed.getByTestId("failure-text"))).toContain("服务商拒绝了你的 API 密钥");
+      await p.getByTestId("chat-list").getByRole("link", { name: /Why is the sky blue\?/ }).waitFor();
+    } finally {
+      watchPage(page);
+      await other.context.close();
+      await fake.clear();
     }
   });
 

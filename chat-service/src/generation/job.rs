@@ -10,6 +10,7 @@ use std::time::Duration;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::llm::v1 as llm;
 use parley_service_kit::database::now_millis;
+use parley_service_kit::grpc_status::{self, Reason};
 use parley_service_kit::trace_context::TraceHeaders;
 use tokio_util::sync::CancellationToken;
 
@@ -112,6 +113,7 @@ enum Outcome {
     Failed {
         code: tonic::Code,
         message: String,
+        reason: Option<Reason>,
     },
 }
 
@@ -125,8 +127,8 @@ impl GenerationJob {
         let generation = Arc::clone(&self.generation);
         let outcome = self.stream_answer().await;
         let (content, reasoning) = generation.text();
-        let (row_status, usage, error, error_code) = match &outcome {
-            Outcome::Complete(usage) => (MessageStatus::Complete, *usage, String::new(), 0),
+        let (row_status, usage, error, error_code, error_reason) = match &outcome {
+            Outcome::Complete(usage) => (MessageStatus::Complete, *usage, String::new(), 0, None),
             Outcome::Cut => (
                 MessageStatus::Complete,
                 None,
@@ -135,9 +137,12 @@ impl GenerationJob {
                     describe_bytes(self.settings.max_answer_bytes)
                 ),
                 0,
+                None,
             ),
-            Outcome::Stopped(reason) => (MessageStatus::Stopped, None, reason.note().to_owned(), 0),
-            Outcome::Failed { code, message } => (MessageStatus::Failed, None, message.clone(), *code as i64),
+            Outcome::Stopped(reason) => (MessageStatus::Stopped, None, reason.note().to_owned(), 0, None),
+            Outcome::Failed { code, message, reason } => {
+                (MessageStatus::Failed, None, message.clone(), *code as i64, *reason)
+            }
         };
         let answer = FinishedAnswer {
             content: &content,
@@ -147,6 +152,7 @@ impl GenerationJob {
             completion_tokens: usage.map(|u| u.completion_tokens),
             error: &error,
             error_code,
+            error_reason: error_reason.map(Reason::as_str).unwrap_or_default(),
             now: now_millis(),
         };
         let sole_answer_to = match outcome {
@@ -163,6 +169,7 @@ impl GenerationJob {
             generation.push(convert::error_event(
                 tonic::Code::Unavailable,
                 "the answer could not be stored: the database is unavailable",
+                None,
             ));
             return;
         }
@@ -171,9 +178,9 @@ impl GenerationJob {
             Outcome::Complete(_) | Outcome::Cut | Outcome::Stopped(_) => {
                 Event::Completed(generation.final_message(&answer))
             }
-            Outcome::Failed { code, message } => {
+            Outcome::Failed { code, message, reason } => {
                 tracing::warn!(code = ?code, error = %message, "generation failed");
-                convert::error_event(*code, message)
+                convert::error_event(*code, message, *reason)
             }
         });
         // The session is free for the next message as soon as the answer is stored; the
@@ -186,14 +193,18 @@ impl GenerationJob {
             "generation ended"
         );
 
-        if let (Outcome::Complete(_) | Outcome::Cut, Some(title)) = (&outcome, self.turn.title()) {
-            let titled = tokio::select! {
+        let titled = match (&outcome, self.turn.title()) {
+            (Outcome::Complete(_) | Outcome::Cut, Some(title)) => tokio::select! {
                 titled = title::generate(&self.store, &self.llm, &self.trace, &self.request, &generation, title, &content) => titled,
                 _ = registry.shutdown.cancelled() => None,
-            };
-            if let Some(session) = titled {
-                generation.push(Event::SessionUpdated(session));
+            },
+            (Outcome::Failed { .. } | Outcome::Stopped(_), Some(title)) => {
+                title::from_question(&self.store, &generation, title).await
             }
+            _ => None,
+        };
+        if let Some(session) = titled {
+            generation.push(Event::SessionUpdated(session));
         }
     }
 
@@ -209,6 +220,7 @@ impl GenerationJob {
                 "the answer took longer than the maximum of {} and was ended",
                 describe(self.settings.max_duration)
             ),
+            reason: None,
         };
         let start = self.llm.stream_chat(self.request.clone(), &self.trace);
         tokio::pin!(start);
@@ -273,6 +285,7 @@ impl GenerationJob {
                         return Outcome::Failed {
                             code: tonic::Code::Unavailable,
                             message: "the provider's stream ended before the answer was complete".to_owned(),
+                            reason: Some(Reason::ProviderUnreachable),
                         };
                     }
                     Err(status) => return failed(status),
@@ -409,6 +422,7 @@ fn failed(status: tonic::Status) -> Outcome {
     Outcome::Failed {
         code: status.code(),
         message,
+        reason: grpc_status::reason(&status),
     }
 }
 

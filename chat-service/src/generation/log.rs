@@ -419,6 +419,7 @@ mod tests {
             completion_tokens: None,
             error: "",
             error_code: 0,
+            error_reason: "",
             now: 1_000,
         };
         let message = generation.final_message(&answer);

@@ -31,7 +31,7 @@ pub fn follow_stored(store: ChatStore, first: MessageRow) -> BoxStream<'static, 
                     Ok(Some(row)) => row,
                     // Its session (or the answer) was deleted: say so rather than just end.
                     Ok(None) => {
-                        let deleted = convert::error_event(tonic::Code::NotFound, "the answer was deleted");
+                        let deleted = convert::error_event(tonic::Code::NotFound, "the answer was deleted", None);
                         return Some((stream::iter(vec![deleted]), None));
                     }
                     Err(e) => {

@@ -60,8 +60,19 @@ pub(super) async fn generate(
         Some(title) => title,
         None => title_from_question(&title.question)?,
     };
+    store_title(store, generation, &title).await
+}
+
+/// After a first answer that failed: the question names the session, so the chat is not left
+/// behind as an untitled "New chat" (the model is not asked; it just failed).
+pub(super) async fn from_question(store: &ChatStore, generation: &Generation, title: &TitleJob) -> Option<pb::Session> {
+    store_title(store, generation, &title_from_question(&title.question)?).await
+}
+
+/// Names the session unless the user named it meanwhile; the session as stored then.
+async fn store_title(store: &ChatStore, generation: &Generation, title: &str) -> Option<pb::Session> {
     let session_id = generation.session_id;
-    match store.set_title_if_untitled(session_id, &title, now_millis()).await {
+    match store.set_title_if_untitled(session_id, title, now_millis()).await {
         Ok(true) => {}
         Ok(false) => return None,
         Err(e) => {

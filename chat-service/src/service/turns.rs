@@ -151,7 +151,7 @@ impl ChatService {
         let config = match requested.or(session.api_config_id) {
             Some(id) => self.api_config(user_id, id).await?,
             None => self.store.default_api_config(user_id).await?.ok_or_else(|| {
-                Error::FailedPrecondition("no API config to answer with: create one first".to_owned())
+                Error::NoApiConfig
             })?,
         };
         let api_key = self.open_key(&config)?;
@@ -279,6 +279,7 @@ impl ChatService {
                 completion_tokens: None,
                 error: "the answer could not be started",
                 error_code: tonic::Code::Internal as i64,
+                error_reason: "",
                 now: now_millis(),
             };
             if let Err(e) = self.store.finish_answer(answer_id, &failed, None).await {

@@ -185,7 +185,7 @@ impl ChatStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE chat_messages SET content = $1, reasoning = $2, status = $3, prompt_tokens = $4, \
-             completion_tokens = $5, error = $6, error_code = $7, updated_at = $8 WHERE id = $9",
+             completion_tokens = $5, error = $6, error_code = $7, error_reason = $8, updated_at = $9 WHERE id = $10",
         )
         .bind(answer.content)
         .bind(answer.reasoning)
@@ -194,6 +194,7 @@ impl ChatStore {
         .bind(answer.completion_tokens)
         .bind(answer.error)
         .bind(answer.error_code)
+        .bind(answer.error_reason)
         .bind(answer.now)
         .bind(id)
         .execute(&mut *tx)

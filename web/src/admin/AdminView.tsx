@@ -1,7 +1,6 @@
 // Account administration: its own chunk, fetched only when an administrator opens it.
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import { useStore } from "../app/store";
-import { errorMessage } from "../api/client";
 import { useLocale, useT, type MessageKey } from "../i18n";
 import { AccountStatus, Role, type User } from "../gen/parley/user/v1/user_pb";
 import { ChatHeader } from "../chat/ChatView";
@@ -9,6 +8,7 @@ import { ConfirmModal } from "../ui/Modal";
 import { formatTime } from "../ui/time";
 import { SignupSettings } from "./SignupSettings";
 import { AccountUsage } from "./AccountUsage";
+import { describeError } from "../ui/errorText";
 
 const PAGE_SIZE = 20;
 
@@ -61,7 +61,7 @@ export default function AdminView({ onOpenSidebar }: { onOpenSidebar: () => void
         // A newer search overtook this one: its answer is dropped.
         if (seq === loadSeq.current) setPage({ users: res.users, next: res.nextPageToken });
       } catch (err) {
-        if (seq === loadSeq.current) setError(errorMessage(err));
+        if (seq === loadSeq.current) setError(describeError(err, t));
       }
     },
     [api],
@@ -90,7 +90,7 @@ export default function AdminView({ onOpenSidebar }: { onOpenSidebar: () => void
       await load(query, currentToken);
       focusAfter.current = target.id;
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     } finally {
       setBusyId(null);
     }

@@ -2,12 +2,12 @@
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { useStore } from "../app/store";
-import { errorMessage } from "../api/client";
 import { useLocale, useT, type MessageKey } from "../i18n";
 import { SignupPolicy } from "../gen/parley/user/v1/user_pb";
 import type { InviteCode } from "../gen/parley/user/v1/admin_pb";
 import { formatTime } from "../ui/time";
 import { copyText } from "../ui/clipboard";
+import { describeError } from "../ui/errorText";
 
 export const policyLabel: Record<SignupPolicy, MessageKey> = {
   [SignupPolicy.UNSPECIFIED]: "policyOpen",
@@ -49,7 +49,7 @@ export function SignupSettings() {
         setPolicy({ policy: res.policy, setByAdministrator: res.setByAdministrator });
         setChoice(res.policy);
       },
-      (err) => !cancelled && setError(errorMessage(err)),
+      (err) => !cancelled && setError(describeError(err, t)),
     );
     return () => {
       cancelled = true;
@@ -66,7 +66,7 @@ export function SignupSettings() {
       setPolicy({ policy: res.policy, setByAdministrator: true });
       setOk(t("saved"));
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     } finally {
       setBusy(false);
     }
@@ -124,7 +124,7 @@ function InviteCodes() {
     try {
       setInvites((await api.admin.listInviteCodes({})).invites);
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     }
   }, [api]);
   useEffect(() => {
@@ -138,7 +138,7 @@ function InviteCodes() {
       await fn();
       await reload();
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     } finally {
       setBusy(false);
     }

@@ -122,22 +122,73 @@ export function errorCode(err: unknown): Code | undefined {
   return err instanceof ConnectError ? err.code : undefined;
 }
 
+/** The fields of one google.rpc.* detail message the server attached (`type` without the
+ * "type.googleapis.com/" prefix), if there is one: (field number, value) pairs of its
+ * top-level fields, strings and bytes as bytes. */
+function detailFields(err: ConnectError, type: string): [number, Uint8Array | bigint][] | undefined {
+  for (const detail of err.details) {
+    if (!("type" in detail) || detail.type !== type) continue;
+    const fields: [number, Uint8Array | bigint][] = [];
+    const reader = new BinaryReader(detail.value);
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (wireType === WireType.LengthDelimited) fields.push([field, reader.bytes()]);
+      else if (wireType === WireType.Varint) fields.push([field, BigInt(reader.uint64())]);
+      else reader.skip(wireType, field);
+    }
+    return fields;
+  }
+  return undefined;
+}
+
+/** The domain of the reasons Parley's services give (see service-kit's grpc_status::Reason). */
+export const ERROR_DOMAIN = "parley.dev";
+
+/** Why the server refused, as its stable code (the `google.rpc.ErrorInfo` reason in Parley's
+ * domain, e.g. "PROVIDER_AUTH_FAILED"); undefined when it gave none. */
+export function errorReason(err: unknown): string | undefined {
+  if (!(err instanceof ConnectError)) return undefined;
+  // ErrorInfo { string reason = 1; string domain = 2; map<string, string> metadata = 3; }
+  const fields = detailFields(err, "google.rpc.ErrorInfo");
+  if (!fields) return undefined;
+  const text = (n: number) => {
+    const value = fields.find(([field]) => field === n)?.[1];
+    return value instanceof Uint8Array ? new TextDecoder().decode(value) : "";
+  };
+  return text(2) === ERROR_DOMAIN && text(1) ? text(1) : undefined;
+}
+
+/** The fields a google.rpc.BadRequest names, with what is wrong with each. */
+export function fieldViolations(err: unknown): { field: string; description: string }[] {
+  if (!(err instanceof ConnectError)) return [];
+  // BadRequest { repeated FieldViolation field_violations = 1; } FieldViolation { field = 1; description = 2; }
+  const fields = detailFields(err, "google.rpc.BadRequest") ?? [];
+  const decoder = new TextDecoder();
+  return fields.flatMap(([n, value]) => {
+    if (n !== 1 || !(value instanceof Uint8Array)) return [];
+    const violation = { field: "", description: "" };
+    const reader = new BinaryReader(value);
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (wireType !== WireType.LengthDelimited) {
+        reader.skip(wireType, field);
+        continue;
+      }
+      const text = decoder.decode(reader.bytes());
+      if (field === 1) violation.field = text;
+      else if (field === 2) violation.description = text;
+    }
+    return [violation];
+  });
+}
+
 /** The seconds the server asked to wait before trying again (the google.rpc.RetryInfo of a
  * RESOURCE_EXHAUSTED answer), rounded up; undefined when it did not say. */
 export function retryAfterSeconds(err: unknown): number | undefined {
   if (!(err instanceof ConnectError)) return undefined;
-  for (const detail of err.details) {
-    if (!("type" in detail) || detail.type !== "google.rpc.RetryInfo") continue;
-    // RetryInfo { google.protobuf.Duration retry_delay = 1; }
-    const reader = new BinaryReader(detail.value);
-    while (reader.pos < reader.len) {
-      const [field, wireType] = reader.tag();
-      if (field === 1 && wireType === WireType.LengthDelimited) {
-        const delay = fromBinary(DurationSchema, reader.bytes());
-        return Math.max(0, Math.ceil(Number(delay.seconds) + delay.nanos / 1e9));
-      }
-      reader.skip(wireType, field);
-    }
-  }
-  return undefined;
+  // RetryInfo { google.protobuf.Duration retry_delay = 1; }
+  const delay = detailFields(err, "google.rpc.RetryInfo")?.find(([field]) => field === 1)?.[1];
+  if (!(delay instanceof Uint8Array)) return undefined;
+  const duration = fromBinary(DurationSchema, delay);
+  return Math.max(0, Math.ceil(Number(duration.seconds) + duration.nanos / 1e9));
 }

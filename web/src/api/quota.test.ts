@@ -8,7 +8,7 @@ import { formatBytes, overrideDraft, overrideUpdate, quotaRefusal, quotaRows, qu
 
 /** A refusal as chat-service sends it: RESOURCE_EXHAUSTED with a google.rpc.ErrorInfo. */
 function refused(reason: string, metadata: Record<string, string>) {
-  const info = new BinaryWriter().tag(1, 2).string(reason).tag(2, 2).string("parley.chat.v1");
+  const info = new BinaryWriter().tag(1, 2).string(reason).tag(2, 2).string("parley.dev");
   for (const [key, value] of Object.entries(metadata)) {
     info.tag(3, 2).bytes(new BinaryWriter().tag(1, 2).string(key).tag(2, 2).string(value).finish());
   }

@@ -6,6 +6,7 @@ import { RefreshTokenDelivery, SignupPolicy, VerificationPurpose } from "../gen/
 import { locales, useLocale, useT } from "../i18n";
 import { Logo } from "../ui/icons";
 import { useCountdown } from "../ui/useCountdown";
+import { describeError } from "../ui/errorText";
 
 type Mode = "signin" | "signup" | "forgot";
 
@@ -37,7 +38,7 @@ export function AuthScreen({ api, notice }: { api: Api; notice?: Notice }) {
 
   return (
     <div className="flex min-h-full flex-col bg-gray-100">
-      <header className="flex items-center justify-between bg-black px-4 py-3 text-white">
+      <header className="flex items-center justify-between bg-black px-4 py-3 text-[#fff]">
         <div className="flex items-center gap-2 text-lg font-semibold">
           <Logo className="h-7 w-7" />
           {t("appName")}
@@ -103,6 +104,7 @@ export function AuthScreen({ api, notice }: { api: Api; notice?: Notice }) {
 }
 
 function useSubmit() {
+  const t = useT();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const run = async (fn: () => Promise<void>) => {
@@ -111,7 +113,7 @@ function useSubmit() {
     try {
       await fn();
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     } finally {
       setBusy(false);
     }
@@ -153,7 +155,7 @@ function SignIn({ api, onMode }: { api: Api; onMode: (m: Mode) => void }) {
         );
       } catch (err) {
         // The right password on an account that may not sign in: say why, in the page's language.
-        throw new Error(loginRefusal(errorCode(err), t) ?? errorMessage(err));
+        throw new Error(loginRefusal(errorCode(err), t) ?? describeError(err, t));
       }
     });
   };

@@ -1,9 +1,9 @@
 import { startTransition, useCallback, useEffect, useReducer, useRef, useState, type ReactNode } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { useStore } from "../app/store";
-import { errorMessage } from "../api/client";
 import { useT } from "../i18n";
-import { describeError } from "./errorText";
+import { chatFailure, describeError, describeFailure } from "../ui/errorText";
+import { personaText } from "../ui/personaText";
 import { emptyThread, fromProto, lastAssistant, streamingAnswer, threadReducer, type ChatMessage } from "./thread";
 import type { ChatEvent } from "../gen/parley/chat/v1/message_pb";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
@@ -74,7 +74,7 @@ function useCounterpart(session: Session | null) {
   const persona = session?.personaId !== undefined ? personas.find((p) => p.id === session.personaId) : undefined;
   const config = session?.apiConfigId !== undefined ? configs.find((c) => c.id === session.apiConfigId) : configs[0];
   return {
-    name: persona?.name ?? t("appName"),
+    name: persona ? personaText(persona, t).name : t("appName"),
     model: session?.model || config?.model || "",
     title: session?.title || t("untitled"),
   };
@@ -204,7 +204,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
             const e = event.event;
             if (e.case === "userMessage") userStored = true;
             if (e.case === "sessionUpdated") onSessionChanged(e.value);
-            if (e.case === "error") error = e.value.message;
+            if (e.case === "error") error = describeFailure(chatFailure(e.value), t);
             if (e.case === "assistantStarted" && stopRequested.current) {
               stopRequested.current = false;
               void stopGeneration(e.value.id.toString());
@@ -395,7 +395,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
           writeDraft(draftKey, "");
           firstMessageSent(sessionId);
         }
-        setLoadError({ message: notFound ? t("chatNotFound") : errorMessage(err), notFound });
+        setLoadError({ message: notFound ? t("chatNotFound") : describeError(err, t), notFound });
       }
     })();
     return () => {
@@ -494,6 +494,38 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   const lastQuestion = lastQuestionIndex >= 0 ? visible[lastQuestionIndex] : undefined;
   // A newest question without an answer (its answer was deleted) can be answered again.
   const unanswered = lastMessage?.role === "user" && !lastMessage.pending ? lastMessage : undefined;
+
+  // Keyboard (listed in the shortcuts dialog): Esc stops the answer, Alt+Shift+R answers the
+  // newest question anew, Shift+Esc goes to the message box. Read through a ref, so the one
+  // listener always acts on the chat as it is now.
+  const shortcuts = useRef({ stop: () => {}, regenerateLast: () => {} });
+  shortcuts.current = {
+    stop: () => {
+      if (busy && !stopping) stop();
+    },
+    regenerateLast: () => {
+      if (busy) return;
+      if (last && last.id === lastMessage?.id) void regenerate(last.id);
+      else if (unanswered) void answerAgain(unanswered.id);
+    },
+  };
+  useEffect(() => {
+    const onKey = (e: globalThis.KeyboardEvent) => {
+      // An Escape that closed an editor, a dialog or a menu was theirs.
+      if (e.defaultPrevented || (e.target instanceof Element && e.target.closest("dialog, [role=dialog], [role=menu]"))) return;
+      if (e.key === "Escape" && e.shiftKey) {
+        e.preventDefault();
+        document.getElementById("composer")?.focus();
+      } else if (e.key === "Escape") {
+        shortcuts.current.stop();
+      } else if (e.altKey && e.shiftKey && e.code === "KeyR") {
+        e.preventDefault();
+        shortcuts.current.regenerateLast();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
 
   const composer = (
     <Composer
@@ -647,7 +679,7 @@ function ModelSwitcher({ session, model, onChanged }: { session: Session; model:
       });
       if (res.session) onChanged(res.session);
     } catch (err) {
-      toast(`${t("couldNotSwitchModel")}: ${errorMessage(err)}`);
+      toast(`${t("couldNotSwitchModel")}: ${describeError(err, t)}`);
     }
   };
   return (

@@ -5,6 +5,7 @@ import { useT } from "../i18n";
 import { copyText } from "../ui/clipboard";
 import { CheckIcon, CopyIcon, EditIcon, RefreshIcon, TrashIcon } from "../ui/icons";
 import { Avatar } from "../ui/Avatar";
+import { chatFailure, describeFailure } from "../ui/errorText";
 
 export const MessageItem = memo(function MessageItem({
   message,
@@ -45,8 +46,17 @@ export const MessageItem = memo(function MessageItem({
     }
   };
 
+  // Where a pointer can hover, an answer's actions show on hover or keyboard focus (the newest
+  // one's always); on touch screens, always.
   const actions = !message.pending && !streaming && !editing && (
-    <div className={`mt-1 flex gap-0.5 text-gray-500 ${isUser ? "justify-end" : ""}`}>
+    <div
+      role="toolbar"
+      aria-label={t("messageActions")}
+      data-testid="message-actions"
+      className={`mt-1 flex gap-0.5 text-gray-500 transition-opacity ${isUser ? "justify-end" : ""} ${
+        canRegenerate ? "" : "[@media(hover:hover)]:opacity-0 [@media(hover:hover)]:group-hover:opacity-100 focus-within:opacity-100"
+      }`}
+    >
       <button type="button" className="btn-ghost" onClick={copy} aria-label={t("copyMessage")} title={t("copyMessage")}>
         {copied ? <CheckIcon /> : <CopyIcon />}
       </button>
@@ -143,7 +153,7 @@ export const MessageItem = memo(function MessageItem({
 
   if (isUser) {
     return (
-      <article className="flex justify-end gap-3" data-role="user" data-message-id={message.id} aria-label={userName}>
+      <article className="group flex justify-end gap-3" data-role="user" data-message-id={message.id} aria-label={userName}>
         <div className={`flex max-w-[85%] flex-col items-end ${editing ? "w-full" : ""}`}>
           {editing ? (
             editor
@@ -166,7 +176,7 @@ export const MessageItem = memo(function MessageItem({
   const empty = message.content === "" && message.reasoning === "";
   return (
     <article
-      className="flex gap-3"
+      className="group flex gap-3"
       data-role="assistant"
       data-message-id={message.id}
       data-status={message.status}
@@ -175,7 +185,7 @@ export const MessageItem = memo(function MessageItem({
     >
       <span
         aria-hidden="true"
-        className="mt-0.5 hidden h-[30px] w-[30px] shrink-0 items-center justify-center rounded-full bg-black text-xs font-semibold text-white sm:flex"
+        className="mt-0.5 hidden h-[30px] w-[30px] shrink-0 items-center justify-center rounded-full bg-black text-xs font-semibold text-[#fff] sm:flex"
       >
         {(assistantName.trim()[0] ?? "A").toUpperCase()}
       </span>
@@ -220,9 +230,7 @@ export const MessageItem = memo(function MessageItem({
         )}
         {message.status === "failed" && (
           <div role="alert" className="alert-error mt-2 flex flex-wrap items-center justify-between gap-2">
-            <span className="min-w-0 break-words">
-              {t("failed")}: {message.error || "—"}
-            </span>
+            <FailureText message={message} />
             {canRegenerate && (
               <button
                 type="button"
@@ -243,3 +251,23 @@ export const MessageItem = memo(function MessageItem({
     </article>
   );
 });
+
+/** Why an answer failed, in the UI's language; the server's own words one click away. */
+function FailureText({ message }: { message: ChatMessage }) {
+  const t = useT();
+  const sentence = describeFailure(
+    chatFailure({ code: message.errorCode, reason: message.errorReason, message: message.error || "—" }),
+    t,
+  );
+  return (
+    <span className="min-w-0 break-words" data-testid="failure-text">
+      {t("failed")}: {sentence}
+      {message.error && message.error !== sentence && (
+        <details className="mt-1 text-xs opacity-80">
+          <summary className="cursor-pointer select-none">{t("errorDetails")}</summary>
+          <span className="break-words">{message.error}</span>
+        </details>
+      )}
+    </span>
+  );
+}

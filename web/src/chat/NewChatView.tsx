@@ -1,7 +1,8 @@
 import { useEffect, useState } from "react";
 import { useStore } from "../app/store";
 import { navigate } from "../app/router";
-import { describeError } from "./errorText";
+import { describeError } from "../ui/errorText";
+import { personaText } from "../ui/personaText";
 import { useT } from "../i18n";
 import { ChatHeader } from "./ChatView";
 import { Composer } from "./Composer";
@@ -59,7 +60,7 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
   return (
     <>
       <ChatHeader
-        title={persona?.name ?? t("newChat")}
+        title={persona ? personaText(persona, t).name : t("newChat")}
         subtitle={config && <span className="truncate">{config.model}</span>}
         onOpenSidebar={onOpenSidebar}
       />
@@ -99,11 +100,11 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
                 >
                   {personas.map((p) => (
                     <option key={p.id.toString()} value={p.id.toString()}>
-                      {p.name}
+                      {personaText(p, t).name}
                     </option>
                   ))}
                 </select>
-                {persona?.description && <p className="mt-1 text-xs text-gray-500">{persona.description}</p>}
+                {persona?.description && <p className="mt-1 text-xs text-gray-500">{personaText(persona, t).description}</p>}
               </div>
               <div>
                 <label htmlFor="new-chat-config" className="field-label">
@@ -138,7 +139,7 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
         onSend={() => void start()}
         streaming={false}
         disabled={creating || !ready || configs.length === 0}
-        placeholder={t("messagePlaceholder", { name: persona?.name ?? t("appName") })}
+        placeholder={t("messagePlaceholder", { name: persona ? personaText(persona, t).name : t("appName") })}
         autoFocus
       />
     </>

@@ -16,6 +16,10 @@ export interface ChatMessage {
   status: Status;
   model: string;
   error: string;
+  /** For a FAILED answer: the google.rpc.Code and the stable reason of its failure (0 and ""
+   * when unknown), which the UI words in its own language. */
+  errorCode: number;
+  errorReason: string;
   /** A user message shown while SendMessage has not yet stored it. */
   pending?: boolean;
   promptTokens?: number;
@@ -79,6 +83,8 @@ export function fromProto(m: Message): ChatMessage {
     status: statuses[m.status] ?? "complete",
     model: m.model,
     error: m.error,
+    errorCode: m.errorCode,
+    errorReason: m.errorReason,
     promptTokens: m.usage ? Number(m.usage.promptTokens) : undefined,
     completionTokens: m.usage ? Number(m.usage.completionTokens) : undefined,
   };
@@ -153,7 +159,13 @@ function applyEvent(state: ThreadState, event: ChatEvent): ThreadState {
       const onAnswer = state.streamingId !== null && state.messages.some((m) => m.id === state.streamingId);
       return {
         ...state,
-        messages: patch(state.messages, state.streamingId, (m) => ({ ...m, status: "failed", error: text })),
+        messages: patch(state.messages, state.streamingId, (m) => ({
+          ...m,
+          status: "failed",
+          error: text,
+          errorCode: e.value.code,
+          errorReason: e.value.reason,
+        })),
         streamingId: null,
         replacingId: null,
         error: onAnswer ? state.error : text,
@@ -188,6 +200,8 @@ export function threadReducer(state: ThreadState, action: ThreadAction): ThreadS
             status: "complete",
             model: "",
             error: "",
+            errorCode: 0,
+            errorReason: "",
             pending: true,
           },
         ],

@@ -1,4 +1,4 @@
-import { lazy, Suspense, useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useRef, useState } from "react";
 import { navigate, useRoute } from "../app/router";
 import { Sidebar } from "./Sidebar";
 import { Drawer } from "./Drawer";
@@ -7,6 +7,28 @@ import { NewChatView } from "../chat/NewChatView";
 import { useT } from "../i18n";
 import { useStore } from "../app/store";
 import { Role } from "../gen/parley/user/v1/user_pb";
+import { ShortcutsDialog } from "./ShortcutsDialog";
+import { PlusIcon, SidebarIcon } from "../ui/icons";
+
+const collapsedKey = "parley.sidebar-collapsed";
+
+function readCollapsed(): boolean {
+  try {
+    return localStorage.getItem(collapsedKey) === "1";
+  } catch {
+    return false;
+  }
+}
+
+/** Where typing a "?" is text, not a shortcut. */
+function typingIn(target: EventTarget | null): boolean {
+  return (
+    target instanceof HTMLInputElement ||
+    target instanceof HTMLTextAreaElement ||
+    target instanceof HTMLSelectElement ||
+    (target instanceof HTMLElement && target.isContentEditable)
+  );
+}
 
 // Settings are their own chunk, fetched when first opened.
 const SettingsView = lazy(() => import("../settings/SettingsView"));
@@ -19,16 +41,37 @@ export function Shell() {
   const route = useRoute();
   const isAdmin = useStore().user.role === Role.ADMIN;
   const [drawerOpen, setDrawerOpen] = useState(false);
+  const [shortcutsOpen, setShortcutsOpen] = useState(false);
+  // Desktop: the sidebar folds away to a rail, and stays so in this browser.
+  const [collapsed, setCollapsedState] = useState(readCollapsed);
+  const setCollapsed = (next: boolean) => {
+    setCollapsedState(next);
+    try {
+      if (next) localStorage.setItem(collapsedKey, "1");
+      else localStorage.removeItem(collapsedKey);
+    } catch {
+      // Private mode: for this page only.
+    }
+  };
+  const toggleCollapsed = useRef(() => {});
+  toggleCollapsed.current = () => setCollapsed(!collapsed);
 
   // Any navigation closes the drawer.
   useEffect(() => setDrawerOpen(false), [route]);
 
-  // Ctrl/Cmd+Shift+O starts a new chat, as in ChatGPT.
+  // Ctrl/Cmd+Shift+O starts a new chat, as in ChatGPT; Alt+Shift+S folds the sidebar; "?"
+  // (outside a text field) or Ctrl/Cmd+/ lists the shortcuts.
   useEffect(() => {
     const onKey = (e: globalThis.KeyboardEvent) => {
       if ((e.ctrlKey || e.metaKey) && e.shiftKey && e.key.toLowerCase() === "o") {
         e.preventDefault();
         navigate({ name: "new" });
+      } else if (e.altKey && e.shiftKey && e.code === "KeyS") {
+        e.preventDefault();
+        toggleCollapsed.current();
+      } else if ((e.key === "?" && !e.ctrlKey && !e.metaKey && !e.altKey && !typingIn(e.target)) || ((e.ctrlKey || e.metaKey) && e.key === "/")) {
+        e.preventDefault();
+        setShortcutsOpen(true);
       }
     };
     window.addEventListener("keydown", onKey);
@@ -59,14 +102,32 @@ export function Shell() {
       >
         {skip.label}
       </a>
-      {/* Desktop: always there. */}
-      <aside className="hidden w-72 shrink-0 border-r border-gray-200 md:flex" aria-label={t("chats")}>
-        <Sidebar />
-      </aside>
+      {/* Desktop: there, or folded to a rail. */}
+      {collapsed ? (
+        <div className="hidden w-12 shrink-0 flex-col items-center gap-1 border-r border-gray-200 bg-gray-100 py-2 md:flex" data-testid="sidebar-rail">
+          <button
+            type="button"
+            className="btn-ghost"
+            onClick={() => setCollapsed(false)}
+            aria-label={t("expandSidebar")}
+            title={t("expandSidebar")}
+            aria-expanded={false}
+          >
+            <SidebarIcon />
+          </button>
+          <button type="button" className="btn-ghost" onClick={() => navigate({ name: "new" })} aria-label={t("newChat")} title={t("newChat")}>
+            <PlusIcon />
+          </button>
+        </div>
+      ) : (
+        <aside className="hidden w-72 shrink-0 border-r border-gray-200 md:flex" aria-label={t("chats")}>
+          <Sidebar onCollapse={() => setCollapsed(true)} onShowShortcuts={() => setShortcutsOpen(true)} />
+        </aside>
+      )}
       {/* Phone: a drawer over the chat. */}
       {drawerOpen && (
         <Drawer label={t("chats")} onClose={() => setDrawerOpen(false)}>
-          <Sidebar onClose={() => setDrawerOpen(false)} />
+          <Sidebar onClose={() => setDrawerOpen(false)} onShowShortcuts={() => setShortcutsOpen(true)} />
         </Drawer>
       )}
       <main id="main-content" tabIndex={-1} inert={drawerOpen} className="flex min-w-0 flex-1 flex-col bg-white outline-none">
@@ -86,6 +147,7 @@ export function Shell() {
             <p className="p-6 text-sm text-gray-600">{t("adminOnly")}</p>
           ))}
       </main>
+      <ShortcutsDialog open={shortcutsOpen} onClose={() => setShortcutsOpen(false)} />
     </div>
   );
 }

@@ -6,12 +6,13 @@ import { groupSessions, type GroupKey } from "./groups";
 import { Avatar } from "../ui/Avatar";
 import { Menu } from "../ui/Menu";
 import { ConfirmModal, PromptModal } from "../ui/Modal";
-import { ArchiveIcon, CloseIcon, DotsIcon, EditIcon, Logo, PinIcon, PlusIcon, TrashIcon } from "../ui/icons";
+import { ArchiveIcon, CloseIcon, DotsIcon, EditIcon, Logo, PinIcon, PlusIcon, SidebarIcon, TrashIcon } from "../ui/icons";
+import { nextTheme, setTheme, useTheme, type ThemeChoice } from "../ui/theme";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
 import { Role } from "../gen/parley/user/v1/user_pb";
-import { errorMessage } from "../api/client";
 import { useToast } from "../ui/toast";
 import { chatDraftKey, writeDraft } from "../chat/drafts";
+import { describeError } from "../ui/errorText";
 
 const groupLabels: Record<GroupKey, MessageKey> = {
   pinned: "pinned",
@@ -21,7 +22,19 @@ const groupLabels: Record<GroupKey, MessageKey> = {
   older: "older",
 };
 
-export function Sidebar({ onClose }: { onClose?: () => void }) {
+const themeLabels: Record<ThemeChoice, MessageKey> = { system: "themeSystem", light: "themeLight", dark: "themeDark" };
+
+export function Sidebar({
+  onClose,
+  onCollapse,
+  onShowShortcuts,
+}: {
+  /** In the phone drawer: closes it. */
+  onClose?: () => void;
+  /** On the desktop: folds the sidebar to a rail. */
+  onCollapse?: () => void;
+  onShowShortcuts: () => void;
+}) {
   const t = useT();
   const { api, user, sessions, sessionsLoad, reloadSessions, showArchived, setShowArchived } = useStore();
   const toast = useToast();
@@ -29,11 +42,12 @@ export function Sidebar({ onClose }: { onClose?: () => void }) {
   const route = useRoute();
   const name = user.displayName || user.username;
   const otherLocale = locales.find((l) => l.id !== locale) ?? locales[0];
+  const theme = useTheme();
 
   return (
     <div className="flex h-full w-full flex-col bg-gray-100 text-gray-900">
       {/* The navigation bar: black, white text, logo and the user's menu. */}
-      <nav className="flex items-center justify-between gap-2 bg-black px-3 py-2.5 text-white" aria-label="Parley">
+      <nav className="flex items-center justify-between gap-2 bg-black px-3 py-2.5 text-[#fff]" aria-label="Parley">
         <a
           href="/"
           onClick={(e) => {
@@ -49,7 +63,7 @@ export function Sidebar({ onClose }: { onClose?: () => void }) {
           <Menu
             label={t("userMenu")}
             align="right"
-            buttonClassName="flex max-w-40 items-center gap-2 rounded-lg px-2 py-1 hover:bg-white/10"
+            buttonClassName="flex max-w-40 items-center gap-2 rounded-lg px-2 py-1 hover:bg-[#ffffff1a]"
             button={
               <>
                 <Avatar name={name} url={user.avatarUrl} size={26} />
@@ -65,17 +79,31 @@ export function Sidebar({ onClose }: { onClose?: () => void }) {
               { label: t("changePassword"), onSelect: () => navigate({ name: "settings", tab: "password" }) },
               ...(user.role === Role.ADMIN ? [{ label: t("admin"), onSelect: () => navigate({ name: "admin" }) }] : []),
               { label: `${t("language")}: ${otherLocale.label}`, onSelect: () => setLocale(otherLocale.id) },
+              // Shows the current choice; choosing it moves on to the next.
+              { label: `${t("theme")}: ${t(themeLabels[theme])}`, onSelect: () => setTheme(nextTheme(theme)) },
+              { label: t("keyboardShortcuts"), onSelect: onShowShortcuts },
               {
                 label: t("signOut"),
                 // A failed sign-out leaves the cookie valid: stay signed in, and say so.
-                onSelect: () => void api.signOut().catch((err) => toast(`${t("couldNotSignOut")}: ${errorMessage(err)}`)),
+                onSelect: () => void api.signOut().catch((err) => toast(`${t("couldNotSignOut")}: ${describeError(err, t)}`)),
               },
             ]}
           />
+          {onCollapse && (
+            <button
+              type="button"
+              className="rounded p-1.5 hover:bg-[#ffffff1a]"
+              onClick={onCollapse}
+              aria-label={t("collapseSidebar")}
+              title={t("collapseSidebar")}
+            >
+              <SidebarIcon />
+            </button>
+          )}
           {onClose && (
             <button
               type="button"
-              className="rounded p-1.5 hover:bg-white/10"
+              className="rounded p-1.5 hover:bg-[#ffffff1a]"
               onClick={onClose}
               aria-label={t("closeSidebar")}
               data-drawer-initial-focus
@@ -169,7 +197,7 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
         onChanged?.(res.session);
       }
     } catch (err) {
-      toast(`${t("couldNotUpdateChat")}: ${errorMessage(err)}`);
+      toast(`${t("couldNotUpdateChat")}: ${describeError(err, t)}`);
     }
   };
   const remove = async () => {
@@ -180,7 +208,7 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
       const route = window.location.pathname;
       if (route === routePath({ name: "chat", id: id.toString() })) navigate({ name: "new" }, { replace: true });
     } catch (err) {
-      toast(`${t("couldNotDeleteChat")}: ${errorMessage(err)}`);
+      toast(`${t("couldNotDeleteChat")}: ${describeError(err, t)}`);
     }
   };
 

@@ -6,9 +6,12 @@
 import { useEffect, useSyncExternalStore } from "react";
 import type { Options } from "react-markdown";
 import remarkGfm from "remark-gfm";
+import type { Element, Root } from "hast";
+import { visit } from "unist-util-visit";
 import type * as MathModule from "./math";
 import type * as HighlightModule from "./highlight";
 import { rememberedParts, rememberParts } from "./partsHint";
+import { hasDollarMath } from "./source";
 
 type Plugins = { remarkPlugins: NonNullable<Options["remarkPlugins"]>; rehypePlugins: NonNullable<Options["rehypePlugins"]> };
 
@@ -20,11 +23,27 @@ const languagesLoading = new Map<string, Promise<void>>();
 const listeners = new Set<() => void>();
 let plugins: Plugins = build();
 
+/** Marks code that is not a block's (`inline-code`): it is styled as a chip, without the
+ * backticks the typography plugin would draw around it. */
+function rehypeInlineCode() {
+  return (tree: Root) => {
+    visit(tree, "element", (node: Element, _index, parent) => {
+      if (node.tagName !== "code" || (parent?.type === "element" && parent.tagName === "pre")) return;
+      const classes = Array.isArray(node.properties.className) ? node.properties.className : [];
+      node.properties.className = [...classes, "inline-code"];
+    });
+  };
+}
+
 function build(): Plugins {
   return {
     remarkPlugins: math ? [remarkGfm, math.remarkMath] : [remarkGfm],
     // Math first: highlighting never sees the formulas' markup.
-    rehypePlugins: [...(math ? math.rehypeMath : []), ...(highlight ? [highlight.rehypeHighlightCode] : [])],
+    rehypePlugins: [
+      rehypeInlineCode,
+      ...(math ? math.rehypeMath : []),
+      ...(highlight ? [highlight.rehypeHighlightCode] : []),
+    ],
   };
 }
 
@@ -33,9 +52,9 @@ function changed() {
   for (const listener of listeners) listener();
 }
 
-/** `$$…$$`, `\(…\)` or `\[…\]` somewhere (over-inclusive is fine: it only loads KaTeX). */
+/** `$$…$$`, `\(…\)`, `\[…\]` or `$…$` somewhere (over-inclusive is fine: it only loads KaTeX). */
 export function needsMath(text: string): boolean {
-  return /\$\$|\\\(|\\\[/.test(text);
+  return /\$\$|\\\(|\\\[/.test(text) || hasDollarMath(text);
 }
 
 /** The languages named by the text's code fences, lower-cased (```rust, ~~~ python {…}). */

@@ -70,6 +70,7 @@ describe("safeUrl", () => {
 describe("parts loaded on first use", () => {
   it("knows which parts a text needs", () => {
     expect(needsMath("costs $5 and $10")).toBe(false);
+    expect(needsMath("where $x^2 + y^2 = r^2$ holds")).toBe(true);
     for (const text of ["$$x$$", "a \\(x\\) b", "\\[ x \\]"]) expect(needsMath(text), text).toBe(true);
     expect(codeLanguages("```Rust\nfn\n```\n\n  ~~~ python {.x}\n~~~\n```\nplain\n```\n`inline`")).toEqual(["rust", "python"]);
     expect(codeLanguages("no code")).toEqual([]);
@@ -218,6 +219,27 @@ describe("math", () => {
     // An escaped backslash is no delimiter; a paragraph break ends inline math.
     expect(normalizeMathDelimiters("\\\\(not math)")).toBe("\\\\(not math)");
     expect(normalizeMathDelimiters("\\( a\n\nb \\)")).toBe("\\( a\n\nb \\)");
+  });
+
+  it("renders $…$ inline math but leaves prices alone", () => {
+    expect(normalizeMathDelimiters("so $E = mc^2$, and $\\alpha$.")).toBe("so $$E = mc^2$$, and $$\\alpha$$.");
+    for (const prices of ["costs $5 and $10", "$5-$10 a month", "between $ 3 and 4 $", "US$20, or $30.", "a \\$5 fee and $6"]) {
+      expect(normalizeMathDelimiters(prices), prices).toBe(prices);
+    }
+    // Not in code, not across lines, and $$ stays as it is.
+    expect(normalizeMathDelimiters("`$x$` and\n```\n$y$\n```\n")).toBe("`$x$` and\n```\n$y$\n```\n");
+    expect(normalizeMathDelimiters("$a\nb$")).toBe("$a\nb$");
+    expect(normalizeMathDelimiters("$$x$$ and $$\ny\n$$")).toBe("$$x$$ and $$\ny\n$$");
+    const rendered = render("Qwen says $x_1 + x_2$ costs $5 and $10.");
+    expect(rendered.querySelectorAll(".katex")).toHaveLength(1);
+    expect(rendered.querySelector("annotation")?.textContent).toBe("x_1 + x_2");
+    expect(rendered.textContent).toContain("costs $5 and $10.");
+  });
+
+  it("shows inline code without backticks", () => {
+    const code = render("Use `let x` here.").querySelector("p code");
+    expect(code?.textContent).toBe("let x");
+    expect(code?.classList.contains("inline-code")).toBe(true);
   });
 });
 

@@ -97,11 +97,23 @@ function splitInlineCode(text: string): { code: boolean; text: string }[] {
   return parts;
 }
 
-/** `\[…\]` and `\(…\)` (as ChatGPT-style models write LaTeX) in remark-math's `$$` syntax:
- * display math when `\[` opens its line and `\]` ends one, inline math otherwise. Single `$`
- * is never math, so "$5 and $10" stays text. Code is left alone. */
+/** `$…$` inline math as DeepSeek and Qwen write it, by Pandoc's rule: the opening `$` is
+ * followed by a non-space, the closing one follows a non-space and is not followed by a digit,
+ * both on one line. So "$5 and $10" (a space before the second `$`) and "$5-$10" (a digit after
+ * it) stay prices; an escaped `\$` is never a delimiter, nor is either `$` of `$$`. */
+const INLINE_DOLLAR_MATH = /(?<![\\$])\$(?![\s$])((?:[^$\n\\]|\\[^\n])+?)(?<![\s\\])\$(?![\d$])/g;
+
+/** Whether the text has `$…$` inline math (outside code or not: over-inclusive only loads KaTeX). */
+export function hasDollarMath(text: string): boolean {
+  INLINE_DOLLAR_MATH.lastIndex = 0;
+  return text.includes("$") && INLINE_DOLLAR_MATH.test(text);
+}
+
+/** `\[…\]`, `\(…\)` (as ChatGPT-style models write LaTeX) and `$…$` in remark-math's `$$`
+ * syntax: display math when `\[` opens its line and `\]` ends one, inline math otherwise.
+ * Code is left alone. */
 export function normalizeMathDelimiters(text: string): string {
-  if (!text.includes("\\(") && !text.includes("\\[")) return text;
+  if (!text.includes("\\(") && !text.includes("\\[") && !text.includes("$")) return text;
   return splitCode(text)
     .map((part) => (part.code ? part.text : rewriteMath(part.text)))
     .join("");
@@ -120,7 +132,8 @@ function rewriteMath(prose: string): string {
     return `$$${inner}$$`;
   });
   // Inline math does not run across a blank line (a paragraph break).
-  return display.replace(/(?<!\\)\\\(((?:(?!\n\s*\n)[\s\S])+?)(?<!\\)\\\)/g, (_match, inner: string) => `$$${inner}$$`);
+  const inline = display.replace(/(?<!\\)\\\(((?:(?!\n\s*\n)[\s\S])+?)(?<!\\)\\\)/g, (_match, inner: string) => `$$${inner}$$`);
+  return inline.replace(INLINE_DOLLAR_MATH, (_match, inner: string) => `$$${inner}$$`);
 }
 
 /** Cuts a streaming answer at blank lines between top-level blocks (never inside a code

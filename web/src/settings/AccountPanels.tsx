@@ -1,15 +1,17 @@
 import { useState, type FormEvent } from "react";
 import { Code } from "@connectrpc/connect";
 import { useStore } from "../app/store";
-import { errorCode, errorMessage, retryAfterSeconds } from "../api/client";
+import { errorCode, retryAfterSeconds } from "../api/client";
 import { useLocale, useT } from "../i18n";
 import { VerificationPurpose } from "../gen/parley/user/v1/user_pb";
 import { Avatar } from "../ui/Avatar";
 import { Modal } from "../ui/Modal";
 import { useCountdown } from "../ui/useCountdown";
 import { formatTime } from "../ui/time";
+import { describeError } from "../ui/errorText";
 
 function useForm() {
+  const t = useT();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [ok, setOk] = useState<string | null>(null);
@@ -20,7 +22,7 @@ function useForm() {
     try {
       setOk(await fn());
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     } finally {
       setBusy(false);
     }
@@ -252,7 +254,7 @@ function DeleteAccount() {
       await api.users.deleteAccount({ password });
       api.accountDeleted();
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
       setBusy(false);
     }
   };

@@ -1,9 +1,9 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { useStore } from "../app/store";
-import { errorMessage } from "../api/client";
 import { useT } from "../i18n";
 import type { ApiConfig, TestApiConfigResponse } from "../gen/parley/chat/v1/api_config_pb";
 import { ConfirmModal } from "../ui/Modal";
+import { describeError } from "../ui/errorText";
 
 type Target = { case: "id"; value: bigint } | { case: "settings"; value: { baseUrl: string; apiKey: string; model: string } };
 
@@ -60,7 +60,7 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
       setModels(res.modelIds);
       if (res.modelIds.length > 0) setModel((current) => current || res.modelIds[0]);
     } catch (err) {
-      if (!quiet) setResult({ error: errorMessage(err) });
+      if (!quiet) setResult({ error: describeError(err, t) });
     }
   };
 
@@ -83,7 +83,7 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
       setResult(res);
       if (res.ok) void fetchModels(tgt, true);
     } catch (err) {
-      setResult({ error: errorMessage(err) });
+      setResult({ error: describeError(err, t) });
     } finally {
       setTesting(false);
     }
@@ -119,7 +119,7 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
       await reloadConfigs();
       onDone();
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     } finally {
       setBusy(false);
     }
@@ -245,7 +245,7 @@ function ConfigCard({ config, onEdit }: { config: ApiConfig; onEdit: () => void 
     try {
       setResult(await api.apiConfigs.testApiConfig({ target: { case: "id", value: config.id } }));
     } catch (err) {
-      setResult({ error: errorMessage(err) });
+      setResult({ error: describeError(err, t) });
     } finally {
       setTesting(false);
     }
@@ -255,7 +255,7 @@ function ConfigCard({ config, onEdit }: { config: ApiConfig; onEdit: () => void 
       await api.apiConfigs.deleteApiConfig({ id: config.id });
       await reloadConfigs();
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     }
   };
 

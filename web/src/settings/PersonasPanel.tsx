@@ -1,9 +1,10 @@
 import { useState, type FormEvent } from "react";
 import { useStore } from "../app/store";
-import { errorMessage } from "../api/client";
 import { useT } from "../i18n";
 import type { Persona } from "../gen/parley/chat/v1/persona_pb";
 import { ConfirmModal } from "../ui/Modal";
+import { describeError } from "../ui/errorText";
+import { personaText } from "../ui/personaText";
 
 function PersonaForm({ persona, onDone }: { persona?: Persona; onDone: () => void }) {
   const t = useT();
@@ -31,7 +32,7 @@ function PersonaForm({ persona, onDone }: { persona?: Persona; onDone: () => voi
       await reloadPersonas();
       onDone();
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     } finally {
       setBusy(false);
     }
@@ -94,7 +95,7 @@ function PersonaCard({ persona, onEdit }: { persona: Persona; onEdit: () => void
       await api.personas.deletePersona({ id: persona.id });
       await reloadPersonas();
     } catch (err) {
-      setError(errorMessage(err));
+      setError(describeError(err, t));
     }
   };
   return (
@@ -102,10 +103,10 @@ function PersonaCard({ persona, onEdit }: { persona: Persona; onEdit: () => void
       <div className="flex flex-wrap items-start justify-between gap-3">
         <div className="min-w-0 flex-1">
           <h3 className="flex items-center gap-2 font-medium">
-            {persona.name}
+            {personaText(persona, t).name}
             {persona.builtIn && <span className="rounded bg-gray-200 px-1.5 py-0.5 text-[11px] text-gray-700">{t("builtIn")}</span>}
           </h3>
-          {persona.description && <p className="mt-0.5 text-sm text-gray-600">{persona.description}</p>}
+          {persona.description && <p className="mt-0.5 text-sm text-gray-600">{personaText(persona, t).description}</p>}
           <details className="mt-1 text-sm text-gray-500">
             <summary className="cursor-pointer">{t("systemPrompt")}</summary>
             <p className="mt-1 whitespace-pre-wrap">{persona.systemPrompt}</p>

@@ -22,7 +22,7 @@ export function Avatar({ name, url, size = 28 }: { name: string; url?: string; s
   return (
     <span
       aria-hidden="true"
-      className="flex shrink-0 items-center justify-center rounded-full bg-emerald-600 font-semibold text-white"
+      className="flex shrink-0 items-center justify-center rounded-full bg-emerald-600 font-semibold text-[#fff]"
       style={{ width: size, height: size, fontSize: size * 0.45 }}
     >
       {initial}
