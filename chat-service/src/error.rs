@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use parley_service_kit::grpc_status::{self, Reason};
 use parley_service_kit::database;
+use parley_service_kit::grpc_status::{self, Reason};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 

@@ -77,7 +77,11 @@ async fn bad_requests_are_invalid_argument_and_unknown_models_not_found() {
     let status = stream_error(&mut client, chat_request(provider(&fake), "q")).await;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(grpc_status::reason(&status), Some(Reason::ContextTooLong));
-    assert!(status.message().contains("maximum context length"), "{}", status.message());
+    assert!(
+        status.message().contains("maximum context length"),
+        "{}",
+        status.message()
+    );
 
     let mut unknown = provider(&fake);
     unknown.model = "gpt-imaginary".to_string();

@@ -82,22 +82,19 @@ impl From<Error> for Status {
                 format!("{field}: {reason}"),
                 ErrorDetails::with_bad_request_violation(field, reason),
             ),
-            Error::BadCredentials => grpc_status::with_reason(
-                Status::unauthenticated(error.to_string()),
-                Reason::BadCredentials,
-            ),
+            Error::BadCredentials => {
+                grpc_status::with_reason(Status::unauthenticated(error.to_string()), Reason::BadCredentials)
+            }
             Error::BadRefreshToken => Status::unauthenticated(error.to_string()),
             Error::UserNotFound | Error::InviteNotFound => Status::not_found(error.to_string()),
-            Error::AccountDisabled => grpc_status::with_reason(
-                Status::permission_denied(error.to_string()),
-                Reason::AccountDisabled,
-            ),
+            Error::AccountDisabled => {
+                grpc_status::with_reason(Status::permission_denied(error.to_string()), Reason::AccountDisabled)
+            }
             Error::NotAdministrator => Status::permission_denied(error.to_string()),
             Error::Precondition(message) => Status::failed_precondition(message),
-            Error::AwaitingApproval => grpc_status::with_reason(
-                Status::failed_precondition(error.to_string()),
-                Reason::AccountPending,
-            ),
+            Error::AwaitingApproval => {
+                grpc_status::with_reason(Status::failed_precondition(error.to_string()), Reason::AccountPending)
+            }
             Error::RateLimited { message, retry_after } => grpc_status::with_reason(
                 grpc_status::resource_exhausted(message, retry_after),
                 Reason::RateLimited,

@@ -150,9 +150,11 @@ impl ChatService {
     ) -> Result<Provider, Error> {
         let config = match requested.or(session.api_config_id) {
             Some(id) => self.api_config(user_id, id).await?,
-            None => self.store.default_api_config(user_id).await?.ok_or_else(|| {
-                Error::NoApiConfig
-            })?,
+            None => self
+                .store
+                .default_api_config(user_id)
+                .await?
+                .ok_or_else(|| Error::NoApiConfig)?,
         };
         let api_key = self.open_key(&config)?;
         Ok(Provider { config, api_key })
