@@ -23,6 +23,7 @@ pub mod master_keys;
 mod page_token;
 mod service;
 pub mod store;
+mod usage;
 mod validation;
 
 use std::future::Future;
@@ -36,6 +37,8 @@ use parley_proto::chat::v1::api_config_service_server::ApiConfigServiceServer;
 use parley_proto::chat::v1::message_service_server::MessageServiceServer;
 use parley_proto::chat::v1::persona_service_server::PersonaServiceServer;
 use parley_proto::chat::v1::session_service_server::SessionServiceServer;
+use parley_proto::chat::v1::shared_connection_service_server::SharedConnectionServiceServer;
+use parley_proto::chat::v1::usage_service_server::UsageServiceServer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
 use parley_service_kit::auth_layer::AuthLayer;
 use parley_service_kit::database::{self, Migrations};
@@ -162,6 +165,8 @@ pub async fn serve(
         .add_service(ApiConfigServiceServer::new(api.clone()))
         .add_service(PersonaServiceServer::new(api.clone()))
         .add_service(SessionServiceServer::new(api.clone()))
+        .add_service(SharedConnectionServiceServer::new(api.clone()))
+        .add_service(UsageServiceServer::new(api.clone()))
         .add_service(MessageServiceServer::new(api))
         .drain_deadline(config.drain_deadline)
         .serve(listener, shutdown)

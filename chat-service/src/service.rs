@@ -4,7 +4,9 @@
 //!
 //! One [`ChatService`], its methods by resource: `api_configs`, `personas`, `sessions`,
 //! `messages`, and `turns` (SendMessage, RegenerateMessage, WatchGeneration, StopGeneration:
-//! the lifecycle of a chat turn, which hands over to `generation`'s job). This file holds
+//! the lifecycle of a chat turn, which hands over to `generation`'s job), `shared_connections`
+//! (configs an administrator shares, their grants, prices and limits) and `usage` (tokens and
+//! cost per answer, read back per day or month). This file holds
 //! what they share (the owner-checked lookups, the start-up checks) so that they never
 //! import each other.
 
@@ -13,7 +15,9 @@ mod api_configs;
 mod messages;
 mod personas;
 mod sessions;
+mod shared_connections;
 mod turns;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +28,10 @@ pub use accounts::ERASED_SWEEP_INTERVAL;
 pub use api_configs::{ConfigChange, ProviderTarget};
 pub use personas::PersonaChange;
 pub use sessions::{NewSessionInput, SessionChange};
+pub use shared_connections::{
+    Administrator, Grantee, NewSharedConnection, SharedConnection, SharedConnectionChange, SharedModelInput,
+};
+pub use usage::{DayRange, Grouping};
 
 use crate::Error;
 use crate::api_key::ApiKey;
@@ -49,6 +57,8 @@ pub struct ChatService {
     owners: OwnerCache,
     /// Rows from before owners existed go to the first account with their user id.
     adopt_legacy_owners: bool,
+    /// The owner of shared connections' config rows, once looked up.
+    shared_owner: tokio::sync::OnceCell<OwnerId>,
 }
 
 /// The owner ids of the accounts this instance has seen. An account's owner id never changes,
@@ -101,6 +111,7 @@ impl ChatService {
             shared_database,
             owners: OwnerCache::default(),
             adopt_legacy_owners,
+            shared_owner: tokio::sync::OnceCell::new(),
         }
     }
 

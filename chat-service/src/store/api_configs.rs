@@ -1,5 +1,7 @@
 //! `api_configs`: a user's provider settings, the key sealed.
 
+use sqlx::AnyConnection;
+
 use super::{ApiConfigRow, CONFIG_COLUMNS, ChatStore, ConfigFields};
 use crate::ids::{ApiConfigId, OwnerId};
 use crate::key_cipher::SealedKey;
@@ -16,6 +18,21 @@ impl ChatStore {
         now: i64,
     ) -> Result<ApiConfigId, E> {
         let mut tx = self.pool.begin().await?;
+        let id = Self::insert_config_with_key(&mut tx, user_id, fields, api_key_hint, seal, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The row and its sealed key, within the caller's transaction (an error must drop it:
+    /// no row without its key).
+    pub(super) async fn insert_config_with_key<E: From<sqlx::Error>>(
+        conn: &mut AnyConnection,
+        user_id: OwnerId,
+        fields: &ConfigFields<'_>,
+        api_key_hint: &str,
+        seal: impl FnOnce(ApiConfigId) -> Result<SealedKey, E>,
+        now: i64,
+    ) -> Result<ApiConfigId, E> {
         let (id,): (ApiConfigId,) = sqlx::query_as(
             "INSERT INTO api_configs (user_id, name, base_url, model, api_key_hint, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
@@ -26,9 +43,8 @@ impl ChatStore {
         .bind(fields.model)
         .bind(api_key_hint)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
-        // An error drops the transaction: no row without its key.
         let sealed = seal(id)?;
         sqlx::query(
             "UPDATE api_configs SET api_key_ciphertext = $1, api_key_nonce = $2, api_key_key_version = $3 WHERE id = $4",
@@ -37,9 +53,8 @@ impl ChatStore {
         .bind(sealed.nonce)
         .bind(sealed.key_version)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        tx.commit().await?;
         Ok(id)
     }
 
@@ -91,6 +106,19 @@ impl ChatStore {
         key: Option<(SealedKey, &str)>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        Self::update_config_in(&mut conn, user_id, id, fields, key, now).await
+    }
+
+    /// [`ChatStore::update_api_config`] on the caller's connection (or transaction).
+    pub(super) async fn update_config_in(
+        conn: &mut AnyConnection,
+        user_id: OwnerId,
+        id: ApiConfigId,
+        fields: &ConfigFields<'_>,
+        key: Option<(SealedKey, &str)>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         let result = match key {
             Some((sealed, hint)) => {
                 sqlx::query(
@@ -108,7 +136,7 @@ impl ChatStore {
                 .bind(now)
                 .bind(id)
                 .bind(user_id)
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await?
             }
             None => {
@@ -122,7 +150,7 @@ impl ChatStore {
                 .bind(now)
                 .bind(id)
                 .bind(user_id)
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await?
             }
         };
