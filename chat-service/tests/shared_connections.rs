@@ -377,8 +377,10 @@ on_every_backend!(
             Code::NotFound,
         );
 
+        // Titled, so that the only model call is the answer's.
         let session = alice
             .create_session(pb::CreateSessionRequest {
+                title: Some("through the team's connection".into()),
                 api_config_id: Some(connection.id),
                 ..Default::default()
             })
@@ -515,8 +517,10 @@ on_every_backend!(
         request.everyone = true;
         request.daily_token_limit = 5;
         let connection = create(&stack, &admin, request).await;
+        // Titled: no title request runs after the first answer.
         let session = alice
             .create_session(pb::CreateSessionRequest {
+                title: Some("limited".into()),
                 api_config_id: Some(connection.id),
                 ..Default::default()
             })
