@@ -9,6 +9,8 @@ import { ApiConfigService } from "../gen/parley/chat/v1/api_config_pb";
 import { PersonaService } from "../gen/parley/chat/v1/persona_pb";
 import { SessionService } from "../gen/parley/chat/v1/session_pb";
 import { MessageService } from "../gen/parley/chat/v1/message_pb";
+import { SharedConnectionService } from "../gen/parley/chat/v1/shared_connection_pb";
+import { UsageService } from "../gen/parley/chat/v1/usage_pb";
 import { SessionUnreachable, TokenManager, type SignedIn } from "../auth/tokens";
 import { linkTabs } from "../auth/peers";
 
@@ -99,6 +101,10 @@ export function createApi(makeTransport: TransportFactory = sameOriginGrpcWeb) {
     personas: createClient(PersonaService, transport),
     sessions: createClient(SessionService, transport),
     messages: createClient(MessageService, transport),
+    /** ListAvailableSharedConnections for everyone; the rest for administrators only. */
+    sharedConnections: createClient(SharedConnectionService, transport),
+    /** GetMyUsage for everyone; ListUsage for administrators only. */
+    usage: createClient(UsageService, transport),
   };
 }
 

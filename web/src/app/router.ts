@@ -3,8 +3,8 @@ import { useEffect, useState } from "react";
 // A handful of routes, so the history API is enough: a reload keeps the open chat.
 export type Route = { name: "new" } | { name: "chat"; id: string } | { name: "settings"; tab: SettingsTab } | { name: "admin" };
 
-export type SettingsTab = "profile" | "password" | "api-configs" | "personas";
-const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas"];
+export type SettingsTab = "profile" | "password" | "api-configs" | "personas" | "usage";
+const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas", "usage"];
 
 export function parseRoute(path: string): Route {
   const chat = /^\/c\/(\d+)\/?$/.exec(path);

@@ -4,12 +4,14 @@ import { ChatHeader } from "../chat/ChatView";
 import { ApiConfigsPanel } from "./ApiConfigsPanel";
 import { PersonasPanel } from "./PersonasPanel";
 import { PasswordPanel, ProfilePanel } from "./AccountPanels";
+import { TokenUsagePanel } from "./TokenUsagePanel";
 
 const tabs: { id: SettingsTab; label: MessageKey }[] = [
   { id: "profile", label: "profile" },
   { id: "api-configs", label: "apiConfigs" },
   { id: "personas", label: "personas" },
   { id: "password", label: "changePassword" },
+  { id: "usage", label: "tokenUsage" },
 ];
 
 export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab; onOpenSidebar: () => void }) {
@@ -42,6 +44,7 @@ export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab;
           {tab === "password" && <PasswordPanel />}
           {tab === "api-configs" && <ApiConfigsPanel />}
           {tab === "personas" && <PersonasPanel />}
+          {tab === "usage" && <TokenUsagePanel />}
         </div>
       </div>
     </>
