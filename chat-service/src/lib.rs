@@ -6,8 +6,8 @@
 //! `generation` running answers as tasks of their own that outlive the request, and
 //! `convert` the one place rows become protobuf messages. This file only wires them together
 //! ([`serve`]); [`Config`] says what they are started with. Public is only what other crates
-//! use: the server, its config and errors, and (for the store tests) the store, the id types
-//! and the key cipher.
+//! use: the server, its config and errors, and (for the store tests) the store, the id types,
+//! the key cipher and the usage arithmetic the store records.
 
 mod api_key;
 mod config;
@@ -23,7 +23,7 @@ pub mod master_keys;
 mod page_token;
 mod service;
 pub mod store;
-mod usage;
+pub mod usage;
 mod validation;
 
 use std::future::Future;
