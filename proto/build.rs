@@ -21,11 +21,13 @@ const SECRET_FIELDS: [&str; 10] = [
 /// Every message with a string field named in [`SECRET_FIELDS`]; src/lib.rs implements
 /// `Debug` for each, and its tests check this list against the descriptors (they reach both
 /// lists as `PARLEY_SECRET_FIELDS` and `PARLEY_SECRET_MESSAGES`).
-const SECRET_MESSAGES: [&str; 17] = [
+const SECRET_MESSAGES: [&str; 19] = [
     ".parley.llm.v1.Provider",
     ".parley.chat.v1.ProviderSettings",
     ".parley.chat.v1.CreateApiConfigRequest",
     ".parley.chat.v1.UpdateApiConfigRequest",
+    ".parley.chat.v1.CreateSharedConnectionRequest",
+    ".parley.chat.v1.UpdateSharedConnectionRequest",
     ".parley.user.v1.RegisterRequest",
     ".parley.user.v1.RegisterResponse",
     ".parley.user.v1.LoginRequest",
@@ -51,6 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "parley/chat/v1/session.proto",
         "parley/chat/v1/message.proto",
         "parley/chat/v1/quota.proto",
+        "parley/chat/v1/shared_connection.proto",
+        "parley/chat/v1/usage.proto",
         "parley/chat/internal/v1/account_data.proto",
     ];
     for proto in &protos {

@@ -10,7 +10,11 @@ use parley_service_kit::grpc_status::Reason;
 
 use crate::quota::QuotaLimits;
 use crate::service::AccountQuota;
-use crate::store::{ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, PersonaRow, Role, SessionRow};
+use crate::store::{
+    ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, PersonaRow, Role, SessionRow, SharedConnectionRow,
+    SharedModelRow, TokensUsed, UsageRow,
+};
+use crate::usage::picos_to_micros;
 
 pub fn api_config(row: &ApiConfigRow) -> pb::ApiConfig {
     pb::ApiConfig {
@@ -22,6 +26,75 @@ pub fn api_config(row: &ApiConfigRow) -> pb::ApiConfig {
         is_default: row.is_default != 0,
         created_at: Some(from_unix_millis(row.created_at)),
         updated_at: Some(from_unix_millis(row.updated_at)),
+    }
+}
+
+fn shared_models(models: &[SharedModelRow]) -> Vec<pb::SharedModel> {
+    models
+        .iter()
+        .map(|m| pb::SharedModel {
+            model: m.model.clone(),
+            prompt_price_micros: m.prompt_price_micros,
+            completion_price_micros: m.completion_price_micros,
+        })
+        .collect()
+}
+
+/// A shared connection as administrators see it (base URL and key hint included).
+pub fn shared_connection(
+    row: &SharedConnectionRow,
+    models: &[SharedModelRow],
+    granted: &[String],
+) -> pb::SharedConnection {
+    pb::SharedConnection {
+        id: row.id.0,
+        name: row.name.clone(),
+        base_url: row.base_url.clone(),
+        api_key_hint: row.api_key_hint.clone(),
+        models: shared_models(models),
+        currency: row.currency.clone(),
+        daily_token_limit: row.daily_token_limit,
+        monthly_token_limit: row.monthly_token_limit,
+        everyone: row.everyone != 0,
+        granted_account_ids: granted.to_vec(),
+        created_at: Some(from_unix_millis(row.created_at)),
+        updated_at: Some(from_unix_millis(row.updated_at)),
+    }
+}
+
+/// A shared connection as a user sees it: no base URL (it may name a host of the operator's
+/// network), no key hint.
+pub fn available_shared_connection(
+    row: &SharedConnectionRow,
+    models: &[SharedModelRow],
+    used: TokensUsed,
+) -> pb::AvailableSharedConnection {
+    pb::AvailableSharedConnection {
+        id: row.id.0,
+        name: row.name.clone(),
+        models: shared_models(models),
+        currency: row.currency.clone(),
+        daily_token_limit: row.daily_token_limit,
+        monthly_token_limit: row.monthly_token_limit,
+        tokens_used_today: used.today,
+        tokens_used_this_month: used.this_month,
+    }
+}
+
+/// A usage row; `period` empty for the whole range.
+pub fn usage_row(period: Option<&str>, row: &UsageRow) -> pb::UsageRow {
+    pb::UsageRow {
+        period: period.unwrap_or_default().to_owned(),
+        connection_id: row.api_config_id.0,
+        connection_name: row.config_name.clone(),
+        shared: row.shared != 0,
+        model: row.model.clone(),
+        prompt_tokens: row.prompt_tokens,
+        completion_tokens: row.completion_tokens,
+        answers: row.answers,
+        cost_micros: picos_to_micros(row.cost_picos),
+        currency: row.currency.clone(),
+        account_id: row.account_id.clone(),
     }
 }
 

@@ -10,6 +10,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::ids::SessionId;
 use crate::key_cipher::KeyCipherError;
 use crate::quota::QuotaExceeded;
+use crate::usage::LimitPeriod;
 
 /// The retry delay given with UNAVAILABLE when the database cannot be reached.
 const DATABASE_RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -45,6 +46,19 @@ pub enum Error {
     /// An administrator's method called with another role's token.
     #[error("only administrators may {0}")]
     AdminOnly(&'static str),
+    /// A shared connection's daily or monthly token limit is used up for this user.
+    #[error(
+        "the {} token limit of {limit} tokens on shared connection {connection:?} is used up; it resets at {resets_at}",
+        .period.name()
+    )]
+    TokenLimitReached {
+        connection: String,
+        period: LimitPeriod,
+        limit: i64,
+        /// "2026-12-04T00:00:00Z".
+        resets_at: String,
+        retry_after: Duration,
+    },
     #[error("chat-service is shutting down")]
     ShuttingDown,
     /// The caller's account was deleted; its token is still within its lifetime.
@@ -100,6 +114,10 @@ impl From<Error> for Status {
             Error::TooManyGenerations { .. } => grpc_status::with_reason(
                 grpc_status::resource_exhausted(error.to_string(), Duration::from_secs(5)),
                 Reason::TooManyGenerations,
+            ),
+            Error::TokenLimitReached { retry_after, .. } => grpc_status::with_reason(
+                grpc_status::resource_exhausted(error.to_string(), retry_after),
+                Reason::QuotaExceeded,
             ),
             Error::ShuttingDown => Status::unavailable(error.to_string()),
             // As a revoked token is answered, a few seconds later, by the auth layer.

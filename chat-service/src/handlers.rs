@@ -1,7 +1,7 @@
 //! The gRPC face of chat-service: read the caller and the request, call [`ChatService`], map
 //! the reply. Every method needs an access token (the auth layer checked it). One file per
-//! gRPC service (`api_configs`, `personas`, `sessions`, `messages`); this one holds what they
-//! share.
+//! gRPC service (`api_configs`, `personas`, `sessions`, `messages`, `shared_connections`,
+//! `usage`); this one holds what they share.
 
 mod account_data;
 mod api_configs;
@@ -9,6 +9,8 @@ mod messages;
 mod personas;
 mod quotas;
 mod sessions;
+mod shared_connections;
+mod usage;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -6,8 +6,8 @@
 //! `generation` running answers as tasks of their own that outlive the request, and
 //! `convert` the one place rows become protobuf messages. This file only wires them together
 //! ([`serve`]); [`Config`] says what they are started with. Public is only what other crates
-//! use: the server, its config and errors, and (for the store tests) the store, the id types
-//! and the key cipher.
+//! use: the server, its config and errors, and (for the store tests) the store, the id types,
+//! the key cipher and the usage arithmetic the store records.
 
 mod api_key;
 mod config;
@@ -24,6 +24,7 @@ mod page_token;
 mod quota;
 mod service;
 pub mod store;
+pub mod usage;
 mod validation;
 
 use std::future::Future;
@@ -38,6 +39,8 @@ use parley_proto::chat::v1::message_service_server::MessageServiceServer;
 use parley_proto::chat::v1::persona_service_server::PersonaServiceServer;
 use parley_proto::chat::v1::quota_service_server::QuotaServiceServer;
 use parley_proto::chat::v1::session_service_server::SessionServiceServer;
+use parley_proto::chat::v1::shared_connection_service_server::SharedConnectionServiceServer;
+use parley_proto::chat::v1::usage_service_server::UsageServiceServer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
 use parley_service_kit::auth_layer::AuthLayer;
 use parley_service_kit::database::{self, Migrations};
@@ -169,6 +172,8 @@ pub async fn serve(
         .add_service(PersonaServiceServer::new(api.clone()))
         .add_service(SessionServiceServer::new(api.clone()))
         .add_service(QuotaServiceServer::new(api.clone()))
+        .add_service(SharedConnectionServiceServer::new(api.clone()))
+        .add_service(UsageServiceServer::new(api.clone()))
         .add_service(MessageServiceServer::new(api))
         .drain_deadline(config.drain_deadline)
         .serve(listener, shutdown)

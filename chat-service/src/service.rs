@@ -3,8 +3,11 @@
 //! the store, the key cipher, llm-service and the generation registry.
 //!
 //! One [`ChatService`], its methods by resource: `api_configs`, `personas`, `sessions`,
-//! `messages`, `quotas` (usage and limits; the checked writes), and `turns` (SendMessage, RegenerateMessage, WatchGeneration, StopGeneration:
-//! the lifecycle of a chat turn, which hands over to `generation`'s job). This file holds
+//! `messages`, `quotas` (usage and limits; the checked writes), and `turns` (SendMessage,
+//! RegenerateMessage, WatchGeneration, StopGeneration: the lifecycle of a chat turn, which hands
+//! over to `generation`'s job), `shared_connections` (configs an administrator shares, their
+//! grants, prices and limits) and `usage` (tokens and cost per answer, read back per day or
+//! month). This file holds
 //! what they share (the owner-checked lookups, the start-up checks) so that they never
 //! import each other.
 
@@ -14,7 +17,9 @@ mod messages;
 mod personas;
 mod quotas;
 mod sessions;
+mod shared_connections;
 mod turns;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +31,10 @@ pub use api_configs::{ConfigChange, ProviderTarget};
 pub use personas::PersonaChange;
 pub use quotas::{AccountQuota, QuotaChange};
 pub use sessions::{NewSessionInput, SessionChange};
+pub use shared_connections::{
+    Administrator, Grantee, NewSharedConnection, SharedConnection, SharedConnectionChange, SharedModelInput,
+};
+pub use usage::{DayRange, Grouping};
 
 use crate::Error;
 use crate::api_key::ApiKey;
@@ -54,6 +63,8 @@ pub struct ChatService {
     adopt_legacy_owners: bool,
     /// Every account's limits unless an administrator overrode them.
     quota_defaults: QuotaLimits,
+    /// The owner of shared connections' config rows, once looked up.
+    shared_owner: tokio::sync::OnceCell<OwnerId>,
 }
 
 /// The owner ids of the accounts this instance has seen. An account's owner id never changes,
@@ -107,6 +118,7 @@ impl ChatService {
             owners: OwnerCache::default(),
             adopt_legacy_owners,
             quota_defaults: QuotaLimits::default(),
+            shared_owner: tokio::sync::OnceCell::new(),
         }
     }
 

@@ -9,8 +9,9 @@
 //! This file holds the rows and what the statements take; the statements live by table:
 //! `api_configs`, `personas`, `sessions`, `messages` (what users read and edit), `answers`
 //! (what generations write), `sealed_keys` (master-key rotation), `owners` (which account
-//! owns an owner id; erasing a deleted account's rows) and `quotas` (usage, overrides, and
-//! the writes checked against them).
+//! owns an owner id; erasing a deleted account's rows), `quotas` (usage, overrides, and the
+//! writes checked against them), `shared_connections` (configs an administrator shares) and
+//! `usage` (tokens per answer).
 
 mod answers;
 mod api_configs;
@@ -20,6 +21,8 @@ mod personas;
 mod quotas;
 mod sealed_keys;
 mod sessions;
+mod shared_connections;
+mod usage;
 
 use parley_service_kit::database::Database;
 use sqlx::AnyPool;
@@ -28,6 +31,8 @@ use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, SessionId};
 use crate::key_cipher::SealedKey;
 pub use owners::OwnerRow;
 pub use quotas::{AccountUsageRow, OwnerUsage, QuotaOverrides, QuotaWrite};
+pub use shared_connections::{SharedConnectionRow, SharedModelRow, SharingFields};
+pub use usage::{TokensUsed, UsageRow};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiConfigRow {

@@ -83,7 +83,10 @@ on_every_backend!(
         // Other sessions are not affected; once the answer is finished the session is free.
         let other = session(&store, 1).await;
         store.insert_exchange(&exchange(other, "elsewhere")).await.unwrap();
-        store.finish_answer(answer_id, &finished("done"), None).await.unwrap();
+        store
+            .finish_answer(answer_id, &finished("done"), None, None)
+            .await
+            .unwrap();
         store.insert_exchange(&exchange(session_id, "second")).await.unwrap();
         assert_eq!(messages_in(&database, session_id).await, 4);
         assert_eq!(store.streaming_counts(session_id, OwnerId(1)).await.unwrap(), (1, 2));
@@ -116,7 +119,10 @@ on_every_backend!(
         );
         assert_eq!(active_at(store.clone()).await, 2);
 
-        store.finish_answer(answer_id, &finished("a"), None).await.unwrap();
+        store
+            .finish_answer(answer_id, &finished("a"), None, None)
+            .await
+            .unwrap();
         let old = store.message_by_id(answer_id).await.unwrap().unwrap();
         let new_id = store
             .insert_regenerated_answer(&old, question_id, "m2", 7)
@@ -245,7 +251,10 @@ on_every_backend!(
             Some(true)
         );
         // A finished answer takes no more.
-        store.finish_answer(answer_id, &finished("Héllo"), None).await.unwrap();
+        store
+            .finish_answer(answer_id, &finished("Héllo"), None, None)
+            .await
+            .unwrap();
         assert_eq!(
             store.append_progress(answer_id, "!", "", saved(5, 0), 7).await.unwrap(),
             None
@@ -258,7 +267,10 @@ on_every_backend!(message_edits_and_deletes_name_the_owner, |db_url: String| asy
     let (_database, store) = open(&db_url).await;
     let session_id = session(&store, 1).await;
     let (question_id, answer_id) = store.insert_exchange(&exchange(session_id, "mine")).await.unwrap();
-    store.finish_answer(answer_id, &finished("answer"), None).await.unwrap();
+    store
+        .finish_answer(answer_id, &finished("answer"), None, None)
+        .await
+        .unwrap();
     assert!(
         !store
             .update_message_content(OwnerId(2), question_id, "theirs", 4)
@@ -312,7 +324,7 @@ async fn deleting_sessions_while_answers_are_written() {
     for _ in 0..SESSIONS {
         let id = session(&store, 1).await;
         let (_, answer) = store.insert_exchange(&exchange(id, "q")).await.unwrap();
-        store.finish_answer(answer, &finished("a"), None).await.unwrap();
+        store.finish_answer(answer, &finished("a"), None, None).await.unwrap();
         ids.push(id);
     }
     let mut failures = Vec::new();

@@ -92,6 +92,8 @@ async fn buf_curl_lists_services_and_logs_in_over_grpc_web() {
         "parley.chat.v1.ApiConfigService",
         "parley.chat.v1.PersonaService",
         "parley.chat.v1.QuotaService",
+        "parley.chat.v1.SharedConnectionService",
+        "parley.chat.v1.UsageService",
     ] {
         assert!(
             services.lines().any(|l| l.trim() == service),

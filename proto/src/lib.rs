@@ -78,7 +78,10 @@ pub mod llm {
 mod redacted_debug {
     use std::fmt;
 
-    use crate::chat::v1::{CreateApiConfigRequest, ProviderSettings, UpdateApiConfigRequest};
+    use crate::chat::v1::{
+        CreateApiConfigRequest, CreateSharedConnectionRequest, ProviderSettings, UpdateApiConfigRequest,
+        UpdateSharedConnectionRequest,
+    };
     use crate::llm::v1::Provider;
     use crate::user::v1::{
         ChangePasswordRequest, CreateInviteCodeResponse, DeleteAccountRequest, LoginRequest, LoginResponse,
@@ -137,6 +140,26 @@ mod redacted_debug {
         model,
         update_mask
     } secret { api_key });
+    debug_without_secrets!(CreateSharedConnectionRequest {
+        name,
+        base_url,
+        models,
+        currency,
+        daily_token_limit,
+        monthly_token_limit,
+        everyone
+    } secret { api_key });
+    debug_without_secrets!(UpdateSharedConnectionRequest {
+        id,
+        name,
+        base_url,
+        models,
+        currency,
+        daily_token_limit,
+        monthly_token_limit,
+        everyone,
+        update_mask
+    } secret { api_key });
 
     debug_without_secrets!(RegisterRequest {
         username,
@@ -170,7 +193,10 @@ mod redacted_debug {
         use prost_types::field_descriptor_proto::Type;
         use prost_types::{DescriptorProto, FileDescriptorSet};
 
-        use crate::chat::v1::{CreateApiConfigRequest, ProviderSettings, UpdateApiConfigRequest};
+        use crate::chat::v1::{
+            CreateApiConfigRequest, CreateSharedConnectionRequest, ProviderSettings, UpdateApiConfigRequest,
+            UpdateSharedConnectionRequest,
+        };
         use crate::llm::v1::{CheckProviderRequest, ListModelsRequest, Provider, StreamChatRequest};
 
         const KEY: &str = "sk-live-do-not-print-3f9a";

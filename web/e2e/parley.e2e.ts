@@ -888,6 +888,64 @@ describe("Parley in a browser", () => {
     }
   });
 
+  step("an administrator shares a connection; another user chats through it and sees its tokens and cost", async () => {
+    const dave = { username: `dave_${Date.now().toString(36)}`, password: "dave's long password" };
+    await openUserMenu("Administration");
+    const section = page.locator('section[aria-labelledby="shared-title"]');
+    await section.getByRole("heading", { name: "Shared connections" }).waitFor();
+    const create = section.locator("details");
+    await create.locator("summary").click();
+    await create.getByLabel("Name", { exact: true }).fill("Team provider");
+    await create.getByLabel("Base URL").fill(fake.baseUrl);
+    await create.getByLabel("API key").fill(fake.apiKey);
+    await create.getByLabel("Model").fill("fake-model");
+    await create.getByLabel("Prompt price").fill("1");
+    await create.getByLabel("Completion price").fill("2");
+    await create.getByLabel("Currency (e.g. USD)").fill("USD");
+    await create.getByRole("button", { name: "Add shared connection" }).click();
+    const card = section.locator('[data-shared-connection="Team provider"]');
+    await card.waitFor();
+    expect(await textOf(card)).toContain("everyone");
+    expect(await page.content()).not.toContain(fake.apiKey);
+
+    const other = await openTab(browser, parley.url);
+    try {
+      const p = other.page;
+      await p.getByRole("button", { name: "Sign up" }).click();
+      await p.getByLabel("Username").fill(dave.username);
+      await p.getByLabel("Password").fill(dave.password);
+      await p.getByRole("button", { name: "Create account" }).click();
+      await p.getByTestId("user-name").filter({ hasText: dave.username }).waitFor();
+      // No config of his own, and yet a chat can start: with the shared connection.
+      const picker = p.getByLabel("API config");
+      await waitUntil("the shared connection offered", async () =>
+        (await picker.locator("option").allTextContents()).some((o) => o.includes("Team provider") && o.includes("(shared)")),
+      );
+      await fake.script([{ text: "Shared hello to you" }, { text: "Shared title" }]);
+      await p.locator("#composer").fill("hello through the team");
+      await p.locator("#composer").press("Enter");
+      await p.locator("article[data-role=assistant][data-status=complete]").filter({ hasText: "Shared hello to you" }).waitFor();
+      expect(await p.content()).not.toContain(fake.apiKey);
+      expect(await p.content()).not.toContain(fake.baseUrl);
+
+      // His tokens and their cost, per model.
+      await p.goto(`${parley.url}/settings/usage`);
+      const table = p.getByTestId("usage-table").first();
+      await table.waitFor();
+      const row = normalise(await textOf(table.locator("tbody tr").first()));
+      expect(row).toContain("fake-model");
+      expect(row).toMatch(/\$0\.\d*[1-9]/);
+    } finally {
+      watchPage(page);
+      await other.context.close();
+    }
+
+    // The administrator sees it per user.
+    const perUser = page.locator('section[aria-labelledby="usage-per-user-title"]');
+    await page.reload();
+    await perUser.getByTestId("usage-table").filter({ hasText: dave.username }).waitFor();
+  });
+
   step("sign-up needing approval, then an invite code, set from the admin page", async () => {
     const suffix = Date.now().toString(36);
     const erin = { username: `erin_${suffix}`, password: "erin's long password" };

@@ -23,6 +23,7 @@ use crate::convert;
 use crate::ids::MessageId;
 use crate::llm_client::LlmClient;
 use crate::store::{ChatStore, FinishedAnswer, MessageStatus, SavedText};
+use crate::usage::{UsageCharge, UsageMeter};
 use crate::validation;
 
 /// What kind of turn an answer is: what its end does to the conversation.
@@ -73,6 +74,8 @@ pub struct GenerationJob {
     pub trace: TraceHeaders,
     pub settings: GenerationSettings,
     pub turn: Turn,
+    /// Who the answer's tokens are charged to (`token_usage`), and at what price.
+    pub usage: UsageMeter,
 }
 
 impl Reservation {
@@ -155,13 +158,20 @@ impl GenerationJob {
             error_reason: error_reason.map(Reason::as_str).unwrap_or_default(),
             now: now_millis(),
         };
+        let reported = usage.map(|u| (u.prompt_tokens, u.completion_tokens));
+        let charge = self
+            .usage
+            .charge(reported, &format!("{reasoning}{content}"), answer.now);
         let sole_answer_to = match outcome {
             Outcome::Complete(_) | Outcome::Cut | Outcome::Stopped(_) => self.turn.replaces_answers_to(),
             Outcome::Failed { .. } => None,
         };
         // The session stays claimed until its answer is stored: a next question must not be
         // answered without this answer in its context.
-        if let Err(e) = self.persist_final(&answer, sole_answer_to, &registry.shutdown).await {
+        if let Err(e) = self
+            .persist_final(&answer, sole_answer_to, charge.as_ref(), &registry.shutdown)
+            .await
+        {
             // Never COMPLETED for an answer that is not stored. The row stays STREAMING with
             // the text of its last progress write until the abandoned-answer sweep marks it
             // FAILED. The task's end frees the session and closes the log.
@@ -325,6 +335,7 @@ impl GenerationJob {
         &self,
         answer: &FinishedAnswer<'_>,
         sole_answer_to: Option<MessageId>,
+        charge: Option<&UsageCharge>,
         shutdown: &CancellationToken,
     ) -> Result<(), sqlx::Error> {
         let give_up_at = tokio::time::Instant::now() + self.settings.max_duration;
@@ -333,7 +344,7 @@ impl GenerationJob {
         loop {
             let error = match self
                 .store
-                .finish_answer(self.generation.message_id, answer, sole_answer_to)
+                .finish_answer(self.generation.message_id, answer, sole_answer_to, charge)
                 .await
             {
                 Ok(()) => {

@@ -82,6 +82,7 @@ impl ChatService {
         }
         let owner = self.store.mark_owner_erased(account_id, now_millis()).await?;
         self.owners.remove(account_id);
+        self.store.delete_grants_of(account_id).await?;
         let erased = self.erase_owner(owner).await?;
         tracing::info!(
             user_id,
@@ -129,6 +130,7 @@ impl ChatService {
                 break;
             }
         }
+        self.store.delete_usage_of(owner).await?;
         loop {
             let deleted = self.store.delete_api_configs_batch(owner, ERASE_BATCH).await?;
             erased.api_configs += deleted;

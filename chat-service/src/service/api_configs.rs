@@ -193,7 +193,7 @@ impl ChatService {
     }
 }
 
-fn name_taken(error: Error) -> Error {
+pub(super) fn name_taken(error: Error) -> Error {
     match error {
         Error::Database(e) if is_unique_violation(&e) => Error::AlreadyExists {
             field: "name",

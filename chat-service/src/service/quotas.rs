@@ -13,7 +13,6 @@ use crate::store::{AccountUsageRow, OwnerUsage, QuotaOverrides, QuotaWrite};
 use crate::validation;
 
 /// The access token role of administrators.
-const ADMIN_ROLE: &str = "admin";
 /// Accounts one ListAccountUsage may name.
 const MAX_ACCOUNT_IDS: usize = 200;
 
@@ -216,11 +215,7 @@ pub(super) fn bytes_of(text: &str) -> i64 {
 }
 
 fn require_admin(caller: &AuthenticatedUser, what: &'static str) -> Result<(), Error> {
-    if caller.role == ADMIN_ROLE {
-        Ok(())
-    } else {
-        Err(Error::AdminOnly(what))
-    }
+    ChatService::administrator(caller, what).map(drop)
 }
 
 /// An account id as user-service issues them: a UUID (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`).

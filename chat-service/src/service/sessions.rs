@@ -59,8 +59,9 @@ impl ChatService {
             ),
             None => None,
         };
+        // An own config, or a shared connection granted to the user.
         if let Some(id) = input.api_config_id {
-            self.api_config(user_id, id).await?;
+            self.usable_config(user_id, id).await?;
         }
         // The persona's prompt is copied: later edits of the persona do not change old chats.
         let system_prompt = match (&input.system_prompt, &persona) {
@@ -150,7 +151,7 @@ impl ChatService {
             None => current.api_config_id,
             Some(None) => None,
             Some(Some(config_id)) => {
-                self.api_config(user_id, config_id).await?;
+                self.usable_config(user_id, config_id).await?;
                 Some(config_id)
             }
         };

@@ -14,6 +14,7 @@ use parley_service_kit::database::now_millis;
 use parley_service_kit::trace_context::TraceHeaders;
 
 use super::quotas::bytes_of;
+use super::shared_connections::{SharedTerms, UsableConfig};
 use super::{ChatService, STOP_WAIT};
 use crate::Error;
 use crate::api_key::ApiKey;
@@ -26,12 +27,15 @@ use crate::ids::{ApiConfigId, MessageId, OwnerId, SessionId};
 use crate::page_token::MessageCursor;
 use crate::quota::Quota;
 use crate::store::{ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, NewExchange, Role, SessionRow};
+use crate::usage::{ModelPrice, UsageMeter};
 use crate::validation;
 
-/// A config with its key opened, ready to call the provider with.
+/// A config with its key opened, ready to call the provider with; a shared connection's
+/// terms (prices, limits) with it.
 struct Provider {
     config: ApiConfigRow,
     api_key: ApiKey,
+    shared: Option<SharedTerms>,
 }
 
 impl ChatService {
@@ -48,6 +52,7 @@ impl ChatService {
         validation::content("content", content)?;
         let session = self.session(user_id, session_id).await?;
         let provider = self.provider_for(user_id, &session, api_config_id).await?;
+        self.check_shared_use(user_id, &session, &provider).await?;
         let reservation = self.reserve(user_id, session_id).await?;
         let model = model_of(&session, &provider);
         // A question is a message of the day's and text stored; its answer is not counted
@@ -120,6 +125,7 @@ impl ChatService {
         };
         let session = self.session(user_id, old.session_id).await?;
         let provider = self.provider_for(user_id, &session, api_config_id).await?;
+        self.check_shared_use(user_id, &session, &provider).await?;
         let reservation = self.reserve(user_id, session.id).await?;
         let model = model_of(&session, &provider);
         // A new answer is a message of the day's, refused once the account stores all it may.
@@ -141,23 +147,37 @@ impl ChatService {
     }
 
     /// The config that answers: the one the request names, else the session's, else the
-    /// user's default; with its key opened.
+    /// user's default; with its key opened. A named one may be a shared connection granted to
+    /// the user.
     async fn provider_for(
         &self,
         user_id: OwnerId,
         session: &SessionRow,
         requested: Option<ApiConfigId>,
     ) -> Result<Provider, Error> {
-        let config = match requested.or(session.api_config_id) {
-            Some(id) => self.api_config(user_id, id).await?,
-            None => self
-                .store
-                .default_api_config(user_id)
-                .await?
-                .ok_or_else(|| Error::NoApiConfig)?,
+        let usable = match requested.or(session.api_config_id) {
+            Some(id) => self.usable_config(user_id, id).await?,
+            None => UsableConfig {
+                config: self.store.default_api_config(user_id).await?.ok_or(Error::NoApiConfig)?,
+                shared: None,
+            },
         };
-        let api_key = self.open_key(&config)?;
-        Ok(Provider { config, api_key })
+        let api_key = self.open_key(&usable.config)?;
+        Ok(Provider {
+            config: usable.config,
+            api_key,
+            shared: usable.shared,
+        })
+    }
+
+    /// A shared connection answers only with a model it offers, and only while the user is
+    /// under its token limits: checked before anything is stored or the provider called.
+    async fn check_shared_use(&self, user_id: OwnerId, session: &SessionRow, provider: &Provider) -> Result<(), Error> {
+        let Some(terms) = &provider.shared else {
+            return Ok(());
+        };
+        terms.price_of(&model_of(session, provider))?;
+        self.check_token_limits(user_id, terms).await
     }
 
     /// Claims the session here, and, when other instances share the database, checks the
@@ -193,6 +213,10 @@ impl ChatService {
         trace: TraceHeaders,
     ) -> Result<Arc<Generation>, Error> {
         let messages = self.context(session, question).await?;
+        let prompt_estimate = messages
+            .iter()
+            .map(|m| context_budget::estimate_tokens(&m.content) as i64)
+            .sum();
         let request = llm::StreamChatRequest {
             provider: Some(llm::Provider {
                 base_url: provider.config.base_url.clone(),
@@ -205,6 +229,22 @@ impl ChatService {
                 top_p: None,
                 max_tokens: None,
             }),
+        };
+        let usage = UsageMeter {
+            owner: session.user_id,
+            config_id: provider.config.id,
+            shared: provider.shared.is_some(),
+            model: answer.model.clone(),
+            price: match &provider.shared {
+                Some(terms) => terms.price_of(&answer.model)?,
+                None => ModelPrice::default(),
+            },
+            currency: provider
+                .shared
+                .as_ref()
+                .map(|t| t.row.currency.clone())
+                .unwrap_or_default(),
+            prompt_estimate,
         };
         let generation = Generation::new(session.user_id, convert::message(answer));
         tracing::info!(
@@ -223,6 +263,7 @@ impl ChatService {
             trace,
             settings: self.settings.clone(),
             turn,
+            usage,
         }))
     }
 
@@ -284,7 +325,7 @@ impl ChatService {
                 error_reason: "",
                 now: now_millis(),
             };
-            if let Err(e) = self.store.finish_answer(answer_id, &failed, None).await {
+            if let Err(e) = self.store.finish_answer(answer_id, &failed, None, None).await {
                 tracing::error!(error = %e, message_id = answer_id.0, "could not mark an answer that never started");
             }
         }

@@ -6,6 +6,7 @@ use sqlx::AnyConnection;
 
 use super::{ChatStore, FinishedAnswer, MessageRow, MessageStatus, NewExchange, Role, SavedText};
 use crate::ids::{MessageId, OwnerId, SessionId};
+use crate::usage::UsageCharge;
 
 impl ChatStore {
     /// Answers being generated (by any instance): (in `session_id`, in all of `user_id`'s
@@ -175,12 +176,13 @@ impl ChatStore {
 
     /// Writes how the generation ended. With `sole_answer_to` (a question's id), this answer
     /// becomes the question's only one: every other finished answer to it is deleted, in the
-    /// same transaction.
+    /// same transaction, as is adding `charge` to `token_usage`.
     pub async fn finish_answer(
         &self,
         id: MessageId,
         answer: &FinishedAnswer<'_>,
         sole_answer_to: Option<MessageId>,
+        charge: Option<&UsageCharge>,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -210,6 +212,9 @@ impl ChatStore {
             .bind(MessageStatus::Streaming.as_str())
             .execute(&mut *tx)
             .await?;
+        }
+        if let Some(charge) = charge {
+            Self::record_usage(&mut tx, charge).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -18,13 +18,14 @@ impl ChatStore {
         now: i64,
     ) -> Result<ApiConfigId, E> {
         let mut tx = self.pool.begin().await?;
-        let id = Self::insert_api_config_in(&mut tx, user_id, fields, api_key_hint, seal, now).await?;
+        let id = Self::insert_config_with_key(&mut tx, user_id, fields, api_key_hint, seal, now).await?;
         tx.commit().await?;
         Ok(id)
     }
 
-    /// [`ChatStore::insert_api_config`]'s statements, in the caller's transaction.
-    pub(super) async fn insert_api_config_in<E: From<sqlx::Error>>(
+    /// The row and its sealed key, within the caller's transaction (an error must drop it:
+    /// no row without its key).
+    pub(super) async fn insert_config_with_key<E: From<sqlx::Error>>(
         conn: &mut AnyConnection,
         user_id: OwnerId,
         fields: &ConfigFields<'_>,
@@ -44,7 +45,6 @@ impl ChatStore {
         .bind(now)
         .fetch_one(&mut *conn)
         .await?;
-        // An error drops the transaction: no row without its key.
         let sealed = seal(id)?;
         sqlx::query(
             "UPDATE api_configs SET api_key_ciphertext = $1, api_key_nonce = $2, api_key_key_version = $3 WHERE id = $4",
@@ -106,6 +106,19 @@ impl ChatStore {
         key: Option<(SealedKey, &str)>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        Self::update_config_in(&mut conn, user_id, id, fields, key, now).await
+    }
+
+    /// [`ChatStore::update_api_config`] on the caller's connection (or transaction).
+    pub(super) async fn update_config_in(
+        conn: &mut AnyConnection,
+        user_id: OwnerId,
+        id: ApiConfigId,
+        fields: &ConfigFields<'_>,
+        key: Option<(SealedKey, &str)>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         let result = match key {
             Some((sealed, hint)) => {
                 sqlx::query(
@@ -123,7 +136,7 @@ impl ChatStore {
                 .bind(now)
                 .bind(id)
                 .bind(user_id)
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await?
             }
             None => {
@@ -137,7 +150,7 @@ impl ChatStore {
                 .bind(now)
                 .bind(id)
                 .bind(user_id)
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await?
             }
         };

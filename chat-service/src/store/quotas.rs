@@ -221,7 +221,7 @@ impl QuotaWrite {
         now: i64,
     ) -> Result<ApiConfigId, E> {
         let owner = self.owner;
-        ChatStore::insert_api_config_in(self.conn(), owner, fields, api_key_hint, seal, now).await
+        ChatStore::insert_config_with_key(self.conn(), owner, fields, api_key_hint, seal, now).await
     }
 
     pub async fn insert_exchange(&mut self, new: &NewExchange<'_>) -> Result<(MessageId, MessageId), sqlx::Error> {

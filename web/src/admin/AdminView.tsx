@@ -9,6 +9,8 @@ import { formatTime } from "../ui/time";
 import { SignupSettings } from "./SignupSettings";
 import { AccountUsage } from "./AccountUsage";
 import { describeError } from "../ui/errorText";
+import { SharedConnections } from "./SharedConnections";
+import { UsagePerUser } from "./UsagePerUser";
 
 const PAGE_SIZE = 20;
 
@@ -102,6 +104,8 @@ export default function AdminView({ onOpenSidebar }: { onOpenSidebar: () => void
       <div className="min-h-0 flex-1 overflow-y-auto bg-white">
         <div className="mx-auto max-w-5xl px-4 py-6 sm:px-6">
           <SignupSettings />
+          <SharedConnections />
+          <UsagePerUser />
           <h2 id="accounts-title" tabIndex={-1} className="mb-4 text-lg font-semibold outline-none">
             {t("accounts")}
           </h2>

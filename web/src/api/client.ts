@@ -11,6 +11,8 @@ import { SessionService } from "../gen/parley/chat/v1/session_pb";
 import { MessageService } from "../gen/parley/chat/v1/message_pb";
 import { QuotaService } from "../gen/parley/chat/v1/quota_pb";
 import { pageLocale, quotaRefusal, quotaSentence } from "./quota";
+import { SharedConnectionService } from "../gen/parley/chat/v1/shared_connection_pb";
+import { UsageService } from "../gen/parley/chat/v1/usage_pb";
 import { SessionUnreachable, TokenManager, type SignedIn } from "../auth/tokens";
 import { linkTabs } from "../auth/peers";
 
@@ -103,6 +105,10 @@ export function createApi(makeTransport: TransportFactory = sameOriginGrpcWeb) {
     messages: createClient(MessageService, transport),
     /** Usage and limits; all but getMyQuota are for administrators. */
     quotas: createClient(QuotaService, transport),
+    /** ListAvailableSharedConnections for everyone; the rest for administrators only. */
+    sharedConnections: createClient(SharedConnectionService, transport),
+    /** GetMyUsage for everyone; ListUsage for administrators only. */
+    usage: createClient(UsageService, transport),
   };
 }
 

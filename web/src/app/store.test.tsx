@@ -7,6 +7,7 @@ import { StoreProvider, useStore } from "./store";
 import { SessionSchema, SessionService, type ListSessionsRequest, type Session } from "../gen/parley/chat/v1/session_pb";
 import { PersonaService } from "../gen/parley/chat/v1/persona_pb";
 import { ApiConfigService } from "../gen/parley/chat/v1/api_config_pb";
+import { SharedConnectionService } from "../gen/parley/chat/v1/shared_connection_pb";
 import { UserSchema } from "../gen/parley/user/v1/user_pb";
 
 afterEach(cleanup);
@@ -31,6 +32,7 @@ function chatService() {
           },
         });
         service(PersonaService, { listPersonas: () => ({ personas: [] }) });
+        service(SharedConnectionService, { listAvailableSharedConnections: () => ({ sharedConnections: [] }) });
         service(ApiConfigService, {
           listApiConfigs: () => {
             throw new ConnectError("chat-service unavailable", Code.Unavailable);

@@ -5,6 +5,8 @@ import type { User } from "../gen/parley/user/v1/user_pb";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
 import type { Persona } from "../gen/parley/chat/v1/persona_pb";
 import type { ApiConfig } from "../gen/parley/chat/v1/api_config_pb";
+import type { AvailableSharedConnection } from "../gen/parley/chat/v1/shared_connection_pb";
+import { chatConfigs as joinChatConfigs, type ChatConfig } from "../chat/chatConfigs";
 
 /** Where a list the page reads from the server stands. */
 export type LoadState = { status: "loading" } | { status: "ready" } | { status: "failed"; error: string };
@@ -28,6 +30,8 @@ interface Store {
   personas: Persona[];
   reloadPersonas: () => Promise<void>;
   configs: ApiConfig[];
+  /** Own configs, then the shared connections the user may chat with: what chats pick from. */
+  chatConfigs: ChatConfig[];
   reloadConfigs: () => Promise<void>;
   /** Personas and API configs, which a new chat needs. */
   catalogLoad: LoadState;
@@ -62,6 +66,7 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
   const [showArchived, setShowArchived] = useState(false);
   const [personas, setPersonas] = useState<Persona[]>([]);
   const [configs, setConfigs] = useState<ApiConfig[]>([]);
+  const [sharedConfigs, setSharedConfigs] = useState<AvailableSharedConnection[]>([]);
   const [catalogLoad, setCatalogLoad] = useState<LoadState>({ status: "loading" });
   const [catalogAttempt, setCatalogAttempt] = useState(0);
 
@@ -127,9 +132,11 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
   }, [api]);
 
   const reloadConfigs = useCallback(async () => {
-    const res = await api.apiConfigs.listApiConfigs({});
+    const [res, shared] = await Promise.all([api.apiConfigs.listApiConfigs({}), api.sharedConnections.listAvailableSharedConnections({})]);
     setConfigs(res.apiConfigs);
+    setSharedConfigs(shared.sharedConnections);
   }, [api]);
+  const chatConfigs = useMemo(() => joinChatConfigs(configs, sharedConfigs), [configs, sharedConfigs]);
 
   useEffect(() => {
     let cancelled = false;
@@ -168,6 +175,7 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
       personas,
       reloadPersonas,
       configs,
+      chatConfigs,
       reloadConfigs,
       catalogLoad,
       retryCatalog,
@@ -185,6 +193,7 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
       personas,
       reloadPersonas,
       configs,
+      chatConfigs,
       reloadConfigs,
       catalogLoad,
       retryCatalog,

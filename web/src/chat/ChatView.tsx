@@ -70,7 +70,7 @@ export function ChatHeader({
 
 function useCounterpart(session: Session | null) {
   const t = useT();
-  const { personas, configs } = useStore();
+  const { personas, chatConfigs: configs } = useStore();
   const persona = session?.personaId !== undefined ? personas.find((p) => p.id === session.personaId) : undefined;
   const config = session?.apiConfigId !== undefined ? configs.find((c) => c.id === session.apiConfigId) : configs[0];
   return {
@@ -665,7 +665,7 @@ function SessionMenu({ session, onChanged }: { session: Session; onChanged: (s: 
 /** The model under the persona's name: a menu to answer this chat with another API config. */
 function ModelSwitcher({ session, model, onChanged }: { session: Session; model: string; onChanged: (s: Session) => void }) {
   const t = useT();
-  const { api, configs } = useStore();
+  const { api, chatConfigs: configs } = useStore();
   const toast = useToast();
   const current = session.apiConfigId ?? configs[0]?.id;
   const choose = async (configId: bigint) => {
@@ -696,7 +696,7 @@ function ModelSwitcher({ session, model, onChanged }: { session: Session; model:
         </>
       }
       items={configs.map((c) => ({
-        label: `${c.name} · ${c.model}`,
+        label: `${c.name} · ${c.model}${c.shared ? ` (${t("shared")})` : ""}`,
         icon: <CheckIcon width={14} height={14} className={c.id === current ? "" : "invisible"} />,
         onSelect: () => void choose(c.id),
       }))}

@@ -13,7 +13,8 @@ import { Logo } from "../ui/icons";
  * preselected), write the first message; sending creates the session and opens it. */
 export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
   const t = useT();
-  const { api, user, personas, configs, catalogLoad, retryCatalog, upsertSession } = useStore();
+  // Own configs and granted shared connections alike.
+  const { api, user, personas, chatConfigs: configs, catalogLoad, retryCatalog, upsertSession } = useStore();
   // A first message the server refused comes back here with its error and its choices.
   const [refused] = useState(refusedFirstMessage);
   useEffect(forgetRefusedFirstMessage, []);
@@ -120,6 +121,7 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
                   {configs.map((c) => (
                     <option key={c.id.toString()} value={c.id.toString()}>
                       {c.name} · {c.model}
+                      {c.shared ? ` (${t("shared")})` : ""}
                     </option>
                   ))}
                 </select>

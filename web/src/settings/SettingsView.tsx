@@ -5,6 +5,7 @@ import { ApiConfigsPanel } from "./ApiConfigsPanel";
 import { PersonasPanel } from "./PersonasPanel";
 import { PasswordPanel, ProfilePanel } from "./AccountPanels";
 import { QuotaPanel } from "./QuotaPanel";
+import { TokenUsagePanel } from "./TokenUsagePanel";
 
 const tabs: { id: SettingsTab; label: MessageKey }[] = [
   { id: "profile", label: "profile" },
@@ -44,7 +45,12 @@ export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab;
           {tab === "password" && <PasswordPanel />}
           {tab === "api-configs" && <ApiConfigsPanel />}
           {tab === "personas" && <PersonasPanel />}
-          {tab === "usage" && <QuotaPanel />}
+          {tab === "usage" && (
+            <div className="space-y-8">
+              <QuotaPanel />
+              <TokenUsagePanel />
+            </div>
+          )}
         </div>
       </div>
     </>
