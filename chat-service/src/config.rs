@@ -34,6 +34,11 @@ pub struct Config {
     pub adopt_legacy_chats: bool,
     /// How often erased accounts are checked for rows left behind.
     pub erased_sweep_interval: Duration,
+    /// Members per room, rooms per account, message size and rate.
+    pub room_limits: crate::RoomLimits,
+    /// NATS (`nats://host:4222`) carrying room events between instances sharing a database;
+    /// None: room events stay in this process.
+    pub nats_url: Option<String>,
 }
 
 // Never print key material.
@@ -46,6 +51,8 @@ impl std::fmt::Debug for Config {
             .field("master_keys", &self.master_keys)
             .field("generation", &self.generation)
             .field("adopt_legacy_chats", &self.adopt_legacy_chats)
+            .field("room_limits", &self.room_limits)
+            .field("nats_url", &self.nats_url)
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +69,8 @@ impl Config {
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
             adopt_legacy_chats: false,
             erased_sweep_interval: crate::service::ERASED_SWEEP_INTERVAL,
+            room_limits: crate::RoomLimits::default(),
+            nats_url: None,
         }
     }
 

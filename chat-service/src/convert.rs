@@ -3,9 +3,13 @@
 //! Times become Timestamps here and nowhere else; ids become the protos' int64; API keys
 //! never leave the row (only their hint does).
 
+mod rooms;
+
 use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::timestamp::from_unix_millis;
+
+pub use rooms::{invitation, member, room, room_message};
 
 use crate::store::{ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, PersonaRow, Role, SessionRow};
 

@@ -7,6 +7,7 @@ mod account_data;
 mod api_configs;
 mod messages;
 mod personas;
+mod rooms;
 mod sessions;
 
 use std::collections::HashSet;
@@ -21,6 +22,7 @@ use tonic::{Request, Status};
 use crate::Error;
 use crate::ids::OwnerId;
 use crate::service::ChatService;
+pub use rooms::RoomApi;
 
 /// All four services share one [`ChatService`].
 #[derive(Clone)]

@@ -12,6 +12,7 @@ mod accounts;
 mod api_configs;
 mod messages;
 mod personas;
+mod rooms;
 mod sessions;
 mod turns;
 
@@ -23,6 +24,7 @@ use parley_service_kit::database::now_millis;
 pub use accounts::ERASED_SWEEP_INTERVAL;
 pub use api_configs::{ConfigChange, ProviderTarget};
 pub use personas::PersonaChange;
+pub use rooms::{RoomChange, RoomLimits, Rooms};
 pub use sessions::{NewSessionInput, SessionChange};
 
 use crate::Error;

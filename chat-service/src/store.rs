@@ -16,6 +16,7 @@ mod api_configs;
 mod messages;
 mod owners;
 mod personas;
+mod rooms;
 mod sealed_keys;
 mod sessions;
 
@@ -25,6 +26,11 @@ use sqlx::AnyPool;
 use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, SessionId};
 use crate::key_cipher::SealedKey;
 pub use owners::OwnerRow;
+pub use rooms::messages::{NewRoomMessage, RoomMessageRow};
+pub use rooms::{
+    AuthorKind, InvitationRow, InviteCodeRow, MemberRow, RoomEventRow, RoomFields, RoomMessageType, RoomRole, RoomRow,
+    Visibility,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiConfigRow {

@@ -91,6 +91,7 @@ async fn buf_curl_lists_services_and_logs_in_over_grpc_web() {
         "parley.chat.v1.MessageService",
         "parley.chat.v1.ApiConfigService",
         "parley.chat.v1.PersonaService",
+        "parley.chat.v1.RoomService",
     ] {
         assert!(
             services.lines().any(|l| l.trim() == service),

@@ -680,6 +680,7 @@ async fn reflection_lists_the_public_services_only() {
             "parley.chat.v1.ApiConfigService",
             "parley.chat.v1.MessageService",
             "parley.chat.v1.PersonaService",
+            "parley.chat.v1.RoomService",
             "parley.chat.v1.SessionService",
             "parley.user.v1.AdminService",
             "parley.user.v1.UserService",

@@ -78,7 +78,10 @@ pub mod llm {
 mod redacted_debug {
     use std::fmt;
 
-    use crate::chat::v1::{CreateApiConfigRequest, ProviderSettings, UpdateApiConfigRequest};
+    use crate::chat::v1::{
+        CreateApiConfigRequest, CreateInviteCodeResponse as RoomInviteCodeResponse, JoinByInviteCodeRequest,
+        ProviderSettings, UpdateApiConfigRequest,
+    };
     use crate::llm::v1::Provider;
     use crate::user::v1::{
         ChangePasswordRequest, CreateInviteCodeResponse, DeleteAccountRequest, LoginRequest, LoginResponse,
@@ -162,6 +165,8 @@ mod redacted_debug {
     debug_without_secrets!(ResetPasswordRequest { login } secret { code, new_password });
     debug_without_secrets!(DeleteAccountRequest {} secret { password });
     debug_without_secrets!(CreateInviteCodeResponse { invite } secret { code });
+    debug_without_secrets!(RoomInviteCodeResponse { expires_at, max_uses } secret { code });
+    debug_without_secrets!(JoinByInviteCodeRequest {} secret { code });
 
     #[cfg(test)]
     #[allow(clippy::unwrap_used)]
