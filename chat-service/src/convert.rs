@@ -9,7 +9,7 @@ use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::timestamp::from_unix_millis;
 
-pub use rooms::{invitation, member, room, room_message};
+pub use rooms::{invitation, member, role, room, room_message};
 
 use crate::store::{ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, PersonaRow, Role, SessionRow};
 

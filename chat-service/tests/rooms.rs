@@ -944,3 +944,53 @@ on_every_backend!(room_limits_hold, |db_url: String| async move {
     );
     stack.stop().await;
 });
+
+on_every_backend!(read_status_counts_what_is_unread, |db_url: String| async move {
+    let stack = Stack::start(&db_url).await;
+    let alice = person(&stack, "alice").await;
+    let bob = person(&stack, "bob").await;
+    let room = create_room(&alice, "news", pb::RoomVisibility::Private).await;
+    invite_and_accept(&alice, room.id, &bob).await;
+    let first = post(&alice, room.id, "first").await.unwrap();
+    let second = post(&alice, room.id, "second").await.unwrap();
+    post(&bob, room.id, "my own does not count").await.unwrap();
+    assert_eq!(room_of(&bob, room.id).await.unwrap().unread_count, 2);
+    let mark = |id: i64| {
+        let bob = &bob;
+        async move {
+            bob.user
+                .rooms()
+                .mark_room_read(bob.user.req(pb::MarkRoomReadRequest {
+                    room_id: room.id,
+                    message_id: id,
+                }))
+                .await
+                .map(|r| r.into_inner().room.unwrap())
+        }
+    };
+    assert_eq!(mark(first.id).await.unwrap().unread_count, 1);
+    assert_eq!(mark(second.id).await.unwrap().unread_count, 0);
+    // Never backwards.
+    assert_eq!(mark(first.id).await.unwrap().unread_count, 0);
+    assert_code(mark(second.id + 1_000).await, Code::NotFound);
+    let members = bob
+        .user
+        .rooms()
+        .list_members(bob.user.req(pb::ListMembersRequest { room_id: room.id }))
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    let bobs = members.iter().find(|m| m.account_id == bob.account).unwrap();
+    assert_eq!(bobs.last_read_message_id, Some(second.id));
+    let mine = alice
+        .user
+        .rooms()
+        .list_my_rooms(alice.user.req(pb::ListMyRoomsRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .rooms;
+    assert_eq!(mine[0].unread_count, 1, "bob's message is unread for alice");
+    stack.stop().await;
+});

@@ -29,6 +29,8 @@ CREATE TABLE room_members (
     muted_until BIGINT,
     -- Banned: not a member any more and may not join again; the row remembers the ban.
     banned_at BIGINT,
+    -- The newest message the member has read (read status, unread counts).
+    last_read_message_id BIGINT,
     PRIMARY KEY (room_id, member_id)
 );
 CREATE INDEX room_members_member ON room_members (member_id, room_id);

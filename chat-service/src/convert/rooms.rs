@@ -18,6 +18,7 @@ pub fn room(row: &RoomRow, my_role: Option<RoomRole>) -> pb::Room {
         created_at: Some(from_unix_millis(row.created_at)),
         updated_at: Some(from_unix_millis(row.updated_at)),
         my_role: my_role.map_or(pb::RoomRole::Unspecified, role) as i32,
+        unread_count: 0,
     }
 }
 
@@ -43,6 +44,7 @@ pub fn member(row: &MemberRow) -> pb::RoomMember {
         role: role(row.role) as i32,
         joined_at: Some(from_unix_millis(row.joined_at)),
         muted_until: row.muted_until.map(from_unix_millis),
+        last_read_message_id: row.last_read_message_id.map(|id| id.0),
     }
 }
 

@@ -277,6 +277,19 @@ impl RoomService for RoomApi {
         }))
     }
 
+    async fn mark_room_read(
+        &self,
+        request: Request<pb::MarkRoomReadRequest>,
+    ) -> Result<Response<pb::MarkRoomReadResponse>, Status> {
+        let me = self.caller(&request).await?;
+        let r = request.into_inner();
+        let room = self
+            .rooms
+            .mark_read(me, RoomId(r.room_id), MessageId(r.message_id))
+            .await?;
+        Ok(Response::new(pb::MarkRoomReadResponse { room: Some(room) }))
+    }
+
     type WatchRoomEventsStream = EventStream<pb::WatchRoomEventsResponse>;
 
     async fn watch_room_events(

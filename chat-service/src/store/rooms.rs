@@ -2,12 +2,17 @@
 //! `chat_messages` in the room's own session). The service checks membership and roles before
 //! calling anything here that takes a room id; these statements only read and write.
 
+mod events;
+mod invites;
 pub mod messages;
+
+pub use events::RoomEventRow;
+pub use invites::{InvitationRow, InviteCodeRow};
 
 use parley_service_kit::database::flag;
 
 use super::ChatStore;
-use crate::ids::{OwnerId, RoomEventId, RoomId, RoomInviteId, SessionId};
+use crate::ids::{MessageId, OwnerId, RoomId, SessionId};
 
 /// A stored word this version does not know (a newer version wrote it, or a hand edit).
 #[derive(Debug, thiserror::Error)]
@@ -90,47 +95,12 @@ pub struct MemberRow {
     pub joined_at: i64,
     pub muted_until: Option<i64>,
     pub banned_at: Option<i64>,
+    pub last_read_message_id: Option<MessageId>,
 }
 
 const MEMBER_COLUMNS: &str = "m.room_id, m.member_id, COALESCE(o.account_id, '') AS account_id, m.role, \
-     m.joined_at, m.muted_until, m.banned_at";
+     m.joined_at, m.muted_until, m.banned_at, m.last_read_message_id";
 const MEMBER_FROM: &str = "room_members m JOIN chat_owners o ON o.id = m.member_id";
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct InvitationRow {
-    pub id: RoomInviteId,
-    pub room_id: RoomId,
-    pub room_name: String,
-    pub inviter_account: String,
-    pub invitee_id: OwnerId,
-    pub invitee_account: String,
-    pub created_at: i64,
-}
-
-const INVITATION_SELECT: &str = "SELECT i.id, i.room_id, r.name AS room_name, \
-     COALESCE(a.account_id, '') AS inviter_account, i.invitee_id, COALESCE(b.account_id, '') AS invitee_account, \
-     i.created_at FROM room_invites i JOIN rooms r ON r.id = i.room_id \
-     JOIN chat_owners a ON a.id = i.inviter_id JOIN chat_owners b ON b.id = i.invitee_id";
-
-/// An invite code as found by its hash.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct InviteCodeRow {
-    pub id: RoomInviteId,
-    pub room_id: RoomId,
-    pub expires_at: Option<i64>,
-    pub max_uses: Option<i64>,
-    pub uses: i64,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RoomEventRow {
-    pub id: RoomEventId,
-    pub room_id: RoomId,
-    pub subject_id: Option<OwnerId>,
-    pub subject_only: i64,
-    pub payload: Vec<u8>,
-    pub created_at: i64,
-}
 
 /// A room's fields as they will be after a create or update.
 pub struct RoomFields<'a> {
@@ -395,171 +365,36 @@ impl ChatStore {
         tx.commit().await
     }
 
-    // ---- invitations and codes ----
-
-    pub async fn insert_invitation(
-        &self,
-        room: RoomId,
-        inviter: OwnerId,
-        invitee: OwnerId,
-        now: i64,
-    ) -> Result<RoomInviteId, sqlx::Error> {
-        let (id,): (RoomInviteId,) = sqlx::query_as(
-            "INSERT INTO room_invites (room_id, inviter_id, invitee_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(room)
-        .bind(inviter)
-        .bind(invitee)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id)
-    }
-
-    /// A pending invitation of `invitee` (only theirs).
-    pub async fn invitation(&self, id: RoomInviteId, invitee: OwnerId) -> Result<Option<InvitationRow>, sqlx::Error> {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{INVITATION_SELECT} WHERE i.id = $1 AND i.invitee_id = $2 AND i.responded_at IS NULL"
-        )))
-        .bind(id)
-        .bind(invitee)
-        .fetch_optional(&self.pool)
-        .await
-    }
-
-    /// The pending invitation of `invitee` to `room`, if any.
-    pub async fn pending_invitation_to(
-        &self,
-        room: RoomId,
-        invitee: OwnerId,
-    ) -> Result<Option<InvitationRow>, sqlx::Error> {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{INVITATION_SELECT} WHERE i.room_id = $1 AND i.invitee_id = $2 AND i.responded_at IS NULL"
-        )))
-        .bind(room)
-        .bind(invitee)
-        .fetch_optional(&self.pool)
-        .await
-    }
-
-    /// `invitee`'s pending invitations, newest first.
-    pub async fn invitations_of(&self, invitee: OwnerId) -> Result<Vec<InvitationRow>, sqlx::Error> {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{INVITATION_SELECT} WHERE i.invitee_id = $1 AND i.responded_at IS NULL ORDER BY i.id DESC"
-        )))
-        .bind(invitee)
-        .fetch_all(&self.pool)
-        .await
-    }
-
-    /// Marks an invitation answered; false if it already was (a second answer racing).
-    pub async fn respond_to_invitation(&self, id: RoomInviteId, now: i64) -> Result<bool, sqlx::Error> {
-        let answered = sqlx::query("UPDATE room_invites SET responded_at = $2 WHERE id = $1 AND responded_at IS NULL")
-            .bind(id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(answered > 0)
-    }
-
-    pub async fn insert_invite_code(
-        &self,
-        room: RoomId,
-        inviter: OwnerId,
-        code_hash: &str,
-        expires_at: i64,
-        max_uses: Option<i64>,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
+    /// Moves the member's last read message forward to `message` (never back).
+    pub async fn mark_read(&self, room: RoomId, member: OwnerId, message: MessageId) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO room_invites (room_id, inviter_id, code_hash, expires_at, max_uses, created_at) \
-             VALUES ($1, $2, $3, $4, CASE WHEN $6 = 0 THEN NULL ELSE $5 END, $7)",
+            "UPDATE room_members SET last_read_message_id = $3 WHERE room_id = $1 AND member_id = $2 \
+             AND (last_read_message_id IS NULL OR last_read_message_id < $3)",
         )
         .bind(room)
-        .bind(inviter)
-        .bind(code_hash)
-        .bind(expires_at)
-        .bind(max_uses.unwrap_or_default())
-        .bind(flag(max_uses.is_some()))
-        .bind(now)
+        .bind(member)
+        .bind(message)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    pub async fn invite_code(&self, code_hash: &str) -> Result<Option<InviteCodeRow>, sqlx::Error> {
-        sqlx::query_as("SELECT id, room_id, expires_at, max_uses, uses FROM room_invites WHERE code_hash = $1")
-            .bind(code_hash)
-            .fetch_optional(&self.pool)
-            .await
-    }
-
-    /// Counts one use of a code if it is still unexpired and not used up (racing joins cannot
-    /// both take its last use).
-    pub async fn use_invite_code(&self, id: RoomInviteId, now: i64) -> Result<bool, sqlx::Error> {
-        let used = sqlx::query(
-            "UPDATE room_invites SET uses = uses + 1 WHERE id = $1 AND expires_at > $2 \
-             AND (max_uses IS NULL OR uses < max_uses)",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(used > 0)
-    }
-
-    // ---- events ----
-
-    pub async fn insert_room_event(
+    /// Messages in the session by others than `member`, not deleted, after `read`.
+    pub async fn unread_count(
         &self,
-        room: RoomId,
-        subject: Option<OwnerId>,
-        subject_only: bool,
-        payload: &[u8],
-        now: i64,
-    ) -> Result<RoomEventId, sqlx::Error> {
-        let (id,): (RoomEventId,) = sqlx::query_as(
-            "INSERT INTO room_events (room_id, subject_id, subject_only, payload, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        session_id: SessionId,
+        member: OwnerId,
+        read: Option<MessageId>,
+    ) -> Result<i64, sqlx::Error> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM chat_messages WHERE session_id = $1 AND id > $3 AND deleted_at IS NULL \
+             AND (author_id IS NULL OR author_id <> $2)",
         )
-        .bind(room)
-        .bind(subject)
-        .bind(flag(subject_only))
-        .bind(payload)
-        .bind(now)
+        .bind(session_id)
+        .bind(member)
+        .bind(read.unwrap_or(MessageId(0)))
         .fetch_one(&self.pool)
         .await?;
-        Ok(id)
-    }
-
-    /// Up to `limit` events after `after` that `member` may see: those of the rooms they are in
-    /// now, and those about them (their removal from a room, their invitations).
-    pub async fn room_events_after(
-        &self,
-        member: OwnerId,
-        after: RoomEventId,
-        limit: i64,
-    ) -> Result<Vec<RoomEventRow>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, room_id, subject_id, subject_only, payload, created_at FROM room_events \
-             WHERE id > $2 AND (subject_id = $1 OR (subject_only = 0 AND room_id IN \
-                (SELECT room_id FROM room_members WHERE member_id = $1 AND banned_at IS NULL))) \
-             ORDER BY id LIMIT $3",
-        )
-        .bind(member)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-    }
-
-    /// The newest event's id (0 without any).
-    pub async fn last_room_event_id(&self) -> Result<RoomEventId, sqlx::Error> {
-        let (id,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM room_events")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(RoomEventId(id.unwrap_or(0)))
+        Ok(count)
     }
 }

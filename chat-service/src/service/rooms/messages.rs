@@ -174,4 +174,11 @@ impl Rooms {
         };
         Ok((rows.iter().map(|row| convert::room_message(row, room)).collect(), next))
     }
+
+    pub async fn mark_read(&self, me: OwnerId, room: RoomId, message: MessageId) -> Result<pb::Room, Error> {
+        let in_room = self.in_room(me, room).await?;
+        self.message_in(&in_room, message).await?;
+        self.store.mark_read(room, me, message).await?;
+        self.get_room(me, room).await
+    }
 }
