@@ -97,7 +97,9 @@ impl From<Error> for Status {
                 grpc_status::resource_exhausted(error.to_string(), Duration::from_secs(5))
             }
             Error::PermissionDenied(_) | Error::Muted { .. } => Status::permission_denied(error.to_string()),
-            Error::RoomMessageRate { retry_after, .. } => grpc_status::resource_exhausted(error.to_string(), retry_after),
+            Error::RoomMessageRate { retry_after, .. } => {
+                grpc_status::resource_exhausted(error.to_string(), retry_after)
+            }
             Error::LimitReached(_) => Status::resource_exhausted(error.to_string()),
             Error::ShuttingDown => Status::unavailable(error.to_string()),
             // As a revoked token is answered, a few seconds later, by the auth layer.

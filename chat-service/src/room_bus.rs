@@ -125,10 +125,7 @@ impl RoomBus {
                 headers.insert(SUBJECT_HEADER, subject.0.to_string().as_str());
             }
             headers.insert(SUBJECT_ONLY_HEADER, if subject_only { "1" } else { "0" });
-            if let Err(e) = nats
-                .publish_with_headers(NATS_SUBJECT, headers, bytes.into())
-                .await
-            {
+            if let Err(e) = nats.publish_with_headers(NATS_SUBJECT, headers, bytes.into()).await {
                 tracing::warn!(error = %e, "could not publish a room event to NATS");
             }
         }

@@ -83,7 +83,15 @@ async fn events_cross_instances_through_nats() {
         .into_inner()
         .invitation
         .unwrap();
-    match tokio::time::timeout(EVENT_WITHIN, bobs.message()).await.unwrap().unwrap().unwrap().event.unwrap().event {
+    match tokio::time::timeout(EVENT_WITHIN, bobs.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .event
+        .unwrap()
+        .event
+    {
         Some(Event::Invited(invited)) => assert_eq!(invited.id, invitation.id),
         other => panic!("expected the invitation through NATS, got {other:?}"),
     }

@@ -32,7 +32,10 @@ impl RoomApi {
 
 #[tonic::async_trait]
 impl RoomService for RoomApi {
-    async fn create_room(&self, request: Request<pb::CreateRoomRequest>) -> Result<Response<pb::CreateRoomResponse>, Status> {
+    async fn create_room(
+        &self,
+        request: Request<pb::CreateRoomRequest>,
+    ) -> Result<Response<pb::CreateRoomResponse>, Status> {
         let me = self.caller(&request).await?;
         let r = request.into_inner();
         let room = self.rooms.create_room(me, &r.name, &r.topic, r.visibility).await?;
@@ -45,7 +48,10 @@ impl RoomService for RoomApi {
         Ok(Response::new(pb::GetRoomResponse { room: Some(room) }))
     }
 
-    async fn update_room(&self, request: Request<pb::UpdateRoomRequest>) -> Result<Response<pb::UpdateRoomResponse>, Status> {
+    async fn update_room(
+        &self,
+        request: Request<pb::UpdateRoomRequest>,
+    ) -> Result<Response<pb::UpdateRoomResponse>, Status> {
         let me = self.caller(&request).await?;
         let r = request.into_inner();
         let mask = UpdateMask::new(r.update_mask, &["name", "topic", "visibility"])?;
@@ -59,13 +65,19 @@ impl RoomService for RoomApi {
         Ok(Response::new(pb::UpdateRoomResponse { room: Some(room) }))
     }
 
-    async fn delete_room(&self, request: Request<pb::DeleteRoomRequest>) -> Result<Response<pb::DeleteRoomResponse>, Status> {
+    async fn delete_room(
+        &self,
+        request: Request<pb::DeleteRoomRequest>,
+    ) -> Result<Response<pb::DeleteRoomResponse>, Status> {
         let me = self.caller(&request).await?;
         self.rooms.delete_room(me, RoomId(request.get_ref().room_id)).await?;
         Ok(Response::new(pb::DeleteRoomResponse {}))
     }
 
-    async fn list_my_rooms(&self, request: Request<pb::ListMyRoomsRequest>) -> Result<Response<pb::ListMyRoomsResponse>, Status> {
+    async fn list_my_rooms(
+        &self,
+        request: Request<pb::ListMyRoomsRequest>,
+    ) -> Result<Response<pb::ListMyRoomsResponse>, Status> {
         let me = self.caller(&request).await?;
         let rooms = self.rooms.my_rooms(me).await?;
         Ok(Response::new(pb::ListMyRoomsResponse { rooms }))
@@ -86,17 +98,26 @@ impl RoomService for RoomApi {
 
     async fn join_room(&self, request: Request<pb::JoinRoomRequest>) -> Result<Response<pb::JoinRoomResponse>, Status> {
         let me = self.caller(&request).await?;
-        let room = self.rooms.join_public_room(me, RoomId(request.get_ref().room_id)).await?;
+        let room = self
+            .rooms
+            .join_public_room(me, RoomId(request.get_ref().room_id))
+            .await?;
         Ok(Response::new(pb::JoinRoomResponse { room: Some(room) }))
     }
 
-    async fn leave_room(&self, request: Request<pb::LeaveRoomRequest>) -> Result<Response<pb::LeaveRoomResponse>, Status> {
+    async fn leave_room(
+        &self,
+        request: Request<pb::LeaveRoomRequest>,
+    ) -> Result<Response<pb::LeaveRoomResponse>, Status> {
         let me = self.caller(&request).await?;
         self.rooms.leave_room(me, RoomId(request.get_ref().room_id)).await?;
         Ok(Response::new(pb::LeaveRoomResponse {}))
     }
 
-    async fn list_members(&self, request: Request<pb::ListMembersRequest>) -> Result<Response<pb::ListMembersResponse>, Status> {
+    async fn list_members(
+        &self,
+        request: Request<pb::ListMembersRequest>,
+    ) -> Result<Response<pb::ListMembersResponse>, Status> {
         let me = self.caller(&request).await?;
         let members = self.rooms.members(me, RoomId(request.get_ref().room_id)).await?;
         Ok(Response::new(pb::ListMembersResponse { members }))
@@ -121,11 +142,17 @@ impl RoomService for RoomApi {
     ) -> Result<Response<pb::TransferOwnershipResponse>, Status> {
         let me = self.caller(&request).await?;
         let r = request.into_inner();
-        let room = self.rooms.transfer_ownership(me, RoomId(r.room_id), &r.account_id).await?;
+        let room = self
+            .rooms
+            .transfer_ownership(me, RoomId(r.room_id), &r.account_id)
+            .await?;
         Ok(Response::new(pb::TransferOwnershipResponse { room: Some(room) }))
     }
 
-    async fn invite_user(&self, request: Request<pb::InviteUserRequest>) -> Result<Response<pb::InviteUserResponse>, Status> {
+    async fn invite_user(
+        &self,
+        request: Request<pb::InviteUserRequest>,
+    ) -> Result<Response<pb::InviteUserResponse>, Status> {
         let me = self.caller(&request).await?;
         let r = request.into_inner();
         let invitation = self.rooms.invite(me, RoomId(r.room_id), &r.account_id).await?;
@@ -182,28 +209,40 @@ impl RoomService for RoomApi {
         Ok(Response::new(pb::JoinByInviteCodeResponse { room: Some(room) }))
     }
 
-    async fn kick_member(&self, request: Request<pb::KickMemberRequest>) -> Result<Response<pb::KickMemberResponse>, Status> {
+    async fn kick_member(
+        &self,
+        request: Request<pb::KickMemberRequest>,
+    ) -> Result<Response<pb::KickMemberResponse>, Status> {
         let me = self.caller(&request).await?;
         let r = request.into_inner();
         self.rooms.kick(me, RoomId(r.room_id), &r.account_id).await?;
         Ok(Response::new(pb::KickMemberResponse {}))
     }
 
-    async fn ban_member(&self, request: Request<pb::BanMemberRequest>) -> Result<Response<pb::BanMemberResponse>, Status> {
+    async fn ban_member(
+        &self,
+        request: Request<pb::BanMemberRequest>,
+    ) -> Result<Response<pb::BanMemberResponse>, Status> {
         let me = self.caller(&request).await?;
         let r = request.into_inner();
         self.rooms.ban(me, RoomId(r.room_id), &r.account_id).await?;
         Ok(Response::new(pb::BanMemberResponse {}))
     }
 
-    async fn unban_member(&self, request: Request<pb::UnbanMemberRequest>) -> Result<Response<pb::UnbanMemberResponse>, Status> {
+    async fn unban_member(
+        &self,
+        request: Request<pb::UnbanMemberRequest>,
+    ) -> Result<Response<pb::UnbanMemberResponse>, Status> {
         let me = self.caller(&request).await?;
         let r = request.into_inner();
         self.rooms.unban(me, RoomId(r.room_id), &r.account_id).await?;
         Ok(Response::new(pb::UnbanMemberResponse {}))
     }
 
-    async fn mute_member(&self, request: Request<pb::MuteMemberRequest>) -> Result<Response<pb::MuteMemberResponse>, Status> {
+    async fn mute_member(
+        &self,
+        request: Request<pb::MuteMemberRequest>,
+    ) -> Result<Response<pb::MuteMemberResponse>, Status> {
         let me = self.caller(&request).await?;
         let r = request.into_inner();
         let member = self

@@ -80,7 +80,9 @@ impl InRoom {
         if matches!(self.me.role, RoomRole::Owner | RoomRole::Admin) {
             Ok(())
         } else {
-            Err(Error::PermissionDenied(format!("only the room's owner and admins can {what}")))
+            Err(Error::PermissionDenied(format!(
+                "only the room's owner and admins can {what}"
+            )))
         }
     }
 
@@ -161,7 +163,13 @@ impl Rooms {
     }
 
     /// Stores the event, then hands it to the bus.
-    async fn emit(&self, room: RoomId, subject: Option<OwnerId>, subject_only: bool, event: Event) -> Result<(), Error> {
+    async fn emit(
+        &self,
+        room: RoomId,
+        subject: Option<OwnerId>,
+        subject_only: bool,
+        event: Event,
+    ) -> Result<(), Error> {
         let now = now_millis();
         let mut event = pb::RoomEvent {
             id: 0,
@@ -201,7 +209,15 @@ impl Rooms {
         self.check_room_count(me).await?;
         let id = self
             .store
-            .insert_room(me, &RoomFields { name, topic, visibility }, now_millis())
+            .insert_room(
+                me,
+                &RoomFields {
+                    name,
+                    topic,
+                    visibility,
+                },
+                now_millis(),
+            )
             .await?;
         // The owner's streams start carrying the room with this.
         if let Some(owner) = self.store.member(id, me).await? {
@@ -238,7 +254,15 @@ impl Rooms {
             None => in_room.room.visibility,
         };
         self.store
-            .update_room(room, &RoomFields { name, topic, visibility }, now_millis())
+            .update_room(
+                room,
+                &RoomFields {
+                    name,
+                    topic,
+                    visibility,
+                },
+                now_millis(),
+            )
             .await?;
         let mut updated = self.room_updated(room).await?;
         updated.my_role = convert::role(in_room.me.role) as i32;
@@ -331,7 +355,10 @@ fn validate_topic(topic: &str) -> Result<(), Error> {
         return Err(Error::invalid("topic", "must not contain NUL characters"));
     }
     if topic.chars().count() > MAX_TOPIC_CHARS {
-        return Err(Error::invalid("topic", format!("must be at most {MAX_TOPIC_CHARS} characters")));
+        return Err(Error::invalid(
+            "topic",
+            format!("must be at most {MAX_TOPIC_CHARS} characters"),
+        ));
     }
     Ok(())
 }

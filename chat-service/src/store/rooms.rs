@@ -269,7 +269,13 @@ impl ChatStore {
     }
 
     /// Adds `member` with `role`; false if they already have a row (a member, or banned).
-    pub async fn add_member(&self, room: RoomId, member: OwnerId, role: RoomRole, now: i64) -> Result<bool, sqlx::Error> {
+    pub async fn add_member(
+        &self,
+        room: RoomId,
+        member: OwnerId,
+        role: RoomRole,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
         let added = sqlx::query(
             "INSERT INTO room_members (room_id, member_id, role, joined_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (room_id, member_id) DO NOTHING",

@@ -48,11 +48,11 @@ impl Rooms {
     }
 
     async fn admit(&self, me: OwnerId, room: RoomId) -> Result<pb::Room, Error> {
-        if self.store.add_member(room, me, RoomRole::Member, now_millis()).await? {
-            if let Some(member) = self.store.member(room, me).await? {
-                self.emit(room, Some(me), false, Event::MemberJoined(convert::member(&member)))
-                    .await?;
-            }
+        if self.store.add_member(room, me, RoomRole::Member, now_millis()).await?
+            && let Some(member) = self.store.member(room, me).await?
+        {
+            self.emit(room, Some(me), false, Event::MemberJoined(convert::member(&member)))
+                .await?;
         }
         self.get_room(me, room).await
     }
@@ -90,7 +90,11 @@ impl Rooms {
     }
 
     async fn member_updated(&self, room: RoomId, member: OwnerId) -> Result<pb::RoomMember, Error> {
-        let row = self.store.member(room, member).await?.ok_or(Error::NotFound("member"))?;
+        let row = self
+            .store
+            .member(room, member)
+            .await?
+            .ok_or(Error::NotFound("member"))?;
         let member = convert::member(&row);
         self.emit(room, Some(row.member_id), false, Event::MemberUpdated(member.clone()))
             .await?;
@@ -110,13 +114,19 @@ impl Rooms {
             Ok(pb::RoomRole::Admin) => RoomRole::Admin,
             Ok(pb::RoomRole::Member) => RoomRole::Member,
             Ok(pb::RoomRole::Owner) => {
-                return Err(Error::invalid("role", "use TransferOwnership to make someone the owner"));
+                return Err(Error::invalid(
+                    "role",
+                    "use TransferOwnership to make someone the owner",
+                ));
             }
             _ => return Err(Error::invalid("role", "must be ROOM_ROLE_ADMIN or ROOM_ROLE_MEMBER")),
         };
         let target = self.target_member(room, account_id).await?;
         if target.member_id == me {
-            return Err(Error::invalid("account_id", "the owner's role changes only by TransferOwnership"));
+            return Err(Error::invalid(
+                "account_id",
+                "the owner's role changes only by TransferOwnership",
+            ));
         }
         self.store.set_member_role(room, target.member_id, role).await?;
         self.member_updated(room, target.member_id).await
@@ -190,7 +200,10 @@ impl Rooms {
         duration_seconds: i64,
     ) -> Result<pb::RoomMember, Error> {
         if duration_seconds < 0 {
-            return Err(Error::invalid("duration_seconds", "must not be negative (0 mutes until unmuted)"));
+            return Err(Error::invalid(
+                "duration_seconds",
+                "must not be negative (0 mutes until unmuted)",
+            ));
         }
         let in_room = self.in_room(me, room).await?;
         let target = self.target_member(room, account_id).await?;
@@ -337,7 +350,11 @@ impl Rooms {
             .invite_code(&code_hash(code))
             .await?
             .ok_or(Error::NotFound("invite code"))?;
-        let room = self.store.room(invite.room_id).await?.ok_or(Error::NotFound("invite code"))?;
+        let room = self
+            .store
+            .room(invite.room_id)
+            .await?
+            .ok_or(Error::NotFound("invite code"))?;
         if self.check_admission(me, &room).await? {
             return self.get_room(me, room.id).await;
         }

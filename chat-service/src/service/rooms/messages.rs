@@ -64,7 +64,11 @@ impl Rooms {
         self.check_not_muted(&in_room, now)?;
         self.check_content(content)?;
         if let Some(reply_to) = reply_to
-            && self.store.room_message(in_room.room.session_id, reply_to).await?.is_none()
+            && self
+                .store
+                .room_message(in_room.room.session_id, reply_to)
+                .await?
+                .is_none()
         {
             return Err(Error::invalid("reply_to_id", "no such message in this room"));
         }
@@ -90,7 +94,8 @@ impl Rooms {
             })
             .await?;
         let message = convert::room_message(&row, room);
-        self.emit(room, None, false, Event::MessagePosted(message.clone())).await?;
+        self.emit(room, None, false, Event::MessagePosted(message.clone()))
+            .await?;
         Ok(message)
     }
 
@@ -117,7 +122,8 @@ impl Rooms {
             .await?;
         let row = self.message_in(&in_room, id).await?;
         let message = convert::room_message(&row, room);
-        self.emit(room, None, false, Event::MessageEdited(message.clone())).await?;
+        self.emit(room, None, false, Event::MessageEdited(message.clone()))
+            .await?;
         Ok(message)
     }
 
@@ -136,8 +142,13 @@ impl Rooms {
             .delete_room_message(in_room.room.session_id, id, now_millis())
             .await?;
         let row = self.message_in(&in_room, id).await?;
-        self.emit(room, None, false, Event::MessageDeleted(convert::room_message(&row, room)))
-            .await
+        self.emit(
+            room,
+            None,
+            false,
+            Event::MessageDeleted(convert::room_message(&row, room)),
+        )
+        .await
     }
 
     /// Newest first.

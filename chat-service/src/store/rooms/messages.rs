@@ -73,7 +73,11 @@ impl ChatStore {
             .ok_or(sqlx::Error::RowNotFound)
     }
 
-    pub async fn room_message(&self, session_id: SessionId, id: MessageId) -> Result<Option<RoomMessageRow>, sqlx::Error> {
+    pub async fn room_message(
+        &self,
+        session_id: SessionId,
+        id: MessageId,
+    ) -> Result<Option<RoomMessageRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{ROOM_MESSAGE_SELECT} WHERE m.id = $1 AND m.session_id = $2"
         )))
@@ -108,7 +112,12 @@ impl ChatStore {
     }
 
     /// How many messages `author` posted in the session since `since`.
-    pub async fn room_posts_since(&self, session_id: SessionId, author: OwnerId, since: i64) -> Result<i64, sqlx::Error> {
+    pub async fn room_posts_since(
+        &self,
+        session_id: SessionId,
+        author: OwnerId,
+        since: i64,
+    ) -> Result<i64, sqlx::Error> {
         let (count,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM chat_messages WHERE session_id = $1 AND author_id = $2 AND created_at > $3",
         )
