@@ -148,7 +148,7 @@ pub async fn serve(
         None => (room_bus::RoomBus::local(), None),
     };
     let rooms = Arc::new(service::Rooms::new(
-        store::ChatStore::new(&database),
+        Arc::clone(&chat),
         room_bus,
         config.room_limits.clone(),
     ));

@@ -1006,3 +1006,72 @@ on_every_backend!(read_status_counts_what_is_unread, |db_url: String| async move
     assert_eq!(mine[0].unread_count, 1, "bob's message is unread for alice");
     stack.stop().await;
 });
+
+on_every_backend!(the_ai_member_answers_a_mention_live, |db_url: String| async move {
+    let stack = Stack::start(&db_url).await;
+    let alice = person(&stack, "alice").await;
+    let bob = person(&stack, "bob").await;
+    let room = create_room(&alice, "with ai", pb::RoomVisibility::Private).await;
+    invite_and_accept(&alice, room.id, &bob).await;
+    let config = stack.fake_config(&alice.user, "fake").await;
+    let set_ai = |who: &Person, api_config_id: Option<i64>| {
+        let user = who.user.clone();
+        async move {
+            user.rooms()
+                .set_room_ai(user.req(pb::SetRoomAiRequest {
+                    room_id: room.id,
+                    api_config_id,
+                }))
+                .await
+                .map(|r| r.into_inner().room.unwrap())
+        }
+    };
+    // Only the owner picks it, and only from their own configs.
+    assert_code(set_ai(&bob, Some(config.id)).await, Code::PermissionDenied);
+    let bobs_config = stack.fake_config(&bob.user, "bob's").await;
+    assert_code(set_ai(&alice, Some(bobs_config.id)).await, Code::NotFound);
+    assert!(set_ai(&alice, Some(config.id)).await.unwrap().ai_enabled);
+    assert!(room_of(&bob, room.id).await.unwrap().ai_enabled);
+
+    stack.fake.push_reply(Reply::text("Four, of course.").chunk_size(4));
+    let mut bobs = watch(&bob, 0).await;
+    post(&alice, room.id, "no mention, no answer").await.unwrap();
+    post(&bob, room.id, "@ai what is 2+2?").await.unwrap();
+    assert_eq!(
+        posted_text(&next_message_event(&mut bobs).await),
+        "no mention, no answer"
+    );
+    assert_eq!(posted_text(&next_message_event(&mut bobs).await), "@ai what is 2+2?");
+    let answer = match next_message_event(&mut bobs).await.event {
+        Some(Event::MessagePosted(m)) => m,
+        other => panic!("expected the AI's message, got {other:?}"),
+    };
+    assert_eq!(answer.author_kind, pb::AuthorKind::Ai as i32);
+    assert_eq!(answer.r#type, pb::RoomMessageType::AiAnswer as i32);
+    assert!(answer.author_account_id.is_empty());
+    let mut streamed = String::new();
+    let completed = loop {
+        match next_event(&mut bobs).await.event {
+            Some(Event::AiAnswerDelta(delta)) => {
+                assert_eq!(delta.message_id, answer.id);
+                streamed.push_str(&delta.text);
+            }
+            Some(Event::MessageCompleted(m)) => break m,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(streamed, "Four, of course.");
+    assert_eq!(completed.content, "Four, of course.");
+    assert_eq!(completed.id, answer.id);
+    // The model saw the room's messages with their authors.
+    let body = stack.fake.chat_requests().pop().unwrap().body.to_string();
+    assert!(body.contains("what is 2+2?"), "{body}");
+    assert!(body.contains(&alice.account[..8]), "{body}");
+    let stored = messages_of(&alice, room.id).await.unwrap();
+    assert_eq!(stored[0].content, "Four, of course.");
+    assert_eq!(stored[0].author_kind, pb::AuthorKind::Ai as i32);
+
+    // Turned off: mentions go unanswered.
+    assert!(!set_ai(&alice, None).await.unwrap().ai_enabled);
+    stack.stop().await;
+});

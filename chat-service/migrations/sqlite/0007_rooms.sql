@@ -13,6 +13,9 @@ CREATE TABLE rooms (
     topic TEXT NOT NULL DEFAULT '',
     -- 'public' | 'private'
     visibility TEXT NOT NULL,
+    -- The AI member: one of the owner's API configs, which members use without seeing it.
+    -- NULL: the room has no AI member.
+    ai_api_config_id BIGINT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     last_active_at BIGINT NOT NULL

@@ -19,6 +19,7 @@ pub fn room(row: &RoomRow, my_role: Option<RoomRole>) -> pb::Room {
         updated_at: Some(from_unix_millis(row.updated_at)),
         my_role: my_role.map_or(pb::RoomRole::Unspecified, role) as i32,
         unread_count: 0,
+        ai_enabled: row.ai_api_config_id.is_some(),
     }
 }
 

@@ -10,7 +10,7 @@ use parley_service_kit::access_token::AuthenticatedUser;
 use tonic::{Request, Response, Status};
 
 use super::{EventStream, UpdateMask};
-use crate::ids::{MessageId, OwnerId, RoomEventId, RoomId, RoomInviteId};
+use crate::ids::{ApiConfigId, MessageId, OwnerId, RoomEventId, RoomId, RoomInviteId};
 use crate::service::{ChatService, RoomChange, Rooms};
 
 /// The room service: callers are found through the chat service's accounts.
@@ -314,6 +314,19 @@ impl RoomService for RoomApi {
             messages,
             next_page_token,
         }))
+    }
+
+    async fn set_room_ai(
+        &self,
+        request: Request<pb::SetRoomAiRequest>,
+    ) -> Result<Response<pb::SetRoomAiResponse>, Status> {
+        let me = self.caller(&request).await?;
+        let r = request.into_inner();
+        let room = self
+            .rooms
+            .set_room_ai(me, RoomId(r.room_id), r.api_config_id.map(ApiConfigId))
+            .await?;
+        Ok(Response::new(pb::SetRoomAiResponse { room: Some(room) }))
     }
 
     async fn mark_room_read(

@@ -8,6 +8,7 @@
 //! another admin) and delete others' messages; members post, and edit and delete their own.
 //! Anyone not a member of a room is answered NOT_FOUND about it.
 
+mod ai;
 mod members;
 mod messages;
 mod watch;
@@ -19,6 +20,7 @@ use parley_proto::chat::v1::room_event::Event;
 use parley_service_kit::database::now_millis;
 use prost::Message as _;
 
+use super::ChatService;
 use crate::Error;
 use crate::convert;
 use crate::ids::{OwnerId, RoomEventId, RoomId};
@@ -59,6 +61,10 @@ pub struct Rooms {
     store: ChatStore,
     bus: Arc<RoomBus>,
     limits: RoomLimits,
+    /// For the AI member: the owner's API configs, their keys, llm-service.
+    chat: Arc<ChatService>,
+    /// Rooms whose AI member is answering on this instance (one answer at a time per room).
+    ai_answering: std::sync::Mutex<std::collections::HashSet<RoomId>>,
 }
 
 /// A room as one of its members sees it.
@@ -116,8 +122,14 @@ pub struct RoomChange {
 }
 
 impl Rooms {
-    pub fn new(store: ChatStore, bus: Arc<RoomBus>, limits: RoomLimits) -> Self {
-        Self { store, bus, limits }
+    pub fn new(chat: Arc<ChatService>, bus: Arc<RoomBus>, limits: RoomLimits) -> Self {
+        Self {
+            store: chat.store.clone(),
+            bus,
+            limits,
+            chat,
+            ai_answering: Default::default(),
+        }
     }
 
     /// The room and the caller's membership; NOT_FOUND unless the caller is a member.

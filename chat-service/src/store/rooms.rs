@@ -12,7 +12,7 @@ pub use invites::{InvitationRow, InviteCodeRow};
 use parley_service_kit::database::flag;
 
 use super::ChatStore;
-use crate::ids::{MessageId, OwnerId, RoomId, SessionId};
+use crate::ids::{ApiConfigId, MessageId, OwnerId, RoomId, SessionId};
 
 /// A stored word this version does not know (a newer version wrote it, or a hand edit).
 #[derive(Debug, thiserror::Error)]
@@ -78,11 +78,13 @@ pub struct RoomRow {
     pub updated_at: i64,
     pub last_active_at: i64,
     pub member_count: i64,
+    pub ai_api_config_id: Option<ApiConfigId>,
 }
 
 const ROOM_COLUMNS: &str = "r.id, r.owner_id, COALESCE(o.account_id, '') AS owner_account, r.session_id, r.name, \
      r.topic, r.visibility, r.created_at, r.updated_at, r.last_active_at, \
-     (SELECT COUNT(*) FROM room_members c WHERE c.room_id = r.id AND c.banned_at IS NULL) AS member_count";
+     (SELECT COUNT(*) FROM room_members c WHERE c.room_id = r.id AND c.banned_at IS NULL) AS member_count, \
+     r.ai_api_config_id";
 const ROOM_FROM: &str = "rooms r JOIN chat_owners o ON o.id = r.owner_id";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -354,7 +356,8 @@ impl ChatStore {
         now: i64,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE rooms SET owner_id = $2, updated_at = $3 WHERE id = $1")
+        // The AI member used the old owner's config: it goes with them.
+        sqlx::query("UPDATE rooms SET owner_id = $2, ai_api_config_id = NULL, updated_at = $3 WHERE id = $1")
             .bind(room)
             .bind(new_owner)
             .bind(now)
@@ -402,5 +405,15 @@ impl ChatStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(count)
+    }
+
+    pub async fn set_room_ai(&self, room: RoomId, config: Option<ApiConfigId>, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE rooms SET ai_api_config_id = $2, updated_at = $3 WHERE id = $1")
+            .bind(room)
+            .bind(config)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

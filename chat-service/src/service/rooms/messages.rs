@@ -1,6 +1,7 @@
 //! What members post: messages with the mute, size and rate rules, edits by the author,
 //! deletions by the author or the room's owner and admins, and the newest-first listing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use parley_proto::chat::v1 as pb;
@@ -53,7 +54,7 @@ impl Rooms {
     }
 
     pub async fn post_message(
-        &self,
+        self: &Arc<Self>,
         me: OwnerId,
         room: RoomId,
         content: &str,
@@ -96,6 +97,7 @@ impl Rooms {
         let message = convert::room_message(&row, room);
         self.emit(room, None, false, Event::MessagePosted(message.clone()))
             .await?;
+        self.answer_if_asked(&in_room.room, &row);
         Ok(message)
     }
 

@@ -162,4 +162,22 @@ impl ChatStore {
         .await?;
         Ok(())
     }
+
+    /// Writes an AI answer's final text.
+    pub async fn finish_room_answer(
+        &self,
+        session_id: SessionId,
+        id: MessageId,
+        content: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE chat_messages SET content = $3, updated_at = $4 WHERE id = $1 AND session_id = $2")
+            .bind(id)
+            .bind(session_id)
+            .bind(content)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
