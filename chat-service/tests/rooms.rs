@@ -1075,3 +1075,39 @@ on_every_backend!(the_ai_member_answers_a_mention_live, |db_url: String| async m
     assert!(!set_ai(&alice, None).await.unwrap().ai_enabled);
     stack.stop().await;
 });
+
+on_every_backend!(
+    a_deleted_account_leaves_no_trace_in_rooms,
+    |db_url: String| async move {
+        let stack = Stack::start(&db_url).await;
+        let alice = person(&stack, "alice").await;
+        let carol = person(&stack, "carol").await;
+        let alices = create_room(&alice, "alice's", pb::RoomVisibility::Private).await;
+        let carols = create_room(&carol, "carol's", pb::RoomVisibility::Private).await;
+        invite_and_accept(&alice, alices.id, &carol).await;
+        invite_and_accept(&carol, carols.id, &alice).await;
+        post(&carol, alices.id, "carol was here").await.unwrap();
+        post(&alice, alices.id, "alice stays").await.unwrap();
+
+        stack
+            .users()
+            .await
+            .delete_account(carol.user.req(parley_proto::user::v1::DeleteAccountRequest {
+                password: "password of carol".into(),
+            }))
+            .await
+            .unwrap();
+        parley_testkit::wait::until("carol's rooms to be erased", Duration::from_secs(20), || async {
+            room_of(&alice, carols.id).await.is_err()
+        })
+        .await;
+        assert_code(room_of(&alice, carols.id).await, Code::NotFound);
+        let room = room_of(&alice, alices.id).await.unwrap();
+        assert_eq!(room.member_count, 1);
+        let messages = messages_of(&alice, alices.id).await.unwrap();
+        let texts: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(texts, ["alice stays", ""]);
+        assert!(messages[1].deleted_at.is_some());
+        stack.stop().await;
+    }
+);

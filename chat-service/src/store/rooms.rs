@@ -416,4 +416,39 @@ impl ChatStore {
             .await?;
         Ok(())
     }
+
+    /// Up to `limit` of the rooms `owner` owns (to erase an account's rooms in batches).
+    pub async fn rooms_owned_by(&self, owner: OwnerId, limit: i64) -> Result<Vec<RoomRow>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROOM_COLUMNS} FROM {ROOM_FROM} WHERE r.owner_id = $1 ORDER BY r.id LIMIT $2"
+        )))
+        .bind(owner)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Everything of an erased account in others' rooms: its memberships and bans, its
+    /// invitations either way, and the text of what it wrote (the rows stay, deleted, so
+    /// replies keep their place).
+    pub async fn erase_room_presence(&self, owner: OwnerId, now: i64) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM room_members WHERE member_id = $1")
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM room_invites WHERE invitee_id = $1 OR inviter_id = $1")
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE chat_messages SET content = '', deleted_at = $2, updated_at = $2 \
+             WHERE author_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(owner)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
 }
