@@ -21,7 +21,7 @@ const SECRET_FIELDS: [&str; 10] = [
 /// Every message with a string field named in [`SECRET_FIELDS`]; src/lib.rs implements
 /// `Debug` for each, and its tests check this list against the descriptors (they reach both
 /// lists as `PARLEY_SECRET_FIELDS` and `PARLEY_SECRET_MESSAGES`).
-const SECRET_MESSAGES: [&str; 19] = [
+const SECRET_MESSAGES: [&str; 21] = [
     ".parley.llm.v1.Provider",
     ".parley.chat.v1.ProviderSettings",
     ".parley.chat.v1.CreateApiConfigRequest",
@@ -41,6 +41,8 @@ const SECRET_MESSAGES: [&str; 19] = [
     ".parley.user.v1.ResetPasswordRequest",
     ".parley.user.v1.DeleteAccountRequest",
     ".parley.user.v1.CreateInviteCodeResponse",
+    ".parley.chat.v1.CreateInviteCodeResponse",
+    ".parley.chat.v1.JoinByInviteCodeRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -55,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "parley/chat/v1/quota.proto",
         "parley/chat/v1/shared_connection.proto",
         "parley/chat/v1/usage.proto",
+        "parley/chat/v1/room.proto",
         "parley/chat/internal/v1/account_data.proto",
     ];
     for proto in &protos {

@@ -37,6 +37,11 @@ pub struct Config {
     pub erased_sweep_interval: Duration,
     /// Every account's limits unless an administrator overrode them (0: unlimited).
     pub quotas: QuotaLimits,
+    /// Members per room, rooms per account, message size and rate.
+    pub room_limits: crate::RoomLimits,
+    /// NATS (`nats://host:4222`) carrying room events between instances sharing a database;
+    /// None: room events stay in this process.
+    pub nats_url: Option<String>,
 }
 
 // Never print key material.
@@ -50,6 +55,8 @@ impl std::fmt::Debug for Config {
             .field("generation", &self.generation)
             .field("adopt_legacy_chats", &self.adopt_legacy_chats)
             .field("quotas", &self.quotas)
+            .field("room_limits", &self.room_limits)
+            .field("nats_url", &self.nats_url)
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +74,8 @@ impl Config {
             adopt_legacy_chats: false,
             erased_sweep_interval: crate::service::ERASED_SWEEP_INTERVAL,
             quotas: QuotaLimits::default(),
+            room_limits: crate::RoomLimits::default(),
+            nats_url: None,
         }
     }
 

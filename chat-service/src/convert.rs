@@ -3,10 +3,14 @@
 //! Times become Timestamps here and nowhere else; ids become the protos' int64; API keys
 //! never leave the row (only their hint does).
 
+mod rooms;
+
 use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::timestamp::from_unix_millis;
 use parley_service_kit::grpc_status::Reason;
+
+pub use rooms::{invitation, member, role, room, room_message};
 
 use crate::quota::QuotaLimits;
 use crate::service::AccountQuota;

@@ -59,6 +59,20 @@ pub enum Error {
         resets_at: String,
         retry_after: Duration,
     },
+    /// Allowed to others, not to the caller (in a room they are a member of).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A muted room member tried to post; `until` None: until an admin unmutes them.
+    #[error("you are muted in this room {}", match .until {
+        Some(until) => format!("until {}", parley_proto::timestamp::from_unix_millis(*until)),
+        None => "until an admin unmutes you".to_owned(),
+    })]
+    Muted { until: Option<i64> },
+    #[error("you may post at most {limit} messages a minute to a room")]
+    RoomMessageRate { limit: i64, retry_after: Duration },
+    /// A room limit (members per room, rooms per account) is reached.
+    #[error("{0}")]
+    LimitReached(String),
     #[error("chat-service is shutting down")]
     ShuttingDown,
     /// The caller's account was deleted; its token is still within its lifetime.
@@ -119,6 +133,12 @@ impl From<Error> for Status {
                 grpc_status::resource_exhausted(error.to_string(), retry_after),
                 Reason::QuotaExceeded,
             ),
+            Error::PermissionDenied(_) | Error::Muted { .. } => Status::permission_denied(error.to_string()),
+            Error::RoomMessageRate { retry_after, .. } => grpc_status::with_reason(
+                grpc_status::resource_exhausted(error.to_string(), retry_after),
+                Reason::RateLimited,
+            ),
+            Error::LimitReached(_) => Status::resource_exhausted(error.to_string()),
             Error::ShuttingDown => Status::unavailable(error.to_string()),
             // As a revoked token is answered, a few seconds later, by the auth layer.
             Error::AccountErased => Status::unauthenticated(error.to_string()),

@@ -8,6 +8,7 @@ mod api_configs;
 mod messages;
 mod personas;
 mod quotas;
+mod rooms;
 mod sessions;
 mod shared_connections;
 mod usage;
@@ -24,6 +25,7 @@ use tonic::{Request, Status};
 use crate::Error;
 use crate::ids::OwnerId;
 use crate::service::ChatService;
+pub use rooms::RoomApi;
 
 /// All four services share one [`ChatService`].
 #[derive(Clone)]

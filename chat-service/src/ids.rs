@@ -40,3 +40,15 @@ row_id!(
     /// A row of `personas` (built in or a user's own).
     PersonaId
 );
+row_id!(
+    /// A row of `rooms`.
+    RoomId
+);
+row_id!(
+    /// A row of `room_invites`: an invitation of one account, or an invite code.
+    RoomInviteId
+);
+row_id!(
+    /// A row of `room_events`: the position WatchRoomEvents resumes from.
+    RoomEventId
+);

@@ -22,6 +22,7 @@ mod llm_client;
 pub mod master_keys;
 mod page_token;
 mod quota;
+mod room_bus;
 mod service;
 pub mod store;
 pub mod usage;
@@ -38,6 +39,7 @@ use parley_proto::chat::v1::api_config_service_server::ApiConfigServiceServer;
 use parley_proto::chat::v1::message_service_server::MessageServiceServer;
 use parley_proto::chat::v1::persona_service_server::PersonaServiceServer;
 use parley_proto::chat::v1::quota_service_server::QuotaServiceServer;
+use parley_proto::chat::v1::room_service_server::RoomServiceServer;
 use parley_proto::chat::v1::session_service_server::SessionServiceServer;
 use parley_proto::chat::v1::shared_connection_service_server::SharedConnectionServiceServer;
 use parley_proto::chat::v1::usage_service_server::UsageServiceServer;
@@ -54,6 +56,7 @@ use generation::GenerationRegistry;
 pub use generation::{DEFAULT_MAX_ANSWER_BYTES, GenerationSettings};
 pub use key_cipher::MasterKey;
 pub use quota::QuotaLimits;
+pub use service::RoomLimits;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -144,6 +147,21 @@ pub async fn serve(
             }
         }
     });
+    // Room events reach this instance's streams through the bus, and other instances' through
+    // NATS when configured.
+    let (room_bus, nats_forwarder) = match &config.nats_url {
+        Some(url) => {
+            let (bus, forwarder) = room_bus::RoomBus::with_nats(url).await?;
+            (bus, Some(forwarder))
+        }
+        None => (room_bus::RoomBus::local(), None),
+    };
+    let rooms = Arc::new(service::Rooms::new(
+        Arc::clone(&chat),
+        room_bus,
+        config.room_limits.clone(),
+    ));
+    let room_api = handlers::RoomApi::new(Arc::clone(&chat), rooms);
     let api = handlers::ChatApi::new(chat);
 
     // Generations end when shutdown begins, so the streams following them can finish within
@@ -175,6 +193,7 @@ pub async fn serve(
         .add_service(SharedConnectionServiceServer::new(api.clone()))
         .add_service(UsageServiceServer::new(api.clone()))
         .add_service(MessageServiceServer::new(api))
+        .add_service(RoomServiceServer::new(room_api))
         .drain_deadline(config.drain_deadline)
         .serve(listener, shutdown)
         .await;
@@ -187,6 +206,9 @@ pub async fn serve(
     stopper.abort();
     sweeper.abort();
     erased_sweeper.abort();
+    if let Some(forwarder) = nats_forwarder {
+        forwarder.abort();
+    }
     let _ = sweeper.await;
     let _ = erased_sweeper.await;
     database.pool.close().await;

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::ids::{MessageId, OwnerId, SessionId};
+use crate::ids::{MessageId, OwnerId, RoomId, SessionId};
 
 /// Position after the last session of a page, in ListSessions order
 /// (pinned first, then last_active_at descending, then id descending).
@@ -48,6 +48,28 @@ fn decode<const N: usize>(prefix: &str, token: &str) -> Option<[i64; N]> {
         *slot = parts.next()?.parse().ok()?;
     }
     parts.next().is_none().then_some(out)
+}
+
+/// Position after the last room of a SearchPublicRooms page (last_active_at, id descending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomCursor {
+    pub last_active_at: i64,
+    pub id: RoomId,
+}
+
+impl RoomCursor {
+    pub fn encode(&self) -> String {
+        encode("r", &[self.last_active_at, self.id.0])
+    }
+
+    /// None for anything this service did not issue.
+    pub fn decode(token: &str) -> Option<Self> {
+        let [last_active_at, id] = decode::<2>("r", token)?;
+        Some(Self {
+            last_active_at,
+            id: RoomId(id),
+        })
+    }
 }
 
 impl SessionCursor {

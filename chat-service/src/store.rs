@@ -19,6 +19,7 @@ mod messages;
 mod owners;
 mod personas;
 mod quotas;
+mod rooms;
 mod sealed_keys;
 mod sessions;
 mod shared_connections;
@@ -33,6 +34,11 @@ pub use owners::OwnerRow;
 pub use quotas::{AccountUsageRow, OwnerUsage, QuotaOverrides, QuotaWrite};
 pub use shared_connections::{SharedConnectionRow, SharedModelRow, SharingFields};
 pub use usage::{TokensUsed, UsageRow};
+pub use rooms::messages::{NewRoomMessage, RoomMessageRow};
+pub use rooms::{
+    AuthorKind, InvitationRow, InviteCodeRow, MemberRow, RoomEventRow, RoomFields, RoomMessageType, RoomRole, RoomRow,
+    Visibility,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiConfigRow {

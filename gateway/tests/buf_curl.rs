@@ -94,6 +94,7 @@ async fn buf_curl_lists_services_and_logs_in_over_grpc_web() {
         "parley.chat.v1.QuotaService",
         "parley.chat.v1.SharedConnectionService",
         "parley.chat.v1.UsageService",
+        "parley.chat.v1.RoomService",
     ] {
         assert!(
             services.lines().any(|l| l.trim() == service),

@@ -681,6 +681,7 @@ async fn reflection_lists_the_public_services_only() {
             "parley.chat.v1.MessageService",
             "parley.chat.v1.PersonaService",
             "parley.chat.v1.QuotaService",
+            "parley.chat.v1.RoomService",
             "parley.chat.v1.SessionService",
             "parley.chat.v1.SharedConnectionService",
             "parley.chat.v1.UsageService",

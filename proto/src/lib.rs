@@ -79,8 +79,8 @@ mod redacted_debug {
     use std::fmt;
 
     use crate::chat::v1::{
-        CreateApiConfigRequest, CreateSharedConnectionRequest, ProviderSettings, UpdateApiConfigRequest,
-        UpdateSharedConnectionRequest,
+        CreateApiConfigRequest, CreateInviteCodeResponse as RoomInviteCodeResponse, CreateSharedConnectionRequest,
+        JoinByInviteCodeRequest, ProviderSettings, UpdateApiConfigRequest, UpdateSharedConnectionRequest,
     };
     use crate::llm::v1::Provider;
     use crate::user::v1::{
@@ -185,6 +185,8 @@ mod redacted_debug {
     debug_without_secrets!(ResetPasswordRequest { login } secret { code, new_password });
     debug_without_secrets!(DeleteAccountRequest {} secret { password });
     debug_without_secrets!(CreateInviteCodeResponse { invite } secret { code });
+    debug_without_secrets!(RoomInviteCodeResponse { expires_at, max_uses } secret { code });
+    debug_without_secrets!(JoinByInviteCodeRequest {} secret { code });
 
     #[cfg(test)]
     #[allow(clippy::unwrap_used)]

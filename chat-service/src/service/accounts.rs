@@ -102,6 +102,18 @@ impl ChatService {
             let _ = tokio::time::timeout(STOP_WAIT, generation.finished()).await;
         }
         let mut erased = Erased::default();
+        // Its rooms go whole (members are not told live: the room answers NOT_FOUND from
+        // then on); in others' rooms it leaves no membership and no text.
+        loop {
+            let rooms = self.store.rooms_owned_by(owner, ERASE_BATCH).await?;
+            if rooms.is_empty() {
+                break;
+            }
+            for room in &rooms {
+                self.store.delete_room(room).await?;
+            }
+        }
+        self.store.erase_room_presence(owner, now_millis()).await?;
         loop {
             let sessions = self.store.session_ids_of(owner, ERASE_BATCH).await?;
             if sessions.is_empty() {

@@ -13,6 +13,7 @@ use parley_proto::chat::v1::api_config_service_client::ApiConfigServiceClient;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::chat::v1::message_service_client::MessageServiceClient;
 use parley_proto::chat::v1::persona_service_client::PersonaServiceClient;
+use parley_proto::chat::v1::room_service_client::RoomServiceClient;
 use parley_proto::chat::v1::session_service_client::SessionServiceClient;
 use parley_proto::user::v1 as user_pb;
 use parley_proto::user::v1::user_service_client::UserServiceClient;
@@ -214,6 +215,19 @@ impl Stack {
         User::new(Self::channel(self.chat.address).await, registered.access_token)
     }
 
+    /// The account id (User.account_id) of `user`, as user-service tells it.
+    pub async fn account_id(&self, user: &User) -> String {
+        self.users()
+            .await
+            .get_me(user.req(user_pb::GetMeRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .user
+            .unwrap()
+            .account_id
+    }
+
     /// A direct connection to chat-service's database.
     pub async fn database(&self) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();
@@ -289,6 +303,10 @@ impl User {
 
     pub fn configs(&self) -> ApiConfigServiceClient<Channel> {
         ApiConfigServiceClient::new(self.channel.clone())
+    }
+
+    pub fn rooms(&self) -> RoomServiceClient<Channel> {
+        RoomServiceClient::new(self.channel.clone())
     }
 
     pub fn personas(&self) -> PersonaServiceClient<Channel> {
