@@ -59,6 +59,11 @@ pub struct Config {
     pub max_connections_per_address: usize,
     /// How long open calls may run on after shutdown was asked for (zero: closed at once).
     pub drain_deadline: Duration,
+    /// How long a new connection may take to send its first request's headers (and any
+    /// HTTP/1.1 request its headers) before it is closed.
+    pub header_timeout: Duration,
+    /// How long a connection with no call open may stay before it is closed.
+    pub idle_connection_timeout: Duration,
     /// How long connecting to an upstream may take before the call fails UNAVAILABLE.
     pub upstream_connect_timeout: Duration,
     /// How often the upstreams' health is checked once they are all up (more often until then).
@@ -72,6 +77,7 @@ const MAX_MESSAGE_BYTES: usize = 1 << 30;
 const MIN_MESSAGE_BYTES: usize = 1024;
 const MAX_CONCURRENT_CALLS: usize = 1_000_000;
 const MAX_UNARY_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 const MAX_DRAIN_DEADLINE: Duration = Duration::from_secs(60 * 60);
 
 impl Config {
@@ -98,6 +104,8 @@ impl Config {
             max_connections: 4096,
             max_connections_per_address: 256,
             drain_deadline: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_connection_timeout: Duration::from_secs(60),
             upstream_connect_timeout: Duration::from_secs(3),
             health_check_interval: Duration::from_secs(5),
             hsts: false,
@@ -175,6 +183,18 @@ impl Config {
                 "at most an hour",
                 seconds(self.drain_deadline),
             );
+        }
+        let connection_timeouts = [
+            ("the header timeout (--header-timeout-secs)", self.header_timeout),
+            (
+                "the idle connection timeout (--idle-connection-timeout-secs)",
+                self.idle_connection_timeout,
+            ),
+        ];
+        for (name, timeout) in connection_timeouts {
+            if timeout.is_zero() || timeout > MAX_CONNECTION_TIMEOUT {
+                return setting(name, "more than 0 and at most a day", seconds(timeout));
+            }
         }
         if self.upstream_connect_timeout.is_zero() || self.health_check_interval.is_zero() {
             return setting(

@@ -14,6 +14,7 @@ mod admission;
 mod call_log;
 mod client_addr;
 mod config;
+mod connection_watchdog;
 mod edge_options;
 mod error;
 mod http_server;
@@ -115,6 +116,10 @@ pub async fn serve(
         trusted_proxies: config.trusted_proxies.clone(),
         max_streams_per_connection: config.max_streams_per_connection,
         drain_deadline: config.drain_deadline,
+        timeouts: connection_watchdog::ConnectionTimeouts {
+            header: config.header_timeout,
+            idle: config.idle_connection_timeout,
+        },
     };
     let result = http_server::run(listener, cors.layer(front), shutdown, limits).await;
     health_task.abort();
