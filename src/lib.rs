@@ -34,6 +34,9 @@ pub struct StackConfig {
     /// Give chats stored before chat data was keyed by account UUID to the first account
     /// signing in with their integer user id (an upgrade whose user database was never reset).
     pub adopt_legacy_chats: bool,
+    /// How often every service's token verifier fetches keys and revocations: a logged-out
+    /// session or deleted account is refused within about this long.
+    pub verifier: parley_service_kit::access_token::VerifierOptions,
 }
 
 impl StackConfig {
@@ -49,6 +52,7 @@ impl StackConfig {
             allow_private_networks: None,
             provider: llm_service::ProviderOptions::default(),
             adopt_legacy_chats: false,
+            verifier: parley_service_kit::access_token::VerifierOptions::default(),
         }
     }
 }
@@ -247,6 +251,8 @@ pub async fn start(
     // Deleted accounts' chats are erased there; user-service starts first, and its outbox
     // retries until chat-service answers.
     user_config.chat_service_url = Some(chat_url.clone());
+    let token_refresh = config.verifier.refresh_interval();
+    user_config.revocation_refresh_interval = token_refresh;
     let mut chat_config = chat_service::Config::new(
         chat_service::Config::default_database_url(&data_dir),
         &data_dir,
@@ -254,6 +260,7 @@ pub async fn start(
         llm_url,
     );
     chat_config.adopt_legacy_chats = config.adopt_legacy_chats;
+    chat_config.access_token_refresh = token_refresh;
     let mut llm_config = llm_service::Config {
         allow_private_networks: private_networks_allowed(config.allow_private_networks, addr),
         // On loopback the users are on the machine: what a local provider says (Ollama's
@@ -265,6 +272,7 @@ pub async fn start(
     let mut gateway_config = gateway::Config::new(user_url, chat_url);
     gateway_config.web_dir = config.web_dir;
     config.edge.apply_to(&mut gateway_config);
+    gateway_config.access_token_refresh = token_refresh;
     gateway_config.validate()?;
 
     let mut services = Services(vec![

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use parley_service_kit::access_token::VerifierOptions;
 use parley_service_kit::{entrypoint, shutdown};
 
 #[derive(Debug, Parser)]
@@ -48,6 +49,8 @@ struct Cli {
     /// may get an old id. Default off: old chats stay stored but hidden.
     #[arg(long, env = "PARLEY_CHAT_ADOPT_LEGACY_CHATS", default_value_t = false)]
     adopt_legacy_chats: bool,
+    #[command(flatten)]
+    verifier: VerifierOptions,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
             allow_private_networks: cli.allow_private_networks,
             provider: cli.provider,
             adopt_legacy_chats: cli.adopt_legacy_chats,
+            verifier: cli.verifier,
         };
         let stack = match parley::start(listener, config, shutdown::signal()).await {
             Ok(stack) => stack,

@@ -288,6 +288,49 @@ async fn the_gateway_is_serving_when_the_running_line_is_printed() {
     assert_eq!(status, ServingStatus::Serving as i32);
 }
 
+/// `--access-token-refresh-ms` reaches every service's verifier: a logged-out session is
+/// refused within a few of its intervals, far sooner than the 5 s default would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_out_token_is_refused_within_the_refresh_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let parley = Parley::start_with(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--access-token-refresh-ms", "100"],
+    );
+    let mut users = users(&parley.url).await;
+    let signed_up = users
+        .register(user::RegisterRequest {
+            username: "noor".into(),
+            password: "a long enough password".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let sessions = SessionServiceClient::new(channel(&parley.url).await);
+    let list = || {
+        let mut sessions = sessions.clone();
+        let request = with_token(chat::ListSessionsRequest::default(), &signed_up.access_token);
+        async move { sessions.list_sessions(request).await.map(|_| ()) }
+    };
+    list().await.unwrap();
+    users
+        .logout(user::LogoutRequest {
+            refresh_token: signed_up.refresh_token.clone(),
+        })
+        .await
+        .unwrap();
+    let logged_out = std::time::Instant::now();
+    parley_testkit::wait::eventually("the logged-out token refused", Duration::from_secs(1), || async {
+        match list().await {
+            Err(status) if status.code() == tonic::Code::Unauthenticated => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    println!("logged-out token refused {:?} after Logout", logged_out.elapsed());
+}
+
 /// Private networks are allowed when parley listens on loopback and refused when it listens on
 /// every address, unless the operator says otherwise; where they are allowed on a wider
 /// listener, what a provider there says is not passed on (the HTTP status is).

@@ -34,6 +34,9 @@ pub struct Config {
     pub adopt_legacy_chats: bool,
     /// How often erased accounts are checked for rows left behind.
     pub erased_sweep_interval: Duration,
+    /// How often access-token keys and revocations are fetched from user-service: a revoked
+    /// token is refused within about this long.
+    pub access_token_refresh: Duration,
 }
 
 // Never print key material.
@@ -62,6 +65,7 @@ impl Config {
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
             adopt_legacy_chats: false,
             erased_sweep_interval: crate::service::ERASED_SWEEP_INTERVAL,
+            access_token_refresh: parley_service_kit::access_token::DEFAULT_REFRESH_INTERVAL,
         }
     }
 

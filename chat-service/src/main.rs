@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use chat_service::{Config, master_keys};
 use clap::Parser;
+use parley_service_kit::access_token::VerifierOptions;
 use parley_service_kit::{entrypoint, shutdown};
 
 /// Parley chat-service: API configs, personas, sessions, messages and generations over gRPC.
@@ -47,6 +48,8 @@ struct Cli {
     /// they were written with: after a reset a new account may get an old id. Default off.
     #[arg(long, env = "PARLEY_CHAT_ADOPT_LEGACY_CHATS", default_value_t = false)]
     adopt_legacy_chats: bool,
+    #[command(flatten)]
+    verifier: VerifierOptions,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         config.generation.max_per_user = cli.max_generations_per_user.max(1);
         config.generation.max_answer_bytes = cli.max_answer_bytes.max(1);
         config.adopt_legacy_chats = cli.adopt_legacy_chats;
+        config.access_token_refresh = cli.verifier.refresh_interval();
         let listener = entrypoint::bind(cli.listen).await?;
         chat_service::serve(listener, config, shutdown::signal())
             .await

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use parley_service_kit::access_token::DEFAULT_REFRESH_INTERVAL;
+
 use crate::client_addr::IpNetwork;
 use crate::edge_options::cors_layer;
 use crate::error::Error;
@@ -68,6 +70,9 @@ pub struct Config {
     pub upstream_connect_timeout: Duration,
     /// How often the upstreams' health is checked once they are all up (more often until then).
     pub health_check_interval: Duration,
+    /// How often access-token keys and revocations are fetched from user-service: a revoked
+    /// token is refused at the edge within about this long.
+    pub access_token_refresh: Duration,
     /// Send `Strict-Transport-Security` with the UI: only behind TLS, where browsers heed it.
     pub hsts: bool,
 }
@@ -108,6 +113,7 @@ impl Config {
             idle_connection_timeout: Duration::from_secs(60),
             upstream_connect_timeout: Duration::from_secs(3),
             health_check_interval: Duration::from_secs(5),
+            access_token_refresh: DEFAULT_REFRESH_INTERVAL,
             hsts: false,
         }
     }
@@ -195,6 +201,13 @@ impl Config {
             if timeout.is_zero() || timeout > MAX_CONNECTION_TIMEOUT {
                 return setting(name, "more than 0 and at most a day", seconds(timeout));
             }
+        }
+        if self.access_token_refresh.is_zero() {
+            return setting(
+                "the access-token refresh interval (--access-token-refresh-ms)",
+                "more than 0",
+                seconds(self.access_token_refresh),
+            );
         }
         if self.upstream_connect_timeout.is_zero() || self.health_check_interval.is_zero() {
             return setting(

@@ -66,9 +66,10 @@ pub async fn serve(
 
     let grpc_routes = routing::add_reflection(tonic::service::Routes::new(health_service), &descriptors, &routes)?;
 
-    let verifier = Arc::new(TokenVerifier::with_source(Arc::new(UserServiceKeySource::new(
-        user.channel(),
-    ))));
+    let verifier = Arc::new(TokenVerifier::with_source_refreshed_every(
+        Arc::new(UserServiceKeySource::new(user.channel())),
+        config.access_token_refresh,
+    ));
     let known = routes.known_services();
     let streaming_methods = routes.streaming_methods();
     let unary_methods = routes.unary_methods();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use parley_service_kit::access_token::VerifierOptions;
 use parley_service_kit::{entrypoint, shutdown};
 
 #[derive(Debug, Parser)]
@@ -27,6 +28,8 @@ struct Cli {
     web_dir: Option<PathBuf>,
     #[command(flatten)]
     edge: gateway::EdgeOptions,
+    #[command(flatten)]
+    verifier: VerifierOptions,
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         let mut config = gateway::Config::new(cli.user_service_url, cli.chat_service_url);
         config.web_dir = cli.web_dir;
         cli.edge.apply_to(&mut config);
+        config.access_token_refresh = cli.verifier.refresh_interval();
         let listener = entrypoint::bind(cli.listen).await?;
         tracing::info!(addr = %cli.listen, "gateway listening");
         gateway::serve(listener, config, shutdown::signal())
