@@ -5,8 +5,8 @@
 //!   that owns the package (`parley.user.v1` → user-service, `parley.chat.v1` → chat-service);
 //!   bodies and trailers stream through undecoded. Anything else (including `parley.llm.v1`)
 //!   answers UNIMPLEMENTED.
-//! - `grpc.health.v1` (SERVING only while the upstreams are) and server reflection for the
-//!   public services.
+//! - `grpc.health.v1` (SERVING only while the upstreams are; Watch answers once and ends) and
+//!   server reflection for the public services.
 //! - Edge auth, rate limits, load shedding, request limits, CORS, an access log line per call.
 //! - The built web UI (`web/dist`) on the same port.
 
@@ -15,6 +15,7 @@ mod call_log;
 mod client_addr;
 mod config;
 mod connection_watchdog;
+mod edge_health;
 mod edge_options;
 mod error;
 mod http_server;
@@ -60,7 +61,8 @@ pub async fn serve(
     let descriptors = routing::Descriptors::decode(parley_proto::FILE_DESCRIPTOR_SET)?;
     let routes = routing::RouteTable::new(&descriptors, &[(USER_PACKAGE, &user), (CHAT_PACKAGE, &chat)]);
 
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let health = tonic_health::server::HealthReporter::new();
+    let health_service = edge_health::edge_health_server(&health);
     let checker = upstream_health::UpstreamHealth::new(health.clone(), routes.services_by_upstream());
     checker.mark_all_not_serving().await;
 
