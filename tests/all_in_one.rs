@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use parley_proto::chat::v1 as chat;
@@ -28,6 +28,8 @@ const READY_PREFIX: &str = "Parley is running at ";
 struct Parley {
     child: Child,
     url: String,
+    /// Every line it printed so far (logs share stdout with the running line).
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl Parley {
@@ -37,8 +39,14 @@ impl Parley {
 
     /// Started with `args` (at least `--listen`).
     fn start_with(data_dir: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(data_dir, args, &[])
+    }
+
+    /// Started with `args` (at least `--listen`) and the environment variables `env`.
+    fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BINARY)
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("PARLEY_ALLOW_PRIVATE_NETWORKS")
             .arg("--data-dir")
             .arg(data_dir)
@@ -50,18 +58,28 @@ impl Parley {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let (found, address) = mpsc::channel();
+        let output = Arc::new(Mutex::new(Vec::new()));
         // Logs share stdout, so the pipe is drained for as long as the process runs.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix(READY_PREFIX) {
-                    let _ = found.send(url.trim().to_string());
+        std::thread::spawn({
+            let output = Arc::clone(&output);
+            move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(url) = line.strip_prefix(READY_PREFIX) {
+                        let _ = found.send(url.trim().to_string());
+                    }
+                    output.lock().unwrap().push(line);
                 }
             }
         });
         let url = address
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("parley never printed {READY_PREFIX:?}"));
-        Self { child, url }
+        Self { child, url, output }
+    }
+
+    /// The lines printed so far.
+    fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
     }
 
     /// SIGTERM, then the exit status.
@@ -329,6 +347,68 @@ async fn a_logged_out_token_is_refused_within_the_refresh_interval() {
     })
     .await;
     println!("logged-out token refused {:?} after Logout", logged_out.elapsed());
+}
+
+/// With `PARLEY_LOG_FORMAT=json` each access-log line is one JSON object; health checks (what
+/// probes call every few seconds) are logged at DEBUG, so at the default INFO they are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_logged_as_json_and_health_checks_only_at_debug() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let dir = tempfile::tempdir().unwrap();
+    let parley = Parley::start_with_env(
+        dir.path(),
+        &["--listen", "127.0.0.1:0"],
+        &[("PARLEY_LOG_FORMAT", "json")],
+    );
+    let mut health = HealthClient::new(channel(&parley.url).await);
+    for _ in 0..3 {
+        health
+            .check(HealthCheckRequest { service: String::new() })
+            .await
+            .unwrap();
+    }
+    register(&parley.url, "json").await;
+    let access_lines = || -> Vec<serde_json::Value> {
+        parley
+            .output()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|entry| entry["target"] == "gateway::access")
+            .collect()
+    };
+    parley_testkit::wait::until("the access line of Register", Duration::from_secs(10), || {
+        let found = access_lines()
+            .iter()
+            .any(|entry| entry["fields"]["method"] == "/parley.user.v1.UserService/Register");
+        async move { found }
+    })
+    .await;
+    let lines = access_lines();
+    let register = lines
+        .iter()
+        .find(|entry| entry["fields"]["method"] == "/parley.user.v1.UserService/Register")
+        .unwrap();
+    assert_eq!(register["level"], "INFO", "{register}");
+    assert_eq!(register["fields"]["code"], "Ok", "{register}");
+    assert!(register["fields"]["duration_ms"].is_string(), "{register}");
+    assert!(
+        lines.iter().all(|entry| !entry["fields"]["method"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("/grpc.health.v1.")),
+        "a health check was logged at INFO: {lines:#?}"
+    );
+    // Every line is JSON, not only the access log (the running line aside).
+    let output = parley.output();
+    assert!(
+        output
+            .iter()
+            .filter(|line| !line.starts_with(READY_PREFIX))
+            .all(|line| serde_json::from_str::<serde_json::Value>(line).is_ok()),
+        "{output:#?}"
+    );
 }
 
 /// Private networks are allowed when parley listens on loopback and refused when it listens on

@@ -182,22 +182,37 @@ struct CallRecord {
     status: Option<tonic::Code>,
 }
 
+/// Health checks: a Kubernetes probe or load balancer asks every few seconds, so their lines
+/// are DEBUG, not INFO, lest they drown the calls people make.
+const PROBE_PREFIX: &str = "/grpc.health.v1.Health/";
+
 impl CallRecord {
     fn write(self, ended: &'static str) {
         let user_id = self.caller.0.get().map_or_else(|| "-".to_string(), i64::to_string);
         // No status by the end means the client went away before the upstream finished.
         let code = self.status.unwrap_or(tonic::Code::Cancelled);
-        tracing::info!(
-            target: "gateway::access",
-            method = %self.method,
-            code = ?code,
-            duration_ms = %format_args!("{:.3}", self.started.elapsed().as_secs_f64() * 1000.0),
-            user_id = %user_id,
-            request_id = %self.request_id,
-            trace_id = %self.trace_id,
-            ended,
-            "call"
-        );
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        macro_rules! access_line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "gateway::access",
+                    $level,
+                    method = %self.method,
+                    code = ?code,
+                    duration_ms = %format_args!("{duration_ms:.3}"),
+                    user_id = %user_id,
+                    request_id = %self.request_id,
+                    trace_id = %self.trace_id,
+                    ended,
+                    "call"
+                )
+            };
+        }
+        if self.method.starts_with(PROBE_PREFIX) {
+            access_line!(tracing::Level::DEBUG);
+        } else {
+            access_line!(tracing::Level::INFO);
+        }
     }
 }
 
