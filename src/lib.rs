@@ -20,8 +20,11 @@ use tonic_health::pb::health_client::HealthClient;
 pub struct StackConfig {
     /// SQLite databases and keys live here; created when missing.
     pub data_dir: PathBuf,
-    /// The built web UI; a placeholder page is served while it has no `index.html`.
+    /// A built web UI directory, served instead of `embedded_ui`; a placeholder page is served
+    /// while it has no `index.html`.
     pub web_dir: Option<PathBuf>,
+    /// The web UI compiled into the binary ([`embedded_ui`]).
+    pub embedded_ui: Option<gateway::EmbeddedUi>,
     /// The gateway's edge settings (rate limits, CORS, limits).
     pub edge: gateway::EdgeOptions,
     /// How user-service delivers codes (log or SMTP) and marks its cookie.
@@ -47,6 +50,7 @@ impl StackConfig {
         Self {
             data_dir: data_dir.into(),
             web_dir: None,
+            embedded_ui: Some(embedded_ui()),
             edge: gateway::EdgeOptions::default(),
             accounts: user_service::AccountOptions::default(),
             allow_private_networks: None,
@@ -55,6 +59,13 @@ impl StackConfig {
             verifier: parley_service_kit::access_token::VerifierOptions::default(),
         }
     }
+}
+
+/// The web UI compiled into this binary by `build.rs` from `web/dist`: empty when the UI was
+/// not built before the binary was.
+pub fn embedded_ui() -> gateway::EmbeddedUi {
+    static FILES: &[gateway::EmbeddedFile] = include!(concat!(env!("OUT_DIR"), "/embedded_ui.rs"));
+    gateway::EmbeddedUi::new(FILES)
 }
 
 /// Whether LLM calls may reach loopback and private addresses: what the operator said, else
@@ -270,7 +281,16 @@ pub async fn start(
     };
     config.provider.apply_to(&mut llm_config)?;
     let mut gateway_config = gateway::Config::new(user_url, chat_url);
+    match (&config.web_dir, &config.embedded_ui) {
+        (Some(dir), _) => tracing::info!(dir = %dir.display(), "serving the web UI from a directory"),
+        (None, Some(ui)) if ui.is_built() => tracing::info!(files = ui.len(), "serving the embedded web UI"),
+        (None, _) => tracing::warn!(
+            "this binary was built without the web UI (web/dist was empty): the API works, the \
+             browser gets a page saying so; `make run` builds both, or pass --web-dir"
+        ),
+    }
     gateway_config.web_dir = config.web_dir;
+    gateway_config.embedded_ui = config.embedded_ui;
     config.edge.apply_to(&mut gateway_config);
     gateway_config.access_token_refresh = token_refresh;
     gateway_config.validate()?;

@@ -20,9 +20,10 @@ struct Cli {
     /// Where the SQLite databases and generated keys live.
     #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
-    /// The built web UI.
-    #[arg(long, env = "PARLEY_WEB_DIR", default_value = "./web/dist")]
-    web_dir: PathBuf,
+    /// A built web UI directory to serve instead of the one compiled into this binary (for
+    /// working on the UI: `npm run build` and reload, no Rust rebuild).
+    #[arg(long, env = "PARLEY_WEB_DIR")]
+    web_dir: Option<PathBuf>,
     #[command(flatten)]
     edge: gateway::EdgeOptions,
     #[command(flatten)]
@@ -59,7 +60,8 @@ fn main() -> ExitCode {
         let listener = entrypoint::bind(cli.listen).await?;
         let config = parley::StackConfig {
             data_dir: cli.data_dir,
-            web_dir: Some(cli.web_dir),
+            web_dir: cli.web_dir,
+            embedded_ui: Some(parley::embedded_ui()),
             edge: cli.edge,
             accounts: cli.accounts,
             allow_private_networks: cli.allow_private_networks,

@@ -37,12 +37,15 @@ impl Parley {
         Self::start_with(data_dir, &["--listen", "127.0.0.1:0"])
     }
 
-    /// Started with `args` (at least `--listen`).
+    /// Started with `args` (at least `--listen`), serving no web UI.
     fn start_with(data_dir: &Path, args: &[&str]) -> Self {
-        Self::start_with_env(data_dir, args, &[])
+        let mut args = args.to_vec();
+        args.extend(["--web-dir", "/nonexistent/web/dist"]);
+        Self::start_with_env(data_dir, &args, &[])
     }
 
-    /// Started with `args` (at least `--listen`) and the environment variables `env`.
+    /// Started with `args` (at least `--listen`) and the environment variables `env`; without
+    /// `--web-dir` it serves the UI compiled in.
     fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BINARY)
             .args(args)
@@ -50,7 +53,7 @@ impl Parley {
             .env_remove("PARLEY_ALLOW_PRIVATE_NETWORKS")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--web-dir", "/nonexistent/web/dist"])
+            .env_remove("PARLEY_WEB_DIR")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -347,6 +350,88 @@ async fn a_logged_out_token_is_refused_within_the_refresh_interval() {
     })
     .await;
     println!("logged-out token refused {:?} after Logout", logged_out.elapsed());
+}
+
+/// A plain HTTP/1.1 GET: (status, headers in lower case, body).
+async fn http_get(url: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = url.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(host).await.unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response).await.unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    (status, headers, response[split + 4..].to_vec())
+}
+
+fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// Without `--web-dir` the binary serves the UI it was built with (`make test` builds the UI
+/// first): `index.html` and a precompressed asset, with nothing read from disk at run time. A
+/// binary built before the UI says so, at start-up and in the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_the_ui_compiled_in_without_a_web_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    // Started elsewhere than the repository, so a ./web/dist could not be what it serves.
+    let parley = Parley::start_with_env(dir.path(), &["--listen", "127.0.0.1:0"], &[]);
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dist");
+    if !parley::embedded_ui().is_built() {
+        let (status, _, body) = http_get(&parley.url, "/", &[]).await;
+        assert_eq!(status, 200);
+        assert!(String::from_utf8_lossy(&body).contains("not built yet"));
+        let output = parley.output().join("\n");
+        assert!(output.contains("built without the web UI"), "{output}");
+        assert!(
+            !dist.join("index.html").exists(),
+            "web/dist is built but the binary has no UI: cargo did not rebuild it"
+        );
+        println!("this build has no UI (run `make web-build` first to test the embedded one)");
+        return;
+    }
+    let (status, headers, body) = http_get(&parley.url, "/", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, std::fs::read(dist.join("index.html")).unwrap());
+    assert!(header_of(&headers, "content-type").unwrap().starts_with("text/html"));
+    assert!(header_of(&headers, "etag").is_some(), "{headers:?}");
+
+    // A hashed asset with its brotli and gzip copies, as the build writes them.
+    let asset = std::fs::read_dir(dist.join("assets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|name| name.ends_with(".js") && dist.join("assets").join(format!("{name}.br")).exists())
+        .expect("the build has no precompressed script");
+    let path = format!("/assets/{asset}");
+    for (accept, extension, encoding) in [
+        ("br", ".br", Some("br")),
+        ("gzip", ".gz", Some("gzip")),
+        ("identity", "", None),
+    ] {
+        let (status, headers, body) = http_get(&parley.url, &path, &[("Accept-Encoding", accept)]).await;
+        assert_eq!(status, 200, "{accept}");
+        assert_eq!(header_of(&headers, "content-encoding"), encoding, "{accept}");
+        assert_eq!(header_of(&headers, "content-type"), Some("text/javascript"), "{accept}");
+        assert_eq!(
+            body,
+            std::fs::read(dist.join("assets").join(format!("{asset}{extension}"))).unwrap(),
+            "{accept}"
+        );
+    }
+    let output = parley.output().join("\n");
+    assert!(output.contains("serving the embedded web UI"), "{output}");
 }
 
 /// With `PARLEY_LOG_FORMAT=json` each access-log line is one JSON object; health checks (what

@@ -20,6 +20,8 @@ pub struct Config {
     /// The built web UI (`web/dist`). Without it (or while it has no `index.html`) the gateway
     /// serves a page saying the UI is not built.
     pub web_dir: Option<PathBuf>,
+    /// A web UI build compiled into the binary, served when `web_dir` is not set.
+    pub embedded_ui: Option<crate::web_ui::EmbeddedUi>,
     /// Origins allowed to call from another origin (`https://chat.example.com`), or `*`.
     /// Same-origin use needs none.
     pub cors_origins: Vec<String>,
@@ -91,6 +93,7 @@ impl Config {
             user_service_url: user_service_url.into(),
             chat_service_url: chat_service_url.into(),
             web_dir: None,
+            embedded_ui: None,
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             auth_rate_limit: Some(RateLimit::per_minute(30)),

@@ -8,7 +8,8 @@
 //! - `grpc.health.v1` (SERVING only while the upstreams are; Watch answers once and ends) and
 //!   server reflection for the public services.
 //! - Edge auth, rate limits, load shedding, request limits, CORS, an access log line per call.
-//! - The built web UI (`web/dist`) on the same port.
+//! - The built web UI on the same port: a directory (`web/dist`), or a build compiled into the
+//!   binary ([`EmbeddedUi`]; the directory wins when both are given).
 
 mod admission;
 mod call_log;
@@ -39,6 +40,7 @@ pub use config::Config;
 pub use edge_options::EdgeOptions;
 pub use error::Error;
 pub use rate_limit::RateLimit;
+pub use web_ui::{EmbeddedFile, EmbeddedUi};
 
 use admission::AdmissionLayer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
@@ -108,7 +110,8 @@ pub async fn serve(
     let grpc = call_log::CallLogLayer.layer(routing::KnownServices::new(known, guarded, grpc_routes));
     let grpc: GrpcService = BoxCloneService::new(tonic_web::GrpcWebLayer::new().layer(grpc));
 
-    let front = http_server::FrontDoor::new(grpc, web_ui::WebUi::new(config.web_dir.clone(), config.hsts));
+    let web = web_ui::WebUi::new(config.web_dir.clone(), config.embedded_ui.clone(), config.hsts);
+    let front = http_server::FrontDoor::new(grpc, web);
     let cors = edge_options::cors_layer(&config.cors_origins)?;
 
     let shutdown = shutdown.boxed().shared();
