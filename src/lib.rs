@@ -40,6 +40,8 @@ pub struct StackConfig {
     /// How often every service's token verifier fetches keys and revocations: a logged-out
     /// session or deleted account is refused within about this long.
     pub verifier: parley_service_kit::access_token::VerifierOptions,
+    /// Where the gateway serves Prometheus metrics (`/metrics`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl StackConfig {
@@ -57,6 +59,7 @@ impl StackConfig {
             provider: llm_service::ProviderOptions::default(),
             adopt_legacy_chats: false,
             verifier: parley_service_kit::access_token::VerifierOptions::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -87,6 +90,8 @@ pub enum Error {
     DataDir { path: String, source: std::io::Error },
     #[error("cannot open an internal port: {0}")]
     InternalPort(std::io::Error),
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    MetricsPort { addr: SocketAddr, source: std::io::Error },
     #[error("SMTP settings: {0}")]
     Mail(#[from] user_service::MailError),
     #[error("user-service: {0}")]
@@ -294,10 +299,18 @@ pub async fn start(
     config.edge.apply_to(&mut gateway_config);
     gateway_config.access_token_refresh = token_refresh;
     gateway_config.validate()?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::MetricsPort { addr, source })?,
+        ),
+        None => None,
+    };
 
     let mut services = Services(vec![
         RunningService::spawn("gateway", |stop| async move {
-            Ok(gateway::serve(listener, gateway_config, stop).await?)
+            Ok(gateway::serve_with_metrics(listener, metrics_listener, gateway_config, stop).await?)
         }),
         RunningService::spawn("chat-service", |stop| async move {
             Ok(chat_service::serve(chat_listener, chat_config, stop).await?)

@@ -52,6 +52,10 @@ struct Cli {
     adopt_legacy_chats: bool,
     #[command(flatten)]
     verifier: VerifierOptions,
+    /// Where to serve the gateway's Prometheus metrics (`/metrics`), e.g. 127.0.0.1:9464;
+    /// none by default. Keep it off the public network.
+    #[arg(long, env = "PARLEY_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
             provider: cli.provider,
             adopt_legacy_chats: cli.adopt_legacy_chats,
             verifier: cli.verifier,
+            metrics_listen: cli.metrics_listen,
         };
         let stack = match parley::start(listener, config, shutdown::signal()).await {
             Ok(stack) => stack,

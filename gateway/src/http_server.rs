@@ -23,6 +23,7 @@ use tower::{Service, ServiceExt};
 use crate::client_addr::{ClientAddr, IpNetwork, address_key, canonical};
 use crate::connection_watchdog::{ConnectionActivity, ConnectionTimeouts, TrackCalls};
 use crate::load_shedding::OpenCounts;
+use crate::metrics::EdgeMetrics;
 use crate::routing::GrpcService;
 use crate::upstream_proxy::BoxError;
 use crate::web_ui::WebUi;
@@ -122,6 +123,7 @@ pub(crate) async fn run<S>(
     service: S,
     shutdown: impl Future<Output = ()>,
     limits: ConnectionLimits,
+    metrics: Arc<EdgeMetrics>,
 ) -> std::io::Result<()>
 where
     S: Service<http::Request<hyper::body::Incoming>, Response = http::Response<Body>, Error = Infallible>
@@ -179,6 +181,7 @@ where
                     let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                     let connection = graceful.watch(connection);
                     let timeouts = limits.timeouts;
+                    let open = metrics.connection_opened();
                     connections.spawn(async move {
                         tokio::select! {
                             ended = connection => if let Err(error) = ended {
@@ -189,7 +192,7 @@ where
                                 tracing::debug!(%peer, reason = expiry.reason(), "closing a connection");
                             }
                         }
-                        drop((slot, address_slot));
+                        drop((slot, address_slot, open));
                     });
                 }
                 Err(error) => {

@@ -21,6 +21,7 @@ mod edge_options;
 mod error;
 mod http_server;
 mod load_shedding;
+mod metrics;
 mod rate_limit;
 mod routing;
 mod upstream_health;
@@ -57,6 +58,17 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    serve_with_metrics(listener, None, config, shutdown).await
+}
+
+/// [`serve`], and Prometheus metrics at `/metrics` on `metrics_listener` (a port of its own,
+/// not the public one) when given.
+pub async fn serve_with_metrics(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     config.validate()?;
     let user = upstream_proxy::Upstream::connect("user-service", &config.user_service_url, &config)?;
     let chat = upstream_proxy::Upstream::connect("chat-service", &config.chat_service_url, &config)?;
@@ -77,6 +89,14 @@ pub async fn serve(
     let known = routes.known_services();
     let streaming_methods = routes.streaming_methods();
     let unary_methods = routes.unary_methods();
+    let edge_metrics = metrics::EdgeMetrics::new(
+        streaming_methods
+            .iter()
+            .chain(&unary_methods)
+            .cloned()
+            .chain(routing::GATEWAY_METHODS.iter().map(|m| m.to_string()))
+            .collect(),
+    );
     let grpc_routes = routes.into_router(grpc_routes, &config);
     let resolve_client = client_addr::ResolveClient::new(&config.trusted_proxies);
     let guarded: GrpcService = BoxCloneService::new(
@@ -107,7 +127,10 @@ pub async fn serve(
             .layer(AdmissionLayer::new(rate_limit::Limits::new(&config)))
             .service(grpc_routes.clone()),
     );
-    let grpc = call_log::CallLogLayer.layer(routing::KnownServices::new(known, guarded, grpc_routes));
+    let call_log = call_log::CallLogLayer {
+        metrics: Arc::clone(&edge_metrics),
+    };
+    let grpc = call_log.layer(routing::KnownServices::new(known, guarded, grpc_routes));
     let grpc: GrpcService = BoxCloneService::new(tonic_web::GrpcWebLayer::new().layer(grpc));
 
     let web = web_ui::WebUi::new(config.web_dir.clone(), config.embedded_ui.clone(), config.hsts);
@@ -116,6 +139,8 @@ pub async fn serve(
 
     let shutdown = shutdown.boxed().shared();
     let health_task = tokio::spawn(checker.run(config.health_check_interval, shutdown.clone()));
+    let metrics_task = metrics_listener
+        .map(|listener| tokio::spawn(metrics::serve(listener, Arc::clone(&edge_metrics), shutdown.clone())));
     let limits = http_server::ConnectionLimits {
         max_connections: config.max_connections,
         max_connections_per_address: config.max_connections_per_address,
@@ -127,7 +152,10 @@ pub async fn serve(
             idle: config.idle_connection_timeout,
         },
     };
-    let result = http_server::run(listener, cors.layer(front), shutdown, limits).await;
+    let result = http_server::run(listener, cors.layer(front), shutdown, limits, edge_metrics).await;
     health_task.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     result.map_err(Error::from)
 }

@@ -187,6 +187,14 @@ pub(crate) fn add_reflection(
         .add_service(build().build_v1alpha()?))
 }
 
+/// The methods of the gateway's own services (metrics label them by name).
+pub(crate) const GATEWAY_METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
 const GATEWAY_SERVICES: &[&str] = &[
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
