@@ -9,7 +9,8 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run web-deps web-build tools-deps chromium test test-rust proto-lint test-web test-e2e bench bench-ui fmt lint
 
-# Builds the UI, then the stack, and serves everything on one port.
+# Builds the UI, then the stack (which embeds the UI: one self-contained binary), and serves
+# everything on one port.
 # Flags go after ARGS=, e.g. `make run ARGS="--listen 0.0.0.0:8080"`.
 run: web-build
 	@echo "==> building and starting Parley; open http://127.0.0.1:8080 once it says it is running (Ctrl-C stops it)"
@@ -59,7 +60,8 @@ test: tools-deps web-deps chromium
 	if [ $$status != 0 ]; then echo "==> some tests FAILED (see above)"; else echo "==> all tests passed"; fi; \
 	exit $$status
 
-test-rust: tools-deps proto-lint
+# The UI first: `parley` embeds web/dist at build time (build.rs), and its tests serve it.
+test-rust: tools-deps proto-lint web-build
 	$(CARGO) test --workspace --no-fail-fast
 
 # The contracts keep buf's STANDARD style (proto/buf.yaml).

@@ -20,8 +20,11 @@ use tonic_health::pb::health_client::HealthClient;
 pub struct StackConfig {
     /// SQLite databases and keys live here; created when missing.
     pub data_dir: PathBuf,
-    /// The built web UI; a placeholder page is served while it has no `index.html`.
+    /// A built web UI directory, served instead of `embedded_ui`; a placeholder page is served
+    /// while it has no `index.html`.
     pub web_dir: Option<PathBuf>,
+    /// The web UI compiled into the binary ([`embedded_ui`]).
+    pub embedded_ui: Option<gateway::EmbeddedUi>,
     /// The gateway's edge settings (rate limits, CORS, limits).
     pub edge: gateway::EdgeOptions,
     /// How user-service delivers codes (log or SMTP) and marks its cookie.
@@ -36,6 +39,11 @@ pub struct StackConfig {
     pub adopt_legacy_chats: bool,
     /// Every account's chat quotas unless an administrator overrides them (0: unlimited).
     pub quotas: chat_service::QuotaLimits,
+    /// How often every service's token verifier fetches keys and revocations: a logged-out
+    /// session or deleted account is refused within about this long.
+    pub verifier: parley_service_kit::access_token::VerifierOptions,
+    /// Where the gateway serves Prometheus metrics (`/metrics`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl StackConfig {
@@ -46,14 +54,24 @@ impl StackConfig {
         Self {
             data_dir: data_dir.into(),
             web_dir: None,
+            embedded_ui: Some(embedded_ui()),
             edge: gateway::EdgeOptions::default(),
             accounts: user_service::AccountOptions::default(),
             allow_private_networks: None,
             provider: llm_service::ProviderOptions::default(),
             adopt_legacy_chats: false,
             quotas: chat_service::QuotaLimits::default(),
+            verifier: parley_service_kit::access_token::VerifierOptions::default(),
+            metrics_listen: None,
         }
     }
+}
+
+/// The web UI compiled into this binary by `build.rs` from `web/dist`: empty when the UI was
+/// not built before the binary was.
+pub fn embedded_ui() -> gateway::EmbeddedUi {
+    static FILES: &[gateway::EmbeddedFile] = include!(concat!(env!("OUT_DIR"), "/embedded_ui.rs"));
+    gateway::EmbeddedUi::new(FILES)
 }
 
 /// Whether LLM calls may reach loopback and private addresses: what the operator said, else
@@ -75,6 +93,8 @@ pub enum Error {
     DataDir { path: String, source: std::io::Error },
     #[error("cannot open an internal port: {0}")]
     InternalPort(std::io::Error),
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    MetricsPort { addr: SocketAddr, source: std::io::Error },
     #[error("SMTP settings: {0}")]
     Mail(#[from] user_service::MailError),
     #[error("user-service: {0}")]
@@ -250,6 +270,8 @@ pub async fn start(
     // Deleted accounts' chats are erased there; user-service starts first, and its outbox
     // retries until chat-service answers.
     user_config.chat_service_url = Some(chat_url.clone());
+    let token_refresh = config.verifier.refresh_interval();
+    user_config.revocation_refresh_interval = token_refresh;
     let mut chat_config = chat_service::Config::new(
         chat_service::Config::default_database_url(&data_dir),
         &data_dir,
@@ -258,6 +280,7 @@ pub async fn start(
     );
     chat_config.adopt_legacy_chats = config.adopt_legacy_chats;
     chat_config.quotas = config.quotas;
+    chat_config.access_token_refresh = token_refresh;
     let mut llm_config = llm_service::Config {
         allow_private_networks: private_networks_allowed(config.allow_private_networks, addr),
         // On loopback the users are on the machine: what a local provider says (Ollama's
@@ -267,13 +290,31 @@ pub async fn start(
     };
     config.provider.apply_to(&mut llm_config)?;
     let mut gateway_config = gateway::Config::new(user_url, chat_url);
+    match (&config.web_dir, &config.embedded_ui) {
+        (Some(dir), _) => tracing::info!(dir = %dir.display(), "serving the web UI from a directory"),
+        (None, Some(ui)) if ui.is_built() => tracing::info!(files = ui.len(), "serving the embedded web UI"),
+        (None, _) => tracing::warn!(
+            "this binary was built without the web UI (web/dist was empty): the API works, the \
+             browser gets a page saying so; `make run` builds both, or pass --web-dir"
+        ),
+    }
     gateway_config.web_dir = config.web_dir;
+    gateway_config.embedded_ui = config.embedded_ui;
     config.edge.apply_to(&mut gateway_config);
+    gateway_config.access_token_refresh = token_refresh;
     gateway_config.validate()?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::MetricsPort { addr, source })?,
+        ),
+        None => None,
+    };
 
     let mut services = Services(vec![
         RunningService::spawn("gateway", |stop| async move {
-            Ok(gateway::serve(listener, gateway_config, stop).await?)
+            Ok(gateway::serve_with_metrics(listener, metrics_listener, gateway_config, stop).await?)
         }),
         RunningService::spawn("chat-service", |stop| async move {
             Ok(chat_service::serve(chat_listener, chat_config, stop).await?)

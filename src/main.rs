@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use parley_service_kit::access_token::VerifierOptions;
 use parley_service_kit::{entrypoint, shutdown};
 
 #[derive(Debug, Parser)]
@@ -19,9 +20,10 @@ struct Cli {
     /// Where the SQLite databases and generated keys live.
     #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
-    /// The built web UI.
-    #[arg(long, env = "PARLEY_WEB_DIR", default_value = "./web/dist")]
-    web_dir: PathBuf,
+    /// A built web UI directory to serve instead of the one compiled into this binary (for
+    /// working on the UI: `npm run build` and reload, no Rust rebuild).
+    #[arg(long, env = "PARLEY_WEB_DIR")]
+    web_dir: Option<PathBuf>,
     #[command(flatten)]
     edge: gateway::EdgeOptions,
     #[command(flatten)]
@@ -50,6 +52,12 @@ struct Cli {
     adopt_legacy_chats: bool,
     #[command(flatten)]
     quotas: chat_service::QuotaLimits,
+    #[command(flatten)]
+    verifier: VerifierOptions,
+    /// Where to serve the gateway's Prometheus metrics (`/metrics`), e.g. 127.0.0.1:9464;
+    /// none by default. Keep it off the public network.
+    #[arg(long, env = "PARLEY_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -58,13 +66,16 @@ fn main() -> ExitCode {
         let listener = entrypoint::bind(cli.listen).await?;
         let config = parley::StackConfig {
             data_dir: cli.data_dir,
-            web_dir: Some(cli.web_dir),
+            web_dir: cli.web_dir,
+            embedded_ui: Some(parley::embedded_ui()),
             edge: cli.edge,
             accounts: cli.accounts,
             allow_private_networks: cli.allow_private_networks,
             provider: cli.provider,
             adopt_legacy_chats: cli.adopt_legacy_chats,
             quotas: cli.quotas,
+            verifier: cli.verifier,
+            metrics_listen: cli.metrics_listen,
         };
         let stack = match parley::start(listener, config, shutdown::signal()).await {
             Ok(stack) => stack,

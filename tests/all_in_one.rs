@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use parley_proto::chat::v1 as chat;
@@ -28,6 +28,8 @@ const READY_PREFIX: &str = "Parley is running at ";
 struct Parley {
     child: Child,
     url: String,
+    /// Every line it printed so far (logs share stdout with the running line).
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl Parley {
@@ -35,14 +37,23 @@ impl Parley {
         Self::start_with(data_dir, &["--listen", "127.0.0.1:0"])
     }
 
-    /// Started with `args` (at least `--listen`).
+    /// Started with `args` (at least `--listen`), serving no web UI.
     fn start_with(data_dir: &Path, args: &[&str]) -> Self {
+        let mut args = args.to_vec();
+        args.extend(["--web-dir", "/nonexistent/web/dist"]);
+        Self::start_with_env(data_dir, &args, &[])
+    }
+
+    /// Started with `args` (at least `--listen`) and the environment variables `env`; without
+    /// `--web-dir` it serves the UI compiled in.
+    fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BINARY)
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("PARLEY_ALLOW_PRIVATE_NETWORKS")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--web-dir", "/nonexistent/web/dist"])
+            .env_remove("PARLEY_WEB_DIR")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -50,18 +61,28 @@ impl Parley {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let (found, address) = mpsc::channel();
+        let output = Arc::new(Mutex::new(Vec::new()));
         // Logs share stdout, so the pipe is drained for as long as the process runs.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix(READY_PREFIX) {
-                    let _ = found.send(url.trim().to_string());
+        std::thread::spawn({
+            let output = Arc::clone(&output);
+            move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(url) = line.strip_prefix(READY_PREFIX) {
+                        let _ = found.send(url.trim().to_string());
+                    }
+                    output.lock().unwrap().push(line);
                 }
             }
         });
         let url = address
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("parley never printed {READY_PREFIX:?}"));
-        Self { child, url }
+        Self { child, url, output }
+    }
+
+    /// The lines printed so far.
+    fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
     }
 
     /// SIGTERM, then the exit status.
@@ -286,6 +307,193 @@ async fn the_gateway_is_serving_when_the_running_line_is_printed() {
         .into_inner()
         .status;
     assert_eq!(status, ServingStatus::Serving as i32);
+}
+
+/// `--access-token-refresh-ms` reaches every service's verifier: a logged-out session is
+/// refused within a few of its intervals, far sooner than the 5 s default would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_out_token_is_refused_within_the_refresh_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let parley = Parley::start_with(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--access-token-refresh-ms", "100"],
+    );
+    let mut users = users(&parley.url).await;
+    let signed_up = users
+        .register(user::RegisterRequest {
+            username: "noor".into(),
+            password: "a long enough password".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let sessions = SessionServiceClient::new(channel(&parley.url).await);
+    let list = || {
+        let mut sessions = sessions.clone();
+        let request = with_token(chat::ListSessionsRequest::default(), &signed_up.access_token);
+        async move { sessions.list_sessions(request).await.map(|_| ()) }
+    };
+    list().await.unwrap();
+    users
+        .logout(user::LogoutRequest {
+            refresh_token: signed_up.refresh_token.clone(),
+        })
+        .await
+        .unwrap();
+    let logged_out = std::time::Instant::now();
+    parley_testkit::wait::eventually("the logged-out token refused", Duration::from_secs(1), || async {
+        match list().await {
+            Err(status) if status.code() == tonic::Code::Unauthenticated => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    println!("logged-out token refused {:?} after Logout", logged_out.elapsed());
+}
+
+/// A plain HTTP/1.1 GET: (status, headers in lower case, body).
+async fn http_get(url: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = url.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(host).await.unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response).await.unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    (status, headers, response[split + 4..].to_vec())
+}
+
+fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// Without `--web-dir` the binary serves the UI it was built with (`make test` builds the UI
+/// first): `index.html` and a precompressed asset, with nothing read from disk at run time. A
+/// binary built before the UI says so, at start-up and in the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_the_ui_compiled_in_without_a_web_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    // Started elsewhere than the repository, so a ./web/dist could not be what it serves.
+    let parley = Parley::start_with_env(dir.path(), &["--listen", "127.0.0.1:0"], &[]);
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dist");
+    if !parley::embedded_ui().is_built() {
+        let (status, _, body) = http_get(&parley.url, "/", &[]).await;
+        assert_eq!(status, 200);
+        assert!(String::from_utf8_lossy(&body).contains("not built yet"));
+        let output = parley.output().join("\n");
+        assert!(output.contains("built without the web UI"), "{output}");
+        assert!(
+            !dist.join("index.html").exists(),
+            "web/dist is built but the binary has no UI: cargo did not rebuild it"
+        );
+        println!("this build has no UI (run `make web-build` first to test the embedded one)");
+        return;
+    }
+    let (status, headers, body) = http_get(&parley.url, "/", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, std::fs::read(dist.join("index.html")).unwrap());
+    assert!(header_of(&headers, "content-type").unwrap().starts_with("text/html"));
+    assert!(header_of(&headers, "etag").is_some(), "{headers:?}");
+
+    // A hashed asset with its brotli and gzip copies, as the build writes them.
+    let asset = std::fs::read_dir(dist.join("assets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|name| name.ends_with(".js") && dist.join("assets").join(format!("{name}.br")).exists())
+        .expect("the build has no precompressed script");
+    let path = format!("/assets/{asset}");
+    for (accept, extension, encoding) in [
+        ("br", ".br", Some("br")),
+        ("gzip", ".gz", Some("gzip")),
+        ("identity", "", None),
+    ] {
+        let (status, headers, body) = http_get(&parley.url, &path, &[("Accept-Encoding", accept)]).await;
+        assert_eq!(status, 200, "{accept}");
+        assert_eq!(header_of(&headers, "content-encoding"), encoding, "{accept}");
+        assert_eq!(header_of(&headers, "content-type"), Some("text/javascript"), "{accept}");
+        assert_eq!(
+            body,
+            std::fs::read(dist.join("assets").join(format!("{asset}{extension}"))).unwrap(),
+            "{accept}"
+        );
+    }
+    let output = parley.output().join("\n");
+    assert!(output.contains("serving the embedded web UI"), "{output}");
+}
+
+/// With `PARLEY_LOG_FORMAT=json` each access-log line is one JSON object; health checks (what
+/// probes call every few seconds) are logged at DEBUG, so at the default INFO they are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_logged_as_json_and_health_checks_only_at_debug() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let dir = tempfile::tempdir().unwrap();
+    let parley = Parley::start_with_env(
+        dir.path(),
+        &["--listen", "127.0.0.1:0"],
+        &[("PARLEY_LOG_FORMAT", "json")],
+    );
+    let mut health = HealthClient::new(channel(&parley.url).await);
+    for _ in 0..3 {
+        health
+            .check(HealthCheckRequest { service: String::new() })
+            .await
+            .unwrap();
+    }
+    register(&parley.url, "json").await;
+    let access_lines = || -> Vec<serde_json::Value> {
+        parley
+            .output()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|entry| entry["target"] == "gateway::access")
+            .collect()
+    };
+    parley_testkit::wait::until("the access line of Register", Duration::from_secs(10), || {
+        let found = access_lines()
+            .iter()
+            .any(|entry| entry["fields"]["method"] == "/parley.user.v1.UserService/Register");
+        async move { found }
+    })
+    .await;
+    let lines = access_lines();
+    let register = lines
+        .iter()
+        .find(|entry| entry["fields"]["method"] == "/parley.user.v1.UserService/Register")
+        .unwrap();
+    assert_eq!(register["level"], "INFO", "{register}");
+    assert_eq!(register["fields"]["code"], "Ok", "{register}");
+    assert!(register["fields"]["duration_ms"].is_string(), "{register}");
+    assert!(
+        lines.iter().all(|entry| !entry["fields"]["method"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("/grpc.health.v1.")),
+        "a health check was logged at INFO: {lines:#?}"
+    );
+    // Every line is JSON, not only the access log (the running line aside).
+    let output = parley.output();
+    assert!(
+        output
+            .iter()
+            .filter(|line| !line.starts_with(READY_PREFIX))
+            .all(|line| serde_json::from_str::<serde_json::Value>(line).is_ok()),
+        "{output:#?}"
+    );
 }
 
 /// Private networks are allowed when parley listens on loopback and refused when it listens on

@@ -42,6 +42,9 @@ pub struct Config {
     /// NATS (`nats://host:4222`) carrying room events between instances sharing a database;
     /// None: room events stay in this process.
     pub nats_url: Option<String>,
+    /// How often access-token keys and revocations are fetched from user-service: a revoked
+    /// token is refused within about this long.
+    pub access_token_refresh: Duration,
 }
 
 // Never print key material.
@@ -76,6 +79,7 @@ impl Config {
             quotas: QuotaLimits::default(),
             room_limits: crate::RoomLimits::default(),
             nats_url: None,
+            access_token_refresh: parley_service_kit::access_token::DEFAULT_REFRESH_INTERVAL,
         }
     }
 

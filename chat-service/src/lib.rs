@@ -81,9 +81,10 @@ pub async fn serve(
         .map_err(|e| Error::Config(format!("user-service URL {:?}: {e}", config.user_service_url)))?
         .connect_timeout(Duration::from_secs(5))
         .connect_lazy();
-    let verifier = Arc::new(TokenVerifier::with_source(Arc::new(UserServiceKeySource::new(
-        user_channel,
-    ))));
+    let verifier = Arc::new(TokenVerifier::with_source_refreshed_every(
+        Arc::new(UserServiceKeySource::new(user_channel)),
+        config.access_token_refresh.max(Duration::from_millis(10)),
+    ));
     let registry = GenerationRegistry::new(config.generation.max_per_user);
     // A SQLite file has only this instance; a PostgreSQL database may have others.
     let single_instance = database.backend == database::Backend::Sqlite;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use chat_service::{Config, master_keys};
 use clap::Parser;
+use parley_service_kit::access_token::VerifierOptions;
 use parley_service_kit::{entrypoint, shutdown};
 
 /// Parley chat-service: API configs, personas, sessions, messages and generations over gRPC.
@@ -65,6 +66,8 @@ struct Cli {
     /// PostgreSQL database (e.g. `nats://127.0.0.1:4222`). Unset: in-process only.
     #[arg(long, env = "PARLEY_NATS_URL")]
     nats_url: Option<String>,
+    #[command(flatten)]
+    verifier: VerifierOptions,
 }
 
 fn main() -> ExitCode {
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
             messages_per_minute: cli.room_messages_per_minute.max(1),
         };
         config.nats_url = cli.nats_url;
+        config.access_token_refresh = cli.verifier.refresh_interval();
         let listener = entrypoint::bind(cli.listen).await?;
         chat_service::serve(listener, config, shutdown::signal())
             .await

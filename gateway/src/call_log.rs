@@ -19,6 +19,8 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use crate::metrics::{CallGuard, EdgeMetrics};
+
 pub(crate) const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
@@ -37,20 +39,27 @@ pub(crate) fn record_caller<B>(request: http::Request<B>) -> http::Request<B> {
     request
 }
 
-#[derive(Clone, Copy)]
-pub(crate) struct CallLogLayer;
+/// The access log, which also counts each call in the edge's metrics.
+#[derive(Clone)]
+pub(crate) struct CallLogLayer {
+    pub(crate) metrics: Arc<EdgeMetrics>,
+}
 
 impl<S> Layer<S> for CallLogLayer {
     type Service = CallLog<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CallLog { inner }
+        CallLog {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
     }
 }
 
 #[derive(Clone)]
 pub(crate) struct CallLog<S> {
     inner: S,
+    metrics: Arc<EdgeMetrics>,
 }
 
 /// A request id from the client is kept if it is short and printable; otherwise one is made.
@@ -139,7 +148,9 @@ where
         );
         let caller = CallerSlot::default();
         request.extensions_mut().insert(caller.clone());
+        let metered = self.metrics.call_started(&method);
         let record = CallRecord {
+            metered,
             method,
             request_id,
             trace_id: hop.trace_id,
@@ -174,6 +185,8 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
 }
 
 struct CallRecord {
+    /// Ends the call in the metrics when dropped (as CANCELLED unless `write` said otherwise).
+    metered: CallGuard,
     method: String,
     request_id: String,
     trace_id: String,
@@ -182,22 +195,38 @@ struct CallRecord {
     status: Option<tonic::Code>,
 }
 
+/// Health checks: a Kubernetes probe or load balancer asks every few seconds, so their lines
+/// are DEBUG, not INFO, lest they drown the calls people make.
+const PROBE_PREFIX: &str = "/grpc.health.v1.Health/";
+
 impl CallRecord {
-    fn write(self, ended: &'static str) {
+    fn write(mut self, ended: &'static str) {
         let user_id = self.caller.0.get().map_or_else(|| "-".to_string(), i64::to_string);
         // No status by the end means the client went away before the upstream finished.
         let code = self.status.unwrap_or(tonic::Code::Cancelled);
-        tracing::info!(
-            target: "gateway::access",
-            method = %self.method,
-            code = ?code,
-            duration_ms = %format_args!("{:.3}", self.started.elapsed().as_secs_f64() * 1000.0),
-            user_id = %user_id,
-            request_id = %self.request_id,
-            trace_id = %self.trace_id,
-            ended,
-            "call"
-        );
+        self.metered.end(code);
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        macro_rules! access_line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "gateway::access",
+                    $level,
+                    method = %self.method,
+                    code = ?code,
+                    duration_ms = %format_args!("{duration_ms:.3}"),
+                    user_id = %user_id,
+                    request_id = %self.request_id,
+                    trace_id = %self.trace_id,
+                    ended,
+                    "call"
+                )
+            };
+        }
+        if self.method.starts_with(PROBE_PREFIX) {
+            access_line!(tracing::Level::DEBUG);
+        } else {
+            access_line!(tracing::Level::INFO);
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use parley_service_kit::access_token::DEFAULT_REFRESH_INTERVAL;
+
 use crate::client_addr::IpNetwork;
 use crate::edge_options::cors_layer;
 use crate::error::Error;
@@ -18,6 +20,8 @@ pub struct Config {
     /// The built web UI (`web/dist`). Without it (or while it has no `index.html`) the gateway
     /// serves a page saying the UI is not built.
     pub web_dir: Option<PathBuf>,
+    /// A web UI build compiled into the binary, served when `web_dir` is not set.
+    pub embedded_ui: Option<crate::web_ui::EmbeddedUi>,
     /// Origins allowed to call from another origin (`https://chat.example.com`), or `*`.
     /// Same-origin use needs none.
     pub cors_origins: Vec<String>,
@@ -59,10 +63,18 @@ pub struct Config {
     pub max_connections_per_address: usize,
     /// How long open calls may run on after shutdown was asked for (zero: closed at once).
     pub drain_deadline: Duration,
+    /// How long a new connection may take to send its first request's headers (and any
+    /// HTTP/1.1 request its headers) before it is closed.
+    pub header_timeout: Duration,
+    /// How long a connection with no call open may stay before it is closed.
+    pub idle_connection_timeout: Duration,
     /// How long connecting to an upstream may take before the call fails UNAVAILABLE.
     pub upstream_connect_timeout: Duration,
     /// How often the upstreams' health is checked once they are all up (more often until then).
     pub health_check_interval: Duration,
+    /// How often access-token keys and revocations are fetched from user-service: a revoked
+    /// token is refused at the edge within about this long.
+    pub access_token_refresh: Duration,
     /// Send `Strict-Transport-Security` with the UI: only behind TLS, where browsers heed it.
     pub hsts: bool,
 }
@@ -72,6 +84,7 @@ const MAX_MESSAGE_BYTES: usize = 1 << 30;
 const MIN_MESSAGE_BYTES: usize = 1024;
 const MAX_CONCURRENT_CALLS: usize = 1_000_000;
 const MAX_UNARY_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 const MAX_DRAIN_DEADLINE: Duration = Duration::from_secs(60 * 60);
 
 impl Config {
@@ -80,6 +93,7 @@ impl Config {
             user_service_url: user_service_url.into(),
             chat_service_url: chat_service_url.into(),
             web_dir: None,
+            embedded_ui: None,
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             auth_rate_limit: Some(RateLimit::per_minute(30)),
@@ -98,8 +112,11 @@ impl Config {
             max_connections: 4096,
             max_connections_per_address: 256,
             drain_deadline: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_connection_timeout: Duration::from_secs(60),
             upstream_connect_timeout: Duration::from_secs(3),
             health_check_interval: Duration::from_secs(5),
+            access_token_refresh: DEFAULT_REFRESH_INTERVAL,
             hsts: false,
         }
     }
@@ -174,6 +191,25 @@ impl Config {
                 "the drain deadline (--drain-deadline-secs)",
                 "at most an hour",
                 seconds(self.drain_deadline),
+            );
+        }
+        let connection_timeouts = [
+            ("the header timeout (--header-timeout-secs)", self.header_timeout),
+            (
+                "the idle connection timeout (--idle-connection-timeout-secs)",
+                self.idle_connection_timeout,
+            ),
+        ];
+        for (name, timeout) in connection_timeouts {
+            if timeout.is_zero() || timeout > MAX_CONNECTION_TIMEOUT {
+                return setting(name, "more than 0 and at most a day", seconds(timeout));
+            }
+        }
+        if self.access_token_refresh.is_zero() {
+            return setting(
+                "the access-token refresh interval (--access-token-refresh-ms)",
+                "more than 0",
+                seconds(self.access_token_refresh),
             );
         }
         if self.upstream_connect_timeout.is_zero() || self.health_check_interval.is_zero() {

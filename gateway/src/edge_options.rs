@@ -75,6 +75,14 @@ pub struct EdgeOptions {
     /// Seconds open calls may run on after a shutdown signal (0: closed at once).
     #[arg(long, env = "PARLEY_DRAIN_DEADLINE_SECS", default_value_t = 10)]
     pub drain_deadline_secs: u64,
+    /// Seconds a new connection may take to send its first request (and an HTTP/1.1 request
+    /// its headers) before it is closed.
+    #[arg(long, env = "PARLEY_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a connection with no call open may stay before it is closed (HTTP/2 pings do
+    /// not keep it).
+    #[arg(long, env = "PARLEY_IDLE_CONNECTION_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_connection_timeout_secs: u64,
     /// Send Strict-Transport-Security with the web UI. Only behind TLS (an HTTPS ingress).
     #[arg(long, env = "PARLEY_HSTS")]
     pub hsts: bool,
@@ -102,6 +110,8 @@ impl Default for EdgeOptions {
             max_connections: 4096,
             max_connections_per_address: 256,
             drain_deadline_secs: 10,
+            header_timeout_secs: 10,
+            idle_connection_timeout_secs: 60,
             hsts: false,
         }
     }
@@ -134,6 +144,8 @@ impl EdgeOptions {
         config.max_connections = self.max_connections;
         config.max_connections_per_address = self.max_connections_per_address;
         config.drain_deadline = Duration::from_secs(self.drain_deadline_secs);
+        config.header_timeout = Duration::from_secs(self.header_timeout_secs);
+        config.idle_connection_timeout = Duration::from_secs(self.idle_connection_timeout_secs);
         config.hsts = self.hsts;
     }
 }
@@ -259,6 +271,15 @@ mod tests {
         refused("--max-connections", &["--max-connections", "99999999"]);
         refused("--max-connections-per-address", &["--max-connections-per-address", "0"]);
         refused("--drain-deadline-secs", &["--drain-deadline-secs", "86400"]);
+        refused("--header-timeout-secs", &["--header-timeout-secs", "0"]);
+        refused(
+            "--idle-connection-timeout-secs",
+            &["--idle-connection-timeout-secs", "0"],
+        );
+        refused(
+            "--idle-connection-timeout-secs",
+            &["--idle-connection-timeout-secs", "99999999"],
+        );
 
         // Zero means "closed at once" for the drain and "no limit" for the rate limits.
         let parsed = Cli::try_parse_from([

@@ -21,7 +21,9 @@ use tonic::body::Body;
 use tower::{Service, ServiceExt};
 
 use crate::client_addr::{ClientAddr, IpNetwork, address_key, canonical};
+use crate::connection_watchdog::{ConnectionActivity, ConnectionTimeouts, TrackCalls};
 use crate::load_shedding::OpenCounts;
+use crate::metrics::EdgeMetrics;
 use crate::routing::GrpcService;
 use crate::upstream_proxy::BoxError;
 use crate::web_ui::WebUi;
@@ -110,6 +112,8 @@ pub(crate) struct ConnectionLimits {
     pub(crate) max_streams_per_connection: u32,
     /// How long open calls may run on after shutdown was asked for.
     pub(crate) drain_deadline: Duration,
+    /// How long a connection may go without a call before it is closed.
+    pub(crate) timeouts: ConnectionTimeouts,
 }
 
 /// Accepts connections until `shutdown`, then waits for open calls up to the drain deadline
@@ -119,6 +123,7 @@ pub(crate) async fn run<S>(
     service: S,
     shutdown: impl Future<Output = ()>,
     limits: ConnectionLimits,
+    metrics: Arc<EdgeMetrics>,
 ) -> std::io::Result<()>
 where
     S: Service<http::Request<hyper::body::Incoming>, Response = http::Response<Body>, Error = Infallible>
@@ -128,12 +133,13 @@ where
     S::Future: Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // A client that never finishes its headers is dropped; idle HTTP/2 peers are pinged so a
-    // vanished browser does not hold a stream (and its upstream call) open.
+    // A client that never finishes its headers is dropped (the watchdog below does it for the
+    // first request on either protocol; hyper for every later HTTP/1.1 one); idle HTTP/2 peers
+    // are pinged so a vanished browser does not hold a stream (and its upstream call) open.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(limits.timeouts.header);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -169,14 +175,24 @@ where
                     };
                     // Without it Nagle's algorithm holds back the small frames of a stream.
                     let _ = stream.set_nodelay(true);
-                    let service = TowerToHyperService::new(WithClientAddr { inner: service.clone(), peer });
+                    let activity = ConnectionActivity::new();
+                    let service = TrackCalls::new(WithClientAddr { inner: service.clone(), peer }, activity.clone());
+                    let service = TowerToHyperService::new(service);
                     let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                     let connection = graceful.watch(connection);
+                    let timeouts = limits.timeouts;
+                    let open = metrics.connection_opened();
                     connections.spawn(async move {
-                        if let Err(error) = connection.await {
-                            tracing::debug!(%peer, %error, "connection ended with an error");
+                        tokio::select! {
+                            ended = connection => if let Err(error) = ended {
+                                tracing::debug!(%peer, %error, "connection ended with an error");
+                            },
+                            // Dropping the connection closes its socket.
+                            expiry = activity.expired(timeouts) => {
+                                tracing::debug!(%peer, reason = expiry.reason(), "closing a connection");
+                            }
                         }
-                        drop((slot, address_slot));
+                        drop((slot, address_slot, open));
                     });
                 }
                 Err(error) => {

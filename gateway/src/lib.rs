@@ -5,19 +5,23 @@
 //!   that owns the package (`parley.user.v1` → user-service, `parley.chat.v1` → chat-service);
 //!   bodies and trailers stream through undecoded. Anything else (including `parley.llm.v1`)
 //!   answers UNIMPLEMENTED.
-//! - `grpc.health.v1` (SERVING only while the upstreams are) and server reflection for the
-//!   public services.
+//! - `grpc.health.v1` (SERVING only while the upstreams are; Watch answers once and ends) and
+//!   server reflection for the public services.
 //! - Edge auth, rate limits, load shedding, request limits, CORS, an access log line per call.
-//! - The built web UI (`web/dist`) on the same port.
+//! - The built web UI on the same port: a directory (`web/dist`), or a build compiled into the
+//!   binary ([`EmbeddedUi`]; the directory wins when both are given).
 
 mod admission;
 mod call_log;
 mod client_addr;
 mod config;
+mod connection_watchdog;
+mod edge_health;
 mod edge_options;
 mod error;
 mod http_server;
 mod load_shedding;
+mod metrics;
 mod rate_limit;
 mod routing;
 mod upstream_health;
@@ -37,6 +41,7 @@ pub use config::Config;
 pub use edge_options::EdgeOptions;
 pub use error::Error;
 pub use rate_limit::RateLimit;
+pub use web_ui::{EmbeddedFile, EmbeddedUi};
 
 use admission::AdmissionLayer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
@@ -53,24 +58,45 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    serve_with_metrics(listener, None, config, shutdown).await
+}
+
+/// [`serve`], and Prometheus metrics at `/metrics` on `metrics_listener` (a port of its own,
+/// not the public one) when given.
+pub async fn serve_with_metrics(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     config.validate()?;
     let user = upstream_proxy::Upstream::connect("user-service", &config.user_service_url, &config)?;
     let chat = upstream_proxy::Upstream::connect("chat-service", &config.chat_service_url, &config)?;
     let descriptors = routing::Descriptors::decode(parley_proto::FILE_DESCRIPTOR_SET)?;
     let routes = routing::RouteTable::new(&descriptors, &[(USER_PACKAGE, &user), (CHAT_PACKAGE, &chat)]);
 
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let health = tonic_health::server::HealthReporter::new();
+    let health_service = edge_health::edge_health_server(&health);
     let checker = upstream_health::UpstreamHealth::new(health.clone(), routes.services_by_upstream());
     checker.mark_all_not_serving().await;
 
     let grpc_routes = routing::add_reflection(tonic::service::Routes::new(health_service), &descriptors, &routes)?;
 
-    let verifier = Arc::new(TokenVerifier::with_source(Arc::new(UserServiceKeySource::new(
-        user.channel(),
-    ))));
+    let verifier = Arc::new(TokenVerifier::with_source_refreshed_every(
+        Arc::new(UserServiceKeySource::new(user.channel())),
+        config.access_token_refresh,
+    ));
     let known = routes.known_services();
     let streaming_methods = routes.streaming_methods();
     let unary_methods = routes.unary_methods();
+    let edge_metrics = metrics::EdgeMetrics::new(
+        streaming_methods
+            .iter()
+            .chain(&unary_methods)
+            .cloned()
+            .chain(routing::GATEWAY_METHODS.iter().map(|m| m.to_string()))
+            .collect(),
+    );
     let grpc_routes = routes.into_router(grpc_routes, &config);
     let resolve_client = client_addr::ResolveClient::new(&config.trusted_proxies);
     let guarded: GrpcService = BoxCloneService::new(
@@ -101,22 +127,35 @@ pub async fn serve(
             .layer(AdmissionLayer::new(rate_limit::Limits::new(&config)))
             .service(grpc_routes.clone()),
     );
-    let grpc = call_log::CallLogLayer.layer(routing::KnownServices::new(known, guarded, grpc_routes));
+    let call_log = call_log::CallLogLayer {
+        metrics: Arc::clone(&edge_metrics),
+    };
+    let grpc = call_log.layer(routing::KnownServices::new(known, guarded, grpc_routes));
     let grpc: GrpcService = BoxCloneService::new(tonic_web::GrpcWebLayer::new().layer(grpc));
 
-    let front = http_server::FrontDoor::new(grpc, web_ui::WebUi::new(config.web_dir.clone(), config.hsts));
+    let web = web_ui::WebUi::new(config.web_dir.clone(), config.embedded_ui.clone(), config.hsts);
+    let front = http_server::FrontDoor::new(grpc, web);
     let cors = edge_options::cors_layer(&config.cors_origins)?;
 
     let shutdown = shutdown.boxed().shared();
     let health_task = tokio::spawn(checker.run(config.health_check_interval, shutdown.clone()));
+    let metrics_task = metrics_listener
+        .map(|listener| tokio::spawn(metrics::serve(listener, Arc::clone(&edge_metrics), shutdown.clone())));
     let limits = http_server::ConnectionLimits {
         max_connections: config.max_connections,
         max_connections_per_address: config.max_connections_per_address,
         trusted_proxies: config.trusted_proxies.clone(),
         max_streams_per_connection: config.max_streams_per_connection,
         drain_deadline: config.drain_deadline,
+        timeouts: connection_watchdog::ConnectionTimeouts {
+            header: config.header_timeout,
+            idle: config.idle_connection_timeout,
+        },
     };
-    let result = http_server::run(listener, cors.layer(front), shutdown, limits).await;
+    let result = http_server::run(listener, cors.layer(front), shutdown, limits, edge_metrics).await;
     health_task.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     result.map_err(Error::from)
 }

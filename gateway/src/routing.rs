@@ -187,19 +187,23 @@ pub(crate) fn add_reflection(
         .add_service(build().build_v1alpha()?))
 }
 
+/// The methods of the gateway's own services (metrics label them by name).
+pub(crate) const GATEWAY_METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
 const GATEWAY_SERVICES: &[&str] = &[
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
 ];
 
-/// Health's Watch is an endless stream anyone could open without an account; probes and load
-/// balancers use Check, so the edge does not offer it.
-const HEALTH_WATCH: &str = "/grpc.health.v1.Health/Watch";
-
 /// Sends calls for services the gateway does not answer (parley.llm.v1, typos) straight to
 /// tonic's fallback, UNIMPLEMENTED, before auth and limits: such a service looks the same to
-/// everyone, signed in or not. Health's Watch answers UNIMPLEMENTED too.
+/// everyone, signed in or not.
 #[derive(Clone)]
 pub(crate) struct KnownServices {
     known: Arc<HashSet<String>>,
@@ -227,10 +231,6 @@ impl Service<http::Request<Body>> for KnownServices {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        if request.uri().path() == HEALTH_WATCH {
-            let refusal = tonic::Status::unimplemented("the gateway answers health Check only, not Watch");
-            return Box::pin(async move { Ok(refusal.into_http()) });
-        }
         let service = request.uri().path().split('/').nth(1).unwrap_or_default();
         // Awaited ready before the call, as in `FrontDoor`.
         if self.known.contains(service) {

@@ -930,6 +930,7 @@ fn with_metadata<T>(message: T, metadata: &[(&'static str, String)]) -> tonic::R
 #[tokio::test]
 async fn public_streams_cannot_starve_the_api() {
     use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
     use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
@@ -939,13 +940,35 @@ async fn public_streams_cannot_starve_the_api() {
         config.max_reflection_streams = 2;
     })
     .await;
-    // Health's endless Watch is not offered at the edge; Check is.
+    // Health's Watch answers the current status once and ends: no endless public stream.
     let mut health = HealthClient::new(channel_to(&stack.url()).await);
-    let status = health
+    // The fake upstreams serve only some services, so the overall status stays NOT_SERVING:
+    // Watch answers what Check does, whatever that is.
+    let current = health
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    let mut watch = health
         .watch(HealthCheckRequest { service: String::new() })
         .await
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(WAIT, watch.message()).await.unwrap().unwrap();
+    assert_eq!(first.map(|r| r.status), Some(current));
+    assert_ne!(current, ServingStatus::Unknown as i32);
+    let end = tokio::time::timeout(WAIT, watch.message())
+        .await
+        .expect("Watch stayed open after its answer");
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    let unknown = health
+        .watch(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
 
     // More reflection streams than the whole API cap, each held open by its client.
     let mut held = Vec::new();

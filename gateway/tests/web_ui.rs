@@ -1,6 +1,7 @@
 //! The web UI's precompressed files: brotli or gzip as the client accepts (q-values, `q=0`
 //! included), the original's Content-Type, `Vary: Accept-Encoding` and the caching rules
 //! unchanged; a file without a compressed copy and every gRPC-web answer go out as they are.
+//! The same from a directory (`--web-dir`) and from a build embedded in the binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -45,16 +46,56 @@ fn header<'a>(parts: &'a http::response::Parts, name: &str) -> Option<&'a str> {
     parts.headers.get(name).map(|v| v.to_str().unwrap())
 }
 
-async fn started() -> (tempfile::TempDir, Stack) {
+/// The files under `dir` as a binary embeds them.
+fn embedded(dir: &std::path::Path) -> gateway::EmbeddedUi {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, files: &mut Vec<gateway::EmbeddedFile>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, files);
+            } else {
+                let name = path.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+                files.push(gateway::EmbeddedFile {
+                    path: Box::leak(name.into_boxed_str()),
+                    contents: Box::leak(std::fs::read(&path).unwrap().into_boxed_slice()),
+                });
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files);
+    gateway::EmbeddedUi::new(Box::leak(files.into_boxed_slice()))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Served {
+    FromDir,
+    Embedded,
+}
+
+async fn started(served: Served) -> (tempfile::TempDir, Stack) {
     let dir = built_ui();
     let web_dir = dir.path().to_path_buf();
-    let stack = Stack::start_with(move |config| config.web_dir = Some(web_dir)).await;
+    let stack = Stack::start_with(move |config| match served {
+        Served::FromDir => config.web_dir = Some(web_dir),
+        Served::Embedded => config.embedded_ui = Some(embedded(&web_dir)),
+    })
+    .await;
     (dir, stack)
 }
 
 #[tokio::test]
-async fn assets_go_out_precompressed_as_accepted() {
-    let (_dir, stack) = started().await;
+async fn assets_go_out_precompressed_as_accepted_from_a_directory() {
+    assets_go_out_precompressed_as_accepted(Served::FromDir).await;
+}
+
+#[tokio::test]
+async fn assets_go_out_precompressed_as_accepted_when_embedded() {
+    assets_go_out_precompressed_as_accepted(Served::Embedded).await;
+}
+
+async fn assets_go_out_precompressed_as_accepted(served: Served) {
+    let (_dir, stack) = started(served).await;
     // (Accept-Encoding, the encoding sent, the body sent)
     let cases: &[(Option<&str>, Option<&str>, &str)] = &[
         (None, None, "console.log(1)"),
@@ -107,16 +148,21 @@ async fn assets_go_out_precompressed_as_accepted() {
     assert_eq!(&sent[..], b"wOF2");
     assert_eq!(header(&parts, "cache-control"), Some(LONG_CACHE));
 
-    // Revalidating the compressed variant keeps it immutable.
+    // Revalidating the compressed variant keeps it immutable (a directory's files by their
+    // modification time, embedded ones by ETag).
     let (first, _) = get(&stack, SCRIPT, &[("accept-encoding", "br")]).await;
-    let modified = header(&first, "last-modified").unwrap().to_string();
+    let validator = match (header(&first, "etag"), header(&first, "last-modified")) {
+        (Some(tag), _) => ("if-none-match", tag.to_string()),
+        (None, Some(modified)) => ("if-modified-since", modified.to_string()),
+        (None, None) => panic!("{served:?}: no validator"),
+    };
     let (parts, sent) = get(
         &stack,
         SCRIPT,
-        &[("accept-encoding", "br"), ("if-modified-since", &modified)],
+        &[("accept-encoding", "br"), (validator.0, &validator.1)],
     )
     .await;
-    assert_eq!(parts.status, 304);
+    assert_eq!(parts.status, 304, "{served:?}");
     assert!(sent.is_empty());
     assert_eq!(header(&parts, "cache-control"), Some(LONG_CACHE));
 
@@ -128,7 +174,7 @@ async fn assets_go_out_precompressed_as_accepted() {
 
 #[tokio::test]
 async fn grpc_web_answers_are_never_reencoded() {
-    let (_dir, stack) = started().await;
+    let (_dir, stack) = started(Served::FromDir).await;
     for mode in [WebMode::Binary, WebMode::Text] {
         let login = user::LoginRequest {
             login: "ada".into(),
@@ -147,5 +193,31 @@ async fn grpc_web_answers_are_never_reencoded() {
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].user.as_ref().unwrap().id, USER_ID);
     }
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_web_dir_wins_over_the_embedded_build_and_an_empty_build_says_so() {
+    let dir = built_ui();
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("index.html"), "from the directory").unwrap();
+    let (web_dir, embedded_ui) = (other.path().to_path_buf(), embedded(dir.path()));
+    let stack = Stack::start_with(move |config| {
+        config.web_dir = Some(web_dir);
+        config.embedded_ui = Some(embedded_ui);
+    })
+    .await;
+    let (parts, sent) = get(&stack, "/", &[]).await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(&sent[..], b"from the directory");
+    stack.shutdown().await;
+
+    // A binary built before the UI was: the page saying so, and no file.
+    let stack = Stack::start_with(|config| config.embedded_ui = Some(gateway::EmbeddedUi::new(&[]))).await;
+    let (parts, sent) = get(&stack, "/chat/1", &[]).await;
+    assert_eq!(parts.status, 200);
+    assert!(String::from_utf8_lossy(&sent).contains("not built yet"));
+    let (parts, _) = get(&stack, SCRIPT, &[]).await;
+    assert_eq!(parts.status, 404);
     stack.shutdown().await;
 }
