@@ -54,16 +54,16 @@ export function Sidebar({
             e.preventDefault();
             navigate({ name: "new" });
           }}
-          className="flex items-center gap-2 rounded text-lg font-semibold"
+          className="flex shrink-0 items-center gap-2 rounded text-lg font-semibold"
         >
           <Logo className="h-7 w-7" />
           <span>{t("appName")}</span>
         </a>
-        <div className="flex items-center gap-1">
+        <div className="flex min-w-0 items-center gap-1">
           <Menu
             label={t("userMenu")}
             align="right"
-            buttonClassName="flex max-w-40 items-center gap-2 rounded-lg px-2 py-1 hover:bg-[#ffffff1a]"
+            buttonClassName="flex max-w-28 min-w-0 items-center gap-2 rounded-lg px-2 py-1 hover:bg-[#ffffff1a]"
             button={
               <>
                 <Avatar name={name} url={user.avatarUrl} size={26} />
