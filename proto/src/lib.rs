@@ -254,6 +254,20 @@ mod redacted_debug {
                         ..Default::default()
                     }
                 ),
+                format!(
+                    "{:?}",
+                    CreateSharedConnectionRequest {
+                        api_key: KEY.to_string(),
+                        ..Default::default()
+                    }
+                ),
+                format!(
+                    "{:?}",
+                    UpdateSharedConnectionRequest {
+                        api_key: Some(KEY.to_string()),
+                        ..Default::default()
+                    }
+                ),
             ];
             for text in &printed {
                 assert!(!text.contains(KEY) && !text.contains("3f9a"), "{text}");
