@@ -832,10 +832,7 @@ describe("Parley in a browser", () => {
       await p.context().clearCookies();
       await p.goto(parley.url);
       await signIn(p, carol.username, carol.password);
-      await p
-        .getByRole("alert")
-        .filter({ hasText: "Wrong username, email or password." })
-        .waitFor();
+      await p.getByRole("alert").filter({ hasText: "Wrong username, email or password." }).waitFor();
     } finally {
       await other.context.close();
     }
@@ -1080,10 +1077,7 @@ describe("Parley in a browser", () => {
       await p.getByTestId("auth-notice").filter({ hasText: "Your account was deleted." }).waitFor();
       await p.reload();
       await signIn(p, dave.username, dave.password);
-      await p
-        .getByRole("alert")
-        .filter({ hasText: "Wrong username, email or password." })
-        .waitFor();
+      await p.getByRole("alert").filter({ hasText: "Wrong username, email or password." }).waitFor();
     } finally {
       watchPage(page);
       await other.context.close();
@@ -1223,7 +1217,10 @@ describe("Parley in a browser", () => {
       const failed = p.locator("article[data-role=assistant][data-status=failed]");
       await failed.waitFor();
       expect(await textOf(failed.getByTestId("failure-text"))).toContain("服务商拒绝了你的 API 密钥");
-      await p.getByTestId("chat-list").getByRole("link", { name: /Why is the sky blue\?/ }).waitFor();
+      await p
+        .getByTestId("chat-list")
+        .getByRole("link", { name: /Why is the sky blue\?/ })
+        .waitFor();
     } finally {
       watchPage(page);
       await other.context.close();

@@ -199,8 +199,10 @@ const en = {
   reasonProviderAuthFailed: "Your API key was refused by the provider: check it in Settings → API configs.",
   reasonProviderQuotaExhausted: "Your account at the provider has run out of credit: check its plan and billing with the provider.",
   reasonProviderRateLimited: "The provider is rate limiting your API key.",
-  reasonProviderUnreachable: "The provider cannot be reached or is not answering: try again later, or check the base URL in Settings → API configs.",
-  reasonProviderEndpointNotFound: "There is no chat endpoint at this base URL (it usually ends in /v1): check it in Settings → API configs.",
+  reasonProviderUnreachable:
+    "The provider cannot be reached or is not answering: try again later, or check the base URL in Settings → API configs.",
+  reasonProviderEndpointNotFound:
+    "There is no chat endpoint at this base URL (it usually ends in /v1): check it in Settings → API configs.",
   reasonProviderAddressDenied: "This server may not connect to the provider's address: ask the administrator, or use another base URL.",
   reasonProviderRefusedRequest: "The provider refused the request: check the model and its settings (such as the maximum tokens).",
   reasonModelNotFound: "The provider has no such model: pick another model for this chat or in Settings → API configs.",

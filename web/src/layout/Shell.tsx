@@ -69,7 +69,10 @@ export function Shell() {
       } else if (e.altKey && e.shiftKey && e.code === "KeyS") {
         e.preventDefault();
         toggleCollapsed.current();
-      } else if ((e.key === "?" && !e.ctrlKey && !e.metaKey && !e.altKey && !typingIn(e.target)) || ((e.ctrlKey || e.metaKey) && e.key === "/")) {
+      } else if (
+        (e.key === "?" && !e.ctrlKey && !e.metaKey && !e.altKey && !typingIn(e.target)) ||
+        ((e.ctrlKey || e.metaKey) && e.key === "/")
+      ) {
         e.preventDefault();
         setShortcutsOpen(true);
       }
@@ -104,7 +107,10 @@ export function Shell() {
       </a>
       {/* Desktop: there, or folded to a rail. */}
       {collapsed ? (
-        <div className="hidden w-12 shrink-0 flex-col items-center gap-1 border-r border-gray-200 bg-gray-100 py-2 md:flex" data-testid="sidebar-rail">
+        <div
+          className="hidden w-12 shrink-0 flex-col items-center gap-1 border-r border-gray-200 bg-gray-100 py-2 md:flex"
+          data-testid="sidebar-rail"
+        >
           <button
             type="button"
             className="btn-ghost"
@@ -115,7 +121,13 @@ export function Shell() {
           >
             <SidebarIcon />
           </button>
-          <button type="button" className="btn-ghost" onClick={() => navigate({ name: "new" })} aria-label={t("newChat")} title={t("newChat")}>
+          <button
+            type="button"
+            className="btn-ghost"
+            onClick={() => navigate({ name: "new" })}
+            aria-label={t("newChat")}
+            title={t("newChat")}
+          >
             <PlusIcon />
           </button>
         </div>
