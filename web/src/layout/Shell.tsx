@@ -34,6 +34,9 @@ function typingIn(target: EventTarget | null): boolean {
 const SettingsView = lazy(() => import("../settings/SettingsView"));
 // Administration too, fetched only by an administrator who opens it.
 const AdminView = lazy(() => import("../admin/AdminView"));
+// Rooms are their own chunk too (the sidebar's list fetches it right after sign-in).
+const RoomView = lazy(() => import("../rooms").then((m) => ({ default: m.RoomView })));
+const RoomJoin = lazy(() => import("../rooms").then((m) => ({ default: m.RoomJoin })));
 
 // Sidebar on the left (a drawer on phone-sized screens), the routed view on the right.
 export function Shell() {
@@ -69,7 +72,10 @@ export function Shell() {
       } else if (e.altKey && e.shiftKey && e.code === "KeyS") {
         e.preventDefault();
         toggleCollapsed.current();
-      } else if ((e.key === "?" && !e.ctrlKey && !e.metaKey && !e.altKey && !typingIn(e.target)) || ((e.ctrlKey || e.metaKey) && e.key === "/")) {
+      } else if (
+        (e.key === "?" && !e.ctrlKey && !e.metaKey && !e.altKey && !typingIn(e.target)) ||
+        ((e.ctrlKey || e.metaKey) && e.key === "/")
+      ) {
         e.preventDefault();
         setShortcutsOpen(true);
       }
@@ -104,7 +110,10 @@ export function Shell() {
       </a>
       {/* Desktop: there, or folded to a rail. */}
       {collapsed ? (
-        <div className="hidden w-12 shrink-0 flex-col items-center gap-1 border-r border-gray-200 bg-gray-100 py-2 md:flex" data-testid="sidebar-rail">
+        <div
+          className="hidden w-12 shrink-0 flex-col items-center gap-1 border-r border-gray-200 bg-gray-100 py-2 md:flex"
+          data-testid="sidebar-rail"
+        >
           <button
             type="button"
             className="btn-ghost"
@@ -115,7 +124,13 @@ export function Shell() {
           >
             <SidebarIcon />
           </button>
-          <button type="button" className="btn-ghost" onClick={() => navigate({ name: "new" })} aria-label={t("newChat")} title={t("newChat")}>
+          <button
+            type="button"
+            className="btn-ghost"
+            onClick={() => navigate({ name: "new" })}
+            aria-label={t("newChat")}
+            title={t("newChat")}
+          >
             <PlusIcon />
           </button>
         </div>
@@ -133,6 +148,15 @@ export function Shell() {
       <main id="main-content" tabIndex={-1} inert={drawerOpen} className="flex min-w-0 flex-1 flex-col bg-white outline-none">
         {route.name === "chat" && <ChatView key={route.id} sessionId={route.id} onOpenSidebar={openDrawer} />}
         {route.name === "new" && <NewChatView onOpenSidebar={openDrawer} />}
+        {(route.name === "room" || route.name === "roomJoin") && (
+          <Suspense fallback={<div className="flex-1" aria-busy="true" />}>
+            {route.name === "room" ? (
+              <RoomView key={route.id} roomId={route.id} onOpenSidebar={openDrawer} />
+            ) : (
+              <RoomJoin code={route.code} onOpenSidebar={openDrawer} />
+            )}
+          </Suspense>
+        )}
         {route.name === "settings" && (
           <Suspense fallback={<div className="flex-1" aria-busy="true" />}>
             <SettingsView tab={route.tab} onOpenSidebar={openDrawer} />
