@@ -5,7 +5,7 @@ import { useEffect, useSyncExternalStore } from "react";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Api } from "../api/client";
 import { backoffMs } from "../auth/tokens";
-import type { Room } from "../gen/parley/chat/v1/room_pb";
+import type { Room, RoomEvent } from "../gen/parley/chat/v1/room_pb";
 import {
   applyRoomEvent,
   emptyRooms,
@@ -107,7 +107,7 @@ export class RoomsStore {
             this.status = "live";
             failures = 0;
           }
-          if (res.event) this.apply(res.event.roomId, () => applyRoomEvent(this.state, res.event!));
+          if (res.event) this.apply(res.event);
         }
         if (signal.aborted) return;
       } catch (err) {
@@ -123,11 +123,16 @@ export class RoomsStore {
 
   /** Applies an event; a room the user joined elsewhere (another tab, an invitation accepted)
    * is read to show it. */
-  private apply(roomId: bigint, change: () => RoomsState) {
+  private apply(event: RoomEvent) {
     const before = this.state;
-    this.set(change());
-    const joined = !before.rooms.some((r) => r.id === roomId) && this.state.lost[roomId.toString()] === undefined;
-    if (joined && this.state.lastEventId !== before.lastEventId) void this.fetchRoom(roomId);
+    this.set(applyRoomEvent(before, event));
+    const e = event.event;
+    const joinedElsewhere =
+      e.case === "memberJoined" &&
+      e.value.accountId === this.me &&
+      this.state !== before &&
+      !before.rooms.some((r) => r.id === event.roomId);
+    if (joinedElsewhere) void this.fetchRoom(event.roomId);
   }
 
   async fetchRoom(roomId: bigint) {
