@@ -832,10 +832,7 @@ describe("Parley in a browser", () => {
       await p.context().clearCookies();
       await p.goto(parley.url);
       await signIn(p, carol.username, carol.password);
-      await p
-        .getByRole("alert")
-        .filter({ hasText: "Wrong username, email or password." })
-        .waitFor();
+      await p.getByRole("alert").filter({ hasText: "Wrong username, email or password." }).waitFor();
     } finally {
       await other.context.close();
     }
@@ -1080,10 +1077,7 @@ describe("Parley in a browser", () => {
       await p.getByTestId("auth-notice").filter({ hasText: "Your account was deleted." }).waitFor();
       await p.reload();
       await signIn(p, dave.username, dave.password);
-      await p
-        .getByRole("alert")
-        .filter({ hasText: "Wrong username, email or password." })
-        .waitFor();
+      await p.getByRole("alert").filter({ hasText: "Wrong username, email or password." }).waitFor();
     } finally {
       watchPage(page);
       await other.context.close();
@@ -1223,7 +1217,10 @@ describe("Parley in a browser", () => {
       const failed = p.locator("article[data-role=assistant][data-status=failed]");
       await failed.waitFor();
       expect(await textOf(failed.getByTestId("failure-text"))).toContain("服务商拒绝了你的 API 密钥");
-      await p.getByTestId("chat-list").getByRole("link", { name: /Why is the sky blue\?/ }).waitFor();
+      await p
+        .getByTestId("chat-list")
+        .getByRole("link", { name: /Why is the sky blue\?/ })
+        .waitFor();
     } finally {
       watchPage(page);
       await other.context.close();
@@ -1306,6 +1303,73 @@ describe("Parley in a browser", () => {
     } finally {
       watchPage(page);
       await other.context.close();
+    }
+  });
+
+  step("two people share a room: invite code, live messages both ways, a kick that ends access", async () => {
+    const stamp = Date.now().toString(36);
+    const [first, second] = await Promise.all([openTab(browser, parley.url), openTab(browser, parley.url)]);
+    try {
+      const [a, b] = [first.page, second.page];
+      for (const [p, username] of [
+        [a, `rooma_${stamp}`],
+        [b, `roomb_${stamp}`],
+      ] as const) {
+        watchPage(p);
+        await p.getByRole("button", { name: "Sign up" }).click();
+        await p.getByLabel("Username").fill(username);
+        await p.getByLabel("Password").fill("a long room password");
+        await p.getByRole("button", { name: "Create account" }).click();
+        await p.getByTestId("user-name").filter({ hasText: username }).waitFor();
+      }
+
+      // Alice creates a private room and an invite code.
+      watchPage(a);
+      await a.getByRole("button", { name: "Room actions" }).click();
+      await a.getByRole("menuitem", { name: "Create room" }).click();
+      const create = a.getByRole("dialog", { name: "Create room" });
+      await create.getByLabel("Name").fill("Team room");
+      await create.getByLabel("Topic").fill("Plans for the week");
+      await create.getByRole("button", { name: "Create" }).click();
+      await a.getByTestId("chat-header").getByText("# Team room").waitFor();
+      await a.getByTestId("room-list").getByText("Team room").waitFor();
+      await a.getByRole("button", { name: "Members" }).click();
+      await a.getByRole("button", { name: "Create invite code" }).click();
+      const code = await textOf(a.getByTestId("invite-code-value"));
+      expect(code.length).toBeGreaterThan(8);
+
+      // Bob opens the invite link and is in.
+      watchPage(b);
+      await b.goto(`${parley.url}/rooms/join/${encodeURIComponent(code)}`);
+      await b.getByTestId("chat-header").getByText("# Team room").waitFor();
+      await b.getByTestId("room-list").getByText("Team room").waitFor();
+      // Alice sees him join, live, in the members panel and the room.
+      await a.getByTestId("room-member").nth(1).waitFor();
+      await a.getByTestId("room-notice").filter({ hasText: "joined" }).waitFor();
+
+      // Each sees the other's message live.
+      await b.locator("#composer").fill("Hello from Bob");
+      await b.locator("#composer").press("Enter");
+      await a.locator("article[data-author=other]").filter({ hasText: "Hello from Bob" }).waitFor();
+      await a.locator("#composer").fill("Hi Bob, welcome");
+      await a.locator("#composer").press("Enter");
+      await b.locator("article[data-author=other]").filter({ hasText: "Hi Bob, welcome" }).waitFor();
+      await b.locator("article[data-author=me]").filter({ hasText: "Hello from Bob" }).waitFor();
+
+      // Alice removes Bob: his open room goes away at once, from the page and the sidebar.
+      watchPage(a);
+      const bobRow = a.getByTestId("room-member").filter({ hasNotText: "you" });
+      await bobRow.getByRole("button", { name: /^Member actions/ }).click();
+      await a.getByRole("menuitem", { name: "Remove from room" }).click();
+      await waitUntil("Bob gone from the members", async () => (await a.getByTestId("room-member").count()) === 1);
+      watchPage(b);
+      await b.getByTestId("room-gone").filter({ hasText: "You were removed from this room." }).waitFor();
+      await waitUntil("the room gone from Bob's sidebar", async () => (await b.getByTestId("room-name").count()) === 0);
+      await a.getByTestId("room-notice").filter({ hasText: "was removed" }).waitFor();
+    } finally {
+      watchPage(page);
+      await first.context.close();
+      await second.context.close();
     }
   });
 

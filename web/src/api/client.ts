@@ -10,7 +10,6 @@ import { PersonaService } from "../gen/parley/chat/v1/persona_pb";
 import { SessionService } from "../gen/parley/chat/v1/session_pb";
 import { MessageService } from "../gen/parley/chat/v1/message_pb";
 import { QuotaService } from "../gen/parley/chat/v1/quota_pb";
-import { RoomService } from "../gen/parley/chat/v1/room_pb";
 import { pageLocale, quotaRefusal, quotaSentence } from "./quota";
 import { SharedConnectionService } from "../gen/parley/chat/v1/shared_connection_pb";
 import { UsageService } from "../gen/parley/chat/v1/usage_pb";
@@ -110,8 +109,9 @@ export function createApi(makeTransport: TransportFactory = sameOriginGrpcWeb) {
     sharedConnections: createClient(SharedConnectionService, transport),
     /** GetMyUsage for everyone; ListUsage for administrators only. */
     usage: createClient(UsageService, transport),
-    /** Rooms shared by many accounts, with their one live event stream per user. */
-    rooms: createClient(RoomService, transport),
+    /** The signed-in transport, for clients created in lazily loaded chunks (rooms), whose
+     * descriptors the sign-in page need not download. */
+    transport,
   };
 }
 

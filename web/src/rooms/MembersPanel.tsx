@@ -72,8 +72,8 @@ export function MembersPanel({ room, members, onClose }: { room: Room; members: 
     if (isOwner) {
       items.push(
         m.role === RoomRole.ADMIN
-          ? { label: t("makeMember"), onSelect: () => void act(() => store.api.rooms.setMemberRole({ ...account, role: RoomRole.MEMBER })) }
-          : { label: t("makeAdmin"), onSelect: () => void act(() => store.api.rooms.setMemberRole({ ...account, role: RoomRole.ADMIN })) },
+          ? { label: t("makeMember"), onSelect: () => void act(() => store.client.setMemberRole({ ...account, role: RoomRole.MEMBER })) }
+          : { label: t("makeAdmin"), onSelect: () => void act(() => store.client.setMemberRole({ ...account, role: RoomRole.ADMIN })) },
         {
           label: t("transferOwnership"),
           onSelect: () =>
@@ -81,24 +81,24 @@ export function MembersPanel({ room, members, onClose }: { room: Room; members: 
               message: t("transferOwnershipConfirm", { name: name(m.accountId) }),
               label: t("transferOwnership"),
               run: async () => {
-                const res = await store.api.rooms.transferOwnership(account);
+                const res = await store.client.transferOwnership(account);
                 if (res.room) await store.fetchRoom(res.room.id);
               },
             }),
         },
       );
     }
-    if (muted) items.push({ label: t("unmute"), onSelect: () => void act(() => store.api.rooms.unmuteMember(account)) });
+    if (muted) items.push({ label: t("unmute"), onSelect: () => void act(() => store.client.unmuteMember(account)) });
     else {
       for (const choice of muteChoices) {
         items.push({
           label: t(choice.label),
-          onSelect: () => void act(() => store.api.rooms.muteMember({ ...account, durationSeconds: BigInt(choice.seconds) })),
+          onSelect: () => void act(() => store.client.muteMember({ ...account, durationSeconds: BigInt(choice.seconds) })),
         });
       }
     }
     items.push(
-      { label: t("kick"), danger: true, onSelect: () => void act(() => store.api.rooms.kickMember(account)) },
+      { label: t("kick"), danger: true, onSelect: () => void act(() => store.client.kickMember(account)) },
       {
         label: t("ban"),
         danger: true,
@@ -106,7 +106,7 @@ export function MembersPanel({ room, members, onClose }: { room: Room; members: 
           setConfirm({
             message: t("banConfirm", { name: name(m.accountId) }),
             label: t("ban"),
-            run: () => store.api.rooms.banMember(account),
+            run: () => store.client.banMember(account),
           }),
       },
     );
@@ -115,7 +115,7 @@ export function MembersPanel({ room, members, onClose }: { room: Room; members: 
 
   const leave = async () => {
     try {
-      await store.api.rooms.leaveRoom({ roomId: room.id });
+      await store.client.leaveRoom({ roomId: room.id });
       navigate({ name: "new" }, { replace: true });
     } catch (err) {
       toast(`${t("couldNotLeaveRoom")}: ${describeError(err, t)}`);
@@ -212,7 +212,7 @@ function InviteForms({ room }: { room: Room }) {
   const invite = async (e: FormEvent) => {
     e.preventDefault();
     try {
-      await store.api.rooms.inviteUser({ roomId: room.id, accountId: accountId.trim() });
+      await store.client.inviteUser({ roomId: room.id, accountId: accountId.trim() });
       setAccountId("");
       toast(t("invitationSent"));
     } catch (err) {
@@ -222,7 +222,7 @@ function InviteForms({ room }: { room: Room }) {
   const createCode = async (e: FormEvent) => {
     e.preventDefault();
     try {
-      const res = await store.api.rooms.createInviteCode({ roomId: room.id, expiresInSeconds: BigInt(expiry), maxUses });
+      const res = await store.client.createInviteCode({ roomId: room.id, expiresInSeconds: BigInt(expiry), maxUses });
       setCode({ code: res.code, link: `${window.location.origin}/rooms/join/${encodeURIComponent(res.code)}` });
     } catch (err) {
       toast(`${t("couldNotCreateInviteCode")}: ${describeError(err, t)}`);

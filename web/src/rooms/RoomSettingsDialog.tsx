@@ -27,7 +27,7 @@ export function RoomSettingsDialog({ room, onClose }: { room: Room; onClose: () 
     e.preventDefault();
     setError(null);
     try {
-      const res = await store.api.rooms.updateRoom({
+      const res = await store.client.updateRoom({
         roomId: room.id,
         name: name.trim(),
         topic: topic.trim(),
@@ -44,7 +44,7 @@ export function RoomSettingsDialog({ room, onClose }: { room: Room; onClose: () 
   const saveAi = async () => {
     setError(null);
     try {
-      const res = await store.api.rooms.setRoomAi({ roomId: room.id, apiConfigId: aiConfig ? BigInt(aiConfig) : undefined });
+      const res = await store.client.setRoomAi({ roomId: room.id, apiConfigId: aiConfig ? BigInt(aiConfig) : undefined });
       if (res.room) store.roomChanged({ ...res.room, myRole: room.myRole, unreadCount: room.unreadCount });
       toast(aiConfig ? t("roomAiOn") : t("roomAiOff"));
     } catch (err) {
@@ -54,7 +54,7 @@ export function RoomSettingsDialog({ room, onClose }: { room: Room; onClose: () 
 
   const remove = async () => {
     try {
-      await store.api.rooms.deleteRoom({ roomId: room.id });
+      await store.client.deleteRoom({ roomId: room.id });
       onClose();
       navigate({ name: "new" }, { replace: true });
     } catch (err) {

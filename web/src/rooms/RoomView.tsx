@@ -1,7 +1,6 @@
 // A room: its messages (live), the composer, the members panel and the room's settings.
 import { memo, useEffect, useRef, useState } from "react";
 import { useStore } from "../app/store";
-import type { Api } from "../api/client";
 import { navigate } from "../app/router";
 import { useLocale, useT, type MessageKey } from "../i18n";
 import { ChatHeader } from "../chat/ChatView";
@@ -16,7 +15,7 @@ import { formatTime } from "../ui/time";
 import { describeError } from "../ui/errorText";
 import { AuthorKind, RoomMessageType, type Room, type RoomMessage } from "../gen/parley/chat/v1/room_pb";
 import { canModerate, timelineItems, type LostReason, type RoomNotice } from "./roomEvents";
-import { useRooms } from "./roomsStore";
+import { useRooms, type RoomsStore } from "./roomsStore";
 import { useRoomsStore } from "./RoomsSection";
 import { MembersPanel } from "./MembersPanel";
 import { RoomSettingsDialog } from "./RoomSettingsDialog";
@@ -52,7 +51,7 @@ export default function RoomView({ roomId, onOpenSidebar }: { roomId: string; on
   useEffect(() => {
     if (room || lost) return;
     let cancelled = false;
-    store.api.rooms.getRoom({ roomId: BigInt(roomId) }).then(
+    store.client.getRoom({ roomId: BigInt(roomId) }).then(
       (res) => {
         if (!cancelled && res.room) store.roomChanged(res.room);
       },
@@ -115,7 +114,7 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
   useEffect(() => {
     if (newest === 0n || newest <= markedRead.current || document.visibilityState === "hidden") return;
     markedRead.current = newest;
-    store.api.rooms.markRoomRead({ roomId: room.id, messageId: newest }).then(
+    store.client.markRoomRead({ roomId: room.id, messageId: newest }).then(
       (res) => res.room && store.update((s) => ({ ...s, rooms: s.rooms.map((r) => (r.id === room.id ? { ...r, unreadCount: 0n } : r)) })),
       () => {
         // Not marked: the next message tries again.
@@ -140,7 +139,7 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
     setSending(true);
     followLatest();
     try {
-      const res = await store.api.rooms.postRoomMessage({ roomId: room.id, content });
+      const res = await store.client.postRoomMessage({ roomId: room.id, content });
       if (res.message) {
         const message = res.message;
         store.update((s) => {
@@ -299,7 +298,7 @@ const RoomMessageItem = memo(function RoomMessageItem({
 
   const saveEdit = async () => {
     try {
-      const res = await store.api.rooms.editRoomMessage({ roomId: room.id, messageId: message.id, content: text.trim() });
+      const res = await store.client.editRoomMessage({ roomId: room.id, messageId: message.id, content: text.trim() });
       if (res.message) {
         const edited = res.message;
         store.update((s) => {
@@ -321,7 +320,7 @@ const RoomMessageItem = memo(function RoomMessageItem({
   };
   const remove = async () => {
     try {
-      await store.api.rooms.deleteRoomMessage({ roomId: room.id, messageId: message.id });
+      await store.client.deleteRoomMessage({ roomId: room.id, messageId: message.id });
     } catch (err) {
       toast(`${t("couldNotDeleteMessage")}: ${describeError(err, t)}`);
     }
@@ -426,7 +425,7 @@ const RoomMessageItem = memo(function RoomMessageItem({
 });
 
 // One join per code, however often the page asks (React runs effects twice in development).
-const joins = new Map<string, ReturnType<Api["rooms"]["joinByInviteCode"]>>();
+const joins = new Map<string, ReturnType<RoomsStore["client"]["joinByInviteCode"]>>();
 
 /** An invite link opened: joins with its code, then shows the room. */
 export function RoomJoin({ code, onOpenSidebar }: { code: string; onOpenSidebar: () => void }) {
@@ -438,7 +437,7 @@ export function RoomJoin({ code, onOpenSidebar }: { code: string; onOpenSidebar:
     let cancelled = false;
     let join = joins.get(code);
     if (!join) {
-      join = store.api.rooms.joinByInviteCode({ code });
+      join = store.client.joinByInviteCode({ code });
       joins.set(code, join);
       const settled = join;
       // Forgotten once answered, so the same link can be tried again later.

@@ -35,7 +35,7 @@ export default function RoomsSection() {
 
   const answer = async (invitationId: bigint, accept: boolean) => {
     try {
-      const res = await store.api.rooms.respondToInvitation({ invitationId, accept });
+      const res = await store.client.respondToInvitation({ invitationId, accept });
       store.invitationAnswered(invitationId);
       if (res.room) {
         store.roomChanged(res.room);
@@ -159,7 +159,7 @@ function CreateRoomDialog({ open, store, onClose }: { open: boolean; store: Room
     setError(null);
     try {
       const visibility = isPublic ? RoomVisibility.PUBLIC : RoomVisibility.PRIVATE;
-      const res = await store.api.rooms.createRoom({ name: name.trim(), topic: topic.trim(), visibility });
+      const res = await store.client.createRoom({ name: name.trim(), topic: topic.trim(), visibility });
       if (res.room) {
         store.roomChanged(res.room);
         navigate({ name: "room", id: res.room.id.toString() });
@@ -217,7 +217,7 @@ function BrowseRoomsDialog({ store, onClose }: { store: RoomsStore; onClose: () 
     let cancelled = false;
     // Searches as one types, after a short pause.
     const timer = window.setTimeout(() => {
-      store.api.rooms.searchPublicRooms({ query: query.trim(), pageSize: 50 }).then(
+      store.client.searchPublicRooms({ query: query.trim(), pageSize: 50 }).then(
         (res) => {
           if (cancelled) return;
           setFound(res.rooms);
@@ -238,7 +238,7 @@ function BrowseRoomsDialog({ store, onClose }: { store: RoomsStore; onClose: () 
     const mine = store.snapshot.rooms.some((r) => r.id === room.id);
     try {
       if (!mine) {
-        const res = await store.api.rooms.joinRoom({ roomId: room.id });
+        const res = await store.client.joinRoom({ roomId: room.id });
         if (res.room) store.roomChanged(res.room);
       }
       navigate({ name: "room", id: room.id.toString() });
@@ -294,7 +294,7 @@ function JoinCodeDialog({ open, store, onClose }: { open: boolean; store: RoomsS
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     try {
-      const res = await store.api.rooms.joinByInviteCode({ code: inviteCodeOf(code) });
+      const res = await store.client.joinByInviteCode({ code: inviteCodeOf(code) });
       if (res.room) {
         store.roomChanged(res.room);
         navigate({ name: "room", id: res.room.id.toString() });

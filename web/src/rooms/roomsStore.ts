@@ -2,10 +2,10 @@
 // (browsers on HTTP/1.1 hold only six connections per origin). The stream runs while any rooms
 // component is on screen and resumes from the last event it saw after a drop.
 import { useEffect, useSyncExternalStore } from "react";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import type { Api } from "../api/client";
 import { backoffMs } from "../auth/tokens";
-import type { Room, RoomEvent } from "../gen/parley/chat/v1/room_pb";
+import { RoomService, type Room, type RoomEvent } from "../gen/parley/chat/v1/room_pb";
 import {
   applyRoomEvent,
   emptyRooms,
@@ -29,10 +29,13 @@ export class RoomsStore {
   status: StreamStatus = "connecting";
   loadError: unknown = null;
 
+  readonly client: Client<typeof RoomService>;
+
   constructor(
     readonly api: Api,
     readonly me: string,
   ) {
+    this.client = createClient(RoomService, api.transport);
     this.state = emptyRooms(me);
   }
 
@@ -80,7 +83,7 @@ export class RoomsStore {
 
   async reloadRooms() {
     try {
-      const [rooms, invitations] = await Promise.all([this.api.rooms.listMyRooms({}), this.api.rooms.listMyInvitations({})]);
+      const [rooms, invitations] = await Promise.all([this.client.listMyRooms({}), this.client.listMyInvitations({})]);
       this.loadError = null;
       this.update((s) => ({ ...roomsLoaded(s, rooms.rooms), invitations: invitations.invitations }));
     } catch (err) {
@@ -97,7 +100,7 @@ export class RoomsStore {
       this.status = failures === 0 ? "connecting" : "retrying";
       this.set({ ...this.state });
       try {
-        const stream = this.api.rooms.watchRoomEvents({ afterEventId: resumeFrom }, { signal });
+        const stream = this.client.watchRoomEvents({ afterEventId: resumeFrom }, { signal });
         // The lists are read once the stream is asked for, so nothing between them is missed;
         // a resumed stream replays what happened meanwhile, a fresh one needs the lists again.
         if (firstOpen || resumeFrom === 0n) void this.reloadRooms();
@@ -137,7 +140,7 @@ export class RoomsStore {
 
   async fetchRoom(roomId: bigint) {
     try {
-      const res = await this.api.rooms.getRoom({ roomId });
+      const res = await this.client.getRoom({ roomId });
       if (res.room) this.roomChanged(res.room);
     } catch {
       // Not a member (any more): nothing to show.
@@ -149,12 +152,12 @@ export class RoomsStore {
   }
 
   async loadMessages(roomId: bigint, pageToken = "") {
-    const res = await this.api.rooms.listRoomMessages({ roomId, pageSize: 50, pageToken });
+    const res = await this.client.listRoomMessages({ roomId, pageSize: 50, pageToken });
     this.update((s) => messagesLoaded(s, roomId, res.messages, res.nextPageToken));
   }
 
   async loadMembers(roomId: bigint) {
-    const res = await this.api.rooms.listMembers({ roomId });
+    const res = await this.client.listMembers({ roomId });
     this.update((s) => membersLoaded(s, roomId, res.members));
   }
 
