@@ -1356,8 +1356,35 @@ describe("Parley in a browser", () => {
       await b.locator("article[data-author=other]").filter({ hasText: "Hi Bob, welcome" }).waitFor();
       await b.locator("article[data-author=me]").filter({ hasText: "Hello from Bob" }).waitFor();
 
+      // Alice gives the room an AI with one of her configs; Bob asks it, and both see it answer.
+      watchPage(a);
+      await a.getByRole("button", { name: "Account menu" }).click();
+      await a.getByRole("menuitem", { name: "API configs" }).click();
+      await a.getByRole("button", { name: "Add API config" }).click();
+      await a.getByLabel("Name", { exact: true }).fill("Room AI");
+      await a.getByLabel("Base URL").fill(fake.baseUrl);
+      await a.getByLabel("API key").fill(fake.apiKey);
+      await a.getByLabel("Model").fill("fake-model");
+      await a.getByRole("button", { name: "Save" }).click();
+      await a.getByTestId("api-config").filter({ hasText: "Room AI" }).waitFor();
+      await a.getByTestId("room-list").getByText("Team room").click();
+      await a.getByRole("button", { name: "Room settings" }).click();
+      const settings = a.getByRole("dialog", { name: "Room settings" });
+      await settings.getByLabel(/AI member/).selectOption({ label: "Room AI" });
+      await settings.getByRole("button", { name: "Apply" }).click();
+      await settings.getByText(/members mention @ai/).waitFor();
+      await settings.getByRole("button", { name: "Close" }).click();
+      await fake.script({ text: "Hello both of you, from the room's AI.", chunk_delay_ms: 20 });
+      watchPage(b);
+      await b.locator("#composer").fill("@ai say hello to us");
+      await b.locator("#composer").press("Enter");
+      for (const p of [a, b]) {
+        await p.locator("article[data-author=ai]").filter({ hasText: "Hello both of you, from the room's AI." }).waitFor();
+      }
+
       // Alice removes Bob: his open room goes away at once, from the page and the sidebar.
       watchPage(a);
+      await a.getByRole("button", { name: "Members" }).click();
       const bobRow = a.getByTestId("room-member").filter({ hasNotText: "you" });
       await bobRow.getByRole("button", { name: /^Member actions/ }).click();
       await a.getByRole("menuitem", { name: "Remove from room" }).click();
