@@ -93,6 +93,9 @@ describe("room events", () => {
     let s = applyRoomEvent(start(), event(100n, 1n, { case: "messageEdited", value: edited }));
     s = messagesLoaded(s, 1n, [message(10n, me, "hello"), message(9n, bob, "older")], "");
     expect(contents(s)).toEqual(["older", "newer text"]);
+    // Read again after a gap in the stream, the page is the newer one.
+    s = messagesLoaded(s, 1n, [message(10n, me, "edited during the gap")], "", true);
+    expect(contents(s)).toEqual(["older", "edited during the gap"]);
   });
 
   it("streams an AI answer from its deltas, then takes the finished text", () => {

@@ -218,15 +218,21 @@ export function roomChanged(state: RoomsState, room: Room): RoomsState {
   return { ...state, lost, rooms: exists ? state.rooms.map((r) => (key(r.id) === id ? room : r)) : [room, ...state.rooms] };
 }
 
-/** A page of ListRoomMessages (newest first, as the server sends it). */
-export function messagesLoaded(state: RoomsState, roomId: bigint, page: RoomMessage[], nextPageToken: string): RoomsState {
+/** A page of ListRoomMessages (newest first, as the server sends it). A page read for history
+ * keeps what events already changed; one read again after a gap in the stream (`fresh`) is
+ * newer than what the page has, and replaces it. */
+export function messagesLoaded(state: RoomsState, roomId: bigint, page: RoomMessage[], nextPageToken: string, fresh = false): RoomsState {
   const id = key(roomId);
   const timeline = state.timelines[id] ?? { messages: [], notices: [], streaming: [], olderPageToken: "" };
   return {
     ...state,
     timelines: {
       ...state.timelines,
-      [id]: { ...timeline, messages: mergeMessages(timeline.messages, page, true), olderPageToken: nextPageToken },
+      [id]: {
+        ...timeline,
+        messages: mergeMessages(timeline.messages, page, !fresh),
+        olderPageToken: fresh && timeline.messages.length > 0 ? timeline.olderPageToken : nextPageToken,
+      },
     },
   };
 }

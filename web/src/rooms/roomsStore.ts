@@ -104,6 +104,10 @@ export class RoomsStore {
         // The lists are read once the stream is asked for, so nothing between them is missed;
         // a resumed stream replays what happened meanwhile, a fresh one needs the lists again.
         if (firstOpen || resumeFrom === 0n) void this.reloadRooms();
+        // Dropped before any stored event came: what the open rooms missed is read again.
+        if (!firstOpen && resumeFrom === 0n) {
+          for (const id of Object.keys(this.state.timelines)) void this.loadMessages(BigInt(id), "", true).catch(() => {});
+        }
         firstOpen = false;
         for await (const res of stream) {
           if (this.status !== "live") {
@@ -151,9 +155,10 @@ export class RoomsStore {
     this.update((s) => roomChanged(s, room));
   }
 
-  async loadMessages(roomId: bigint, pageToken = "") {
+  /** The newest page (or the one `pageToken` names); `fresh` after a gap in the stream. */
+  async loadMessages(roomId: bigint, pageToken = "", fresh = false) {
     const res = await this.client.listRoomMessages({ roomId, pageSize: 50, pageToken });
-    this.update((s) => messagesLoaded(s, roomId, res.messages, res.nextPageToken));
+    this.update((s) => messagesLoaded(s, roomId, res.messages, res.nextPageToken, fresh));
   }
 
   async loadMembers(roomId: bigint) {
