@@ -1356,6 +1356,20 @@ describe("Parley in a browser", () => {
       await b.locator("article[data-author=other]").filter({ hasText: "Hi Bob, welcome" }).waitFor();
       await b.locator("article[data-author=me]").filter({ hasText: "Hello from Bob" }).waitFor();
 
+      // Away from the room, Bob sees what he has not read counted in the sidebar; opening the
+      // room reads it, also for the server (a reload shows no count).
+      await b.getByRole("link", { name: "New chat" }).click();
+      await a.locator("#composer").fill("Are you still there?");
+      await a.locator("#composer").press("Enter");
+      await b.getByTestId("room-unread").filter({ hasText: "1" }).waitFor();
+      await b.getByTestId("room-list").getByText("Team room").click();
+      await b.locator("article[data-author=other]").filter({ hasText: "Are you still there?" }).waitFor();
+      await waitUntil("the count gone", async () => (await b.getByTestId("room-unread").count()) === 0);
+      await b.reload();
+      await b.locator("article[data-author=other]").filter({ hasText: "Are you still there?" }).waitFor();
+      await b.getByTestId("room-list").getByText("Team room").waitFor();
+      expect(await b.getByTestId("room-unread").count()).toBe(0);
+
       // Alice gives the room an AI with one of her configs; Bob asks it, and both see it answer.
       watchPage(a);
       await a.getByRole("button", { name: "Account menu" }).click();
