@@ -124,7 +124,7 @@ export function MembersPanel({ room, members, onClose }: { room: Room; members: 
 
   return (
     <aside
-      className="flex w-80 shrink-0 flex-col border-l border-gray-200 bg-gray-50"
+      className="fixed inset-y-0 right-0 z-30 flex w-80 max-w-full shrink-0 flex-col border-l border-gray-200 bg-gray-50 shadow-xl md:static md:shadow-none"
       aria-label={t("members")}
       data-testid="members-panel"
     >
@@ -175,27 +175,31 @@ export function MembersPanel({ room, members, onClose }: { room: Room; members: 
           </button>
         )}
       </div>
-      <ConfirmModal
-        open={leaving}
-        title={t("leaveRoom")}
-        message={t("leaveRoomConfirm", { room: room.name })}
-        confirmLabel={t("leaveRoom")}
-        cancelLabel={t("cancel")}
-        onConfirm={() => void leave()}
-        onClose={() => setLeaving(false)}
-      />
-      <ConfirmModal
-        open={confirm !== null}
-        title={confirm?.label ?? ""}
-        message={confirm?.message ?? ""}
-        confirmLabel={confirm?.label ?? ""}
-        cancelLabel={t("cancel")}
-        onConfirm={() => {
-          const run = confirm?.run;
-          if (run) void act(run);
-        }}
-        onClose={() => setConfirm(null)}
-      />
+      {leaving && (
+        <ConfirmModal
+          open
+          title={t("leaveRoom")}
+          message={t("leaveRoomConfirm", { room: room.name })}
+          confirmLabel={t("leaveRoom")}
+          cancelLabel={t("cancel")}
+          onConfirm={() => void leave()}
+          onClose={() => setLeaving(false)}
+        />
+      )}
+      {confirm !== null && (
+        <ConfirmModal
+          open
+          title={confirm?.label ?? ""}
+          message={confirm?.message ?? ""}
+          confirmLabel={confirm?.label ?? ""}
+          cancelLabel={t("cancel")}
+          onConfirm={() => {
+            const run = confirm?.run;
+            if (run) void act(run);
+          }}
+          onClose={() => setConfirm(null)}
+        />
+      )}
     </aside>
   );
 }

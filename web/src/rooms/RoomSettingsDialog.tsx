@@ -119,15 +119,17 @@ export function RoomSettingsDialog({ room, onClose }: { room: Room; onClose: () 
           {t("close")}
         </button>
       </div>
-      <ConfirmModal
-        open={deleting}
-        title={t("deleteRoom")}
-        message={t("deleteRoomConfirm", { room: room.name })}
-        confirmLabel={t("delete")}
-        cancelLabel={t("cancel")}
-        onConfirm={() => void remove()}
-        onClose={() => setDeleting(false)}
-      />
+      {deleting && (
+        <ConfirmModal
+          open
+          title={t("deleteRoom")}
+          message={t("deleteRoomConfirm", { room: room.name })}
+          confirmLabel={t("delete")}
+          cancelLabel={t("cancel")}
+          onConfirm={() => void remove()}
+          onClose={() => setDeleting(false)}
+        />
+      )}
     </Modal>
   );
 }

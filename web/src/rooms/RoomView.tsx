@@ -1,5 +1,5 @@
 // A room: its messages (live), the composer, the members panel and the room's settings.
-import { memo, useEffect, useRef, useState } from "react";
+import { memo, useCallback, useEffect, useRef, useState } from "react";
 import { useStore } from "../app/store";
 import { navigate } from "../app/router";
 import { useLocale, useT, type MessageKey } from "../i18n";
@@ -31,7 +31,11 @@ const lostText: Record<LostReason, MessageKey> = {
 export function useAccountName() {
   const t = useT();
   const { user } = useStore();
-  return (accountId: string) => (accountId === user.accountId ? t("you") : accountId.length > 12 ? `${accountId.slice(0, 8)}…` : accountId);
+  const me = user.accountId;
+  return useCallback(
+    (accountId: string) => (accountId === me ? t("you") : accountId.length > 12 ? `${accountId.slice(0, 8)}…` : accountId),
+    [me, t],
+  );
 }
 
 export default function RoomView({ roomId, onOpenSidebar }: { roomId: string; onOpenSidebar: () => void }) {
@@ -103,6 +107,7 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
   const [panel, setPanel] = useState(false);
   const [settings, setSettings] = useState(false);
   const markedRead = useRef(0n);
+  const accountName = useAccountName();
 
   useEffect(() => {
     setLoadError(null);
@@ -122,6 +127,23 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
       },
     );
   }, [store, room.id, newest]);
+
+  // Screen readers hear each finished message from someone else, not every streamed word.
+  const [announcement, setAnnouncement] = useState("");
+  const announced = useRef<string | null>(null);
+  const latest = timeline?.messages.at(-1);
+  const latestDone = latest && !timeline?.streaming.includes(latest.id.toString()) ? latest : undefined;
+  useEffect(() => {
+    if (!latestDone) return;
+    const key = `${latestDone.id}:${latestDone.content.length}`;
+    if (announced.current === key) return;
+    // The history as loaded is not news.
+    const first = announced.current === null;
+    announced.current = key;
+    if (first || latestDone.authorAccountId === user.accountId || latestDone.deletedAt || !latestDone.content) return;
+    const author = latestDone.authorKind === AuthorKind.AI ? t("roomAi") : accountName(latestDone.authorAccountId);
+    setAnnouncement(`${author}: ${latestDone.content.slice(0, 300)}`);
+  }, [latestDone, user.accountId, accountName, t]);
 
   const items = timeline ? timelineItems(timeline) : [];
   const { scroller, content, showJump, onScroll, onWheel, followLatest, jumpToLatest } = useStickToBottom([
@@ -190,7 +212,7 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
         />
         <div className="relative min-h-0 flex-1">
           <div ref={scroller} onScroll={onScroll} onWheel={onWheel} className="h-full overflow-y-auto bg-white" data-testid="room-messages">
-            <div ref={content} className="mx-auto flex max-w-3xl flex-col gap-4 px-4 py-6 sm:px-6" aria-live="polite" aria-busy={!timeline}>
+            <div ref={content} className="mx-auto flex max-w-3xl flex-col gap-4 px-4 py-6 sm:px-6" aria-busy={!timeline}>
               {loadError !== null && (
                 <p role="alert" className="alert-error">
                   {t("roomLoadFailed")}: {describeError(loadError, t)}
@@ -222,6 +244,9 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
             </button>
           )}
         </div>
+        <p role="status" className="sr-only">
+          {announcement}
+        </p>
         {muted && (
           <p className="bg-amber-50 px-4 py-1 text-center text-xs text-amber-900" data-testid="muted-note">
             {mutedUntil > Date.UTC(9000, 0) ? t("mutedIndefinitely") : t("mutedUntil", { time: new Date(mutedUntil).toLocaleString() })}
@@ -411,15 +436,17 @@ const RoomMessageItem = memo(function RoomMessageItem({
           </div>
         )}
       </div>
-      <ConfirmModal
-        open={deleting}
-        title={t("deleteMessage")}
-        message={t("deleteRoomMessageConfirm")}
-        confirmLabel={t("delete")}
-        cancelLabel={t("cancel")}
-        onConfirm={() => void remove()}
-        onClose={() => setDeleting(false)}
-      />
+      {deleting && (
+        <ConfirmModal
+          open
+          title={t("deleteMessage")}
+          message={t("deleteRoomMessageConfirm")}
+          confirmLabel={t("delete")}
+          cancelLabel={t("cancel")}
+          onConfirm={() => void remove()}
+          onClose={() => setDeleting(false)}
+        />
+      )}
     </article>
   );
 });

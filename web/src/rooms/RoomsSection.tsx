@@ -101,9 +101,9 @@ export default function RoomsSection() {
           ))}
         </ul>
       )}
-      <CreateRoomDialog open={dialog === "create"} store={store} onClose={() => setDialog(null)} />
+      {dialog === "create" && <CreateRoomDialog store={store} onClose={() => setDialog(null)} />}
       {dialog === "browse" && <BrowseRoomsDialog store={store} onClose={() => setDialog(null)} />}
-      <JoinCodeDialog open={dialog === "code"} store={store} onClose={() => setDialog(null)} />
+      {dialog === "code" && <JoinCodeDialog store={store} onClose={() => setDialog(null)} />}
     </section>
   );
 }
@@ -145,7 +145,7 @@ function RoomListItem({ room, active }: { room: Room; active: boolean }) {
   );
 }
 
-function CreateRoomDialog({ open, store, onClose }: { open: boolean; store: RoomsStore; onClose: () => void }) {
+function CreateRoomDialog({ store, onClose }: { store: RoomsStore; onClose: () => void }) {
   const t = useT();
   const [name, setName] = useState("");
   const [topic, setTopic] = useState("");
@@ -175,7 +175,7 @@ function CreateRoomDialog({ open, store, onClose }: { open: boolean; store: Room
   };
 
   return (
-    <Modal open={open} title={t("createRoom")} onClose={onClose}>
+    <Modal open title={t("createRoom")} onClose={onClose}>
       <form onSubmit={(e) => void submit(e)} className="space-y-3">
         <label className="block text-sm">
           {t("roomName")}
@@ -286,7 +286,7 @@ function BrowseRoomsDialog({ store, onClose }: { store: RoomsStore; onClose: () 
   );
 }
 
-function JoinCodeDialog({ open, store, onClose }: { open: boolean; store: RoomsStore; onClose: () => void }) {
+function JoinCodeDialog({ store, onClose }: { store: RoomsStore; onClose: () => void }) {
   const t = useT();
   const [code, setCode] = useState("");
   const [error, setError] = useState<string | null>(null);
@@ -308,7 +308,7 @@ function JoinCodeDialog({ open, store, onClose }: { open: boolean; store: RoomsS
   };
 
   return (
-    <Modal open={open} title={t("joinWithCode")} onClose={onClose}>
+    <Modal open title={t("joinWithCode")} onClose={onClose}>
       <form onSubmit={(e) => void submit(e)} className="space-y-3">
         <label className="block text-sm">
           {t("inviteCodeOrLink")}
