@@ -255,10 +255,7 @@ export const MessageItem = memo(function MessageItem({
 /** Why an answer failed, in the UI's language; the server's own words one click away. */
 function FailureText({ message }: { message: ChatMessage }) {
   const t = useT();
-  const sentence = describeFailure(
-    chatFailure({ code: message.errorCode, reason: message.errorReason, message: message.error || "—" }),
-    t,
-  );
+  const sentence = describeFailure(chatFailure({ code: message.errorCode, reason: message.errorReason, message: message.error || "—" }), t);
   return (
     <span className="min-w-0 break-words" data-testid="failure-text">
       {t("failed")}: {sentence}

@@ -39,11 +39,7 @@ function build(): Plugins {
   return {
     remarkPlugins: math ? [remarkGfm, math.remarkMath] : [remarkGfm],
     // Math first: highlighting never sees the formulas' markup.
-    rehypePlugins: [
-      rehypeInlineCode,
-      ...(math ? math.rehypeMath : []),
-      ...(highlight ? [highlight.rehypeHighlightCode] : []),
-    ],
+    rehypePlugins: [rehypeInlineCode, ...(math ? math.rehypeMath : []), ...(highlight ? [highlight.rehypeHighlightCode] : [])],
   };
 }
 

@@ -39,12 +39,20 @@ describe("describeError", () => {
   });
 
   it("words a known reason in the UI's language, with what to do next", () => {
-    const refused = withReason(Code.FailedPrecondition, "llm-service: the provider rejected the request: the API key was not accepted", "PROVIDER_AUTH_FAILED");
+    const refused = withReason(
+      Code.FailedPrecondition,
+      "llm-service: the provider rejected the request: the API key was not accepted",
+      "PROVIDER_AUTH_FAILED",
+    );
     expect(describeError(refused, en)).toBe("Your API key was refused by the provider: check it in Settings → API configs.");
     expect(describeError(refused, zh)).toBe("服务商拒绝了你的 API 密钥：请在“设置 → API 配置”中检查。");
     expect(describeError(withReason(Code.NotFound, "the provider has no model `x`", "MODEL_NOT_FOUND"), en)).toMatch(/no such model/);
-    expect(describeError(withReason(Code.Unauthenticated, "invalid login or password", "BAD_CREDENTIALS"), zh)).toBe("用户名、邮箱或密码错误。");
-    expect(describeError(withReason(Code.PermissionDenied, "the account is disabled", "ACCOUNT_DISABLED"), en)).toMatch(/disabled by an administrator/);
+    expect(describeError(withReason(Code.Unauthenticated, "invalid login or password", "BAD_CREDENTIALS"), zh)).toBe(
+      "用户名、邮箱或密码错误。",
+    );
+    expect(describeError(withReason(Code.PermissionDenied, "the account is disabled", "ACCOUNT_DISABLED"), en)).toMatch(
+      /disabled by an administrator/,
+    );
   });
 
   it("adds the wait to a reason that has one", () => {
@@ -56,7 +64,9 @@ describe("describeError", () => {
   });
 
   it("ignores reasons of other domains and unknown reasons", () => {
-    expect(describeError(withReason(Code.FailedPrecondition, "their words", "PROVIDER_AUTH_FAILED", "example.com"), en)).toBe("their words");
+    expect(describeError(withReason(Code.FailedPrecondition, "their words", "PROVIDER_AUTH_FAILED", "example.com"), en)).toBe(
+      "their words",
+    );
     expect(describeError(withReason(Code.FailedPrecondition, "newer server", "SOMETHING_NEW"), en)).toBe("newer server");
   });
 

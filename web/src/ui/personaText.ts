@@ -12,7 +12,10 @@ const builtInTexts: Record<string, { name: MessageKey; description: MessageKey }
 };
 
 /** A persona's name and description as the UI shows them: a built-in one's in the UI's language. */
-export function personaText(persona: { name: string; description: string; builtIn: boolean }, t: Translate): { name: string; description: string } {
+export function personaText(
+  persona: { name: string; description: string; builtIn: boolean },
+  t: Translate,
+): { name: string; description: string } {
   const texts = persona.builtIn ? builtInTexts[persona.name] : undefined;
   if (!texts) return { name: persona.name, description: persona.description };
   return { name: t(texts.name), description: t(texts.description) };

@@ -19,7 +19,9 @@ function readChoice(): ThemeChoice {
 }
 
 function systemDark(): boolean {
-  return typeof window !== "undefined" && typeof window.matchMedia === "function" && window.matchMedia("(prefers-color-scheme: dark)").matches;
+  return (
+    typeof window !== "undefined" && typeof window.matchMedia === "function" && window.matchMedia("(prefers-color-scheme: dark)").matches
+  );
 }
 
 /** Whether `choice` shows dark when the system prefers `prefersDark`. */
