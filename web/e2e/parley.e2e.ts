@@ -1311,6 +1311,11 @@ describe("Parley in a browser", () => {
     const [first, second] = await Promise.all([openTab(browser, parley.url), openTab(browser, parley.url)]);
     try {
       const [a, b] = [first.page, second.page];
+      // The sign-in page fetches nothing of rooms; the signed-in app fetches their chunk.
+      const roomsChunk = (p: Page) =>
+        p.evaluate(() => performance.getEntriesByType("resource").some((r) => /\/assets\/rooms-[\w-]+\.js$/.test(r.name)));
+      await a.getByRole("button", { name: "Sign up" }).waitFor();
+      expect(await roomsChunk(a)).toBe(false);
       for (const [p, username] of [
         [a, `rooma_${stamp}`],
         [b, `roomb_${stamp}`],
@@ -1327,6 +1332,7 @@ describe("Parley in a browser", () => {
       watchPage(a);
       await a.getByRole("button", { name: "Room actions" }).click();
       await a.getByRole("menuitem", { name: "Create room" }).click();
+      expect(await roomsChunk(a)).toBe(true);
       const create = a.getByRole("dialog", { name: "Create room" });
       await create.getByLabel("Name").fill("Team room");
       await create.getByLabel("Topic").fill("Plans for the week");

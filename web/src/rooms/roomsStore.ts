@@ -18,15 +18,12 @@ import {
   type RoomsState,
 } from "./roomEvents";
 
-export type StreamStatus = "connecting" | "live" | "retrying";
-
 export class RoomsStore {
   private state: RoomsState;
   private listeners = new Set<() => void>();
   private users = 0;
   private controller: AbortController | null = null;
   private stopTimer: number | undefined;
-  status: StreamStatus = "connecting";
   loadError: unknown = null;
 
   readonly client: Client<typeof RoomService>;
@@ -97,8 +94,6 @@ export class RoomsStore {
     let firstOpen = true;
     while (!signal.aborted) {
       const resumeFrom = this.state.lastEventId;
-      this.status = failures === 0 ? "connecting" : "retrying";
-      this.set({ ...this.state });
       try {
         const stream = this.client.watchRoomEvents({ afterEventId: resumeFrom }, { signal });
         // The lists are read once the stream is asked for, so nothing between them is missed;
@@ -110,10 +105,7 @@ export class RoomsStore {
         }
         firstOpen = false;
         for await (const res of stream) {
-          if (this.status !== "live") {
-            this.status = "live";
-            failures = 0;
-          }
+          failures = 0;
           if (res.event) this.apply(res.event);
         }
         if (signal.aborted) return;
@@ -122,8 +114,6 @@ export class RoomsStore {
         if (ConnectError.from(err).code === Code.Unauthenticated) await this.api.tokens.refresh().catch(() => null);
       }
       // Ended or dropped: again after a pause that grows with each failure.
-      this.status = "retrying";
-      this.set({ ...this.state });
       await new Promise((resolve) => window.setTimeout(resolve, backoffMs(failures++)));
     }
   }
