@@ -114,10 +114,17 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
     Promise.all([store.loadMessages(room.id), store.loadMembers(room.id)]).catch((err: unknown) => setLoadError(err));
   }, [store, room.id]);
 
-  // What is on screen is read: the newest message marks the room read up to it.
+  // What is on screen is read: the newest message marks the room read up to it (once the tab
+  // is looked at again, if it is in the background).
+  const [visible, setVisible] = useState(() => document.visibilityState !== "hidden");
+  useEffect(() => {
+    const onChange = () => setVisible(document.visibilityState !== "hidden");
+    document.addEventListener("visibilitychange", onChange);
+    return () => document.removeEventListener("visibilitychange", onChange);
+  }, []);
   const newest = timeline?.messages.at(-1)?.id ?? 0n;
   useEffect(() => {
-    if (newest === 0n || newest <= markedRead.current || document.visibilityState === "hidden") return;
+    if (newest === 0n || newest <= markedRead.current || !visible) return;
     markedRead.current = newest;
     store.client.markRoomRead({ roomId: room.id, messageId: newest }).then(
       (res) => res.room && store.update((s) => ({ ...s, rooms: s.rooms.map((r) => (r.id === room.id ? { ...r, unreadCount: 0n } : r)) })),
@@ -126,7 +133,7 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
         markedRead.current = 0n;
       },
     );
-  }, [store, room.id, newest]);
+  }, [store, room.id, newest, visible]);
 
   // Screen readers hear each finished message from someone else, not every streamed word.
   const [announcement, setAnnouncement] = useState("");
@@ -162,13 +169,7 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
     followLatest();
     try {
       const res = await store.client.postRoomMessage({ roomId: room.id, content });
-      if (res.message) {
-        const message = res.message;
-        store.update((s) => {
-          const tl = s.timelines[id];
-          return tl ? { ...s, timelines: { ...s.timelines, [id]: { ...tl, messages: mergeOne(tl.messages, message) } } } : s;
-        });
-      }
+      if (res.message) store.messageStored(res.message);
       setDraft("");
     } catch (err) {
       toast(`${t("couldNotSend")}: ${describeError(err, t)}`);
@@ -268,10 +269,6 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
   );
 }
 
-function mergeOne(list: RoomMessage[], message: RoomMessage): RoomMessage[] {
-  return list.some((m) => m.id === message.id) ? list : [...list, message].sort((a, b) => (a.id < b.id ? -1 : 1));
-}
-
 const noticeText: Record<RoomNotice["kind"], MessageKey> = {
   joined: "noticeJoined",
   left: "noticeLeft",
@@ -324,20 +321,7 @@ const RoomMessageItem = memo(function RoomMessageItem({
   const saveEdit = async () => {
     try {
       const res = await store.client.editRoomMessage({ roomId: room.id, messageId: message.id, content: text.trim() });
-      if (res.message) {
-        const edited = res.message;
-        store.update((s) => {
-          const tl = s.timelines[room.id.toString()];
-          if (!tl) return s;
-          return {
-            ...s,
-            timelines: {
-              ...s.timelines,
-              [room.id.toString()]: { ...tl, messages: tl.messages.map((m) => (m.id === edited.id ? edited : m)) },
-            },
-          };
-        });
-      }
+      if (res.message) store.messageStored(res.message);
       setEditing(false);
     } catch (err) {
       toast(`${t("couldNotEditMessage")}: ${describeError(err, t)}`);

@@ -237,6 +237,11 @@ export function messagesLoaded(state: RoomsState, roomId: bigint, page: RoomMess
   };
 }
 
+/** A message the user just posted or edited, as the server answered (its event may come later). */
+export function messageStored(state: RoomsState, message: RoomMessage): RoomsState {
+  return updateTimeline(state, key(message.roomId), (t) => ({ ...t, messages: mergeMessages(t.messages, [message]) }));
+}
+
 export function membersLoaded(state: RoomsState, roomId: bigint, members: RoomMember[]): RoomsState {
   return { ...state, members: { ...state.members, [key(roomId)]: members } };
 }

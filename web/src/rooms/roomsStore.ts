@@ -5,13 +5,14 @@ import { useEffect, useSyncExternalStore } from "react";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import type { Api } from "../api/client";
 import { backoffMs } from "../auth/tokens";
-import { RoomService, type Room, type RoomEvent } from "../gen/parley/chat/v1/room_pb";
+import { RoomService, type Room, type RoomEvent, type RoomMessage } from "../gen/parley/chat/v1/room_pb";
 import {
   applyRoomEvent,
   emptyRooms,
   invitationAnswered,
   membersLoaded,
   messagesLoaded,
+  messageStored,
   roomChanged,
   roomsLoaded,
   viewingRoom,
@@ -154,6 +155,10 @@ export class RoomsStore {
   async loadMembers(roomId: bigint) {
     const res = await this.client.listMembers({ roomId });
     this.update((s) => membersLoaded(s, roomId, res.members));
+  }
+
+  messageStored(message: RoomMessage) {
+    this.update((s) => messageStored(s, message));
   }
 
   setViewing(roomId: string | null) {
