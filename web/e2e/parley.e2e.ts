@@ -1306,6 +1306,120 @@ describe("Parley in a browser", () => {
     }
   });
 
+  step("two people share a room: invite code, live messages both ways, a kick that ends access", async () => {
+    const stamp = Date.now().toString(36);
+    const [first, second] = await Promise.all([openTab(browser, parley.url), openTab(browser, parley.url)]);
+    try {
+      const [a, b] = [first.page, second.page];
+      // The sign-in page fetches nothing of rooms; the signed-in app fetches their chunk.
+      const roomsChunk = (p: Page) =>
+        p.evaluate(() => performance.getEntriesByType("resource").some((r) => /\/assets\/rooms-[\w-]+\.js$/.test(r.name)));
+      await a.getByRole("button", { name: "Sign up" }).waitFor();
+      expect(await roomsChunk(a)).toBe(false);
+      for (const [p, username] of [
+        [a, `rooma_${stamp}`],
+        [b, `roomb_${stamp}`],
+      ] as const) {
+        watchPage(p);
+        await p.getByRole("button", { name: "Sign up" }).click();
+        await p.getByLabel("Username").fill(username);
+        await p.getByLabel("Password").fill("a long room password");
+        await p.getByRole("button", { name: "Create account" }).click();
+        await p.getByTestId("user-name").filter({ hasText: username }).waitFor();
+      }
+
+      // Alice creates a private room and an invite code.
+      watchPage(a);
+      await a.getByRole("button", { name: "Room actions" }).click();
+      await a.getByRole("menuitem", { name: "Create room" }).click();
+      expect(await roomsChunk(a)).toBe(true);
+      const create = a.getByRole("dialog", { name: "Create room" });
+      await create.getByLabel("Name").fill("Team room");
+      await create.getByLabel("Topic").fill("Plans for the week");
+      await create.getByRole("button", { name: "Create" }).click();
+      await a.getByTestId("chat-header").getByText("# Team room").waitFor();
+      await a.getByTestId("room-list").getByText("Team room").waitFor();
+      await a.getByRole("button", { name: "Members" }).click();
+      await a.getByRole("button", { name: "Create invite code" }).click();
+      const code = await textOf(a.getByTestId("invite-code-value"));
+      expect(code.length).toBeGreaterThan(8);
+
+      // Bob opens the invite link and is in.
+      watchPage(b);
+      await b.goto(`${parley.url}/rooms/join/${encodeURIComponent(code)}`);
+      await b.getByTestId("chat-header").getByText("# Team room").waitFor();
+      await b.getByTestId("room-list").getByText("Team room").waitFor();
+      // Alice sees him join, live, in the members panel and the room.
+      await a.getByTestId("room-member").nth(1).waitFor();
+      await a.getByTestId("room-notice").filter({ hasText: "joined" }).waitFor();
+
+      // Each sees the other's message live.
+      await b.locator("#composer").fill("Hello from Bob");
+      await b.locator("#composer").press("Enter");
+      await a.locator("article[data-author=other]").filter({ hasText: "Hello from Bob" }).waitFor();
+      await a.locator("#composer").fill("Hi Bob, welcome");
+      await a.locator("#composer").press("Enter");
+      await b.locator("article[data-author=other]").filter({ hasText: "Hi Bob, welcome" }).waitFor();
+      await b.locator("article[data-author=me]").filter({ hasText: "Hello from Bob" }).waitFor();
+
+      // Away from the room, Bob sees what he has not read counted in the sidebar; opening the
+      // room reads it, also for the server (a reload shows no count).
+      await b.getByRole("link", { name: "New chat" }).click();
+      await a.locator("#composer").fill("Are you still there?");
+      await a.locator("#composer").press("Enter");
+      await b.getByTestId("room-unread").filter({ hasText: "1" }).waitFor();
+      await b.getByTestId("room-list").getByText("Team room").click();
+      await b.locator("article[data-author=other]").filter({ hasText: "Are you still there?" }).waitFor();
+      await waitUntil("the count gone", async () => (await b.getByTestId("room-unread").count()) === 0);
+      await b.reload();
+      await b.locator("article[data-author=other]").filter({ hasText: "Are you still there?" }).waitFor();
+      await b.getByTestId("room-list").getByText("Team room").waitFor();
+      expect(await b.getByTestId("room-unread").count()).toBe(0);
+
+      // Alice gives the room an AI with one of her configs; Bob asks it, and both see it answer.
+      watchPage(a);
+      await a.getByRole("button", { name: "Account menu" }).click();
+      await a.getByRole("menuitem", { name: "API configs" }).click();
+      await a.getByRole("button", { name: "Add API config" }).click();
+      await a.getByLabel("Name", { exact: true }).fill("Room AI");
+      await a.getByLabel("Base URL").fill(fake.baseUrl);
+      await a.getByLabel("API key").fill(fake.apiKey);
+      await a.getByLabel("Model").fill("fake-model");
+      await a.getByRole("button", { name: "Save" }).click();
+      await a.getByTestId("api-config").filter({ hasText: "Room AI" }).waitFor();
+      await a.getByTestId("room-list").getByText("Team room").click();
+      await a.getByRole("button", { name: "Room settings" }).click();
+      const settings = a.getByRole("dialog", { name: "Room settings" });
+      await settings.getByLabel(/AI member/).selectOption({ label: "Room AI" });
+      await settings.getByRole("button", { name: "Apply" }).click();
+      await settings.getByText(/members mention @ai/).waitFor();
+      await settings.getByRole("button", { name: "Close" }).click();
+      await fake.script({ text: "Hello both of you, from the room's AI.", chunk_delay_ms: 20 });
+      watchPage(b);
+      await b.locator("#composer").fill("@ai say hello to us");
+      await b.locator("#composer").press("Enter");
+      for (const p of [a, b]) {
+        await p.locator("article[data-author=ai]").filter({ hasText: "Hello both of you, from the room's AI." }).waitFor();
+      }
+
+      // Alice removes Bob: his open room goes away at once, from the page and the sidebar.
+      watchPage(a);
+      await a.getByRole("button", { name: "Members" }).click();
+      const bobRow = a.getByTestId("room-member").filter({ hasNotText: "you" });
+      await bobRow.getByRole("button", { name: /^Member actions/ }).click();
+      await a.getByRole("menuitem", { name: "Remove from room" }).click();
+      await waitUntil("Bob gone from the members", async () => (await a.getByTestId("room-member").count()) === 1);
+      watchPage(b);
+      await b.getByTestId("room-gone").filter({ hasText: "You were removed from this room." }).waitFor();
+      await waitUntil("the room gone from Bob's sidebar", async () => (await b.getByTestId("room-name").count()) === 0);
+      await a.getByTestId("room-notice").filter({ hasText: "was removed" }).waitFor();
+    } finally {
+      watchPage(page);
+      await first.context.close();
+      await second.context.close();
+    }
+  });
+
   step("never let page scripts see a refresh token", async () => {
     const answers = (await Promise.all(authAnswers)).filter((a) => a !== null);
     expect(new Set(answers.map((a) => a.method))).toEqual(new Set(["Register", "Login", "RefreshToken"]));

@@ -109,6 +109,9 @@ export function createApi(makeTransport: TransportFactory = sameOriginGrpcWeb) {
     sharedConnections: createClient(SharedConnectionService, transport),
     /** GetMyUsage for everyone; ListUsage for administrators only. */
     usage: createClient(UsageService, transport),
+    /** The signed-in transport, for clients created in lazily loaded chunks (rooms), whose
+     * descriptors the sign-in page need not download. */
+    transport,
   };
 }
 

@@ -6,6 +6,12 @@ describe("router", () => {
     expect(parseRoute("/admin")).toEqual({ name: "admin" });
     expect(parseRoute("/admin/")).toEqual({ name: "admin" });
     expect(parseRoute("/administer")).toEqual({ name: "new" });
-    for (const path of ["/", "/c/42", "/settings/profile", "/admin"]) expect(routePath(parseRoute(path))).toBe(path);
+    for (const path of ["/", "/c/42", "/settings/profile", "/admin", "/rooms/7", "/rooms/join/AbC-9_x"])
+      expect(routePath(parseRoute(path))).toBe(path);
+  });
+  it("knows rooms and invite links", () => {
+    expect(parseRoute("/rooms/12")).toEqual({ name: "room", id: "12" });
+    expect(parseRoute("/rooms/join/s3cr%2Ft")).toEqual({ name: "roomJoin", code: "s3cr/t" });
+    expect(parseRoute("/rooms/abc")).toEqual({ name: "new" });
   });
 });

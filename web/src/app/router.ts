@@ -1,7 +1,14 @@
 import { useEffect, useState } from "react";
 
 // A handful of routes, so the history API is enough: a reload keeps the open chat.
-export type Route = { name: "new" } | { name: "chat"; id: string } | { name: "settings"; tab: SettingsTab } | { name: "admin" };
+export type Route =
+  | { name: "new" }
+  | { name: "chat"; id: string }
+  | { name: "room"; id: string }
+  /** An invite link: joins the room with the code, then opens it. */
+  | { name: "roomJoin"; code: string }
+  | { name: "settings"; tab: SettingsTab }
+  | { name: "admin" };
 
 export type SettingsTab = "profile" | "password" | "api-configs" | "personas" | "usage";
 const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas", "usage"];
@@ -9,6 +16,10 @@ const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas", "
 export function parseRoute(path: string): Route {
   const chat = /^\/c\/(\d+)\/?$/.exec(path);
   if (chat) return { name: "chat", id: chat[1] };
+  const room = /^\/rooms\/(\d+)\/?$/.exec(path);
+  if (room) return { name: "room", id: room[1] };
+  const join = /^\/rooms\/join\/([^/]+)\/?$/.exec(path);
+  if (join) return { name: "roomJoin", code: decodeURIComponent(join[1]) };
   if (/^\/admin\/?$/.test(path)) return { name: "admin" };
   const settings = /^\/settings\/([a-z-]+)\/?$/.exec(path);
   if (settings && (tabs as string[]).includes(settings[1])) return { name: "settings", tab: settings[1] as SettingsTab };
@@ -21,6 +32,10 @@ export function routePath(route: Route): string {
       return "/";
     case "chat":
       return `/c/${route.id}`;
+    case "room":
+      return `/rooms/${route.id}`;
+    case "roomJoin":
+      return `/rooms/join/${encodeURIComponent(route.code)}`;
     case "settings":
       return `/settings/${route.tab}`;
     case "admin":

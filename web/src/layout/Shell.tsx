@@ -34,6 +34,9 @@ function typingIn(target: EventTarget | null): boolean {
 const SettingsView = lazy(() => import("../settings/SettingsView"));
 // Administration too, fetched only by an administrator who opens it.
 const AdminView = lazy(() => import("../admin/AdminView"));
+// Rooms are their own chunk too (the sidebar's list fetches it right after sign-in).
+const RoomView = lazy(() => import("../rooms").then((m) => ({ default: m.RoomView })));
+const RoomJoin = lazy(() => import("../rooms").then((m) => ({ default: m.RoomJoin })));
 
 // Sidebar on the left (a drawer on phone-sized screens), the routed view on the right.
 export function Shell() {
@@ -145,6 +148,15 @@ export function Shell() {
       <main id="main-content" tabIndex={-1} inert={drawerOpen} className="flex min-w-0 flex-1 flex-col bg-white outline-none">
         {route.name === "chat" && <ChatView key={route.id} sessionId={route.id} onOpenSidebar={openDrawer} />}
         {route.name === "new" && <NewChatView onOpenSidebar={openDrawer} />}
+        {(route.name === "room" || route.name === "roomJoin") && (
+          <Suspense fallback={<div className="flex-1" aria-busy="true" />}>
+            {route.name === "room" ? (
+              <RoomView key={route.id} roomId={route.id} onOpenSidebar={openDrawer} />
+            ) : (
+              <RoomJoin code={route.code} onOpenSidebar={openDrawer} />
+            )}
+          </Suspense>
+        )}
         {route.name === "settings" && (
           <Suspense fallback={<div className="flex-1" aria-busy="true" />}>
             <SettingsView tab={route.tab} onOpenSidebar={openDrawer} />

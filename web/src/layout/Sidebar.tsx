@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { lazy, Suspense, useState } from "react";
 import { useStore } from "../app/store";
 import { navigate, routePath, useRoute } from "../app/router";
 import { locales, useLocale, useT, type MessageKey } from "../i18n";
@@ -13,6 +13,9 @@ import { Role } from "../gen/parley/user/v1/user_pb";
 import { useToast } from "../ui/toast";
 import { chatDraftKey, writeDraft } from "../chat/drafts";
 import { describeError } from "../ui/errorText";
+
+// The rooms section is the rooms chunk's, fetched once signed in.
+const RoomsSection = lazy(() => import("../rooms").then((m) => ({ default: m.RoomsSection })));
 
 const groupLabels: Record<GroupKey, MessageKey> = {
   pinned: "pinned",
@@ -127,6 +130,9 @@ export function Sidebar({
         </a>
       </div>
       <div className="min-h-0 flex-1 overflow-y-auto px-2 pb-2">
+        <Suspense fallback={null}>
+          <RoomsSection />
+        </Suspense>
         <h2 className="sr-only">{t("chats")}</h2>
         {sessionsLoad.status === "failed" && (
           <div role="alert" className="alert-error mx-1 mb-3" data-testid="chat-list-error">

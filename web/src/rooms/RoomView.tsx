@@ -1,0 +1,485 @@
+// A room: its messages (live), the composer, the members panel and the room's settings.
+import { memo, useCallback, useEffect, useRef, useState } from "react";
+import { useStore } from "../app/store";
+import { navigate } from "../app/router";
+import { useLocale, useT, type MessageKey } from "../i18n";
+import { ChatHeader } from "../chat/ChatView";
+import { Composer } from "../chat/Composer";
+import { useStickToBottom } from "../chat/useStickToBottom";
+import { Markdown } from "../markdown/Markdown";
+import { Avatar } from "../ui/Avatar";
+import { ConfirmModal } from "../ui/Modal";
+import { EditIcon, TrashIcon } from "../ui/icons";
+import { useToast } from "../ui/toast";
+import { formatTime } from "../ui/time";
+import { describeError } from "../ui/errorText";
+import { AuthorKind, RoomMessageType, type Room, type RoomMessage } from "../gen/parley/chat/v1/room_pb";
+import { canModerate, timelineItems, type LostReason, type RoomNotice } from "./roomEvents";
+import { useRooms, type RoomsStore } from "./roomsStore";
+import { useRoomsStore } from "./RoomsSection";
+import { MembersPanel } from "./MembersPanel";
+import { RoomSettingsDialog } from "./RoomSettingsDialog";
+
+const lostText: Record<LostReason, MessageKey> = {
+  left: "roomLostLeft",
+  kicked: "roomLostKicked",
+  banned: "roomLostBanned",
+  deleted: "roomLostDeleted",
+};
+
+/** An account as the room shows it: chat-service knows accounts by id only. */
+export function useAccountName() {
+  const t = useT();
+  const { user } = useStore();
+  const me = user.accountId;
+  return useCallback(
+    (accountId: string) => (accountId === me ? t("you") : accountId.length > 12 ? `${accountId.slice(0, 8)}…` : accountId),
+    [me, t],
+  );
+}
+
+export default function RoomView({ roomId, onOpenSidebar }: { roomId: string; onOpenSidebar: () => void }) {
+  const t = useT();
+  const store = useRoomsStore();
+  const state = useRooms(store);
+  const room = state.rooms.find((r) => r.id.toString() === roomId);
+  const lost = state.lost[roomId];
+  const [missing, setMissing] = useState(false);
+
+  useEffect(() => {
+    store.setViewing(roomId);
+    return () => store.setViewing(null);
+  }, [store, roomId]);
+
+  // Opened by its address before the room list came: read it on its own.
+  useEffect(() => {
+    if (room || lost) return;
+    let cancelled = false;
+    store.client.getRoom({ roomId: BigInt(roomId) }).then(
+      (res) => {
+        if (!cancelled && res.room) store.roomChanged(res.room);
+      },
+      () => {
+        if (!cancelled) setMissing(true);
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [store, roomId, room, lost]);
+
+  if (lost || (!room && missing)) {
+    return (
+      <>
+        <ChatHeader title={t("rooms")} onOpenSidebar={onOpenSidebar} />
+        <div className="flex flex-1 flex-col items-center justify-center gap-3 p-6 text-center" data-testid="room-gone">
+          <p className="text-sm text-gray-700">{t(lost ? lostText[lost] : "roomNotFound")}</p>
+          <button type="button" className="btn-secondary" onClick={() => navigate({ name: "new" })}>
+            {t("newChat")}
+          </button>
+        </div>
+      </>
+    );
+  }
+  if (!room) {
+    return (
+      <>
+        <ChatHeader title={t("rooms")} onOpenSidebar={onOpenSidebar} />
+        <div className="flex-1" aria-busy="true" />
+      </>
+    );
+  }
+  return <OpenRoom key={roomId} room={room} onOpenSidebar={onOpenSidebar} />;
+}
+
+function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => void }) {
+  const t = useT();
+  const toast = useToast();
+  const { user } = useStore();
+  const store = useRoomsStore();
+  const state = useRooms(store);
+  const id = room.id.toString();
+  const timeline = state.timelines[id];
+  const members = state.members[id];
+  const [loadError, setLoadError] = useState<unknown>(null);
+  const [draft, setDraft] = useState("");
+  const [sending, setSending] = useState(false);
+  const [panel, setPanel] = useState(false);
+  const [settings, setSettings] = useState(false);
+  const markedRead = useRef(0n);
+  const accountName = useAccountName();
+
+  useEffect(() => {
+    setLoadError(null);
+    Promise.all([store.loadMessages(room.id), store.loadMembers(room.id)]).catch((err: unknown) => setLoadError(err));
+  }, [store, room.id]);
+
+  // What is on screen is read: the newest message marks the room read up to it (once the tab
+  // is looked at again, if it is in the background).
+  const [visible, setVisible] = useState(() => document.visibilityState !== "hidden");
+  useEffect(() => {
+    const onChange = () => setVisible(document.visibilityState !== "hidden");
+    document.addEventListener("visibilitychange", onChange);
+    return () => document.removeEventListener("visibilitychange", onChange);
+  }, []);
+  const newest = timeline?.messages.at(-1)?.id ?? 0n;
+  useEffect(() => {
+    if (newest === 0n || newest <= markedRead.current || !visible) return;
+    markedRead.current = newest;
+    store.client.markRoomRead({ roomId: room.id, messageId: newest }).then(
+      (res) => res.room && store.update((s) => ({ ...s, rooms: s.rooms.map((r) => (r.id === room.id ? { ...r, unreadCount: 0n } : r)) })),
+      () => {
+        // Not marked: the next message tries again.
+        markedRead.current = 0n;
+      },
+    );
+  }, [store, room.id, newest, visible]);
+
+  // Screen readers hear each finished message from someone else, not every streamed word.
+  const [announcement, setAnnouncement] = useState("");
+  const announced = useRef<string | null>(null);
+  const latest = timeline?.messages.at(-1);
+  const latestDone = latest && !timeline?.streaming.includes(latest.id.toString()) ? latest : undefined;
+  useEffect(() => {
+    if (!latestDone) return;
+    const key = `${latestDone.id}:${latestDone.content.length}`;
+    if (announced.current === key) return;
+    // The history as loaded is not news.
+    const first = announced.current === null;
+    announced.current = key;
+    if (first || latestDone.authorAccountId === user.accountId || latestDone.deletedAt || !latestDone.content) return;
+    const author = latestDone.authorKind === AuthorKind.AI ? t("roomAi") : accountName(latestDone.authorAccountId);
+    setAnnouncement(`${author}: ${latestDone.content.slice(0, 300)}`);
+  }, [latestDone, user.accountId, accountName, t]);
+
+  const items = timeline ? timelineItems(timeline) : [];
+  const { scroller, content, showJump, onScroll, onWheel, followLatest, jumpToLatest } = useStickToBottom([
+    items.length,
+    timeline?.messages,
+  ]);
+  const me = members?.find((m) => m.accountId === user.accountId);
+  const mutedUntil = me?.mutedUntil ? Number(me.mutedUntil.seconds) * 1000 : 0;
+  const muted = mutedUntil > Date.now();
+  const moderator = canModerate(room.myRole);
+
+  const send = async () => {
+    const content = draft.trim();
+    if (!content) return;
+    setSending(true);
+    followLatest();
+    try {
+      const res = await store.client.postRoomMessage({ roomId: room.id, content });
+      if (res.message) store.messageStored(res.message);
+      setDraft("");
+    } catch (err) {
+      toast(`${t("couldNotSend")}: ${describeError(err, t)}`);
+    } finally {
+      setSending(false);
+    }
+  };
+
+  const loadOlder = async () => {
+    if (!timeline?.olderPageToken) return;
+    try {
+      await store.loadMessages(room.id, timeline.olderPageToken);
+    } catch (err) {
+      toast(describeError(err, t));
+    }
+  };
+
+  return (
+    <div className="flex min-h-0 flex-1">
+      <div className="flex min-w-0 flex-1 flex-col">
+        <ChatHeader
+          title={`# ${room.name}`}
+          subtitle={
+            <span className="truncate" data-testid="room-subtitle">
+              {[room.topic, t("memberCount", { count: Number(room.memberCount) })].filter(Boolean).join(" · ")}
+            </span>
+          }
+          onOpenSidebar={onOpenSidebar}
+          right={
+            <div className="flex gap-1">
+              <button type="button" className="btn-ghost text-xs" onClick={() => setPanel(!panel)} aria-pressed={panel}>
+                {t("members")}
+              </button>
+              {moderator && (
+                <button type="button" className="btn-ghost text-xs" onClick={() => setSettings(true)}>
+                  {t("roomSettings")}
+                </button>
+              )}
+            </div>
+          }
+        />
+        <div className="relative min-h-0 flex-1">
+          <div ref={scroller} onScroll={onScroll} onWheel={onWheel} className="h-full overflow-y-auto bg-white" data-testid="room-messages">
+            <div ref={content} className="mx-auto flex max-w-3xl flex-col gap-4 px-4 py-6 sm:px-6" aria-busy={!timeline}>
+              {loadError !== null && (
+                <p role="alert" className="alert-error">
+                  {t("roomLoadFailed")}: {describeError(loadError, t)}
+                </p>
+              )}
+              {timeline?.olderPageToken && (
+                <button type="button" className="self-center text-xs text-gray-600 underline" onClick={() => void loadOlder()}>
+                  {t("olderMessages")}
+                </button>
+              )}
+              {timeline && items.length === 0 && <p className="text-center text-sm text-gray-500">{t("roomEmpty")}</p>}
+              {items.map((item) =>
+                item.kind === "notice" ? (
+                  <NoticeLine key={`n${item.notice.eventId}`} notice={item.notice} />
+                ) : (
+                  <RoomMessageItem
+                    key={`m${item.message.id}`}
+                    message={item.message}
+                    room={room}
+                    streaming={timeline?.streaming.includes(item.message.id.toString()) ?? false}
+                  />
+                ),
+              )}
+            </div>
+          </div>
+          {showJump && (
+            <button type="button" className="btn-secondary absolute bottom-3 left-1/2 -translate-x-1/2 shadow" onClick={jumpToLatest}>
+              {t("jumpToLatest")}
+            </button>
+          )}
+        </div>
+        <p role="status" className="sr-only">
+          {announcement}
+        </p>
+        {muted && (
+          <p className="bg-amber-50 px-4 py-1 text-center text-xs text-amber-900" data-testid="muted-note">
+            {mutedUntil > Date.UTC(9000, 0) ? t("mutedIndefinitely") : t("mutedUntil", { time: new Date(mutedUntil).toLocaleString() })}
+          </p>
+        )}
+        <Composer
+          value={draft}
+          onChange={setDraft}
+          onSend={() => void send()}
+          streaming={false}
+          disabled={sending || muted}
+          placeholder={room.aiEnabled ? t("roomComposerAi", { room: room.name }) : t("roomComposer", { room: room.name })}
+          autoFocus
+        />
+      </div>
+      {panel && <MembersPanel room={room} members={members ?? []} onClose={() => setPanel(false)} />}
+      {settings && <RoomSettingsDialog room={room} onClose={() => setSettings(false)} />}
+    </div>
+  );
+}
+
+const noticeText: Record<RoomNotice["kind"], MessageKey> = {
+  joined: "noticeJoined",
+  left: "noticeLeft",
+  kicked: "noticeKicked",
+  banned: "noticeBanned",
+};
+
+function NoticeLine({ notice }: { notice: RoomNotice }) {
+  const t = useT();
+  const name = useAccountName();
+  return (
+    <p className="text-center text-xs text-gray-500" data-testid="room-notice">
+      {t(noticeText[notice.kind], { name: name(notice.accountId) })}
+    </p>
+  );
+}
+
+const RoomMessageItem = memo(function RoomMessageItem({
+  message,
+  room,
+  streaming,
+}: {
+  message: RoomMessage;
+  room: Room;
+  streaming: boolean;
+}) {
+  const t = useT();
+  const toast = useToast();
+  const { locale } = useLocale();
+  const { user } = useStore();
+  const store = useRoomsStore();
+  const name = useAccountName();
+  const [editing, setEditing] = useState(false);
+  const [text, setText] = useState(message.content);
+  const [deleting, setDeleting] = useState(false);
+
+  if (message.type === RoomMessageType.SYSTEM_EVENT || message.authorKind === AuthorKind.SYSTEM) {
+    return (
+      <p className="text-center text-xs text-gray-500" data-testid="room-notice">
+        {message.content}
+      </p>
+    );
+  }
+  const isAi = message.authorKind === AuthorKind.AI;
+  const mine = !isAi && message.authorAccountId === user.accountId;
+  const author = isAi ? t("roomAi") : mine ? user.displayName || user.username : name(message.authorAccountId);
+  const deleted = message.deletedAt !== undefined;
+  const canDelete = !deleted && (mine || canModerate(room.myRole));
+
+  const saveEdit = async () => {
+    try {
+      const res = await store.client.editRoomMessage({ roomId: room.id, messageId: message.id, content: text.trim() });
+      if (res.message) store.messageStored(res.message);
+      setEditing(false);
+    } catch (err) {
+      toast(`${t("couldNotEditMessage")}: ${describeError(err, t)}`);
+    }
+  };
+  const remove = async () => {
+    try {
+      await store.client.deleteRoomMessage({ roomId: room.id, messageId: message.id });
+    } catch (err) {
+      toast(`${t("couldNotDeleteMessage")}: ${describeError(err, t)}`);
+    }
+  };
+
+  return (
+    <article
+      className="group flex gap-3"
+      data-testid="room-message"
+      data-author={isAi ? "ai" : mine ? "me" : "other"}
+      data-message-id={message.id.toString()}
+      aria-label={`${author}`}
+    >
+      <Avatar name={isAi ? "AI" : author} url={mine ? user.avatarUrl : undefined} size={32} />
+      <div className="min-w-0 flex-1">
+        <div className="flex flex-wrap items-baseline gap-x-2 text-xs text-gray-500">
+          <span className="font-semibold text-gray-900" title={isAi ? undefined : message.authorAccountId}>
+            {author}
+          </span>
+          {isAi && <span className="rounded bg-violet-100 px-1 text-[11px] font-medium text-violet-800">{t("aiAnswer")}</span>}
+          <time>{formatTime(message.createdAt, locale)}</time>
+          {message.editedAt && !deleted && <span data-testid="edited-mark">{t("editedMark")}</span>}
+        </div>
+        {deleted ? (
+          <p className="text-sm text-gray-500 italic" data-testid="deleted-mark">
+            {t("messageDeleted")}
+          </p>
+        ) : editing ? (
+          <form
+            className="mt-1 space-y-2"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void saveEdit();
+            }}
+          >
+            <textarea
+              className="input min-h-20"
+              value={text}
+              onChange={(e) => setText(e.target.value)}
+              aria-label={t("editMessage")}
+              autoFocus
+            />
+            <div className="flex gap-2">
+              <button type="submit" className="btn-primary" disabled={!text.trim()}>
+                {t("save")}
+              </button>
+              <button type="button" className="btn-secondary" onClick={() => setEditing(false)}>
+                {t("cancel")}
+              </button>
+            </div>
+          </form>
+        ) : (
+          <div className="prose prose-sm max-w-none text-gray-900" data-testid="room-message-text">
+            {isAi && !message.content && streaming ? (
+              <span className="animate-pulse text-gray-500">…</span>
+            ) : (
+              <Markdown text={message.content} streaming={streaming} />
+            )}
+          </div>
+        )}
+        {!editing && (mine || canDelete) && !deleted && (
+          <div className="mt-1 flex gap-0.5 text-gray-500 [@media(hover:hover)]:opacity-0 [@media(hover:hover)]:group-hover:opacity-100 focus-within:opacity-100">
+            {mine && (
+              <button
+                type="button"
+                className="btn-ghost"
+                onClick={() => {
+                  setText(message.content);
+                  setEditing(true);
+                }}
+                aria-label={t("editMessage")}
+                title={t("editMessage")}
+              >
+                <EditIcon />
+              </button>
+            )}
+            {canDelete && (
+              <button
+                type="button"
+                className="btn-ghost"
+                onClick={() => setDeleting(true)}
+                aria-label={t("deleteMessage")}
+                title={t("deleteMessage")}
+              >
+                <TrashIcon />
+              </button>
+            )}
+          </div>
+        )}
+      </div>
+      {deleting && (
+        <ConfirmModal
+          open
+          title={t("deleteMessage")}
+          message={t("deleteRoomMessageConfirm")}
+          confirmLabel={t("delete")}
+          cancelLabel={t("cancel")}
+          onConfirm={() => void remove()}
+          onClose={() => setDeleting(false)}
+        />
+      )}
+    </article>
+  );
+});
+
+// One join per code, however often the page asks (React runs effects twice in development).
+const joins = new Map<string, ReturnType<RoomsStore["client"]["joinByInviteCode"]>>();
+
+/** An invite link opened: joins with its code, then shows the room. */
+export function RoomJoin({ code, onOpenSidebar }: { code: string; onOpenSidebar: () => void }) {
+  const t = useT();
+  const store = useRoomsStore();
+  useRooms(store);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let cancelled = false;
+    let join = joins.get(code);
+    if (!join) {
+      join = store.client.joinByInviteCode({ code });
+      joins.set(code, join);
+      const settled = join;
+      // Forgotten once answered, so the same link can be tried again later.
+      void settled.catch(() => {}).finally(() => window.setTimeout(() => joins.delete(code), 1000));
+    }
+    join.then(
+      (res) => {
+        if (cancelled || !res.room) return;
+        store.roomChanged(res.room);
+        navigate({ name: "room", id: res.room.id.toString() }, { replace: true });
+      },
+      (err: unknown) => {
+        if (!cancelled) setError(describeError(err, t));
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [store, code, t]);
+  return (
+    <>
+      <ChatHeader title={t("joinWithCode")} onOpenSidebar={onOpenSidebar} />
+      <div className="flex flex-1 items-center justify-center p-6" aria-busy={!error}>
+        {error ? (
+          <p role="alert" className="alert-error">
+            {t("couldNotJoinRoom")}: {error}
+          </p>
+        ) : (
+          <p className="text-sm text-gray-500">{t("joiningRoom")}</p>
+        )}
+      </div>
+    </>
+  );
+}
