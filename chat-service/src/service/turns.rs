@@ -158,7 +158,11 @@ impl ChatService {
         let usable = match requested.or(session.api_config_id) {
             Some(id) => self.usable_config(user_id, id).await?,
             None => UsableConfig {
-                config: self.store.default_api_config(user_id).await?.ok_or(Error::NoApiConfig)?,
+                config: self
+                    .store
+                    .default_api_config(user_id)
+                    .await?
+                    .ok_or(Error::NoApiConfig)?,
                 shared: None,
             },
         };
