@@ -11,6 +11,7 @@ import { SessionService } from "../gen/parley/chat/v1/session_pb";
 import { MessageService } from "../gen/parley/chat/v1/message_pb";
 import { QuotaService } from "../gen/parley/chat/v1/quota_pb";
 import { pageLocale, quotaRefusal, quotaSentence } from "./quota";
+import { detailFields, errorInfo, ERROR_DOMAIN } from "./errorDetails";
 import { SharedConnectionService } from "../gen/parley/chat/v1/shared_connection_pb";
 import { UsageService } from "../gen/parley/chat/v1/usage_pb";
 import { SessionUnreachable, TokenManager, type SignedIn } from "../auth/tokens";
@@ -131,40 +132,11 @@ export function errorCode(err: unknown): Code | undefined {
   return err instanceof ConnectError ? err.code : undefined;
 }
 
-/** The fields of one google.rpc.* detail message the server attached (`type` without the
- * "type.googleapis.com/" prefix), if there is one: (field number, value) pairs of its
- * top-level fields, strings and bytes as bytes. */
-function detailFields(err: ConnectError, type: string): [number, Uint8Array | bigint][] | undefined {
-  for (const detail of err.details) {
-    if (!("type" in detail) || detail.type !== type) continue;
-    const fields: [number, Uint8Array | bigint][] = [];
-    const reader = new BinaryReader(detail.value);
-    while (reader.pos < reader.len) {
-      const [field, wireType] = reader.tag();
-      if (wireType === WireType.LengthDelimited) fields.push([field, reader.bytes()]);
-      else if (wireType === WireType.Varint) fields.push([field, BigInt(reader.uint64())]);
-      else reader.skip(wireType, field);
-    }
-    return fields;
-  }
-  return undefined;
-}
-
-/** The domain of the reasons Parley's services give (see service-kit's grpc_status::Reason). */
-export const ERROR_DOMAIN = "parley.dev";
-
 /** Why the server refused, as its stable code (the `google.rpc.ErrorInfo` reason in Parley's
  * domain, e.g. "PROVIDER_AUTH_FAILED"); undefined when it gave none. */
 export function errorReason(err: unknown): string | undefined {
-  if (!(err instanceof ConnectError)) return undefined;
-  // ErrorInfo { string reason = 1; string domain = 2; map<string, string> metadata = 3; }
-  const fields = detailFields(err, "google.rpc.ErrorInfo");
-  if (!fields) return undefined;
-  const text = (n: number) => {
-    const value = fields.find(([field]) => field === n)?.[1];
-    return value instanceof Uint8Array ? new TextDecoder().decode(value) : "";
-  };
-  return text(2) === ERROR_DOMAIN && text(1) ? text(1) : undefined;
+  const info = errorInfo(err);
+  return info?.domain === ERROR_DOMAIN && info.reason ? info.reason : undefined;
 }
 
 /** The fields a google.rpc.BadRequest names, with what is wrong with each. */

@@ -1,8 +1,7 @@
 // Quotas in the UI: reading a refusal (RESOURCE_EXHAUSTED with a google.rpc.ErrorInfo of
 // reason QUOTA_EXCEEDED) so it can be said in the user's language, and the arithmetic the
 // quota panels share.
-import { ConnectError } from "@connectrpc/connect";
-import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { ERROR_DOMAIN, errorInfo } from "./errorDetails";
 import { translate, type Locale, type MessageKey } from "../i18n";
 import type { AccountQuota, QuotaOverrides } from "../gen/parley/chat/v1/quota_pb";
 
@@ -20,49 +19,15 @@ export const quotaWireName: Record<QuotaName, string> = {
 
 export type QuotaRefusal = { quota: QuotaName; limit: number; resetsAt?: Date };
 
-/** google.rpc.ErrorInfo { string reason = 1; string domain = 2; map<string, string> metadata = 3; } */
-function readErrorInfo(bytes: Uint8Array): { reason: string; metadata: Record<string, string> } {
-  const reader = new BinaryReader(bytes);
-  let reason = "";
-  const metadata: Record<string, string> = {};
-  while (reader.pos < reader.len) {
-    const [field, wireType] = reader.tag();
-    if (field === 1 && wireType === WireType.LengthDelimited) reason = reader.string();
-    else if (field === 3 && wireType === WireType.LengthDelimited) {
-      const entry = new BinaryReader(reader.bytes());
-      let key = "";
-      let value = "";
-      while (entry.pos < entry.len) {
-        const [f, w] = entry.tag();
-        if (f === 1 && w === WireType.LengthDelimited) key = entry.string();
-        else if (f === 2 && w === WireType.LengthDelimited) value = entry.string();
-        else entry.skip(w, f);
-      }
-      metadata[key] = value;
-    } else reader.skip(wireType, field);
-  }
-  return { reason, metadata };
-}
-
 /** Which quota refused the call, its limit and (daily quotas) when it resets; undefined for
  * any other error. */
 export function quotaRefusal(err: unknown): QuotaRefusal | undefined {
-  if (!(err instanceof ConnectError)) return undefined;
-  for (const detail of err.details) {
-    if (!("type" in detail) || detail.type !== "google.rpc.ErrorInfo") continue;
-    let info;
-    try {
-      info = readErrorInfo(detail.value);
-    } catch {
-      continue;
-    }
-    if (info.reason !== "QUOTA_EXCEEDED") continue;
-    const quota = quotaNames.find((name) => quotaWireName[name] === info.metadata.quota);
-    if (!quota) return undefined;
-    const resetsAt = info.metadata.resets_at ? new Date(info.metadata.resets_at) : undefined;
-    return { quota, limit: Number(info.metadata.limit ?? 0), resetsAt: resetsAt && !isNaN(resetsAt.getTime()) ? resetsAt : undefined };
-  }
-  return undefined;
+  const info = errorInfo(err);
+  if (info?.domain !== ERROR_DOMAIN || info.reason !== "QUOTA_EXCEEDED") return undefined;
+  const quota = quotaNames.find((name) => quotaWireName[name] === info.metadata.quota);
+  if (!quota) return undefined;
+  const resetsAt = info.metadata.resets_at ? new Date(info.metadata.resets_at) : undefined;
+  return { quota, limit: Number(info.metadata.limit ?? 0), resetsAt: resetsAt && !isNaN(resetsAt.getTime()) ? resetsAt : undefined };
 }
 
 const refusalKey: Record<QuotaName, MessageKey> = {
