@@ -283,4 +283,34 @@ impl ChatStore {
             pool: database.pool.clone(),
         }
     }
+
+    /// Deletes the owner's row `id` with `delete` (binds: id, owner) and, in the same
+    /// transaction, clears the sessions' references to it with `clear` (binds: now, id,
+    /// owner), so they fall back to the defaults. False when no such row is the owner's.
+    async fn delete_referenced(
+        &self,
+        delete: &'static str,
+        clear: &'static str,
+        user_id: OwnerId,
+        id: i64,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query(delete)
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 1 {
+            sqlx::query(clear)
+                .bind(now)
+                .bind(id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted == 1)
+    }
 }

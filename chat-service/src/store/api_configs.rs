@@ -159,24 +159,13 @@ impl ChatStore {
 
     /// Deletes the config; sessions that named it fall back to the default config.
     pub async fn delete_api_config(&self, user_id: OwnerId, id: ApiConfigId, now: i64) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query("DELETE FROM api_configs WHERE id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 1 {
-            sqlx::query(
-                "UPDATE chat_sessions SET api_config_id = NULL, updated_at = $1 WHERE api_config_id = $2 AND user_id = $3",
-            )
-            .bind(now)
-            .bind(id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(deleted == 1)
+        self.delete_referenced(
+            "DELETE FROM api_configs WHERE id = $1 AND user_id = $2",
+            "UPDATE chat_sessions SET api_config_id = NULL, updated_at = $1 WHERE api_config_id = $2 AND user_id = $3",
+            user_id,
+            id.0,
+            now,
+        )
+        .await
     }
 }

@@ -118,24 +118,13 @@ impl ChatStore {
 
     /// Sessions started from it keep their copied prompt and forget the persona.
     pub async fn delete_persona(&self, user_id: OwnerId, id: PersonaId, now: i64) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query("DELETE FROM personas WHERE id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 1 {
-            sqlx::query(
-                "UPDATE chat_sessions SET persona_id = NULL, updated_at = $1 WHERE persona_id = $2 AND user_id = $3",
-            )
-            .bind(now)
-            .bind(id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(deleted == 1)
+        self.delete_referenced(
+            "DELETE FROM personas WHERE id = $1 AND user_id = $2",
+            "UPDATE chat_sessions SET persona_id = NULL, updated_at = $1 WHERE persona_id = $2 AND user_id = $3",
+            user_id,
+            id.0,
+            now,
+        )
+        .await
     }
 }
