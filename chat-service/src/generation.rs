@@ -26,3 +26,16 @@ pub use registry::{GenerationRegistry, Reservation, StopTarget};
 pub use remote::{follow_stored, wait_not_streaming};
 pub use settings::{DEFAULT_MAX_ANSWER_BYTES, GenerationSettings};
 pub use title::TitleJob;
+
+/// A STREAMING assistant message, as the registry's and the log's tests start generations with.
+#[cfg(test)]
+fn streaming_answer(id: i64, session_id: i64) -> parley_proto::chat::v1::Message {
+    use parley_proto::chat::v1 as pb;
+    pb::Message {
+        id,
+        session_id,
+        role: pb::MessageRole::Assistant as i32,
+        status: pb::MessageStatus::Streaming as i32,
+        ..Default::default()
+    }
+}

@@ -280,17 +280,8 @@ pub(super) enum TextKind {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::generation::streaming_answer as row;
     use crate::store::MessageStatus;
-
-    fn row(id: i64, session_id: i64) -> pb::Message {
-        pb::Message {
-            id,
-            session_id,
-            role: pb::MessageRole::Assistant as i32,
-            status: pb::MessageStatus::Streaming as i32,
-            ..Default::default()
-        }
-    }
 
     fn kind(event: &Event) -> String {
         match event {

@@ -275,17 +275,7 @@ impl Drop for Reservation {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use parley_proto::chat::v1 as pb;
-
-    fn row(id: i64, session_id: i64) -> pb::Message {
-        pb::Message {
-            id,
-            session_id,
-            role: pb::MessageRole::Assistant as i32,
-            status: pb::MessageStatus::Streaming as i32,
-            ..Default::default()
-        }
-    }
+    use crate::generation::streaming_answer as row;
 
     #[test]
     fn one_generation_per_session_and_a_few_per_user() {
