@@ -5,16 +5,18 @@
 //! memory, and one worker delivers in the order the requests came.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use parley_service_kit::database::now_millis;
+use parley_service_kit::database::{self, now_millis};
 use tokio::sync::mpsc;
 
-use super::{code_account, millis, until};
+use super::sign_in::{ClientAddress, login_address_key, login_key, own_password_key};
+use super::{AccountService, code_account, millis, until};
 use crate::Error;
-use crate::account_fields::Login;
+use crate::account_fields::{self, Login};
 use crate::mailer::{Mailer, Purpose, VerificationMail};
-use crate::store::{AccountStore, SendLimits, SendRefused};
-use crate::verification::{self, CODE_TTL, SEND_LIMITS};
+use crate::store::{AccountStore, SendLimits, SendRefused, UserRow};
+use crate::verification::{self, CODE_TTL, MAX_CODE_ATTEMPTS, SEND_LIMITS};
 
 /// Code requests waiting for the worker; beyond this, requests are refused (for known and
 /// unknown logins alike).
@@ -165,4 +167,114 @@ async fn deliver(
         tracing::warn!(user_id = user.id, error = %e, "could not deliver a verification code");
     }
     Ok(())
+}
+
+impl AccountService {
+    /// Queues a code for the login (sent in the background, if the login names an active
+    /// account); answers the same either way, including the rate limit, which counts sends
+    /// per login whether or not it exists.
+    pub async fn send_code(&self, login: &str, purpose: Purpose) -> Result<Duration, Error> {
+        let login = Login::parse("login", login)?;
+        self.codes.send(&self.store, login, purpose).await?;
+        Ok(CODE_TTL)
+    }
+
+    /// The id of the account's live code for `purpose` if `code` is it. Takes an attempt
+    /// with one statement whether or not there is an account or a code (user id 0 has
+    /// none), so unknown logins cost about what known ones do; every wrong guess uses up one
+    /// of the code's attempts.
+    async fn matching_code(&self, user: Option<&UserRow>, purpose: Purpose, code: &str) -> Result<Option<i64>, Error> {
+        let now = now_millis();
+        let row = self
+            .store
+            .take_code_attempt(user.map_or(0, |u| u.id), purpose.as_str(), MAX_CODE_ATTEMPTS, now)
+            .await?;
+        let (Some(user), Some(row)) = (user, row) else {
+            return Ok(None);
+        };
+        let expected = verification::code_hash(user.id, purpose, user.email_normalized.as_deref().unwrap_or(""), code);
+        if verification::constant_time_eq(&expected, &row.code_hash) {
+            self.store.return_attempt(row.id).await?;
+            Ok(Some(row.id))
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub async fn verify_code(&self, login: &str, code: &str, purpose: Purpose) -> Result<bool, Error> {
+        let login = Login::parse("login", login)?;
+        let code = account_fields::code("code", code)?;
+        let user = code_account(&self.store, &login).await?;
+        let Some(code_id) = self.matching_code(user.as_ref(), purpose, &code).await? else {
+            return Ok(false);
+        };
+        let (Some(user), Purpose::EmailVerify) = (user, purpose) else {
+            return Ok(true);
+        };
+        let now = now_millis();
+        // The code was made for this address (its hash says so); mark that address, and only
+        // if it is still the account's.
+        let Some(address) = user.email_normalized.as_deref() else {
+            return Ok(false);
+        };
+        if !self.store.consume_code(code_id, now).await? {
+            return Ok(false);
+        }
+        match self.store.set_email_verified(user.id, address, now).await {
+            Ok(marked) => Ok(marked),
+            // Whoever holds this code reads that mailbox, and may learn it has an account.
+            Err(e) if database::is_unique_violation(&e) => Err(Error::AlreadyTaken {
+                field: "email",
+                reason: "is verified on another account".into(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sets a new password with a PASSWORD_RESET code, signs out every session and lifts the
+    /// sign-in locks of the account's logins. A disabled account answers as an unknown one
+    /// does and keeps its locks.
+    pub async fn reset_password(
+        &self,
+        login: &str,
+        code: &str,
+        new_password: &str,
+        client: ClientAddress,
+    ) -> Result<(), Error> {
+        let login = Login::parse("login", login)?;
+        let code = account_fields::code("code", code)?;
+        account_fields::password("new_password", new_password)?;
+        let wrong = || Error::invalid("code", "is wrong or has expired");
+        let user = code_account(&self.store, &login).await?;
+        let Some(code_id) = self.matching_code(user.as_ref(), Purpose::PasswordReset, &code).await? else {
+            return Err(wrong());
+        };
+        let Some(user) = user else {
+            return Err(wrong());
+        };
+        let hash = self.passwords.hash(new_password).await?;
+        let now = now_millis();
+        if !self.store.consume_code(code_id, now).await? {
+            return Err(wrong());
+        }
+        self.store.set_password(user.id, &hash, now).await?;
+        let revoked = self.store.revoke_user_families(user.id, None, now).await?;
+        // The new password makes earlier guessing moot: the account's own counter and its
+        // logins' ceilings start afresh, and so do its logins from the address the reset came
+        // from (the owner's; other addresses' counters cannot be named, and stay).
+        let mut logins = vec![Login::Username(user.username_normalized.clone())];
+        if let Some(email) = &user.email_normalized {
+            logins.push(Login::Email(email.clone()));
+        }
+        let mut keys = vec![own_password_key(user.id)];
+        for login in &logins {
+            keys.push(login_key(login));
+            keys.push(login_address_key(login, &client));
+        }
+        for key in keys {
+            self.store.clear_login_failures(&key).await?;
+        }
+        tracing::info!(user_id = user.id, revoked, "password reset; every session signed out");
+        Ok(())
+    }
 }

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use parley_service_kit::database::now_millis;
+use parley_service_kit::database::{self, now_millis};
 
-use super::{AccountService, millis};
+use super::{AccountService, SignedIn, millis};
 use crate::Error;
-use crate::store::InviteRow;
+use crate::account_fields;
+use crate::store::{AccountStatus, Inserted, InviteRow, NewUser, Role};
 use crate::verification;
 
 /// Who may sign up (`--signup-policy`, or an administrator's setting).
@@ -130,5 +131,123 @@ impl AccountService {
             .ok_or(Error::InviteNotFound)?;
         tracing::info!(invite_id = id, by = caller_id, "invite code revoked");
         Ok(invite)
+    }
+}
+
+/// A Register request as it came.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Registration<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub email: Option<&'a str>,
+    pub display_name: Option<&'a str>,
+    pub invite_code: Option<&'a str>,
+    pub accepted_terms: bool,
+}
+
+impl AccountService {
+    pub async fn register(&self, request: Registration<'_>) -> Result<SignedIn, Error> {
+        let Registration {
+            username,
+            password,
+            email,
+            display_name,
+            invite_code,
+            accepted_terms,
+        } = request;
+        let username = account_fields::username("username", username)?;
+        account_fields::password("password", password)?;
+        let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
+            Some(email) => Some(account_fields::email("email", email)?),
+            None => None,
+        };
+        let display_name = match display_name {
+            Some(name) => account_fields::display_name("display_name", name)?,
+            None => String::new(),
+        };
+        let display_name = if display_name.is_empty() {
+            username.display.clone()
+        } else {
+            display_name
+        };
+        let now = now_millis();
+        // Consent is recorded only where the operator publishes terms.
+        let terms_accepted_at = match &self.terms_url {
+            Some(url) if !accepted_terms => {
+                return Err(Error::invalid(
+                    "accepted_terms",
+                    format!("must be true: signing up means accepting the terms at {url}"),
+                ));
+            }
+            Some(_) => Some(now),
+            None => None,
+        };
+        // The first account administers the instance (two sign-ups racing on an empty
+        // database could both be; both are then the operator's), as does the one the operator
+        // names; neither is subject to the sign-up policy.
+        let administrator =
+            self.admin_username.as_deref() == Some(username.normalized.as_str()) || !self.store.any_user().await?;
+        let (status, invite_code_hash) = if administrator {
+            (AccountStatus::Active, None)
+        } else {
+            match self.signup_policy().await?.0 {
+                SignupPolicy::Open => (AccountStatus::Active, None),
+                SignupPolicy::Approval => (AccountStatus::Pending, None),
+                SignupPolicy::Invite => match invite_code.map(str::trim).filter(|c| !c.is_empty()) {
+                    Some(code) => (AccountStatus::Active, Some(verification::token_hash(code))),
+                    None => {
+                        return Err(Error::invalid(
+                            "invite_code",
+                            "is required: sign-up here is by invitation",
+                        ));
+                    }
+                },
+                SignupPolicy::Closed => {
+                    return Err(Error::Precondition("sign-up is closed on this server".to_string()));
+                }
+            }
+        };
+        let taken = || Error::AlreadyTaken {
+            field: "username",
+            reason: "is already taken".into(),
+        };
+        // A taken username has to be said (the person must pick another); an address in use
+        // is accepted and stays unverified, so Register never tells who has an account.
+        if self.store.username_taken(&username.normalized).await? {
+            return Err(taken());
+        }
+        let password_hash = self.passwords.hash(password).await?;
+        let inserted = self
+            .store
+            .insert_user(NewUser {
+                account_id: &uuid::Uuid::new_v4().to_string(),
+                role: if administrator { Role::Admin } else { Role::User },
+                status,
+                username: &username.display,
+                username_normalized: &username.normalized,
+                email: email.as_ref().map(|e| e.display.as_str()),
+                email_normalized: email.as_ref().map(|e| e.normalized.as_str()),
+                password_hash: &password_hash,
+                display_name: &display_name,
+                terms_accepted_at,
+                invite_code_hash: invite_code_hash.as_deref(),
+                now,
+            })
+            .await;
+        let id = match inserted {
+            Ok(Inserted::User(id)) => id,
+            Ok(Inserted::InviteUnusable) => {
+                return Err(Error::invalid("invite_code", "is wrong, expired, used up or revoked"));
+            }
+            // Someone registered the same name between the check and the insert.
+            Err(e) if database::is_unique_violation(&e) => return Err(taken()),
+            Err(e) => return Err(e.into()),
+        };
+        let user = self.store.user_by_id(id).await?.ok_or(Error::UserNotFound)?;
+        tracing::info!(user_id = id, status = status.as_str(), "account registered");
+        if status == AccountStatus::Pending {
+            return Err(Error::AwaitingApproval);
+        }
+        self.start_session(user).await
     }
 }
