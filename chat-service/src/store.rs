@@ -36,7 +36,7 @@ pub use shared_connections::{SharedConnectionRow, SharedModelRow, SharingFields}
 pub use usage::{TokensUsed, UsageRow};
 pub use rooms::messages::{NewRoomMessage, RoomMessageRow};
 pub use rooms::{
-    AuthorKind, InvitationRow, InviteCodeRow, MemberRow, RoomEventRow, RoomFields, RoomMessageType, RoomRole, RoomRow,
+    AuthorKind, InvitationRow, InviteCodeRow, MemberRow, RetainedRoom, RoomEventRow, RoomFields, RoomMessageType, RoomRole, RoomRow,
     Visibility,
 };
 
