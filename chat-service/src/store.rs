@@ -32,13 +32,13 @@ use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, SessionId};
 use crate::key_cipher::SealedKey;
 pub use owners::OwnerRow;
 pub use quotas::{AccountUsageRow, OwnerUsage, QuotaOverrides, QuotaWrite};
-pub use shared_connections::{SharedConnectionRow, SharedModelRow, SharingFields};
-pub use usage::{TokensUsed, UsageRow};
 pub use rooms::messages::{NewRoomMessage, RoomMessageRow};
 pub use rooms::{
-    AuthorKind, InvitationRow, InviteCodeRow, MemberRow, RetainedRoom, RoomEventRow, RoomFields, RoomMessageType, RoomRole, RoomRow,
-    Visibility,
+    AuthorKind, InvitationRow, InviteCodeRow, MemberRow, RetainedRoom, RoomEventRow, RoomFields, RoomMessageType,
+    RoomRole, RoomRow, Visibility,
 };
+pub use shared_connections::{SharedConnectionRow, SharedModelRow, SharingFields};
+pub use usage::{TokensUsed, UsageRow};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiConfigRow {

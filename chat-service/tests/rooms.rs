@@ -1207,16 +1207,20 @@ on_every_backend!(retention_deletes_only_what_is_too_old, |db_url: String| async
             assert_eq!(texts, ["also recent", "recent"]);
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "old messages still there: {left:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "old messages still there: {left:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The events that carried the old messages went with them.
-    let (old_events,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM room_events WHERE room_id = $1 AND created_at < $2")
-        .bind(expiring.id)
-        .bind(unix_millis_now() - 86_400_000)
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let (old_events,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM room_events WHERE room_id = $1 AND created_at < $2")
+            .bind(expiring.id)
+            .bind(unix_millis_now() - 86_400_000)
+            .fetch_one(&db)
+            .await
+            .unwrap();
     assert_eq!(old_events, 0);
     // A room without retention keeps everything, however old.
     let kept_messages = messages_of(&alice, kept.id).await.unwrap();

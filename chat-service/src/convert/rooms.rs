@@ -21,7 +21,9 @@ pub fn room(row: &RoomRow, my_role: Option<RoomRole>) -> pb::Room {
         unread_count: 0,
         ai_enabled: row.ai_api_config_id.is_some(),
         // Stored only within 1..=MAX_RETENTION_DAYS, so it fits.
-        retention_days: row.retention_days.map_or(0, |days| i32::try_from(days).unwrap_or(i32::MAX)),
+        retention_days: row
+            .retention_days
+            .map_or(0, |days| i32::try_from(days).unwrap_or(i32::MAX)),
     }
 }
 

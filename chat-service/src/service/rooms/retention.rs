@@ -56,7 +56,10 @@ impl Rooms {
         for room in self.store.rooms_with_retention().await? {
             let cutoff = now_millis() - room.retention_days.saturating_mul(DAY_MILLIS);
             loop {
-                let gone = self.store.delete_room_messages_before(room.session_id, cutoff, batch).await?;
+                let gone = self
+                    .store
+                    .delete_room_messages_before(room.session_id, cutoff, batch)
+                    .await?;
                 deleted += gone;
                 if gone < batch as u64 {
                     break;

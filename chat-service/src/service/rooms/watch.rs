@@ -143,7 +143,8 @@ impl Follower {
         // Never stored (an AI answer's deltas, typing): no place in the order, only who may
         // see it. Typists are not told they type.
         if id.0 == 0 {
-            let own_typing = matches!(envelope.event.event, Some(Event::Typing(_))) && envelope.subject == Some(self.me);
+            let own_typing =
+                matches!(envelope.event.event, Some(Event::Typing(_))) && envelope.subject == Some(self.me);
             return own_typing || !self.may_see(envelope) || self.deliver(envelope).await;
         }
         if id <= self.cursor || self.seen.contains(&id) {
