@@ -227,8 +227,8 @@ impl ChatStore {
         .bind(fields.visibility.as_str())
         .bind(fields.retention_days)
         .bind(now)
-            .execute(&self.pool)
-            .await?;
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
