@@ -39,6 +39,9 @@ pub struct StackConfig {
     pub adopt_legacy_chats: bool,
     /// Every account's chat quotas unless an administrator overrides them (0: unlimited).
     pub quotas: chat_service::QuotaLimits,
+    /// Room limits, the retention sweep and NATS (which the all-in-one does not need: its
+    /// room events stay in process unless given one).
+    pub rooms: chat_service::RoomOptions,
     /// How often every service's token verifier fetches keys and revocations: a logged-out
     /// session or deleted account is refused within about this long.
     pub verifier: parley_service_kit::access_token::VerifierOptions,
@@ -61,6 +64,7 @@ impl StackConfig {
             provider: llm_service::ProviderOptions::default(),
             adopt_legacy_chats: false,
             quotas: chat_service::QuotaLimits::default(),
+            rooms: chat_service::RoomOptions::default(),
             verifier: parley_service_kit::access_token::VerifierOptions::default(),
             metrics_listen: None,
         }
@@ -280,6 +284,7 @@ pub async fn start(
     );
     chat_config.adopt_legacy_chats = config.adopt_legacy_chats;
     chat_config.quotas = config.quotas;
+    config.rooms.clone().apply(&mut chat_config);
     chat_config.access_token_refresh = token_refresh;
     let mut llm_config = llm_service::Config {
         allow_private_networks: private_networks_allowed(config.allow_private_networks, addr),

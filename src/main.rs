@@ -53,6 +53,8 @@ struct Cli {
     #[command(flatten)]
     quotas: chat_service::QuotaLimits,
     #[command(flatten)]
+    rooms: chat_service::RoomOptions,
+    #[command(flatten)]
     verifier: VerifierOptions,
     /// Where to serve the gateway's Prometheus metrics (`/metrics`), e.g. 127.0.0.1:9464;
     /// none by default. Keep it off the public network.
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
             provider: cli.provider,
             adopt_legacy_chats: cli.adopt_legacy_chats,
             quotas: cli.quotas,
+            rooms: cli.rooms,
             verifier: cli.verifier,
             metrics_listen: cli.metrics_listen,
         };

@@ -39,6 +39,8 @@ pub struct Config {
     pub quotas: QuotaLimits,
     /// Members per room, rooms per account, message size and rate.
     pub room_limits: crate::RoomLimits,
+    /// How often, and in what batches, messages past their room's retention are deleted.
+    pub room_retention: crate::RetentionSweep,
     /// NATS (`nats://host:4222`) carrying room events between instances sharing a database;
     /// None: room events stay in this process.
     pub nats_url: Option<String>,
@@ -59,6 +61,7 @@ impl std::fmt::Debug for Config {
             .field("adopt_legacy_chats", &self.adopt_legacy_chats)
             .field("quotas", &self.quotas)
             .field("room_limits", &self.room_limits)
+            .field("room_retention", &self.room_retention)
             .field("nats_url", &self.nats_url)
             .finish_non_exhaustive()
     }
@@ -78,6 +81,7 @@ impl Config {
             erased_sweep_interval: crate::service::ERASED_SWEEP_INTERVAL,
             quotas: QuotaLimits::default(),
             room_limits: crate::RoomLimits::default(),
+            room_retention: crate::RetentionSweep::default(),
             nats_url: None,
             access_token_refresh: parley_service_kit::access_token::DEFAULT_REFRESH_INTERVAL,
         }
@@ -95,5 +99,57 @@ impl Config {
         } else {
             Ok(self.master_keys.clone())
         }
+    }
+}
+
+/// The room flags, shared by chat-service and the all-in-one `parley` (see the README).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RoomOptions {
+    /// Most members one room may have.
+    #[arg(long, env = "PARLEY_ROOM_MAX_MEMBERS", default_value_t = crate::RoomLimits::default().max_members)]
+    pub room_max_members: i64,
+    /// Most rooms one account may be a member of.
+    #[arg(long, env = "PARLEY_ROOM_MAX_ROOMS_PER_USER", default_value_t = crate::RoomLimits::default().max_rooms_per_user)]
+    pub room_max_rooms_per_user: i64,
+    /// Longest room message, in bytes.
+    #[arg(long, env = "PARLEY_ROOM_MAX_MESSAGE_BYTES", default_value_t = crate::RoomLimits::default().max_message_bytes)]
+    pub room_max_message_bytes: usize,
+    /// Messages one member may post to one room per minute.
+    #[arg(long, env = "PARLEY_ROOM_MESSAGES_PER_MINUTE", default_value_t = crate::RoomLimits::default().messages_per_minute)]
+    pub room_messages_per_minute: i64,
+    /// Seconds between sweeps deleting room messages past their room's retention.
+    #[arg(long, env = "PARLEY_ROOM_RETENTION_SWEEP_SECS", default_value_t = crate::RetentionSweep::default().interval.as_secs())]
+    pub room_retention_sweep_secs: u64,
+    /// NATS server carrying room events between chat-service instances that share a
+    /// PostgreSQL database (e.g. `nats://127.0.0.1:4222`). Unset: in-process only.
+    #[arg(long, env = "PARLEY_NATS_URL")]
+    pub nats_url: Option<String>,
+}
+
+impl Default for RoomOptions {
+    fn default() -> Self {
+        let limits = crate::RoomLimits::default();
+        Self {
+            room_max_members: limits.max_members,
+            room_max_rooms_per_user: limits.max_rooms_per_user,
+            room_max_message_bytes: limits.max_message_bytes,
+            room_messages_per_minute: limits.messages_per_minute,
+            room_retention_sweep_secs: crate::RetentionSweep::default().interval.as_secs(),
+            nats_url: None,
+        }
+    }
+}
+
+impl RoomOptions {
+    /// Sets the room limits, the retention sweep interval and NATS of `config`.
+    pub fn apply(self, config: &mut Config) {
+        config.room_limits = crate::RoomLimits {
+            max_members: self.room_max_members.max(1),
+            max_rooms_per_user: self.room_max_rooms_per_user.max(1),
+            max_message_bytes: self.room_max_message_bytes.max(1),
+            messages_per_minute: self.room_messages_per_minute.max(1),
+        };
+        config.room_retention.interval = Duration::from_secs(self.room_retention_sweep_secs.max(1));
+        config.nats_url = self.nats_url;
     }
 }

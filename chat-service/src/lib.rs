@@ -50,13 +50,13 @@ use parley_service_kit::grpc_server::GrpcServer;
 use tokio::net::TcpListener;
 use tonic::transport::Endpoint;
 
-pub use config::Config;
+pub use config::{Config, RoomOptions};
 pub use error::Error;
 use generation::GenerationRegistry;
 pub use generation::{DEFAULT_MAX_ANSWER_BYTES, GenerationSettings};
 pub use key_cipher::MasterKey;
 pub use quota::QuotaLimits;
-pub use service::RoomLimits;
+pub use service::{RetentionSweep, RoomLimits};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -162,6 +162,28 @@ pub async fn serve(
         room_bus,
         config.room_limits.clone(),
     ));
+    // Room messages past their room's retention, every interval (the first a while after
+    // the start, which has enough to do).
+    let retention_sweeper = tokio::spawn({
+        let rooms = Arc::clone(&rooms);
+        let shutdown = shutdown.clone();
+        let sweep = config.room_retention.clone();
+        async move {
+            let mut tick = tokio::time::interval(sweep.interval.max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.reset();
+            loop {
+                tokio::select! {
+                    _ = shutdown.clone() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = rooms.sweep_retention(&sweep).await {
+                            tracing::warn!(error = %e, "could not delete expired room messages; will retry");
+                        }
+                    }
+                }
+            }
+        }
+    });
     let room_api = handlers::RoomApi::new(Arc::clone(&chat), rooms);
     let api = handlers::ChatApi::new(chat);
 
@@ -207,11 +229,13 @@ pub async fn serve(
     stopper.abort();
     sweeper.abort();
     erased_sweeper.abort();
+    retention_sweeper.abort();
     if let Some(forwarder) = nats_forwarder {
         forwarder.abort();
     }
     let _ = sweeper.await;
     let _ = erased_sweeper.await;
+    let _ = retention_sweeper.await;
     database.pool.close().await;
     served?;
     Ok(())

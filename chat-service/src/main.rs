@@ -50,22 +50,8 @@ struct Cli {
     adopt_legacy_chats: bool,
     #[command(flatten)]
     quotas: chat_service::QuotaLimits,
-    /// Most members one room may have.
-    #[arg(long, env = "PARLEY_ROOM_MAX_MEMBERS", default_value_t = chat_service::RoomLimits::default().max_members)]
-    room_max_members: i64,
-    /// Most rooms one account may be a member of.
-    #[arg(long, env = "PARLEY_ROOM_MAX_ROOMS_PER_USER", default_value_t = chat_service::RoomLimits::default().max_rooms_per_user)]
-    room_max_rooms_per_user: i64,
-    /// Longest room message, in bytes.
-    #[arg(long, env = "PARLEY_ROOM_MAX_MESSAGE_BYTES", default_value_t = chat_service::RoomLimits::default().max_message_bytes)]
-    room_max_message_bytes: usize,
-    /// Messages one member may post to one room per minute.
-    #[arg(long, env = "PARLEY_ROOM_MESSAGES_PER_MINUTE", default_value_t = chat_service::RoomLimits::default().messages_per_minute)]
-    room_messages_per_minute: i64,
-    /// NATS server carrying room events between chat-service instances that share a
-    /// PostgreSQL database (e.g. `nats://127.0.0.1:4222`). Unset: in-process only.
-    #[arg(long, env = "PARLEY_NATS_URL")]
-    nats_url: Option<String>,
+    #[command(flatten)]
+    rooms: chat_service::RoomOptions,
     #[command(flatten)]
     verifier: VerifierOptions,
 }
@@ -86,13 +72,7 @@ fn main() -> ExitCode {
         config.generation.max_answer_bytes = cli.max_answer_bytes.max(1);
         config.adopt_legacy_chats = cli.adopt_legacy_chats;
         config.quotas = cli.quotas;
-        config.room_limits = chat_service::RoomLimits {
-            max_members: cli.room_max_members.max(1),
-            max_rooms_per_user: cli.room_max_rooms_per_user.max(1),
-            max_message_bytes: cli.room_max_message_bytes.max(1),
-            messages_per_minute: cli.room_messages_per_minute.max(1),
-        };
-        config.nats_url = cli.nats_url;
+        cli.rooms.apply(&mut config);
         config.access_token_refresh = cli.verifier.refresh_interval();
         let listener = entrypoint::bind(cli.listen).await?;
         chat_service::serve(listener, config, shutdown::signal())

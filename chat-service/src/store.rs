@@ -34,8 +34,8 @@ pub use owners::OwnerRow;
 pub use quotas::{AccountUsageRow, OwnerUsage, QuotaOverrides, QuotaWrite};
 pub use rooms::messages::{NewRoomMessage, RoomMessageRow};
 pub use rooms::{
-    AuthorKind, InvitationRow, InviteCodeRow, MemberRow, RoomEventRow, RoomFields, RoomMessageType, RoomRole, RoomRow,
-    Visibility,
+    AuthorKind, InvitationRow, InviteCodeRow, MemberRow, RetainedRoom, RoomEventRow, RoomFields, RoomMessageType,
+    RoomRole, RoomRow, Visibility,
 };
 pub use shared_connections::{SharedConnectionRow, SharedModelRow, SharingFields};
 pub use usage::{TokensUsed, UsageRow};

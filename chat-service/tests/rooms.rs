@@ -1111,3 +1111,187 @@ on_every_backend!(
         stack.stop().await;
     }
 );
+
+/// UpdateRoom's retention, by `who`: masked, so 0 sets "forever".
+async fn set_retention(who: &Person, room: i64, days: i32) -> Result<pb::Room, tonic::Status> {
+    who.user
+        .rooms()
+        .update_room(who.user.req(pb::UpdateRoomRequest {
+            room_id: room,
+            retention_days: Some(days),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["retention_days".into()],
+            }),
+            ..Default::default()
+        }))
+        .await
+        .map(|r| r.into_inner().room.unwrap())
+}
+
+/// Makes the room's messages up to `up_to` (and its events) `days` days old.
+async fn age_room(db: &sqlx::AnyPool, room: i64, up_to: i64, days: i64) {
+    let then = unix_millis_now() - days * 86_400_000;
+    sqlx::query(
+        "UPDATE chat_messages SET created_at = $1 \
+         WHERE session_id = (SELECT session_id FROM rooms WHERE id = $2) AND id <= $3",
+    )
+    .bind(then)
+    .bind(room)
+    .bind(up_to)
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE room_events SET created_at = $1 WHERE room_id = $2")
+        .bind(then)
+        .bind(room)
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+fn unix_millis_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+on_every_backend!(retention_deletes_only_what_is_too_old, |db_url: String| async move {
+    // Batches of 4, so the sweep needs several for one room.
+    let stack = Stack::start_with(&db_url, |config| {
+        config.room_limits.messages_per_minute = 1_000;
+        config.room_retention = chat_service::RetentionSweep {
+            interval: Duration::from_millis(100),
+            batch: 4,
+            pause: Duration::from_millis(1),
+        };
+    })
+    .await;
+    let db = stack.database().await;
+    let alice = person(&stack, "alice").await;
+    let bob = person(&stack, "bob").await;
+    let kept = create_room(&alice, "kept", pb::RoomVisibility::Private).await;
+    let expiring = create_room(&alice, "expiring", pb::RoomVisibility::Private).await;
+    assert_eq!(expiring.retention_days, 0);
+    invite_and_accept(&alice, expiring.id, &bob).await;
+
+    // Only the owner and admins set it, within bounds; a refused change changes nothing.
+    assert_code(set_retention(&bob, expiring.id, 7).await, Code::PermissionDenied);
+    assert_invalid(set_retention(&alice, expiring.id, -1).await, "retention_days");
+    assert_invalid(set_retention(&alice, expiring.id, 36_501).await, "retention_days");
+    assert_eq!(room_of(&bob, expiring.id).await.unwrap().retention_days, 0);
+    let set = set_retention(&alice, expiring.id, 7).await.unwrap();
+    assert_eq!(set.retention_days, 7);
+    assert_eq!(set.name, "expiring", "a masked update leaves the rest");
+    assert_eq!(room_of(&bob, expiring.id).await.unwrap().retention_days, 7);
+
+    let mut last_old = 0;
+    for i in 0..11 {
+        last_old = post(&bob, expiring.id, &format!("old {i}")).await.unwrap().id;
+    }
+    let mut last_kept = 0;
+    for i in 0..6 {
+        last_kept = post(&alice, kept.id, &format!("kept {i}")).await.unwrap().id;
+    }
+    age_room(&db, expiring.id, last_old, 8).await;
+    age_room(&db, kept.id, last_kept, 400).await;
+    post(&alice, expiring.id, "recent").await.unwrap();
+    post(&bob, expiring.id, "also recent").await.unwrap();
+
+    // The sweeper runs every 100 ms.
+    let deadline = tokio::time::Instant::now() + EVENT_WITHIN;
+    loop {
+        let left = messages_of(&bob, expiring.id).await.unwrap();
+        if left.len() == 2 {
+            let texts: Vec<_> = left.iter().map(|m| m.content.as_str()).collect();
+            assert_eq!(texts, ["also recent", "recent"]);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "old messages still there: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The events that carried the old messages went with them.
+    let (old_events,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM room_events WHERE room_id = $1 AND created_at < $2")
+            .bind(expiring.id)
+            .bind(unix_millis_now() - 86_400_000)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(old_events, 0);
+    // A room without retention keeps everything, however old.
+    let kept_messages = messages_of(&alice, kept.id).await.unwrap();
+    assert_eq!(kept_messages.len(), 6, "{kept_messages:?}");
+
+    // Back to forever: nothing more goes.
+    assert_eq!(set_retention(&alice, expiring.id, 0).await.unwrap().retention_days, 0);
+    age_room(&db, expiring.id, i64::MAX, 30).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(messages_of(&bob, expiring.id).await.unwrap().len(), 2);
+    stack.stop().await;
+});
+
+async fn set_typing(who: &Person, room: i64) -> Result<pb::SetTypingResponse, tonic::Status> {
+    who.user
+        .rooms()
+        .set_typing(who.user.req(pb::SetTypingRequest { room_id: room }))
+        .await
+        .map(|r| r.into_inner())
+}
+
+on_every_backend!(typing_reaches_the_others_live_only, |db_url: String| async move {
+    let stack = Stack::start(&db_url).await;
+    let alice = person(&stack, "alice").await;
+    let bob = person(&stack, "bob").await;
+    let carol = person(&stack, "carol").await;
+    let room = create_room(&alice, "typists", pb::RoomVisibility::Private).await;
+    invite_and_accept(&alice, room.id, &bob).await;
+    let mut bobs = watch(&bob, 0).await;
+    let mut alices = watch(&alice, 0).await;
+    post(&alice, room.id, "before").await.unwrap();
+    let before = next_message_event(&mut bobs).await;
+    assert_eq!(posted_text(&before), "before");
+    assert_eq!(posted_text(&next_message_event(&mut alices).await), "before");
+
+    let answered = set_typing(&alice, room.id).await.unwrap();
+    let typing = next_message_event(&mut bobs).await;
+    let Some(Event::Typing(mark)) = &typing.event else {
+        panic!("expected typing, got {typing:?}");
+    };
+    assert_eq!(mark.account_id, alice.account);
+    assert_eq!(typing.room_id, room.id);
+    assert_eq!(typing.id, 0, "typing is not stored");
+    assert_eq!(mark.until, answered.until);
+    let shown_for = mark.until.unwrap().seconds - typing.occurred_at.unwrap().seconds;
+    assert!((5..=7).contains(&shown_for), "shown for {shown_for} s");
+    // Again at once: accepted, not passed on. And the typist is not told they type.
+    set_typing(&alice, room.id).await.unwrap();
+    post(&alice, room.id, "after").await.unwrap();
+    assert_eq!(posted_text(&next_message_event(&mut bobs).await), "after");
+    assert_eq!(posted_text(&next_message_event(&mut alices).await), "after");
+
+    // Not a member: as if the room did not exist.
+    assert_code(set_typing(&carol, room.id).await, Code::NotFound);
+    assert_code(set_typing(&bob, room.id + 1_000).await, Code::NotFound);
+
+    // Resuming replays what was stored, and typing never was.
+    let mut resumed = watch(&bob, before.id).await;
+    assert_eq!(posted_text(&next_message_event(&mut resumed).await), "after");
+
+    // A muted member may not type either.
+    alice
+        .user
+        .rooms()
+        .mute_member(alice.user.req(pb::MuteMemberRequest {
+            room_id: room.id,
+            account_id: bob.account.clone(),
+            duration_seconds: 60,
+        }))
+        .await
+        .unwrap();
+    assert_code(set_typing(&bob, room.id).await, Code::PermissionDenied);
+    stack.stop().await;
+});

@@ -124,5 +124,25 @@ async fn events_cross_instances_through_nats() {
         .unwrap();
     assert_eq!(next_posted(&mut alices).await.content, "hello from instance one");
     assert_eq!(next_posted(&mut alices).await.content, "hello from instance two");
+
+    // Typing is never stored, so only NATS can bring it across.
+    bob.rooms()
+        .set_typing(bob.req(pb::SetTypingRequest { room_id: room.id }))
+        .await
+        .unwrap();
+    loop {
+        let event = tokio::time::timeout(EVENT_WITHIN, alices.message())
+            .await
+            .expect("no typing in time")
+            .unwrap()
+            .expect("the stream ended")
+            .event
+            .unwrap();
+        if let Some(Event::Typing(typing)) = event.event {
+            assert_eq!(event.room_id, room.id);
+            assert_eq!(typing.account_id, stack.account_id(&bob_on_first).await);
+            break;
+        }
+    }
     stack.stop().await;
 }

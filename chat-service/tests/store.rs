@@ -350,3 +350,50 @@ async fn deleting_sessions_while_answers_are_written() {
     assert!(!store.delete_session(OwnerId(2), busy_session).await.unwrap());
     assert_eq!(messages_in(&database, busy_session).await, 2);
 }
+
+/// A room of a new owner with `old` messages at time 100 and `recent` at time 10 000.
+async fn room_with_messages(store: &ChatStore, account: &str, old: usize, recent: usize) -> SessionId {
+    use chat_service::store::{AuthorKind, NewRoomMessage, RoomFields, RoomMessageType, Visibility};
+    let owner = store.insert_owner(account, 1).await.unwrap().id;
+    let fields = RoomFields {
+        name: "r",
+        topic: "",
+        visibility: Visibility::Private,
+        retention_days: None,
+    };
+    let room = store.insert_room(owner, &fields, 1).await.unwrap();
+    let session = store.room(room).await.unwrap().unwrap().session_id;
+    for now in std::iter::repeat_n(100, old).chain(std::iter::repeat_n(10_000, recent)) {
+        store
+            .insert_room_message(&NewRoomMessage {
+                room_id: room,
+                session_id: session,
+                author_id: Some(owner),
+                author_kind: AuthorKind::User,
+                message_type: RoomMessageType::Text,
+                content: "m",
+                reply_to_id: None,
+                now,
+            })
+            .await
+            .unwrap();
+    }
+    session
+}
+
+on_every_backend!(expired_room_messages_go_batch_by_batch, |db_url: String| async move {
+    let (database, store) = open(&db_url).await;
+    let expiring = room_with_messages(&store, "00000000-0000-0000-0000-000000000001", 10, 2).await;
+    let other = room_with_messages(&store, "00000000-0000-0000-0000-000000000002", 3, 0).await;
+    let mut batches = Vec::new();
+    loop {
+        let gone = store.delete_room_messages_before(expiring, 1_000, 3).await.unwrap();
+        batches.push(gone);
+        if gone < 3 {
+            break;
+        }
+    }
+    assert_eq!(batches, [3, 3, 3, 1]);
+    assert_eq!(messages_in(&database, expiring).await, 2, "the recent ones stay");
+    assert_eq!(messages_in(&database, other).await, 3, "other rooms are untouched");
+});

@@ -20,6 +20,10 @@ pub fn room(row: &RoomRow, my_role: Option<RoomRole>) -> pb::Room {
         my_role: my_role.map_or(pb::RoomRole::Unspecified, role) as i32,
         unread_count: 0,
         ai_enabled: row.ai_api_config_id.is_some(),
+        // Stored only within 1..=MAX_RETENTION_DAYS, so it fits.
+        retention_days: row
+            .retention_days
+            .map_or(0, |days| i32::try_from(days).unwrap_or(i32::MAX)),
     }
 }
 

@@ -54,12 +54,13 @@ impl RoomService for RoomApi {
     ) -> Result<Response<pb::UpdateRoomResponse>, Status> {
         let me = self.caller(&request).await?;
         let r = request.into_inner();
-        let mask = UpdateMask::new(r.update_mask, &["name", "topic", "visibility"])?;
+        let mask = UpdateMask::new(r.update_mask, &["name", "topic", "visibility", "retention_days"])?;
         let visibility = (r.visibility != pb::RoomVisibility::Unspecified as i32).then_some(r.visibility);
         let change = RoomChange {
             name: mask.pick("name", r.name),
             topic: mask.pick("topic", r.topic),
             visibility: mask.pick("visibility", visibility),
+            retention_days: mask.pick("retention_days", r.retention_days),
         };
         let room = self.rooms.update_room(me, RoomId(r.room_id), change).await?;
         Ok(Response::new(pb::UpdateRoomResponse { room: Some(room) }))
@@ -340,6 +341,15 @@ impl RoomService for RoomApi {
             .mark_read(me, RoomId(r.room_id), MessageId(r.message_id))
             .await?;
         Ok(Response::new(pb::MarkRoomReadResponse { room: Some(room) }))
+    }
+
+    async fn set_typing(
+        &self,
+        request: Request<pb::SetTypingRequest>,
+    ) -> Result<Response<pb::SetTypingResponse>, Status> {
+        let me = self.caller(&request).await?;
+        let room = RoomId(request.get_ref().room_id);
+        Ok(Response::new(self.rooms.set_typing(me, room).await?))
     }
 
     type WatchRoomEventsStream = EventStream<pb::WatchRoomEventsResponse>;

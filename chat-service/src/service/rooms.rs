@@ -11,7 +11,11 @@
 mod ai;
 mod members;
 mod messages;
+mod retention;
+mod typing;
 mod watch;
+
+pub use retention::RetentionSweep;
 
 use std::sync::Arc;
 
@@ -65,6 +69,8 @@ pub struct Rooms {
     chat: Arc<ChatService>,
     /// Rooms whose AI member is answering on this instance (one answer at a time per room).
     ai_answering: std::sync::Mutex<std::collections::HashSet<RoomId>>,
+    /// When each member last had their typing passed on (this instance's throttle).
+    typing: typing::TypingThrottle,
 }
 
 /// A room as one of its members sees it.
@@ -119,6 +125,8 @@ pub struct RoomChange {
     pub name: Option<String>,
     pub topic: Option<String>,
     pub visibility: Option<i32>,
+    /// 0: keep forever.
+    pub retention_days: Option<i32>,
 }
 
 impl Rooms {
@@ -129,6 +137,7 @@ impl Rooms {
             limits,
             chat,
             ai_answering: Default::default(),
+            typing: Default::default(),
         }
     }
 
@@ -227,6 +236,7 @@ impl Rooms {
                     name,
                     topic,
                     visibility,
+                    retention_days: None,
                 },
                 now_millis(),
             )
@@ -265,6 +275,10 @@ impl Rooms {
             Some(v) => visibility_from(v)?,
             None => in_room.room.visibility,
         };
+        let retention_days = match change.retention_days {
+            Some(days) => retention::days_from(days)?,
+            None => in_room.room.retention_days,
+        };
         self.store
             .update_room(
                 room,
@@ -272,6 +286,7 @@ impl Rooms {
                     name,
                     topic,
                     visibility,
+                    retention_days,
                 },
                 now_millis(),
             )

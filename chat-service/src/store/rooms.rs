@@ -5,9 +5,11 @@
 mod events;
 mod invites;
 pub mod messages;
+mod retention;
 
 pub use events::RoomEventRow;
 pub use invites::{InvitationRow, InviteCodeRow};
+pub use retention::RetainedRoom;
 
 use parley_service_kit::database::flag;
 
@@ -79,12 +81,14 @@ pub struct RoomRow {
     pub last_active_at: i64,
     pub member_count: i64,
     pub ai_api_config_id: Option<ApiConfigId>,
+    /// None: messages are kept forever.
+    pub retention_days: Option<i64>,
 }
 
 const ROOM_COLUMNS: &str = "r.id, r.owner_id, COALESCE(o.account_id, '') AS owner_account, r.session_id, r.name, \
      r.topic, r.visibility, r.created_at, r.updated_at, r.last_active_at, \
      (SELECT COUNT(*) FROM room_members c WHERE c.room_id = r.id AND c.banned_at IS NULL) AS member_count, \
-     r.ai_api_config_id";
+     r.ai_api_config_id, r.retention_days";
 const ROOM_FROM: &str = "rooms r JOIN chat_owners o ON o.id = r.owner_id";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -109,6 +113,7 @@ pub struct RoomFields<'a> {
     pub name: &'a str,
     pub topic: &'a str,
     pub visibility: Visibility,
+    pub retention_days: Option<i64>,
 }
 
 impl ChatStore {
@@ -213,14 +218,17 @@ impl ChatStore {
     }
 
     pub async fn update_room(&self, id: RoomId, fields: &RoomFields<'_>, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE rooms SET name = $2, topic = $3, visibility = $4, updated_at = $5 WHERE id = $1")
-            .bind(id)
-            .bind(fields.name)
-            .bind(fields.topic)
-            .bind(fields.visibility.as_str())
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE rooms SET name = $2, topic = $3, visibility = $4, retention_days = $5, updated_at = $6 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(fields.name)
+        .bind(fields.topic)
+        .bind(fields.visibility.as_str())
+        .bind(fields.retention_days)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

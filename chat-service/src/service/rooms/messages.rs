@@ -21,7 +21,7 @@ const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 impl Rooms {
     /// Refuses a muted member, naming when the mute ends.
-    fn check_not_muted(&self, in_room: &InRoom, now: i64) -> Result<(), Error> {
+    pub(super) fn check_not_muted(&self, in_room: &InRoom, now: i64) -> Result<(), Error> {
         match in_room.me.muted_until {
             Some(until) if until > now => Err(Error::Muted {
                 until: (until < super::MUTED_UNTIL_LIFTED).then_some(until),

@@ -140,9 +140,12 @@ impl Follower {
     /// Sends a live event unless it was sent already or is not the caller's to see.
     async fn send_live(&mut self, envelope: &RoomEnvelope) -> bool {
         let id = envelope.id();
-        // Never stored (an AI answer's deltas): no place in the order, only who may see it.
+        // Never stored (an AI answer's deltas, typing): no place in the order, only who may
+        // see it. Typists are not told they type.
         if id.0 == 0 {
-            return !self.may_see(envelope) || self.deliver(envelope).await;
+            let own_typing =
+                matches!(envelope.event.event, Some(Event::Typing(_))) && envelope.subject == Some(self.me);
+            return own_typing || !self.may_see(envelope) || self.deliver(envelope).await;
         }
         if id <= self.cursor || self.seen.contains(&id) {
             return true;
