@@ -19,6 +19,8 @@ export function RoomSettingsDialog({ room, onClose }: { room: Room; onClose: () 
   const [name, setName] = useState(room.name);
   const [topic, setTopic] = useState(room.topic);
   const [isPublic, setIsPublic] = useState(room.visibility === RoomVisibility.PUBLIC);
+  // Days messages are kept; "" or 0 keeps them forever.
+  const [retention, setRetention] = useState(room.retentionDays > 0 ? String(room.retentionDays) : "");
   const [aiConfig, setAiConfig] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [deleting, setDeleting] = useState(false);
@@ -32,7 +34,8 @@ export function RoomSettingsDialog({ room, onClose }: { room: Room; onClose: () 
         name: name.trim(),
         topic: topic.trim(),
         visibility: isPublic ? RoomVisibility.PUBLIC : RoomVisibility.PRIVATE,
-        updateMask: { paths: ["name", "topic", "visibility"] },
+        retentionDays: retention.trim() ? Number(retention) : 0,
+        updateMask: { paths: ["name", "topic", "visibility", "retention_days"] },
       });
       if (res.room) store.roomChanged({ ...res.room, myRole: room.myRole, unreadCount: room.unreadCount });
       onClose();
@@ -76,6 +79,21 @@ export function RoomSettingsDialog({ room, onClose }: { room: Room; onClose: () 
         <label className="flex items-center gap-2 text-sm">
           <input type="checkbox" checked={isPublic} onChange={(e) => setIsPublic(e.target.checked)} />
           {t("roomPublicLabel")}
+        </label>
+        <label className="block text-sm">
+          {t("roomRetention")}
+          <input
+            className="input mt-1"
+            type="number"
+            inputMode="numeric"
+            min={0}
+            max={36500}
+            step={1}
+            value={retention}
+            placeholder={t("roomRetentionForever")}
+            onChange={(e) => setRetention(e.target.value)}
+          />
+          <span className="mt-1 block text-xs text-gray-500">{t("roomRetentionHelp")}</span>
         </label>
         <div className="flex justify-end">
           <button type="submit" className="btn-primary" disabled={!name.trim()}>

@@ -14,7 +14,7 @@ import { useToast } from "../ui/toast";
 import { formatTime } from "../ui/time";
 import { describeError } from "../ui/errorText";
 import { AuthorKind, RoomMessageType, type Room, type RoomMessage } from "../gen/parley/chat/v1/room_pb";
-import { canModerate, timelineItems, type LostReason, type RoomNotice } from "./roomEvents";
+import { canModerate, timelineItems, typingIn, type LostReason, type RoomNotice } from "./roomEvents";
 import { useRooms, type RoomsStore } from "./roomsStore";
 import { useRoomsStore } from "./RoomsSection";
 import { MembersPanel } from "./MembersPanel";
@@ -108,6 +108,29 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
   const [settings, setSettings] = useState(false);
   const markedRead = useRef(0n);
   const accountName = useAccountName();
+
+  // Others see "… is typing" while the draft changes: at most one SetTyping every 2 s (the
+  // server shows it for 6 s and throttles too).
+  const typingSent = useRef(0);
+  const onDraft = (value: string) => {
+    setDraft(value);
+    const now = Date.now();
+    if (value.trim() && now - typingSent.current > 2000) {
+      typingSent.current = now;
+      store.client.setTyping({ roomId: room.id }).catch(() => {
+        // Only a hint to others: a refusal (muted, offline) shows nowhere.
+      });
+    }
+  };
+  const typingHere = state.typing[id];
+  const [clock, setClock] = useState(() => Date.now());
+  useEffect(() => {
+    setClock(Date.now());
+    if (!typingHere || Object.keys(typingHere).length === 0) return;
+    const timer = setInterval(() => setClock(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, [typingHere]);
+  const typists = typingIn(state, id, clock);
 
   useEffect(() => {
     setLoadError(null);
@@ -253,9 +276,14 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
             {mutedUntil > Date.UTC(9000, 0) ? t("mutedIndefinitely") : t("mutedUntil", { time: new Date(mutedUntil).toLocaleString() })}
           </p>
         )}
+        {typists.length > 0 && (
+          <p className="px-4 pt-1 text-xs text-gray-500" data-testid="room-typing">
+            {t(typists.length === 1 ? "roomTypingOne" : "roomTypingMany", { names: typists.map(accountName).join(", ") })}
+          </p>
+        )}
         <Composer
           value={draft}
-          onChange={setDraft}
+          onChange={onDraft}
           onSend={() => void send()}
           streaming={false}
           disabled={sending || muted}

@@ -9,6 +9,7 @@ import {
   RoomMessageType,
   RoomRole,
   RoomSchema,
+  TypingSchema,
   type RoomEvent,
 } from "../gen/parley/chat/v1/room_pb";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -19,6 +20,7 @@ import {
   messagesLoaded,
   roomsLoaded,
   timelineItems,
+  typingIn,
   viewingRoom,
   type RoomsState,
 } from "./roomEvents";
@@ -162,5 +164,23 @@ describe("room events", () => {
       event(101n, 1n, { case: "memberUpdated", value: create(RoomMemberSchema, { roomId: 1n, accountId: me, role: RoomRole.MEMBER }) }),
     );
     expect(s.rooms[0].myRole).toBe(RoomRole.MEMBER);
+  });
+});
+
+describe("typing", () => {
+  it("shows others typing until their time runs out or they post, never oneself, and moves no event id", () => {
+    let state = roomsLoaded(emptyRooms(me), [room(1n)]);
+    state = messagesLoaded(state, 1n, [], "");
+    state = applyRoomEvent(state, event(5n, 1n, { case: "messagePosted", value: message(10n, me, "hi") }));
+    const typing = (who: string, untilMs: number) =>
+      event(0n, 1n, { case: "typing", value: create(TypingSchema, { accountId: who, until: timestampFromMs(untilMs) }) });
+    state = applyRoomEvent(state, typing(bob, 10_000));
+    state = applyRoomEvent(state, typing(me, 10_000));
+    expect(typingIn(state, "1", 5_000)).toEqual([bob]);
+    expect(typingIn(state, "1", 10_001)).toEqual([]);
+    expect(typingIn(state, "2", 5_000)).toEqual([]);
+    expect(state.lastEventId).toBe(5n);
+    state = applyRoomEvent(state, event(6n, 1n, { case: "messagePosted", value: message(11n, bob, "done") }));
+    expect(typingIn(state, "1", 5_000)).toEqual([]);
   });
 });

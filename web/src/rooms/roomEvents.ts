@@ -49,10 +49,12 @@ export interface RoomsState {
   lastEventId: bigint;
   /** The room on screen: its new messages are read, not unread. */
   viewing: string | null;
+  /** Who else is typing, by room id: account id → until when (ms since the epoch). */
+  typing: Record<string, Record<string, number>>;
 }
 
 export function emptyRooms(me: string): RoomsState {
-  return { me, rooms: [], timelines: {}, members: {}, invitations: [], lost: {}, lastEventId: 0n, viewing: null };
+  return { me, rooms: [], timelines: {}, members: {}, invitations: [], lost: {}, lastEventId: 0n, viewing: null, typing: {} };
 }
 
 const key = (id: bigint) => id.toString();
@@ -114,6 +116,22 @@ function messageArrived(state: RoomsState, id: string, message: RoomMessage): Ro
   return { ...state, rooms: [moved, ...state.rooms.filter((r) => r !== room)] };
 }
 
+function stoppedTyping(state: RoomsState, id: string, accountId: string): RoomsState {
+  const room = state.typing[id];
+  if (!room || !(accountId in room)) return state;
+  const rest = { ...room };
+  delete rest[accountId];
+  return { ...state, typing: { ...state.typing, [id]: rest } };
+}
+
+/** The accounts typing in a room at `now` (ms), in a stable order. */
+export function typingIn(state: RoomsState, roomId: string, now: number): string[] {
+  return Object.entries(state.typing[roomId] ?? {})
+    .filter(([, until]) => until > now)
+    .map(([accountId]) => accountId)
+    .sort();
+}
+
 /** Applies one event of the stream. Stored events (id > 0) already applied are ignored, so a
  * resumed stream that repeats some changes nothing twice. */
 export function applyRoomEvent(state: RoomsState, event: RoomEvent): RoomsState {
@@ -125,8 +143,18 @@ export function applyRoomEvent(state: RoomsState, event: RoomEvent): RoomsState 
   const e = event.event;
   switch (e.case) {
     case "messagePosted": {
-      const next = updateTimeline(state, id, (t) => ({ ...t, messages: mergeMessages(t.messages, [e.value]) }));
+      const next = updateTimeline(stoppedTyping(state, id, e.value.authorAccountId), id, (t) => ({
+        ...t,
+        messages: mergeMessages(t.messages, [e.value]),
+      }));
       return messageArrived(next, id, e.value);
+    }
+    case "typing": {
+      // Never stored (id 0): shown until `until`, renewed by the next one, ended by a post.
+      const { accountId, until } = e.value;
+      if (accountId === state.me || !until) return state;
+      const ms = Number(until.seconds) * 1000 + Math.floor(until.nanos / 1e6);
+      return { ...state, typing: { ...state.typing, [id]: { ...state.typing[id], [accountId]: ms } } };
     }
     case "messageEdited":
     case "messageDeleted":
