@@ -1353,7 +1353,9 @@ describe("Parley in a browser", () => {
       await a.getByTestId("room-member").nth(1).waitFor();
       await a.getByTestId("room-notice").filter({ hasText: "joined" }).waitFor();
 
-      // Each sees the other's message live.
+      // Each sees the other's message live; while Bob writes, Alice sees him typing.
+      await b.locator("#composer").pressSequentially("Hello", { delay: 20 });
+      await a.getByTestId("room-typing").filter({ hasText: "is typing" }).waitFor();
       await b.locator("#composer").fill("Hello from Bob");
       await b.locator("#composer").press("Enter");
       await a.locator("article[data-author=other]").filter({ hasText: "Hello from Bob" }).waitFor();
@@ -1361,6 +1363,8 @@ describe("Parley in a browser", () => {
       await a.locator("#composer").press("Enter");
       await b.locator("article[data-author=other]").filter({ hasText: "Hi Bob, welcome" }).waitFor();
       await b.locator("article[data-author=me]").filter({ hasText: "Hello from Bob" }).waitFor();
+      // His post ends the typing line at once.
+      await waitUntil("the typing line gone", async () => (await a.getByTestId("room-typing").count()) === 0);
 
       // Away from the room, Bob sees what he has not read counted in the sidebar; opening the
       // room reads it, also for the server (a reload shows no count).
