@@ -73,8 +73,11 @@ test-web: web-build
 	$(MAKE) --no-print-directory test-e2e
 
 # The real stack (the `parley` binary) and the fake provider, driven through the built UI.
+# Built with every target of the workspace so the features match `cargo test --workspace`:
+# after test-rust this reuses its build (seconds), where `-p parley` alone would compile the
+# dependencies again with other features (~10 minutes on 2 cores).
 test-e2e: chromium web-build
-	$(CARGO) build -p parley --bin parley -p parley-testkit --bin fake-openai
+	$(CARGO) build --workspace --all-targets
 	cd web && PARLEY_BIN=$(CURDIR)/target/debug/parley FAKE_OPENAI_BIN=$(CURDIR)/target/debug/fake-openai npm run e2e
 
 # Benchmarks print figures (they never pass or fail on speed).
