@@ -131,3 +131,8 @@ async fn the_request_timeout_comes_from_its_env_var() {
     assert_eq!(status.code(), Code::DeadlineExceeded);
     assert!(status.message().contains("within 0.3s"), "{}", status.message());
 }
+
+#[test]
+fn reads_every_variable_the_deployment_files_set() {
+    parley_testkit::deploy_env::assert_binary_reads_all(BINARY, "llm-service");
+}

@@ -8,11 +8,14 @@
 //!   gateway.
 //! - [`captured_logs`]: the tracing output of a test, to assert secrets never reach the logs.
 //! - [`wait`]: bounded waiting: until a server listens, until a condition holds.
+//! - [`deploy_env`]: the environment the deployment files set per service, to check each
+//!   binary reads all of it.
 
 // Test support, never shipped: failing a test loudly is what these functions are for.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod captured_logs;
+pub mod deploy_env;
 pub mod fake_openai;
 pub mod grpc_web;
 pub mod test_database;

@@ -113,3 +113,8 @@ async fn starts_from_env_vars_with_a_sqlite_file_in_the_data_dir() {
         .valid;
     assert!(valid);
 }
+
+#[test]
+fn reads_every_variable_the_deployment_files_set() {
+    parley_testkit::deploy_env::assert_binary_reads_all(BINARY, "user-service");
+}
