@@ -27,7 +27,8 @@ import { createEventBatcher } from "./eventBatcher";
 import { useStickToBottom } from "./useStickToBottom";
 import { navigate } from "../app/router";
 import { useToast } from "../ui/toast";
-import { prefetchChatParts, prepareChat } from "../markdown/features";
+import { prefetchChatParts, prepareChat } from "../markdown/parts";
+import { listAllMessages, takePreloadedChat } from "../app/preload";
 
 /** The white header: the chat's counterpart (persona and model), centred. */
 export function ChatHeader({
@@ -148,17 +149,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     };
   }, []);
 
-  const loadMessages = useCallback(async (): Promise<ChatMessage[]> => {
-    const all: ChatMessage[] = [];
-    let pageToken = "";
-    for (let page = 0; page < 100; page++) {
-      const res = await api.messages.listMessages({ sessionId: id, pageSize: 100, pageToken });
-      all.push(...res.messages.map(fromProto));
-      pageToken = res.nextPageToken;
-      if (!pageToken) break;
-    }
-    return all;
-  }, [api, id]);
+  const loadMessages = useCallback(async (): Promise<ChatMessage[]> => (await listAllMessages(api, id)).map(fromProto), [api, id]);
 
   const onSessionChanged = useCallback(
     (s: Session) => {
@@ -360,11 +351,19 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     setLoadError(null);
     (async () => {
       try {
+        // The page's first chat was asked for while the app's chunk loaded (app/preload.ts).
+        const preloaded = takePreloadedChat(api, user.id, sessionId);
         // What this chat needed last time loads while its messages do.
         prefetchChatParts(sessionId);
-        const [sessionRes, messages] = await Promise.all([api.sessions.getSession({ id }), loadMessages()]);
-        // The skeleton stays until the answers can show whole (their math and highlighting
-        // loaded): typesetting them after they appeared would move the page under the reader.
+        const contents = await (preloaded ??
+          Promise.all([api.sessions.getSession({ id }), listAllMessages(api, id)]).then(([res, all]) => ({
+            session: res.session,
+            messages: all,
+          })));
+        const messages = contents.messages.map(fromProto);
+        // The skeleton stays until the answers can show whole with their math (typesetting a
+        // formula after it appeared would move the page under the reader); highlighting
+        // only colours code, so it may follow.
         await prepareChat(
           sessionId,
           messages.map((m) => m.content),
@@ -373,7 +372,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         // A transition: rendering a long chat is split into short tasks (the page keeps
         // answering input meanwhile), and the skeleton stays until all of it is ready.
         startTransition(() => {
-          if (sessionRes.session) setSession(sessionRes.session);
+          if (contents.session) setSession(contents.session);
           dispatch({ type: "loaded", messages });
           setLoaded(true);
         });
