@@ -58,7 +58,7 @@ export function ChatHeader({
         </button>
       </div>
       <div className="min-w-0 text-center" data-testid="chat-header">
-        <h1 className="truncate text-[15px] font-semibold leading-5" data-testid="counterpart">
+        <h1 className="h-5 truncate text-[15px] font-semibold leading-5" data-testid="counterpart">
           {title}
         </h1>
         {/* One fixed line: the model's name arriving does not move the title. */}
@@ -133,6 +133,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   const reattachments = useRef(0);
   const mounted = useRef(true);
   const counterpart = useCounterpart(session);
+  const headerKnown = session !== null && store.catalogLoad.status !== "loading";
   // A rename from the sidebar reaches this view through the store's list.
   const listed = store.sessions.find((s) => s.id.toString() === sessionId);
   useEffect(() => {
@@ -570,12 +571,14 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   return (
     <>
       <ChatHeader
-        title={counterpart.name}
+        // The persona's name and the model show once both the chat and the personas and
+        // configs are in, not a default first: text replaced in place would move.
+        title={headerKnown ? counterpart.name : ""}
         subtitle={
-          session ? (
+          session && headerKnown ? (
             <ModelSwitcher session={session} model={counterpart.model} onChanged={onSessionChanged} />
           ) : (
-            <span data-testid="header-model">{counterpart.model}</span>
+            <span data-testid="header-model" />
           )
         }
         onOpenSidebar={onOpenSidebar}
