@@ -10,26 +10,9 @@ import { ToastProvider } from "../ui/toast";
 import { useCountdown } from "../ui/useCountdown";
 import { clearDrafts } from "../chat/drafts";
 import { forgetMarkdownParts } from "../markdown/partsHint";
+import { loadSignedIn, rememberSignedIn, takeRestore } from "./preload";
 
-const loadSignedIn = () => import("./SignedIn");
 const SignedIn = lazy(loadSignedIn);
-
-// Remembers on this device that it was signed in, so the next visit fetches the app's chunk
-// while the session is being checked instead of after; a signed-out visit fetches only sign-in.
-const signedInHint = "parley.signedIn";
-function rememberSignedIn(signedIn: boolean) {
-  try {
-    if (signedIn) localStorage.setItem(signedInHint, "1");
-    else localStorage.removeItem(signedInHint);
-  } catch {
-    // Storage off: the app's chunk is fetched once the session is known.
-  }
-}
-try {
-  if (localStorage.getItem(signedInHint)) void loadSignedIn().catch(() => {});
-} catch {
-  // As above.
-}
 
 /** The loading state; the app chunk's fallback is the same, so nothing moves in between. */
 function Loading() {
@@ -87,13 +70,24 @@ function Gate({ api }: { api: Api }) {
     });
     // The HttpOnly refresh cookie, if any, signs the page back in after a reload. When Parley
     // cannot be reached the cookie may still be good: wait, try again, never sign out for it.
+    // A device that was signed in started this check before the first render (preload.ts).
     const restore = async (attempt: number) => {
       window.clearTimeout(timer);
       try {
-        const session = await api.tokens.refresh();
+        const session = await ((attempt === 0 && takeRestore(api)) || api.tokens.refresh());
         timer = undefined;
         retryNow.current = () => {};
-        if (!cancelled && !session) setAuth((prev) => (prev.status === "signedIn" ? prev : { status: "signedOut" }));
+        if (cancelled) return;
+        if (session && api.tokens.currentToken() !== null) {
+          // Also said by the subscription, unless the answer came before it was made (and
+          // still holds: no sign-out since).
+          rememberSignedIn(true);
+          wasSignedIn = true;
+          const user = session.user;
+          setAuth((prev) => (prev.status === "signedIn" && prev.user.id === user.id ? prev : { status: "signedIn", user }));
+        } else {
+          setAuth((prev) => (prev.status === "signedIn" ? prev : { status: "signedOut" }));
+        }
       } catch {
         if (cancelled) return;
         const delay = backoffMs(attempt);

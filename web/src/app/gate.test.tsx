@@ -4,7 +4,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { App } from "./App";
 import { createApi } from "../api/client";
 import { createRouterTransport } from "@connectrpc/connect";
-import { UserService } from "../gen/parley/user/v1/user_pb";
+import { UserSchema, UserService } from "../gen/parley/user/v1/user_pb";
+import { create } from "@bufbuild/protobuf";
+import { startPreload } from "./preload";
 
 afterEach(cleanup);
 
@@ -53,4 +55,32 @@ describe("the page load", () => {
     await screen.findByRole("button", { name: "Sign in" });
     expect(calls()).toBe(1);
   });
+});
+
+describe("a device that was signed in", () => {
+  it("uses the session restore started before the first render, even when it answered first", async () => {
+    localStorage.setItem("parley.signedIn", "1");
+    let calls = 0;
+    const api = createApi((interceptors) =>
+      createRouterTransport(
+        ({ service }) =>
+          service(UserService, {
+            refreshToken() {
+              calls++;
+              return { user: create(UserSchema, { id: 1n, username: "ada" }), accessToken: "token-1", accessExpiresIn: 900n };
+            },
+          }),
+        { transport: { interceptors } },
+      ),
+    );
+    startPreload(api, "/settings/profile");
+    // The answer is in before the page subscribes to the session.
+    await waitFor(() => expect(api.tokens.currentToken()).toBe("token-1"));
+    render(<App api={api} />);
+    // The app's chunk is transformed on first import here: give it time on a busy machine.
+    expect(await screen.findByTestId("user-name", {}, { timeout: 30_000 })).toHaveProperty("textContent", "ada");
+    expect(screen.queryByRole("button", { name: "Sign in" })).toBeNull();
+    expect(calls).toBe(1);
+    localStorage.clear();
+  }, 60_000);
 });

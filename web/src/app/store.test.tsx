@@ -18,6 +18,8 @@ const chat = (id: number, title: string, archived = false) => create(SessionSche
 function chatService() {
   const pending: { req: ListSessionsRequest; answer: (sessions: Session[] | Error) => void }[] = [];
   let getSessionCalls = 0;
+  // While set, GetSession answers only once it resolves.
+  const held: { gate: Promise<void> | null } = { gate: null };
   const api = createApi((interceptors) =>
     createRouterTransport(
       ({ service }) => {
@@ -26,8 +28,9 @@ function chatService() {
             new Promise((resolve, reject) =>
               pending.push({ req, answer: (r) => (r instanceof Error ? reject(r) : resolve({ sessions: r, nextPageToken: "" })) }),
             ),
-          getSession: (req) => {
+          getSession: async (req) => {
             getSessionCalls++;
+            await held.gate;
             return { session: chat(Number(req.id), `fresh ${req.id}`) };
           },
         });
@@ -42,7 +45,7 @@ function chatService() {
       { transport: { interceptors } },
     ),
   );
-  return { api, pending, getSessionCalls: () => getSessionCalls };
+  return { api, pending, held, getSessionCalls: () => getSessionCalls };
 }
 
 function mount(api: ReturnType<typeof createApi>) {
@@ -113,6 +116,21 @@ describe("the chat list", () => {
     expect(getSessionCalls()).toBe(1);
     expect(pending).toHaveLength(1);
     expect(titles(store().sessions).sort()).toEqual(["fresh 1", "other"]);
+  });
+
+  it("does not put back a chat removed while its refresh was on its way", async () => {
+    const { api, pending, held } = chatService();
+    const store = mount(api);
+    await waitFor(() => expect(pending).toHaveLength(1));
+    await act(async () => pending[0].answer([chat(1, "kept"), chat(2, "deleted")]));
+    let release = () => {};
+    held.gate = new Promise((resolve) => (release = resolve));
+    let refreshed: Promise<Session | null> = Promise.resolve(null);
+    act(() => void (refreshed = store().refreshSession(2n)));
+    act(() => store().removeSession("2"));
+    release();
+    await act(async () => expect(await refreshed).toBeNull());
+    expect(titles(store().sessions)).toEqual(["kept"]);
   });
 
   it("says when the personas and configs could not be loaded", async () => {

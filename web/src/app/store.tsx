@@ -109,12 +109,23 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
     [showArchived],
   );
   const upsertSession = useCallback((session: Session) => edit(session.id.toString(), session), [edit]);
-  const removeSession = useCallback((id: string) => edit(id, null), [edit]);
+  // How often each chat was removed here: an answer read before a removal (a GetSession that
+  // crossed a DeleteSession) must not put the chat back.
+  const removals = useRef(new Map<string, number>());
+  const removeSession = useCallback(
+    (id: string) => {
+      removals.current.set(id, (removals.current.get(id) ?? 0) + 1);
+      edit(id, null);
+    },
+    [edit],
+  );
 
   const refreshSession = useCallback(
     async (id: bigint): Promise<Session | null> => {
+      const removedBefore = removals.current.get(id.toString()) ?? 0;
       try {
         const res = await api.sessions.getSession({ id });
+        if ((removals.current.get(id.toString()) ?? 0) !== removedBefore) return null;
         if (res.session) upsertSession(res.session);
         return res.session ?? null;
       } catch (err) {

@@ -27,7 +27,8 @@ import { createEventBatcher } from "./eventBatcher";
 import { useStickToBottom } from "./useStickToBottom";
 import { navigate } from "../app/router";
 import { useToast } from "../ui/toast";
-import { prefetchChatParts, prepareChat } from "../markdown/features";
+import { prefetchChatParts, prepareChat } from "../markdown/parts";
+import { listAllMessages, takePreloadedChat } from "../app/preload";
 
 /** The white header: the chat's counterpart (persona and model), centred. */
 export function ChatHeader({
@@ -57,7 +58,7 @@ export function ChatHeader({
         </button>
       </div>
       <div className="min-w-0 text-center" data-testid="chat-header">
-        <h1 className="truncate text-[15px] font-semibold leading-5" data-testid="counterpart">
+        <h1 className="h-5 truncate text-[15px] font-semibold leading-5" data-testid="counterpart">
           {title}
         </h1>
         {/* One fixed line: the model's name arriving does not move the title. */}
@@ -132,6 +133,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   const reattachments = useRef(0);
   const mounted = useRef(true);
   const counterpart = useCounterpart(session);
+  const headerKnown = session !== null && store.catalogLoad.status !== "loading";
   // A rename from the sidebar reaches this view through the store's list.
   const listed = store.sessions.find((s) => s.id.toString() === sessionId);
   useEffect(() => {
@@ -148,17 +150,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     };
   }, []);
 
-  const loadMessages = useCallback(async (): Promise<ChatMessage[]> => {
-    const all: ChatMessage[] = [];
-    let pageToken = "";
-    for (let page = 0; page < 100; page++) {
-      const res = await api.messages.listMessages({ sessionId: id, pageSize: 100, pageToken });
-      all.push(...res.messages.map(fromProto));
-      pageToken = res.nextPageToken;
-      if (!pageToken) break;
-    }
-    return all;
-  }, [api, id]);
+  const loadMessages = useCallback(async (): Promise<ChatMessage[]> => (await listAllMessages(api, id)).map(fromProto), [api, id]);
 
   const onSessionChanged = useCallback(
     (s: Session) => {
@@ -360,11 +352,19 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     setLoadError(null);
     (async () => {
       try {
+        // The page's first chat was asked for while the app's chunk loaded (app/preload.ts).
+        const preloaded = takePreloadedChat(api, user.id, sessionId);
         // What this chat needed last time loads while its messages do.
         prefetchChatParts(sessionId);
-        const [sessionRes, messages] = await Promise.all([api.sessions.getSession({ id }), loadMessages()]);
-        // The skeleton stays until the answers can show whole (their math and highlighting
-        // loaded): typesetting them after they appeared would move the page under the reader.
+        const contents = await (preloaded ??
+          Promise.all([api.sessions.getSession({ id }), listAllMessages(api, id)]).then(([res, all]) => ({
+            session: res.session,
+            messages: all,
+          })));
+        const messages = contents.messages.map(fromProto);
+        // The skeleton stays until the answers can show whole with their math (typesetting a
+        // formula after it appeared would move the page under the reader); highlighting
+        // only colours code, so it may follow.
         await prepareChat(
           sessionId,
           messages.map((m) => m.content),
@@ -373,7 +373,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         // A transition: rendering a long chat is split into short tasks (the page keeps
         // answering input meanwhile), and the skeleton stays until all of it is ready.
         startTransition(() => {
-          if (sessionRes.session) setSession(sessionRes.session);
+          if (contents.session) setSession(contents.session);
           dispatch({ type: "loaded", messages });
           setLoaded(true);
         });
@@ -571,12 +571,14 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   return (
     <>
       <ChatHeader
-        title={counterpart.name}
+        // The persona's name and the model show once both the chat and the personas and
+        // configs are in, not a default first: text replaced in place would move.
+        title={headerKnown ? counterpart.name : ""}
         subtitle={
-          session ? (
+          session && headerKnown ? (
             <ModelSwitcher session={session} model={counterpart.model} onChanged={onSessionChanged} />
           ) : (
-            <span data-testid="header-model">{counterpart.model}</span>
+            <span data-testid="header-model" />
           )
         }
         onOpenSidebar={onOpenSidebar}

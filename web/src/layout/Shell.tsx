@@ -20,6 +20,25 @@ function readCollapsed(): boolean {
   }
 }
 
+// Tailwind's `md`: from here on the sidebar sits beside the chat, below it is the phone's drawer.
+const wideScreen = "(min-width: 48rem)";
+
+/** Whether the screen is wide enough for the sidebar beside the chat (without matchMedia, as
+ * in tests: yes). A phone then never renders the desktop sidebar it would hide, nor fetches its
+ * lists and the rooms' chunk and stream, while a chat is opening. */
+function useWideScreen(): boolean {
+  const [wide, setWide] = useState(() => typeof window.matchMedia !== "function" || window.matchMedia(wideScreen).matches);
+  useEffect(() => {
+    if (typeof window.matchMedia !== "function") return;
+    const query = window.matchMedia(wideScreen);
+    const update = () => setWide(query.matches);
+    update();
+    query.addEventListener("change", update);
+    return () => query.removeEventListener("change", update);
+  }, []);
+  return wide;
+}
+
 /** Where typing a "?" is text, not a shortcut. */
 function typingIn(target: EventTarget | null): boolean {
   return (
@@ -44,6 +63,7 @@ export function Shell() {
   const route = useRoute();
   const isAdmin = useStore().user.role === Role.ADMIN;
   const [drawerOpen, setDrawerOpen] = useState(false);
+  const wide = useWideScreen();
   const [shortcutsOpen, setShortcutsOpen] = useState(false);
   // Desktop: the sidebar folds away to a rail, and stays so in this browser.
   const [collapsed, setCollapsedState] = useState(readCollapsed);
@@ -109,7 +129,7 @@ export function Shell() {
         {skip.label}
       </a>
       {/* Desktop: there, or folded to a rail. */}
-      {collapsed ? (
+      {!wide ? null : collapsed ? (
         <div
           className="hidden w-12 shrink-0 flex-col items-center gap-1 border-r border-gray-200 bg-gray-100 py-2 md:flex"
           data-testid="sidebar-rail"

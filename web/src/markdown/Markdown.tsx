@@ -1,6 +1,6 @@
 import { createContext, memo, useCallback, useContext, useMemo, useState, type ComponentProps, type ReactNode } from "react";
 import ReactMarkdown, { type Components } from "react-markdown";
-import { useMarkdownPlugins } from "./features";
+import { mayHoldCode, needsMath, pluginsFor, useMarkdownParts, type Plugins } from "./features";
 import { modelImage, safeUrl } from "./safeUrl";
 import { normalizeMathDelimiters, splitBlocks } from "./source";
 import { useT } from "../i18n";
@@ -109,7 +109,7 @@ function urlTransform(url: string): string {
 }
 
 /** One parse of one piece of text; the same text is never parsed twice. */
-const MarkdownBlock = memo(function MarkdownBlock({ text, plugins }: { text: string; plugins: ReturnType<typeof useMarkdownPlugins> }) {
+const MarkdownBlock = memo(function MarkdownBlock({ text, plugins }: { text: string; plugins: Plugins }) {
   return (
     <ReactMarkdown
       remarkPlugins={plugins.remarkPlugins}
@@ -130,15 +130,16 @@ function hasDefinitions(text: string): boolean {
 }
 
 /** Model output as Markdown (math and code highlighting as soon as their chunks are loaded:
- * `prepareMarkdown` first, to show a text complete at once). While an answer streams, its finished blocks are parsed (and
- * highlighted, and typeset) once and only the growing last block again, instead of the whole
- * answer on every token. A finished answer stays in blocks too (each block its own unit of
+ * `prepareMarkdown` first, to show a text complete at once). While an answer streams, its
+ * finished blocks are parsed (and highlighted, and typeset) once and only the growing last
+ * block again, instead of the whole answer on every token. A part arriving re-renders only the
+ * blocks that can use it. A finished answer stays in blocks too (each block its own unit of
  * work, so rendering a long chat can yield between blocks), unless it defines link references
  * or footnotes: then it is parsed whole, so references across blocks resolve. */
 export const Markdown = memo(function Markdown({ text, streaming = false }: { text: string; streaming?: boolean }) {
   const source = useMemo(() => normalizeMathDelimiters(text), [text]);
   const blocks = useMemo(() => (streaming || !hasDefinitions(source) ? splitBlocks(source) : [source]), [source, streaming]);
-  const plugins = useMarkdownPlugins(source);
+  const parts = useMarkdownParts(source);
   const [loaded, setLoaded] = useState<ReadonlySet<string>>(() => new Set());
   const load = useCallback((url: string) => setLoaded((set) => new Set(set).add(url)), []);
   const images = useMemo(() => ({ loaded, load }), [loaded, load]);
@@ -146,7 +147,7 @@ export const Markdown = memo(function Markdown({ text, streaming = false }: { te
     <div className="markdown prose prose-sm max-w-none break-words sm:prose-base prose-pre:my-0 prose-pre:bg-transparent prose-pre:p-0 prose-pre:text-gray-900">
       <LoadedImages.Provider value={images}>
         {blocks.map((block, i) => (
-          <MarkdownBlock key={i} text={block} plugins={plugins} />
+          <MarkdownBlock key={i} text={block} plugins={pluginsFor(parts, needsMath(block), mayHoldCode(block))} />
         ))}
       </LoadedImages.Provider>
     </div>

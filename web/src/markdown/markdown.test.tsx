@@ -1,10 +1,13 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { renderToStaticMarkup } from "react-dom/server";
+import { act } from "react";
+import { createRoot } from "react-dom/client";
 import { fireEvent, render as mount } from "@testing-library/react";
 import { Markdown } from "./Markdown";
 import { modelImage, safeImageUrl, safeUrl } from "./safeUrl";
 import { normalizeMathDelimiters, splitBlocks } from "./source";
-import { codeLanguages, needsMath, prepareMarkdown } from "./features";
+import { codeLanguages, mayHoldCode, needsMath, pluginsFor, prepareMarkdown } from "./features";
+import { loadedParts } from "./parts";
+import { renderToStaticMarkup } from "react-dom/server";
 
 describe("safeUrl", () => {
   it("keeps web, mail and relative links", () => {
@@ -99,10 +102,47 @@ describe("parts loaded on first use", () => {
   });
 });
 
+// React's act() flushes every render it started, the background ones too.
+(globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
+
+describe("a text shown before its code is highlighted", () => {
+  beforeAll(() => prepareMarkdown(["$$x$$", "```python\n```"]));
+
+  it("is first rendered with its math typeset and its code plain, in the box it keeps", () => {
+    const text = "Where \\(x^2\\) holds:\n\n```python\nimport os\n```";
+    // The first render (as the server renders it): math in, highlighting not yet.
+    const first = document.createElement("div");
+    first.innerHTML = renderToStaticMarkup(<Markdown text={text} />);
+    expect(first.querySelector(".katex math")).not.toBeNull();
+    expect(first.querySelector("pre code")?.textContent).toBe("import os\n");
+    expect(first.querySelector("pre code span")).toBeNull();
+    // Then, in the background, the colours.
+    const shown = render(text);
+    expect(shown.querySelector("pre code.hljs .hljs-keyword")?.textContent).toBe("import");
+    expect(shown.querySelector(".katex math")).not.toBeNull();
+  });
+
+  it("re-renders only the blocks that can use a part that arrived", () => {
+    const before = loadedParts();
+    const later = { ...before, grammars: before.grammars + 1 };
+    // A prose block keeps its plugins (its memoised render is skipped); a code block gets new ones.
+    expect(pluginsFor(later, true, false)).toBe(pluginsFor(before, true, false));
+    expect(pluginsFor(later, false, false)).toBe(pluginsFor(before, false, false));
+    expect(pluginsFor(later, false, true)).not.toBe(pluginsFor(before, false, true));
+    expect(mayHoldCode("text\n\n1. item\n\n    ```rust\n    fn x() {}\n    ```")).toBe(true);
+    expect(mayHoldCode("just `inline` code")).toBe(false);
+  });
+});
+
+/** The text as the page shows it once every render is done (highlighting comes in a
+ * background render after the first one). */
 function render(text: string, streaming = false): HTMLElement {
   const host = document.createElement("div");
-  host.innerHTML = renderToStaticMarkup(<Markdown text={text} streaming={streaming} />);
-  return host;
+  const root = createRoot(host);
+  act(() => root.render(<Markdown text={text} streaming={streaming} />));
+  const shown = host.cloneNode(true) as HTMLElement;
+  act(() => root.unmount());
+  return shown;
 }
 
 describe("Markdown", () => {
