@@ -58,6 +58,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "parley/chat/v1/shared_connection.proto",
         "parley/chat/v1/usage.proto",
         "parley/chat/v1/room.proto",
+        "parley/chat/v1/model.proto",
+        "parley/chat/v1/chat_defaults.proto",
         "parley/chat/internal/v1/account_data.proto",
     ];
     for proto in &protos {

@@ -13,10 +13,10 @@ use parley_service_kit::grpc_status::Reason;
 pub use rooms::{invitation, member, role, room, room_message};
 
 use crate::quota::QuotaLimits;
-use crate::service::AccountQuota;
+use crate::service::{AccountQuota, ModelGroup};
 use crate::store::{
-    ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, PersonaRow, Role, SessionRow, SharedConnectionRow,
-    SharedModelRow, TokensUsed, UsageRow,
+    ApiConfigRow, ChatDefaultsRow, FavoriteModelRow, FinishedAnswer, MessageRow, MessageStatus, PersonaRow, Role,
+    SessionRow, SharedConnectionRow, SharedModelRow, TokensUsed, UsageRow,
 };
 use crate::usage::picos_to_micros;
 
@@ -123,12 +123,47 @@ pub fn session(row: &SessionRow) -> pb::Session {
         api_config_id: row.api_config_id.map(|id| id.0),
         model: row.model.clone(),
         temperature: row.temperature,
+        top_p: row.top_p,
+        max_tokens: row.max_tokens.and_then(|n| i32::try_from(n).ok()),
         pinned: row.pinned != 0,
         archived: row.archived != 0,
         start_time: Some(from_unix_millis(row.start_time)),
         end_time: row.end_time.map(from_unix_millis),
         updated_at: Some(from_unix_millis(row.updated_at)),
         last_active_at: Some(from_unix_millis(row.last_active_at)),
+    }
+}
+
+pub fn model_group(group: &ModelGroup) -> pb::ModelGroup {
+    let (error, reason) = group.error.clone().unwrap_or_default();
+    pb::ModelGroup {
+        api_config_id: group.config_id.0,
+        api_config_name: group.config_name.clone(),
+        shared: group.shared,
+        default_model: group.default_model.clone(),
+        models: group.models.clone(),
+        error,
+        error_reason: reason.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+        fetched_at: group.fetched_at.map(from_unix_millis),
+    }
+}
+
+pub fn favorite_model(row: &FavoriteModelRow) -> pb::FavoriteModel {
+    pb::FavoriteModel {
+        api_config_id: row.api_config_id.0,
+        model: row.model.clone(),
+        created_at: Some(from_unix_millis(row.created_at)),
+    }
+}
+
+pub fn chat_defaults(row: &ChatDefaultsRow) -> pb::ChatDefaults {
+    pb::ChatDefaults {
+        persona_id: row.persona_id.map(|id| id.0),
+        system_prompt: row.system_prompt.clone(),
+        temperature: row.temperature,
+        top_p: row.top_p,
+        max_tokens: row.max_tokens.and_then(|n| i32::try_from(n).ok()),
+        updated_at: row.updated_at.map(from_unix_millis),
     }
 }
 
@@ -176,6 +211,7 @@ pub fn message(row: &MessageRow) -> pb::Message {
         reply_to_id: row.reply_to_id.map(|id| id.0),
         error_code: i32::try_from(row.error_code).unwrap_or(tonic::Code::Unknown as i32),
         error_reason: row.error_reason.clone(),
+        api_config_name: row.api_config_name.clone(),
     }
 }
 

@@ -38,6 +38,9 @@ pub enum Error {
     /// One generation at a time per session.
     #[error("session {session_id} is already generating an answer; stop it or wait for it to finish")]
     GenerationRunning { session_id: SessionId },
+    /// The session was ended; it takes no new messages or edits until it is reopened.
+    #[error("this chat was ended; reopen it to continue")]
+    ChatEnded,
     #[error("too many answers are being generated at once (at most {limit} per user)")]
     TooManyGenerations { limit: usize },
     /// A write would take the account past one of its quotas; nothing was changed.
@@ -125,6 +128,9 @@ impl From<Error> for Status {
                 Status::failed_precondition(error.to_string()),
                 Reason::GenerationRunning,
             ),
+            Error::ChatEnded => {
+                grpc_status::with_reason(Status::failed_precondition(error.to_string()), Reason::ChatEnded)
+            }
             Error::TooManyGenerations { .. } => grpc_status::with_reason(
                 grpc_status::resource_exhausted(error.to_string(), Duration::from_secs(5)),
                 Reason::TooManyGenerations,

@@ -1,11 +1,12 @@
 //! The gRPC face of chat-service: read the caller and the request, call [`ChatService`], map
 //! the reply. Every method needs an access token (the auth layer checked it). One file per
 //! gRPC service (`api_configs`, `personas`, `sessions`, `messages`, `shared_connections`,
-//! `usage`); this one holds what they share.
+//! `usage`, `models`: the model picker and chat defaults); this one holds what they share.
 
 mod account_data;
 mod api_configs;
 mod messages;
+mod models;
 mod personas;
 mod quotas;
 mod rooms;

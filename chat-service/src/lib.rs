@@ -1,6 +1,7 @@
 //! chat-service: API configs (keys encrypted at rest), personas, sessions and messages, and
 //! the generations that answer them through llm-service, served as `parley.chat.v1`'s
-//! `ApiConfigService`, `PersonaService`, `SessionService`, `MessageService` and `QuotaService`.
+//! `ApiConfigService`, `PersonaService`, `SessionService`, `MessageService`, `QuotaService`,
+//! `ModelService` and `ChatDefaultsService`.
 //!
 //! Layers: `handlers` (gRPC in and out) → `service` (the rules) → [`store`] (SQL), with
 //! `generation` running answers as tasks of their own that outlive the request, and
@@ -20,6 +21,7 @@ pub mod ids;
 pub mod key_cipher;
 mod llm_client;
 pub mod master_keys;
+mod model_cache;
 mod page_token;
 mod quota;
 mod room_bus;
@@ -36,7 +38,9 @@ use futures::FutureExt;
 use parley_proto::chat::internal::v1::account_data_service_server::AccountDataServiceServer;
 use parley_proto::chat::internal::v1::{METHOD_SCOPES, SERVICE_TOKEN_AUDIENCE};
 use parley_proto::chat::v1::api_config_service_server::ApiConfigServiceServer;
+use parley_proto::chat::v1::chat_defaults_service_server::ChatDefaultsServiceServer;
 use parley_proto::chat::v1::message_service_server::MessageServiceServer;
+use parley_proto::chat::v1::model_service_server::ModelServiceServer;
 use parley_proto::chat::v1::persona_service_server::PersonaServiceServer;
 use parley_proto::chat::v1::quota_service_server::QuotaServiceServer;
 use parley_proto::chat::v1::room_service_server::RoomServiceServer;
@@ -212,6 +216,8 @@ pub async fn serve(
         .add_service(ApiConfigServiceServer::new(api.clone()))
         .add_service(PersonaServiceServer::new(api.clone()))
         .add_service(SessionServiceServer::new(api.clone()))
+        .add_service(ModelServiceServer::new(api.clone()))
+        .add_service(ChatDefaultsServiceServer::new(api.clone()))
         .add_service(QuotaServiceServer::new(api.clone()))
         .add_service(SharedConnectionServiceServer::new(api.clone()))
         .add_service(UsageServiceServer::new(api.clone()))

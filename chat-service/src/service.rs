@@ -7,13 +7,16 @@
 //! RegenerateMessage, WatchGeneration, StopGeneration: the lifecycle of a chat turn, which hands
 //! over to `generation`'s job), `shared_connections` (configs an administrator shares, their
 //! grants, prices and limits) and `usage` (tokens and cost per answer, read back per day or
-//! month). This file holds
+//! month), `models` (the model picker's lists, cached, and favourites) and `chat_defaults`
+//! (what new chats start with). This file holds
 //! what they share (the owner-checked lookups, the start-up checks) so that they never
 //! import each other.
 
 mod accounts;
 mod api_configs;
+mod chat_defaults;
 mod messages;
+mod models;
 mod personas;
 mod quotas;
 mod rooms;
@@ -29,6 +32,8 @@ use parley_service_kit::database::now_millis;
 
 pub use accounts::ERASED_SWEEP_INTERVAL;
 pub use api_configs::{ConfigChange, ProviderTarget};
+pub use chat_defaults::ChatDefaultsChange;
+pub use models::ModelGroup;
 pub use personas::PersonaChange;
 pub use quotas::{AccountQuota, QuotaChange};
 pub use rooms::{RetentionSweep, RoomChange, RoomLimits, Rooms};
@@ -44,6 +49,7 @@ use crate::generation::{GenerationRegistry, GenerationSettings};
 use crate::ids::{ApiConfigId, MessageId, OwnerId, SessionId};
 use crate::key_cipher::{KeyCipher, KeyCipherError};
 use crate::llm_client::LlmClient;
+use crate::model_cache::ModelCache;
 use crate::quota::QuotaLimits;
 use crate::store::{ApiConfigRow, ChatStore, MessageRow, SessionRow};
 
@@ -67,6 +73,8 @@ pub struct ChatService {
     quota_defaults: QuotaLimits,
     /// The owner of shared connections' config rows, once looked up.
     shared_owner: tokio::sync::OnceCell<OwnerId>,
+    /// The model lists providers gave, per config, for a while.
+    models: ModelCache,
 }
 
 /// The owner ids of the accounts this instance has seen. An account's owner id never changes,
@@ -121,6 +129,7 @@ impl ChatService {
             adopt_legacy_owners,
             quota_defaults: QuotaLimits::default(),
             shared_owner: tokio::sync::OnceCell::new(),
+            models: ModelCache::default(),
         }
     }
 
@@ -135,6 +144,15 @@ impl ChatService {
 
     pub async fn session(&self, user_id: OwnerId, id: SessionId) -> Result<SessionRow, Error> {
         self.store.session(user_id, id).await?.ok_or(Error::NotFound("session"))
+    }
+
+    /// The session, if it was not ended: an ended chat is read-only until reopened.
+    pub async fn open_session(&self, user_id: OwnerId, id: SessionId) -> Result<SessionRow, Error> {
+        let session = self.session(user_id, id).await?;
+        if session.end_time.is_some() {
+            return Err(Error::ChatEnded);
+        }
+        Ok(session)
     }
 
     pub async fn message(&self, user_id: OwnerId, id: MessageId) -> Result<MessageRow, Error> {

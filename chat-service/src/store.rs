@@ -9,7 +9,8 @@
 //! This file holds the rows and what the statements take; the statements live by table:
 //! `api_configs`, `personas`, `sessions`, `messages` (what users read and edit), `answers`
 //! (what generations write), `sealed_keys` (master-key rotation), `owners` (which account
-//! owns an owner id; erasing a deleted account's rows), `quotas` (usage, overrides, and the
+//! owns an owner id; erasing a deleted account's rows), `preferences` (favourite models,
+//! defaults for new chats), `quotas` (usage, overrides, and the
 //! writes checked against them), `shared_connections` (configs an administrator shares) and
 //! `usage` (tokens per answer).
 
@@ -18,6 +19,7 @@ mod api_configs;
 mod messages;
 mod owners;
 mod personas;
+mod preferences;
 mod quotas;
 mod rooms;
 mod sealed_keys;
@@ -31,6 +33,7 @@ use sqlx::AnyPool;
 use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, SessionId};
 use crate::key_cipher::SealedKey;
 pub use owners::OwnerRow;
+pub use preferences::{ChatDefaultsRow, FavoriteModelRow};
 pub use quotas::{AccountUsageRow, OwnerUsage, QuotaOverrides, QuotaWrite};
 pub use rooms::messages::{NewRoomMessage, RoomMessageRow};
 pub use rooms::{
@@ -95,6 +98,8 @@ pub struct SessionRow {
     pub api_config_id: Option<ApiConfigId>,
     pub model: String,
     pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<i64>,
     pub pinned: i64,
     pub archived: i64,
     pub start_time: i64,
@@ -104,7 +109,7 @@ pub struct SessionRow {
 }
 
 const SESSION_COLUMNS: &str = "id, user_id, title, system_prompt, persona_id, api_config_id, model, temperature, \
-     pinned, archived, start_time, end_time, updated_at, last_active_at";
+     top_p, max_tokens, pinned, archived, start_time, end_time, updated_at, last_active_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
@@ -127,11 +132,13 @@ pub struct MessageRow {
     pub reply_to_id: Option<MessageId>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The name of the config an answer was written with, as it was then ("" otherwise).
+    pub api_config_name: String,
 }
 
 const MESSAGE_COLUMNS: &str = "m.id, m.session_id, m.role, m.content, m.reasoning, m.status, m.model, \
      m.prompt_tokens, m.completion_tokens, m.error, CAST(m.error_code AS BIGINT) AS error_code, m.error_reason, m.reply_to_id, \
-     m.created_at, m.updated_at";
+     m.created_at, m.updated_at, m.api_config_name";
 
 /// Who wrote a message, as stored in `chat_messages.role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,17 +234,26 @@ pub struct NewSession<'a> {
     pub persona_id: Option<PersonaId>,
     pub api_config_id: Option<ApiConfigId>,
     pub model: &'a str,
-    pub temperature: Option<f64>,
+    pub params: GenerationParams,
     pub now: i64,
+}
+
+/// How a session's answers are sampled; `None`: the provider's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GenerationParams {
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<i64>,
 }
 
 /// The editable fields of a session as they will be after an update.
 pub struct SessionFields<'a> {
     pub title: &'a str,
     pub system_prompt: &'a str,
+    pub persona_id: Option<PersonaId>,
     pub api_config_id: Option<ApiConfigId>,
     pub model: &'a str,
-    pub temperature: Option<f64>,
+    pub params: GenerationParams,
     pub pinned: bool,
     pub archived: bool,
     pub end_time: Option<i64>,
@@ -248,6 +264,8 @@ pub struct NewExchange<'a> {
     pub session_id: SessionId,
     pub user_content: &'a str,
     pub model: &'a str,
+    /// The answering config's name, kept on the answer.
+    pub config_name: &'a str,
     pub now: i64,
 }
 

@@ -98,6 +98,40 @@ pub fn temperature(field: &'static str, value: f64) -> Result<(), Error> {
     parley_proto::llm::v1::check_temperature(value).map_err(|reason| Error::invalid(field, reason))
 }
 
+/// Nucleus sampling: 0–1, as llm-service accepts it.
+pub fn top_p(field: &'static str, value: f64) -> Result<(), Error> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, "must be between 0 and 1"))
+    }
+}
+
+pub const MAX_MAX_TOKENS: i64 = 1_000_000;
+
+/// The longest answer in tokens: 1–1,000,000 (no model writes more at once).
+pub fn max_tokens(field: &'static str, value: i64) -> Result<(), Error> {
+    if (1..=MAX_MAX_TOKENS).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, format!("must be between 1 and {MAX_MAX_TOKENS}")))
+    }
+}
+
+/// Temperature, top-p and max tokens, each within its range when set.
+pub fn generation_params(params: &crate::store::GenerationParams) -> Result<(), Error> {
+    if let Some(t) = params.temperature {
+        temperature("temperature", t)?;
+    }
+    if let Some(p) = params.top_p {
+        top_p("top_p", p)?;
+    }
+    if let Some(n) = params.max_tokens {
+        max_tokens("max_tokens", n)?;
+    }
+    Ok(())
+}
+
 /// Model output as it may be stored: without NUL characters (see the module comment), which
 /// carry nothing a reader could see.
 pub fn storable(text: &str) -> std::borrow::Cow<'_, str> {
@@ -174,6 +208,25 @@ mod tests {
         assert_eq!(field_of(content("content", "hi\0")), Some("content"));
         assert_eq!(storable("a\0b\0"), "ab");
         assert!(matches!(storable("clean"), std::borrow::Cow::Borrowed("clean")));
+    }
+
+    #[test]
+    fn sampling_ranges() {
+        assert!(top_p("top_p", 0.0).is_ok());
+        assert!(top_p("top_p", 1.0).is_ok());
+        assert_eq!(field_of(top_p("top_p", 1.01)), Some("top_p"));
+        assert_eq!(field_of(top_p("top_p", -0.1)), Some("top_p"));
+        assert_eq!(field_of(top_p("top_p", f64::NAN)), Some("top_p"));
+        assert!(max_tokens("max_tokens", 1).is_ok());
+        assert!(max_tokens("max_tokens", 1_000_000).is_ok());
+        assert_eq!(field_of(max_tokens("max_tokens", 0)), Some("max_tokens"));
+        assert_eq!(field_of(max_tokens("max_tokens", 1_000_001)), Some("max_tokens"));
+        let params = crate::store::GenerationParams {
+            temperature: Some(2.5),
+            top_p: None,
+            max_tokens: None,
+        };
+        assert_eq!(field_of(generation_params(&params)), Some("temperature"));
     }
 
     #[test]

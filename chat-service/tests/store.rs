@@ -25,7 +25,7 @@ async fn session(store: &ChatStore, user_id: i64) -> SessionId {
             persona_id: None,
             api_config_id: None,
             model: "",
-            temperature: None,
+            params: Default::default(),
             now: 1,
         })
         .await
@@ -37,6 +37,7 @@ fn exchange(session_id: SessionId, content: &str) -> NewExchange<'_> {
         session_id,
         user_content: content,
         model: "m",
+        config_name: "c",
         now: 2,
     }
 }
@@ -77,7 +78,7 @@ on_every_backend!(
         assert_eq!(messages_in(&database, session_id).await, 2);
         let old = store.message_by_id(answer_id).await.unwrap().unwrap();
         let regenerated = store
-            .insert_regenerated_answer(&old, old.reply_to_id.unwrap(), "m", 3)
+            .insert_regenerated_answer(&old, old.reply_to_id.unwrap(), "m", "c", 3)
             .await;
         assert!(regenerated.as_ref().is_err_and(is_unique_violation), "{regenerated:?}");
         // Other sessions are not affected; once the answer is finished the session is free.
@@ -125,7 +126,7 @@ on_every_backend!(
             .unwrap();
         let old = store.message_by_id(answer_id).await.unwrap().unwrap();
         let new_id = store
-            .insert_regenerated_answer(&old, question_id, "m2", 7)
+            .insert_regenerated_answer(&old, question_id, "m2", "c2", 7)
             .await
             .unwrap();
         let new = store.message_by_id(new_id).await.unwrap().unwrap();

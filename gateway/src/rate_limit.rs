@@ -46,6 +46,8 @@ const USER_LIMITED_METHODS: &[&str] = &[
 const PROVIDER_LIMITED_METHODS: &[&str] = &[
     "/parley.chat.v1.ApiConfigService/TestApiConfig",
     "/parley.chat.v1.ApiConfigService/ListModels",
+    // Asks every provider of the caller's when its cached lists are old or refreshed.
+    "/parley.chat.v1.ModelService/ListChatModels",
 ];
 
 /// At most `burst` calls at once, refilled evenly so that `burst` more are allowed per `period`.

@@ -49,10 +49,12 @@ pub enum Reason {
     AccountDisabled,
     /// The account awaits an administrator's approval.
     AccountPending,
+    /// The chat was ended: it is read-only until reopened.
+    ChatEnded,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::QuotaExceeded,
         Reason::RateLimited,
         Reason::TooManyGenerations,
@@ -70,6 +72,7 @@ impl Reason {
         Reason::BadCredentials,
         Reason::AccountDisabled,
         Reason::AccountPending,
+        Reason::ChatEnded,
     ];
 
     /// The UPPER_SNAKE_CASE code sent on the wire.
@@ -92,6 +95,7 @@ impl Reason {
             Reason::BadCredentials => "BAD_CREDENTIALS",
             Reason::AccountDisabled => "ACCOUNT_DISABLED",
             Reason::AccountPending => "ACCOUNT_PENDING",
+            Reason::ChatEnded => "CHAT_ENDED",
         }
     }
 

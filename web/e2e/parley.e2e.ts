@@ -1253,8 +1253,9 @@ describe("Parley in a browser", () => {
         .getByRole("link", { name: /Renamed chat/ })
         .click();
       await p.getByTestId("header-model").filter({ hasText: "fake-model" }).waitFor();
-      await p.getByRole("button", { name: "API config" }).click();
-      await p.getByRole("menuitem", { name: "Reasoner · fake-reasoner" }).click();
+      // The picker lists models, not configs: this one of the Reasoner config.
+      await p.getByTestId("model-picker-button").click();
+      await p.locator('[data-testid=model-choice][data-config="Reasoner"][data-model="fake-reasoner"]').click();
       await p.getByTestId("header-model").filter({ hasText: "fake-reasoner" }).waitFor();
       await fake.script({ text: "Answered by the reasoner.", chunk_delay_ms: 5 });
       await p.locator("#composer").fill("Which model?");

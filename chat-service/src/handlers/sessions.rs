@@ -29,6 +29,8 @@ impl SessionService for ChatApi {
                     api_config_id: r.api_config_id.map(ApiConfigId),
                     model: r.model,
                     temperature: r.temperature,
+                    top_p: r.top_p,
+                    max_tokens: r.max_tokens.map(i64::from),
                 },
             )
             .await?;
@@ -78,6 +80,9 @@ impl SessionService for ChatApi {
                 "api_config_id",
                 "model",
                 "temperature",
+                "top_p",
+                "max_tokens",
+                "persona_id",
                 "pinned",
                 "archived",
                 "ended",
@@ -92,6 +97,12 @@ impl SessionService for ChatApi {
                 .map(|id| (id != 0).then_some(ApiConfigId(id))),
             model: mask.pick("model", r.model),
             temperature: mask.pick_optional("temperature", r.temperature),
+            top_p: mask.pick_optional("top_p", r.top_p),
+            max_tokens: mask.pick_optional("max_tokens", r.max_tokens).map(|n| n.map(i64::from)),
+            // 0 clears it.
+            persona_id: mask
+                .pick("persona_id", r.persona_id)
+                .map(|id| (id != 0).then_some(PersonaId(id))),
             pinned: mask.pick("pinned", r.pinned),
             archived: mask.pick("archived", r.archived),
             ended: mask.pick("ended", r.ended),

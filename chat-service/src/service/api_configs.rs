@@ -136,6 +136,8 @@ impl ChatService {
         if !self.store.delete_api_config(user_id, id, now_millis()).await? {
             return Err(Error::NotFound("api config"));
         }
+        self.models.forget(id);
+        self.store.delete_favorites_of_config(id).await?;
         Ok(())
     }
 

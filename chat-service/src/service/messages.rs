@@ -51,6 +51,7 @@ impl ChatService {
     pub async fn update_message(&self, user_id: OwnerId, id: MessageId, content: &str) -> Result<MessageRow, Error> {
         validation::content("content", content)?;
         let row = self.message(user_id, id).await?;
+        self.open_session(user_id, row.session_id).await?;
         if row.status == MessageStatus::Streaming {
             return Err(still_streaming());
         }
@@ -65,6 +66,7 @@ impl ChatService {
 
     pub async fn delete_message(&self, user_id: OwnerId, id: MessageId) -> Result<(), Error> {
         let row = self.message(user_id, id).await?;
+        self.open_session(user_id, row.session_id).await?;
         if row.status == MessageStatus::Streaming {
             return Err(still_streaming());
         }

@@ -10,7 +10,7 @@ use crate::generation::{StopReason, StopTarget, wait_not_streaming};
 use crate::ids::{ApiConfigId, OwnerId, PersonaId, SessionId};
 use crate::page_token::SessionCursor;
 use crate::quota::Quota;
-use crate::store::{NewSession, SessionFields, SessionRow};
+use crate::store::{GenerationParams, NewSession, SessionFields, SessionRow};
 use crate::validation;
 
 #[derive(Debug, Default)]
@@ -21,6 +21,8 @@ pub struct NewSessionInput {
     pub api_config_id: Option<ApiConfigId>,
     pub model: Option<String>,
     pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<i64>,
 }
 
 /// Session fields to change; `None` leaves a field as it is.
@@ -31,14 +33,19 @@ pub struct SessionChange {
     /// `Some(None)` clears it (the default config answers).
     pub api_config_id: Option<Option<ApiConfigId>>,
     pub model: Option<String>,
-    /// `Some(None)` clears it (the provider's default).
+    /// `Some(None)` clears it (the provider's default); so for top-p and max tokens.
     pub temperature: Option<Option<f64>>,
+    pub top_p: Option<Option<f64>>,
+    pub max_tokens: Option<Option<i64>>,
+    /// `Some(None)` clears it. The system prompt changes only with `system_prompt`.
+    pub persona_id: Option<Option<PersonaId>>,
     pub pinned: Option<bool>,
     pub archived: Option<bool>,
     pub ended: Option<bool>,
 }
 
 impl ChatService {
+    /// A new session; what the input leaves unset comes from the owner's chat defaults.
     pub async fn create_session(&self, user_id: OwnerId, input: NewSessionInput) -> Result<SessionRow, Error> {
         let title = input.title.as_deref().map(str::trim).unwrap_or("");
         validation::title("title", title)?;
@@ -47,9 +54,12 @@ impl ChatService {
         }
         let model = input.model.as_deref().map(str::trim).unwrap_or("");
         validation::model("model", model, false)?;
-        if let Some(temperature) = input.temperature {
-            validation::temperature("temperature", temperature)?;
-        }
+        let given = GenerationParams {
+            temperature: input.temperature,
+            top_p: input.top_p,
+            max_tokens: input.max_tokens,
+        };
+        validation::generation_params(&given)?;
         let persona = match input.persona_id {
             Some(id) => Some(
                 self.store
@@ -63,8 +73,24 @@ impl ChatService {
         if let Some(id) = input.api_config_id {
             self.usable_config(user_id, id).await?;
         }
+        let defaults = self.store.chat_defaults(user_id).await?;
+        let params = GenerationParams {
+            temperature: given.temperature.or(defaults.temperature),
+            top_p: given.top_p.or(defaults.top_p),
+            max_tokens: given.max_tokens.or(defaults.max_tokens),
+        };
+        // Neither a persona nor a prompt asked for: the defaults' (a deleted persona is skipped).
+        let (persona, default_prompt) = if input.persona_id.is_none() && input.system_prompt.is_none() {
+            let persona = match defaults.persona_id {
+                Some(id) => self.store.persona(user_id, id).await?,
+                None => None,
+            };
+            (persona, Some(defaults.system_prompt).filter(|p| !p.is_empty()))
+        } else {
+            (persona, None)
+        };
         // The persona's prompt is copied: later edits of the persona do not change old chats.
-        let system_prompt = match (&input.system_prompt, &persona) {
+        let system_prompt = match (input.system_prompt.as_ref().or(default_prompt.as_ref()), &persona) {
             (Some(prompt), _) => prompt.as_str(),
             (None, Some(persona)) => persona.system_prompt.as_str(),
             (None, None) => "",
@@ -83,7 +109,7 @@ impl ChatService {
                 persona_id: persona.as_ref().map(|p| p.id),
                 api_config_id: input.api_config_id,
                 model,
-                temperature: input.temperature,
+                params,
                 now: now_millis(),
             })
             .await?;
@@ -143,10 +169,23 @@ impl ChatService {
         validation::system_prompt("system_prompt", system_prompt)?;
         let model = change.model.as_deref().map(str::trim).unwrap_or(&current.model);
         validation::model("model", model, false)?;
-        let temperature = change.temperature.unwrap_or(current.temperature);
-        if let Some(t) = temperature {
-            validation::temperature("temperature", t)?;
-        }
+        let params = GenerationParams {
+            temperature: change.temperature.unwrap_or(current.temperature),
+            top_p: change.top_p.unwrap_or(current.top_p),
+            max_tokens: change.max_tokens.unwrap_or(current.max_tokens),
+        };
+        validation::generation_params(&params)?;
+        let persona_id = match change.persona_id {
+            None => current.persona_id,
+            Some(None) => None,
+            Some(Some(persona_id)) => {
+                self.store
+                    .persona(user_id, persona_id)
+                    .await?
+                    .ok_or(Error::NotFound("persona"))?;
+                Some(persona_id)
+            }
+        };
         let api_config_id = match change.api_config_id {
             None => current.api_config_id,
             Some(None) => None,
@@ -164,9 +203,10 @@ impl ChatService {
         let fields = SessionFields {
             title,
             system_prompt,
+            persona_id,
             api_config_id,
             model,
-            temperature,
+            params,
             pinned: change.pinned.unwrap_or(current.pinned != 0),
             archived: change.archived.unwrap_or(current.archived != 0),
             end_time,

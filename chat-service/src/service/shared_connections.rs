@@ -286,6 +286,7 @@ impl ChatService {
         if !self.store.delete_shared_connection(owner, id, now_millis()).await? {
             return Err(Error::NotFound("shared connection"));
         }
+        self.store.delete_favorites_of_config(id).await?;
         tracing::info!(config_id = id.0, "shared connection deleted");
         Ok(())
     }

@@ -50,7 +50,7 @@ impl ChatService {
         trace: TraceHeaders,
     ) -> Result<(MessageRow, Arc<Generation>), Error> {
         validation::content("content", content)?;
-        let session = self.session(user_id, session_id).await?;
+        let session = self.open_session(user_id, session_id).await?;
         let provider = self.provider_for(user_id, &session, api_config_id).await?;
         self.check_shared_use(user_id, &session, &provider).await?;
         let reservation = self.reserve(user_id, session_id).await?;
@@ -68,6 +68,7 @@ impl ChatService {
                 session_id,
                 user_content: content,
                 model: &model,
+                config_name: &provider.config.name,
                 now: now_millis(),
             })
             .await
@@ -123,7 +124,7 @@ impl ChatService {
             }
             Role::System => return Err(Error::invalid("message_id", "must name a question or an answer")),
         };
-        let session = self.session(user_id, old.session_id).await?;
+        let session = self.open_session(user_id, old.session_id).await?;
         let provider = self.provider_for(user_id, &session, api_config_id).await?;
         self.check_shared_use(user_id, &session, &provider).await?;
         let reservation = self.reserve(user_id, session.id).await?;
@@ -133,7 +134,7 @@ impl ChatService {
             .within_quota(user_id, &[(Quota::MessagesPerDay, 1), (Quota::StoredBytes, 1)])
             .await?;
         let answer_id = write
-            .insert_regenerated_answer(&old, question.id, &model, now_millis())
+            .insert_regenerated_answer(&old, question.id, &model, &provider.config.name, now_millis())
             .await
             .map_err(|e| not_started(e, session.id))?;
         write.count_message().await?;
@@ -230,8 +231,8 @@ impl ChatService {
             messages,
             params: Some(llm::GenerationParams {
                 temperature: session.temperature,
-                top_p: None,
-                max_tokens: None,
+                top_p: session.top_p,
+                max_tokens: session.max_tokens.and_then(|n| i32::try_from(n).ok()),
             }),
         };
         let usage = UsageMeter {

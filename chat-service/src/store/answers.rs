@@ -8,6 +8,38 @@ use super::{ChatStore, FinishedAnswer, MessageRow, MessageStatus, NewExchange, R
 use crate::ids::{MessageId, OwnerId, SessionId};
 use crate::usage::UsageCharge;
 
+/// An empty STREAMING answer row about to be inserted.
+pub(super) struct NewAnswer<'a> {
+    pub session_id: SessionId,
+    /// The question it answers.
+    pub reply_to_id: MessageId,
+    pub model: &'a str,
+    pub config_name: &'a str,
+    /// Its place in the conversation.
+    pub created_at: i64,
+    pub now: i64,
+}
+
+impl<'a> NewAnswer<'a> {
+    /// Another answer to `reply_to_id`, placed where `old` stands.
+    pub fn regenerated(
+        old: &MessageRow,
+        reply_to_id: MessageId,
+        model: &'a str,
+        config_name: &'a str,
+        now: i64,
+    ) -> Self {
+        Self {
+            session_id: old.session_id,
+            reply_to_id,
+            model,
+            config_name,
+            created_at: old.created_at,
+            now,
+        }
+    }
+}
+
 impl ChatStore {
     /// Answers being generated (by any instance): (in `session_id`, in all of `user_id`'s
     /// sessions). Reads only STREAMING rows, through their partial indexes.
@@ -47,7 +79,15 @@ impl ChatStore {
         .bind(new.now)
         .fetch_one(&mut *conn)
         .await?;
-        let answer_id = Self::insert_answer(conn, new.session_id, question_id, new.model, new.now, new.now).await?;
+        let answer = NewAnswer {
+            session_id: new.session_id,
+            reply_to_id: question_id,
+            model: new.model,
+            config_name: new.config_name,
+            created_at: new.now,
+            now: new.now,
+        };
+        let answer_id = Self::insert_answer(conn, &answer).await?;
         Ok((question_id, answer_id))
     }
 
@@ -59,40 +99,39 @@ impl ChatStore {
         old: &MessageRow,
         reply_to_id: MessageId,
         model: &str,
+        config_name: &str,
         now: i64,
     ) -> Result<MessageId, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let id = Self::insert_answer(&mut tx, old.session_id, reply_to_id, model, old.created_at, now).await?;
+        let id = Self::insert_answer(
+            &mut tx,
+            &NewAnswer::regenerated(old, reply_to_id, model, config_name, now),
+        )
+        .await?;
         tx.commit().await?;
         Ok(id)
     }
 
     /// Inserts an empty STREAMING answer to the question `reply_to_id`, placed in the
     /// conversation at `created_at`, and marks the session active.
-    pub(super) async fn insert_answer(
-        conn: &mut AnyConnection,
-        session_id: SessionId,
-        reply_to_id: MessageId,
-        model: &str,
-        created_at: i64,
-        now: i64,
-    ) -> Result<MessageId, sqlx::Error> {
+    pub(super) async fn insert_answer(conn: &mut AnyConnection, new: &NewAnswer<'_>) -> Result<MessageId, sqlx::Error> {
         let (id,): (MessageId,) = sqlx::query_as(
-            "INSERT INTO chat_messages (session_id, role, content, status, model, reply_to_id, created_at, updated_at) \
-             VALUES ($1, $2, '', $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO chat_messages (session_id, role, content, status, model, reply_to_id, created_at, updated_at, \
+             api_config_name) VALUES ($1, $2, '', $3, $4, $5, $6, $7, $8) RETURNING id",
         )
-        .bind(session_id)
+        .bind(new.session_id)
         .bind(Role::Assistant.as_str())
         .bind(MessageStatus::Streaming.as_str())
-        .bind(model)
-        .bind(reply_to_id)
-        .bind(created_at)
-        .bind(now)
+        .bind(new.model)
+        .bind(new.reply_to_id)
+        .bind(new.created_at)
+        .bind(new.now)
+        .bind(new.config_name)
         .fetch_one(&mut *conn)
         .await?;
         sqlx::query("UPDATE chat_sessions SET last_active_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(session_id)
+            .bind(new.now)
+            .bind(new.session_id)
             .execute(&mut *conn)
             .await?;
         Ok(id)

@@ -233,9 +233,11 @@ impl QuotaWrite {
         old: &MessageRow,
         reply_to_id: MessageId,
         model: &str,
+        config_name: &str,
         now: i64,
     ) -> Result<MessageId, sqlx::Error> {
-        ChatStore::insert_answer(self.conn(), old.session_id, reply_to_id, model, old.created_at, now).await
+        let answer = super::answers::NewAnswer::regenerated(old, reply_to_id, model, config_name, now);
+        ChatStore::insert_answer(self.conn(), &answer).await
     }
 
     /// One more message sent today.

@@ -18,8 +18,9 @@ impl ChatStore {
     ) -> Result<SessionId, sqlx::Error> {
         let (id,): (SessionId,) = sqlx::query_as(
             "INSERT INTO chat_sessions (user_id, title, system_prompt, persona_id, api_config_id, model, \
-             temperature, pinned, archived, start_time, end_time, updated_at, last_active_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $9 = 0 THEN NULL ELSE $7 END, 0, 0, $8, NULL, $8, $8) \
+             temperature, top_p, max_tokens, pinned, archived, start_time, end_time, updated_at, last_active_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $9 = 0 THEN NULL ELSE $7 END, \
+             CASE WHEN $11 = 0 THEN NULL ELSE $10 END, $12, 0, 0, $8, NULL, $8, $8) \
              RETURNING id",
         )
         .bind(new.user_id)
@@ -28,9 +29,12 @@ impl ChatStore {
         .bind(new.persona_id)
         .bind(new.api_config_id)
         .bind(new.model)
-        .bind(new.temperature.unwrap_or_default())
+        .bind(new.params.temperature.unwrap_or_default())
         .bind(new.now)
-        .bind(flag(new.temperature.is_some()))
+        .bind(flag(new.params.temperature.is_some()))
+        .bind(new.params.top_p.unwrap_or_default())
+        .bind(flag(new.params.top_p.is_some()))
+        .bind(new.params.max_tokens)
         .fetch_one(conn)
         .await?;
         Ok(id)
@@ -104,20 +108,25 @@ impl ChatStore {
         let result = sqlx::query(
             "UPDATE chat_sessions SET title = $1, system_prompt = $2, api_config_id = $3, model = $4, \
              temperature = CASE WHEN $12 = 0 THEN NULL ELSE $5 END, pinned = $6, archived = $7, end_time = $8, \
-             updated_at = $9 WHERE id = $10 AND user_id = $11",
+             updated_at = $9, top_p = CASE WHEN $14 = 0 THEN NULL ELSE $13 END, max_tokens = $15, persona_id = $16 \
+             WHERE id = $10 AND user_id = $11",
         )
         .bind(fields.title)
         .bind(fields.system_prompt)
         .bind(fields.api_config_id)
         .bind(fields.model)
-        .bind(fields.temperature.unwrap_or_default())
+        .bind(fields.params.temperature.unwrap_or_default())
         .bind(flag(fields.pinned))
         .bind(flag(fields.archived))
         .bind(fields.end_time)
         .bind(now)
         .bind(id)
         .bind(user_id)
-        .bind(flag(fields.temperature.is_some()))
+        .bind(flag(fields.params.temperature.is_some()))
+        .bind(fields.params.top_p.unwrap_or_default())
+        .bind(flag(fields.params.top_p.is_some()))
+        .bind(fields.params.max_tokens)
+        .bind(fields.persona_id)
         .execute(conn)
         .await?;
         Ok(result.rows_affected() == 1)

@@ -14,6 +14,8 @@ import { pageLocale, quotaRefusal, quotaSentence } from "./quota";
 import { detailFields, errorInfo, ERROR_DOMAIN } from "./errorDetails";
 import { SharedConnectionService } from "../gen/parley/chat/v1/shared_connection_pb";
 import { UsageService } from "../gen/parley/chat/v1/usage_pb";
+import { ModelService } from "../gen/parley/chat/v1/model_pb";
+import { ChatDefaultsService } from "../gen/parley/chat/v1/chat_defaults_pb";
 import { SessionUnreachable, TokenManager, type SignedIn } from "../auth/tokens";
 import { linkTabs } from "../auth/peers";
 
@@ -110,6 +112,10 @@ export function createApi(makeTransport: TransportFactory = sameOriginGrpcWeb) {
     sharedConnections: createClient(SharedConnectionService, transport),
     /** GetMyUsage for everyone; ListUsage for administrators only. */
     usage: createClient(UsageService, transport),
+    /** The model picker's lists (every usable config's models) and favourites. */
+    models: createClient(ModelService, transport),
+    /** What the user's new chats start with. */
+    chatDefaults: createClient(ChatDefaultsService, transport),
     /** The signed-in transport, for clients created in lazily loaded chunks (rooms), whose
      * descriptors the sign-in page need not download. */
     transport,

@@ -9,7 +9,12 @@ import type { ChatEvent } from "../gen/parley/chat/v1/message_pb";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
 import { Composer } from "./Composer";
 import { MessageItem } from "./MessageItem";
-import { ArrowDownIcon, CheckIcon, ChevronDownIcon, CloseIcon, DotsIcon, MenuIcon } from "../ui/icons";
+import { ArrowDownIcon, CloseIcon, DotsIcon, MenuIcon } from "../ui/icons";
+import { ModelPicker } from "./ModelPicker";
+import { ChatSettingsButton } from "./ChatSettingsPanel";
+import { formatTime } from "../ui/time";
+import { rememberChat } from "../settings/configForm";
+import { useLocale } from "../i18n";
 import { Menu } from "../ui/Menu";
 import { ConfirmModal } from "../ui/Modal";
 import { useSessionActions } from "../layout/Sidebar";
@@ -26,7 +31,6 @@ import {
 import { createEventBatcher } from "./eventBatcher";
 import { useStickToBottom } from "./useStickToBottom";
 import { navigate } from "../app/router";
-import { useToast } from "../ui/toast";
 import { prefetchChatParts, prepareChat } from "../markdown/parts";
 import { listAllMessages, takePreloadedChat } from "../app/preload";
 
@@ -44,7 +48,7 @@ export function ChatHeader({
 }) {
   const t = useT();
   return (
-    <header className="grid h-14 shrink-0 grid-cols-[3rem_1fr_3rem] items-center border-b border-gray-200 bg-white px-2 text-gray-900">
+    <header className="grid h-14 shrink-0 grid-cols-[5rem_1fr_5rem] items-center border-b border-gray-200 bg-white px-2 text-gray-900">
       <div>
         <button
           type="button"
@@ -140,6 +144,8 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     if (listed) setSession(listed);
   }, [listed]);
   const id = BigInt(sessionId);
+  // Saving an API config in Settings offers the way back here.
+  useEffect(() => rememberChat(sessionId), [sessionId]);
 
   useEffect(() => {
     mounted.current = true;
@@ -527,8 +533,21 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     return () => window.removeEventListener("keydown", onKey);
   }, []);
 
+  // An ended chat is read-only until reopened (the server refuses writes to it too).
+  const ended = session?.endTime !== undefined;
+  const { locale } = useLocale();
+  const reopen = async () => {
+    try {
+      const res = await api.sessions.updateSession({ id, ended: false, updateMask: { paths: ["ended"] } });
+      if (res.session) onSessionChanged(res.session);
+    } catch (err) {
+      dispatch({ type: "showError", error: describeError(err, t) });
+    }
+  };
+
   const composer = (
     <Composer
+      readOnly={ended}
       value={draft}
       onChange={setDraft}
       onSend={() => {
@@ -538,8 +557,8 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
       onStop={stop}
       stopping={stopping}
       streaming={busy}
-      disabled={!session || !loaded}
-      placeholder={t("messagePlaceholder", { name: counterpart.name })}
+      disabled={!session || !loaded || ended}
+      placeholder={ended ? t("chatEndedPlaceholder") : t("messagePlaceholder", { name: counterpart.name })}
       autoFocus
     />
   );
@@ -576,13 +595,20 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
         title={headerKnown ? counterpart.name : ""}
         subtitle={
           session && headerKnown ? (
-            <ModelSwitcher session={session} model={counterpart.model} onChanged={onSessionChanged} />
+            <ModelPicker session={session} model={counterpart.model} onChanged={onSessionChanged} />
           ) : (
             <span data-testid="header-model" />
           )
         }
         onOpenSidebar={onOpenSidebar}
-        right={session && <SessionMenu session={session} onChanged={setSession} />}
+        right={
+          session && (
+            <div className="flex">
+              <ChatSettingsButton session={session} onChanged={onSessionChanged} />
+              <SessionMenu session={session} onChanged={setSession} />
+            </div>
+          )
+        }
       />
       <div className="relative min-h-0 flex-1">
         <div ref={scroller} onScroll={onScroll} onWheel={onWheel} className="h-full overflow-y-auto bg-white" data-testid="message-list">
@@ -600,7 +626,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
                 message={m}
                 streaming={m.id === streamingId}
                 canRegenerate={(m.role === "assistant" && m.id === last?.id && m.id === lastMessage?.id) || m.id === unanswered?.id}
-                busy={busy}
+                busy={busy || ended}
                 assistantName={counterpart.name}
                 userName={user.displayName || user.username}
                 userAvatar={user.avatarUrl}
@@ -639,6 +665,18 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
           </button>
         )}
       </div>
+      {ended && session && (
+        <div
+          role="status"
+          className="mx-auto flex w-full max-w-3xl flex-wrap items-center justify-between gap-2 px-4 pt-2 text-sm text-gray-600"
+          data-testid="chat-ended"
+        >
+          <span>{t("chatEndedNotice", { date: formatTime(session.endTime, locale) ?? "" })}</span>
+          <button type="button" className="btn-secondary px-3 py-1" onClick={() => void reopen()}>
+            {t("reopenChat")}
+          </button>
+        </div>
+      )}
       {composer}
       <ConfirmModal
         open={deleteId !== null}
@@ -661,47 +699,5 @@ function SessionMenu({ session, onChanged }: { session: Session; onChanged: (s: 
       <Menu label={t("chatOptions")} align="right" buttonClassName="btn-ghost" button={<DotsIcon />} items={items} />
       {modals}
     </>
-  );
-}
-
-/** The model under the persona's name: a menu to answer this chat with another API config. */
-function ModelSwitcher({ session, model, onChanged }: { session: Session; model: string; onChanged: (s: Session) => void }) {
-  const t = useT();
-  const { api, chatConfigs: configs } = useStore();
-  const toast = useToast();
-  const current = session.apiConfigId ?? configs[0]?.id;
-  const choose = async (configId: bigint) => {
-    try {
-      // An empty model means the config's own model.
-      const res = await api.sessions.updateSession({
-        id: session.id,
-        apiConfigId: configId,
-        model: "",
-        updateMask: { paths: ["api_config_id", "model"] },
-      });
-      if (res.session) onChanged(res.session);
-    } catch (err) {
-      toast(`${t("couldNotSwitchModel")}: ${describeError(err, t)}`);
-    }
-  };
-  return (
-    <Menu
-      label={t("apiConfig")}
-      align="center"
-      buttonClassName="inline-flex max-w-full items-center gap-0.5 rounded px-1 hover:bg-gray-100 hover:text-gray-900"
-      button={
-        <>
-          <span className="truncate" data-testid="header-model">
-            {model}
-          </span>
-          <ChevronDownIcon width={12} height={12} />
-        </>
-      }
-      items={configs.map((c) => ({
-        label: `${c.name} · ${c.model}${c.shared ? ` (${t("shared")})` : ""}`,
-        icon: <CheckIcon width={14} height={14} className={c.id === current ? "" : "invisible"} />,
-        onSelect: () => void choose(c.id),
-      }))}
-    />
   );
 }

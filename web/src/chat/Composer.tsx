@@ -19,6 +19,7 @@ export function Composer({
   stopping = false,
   streaming,
   disabled,
+  readOnly,
   placeholder,
   autoFocus,
 }: {
@@ -30,6 +31,8 @@ export function Composer({
   stopping?: boolean;
   streaming: boolean;
   disabled?: boolean;
+  /** The chat takes no messages (it was ended): the box shows why and takes no text. */
+  readOnly?: boolean;
   placeholder: string;
   autoFocus?: boolean;
 }) {
@@ -90,6 +93,7 @@ export function Composer({
           onChange={(e) => onChange(e.target.value)}
           onKeyDown={onKeyDown}
           placeholder={placeholder}
+          readOnly={readOnly}
           maxLength={100_000}
           className="max-h-60 min-h-[2.5rem] flex-1 resize-none bg-transparent px-2 py-2 text-[15px] leading-6 outline-none placeholder:text-gray-400"
         />

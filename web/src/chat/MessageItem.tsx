@@ -243,14 +243,35 @@ export const MessageItem = memo(function MessageItem({
             )}
           </div>
         )}
-        {message.completionTokens !== undefined && !streaming && (
-          <p className="sr-only">{t("tokens", { prompt: message.promptTokens ?? 0, completion: message.completionTokens })}</p>
-        )}
+        {!streaming && <AnswerMeta message={message} />}
         {actions}
       </div>
     </article>
   );
 });
+
+/** Which model (and config) wrote an answer; its token usage on hover or focus (always on
+ * touch screens, and for screen readers). */
+function AnswerMeta({ message }: { message: ChatMessage }) {
+  const t = useT();
+  const usage =
+    message.completionTokens !== undefined ? t("tokens", { prompt: message.promptTokens ?? 0, completion: message.completionTokens }) : "";
+  if (!message.model && !usage) return null;
+  const writer = message.apiConfigName ? t("answeredBy", { model: message.model, config: message.apiConfigName }) : message.model;
+  return (
+    <p className="mt-1 flex flex-wrap gap-x-2 text-xs text-gray-500" data-testid="answer-meta" tabIndex={usage ? 0 : undefined}>
+      {writer && <span data-testid="answer-model">{writer}</span>}
+      {usage && (
+        <span
+          data-testid="answer-usage"
+          className="[@media(hover:hover)]:opacity-0 [@media(hover:hover)]:group-hover:opacity-100 [@media(hover:hover)]:group-focus-within:opacity-100"
+        >
+          {usage}
+        </span>
+      )}
+    </p>
+  );
+}
 
 /** Why an answer failed, in the UI's language; the server's own words one click away. */
 function FailureText({ message }: { message: ChatMessage }) {

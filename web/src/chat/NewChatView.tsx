@@ -8,6 +8,10 @@ import { ChatHeader } from "./ChatView";
 import { Composer } from "./Composer";
 import { forgetRefusedFirstMessage, handOverFirstMessage, newChatDraftKey, refusedFirstMessage, useDraft } from "./drafts";
 import { Logo } from "../ui/icons";
+import { requestNewConfigForm } from "../settings/configForm";
+
+/** The persona choice that leaves persona and prompt to the user's chat defaults. */
+const USE_DEFAULTS = "defaults";
 
 /** A chat not yet created: pick the persona and the API config (the first of each is
  * preselected), write the first message; sending creates the session and opens it. */
@@ -24,9 +28,28 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
   const [error, setError] = useState<string | null>(refused?.error ?? null);
   const [creating, setCreating] = useState(false);
 
+  // The user's defaults for new chats (Settings → Personas): offered first when they chose
+  // some, and applied by the server when the chat names no persona.
+  const [hasDefaults, setHasDefaults] = useState(false);
   useEffect(() => {
+    let cancelled = false;
+    api.chatDefaults.getChatDefaults({}).then(
+      (res) => {
+        const d = res.defaults;
+        if (cancelled || !d || (d.personaId === undefined && !d.systemPrompt)) return;
+        setHasDefaults(true);
+        if (!refused?.personaId) setPersonaId(USE_DEFAULTS);
+      },
+      () => {},
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [api, refused]);
+  useEffect(() => {
+    if (personaId === USE_DEFAULTS && hasDefaults) return;
     if (personas.length > 0 && !personas.some((p) => p.id.toString() === personaId)) setPersonaId(personas[0].id.toString());
-  }, [personas, personaId]);
+  }, [personas, personaId, hasDefaults]);
   useEffect(() => {
     if (configs.length > 0 && !configs.some((c) => c.id.toString() === configId)) setConfigId(configs[0].id.toString());
   }, [configs, configId]);
@@ -82,7 +105,15 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
           ) : ready && configs.length === 0 ? (
             <div className="mt-8 w-full rounded-xl border border-amber-200 bg-amber-50 p-4 text-sm text-amber-900">
               <p>{t("needConfig")}</p>
-              <button type="button" className="btn-primary mt-3" onClick={() => navigate({ name: "settings", tab: "api-configs" })}>
+              <button
+                type="button"
+                className="btn-primary mt-3"
+                onClick={() => {
+                  // The form opens at once, and offers the way back once saved.
+                  requestNewConfigForm({ name: "new" });
+                  navigate({ name: "settings", tab: "api-configs" });
+                }}
+              >
                 {t("addConfig")}
               </button>
             </div>
@@ -99,6 +130,7 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
                   onChange={(e) => setPersonaId(e.target.value)}
                   disabled={!ready}
                 >
+                  {hasDefaults && <option value={USE_DEFAULTS}>{t("myChatDefaults")}</option>}
                   {personas.map((p) => (
                     <option key={p.id.toString()} value={p.id.toString()}>
                       {personaText(p, t).name}

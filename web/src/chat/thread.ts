@@ -15,6 +15,8 @@ export interface ChatMessage {
   reasoning: string;
   status: Status;
   model: string;
+  /** The API config (or shared connection) an answer was written with, as it was named then. */
+  apiConfigName?: string;
   error: string;
   /** For a FAILED answer: the google.rpc.Code and the stable reason of its failure (0 and ""
    * when unknown), which the UI words in its own language. */
@@ -82,6 +84,7 @@ export function fromProto(m: Message): ChatMessage {
     reasoning: m.reasoning,
     status: statuses[m.status] ?? "complete",
     model: m.model,
+    apiConfigName: m.apiConfigName,
     error: m.error,
     errorCode: m.errorCode,
     errorReason: m.errorReason,

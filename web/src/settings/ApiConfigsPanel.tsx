@@ -1,6 +1,9 @@
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 import { useStore } from "../app/store";
-import { useT } from "../i18n";
+import { navigate } from "../app/router";
+import { useLocale, useT } from "../i18n";
+import { forgetModelLists } from "../chat/ModelPicker";
+import { canLoadModels, chatToReturnTo, listText, missingParts, suggestedName, takeNewConfigRequest } from "./configForm";
 import type { ApiConfig, TestApiConfigResponse } from "../gen/parley/chat/v1/api_config_pb";
 import { ConfirmModal } from "../ui/Modal";
 import { describeError } from "../ui/errorText";
@@ -30,18 +33,24 @@ function TestResult({ result }: { result: TestApiConfigResponse | { error: strin
   );
 }
 
-function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void }) {
+function ConfigForm({ config, onDone, onSaved }: { config?: ApiConfig; onDone: () => void; onSaved?: () => void }) {
   const t = useT();
+  const { locale } = useLocale();
   const { api, reloadConfigs } = useStore();
   const [name, setName] = useState(config?.name ?? "");
+  // The name follows the base URL until the user types one.
+  const [nameTyped, setNameTyped] = useState(config !== undefined);
   const [baseUrl, setBaseUrl] = useState(config?.baseUrl ?? "https://api.openai.com/v1");
   const [apiKey, setApiKey] = useState("");
   const [model, setModel] = useState(config?.model ?? "");
   const [models, setModels] = useState<string[]>([]);
+  const [modelsState, setModelsState] = useState<{ loading: boolean; error: string | null }>({ loading: false, error: null });
   const [error, setError] = useState<string | null>(null);
+  const [missing, setMissing] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [testing, setTesting] = useState(false);
   const [result, setResult] = useState<TestApiConfigResponse | { error: string } | null>(null);
+  const shownName = nameTyped ? name : name || suggestedName(baseUrl);
 
   // Unsaved edits are tested as given; an unchanged stored config is tested by id (its key
   // never leaves the server).
@@ -51,16 +60,22 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
     return null;
   };
 
-  /** The provider's models for the picker. Asked for by the button, the failure is shown;
-   * fetched by itself (after a test, on opening a saved config), a failure just leaves the
-   * model as a text field. */
+  /** The provider's models for the picker. Asked for by the button, or by itself once the base
+   * URL and key are there; a failure says why under the field, which then takes a typed name. */
+  const latest = useRef(0);
   const fetchModels = async (tgt: Target, quiet: boolean) => {
+    const call = ++latest.current;
+    setModelsState({ loading: true, error: null });
     try {
       const res = await api.apiConfigs.listModels({ target: tgt });
+      if (call !== latest.current) return;
       setModels(res.modelIds);
-      if (res.modelIds.length > 0) setModel((current) => current || res.modelIds[0]);
+      if (res.modelIds.length > 0)
+        setModel((current) => (current && res.modelIds.includes(current) ? current : current || res.modelIds[0]));
+      setModelsState({ loading: false, error: null });
     } catch (err) {
-      if (!quiet) setResult({ error: describeError(err, t) });
+      if (call !== latest.current) return;
+      setModelsState({ loading: false, error: quiet ? null : describeError(err, t) });
     }
   };
 
@@ -69,6 +84,18 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
     // Once, for the config the form opened with.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
+
+  // Base URL and key typed: the models load by themselves (after a pause in typing).
+  useEffect(() => {
+    if (!canLoadModels(baseUrl, apiKey)) return;
+    const timer = window.setTimeout(
+      () => void fetchModels({ case: "settings", value: { baseUrl: baseUrl.trim(), apiKey, model: "" } }, false),
+      600,
+    );
+    return () => window.clearTimeout(timer);
+    // fetchModels reads the latest state through its arguments.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [baseUrl, apiKey]);
 
   const test = async () => {
     const tgt = target();
@@ -81,7 +108,7 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
     try {
       const res = await api.apiConfigs.testApiConfig({ target: tgt });
       setResult(res);
-      if (res.ok) void fetchModels(tgt, true);
+      if (res.ok && models.length === 0) void fetchModels(tgt, true);
     } catch (err) {
       setResult({ error: describeError(err, t) });
     } finally {
@@ -92,14 +119,37 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
   const loadModels = () => {
     const tgt = target() ?? (config ? ({ case: "id", value: config.id } as const) : null);
     if (!tgt) {
-      setResult({ error: t("keyNeededToTest") });
+      setModelsState({ loading: false, error: t("keyNeededToTest") });
       return;
     }
     void fetchModels(tgt, false);
   };
 
+  const prefix = config ? `cfg-${config.id}` : "cfg-new";
+  // The stored key is never sent to another address: a new base URL needs the key again
+  // (the server refuses it without, naming api_key).
+  const urlChanged = config !== undefined && baseUrl.trim() !== config.baseUrl;
+
   const save = async (e: FormEvent) => {
     e.preventDefault();
+    // What is missing, in words and in the form's order; the first such field gets the focus.
+    const gaps = missingParts({ baseUrl, apiKey, model, name: shownName, keyRequired: !config || urlChanged });
+    if (gaps.length > 0) {
+      setMissing(
+        t("stillMissing", {
+          list: listText(
+            gaps.map((k) => t(k)),
+            locale,
+          ),
+        }),
+      );
+      const field = { missingBaseUrl: "url", missingValidBaseUrl: "url", missingApiKey: "key", missingModel: "model", missingName: "name" }[
+        gaps[0] as string
+      ];
+      if (field) document.getElementById(`${prefix}-${field}`)?.focus();
+      return;
+    }
+    setMissing(null);
     setBusy(true);
     setError(null);
     try {
@@ -107,16 +157,18 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
         const paths = ["name", "base_url", "model", ...(apiKey ? ["api_key"] : [])];
         await api.apiConfigs.updateApiConfig({
           id: config.id,
-          name,
-          baseUrl,
+          name: shownName.trim(),
+          baseUrl: baseUrl.trim(),
           model,
           apiKey: apiKey || undefined,
           updateMask: { paths },
         });
       } else {
-        await api.apiConfigs.createApiConfig({ name, baseUrl, apiKey, model });
+        await api.apiConfigs.createApiConfig({ name: shownName.trim(), baseUrl: baseUrl.trim(), apiKey, model });
       }
+      forgetModelLists(api);
       await reloadConfigs();
+      onSaved?.();
       onDone();
     } catch (err) {
       setError(describeError(err, t));
@@ -125,23 +177,15 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
     }
   };
 
-  const prefix = config ? `cfg-${config.id}` : "cfg-new";
-  // The stored key is never sent to another address: a new base URL needs the key again
-  // (the server refuses it without, naming api_key).
-  const urlChanged = config !== undefined && baseUrl.trim() !== config.baseUrl;
   return (
     <form
       onSubmit={save}
+      noValidate
       className="space-y-3 rounded-xl border border-gray-200 bg-gray-50 p-4"
       aria-label={config ? t("edit") : t("addConfig")}
     >
+      {!config && <p className="text-sm text-gray-600">{t("configStepHint")}</p>}
       <div className="grid gap-3 sm:grid-cols-2">
-        <div>
-          <label className="field-label" htmlFor={`${prefix}-name`}>
-            {t("name")}
-          </label>
-          <input id={`${prefix}-name`} className="input" value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} />
-        </div>
         <div>
           <label className="field-label" htmlFor={`${prefix}-url`}>
             {t("baseUrl")}
@@ -154,6 +198,7 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
             onChange={(e) => setBaseUrl(e.target.value)}
             required
             maxLength={500}
+            autoFocus={!config}
           />
         </div>
         <div>
@@ -203,14 +248,49 @@ function ConfigForm({ config, onDone }: { config?: ApiConfig; onDone: () => void
                 placeholder="gpt-4o-mini"
               />
             )}
-            <button type="button" className="btn-secondary shrink-0 px-3" onClick={loadModels} title={t("loadModels")}>
+            <button
+              type="button"
+              className="btn-secondary shrink-0 px-3"
+              onClick={loadModels}
+              title={t("loadModels")}
+              disabled={modelsState.loading}
+            >
               {t("loadModels")}
             </button>
           </div>
-          {models.length > 0 && <p className="mt-1 text-xs text-gray-500">{t("modelsLoaded", { n: models.length })}</p>}
+          <p className="mt-1 text-xs text-gray-500" role="status" data-testid="models-status">
+            {modelsState.loading
+              ? t("loadingModelsAuto")
+              : modelsState.error
+                ? t("modelsLoadFailed", { reason: modelsState.error })
+                : models.length > 0
+                  ? t("modelsLoaded", { n: models.length })
+                  : ""}
+          </p>
+        </div>
+        <div>
+          <label className="field-label" htmlFor={`${prefix}-name`}>
+            {t("name")}
+          </label>
+          <input
+            id={`${prefix}-name`}
+            className="input"
+            value={shownName}
+            onChange={(e) => {
+              setNameTyped(true);
+              setName(e.target.value);
+            }}
+            required
+            maxLength={100}
+          />
         </div>
       </div>
       <TestResult result={result} />
+      {missing && (
+        <p role="alert" className="alert-error" data-testid="config-missing">
+          {missing}
+        </p>
+      )}
       {error && (
         <p role="alert" className="alert-error">
           {error}
@@ -253,6 +333,7 @@ function ConfigCard({ config, onEdit }: { config: ApiConfig; onEdit: () => void 
   const remove = async () => {
     try {
       await api.apiConfigs.deleteApiConfig({ id: config.id });
+      forgetModelLists(api);
       await reloadConfigs();
     } catch (err) {
       setError(describeError(err, t));
@@ -314,18 +395,37 @@ function ConfigCard({ config, onEdit }: { config: ApiConfig; onEdit: () => void 
 export function ApiConfigsPanel() {
   const t = useT();
   const { configs } = useStore();
-  const [editing, setEditing] = useState<string | "new" | null>(null);
+  // Opened from a chat's "add a config first": the form at once, and the way back after.
+  const [request] = useState(takeNewConfigRequest);
+  const [editing, setEditing] = useState<string | "new" | null>(request ? "new" : null);
+  const [saved, setSaved] = useState(false);
+  const [returnTo] = useState(() => chatToReturnTo(request));
   return (
     <section className="space-y-4">
       <div className="flex items-center justify-between">
         <h2 className="text-lg font-semibold">{t("apiConfigs")}</h2>
         {editing !== "new" && (
-          <button type="button" className="btn-primary" onClick={() => setEditing("new")}>
+          <button
+            type="button"
+            className="btn-primary"
+            onClick={() => {
+              setSaved(false);
+              setEditing("new");
+            }}
+          >
             {t("addConfig")}
           </button>
         )}
       </div>
-      {editing === "new" && <ConfigForm onDone={() => setEditing(null)} />}
+      {saved && (
+        <div role="status" className="alert-ok flex flex-wrap items-center justify-between gap-2" data-testid="config-saved">
+          <span>{t("configSavedChat")}</span>
+          <button type="button" className="btn-primary px-3 py-1" onClick={() => navigate(returnTo ?? { name: "new" })}>
+            {returnTo?.name === "chat" ? t("backToChat") : t("startChatting")}
+          </button>
+        </div>
+      )}
+      {editing === "new" && <ConfigForm onDone={() => setEditing(null)} onSaved={() => setSaved(true)} />}
       {configs.length === 0 && editing !== "new" && <p className="text-sm text-gray-500">{t("noConfigs")}</p>}
       <ul className="space-y-3">
         {configs.map((c) =>

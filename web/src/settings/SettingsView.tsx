@@ -3,6 +3,7 @@ import { useT, type MessageKey } from "../i18n";
 import { ChatHeader } from "../chat/ChatView";
 import { ApiConfigsPanel } from "./ApiConfigsPanel";
 import { PersonasPanel } from "./PersonasPanel";
+import { ChatDefaultsPanel } from "./ChatDefaultsPanel";
 import { PasswordPanel, ProfilePanel } from "./AccountPanels";
 import { QuotaPanel } from "./QuotaPanel";
 import { TokenUsagePanel } from "./TokenUsagePanel";
@@ -44,7 +45,12 @@ export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab;
           {tab === "profile" && <ProfilePanel />}
           {tab === "password" && <PasswordPanel />}
           {tab === "api-configs" && <ApiConfigsPanel />}
-          {tab === "personas" && <PersonasPanel />}
+          {tab === "personas" && (
+            <div className="space-y-8">
+              <PersonasPanel />
+              <ChatDefaultsPanel />
+            </div>
+          )}
           {tab === "usage" && (
             <div className="space-y-8">
               <QuotaPanel />

@@ -25,6 +25,22 @@ describe("describeError", () => {
   const en = (key: MessageKey, vars?: Record<string, string | number>) => translate("en", key, vars);
   const zh = (key: MessageKey, vars?: Record<string, string | number>) => translate("zh-CN", key, vars);
 
+  it("says an ended chat must be reopened, in the UI's language", () => {
+    const ended = withReason(Code.FailedPrecondition, "this chat was ended; reopen it to continue", "CHAT_ENDED");
+    expect(describeError(ended, en)).toBe("This chat was ended: reopen it to continue.");
+    expect(describeError(ended, zh)).toBe("此对话已结束：重新开启后才能继续。");
+  });
+
+  it("names sampling settings by their labels, not their paths", () => {
+    const failure = {
+      code: Code.InvalidArgument,
+      message: "top_p: must be between 0 and 1",
+      fields: [{ field: "top_p", description: "must be between 0 and 1" }],
+    };
+    expect(describeFailure(failure, en)).toContain("Top-p");
+    expect(describeFailure(failure, en)).not.toContain("top_p");
+  });
+
   it("says a limit was reached and how long to wait", () => {
     expect(describeError(exhausted("too many messages", 12), en)).toBe("Limit reached: too many messages. Try again in 12 s.");
     expect(describeError(exhausted("daily token quota used up", 3600), en)).toBe(

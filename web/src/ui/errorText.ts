@@ -39,6 +39,7 @@ const reasonSentences: Record<string, MessageKey> = {
   BAD_CREDENTIALS: "reasonBadCredentials",
   ACCOUNT_DISABLED: "loginDisabled",
   ACCOUNT_PENDING: "loginPending",
+  CHAT_ENDED: "reasonChatEnded",
 };
 
 /** The labels of the fields a bad request may name (the last part of its path), as the forms show them. */
@@ -57,6 +58,9 @@ const fieldLabels: Record<string, MessageKey> = {
   model: "model",
   description: "description",
   system_prompt: "systemPrompt",
+  temperature: "temperature",
+  top_p: "topP",
+  max_tokens: "maxTokens",
   code: "code",
 };
 
