@@ -1,7 +1,8 @@
 //! The gRPC face of chat-service: read the caller and the request, call [`ChatService`], map
-//! the reply. Every method needs an access token (the auth layer checked it). One file per
-//! gRPC service (`api_configs`, `personas`, `sessions`, `messages`, `shared_connections`,
-//! `usage`); this one holds what they share.
+//! the reply. Every method needs an access token (the auth layer checked it) except
+//! `SharedChatService/GetSharedChat`, whose credential is the link. One file per gRPC service
+//! (`api_configs`, `personas`, `sessions`, `messages`, `shared_connections`, `usage`,
+//! `transfer`, `share_links`); this one holds what they share.
 
 mod account_data;
 mod api_configs;
@@ -10,7 +11,9 @@ mod personas;
 mod quotas;
 mod rooms;
 mod sessions;
+mod share_links;
 mod shared_connections;
+mod transfer;
 mod usage;
 
 use std::collections::HashSet;

@@ -7,7 +7,8 @@
 //! RegenerateMessage, WatchGeneration, StopGeneration: the lifecycle of a chat turn, which hands
 //! over to `generation`'s job), `shared_connections` (configs an administrator shares, their
 //! grants, prices and limits) and `usage` (tokens and cost per answer, read back per day or
-//! month). This file holds
+//! month), `transfer` (export and import) and `share_links` (read-only snapshots of chats).
+//! This file holds
 //! what they share (the owner-checked lookups, the start-up checks) so that they never
 //! import each other.
 
@@ -18,7 +19,9 @@ mod personas;
 mod quotas;
 mod rooms;
 mod sessions;
+mod share_links;
 mod shared_connections;
+mod transfer;
 mod turns;
 mod usage;
 
@@ -36,6 +39,7 @@ pub use sessions::{NewSessionInput, SessionChange};
 pub use shared_connections::{
     Administrator, Grantee, NewSharedConnection, SharedConnection, SharedConnectionChange, SharedModelInput,
 };
+pub use transfer::{DEFAULT_MAX_IMPORT_BYTES, ExportFormat, ExportedFile};
 pub use usage::{DayRange, Grouping};
 
 use crate::Error;
@@ -67,6 +71,8 @@ pub struct ChatService {
     quota_defaults: QuotaLimits,
     /// The owner of shared connections' config rows, once looked up.
     shared_owner: tokio::sync::OnceCell<OwnerId>,
+    /// The largest file ImportSessions takes, in bytes.
+    max_import_bytes: usize,
 }
 
 /// The owner ids of the accounts this instance has seen. An account's owner id never changes,
@@ -121,6 +127,7 @@ impl ChatService {
             adopt_legacy_owners,
             quota_defaults: QuotaLimits::default(),
             shared_owner: tokio::sync::OnceCell::new(),
+            max_import_bytes: transfer::DEFAULT_MAX_IMPORT_BYTES,
         }
     }
 

@@ -14,6 +14,10 @@ import { forgetMarkdownParts } from "../markdown/partsHint";
 const loadSignedIn = () => import("./SignedIn");
 const SignedIn = lazy(loadSignedIn);
 
+// A shared chat (/s/<token>) is read signed out, in a chunk of its own.
+const SharedChatPage = lazy(() => import("../share/SharedChatPage"));
+const sharedChatPath = /^\/s\/([A-Za-z0-9_-]+)\/?$/;
+
 // Remembers on this device that it was signed in, so the next visit fetches the app's chunk
 // while the session is being checked instead of after; a signed-out visit fetches only sign-in.
 const signedInHint = "parley.signedIn";
@@ -159,10 +163,17 @@ function Unreachable({ retryAt, onRetry }: { retryAt: number; onRetry: () => voi
 }
 
 export function App({ api = pageApi }: { api?: Api }) {
+  const shared = sharedChatPath.exec(window.location.pathname)?.[1];
   return (
     <I18nProvider>
       <ToastProvider>
-        <Gate api={api} />
+        {shared ? (
+          <Suspense fallback={<Loading />}>
+            <SharedChatPage token={shared} />
+          </Suspense>
+        ) : (
+          <Gate api={api} />
+        )}
       </ToastProvider>
     </I18nProvider>
   );
