@@ -34,10 +34,11 @@ afterAll(async () => {
   fake?.stop();
 });
 
+/** An item of the open chat's menu in the sidebar (the import makes a second chat of the same name). */
 async function chatMenu(item: string) {
   await page
+    .locator("li", { has: page.locator("a[aria-current=page]") })
     .getByRole("button", { name: `Chat options: ${title}` })
-    .first()
     .click();
   await page.getByRole("menuitem", { name: item }).click();
 }
@@ -189,7 +190,7 @@ describe("export, import and share links", () => {
     const link = page.getByTestId("share-link").first();
     await link.waitFor();
     await link.getByRole("button", { name: "Revoke" }).click();
-    await page.getByRole("dialog", { name: "Revoke" }).getByRole("button", { name: "Revoke" }).click();
+    await link.getByTestId("confirm-revoke").click();
     await page.getByText("No shared links.").waitFor();
     watchPage(shared);
     await shared.reload();

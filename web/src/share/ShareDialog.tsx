@@ -32,13 +32,24 @@ export function ShareLinkList({
   const { locale } = useLocale();
   const toast = useToast();
   const shares = useMemo(() => createClient(ShareService, api.transport), [api]);
-  const [confirming, setConfirming] = useState<ShareLink | null>(null);
+  // Revoking asks first, in the row itself (a dialog inside the share dialog would close both).
+  const [confirming, setConfirming] = useState<bigint | null>(null);
   if (links.length === 0) return <p className="text-sm text-gray-500">{tt("noLinks")}</p>;
+  const revoke = async (link: ShareLink) => {
+    setConfirming(null);
+    try {
+      await shares.revokeShareLink({ id: link.id });
+      onRevoked(link.id);
+      toast(tt("linkRevoked"));
+    } catch (err) {
+      toast(`${tt("couldNotRevoke")}: ${describeError(err, t)}`);
+    }
+  };
   return (
-    <>
-      <ul className="divide-y divide-gray-200 rounded-lg border border-gray-200" data-testid="share-links">
-        {links.map((link) => (
-          <li key={link.id.toString()} className="flex items-center gap-2 px-3 py-2 text-sm" data-testid="share-link">
+    <ul className="divide-y divide-gray-200 rounded-lg border border-gray-200" data-testid="share-links">
+      {links.map((link) => (
+        <li key={link.id.toString()} className="px-3 py-2 text-sm" data-testid="share-link">
+          <div className="flex items-center gap-2">
             <div className="min-w-0 flex-1">
               {sessionId === undefined && <div className="truncate font-medium">{link.title || tt("untitled")}</div>}
               <a href={shareUrl(link)} target="_blank" rel="noreferrer" className="block truncate text-blue-700 underline">
@@ -55,40 +66,26 @@ export function ShareLinkList({
             >
               {tt("copyLink")}
             </button>
-            <button type="button" className="btn-ghost text-red-700" onClick={() => setConfirming(link)}>
-              {tt("revoke")}
-            </button>
-          </li>
-        ))}
-      </ul>
-      <Modal open={confirming !== null} title={tt("revoke")} onClose={() => setConfirming(null)}>
-        <p className="mb-5 text-sm text-gray-600">{tt("revokeLinkConfirm")}</p>
-        <div className="flex justify-end gap-2">
-          <button type="button" className="btn-secondary" onClick={() => setConfirming(null)}>
-            {t("cancel")}
-          </button>
-          <button
-            type="button"
-            className="btn-danger"
-            autoFocus
-            onClick={async () => {
-              const link = confirming;
-              setConfirming(null);
-              if (!link) return;
-              try {
-                await shares.revokeShareLink({ id: link.id });
-                onRevoked(link.id);
-                toast(tt("linkRevoked"));
-              } catch (err) {
-                toast(`${tt("couldNotRevoke")}: ${describeError(err, t)}`);
-              }
-            }}
-          >
-            {tt("revoke")}
-          </button>
-        </div>
-      </Modal>
-    </>
+            {confirming !== link.id && (
+              <button type="button" className="btn-ghost text-red-700" onClick={() => setConfirming(link.id)}>
+                {tt("revoke")}
+              </button>
+            )}
+          </div>
+          {confirming === link.id && (
+            <div role="group" aria-label={tt("revoke")} className="mt-2 flex items-center justify-end gap-2">
+              <span className="mr-auto text-xs text-gray-600">{tt("revokeLinkConfirm")}</span>
+              <button type="button" className="btn-secondary" onClick={() => setConfirming(null)}>
+                {t("cancel")}
+              </button>
+              <button type="button" className="btn-danger" autoFocus onClick={() => void revoke(link)} data-testid="confirm-revoke">
+                {tt("revoke")}
+              </button>
+            </div>
+          )}
+        </li>
+      ))}
+    </ul>
   );
 }
 
