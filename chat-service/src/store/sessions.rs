@@ -160,7 +160,7 @@ impl ChatStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        Self::delete_share_links_of_session(&mut *tx, id).await?;
+        Self::delete_share_links_of_session(&mut tx, id).await?;
         tx.commit().await?;
         Ok(true)
     }
