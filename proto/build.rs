@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// Names of string fields that hold a secret (keys, passwords, one-time codes, tokens): no
 /// `Debug` output may show their value.
-const SECRET_FIELDS: [&str; 10] = [
+const SECRET_FIELDS: [&str; 11] = [
     "api_key",
     "password",
     "old_password",
@@ -16,12 +16,13 @@ const SECRET_FIELDS: [&str; 10] = [
     "refresh_token",
     "keep_refresh_token",
     "invite_code",
+    "share_token",
 ];
 
 /// Every message with a string field named in [`SECRET_FIELDS`]; src/lib.rs implements
 /// `Debug` for each, and its tests check this list against the descriptors (they reach both
 /// lists as `PARLEY_SECRET_FIELDS` and `PARLEY_SECRET_MESSAGES`).
-const SECRET_MESSAGES: [&str; 21] = [
+const SECRET_MESSAGES: [&str; 23] = [
     ".parley.llm.v1.Provider",
     ".parley.chat.v1.ProviderSettings",
     ".parley.chat.v1.CreateApiConfigRequest",
@@ -43,6 +44,8 @@ const SECRET_MESSAGES: [&str; 21] = [
     ".parley.user.v1.CreateInviteCodeResponse",
     ".parley.chat.v1.CreateInviteCodeResponse",
     ".parley.chat.v1.JoinByInviteCodeRequest",
+    ".parley.chat.v1.ShareLink",
+    ".parley.chat.v1.GetSharedChatRequest",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -60,6 +63,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "parley/chat/v1/room.proto",
         "parley/chat/v1/model.proto",
         "parley/chat/v1/chat_defaults.proto",
+        "parley/chat/v1/transfer.proto",
+        "parley/chat/v1/share.proto",
         "parley/chat/internal/v1/account_data.proto",
     ];
     for proto in &protos {

@@ -42,6 +42,8 @@ pub struct StackConfig {
     /// Room limits, the retention sweep and NATS (which the all-in-one does not need: its
     /// room events stay in process unless given one).
     pub rooms: chat_service::RoomOptions,
+    /// Export and import limits (--max-import-bytes).
+    pub transfer: chat_service::TransferOptions,
     /// How often every service's token verifier fetches keys and revocations: a logged-out
     /// session or deleted account is refused within about this long.
     pub verifier: parley_service_kit::access_token::VerifierOptions,
@@ -65,6 +67,7 @@ impl StackConfig {
             adopt_legacy_chats: false,
             quotas: chat_service::QuotaLimits::default(),
             rooms: chat_service::RoomOptions::default(),
+            transfer: chat_service::TransferOptions::default(),
             verifier: parley_service_kit::access_token::VerifierOptions::default(),
             metrics_listen: None,
         }
@@ -285,6 +288,7 @@ pub async fn start(
     chat_config.adopt_legacy_chats = config.adopt_legacy_chats;
     chat_config.quotas = config.quotas;
     config.rooms.clone().apply(&mut chat_config);
+    config.transfer.clone().apply(&mut chat_config);
     chat_config.access_token_refresh = token_refresh;
     let mut llm_config = llm_service::Config {
         allow_private_networks: private_networks_allowed(config.allow_private_networks, addr),

@@ -55,6 +55,8 @@ struct Cli {
     #[command(flatten)]
     rooms: chat_service::RoomOptions,
     #[command(flatten)]
+    transfer: chat_service::TransferOptions,
+    #[command(flatten)]
     verifier: VerifierOptions,
     /// Where to serve the gateway's Prometheus metrics (`/metrics`), e.g. 127.0.0.1:9464;
     /// none by default. Keep it off the public network.
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
             adopt_legacy_chats: cli.adopt_legacy_chats,
             quotas: cli.quotas,
             rooms: cli.rooms,
+            transfer: cli.transfer,
             verifier: cli.verifier,
             metrics_listen: cli.metrics_listen,
         };

@@ -47,6 +47,8 @@ pub struct Config {
     /// How often access-token keys and revocations are fetched from user-service: a revoked
     /// token is refused within about this long.
     pub access_token_refresh: Duration,
+    /// The largest file ImportSessions takes, in bytes.
+    pub max_import_bytes: usize,
 }
 
 // Never print key material.
@@ -63,6 +65,7 @@ impl std::fmt::Debug for Config {
             .field("room_limits", &self.room_limits)
             .field("room_retention", &self.room_retention)
             .field("nats_url", &self.nats_url)
+            .field("max_import_bytes", &self.max_import_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +87,7 @@ impl Config {
             room_retention: crate::RetentionSweep::default(),
             nats_url: None,
             access_token_refresh: parley_service_kit::access_token::DEFAULT_REFRESH_INTERVAL,
+            max_import_bytes: crate::service::DEFAULT_MAX_IMPORT_BYTES,
         }
     }
 
@@ -151,5 +155,28 @@ impl RoomOptions {
         };
         config.room_retention.interval = Duration::from_secs(self.room_retention_sweep_secs.max(1));
         config.nats_url = self.nats_url;
+    }
+}
+
+/// The export and import flags, shared by chat-service and the all-in-one `parley`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransferOptions {
+    /// The largest file ImportSessions takes, in bytes. The gateway's --max-message-bytes
+    /// bounds a request too: raise both for larger imports.
+    #[arg(long, env = "PARLEY_MAX_IMPORT_BYTES", default_value_t = crate::service::DEFAULT_MAX_IMPORT_BYTES)]
+    pub max_import_bytes: usize,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        Self {
+            max_import_bytes: crate::service::DEFAULT_MAX_IMPORT_BYTES,
+        }
+    }
+}
+
+impl TransferOptions {
+    pub fn apply(self, config: &mut Config) {
+        config.max_import_bytes = self.max_import_bytes.max(1);
     }
 }

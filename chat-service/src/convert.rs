@@ -4,6 +4,7 @@
 //! never leave the row (only their hint does).
 
 mod rooms;
+mod share_links;
 
 use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::chat_event::Event;
@@ -11,6 +12,7 @@ use parley_proto::timestamp::from_unix_millis;
 use parley_service_kit::grpc_status::Reason;
 
 pub use rooms::{invitation, member, role, room, room_message};
+pub use share_links::{share_link, shared_chat};
 
 use crate::quota::QuotaLimits;
 use crate::service::{AccountQuota, ModelGroup};
@@ -167,7 +169,7 @@ pub fn chat_defaults(row: &ChatDefaultsRow) -> pb::ChatDefaults {
     }
 }
 
-fn message_role(role: Role) -> pb::MessageRole {
+pub(crate) fn message_role(role: Role) -> pb::MessageRole {
     match role {
         Role::User => pb::MessageRole::User,
         Role::Assistant => pb::MessageRole::Assistant,

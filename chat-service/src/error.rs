@@ -90,6 +90,9 @@ pub enum Error {
     MasterKey { path: String, reason: String },
     #[error("configuration: {0}")]
     Config(String),
+    /// An export could not be written (a bug: every value exported is serialisable).
+    #[error("export: {0}")]
+    Export(#[from] serde_json::Error),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("{0}")]

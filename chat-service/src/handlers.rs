@@ -1,7 +1,9 @@
 //! The gRPC face of chat-service: read the caller and the request, call [`ChatService`], map
-//! the reply. Every method needs an access token (the auth layer checked it). One file per
-//! gRPC service (`api_configs`, `personas`, `sessions`, `messages`, `shared_connections`,
-//! `usage`, `models`: the model picker and chat defaults); this one holds what they share.
+//! the reply. Every method needs an access token (the auth layer checked it) except
+//! `SharedChatService/GetSharedChat`, whose credential is the link. One file per gRPC service
+//! (`api_configs`, `personas`, `sessions`, `messages`, `shared_connections`, `usage`,
+//! `models` (the model picker and chat defaults), `transfer`, `share_links`); this one holds
+//! what they share.
 
 mod account_data;
 mod api_configs;
@@ -11,7 +13,9 @@ mod personas;
 mod quotas;
 mod rooms;
 mod sessions;
+mod share_links;
 mod shared_connections;
+mod transfer;
 mod usage;
 
 use std::collections::HashSet;

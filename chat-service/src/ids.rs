@@ -52,3 +52,7 @@ row_id!(
     /// A row of `room_events`: the position WatchRoomEvents resumes from.
     RoomEventId
 );
+row_id!(
+    /// A row of `chat_share_links`: a read-only link to a snapshot of a chat.
+    ShareLinkId
+);

@@ -1,7 +1,8 @@
 //! chat-service: API configs (keys encrypted at rest), personas, sessions and messages, and
 //! the generations that answer them through llm-service, served as `parley.chat.v1`'s
 //! `ApiConfigService`, `PersonaService`, `SessionService`, `MessageService`, `QuotaService`,
-//! `ModelService` and `ChatDefaultsService`.
+//! `ModelService`, `ChatDefaultsService`, `TransferService` (export, import), `ShareService`
+//! and `SharedChatService` (share links).
 //!
 //! Layers: `handlers` (gRPC in and out) → `service` (the rules) → [`store`] (SQL), with
 //! `generation` running answers as tasks of their own that outlive the request, and
@@ -27,6 +28,7 @@ mod quota;
 mod room_bus;
 mod service;
 pub mod store;
+mod transfer;
 pub mod usage;
 mod validation;
 
@@ -45,7 +47,10 @@ use parley_proto::chat::v1::persona_service_server::PersonaServiceServer;
 use parley_proto::chat::v1::quota_service_server::QuotaServiceServer;
 use parley_proto::chat::v1::room_service_server::RoomServiceServer;
 use parley_proto::chat::v1::session_service_server::SessionServiceServer;
+use parley_proto::chat::v1::share_service_server::ShareServiceServer;
+use parley_proto::chat::v1::shared_chat_service_server::SharedChatServiceServer;
 use parley_proto::chat::v1::shared_connection_service_server::SharedConnectionServiceServer;
+use parley_proto::chat::v1::transfer_service_server::TransferServiceServer;
 use parley_proto::chat::v1::usage_service_server::UsageServiceServer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
 use parley_service_kit::auth_layer::AuthLayer;
@@ -54,7 +59,7 @@ use parley_service_kit::grpc_server::GrpcServer;
 use tokio::net::TcpListener;
 use tonic::transport::Endpoint;
 
-pub use config::{Config, RoomOptions};
+pub use config::{Config, RoomOptions, TransferOptions};
 pub use error::Error;
 use generation::GenerationRegistry;
 pub use generation::{DEFAULT_MAX_ANSWER_BYTES, GenerationSettings};
@@ -102,7 +107,8 @@ pub async fn serve(
             !single_instance,
             config.adopt_legacy_chats,
         )
-        .with_quota_defaults(config.quotas),
+        .with_quota_defaults(config.quotas)
+        .with_max_import_bytes(config.max_import_bytes),
     );
     // Before serving: no request may see a row a crash left STREAMING, and a wrong master
     // key must stop the start, not surface later as failed chats. Other instances' answers
@@ -207,10 +213,13 @@ pub async fn serve(
         backend = ?database.backend,
         "chat-service listening"
     );
-    // No public methods: every call needs a user's access token, except the internal
-    // service's, which need a service token with the method's scope (and refuse user tokens).
-    let auth =
-        AuthLayer::new(verifier, std::iter::empty::<String>()).service_methods(SERVICE_TOKEN_AUDIENCE, METHOD_SCOPES);
+    // Every call needs a user's access token, except a shared chat's snapshot (public: its
+    // credential is the link) and the internal service's, which need a service token with the
+    // method's scope (and refuse user tokens).
+    let auth = AuthLayer::new(verifier, parley_proto::chat::v1::PUBLIC_METHODS.iter().copied())
+        .service_methods(SERVICE_TOKEN_AUDIENCE, METHOD_SCOPES);
+    // An import's file plus room for the rest of the request.
+    let max_import_request = config.max_import_bytes.saturating_add(64 * 1024);
     let served = GrpcServer::new(auth)
         .add_service(AccountDataServiceServer::new(api.clone()))
         .add_service(ApiConfigServiceServer::new(api.clone()))
@@ -221,6 +230,9 @@ pub async fn serve(
         .add_service(QuotaServiceServer::new(api.clone()))
         .add_service(SharedConnectionServiceServer::new(api.clone()))
         .add_service(UsageServiceServer::new(api.clone()))
+        .add_service(TransferServiceServer::new(api.clone()).max_decoding_message_size(max_import_request))
+        .add_service(ShareServiceServer::new(api.clone()))
+        .add_service(SharedChatServiceServer::new(api.clone()))
         .add_service(MessageServiceServer::new(api))
         .add_service(RoomServiceServer::new(room_api))
         .drain_deadline(config.drain_deadline)

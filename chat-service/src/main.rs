@@ -53,6 +53,8 @@ struct Cli {
     #[command(flatten)]
     rooms: chat_service::RoomOptions,
     #[command(flatten)]
+    transfer: chat_service::TransferOptions,
+    #[command(flatten)]
     verifier: VerifierOptions,
 }
 
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         config.adopt_legacy_chats = cli.adopt_legacy_chats;
         config.quotas = cli.quotas;
         cli.rooms.apply(&mut config);
+        cli.transfer.apply(&mut config);
         config.access_token_refresh = cli.verifier.refresh_interval();
         let listener = entrypoint::bind(cli.listen).await?;
         chat_service::serve(listener, config, shutdown::signal())

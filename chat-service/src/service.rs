@@ -21,7 +21,9 @@ mod personas;
 mod quotas;
 mod rooms;
 mod sessions;
+mod share_links;
 mod shared_connections;
+mod transfer;
 mod turns;
 mod usage;
 
@@ -41,6 +43,7 @@ pub use sessions::{NewSessionInput, SessionChange};
 pub use shared_connections::{
     Administrator, Grantee, NewSharedConnection, SharedConnection, SharedConnectionChange, SharedModelInput,
 };
+pub use transfer::{DEFAULT_MAX_IMPORT_BYTES, ExportFormat, ExportedFile};
 pub use usage::{DayRange, Grouping};
 
 use crate::Error;
@@ -75,6 +78,8 @@ pub struct ChatService {
     shared_owner: tokio::sync::OnceCell<OwnerId>,
     /// The model lists providers gave, per config, for a while.
     models: ModelCache,
+    /// The largest file ImportSessions takes, in bytes.
+    max_import_bytes: usize,
 }
 
 /// The owner ids of the accounts this instance has seen. An account's owner id never changes,
@@ -130,6 +135,7 @@ impl ChatService {
             quota_defaults: QuotaLimits::default(),
             shared_owner: tokio::sync::OnceCell::new(),
             models: ModelCache::default(),
+            max_import_bytes: transfer::DEFAULT_MAX_IMPORT_BYTES,
         }
     }
 

@@ -10,9 +10,9 @@
 //! `api_configs`, `personas`, `sessions`, `messages` (what users read and edit), `answers`
 //! (what generations write), `sealed_keys` (master-key rotation), `owners` (which account
 //! owns an owner id; erasing a deleted account's rows), `preferences` (favourite models,
-//! defaults for new chats), `quotas` (usage, overrides, and the
-//! writes checked against them), `shared_connections` (configs an administrator shares) and
-//! `usage` (tokens per answer).
+//! defaults for new chats), `quotas` (usage, overrides, and the writes checked against them),
+//! `shared_connections` (configs an administrator shares), `usage` (tokens per answer),
+//! `transfer` (export reads, import writes) and `share_links` (read-only snapshots of chats).
 
 mod answers;
 mod api_configs;
@@ -24,7 +24,9 @@ mod quotas;
 mod rooms;
 mod sealed_keys;
 mod sessions;
+mod share_links;
 mod shared_connections;
+mod transfer;
 mod usage;
 
 use parley_service_kit::database::Database;
@@ -40,7 +42,9 @@ pub use rooms::{
     AuthorKind, InvitationRow, InviteCodeRow, MemberRow, RetainedRoom, RoomEventRow, RoomFields, RoomMessageType,
     RoomRole, RoomRow, Visibility,
 };
+pub use share_links::{NewShareLink, ShareLinkRow, SharedMessageRow};
 pub use shared_connections::{SharedConnectionRow, SharedModelRow, SharingFields};
+pub use transfer::{ImportedMessageRow, ImportedSession};
 pub use usage::{TokensUsed, UsageRow};
 
 #[derive(Debug, Clone, sqlx::FromRow)]

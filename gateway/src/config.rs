@@ -31,6 +31,8 @@ pub struct Config {
     pub auth_rate_limit: Option<RateLimit>,
     /// Per client address, on RefreshToken and Logout. `None`: unlimited.
     pub refresh_rate_limit: Option<RateLimit>,
+    /// Per client address, on GetSharedChat (opening a shared link). `None`: unlimited.
+    pub shared_chat_rate_limit: Option<RateLimit>,
     /// Per user, on SendMessage and RegenerateMessage. `None`: unlimited.
     pub generation_rate_limit: Option<RateLimit>,
     /// Per user, on TestApiConfig and ListModels. `None`: unlimited.
@@ -98,6 +100,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             auth_rate_limit: Some(RateLimit::per_minute(30)),
             refresh_rate_limit: Some(RateLimit::per_minute(120)),
+            shared_chat_rate_limit: Some(RateLimit::per_minute(60)),
             generation_rate_limit: Some(RateLimit::per_minute(30)),
             provider_rate_limit: Some(RateLimit::per_minute(20)),
             max_message_bytes: 4 * 1024 * 1024,
@@ -226,6 +229,7 @@ impl Config {
         let limits = [
             self.auth_rate_limit,
             self.refresh_rate_limit,
+            self.shared_chat_rate_limit,
             self.generation_rate_limit,
             self.provider_rate_limit,
         ];

@@ -29,6 +29,10 @@ pub struct EdgeOptions {
     /// Token refreshes and sign-outs allowed per client address per minute (0: no limit).
     #[arg(long, env = "PARLEY_REFRESH_REQUESTS_PER_MINUTE", default_value_t = 120)]
     pub refresh_requests_per_minute: u32,
+    /// Shared chats (links opened, signed in or not) allowed per client address per minute
+    /// (0: no limit).
+    #[arg(long, env = "PARLEY_SHARED_CHAT_REQUESTS_PER_MINUTE", default_value_t = 60)]
+    pub shared_chat_requests_per_minute: u32,
     /// Messages (and regenerations) allowed per user per minute (0: no limit).
     #[arg(long, env = "PARLEY_MESSAGES_PER_MINUTE", default_value_t = 30)]
     pub messages_per_minute: u32,
@@ -96,6 +100,7 @@ impl Default for EdgeOptions {
             trusted_proxies: NetworkList::default(),
             auth_requests_per_minute: 30,
             refresh_requests_per_minute: 120,
+            shared_chat_requests_per_minute: 60,
             messages_per_minute: 30,
             provider_checks_per_minute: 20,
             max_message_bytes: 4 * 1024 * 1024,
@@ -130,6 +135,7 @@ impl EdgeOptions {
         let per_minute = |calls: u32| (calls > 0).then(|| RateLimit::per_minute(calls));
         config.auth_rate_limit = per_minute(self.auth_requests_per_minute);
         config.refresh_rate_limit = per_minute(self.refresh_requests_per_minute);
+        config.shared_chat_rate_limit = per_minute(self.shared_chat_requests_per_minute);
         config.generation_rate_limit = per_minute(self.messages_per_minute);
         config.provider_rate_limit = per_minute(self.provider_checks_per_minute);
         config.max_message_bytes = self.max_message_bytes;

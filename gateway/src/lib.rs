@@ -47,9 +47,16 @@ use admission::AdmissionLayer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
 use parley_service_kit::auth_layer::AuthLayer;
 use routing::{CHAT_PACKAGE, GrpcService, USER_PACKAGE};
-// The methods anyone may call without an access token: user-service's own list (health and
-// reflection are always public too).
-use parley_proto::user::v1::PUBLIC_METHODS;
+
+/// The methods anyone may call without an access token: user-service's list and
+/// chat-service's (health and reflection are always public too).
+pub(crate) fn public_methods() -> Vec<&'static str> {
+    parley_proto::user::v1::PUBLIC_METHODS
+        .iter()
+        .chain(parley_proto::chat::v1::PUBLIC_METHODS)
+        .copied()
+        .collect()
+}
 
 /// Serves on an already-bound listener until `shutdown` resolves, then lets open calls finish
 /// for up to `config.drain_deadline`.
@@ -99,12 +106,13 @@ pub async fn serve_with_metrics(
     );
     let grpc_routes = routes.into_router(grpc_routes, &config);
     let resolve_client = client_addr::ResolveClient::new(&config.trusted_proxies);
+    let public_methods = public_methods();
     let guarded: GrpcService = BoxCloneService::new(
         ServiceBuilder::new()
             .map_request(move |request| resolve_client.resolve(request))
             // Per address first, so one address over its share takes no global slot.
             .layer(AdmissionLayer::new(load_shedding::CallsPerAddress::new(
-                PUBLIC_METHODS,
+                &public_methods,
                 config.max_calls_per_address,
                 config.max_public_calls_per_address,
             )))
@@ -113,7 +121,7 @@ pub async fn serve_with_metrics(
                 config.max_concurrent_calls,
                 config.max_reflection_streams,
             )))
-            .layer(AuthLayer::new(verifier, PUBLIC_METHODS.iter().copied()))
+            .layer(AuthLayer::new(verifier, public_methods.iter().copied()))
             .map_request(call_log::record_caller)
             // Before the rate limit, so a refused call does not spend a message's allowance.
             .layer(AdmissionLayer::new(load_shedding::CallsPerUser::streams(

@@ -1,6 +1,7 @@
 //! Rate limits at the edge: per client address on the public auth methods (password and code
 //! guessing) and, with a separate and larger allowance, on RefreshToken and Logout (a busy tab
-//! refreshing its token must never lock its user out of signing in); per user on the methods
+//! refreshing its token must never lock its user out of signing in), and with its own on
+//! GetSharedChat (opening a shared link); per user on the methods
 //! that start a generation and, with their own allowance, on those that ask the user's
 //! provider (TestApiConfig, ListModels). Over the limit, a call is answered RESOURCE_EXHAUSTED
 //! with a `RetryInfo` saying when to try again.
@@ -34,6 +35,10 @@ const REFRESH_LIMITED_METHODS: &[&str] = &[
     "/parley.user.v1.UserService/RefreshToken",
     "/parley.user.v1.UserService/Logout",
 ];
+
+/// The public method that reads a shared chat's snapshot: limited per client address with its
+/// own allowance (a link's token cannot be guessed, but each call reads a whole chat).
+const SHARED_CHAT_LIMITED_METHODS: &[&str] = &["/parley.chat.v1.SharedChatService/GetSharedChat"];
 
 /// Methods that start a generation (they cost the user's provider money): limited per user.
 const USER_LIMITED_METHODS: &[&str] = &[
@@ -185,6 +190,11 @@ impl Limits {
                 REFRESH_LIMITED_METHODS,
                 "too many token refreshes from this address",
             ),
+            (
+                config.shared_chat_rate_limit,
+                SHARED_CHAT_LIMITED_METHODS,
+                "too many shared chats opened from this address",
+            ),
         ]
         .into_iter()
         .filter_map(|(limit, methods, refusal)| {
@@ -279,6 +289,7 @@ mod tests {
         let lists = [
             ("ADDRESS_LIMITED_METHODS", ADDRESS_LIMITED_METHODS),
             ("REFRESH_LIMITED_METHODS", REFRESH_LIMITED_METHODS),
+            ("SHARED_CHAT_LIMITED_METHODS", SHARED_CHAT_LIMITED_METHODS),
             ("USER_LIMITED_METHODS", USER_LIMITED_METHODS),
             ("PROVIDER_LIMITED_METHODS", PROVIDER_LIMITED_METHODS),
         ];
@@ -293,8 +304,12 @@ mod tests {
         }
         // Limited by address because they need no account; the others are per user, so
         // they must need one (a public method has no user to count).
-        let public = parley_proto::user::v1::PUBLIC_METHODS;
-        for method in ADDRESS_LIMITED_METHODS.iter().chain(REFRESH_LIMITED_METHODS) {
+        let public = crate::public_methods();
+        for method in ADDRESS_LIMITED_METHODS
+            .iter()
+            .chain(REFRESH_LIMITED_METHODS)
+            .chain(SHARED_CHAT_LIMITED_METHODS)
+        {
             assert!(
                 public.contains(method),
                 "{method} is limited by address but needs an account"

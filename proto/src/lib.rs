@@ -30,6 +30,11 @@ pub mod user {
 pub mod chat {
     pub mod v1 {
         tonic::include_proto!("parley.chat.v1");
+
+        /// The chat methods anyone may call without an access token (full gRPC paths): a
+        /// shared chat's snapshot, whose credential is the link's token. The gateway's edge
+        /// auth and chat-service's auth layer both use this list.
+        pub const PUBLIC_METHODS: &[&str] = &["/parley.chat.v1.SharedChatService/GetSharedChat"];
     }
 
     /// chat-service's internal services: called by other services with a service token,
@@ -80,7 +85,8 @@ mod redacted_debug {
 
     use crate::chat::v1::{
         CreateApiConfigRequest, CreateInviteCodeResponse as RoomInviteCodeResponse, CreateSharedConnectionRequest,
-        JoinByInviteCodeRequest, ProviderSettings, UpdateApiConfigRequest, UpdateSharedConnectionRequest,
+        GetSharedChatRequest, JoinByInviteCodeRequest, ProviderSettings, ShareLink, UpdateApiConfigRequest,
+        UpdateSharedConnectionRequest,
     };
     use crate::llm::v1::Provider;
     use crate::user::v1::{
@@ -187,6 +193,14 @@ mod redacted_debug {
     debug_without_secrets!(CreateInviteCodeResponse { invite } secret { code });
     debug_without_secrets!(RoomInviteCodeResponse { expires_at, max_uses } secret { code });
     debug_without_secrets!(JoinByInviteCodeRequest {} secret { code });
+    debug_without_secrets!(ShareLink {
+        id,
+        session_id,
+        title,
+        message_count,
+        created_at
+    } secret { share_token });
+    debug_without_secrets!(GetSharedChatRequest {} secret { share_token });
 
     #[cfg(test)]
     #[allow(clippy::unwrap_used)]
@@ -445,44 +459,48 @@ mod public_methods_tests {
     use prost::Message;
     use prost_types::FileDescriptorSet;
 
-    use crate::user::v1::PUBLIC_METHODS;
-
-    /// Renaming an RPC must not silently take it off (or leave a dead name on) the list that
-    /// decides what needs no account, and the gateway's rate limits by address with it.
-    #[test]
-    fn every_public_method_is_a_defined_user_service_method() {
+    /// Every method of `package`, as full paths.
+    fn methods_of(package: &str) -> Vec<String> {
         let set = FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap_or_else(|e| panic!("{e}"));
-        let user_methods: Vec<String> = set
-            .file
+        set.file
             .iter()
-            .filter(|file| file.package() == "parley.user.v1")
+            .filter(|file| file.package() == package)
             .flat_map(|file| {
                 file.service.iter().flat_map(|service| {
                     service
                         .method
                         .iter()
-                        .map(move |method| format!("/parley.user.v1.{}/{}", service.name(), method.name()))
+                        .map(move |method| format!("/{package}.{}/{}", service.name(), method.name()))
                 })
             })
-            .collect();
-        assert!(
-            !user_methods.is_empty(),
-            "no parley.user.v1 methods in the descriptor set"
-        );
-        for method in PUBLIC_METHODS {
-            assert!(
-                user_methods.iter().any(|m| m == method),
-                "PUBLIC_METHODS lists {method}, which parley.user.v1 does not define"
+            .collect()
+    }
+
+    /// Renaming an RPC must not silently take it off (or leave a dead name on) the list that
+    /// decides what needs no account, and the gateway's rate limits by address with it.
+    #[test]
+    fn every_public_method_is_a_defined_method_of_its_package() {
+        for (package, public) in [
+            ("parley.user.v1", crate::user::v1::PUBLIC_METHODS),
+            ("parley.chat.v1", crate::chat::v1::PUBLIC_METHODS),
+        ] {
+            let defined = methods_of(package);
+            assert!(!defined.is_empty(), "no {package} methods in the descriptor set");
+            for method in public {
+                assert!(
+                    defined.iter().any(|m| m == method),
+                    "PUBLIC_METHODS lists {method}, which {package} does not define"
+                );
+            }
+            let mut unique = public.to_vec();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                public.len(),
+                "{package}'s PUBLIC_METHODS lists a method twice"
             );
         }
-        let mut unique = PUBLIC_METHODS.to_vec();
-        unique.sort_unstable();
-        unique.dedup();
-        assert_eq!(
-            unique.len(),
-            PUBLIC_METHODS.len(),
-            "PUBLIC_METHODS lists a method twice"
-        );
     }
 }
 

@@ -66,6 +66,8 @@ const USAGE_COLUMNS: &str = "\
           JOIN chat_sessions s ON s.id = m.session_id WHERE s.user_id = o.id) \
        + (SELECT COALESCE(SUM(OCTET_LENGTH(s.system_prompt)), 0) FROM chat_sessions s WHERE s.user_id = o.id) \
        + (SELECT COALESCE(SUM(OCTET_LENGTH(p.system_prompt)), 0) FROM personas p WHERE p.user_id = o.id) \
+       + (SELECT COALESCE(SUM(OCTET_LENGTH(sm.content)), 0) FROM chat_share_messages sm \
+          JOIN chat_share_links l ON l.id = sm.link_id WHERE l.owner_id = o.id) \
        AS BIGINT) AS stored_bytes, \
     CAST(COALESCE((SELECT d.messages FROM chat_daily_messages d WHERE d.owner_id = o.id AND d.day = $1), 0) \
        AS BIGINT) AS messages_today, \
@@ -90,8 +92,12 @@ impl QuotaWrite {
         self.tx.commit().await
     }
 
-    fn conn(&mut self) -> &mut AnyConnection {
+    pub(super) fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
+    }
+
+    pub(super) fn owner(&self) -> OwnerId {
+        self.owner
     }
 }
 

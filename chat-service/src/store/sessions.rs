@@ -1,4 +1,4 @@
-//! `chat_sessions` (a session's messages go with it when it is deleted).
+//! `chat_sessions` (a session's messages and share links go with it when it is deleted).
 
 use parley_service_kit::database::flag;
 use sqlx::AnyConnection;
@@ -169,6 +169,7 @@ impl ChatStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        Self::delete_share_links_of_session(&mut tx, id).await?;
         tx.commit().await?;
         Ok(true)
     }

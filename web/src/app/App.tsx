@@ -14,6 +14,10 @@ import { loadSignedIn, rememberSignedIn, takeRestore } from "./preload";
 
 const SignedIn = lazy(loadSignedIn);
 
+// A shared chat (/s/<token>) is read signed out, in a chunk of its own.
+const SharedChatPage = lazy(() => import("../share/SharedChatPage"));
+const sharedChatPath = /^\/s\/([A-Za-z0-9_-]+)\/?$/;
+
 /** The loading state; the app chunk's fallback is the same, so nothing moves in between. */
 function Loading() {
   const t = useT();
@@ -153,10 +157,17 @@ function Unreachable({ retryAt, onRetry }: { retryAt: number; onRetry: () => voi
 }
 
 export function App({ api = pageApi }: { api?: Api }) {
+  const shared = sharedChatPath.exec(window.location.pathname)?.[1];
   return (
     <I18nProvider>
       <ToastProvider>
-        <Gate api={api} />
+        {shared ? (
+          <Suspense fallback={<Loading />}>
+            <SharedChatPage token={shared} />
+          </Suspense>
+        ) : (
+          <Gate api={api} />
+        )}
       </ToastProvider>
     </I18nProvider>
   );

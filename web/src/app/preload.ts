@@ -58,7 +58,8 @@ let chat: { api: Api; userId: bigint; sessionId: string; contents: Promise<ChatC
 
 /** Starts what this page will need (see above); call once, before the first render. */
 export function startPreload(api: Api, path: string = window.location.pathname): void {
-  if (!wasSignedIn()) return;
+  // A shared chat (/s/<token>) is read signed out: it needs none of this.
+  if (!wasSignedIn() || path.startsWith("/s/")) return;
   void loadSignedIn().catch(() => {});
   const route = parseRoute(path);
   if (route.name === "chat") prefetchChatParts(route.id);

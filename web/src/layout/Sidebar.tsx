@@ -1,7 +1,7 @@
 import { lazy, Suspense, useState } from "react";
 import { useStore } from "../app/store";
 import { navigate, routePath, useRoute } from "../app/router";
-import { locales, useLocale, useT, type MessageKey } from "../i18n";
+import { locales, useLocale, useT, type Locale, type MessageKey } from "../i18n";
 import { groupSessions, type GroupKey } from "./groups";
 import { Avatar } from "../ui/Avatar";
 import { Menu } from "../ui/Menu";
@@ -13,6 +13,10 @@ import { Role } from "../gen/parley/user/v1/user_pb";
 import { useToast } from "../ui/toast";
 import { chatDraftKey, writeDraft } from "../chat/drafts";
 import { describeError } from "../ui/errorText";
+import { exportChat } from "../transfer/exportChat";
+
+// Share links' dialog and chat export: chunks of their own, fetched when first used.
+const ShareDialog = lazy(() => import("../share/ShareDialog"));
 
 // The rooms section is the rooms chunk's, fetched once signed in.
 const RoomsSection = lazy(() => import("../rooms").then((m) => ({ default: m.RoomsSection })));
@@ -186,12 +190,36 @@ export function Sidebar({
   );
 }
 
+/** The chat menu's share and export items (the dialogs' own words are in their chunk). */
+const shareLabels: Record<Locale, { share: string; markdown: string; json: string; couldNotExport: string }> = {
+  en: { share: "Share", markdown: "Export as Markdown", json: "Export as JSON", couldNotExport: "Could not export" },
+  "zh-CN": { share: "分享", markdown: "导出为 Markdown", json: "导出为 JSON", couldNotExport: "无法导出" },
+};
+
+function ShareIcon() {
+  return (
+    <svg width="16" height="16" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">
+      <path d="M4 12v7a1 1 0 0 0 1 1h14a1 1 0 0 0 1-1v-7M16 6l-4-4-4 4M12 2v13" strokeLinecap="round" strokeLinejoin="round" />
+    </svg>
+  );
+}
+
+function DownloadIcon() {
+  return (
+    <svg width="16" height="16" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">
+      <path d="M4 17v2a1 1 0 0 0 1 1h14a1 1 0 0 0 1-1v-2M7 11l5 5 5-5M12 4v12" strokeLinecap="round" strokeLinejoin="round" />
+    </svg>
+  );
+}
+
 export function useSessionActions(session: Session, onChanged?: (session: Session) => void) {
   const t = useT();
   const { api, user, upsertSession, removeSession } = useStore();
   const toast = useToast();
   const [renaming, setRenaming] = useState(false);
   const [deleting, setDeleting] = useState(false);
+  const [sharing, setSharing] = useState(false);
+  const { locale } = useLocale();
   const id = session.id;
 
   const update = async (change: { title?: string; pinned?: boolean; archived?: boolean }) => {
@@ -218,8 +246,19 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
     }
   };
 
+  const exportAs = async (format: "json" | "markdown") => {
+    try {
+      await exportChat(api, id, format);
+    } catch (err) {
+      toast(`${shareLabels[locale].couldNotExport}: ${describeError(err, t)}`);
+    }
+  };
+
   const items = [
     { label: t("rename"), icon: <EditIcon />, onSelect: () => setRenaming(true) },
+    { label: shareLabels[locale].share, icon: <ShareIcon />, onSelect: () => setSharing(true) },
+    { label: shareLabels[locale].markdown, icon: <DownloadIcon />, onSelect: () => void exportAs("markdown") },
+    { label: shareLabels[locale].json, icon: <DownloadIcon />, onSelect: () => void exportAs("json") },
     { label: session.pinned ? t("unpin") : t("pin"), icon: <PinIcon />, onSelect: () => void update({ pinned: !session.pinned }) },
     {
       label: session.archived ? t("unarchive") : t("archive"),
@@ -241,6 +280,11 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
         onSave={(title) => void update({ title })}
         onClose={() => setRenaming(false)}
       />
+      {sharing && (
+        <Suspense fallback={null}>
+          <ShareDialog api={api} sessionId={id} open={sharing} onClose={() => setSharing(false)} />
+        </Suspense>
+      )}
       <ConfirmModal
         open={deleting}
         title={t("delete")}

@@ -1,3 +1,4 @@
+import { lazy, Suspense } from "react";
 import { navigate, routePath, type SettingsTab } from "../app/router";
 import { useT, type MessageKey } from "../i18n";
 import { ChatHeader } from "../chat/ChatView";
@@ -8,12 +9,16 @@ import { PasswordPanel, ProfilePanel } from "./AccountPanels";
 import { QuotaPanel } from "./QuotaPanel";
 import { TokenUsagePanel } from "./TokenUsagePanel";
 
+// Export, import and share links: a chunk of its own, fetched when the tab opens.
+const DataPanel = lazy(() => import("../transfer/DataPanel"));
+
 const tabs: { id: SettingsTab; label: MessageKey }[] = [
   { id: "profile", label: "profile" },
   { id: "api-configs", label: "apiConfigs" },
   { id: "personas", label: "personas" },
   { id: "password", label: "changePassword" },
   { id: "usage", label: "usageAndLimits" },
+  { id: "data", label: "dataSettings" },
 ];
 
 export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab; onOpenSidebar: () => void }) {
@@ -50,6 +55,11 @@ export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab;
               <PersonasPanel />
               <ChatDefaultsPanel />
             </div>
+          )}
+          {tab === "data" && (
+            <Suspense fallback={null}>
+              <DataPanel />
+            </Suspense>
           )}
           {tab === "usage" && (
             <div className="space-y-8">
