@@ -58,6 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "parley/chat/v1/shared_connection.proto",
         "parley/chat/v1/usage.proto",
         "parley/chat/v1/room.proto",
+        "parley/chat/v1/notification.proto",
         "parley/chat/internal/v1/account_data.proto",
     ];
     for proto in &protos {

@@ -6,6 +6,7 @@
 mod account_data;
 mod api_configs;
 mod messages;
+mod notifications;
 mod personas;
 mod quotas;
 mod rooms;

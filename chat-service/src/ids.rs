@@ -52,3 +52,7 @@ row_id!(
     /// A row of `room_events`: the position WatchRoomEvents resumes from.
     RoomEventId
 );
+row_id!(
+    /// A row of `notifications`: one notification of one account.
+    NotificationId
+);

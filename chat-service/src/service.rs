@@ -31,7 +31,9 @@ pub use accounts::ERASED_SWEEP_INTERVAL;
 pub use api_configs::{ConfigChange, ProviderTarget};
 pub use personas::PersonaChange;
 pub use quotas::{AccountQuota, QuotaChange};
-pub use rooms::{RetentionSweep, RoomChange, RoomLimits, Rooms};
+pub use rooms::{
+    DEFAULT_NOTIFICATIONS_KEPT, NotificationSettingsChange, RetentionSweep, RoomChange, RoomLimits, Rooms,
+};
 pub use sessions::{NewSessionInput, SessionChange};
 pub use shared_connections::{
     Administrator, Grantee, NewSharedConnection, SharedConnection, SharedConnectionChange, SharedModelInput,

@@ -16,6 +16,7 @@
 mod answers;
 mod api_configs;
 mod messages;
+mod notifications;
 mod owners;
 mod personas;
 mod quotas;
@@ -30,6 +31,7 @@ use sqlx::AnyPool;
 
 use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, SessionId};
 use crate::key_cipher::SealedKey;
+pub use notifications::{NotificationRow, NotificationSettingsRow, NotificationsKept};
 pub use owners::OwnerRow;
 pub use quotas::{AccountUsageRow, OwnerUsage, QuotaOverrides, QuotaWrite};
 pub use rooms::messages::{NewRoomMessage, RoomMessageRow};

@@ -52,6 +52,7 @@ async fn invite_and_accept(by: &Person, room: i64, who: &Person) {
         .invite_user(by.user.req(pb::InviteUserRequest {
             room_id: room,
             account_id: who.account.clone(),
+            username: String::new(),
         }))
         .await
         .unwrap()
@@ -163,6 +164,7 @@ on_every_backend!(roles_decide_what_members_may_do, |db_url: String| async move 
             .invite_user(bob.user.req(pb::InviteUserRequest {
                 room_id: room.id,
                 account_id: alice.account.clone(),
+                username: String::new(),
             }))
             .await
             .map(|_| ()),
@@ -479,6 +481,7 @@ on_every_backend!(invitations_are_accepted_or_declined, |db_url: String| async m
         .invite_user(alice.user.req(pb::InviteUserRequest {
             room_id: room.id,
             account_id: bob.account.clone(),
+            username: String::new(),
         }))
         .await
         .unwrap()
@@ -544,6 +547,7 @@ on_every_backend!(invitations_are_accepted_or_declined, |db_url: String| async m
             .invite_user(alice.user.req(pb::InviteUserRequest {
                 room_id: room.id,
                 account_id: "bob".into(),
+                username: String::new(),
             }))
             .await,
         "account_id",
@@ -560,6 +564,7 @@ on_every_backend!(invitations_are_accepted_or_declined, |db_url: String| async m
             .invite_user(alice.user.req(pb::InviteUserRequest {
                 room_id: room.id,
                 account_id: bob.account.clone(),
+                username: String::new(),
             }))
             .await,
         Code::AlreadyExists,
@@ -722,6 +727,7 @@ on_every_backend!(kicks_and_bans_cut_an_open_stream, |db_url: String| async move
             .invite_user(alice.user.req(pb::InviteUserRequest {
                 room_id: room.id,
                 account_id: bob.account.clone(),
+                username: String::new(),
             }))
             .await,
         Code::FailedPrecondition,

@@ -77,7 +77,8 @@ impl ChatStore {
                 EXISTS (SELECT 1 FROM chat_sessions s WHERE s.user_id = o.id) \
                 OR EXISTS (SELECT 1 FROM personas p WHERE p.user_id = o.id) \
                 OR EXISTS (SELECT 1 FROM api_configs c WHERE c.user_id = o.id) \
-                OR EXISTS (SELECT 1 FROM room_members m WHERE m.member_id = o.id)) \
+                OR EXISTS (SELECT 1 FROM room_members m WHERE m.member_id = o.id) \
+                OR EXISTS (SELECT 1 FROM notifications n WHERE n.owner_id = o.id)) \
              ORDER BY o.id LIMIT $1",
         )
         .bind(limit)
