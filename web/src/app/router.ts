@@ -10,8 +10,8 @@ export type Route =
   | { name: "settings"; tab: SettingsTab }
   | { name: "admin" };
 
-export type SettingsTab = "profile" | "password" | "api-configs" | "personas" | "usage";
-const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas", "usage"];
+export type SettingsTab = "profile" | "password" | "api-configs" | "personas" | "usage" | "notifications";
+const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas", "usage", "notifications"];
 
 export function parseRoute(path: string): Route {
   const chat = /^\/c\/(\d+)\/?$/.exec(path);

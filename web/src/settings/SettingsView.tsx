@@ -1,3 +1,4 @@
+import { lazy, Suspense } from "react";
 import { navigate, routePath, type SettingsTab } from "../app/router";
 import { useT, type MessageKey } from "../i18n";
 import { ChatHeader } from "../chat/ChatView";
@@ -7,12 +8,16 @@ import { PasswordPanel, ProfilePanel } from "./AccountPanels";
 import { QuotaPanel } from "./QuotaPanel";
 import { TokenUsagePanel } from "./TokenUsagePanel";
 
+// Notification settings belong to the rooms chunk (its stream and client).
+const NotificationSettingsPanel = lazy(() => import("../rooms").then((m) => ({ default: m.NotificationSettingsPanel })));
+
 const tabs: { id: SettingsTab; label: MessageKey }[] = [
   { id: "profile", label: "profile" },
   { id: "api-configs", label: "apiConfigs" },
   { id: "personas", label: "personas" },
   { id: "password", label: "changePassword" },
   { id: "usage", label: "usageAndLimits" },
+  { id: "notifications", label: "notifications" },
 ];
 
 export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab; onOpenSidebar: () => void }) {
@@ -45,6 +50,11 @@ export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab;
           {tab === "password" && <PasswordPanel />}
           {tab === "api-configs" && <ApiConfigsPanel />}
           {tab === "personas" && <PersonasPanel />}
+          {tab === "notifications" && (
+            <Suspense fallback={null}>
+              <NotificationSettingsPanel />
+            </Suspense>
+          )}
           {tab === "usage" && (
             <div className="space-y-8">
               <QuotaPanel />
