@@ -100,11 +100,13 @@ async fn next_event(stream: &mut tonic::Streaming<pb::WatchRoomEventsResponse>) 
         .unwrap()
 }
 
-/// The next event that is not a member joining (joins race with what a test waits for).
+/// The next event that is not a member joining (joins race with what a test waits for) or a
+/// notification.
 async fn next_message_event(stream: &mut tonic::Streaming<pb::WatchRoomEventsResponse>) -> pb::RoomEvent {
     loop {
         let event = next_event(stream).await;
-        if !matches!(event.event, Some(Event::MemberJoined(_))) {
+        // Notifications (a kick's, an invitation's) are tests/notifications.rs's.
+        if !matches!(event.event, Some(Event::MemberJoined(_) | Event::Notification(_))) {
             return event;
         }
     }
