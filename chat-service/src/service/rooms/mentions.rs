@@ -25,8 +25,7 @@ pub fn mentioned_names(text: &str) -> Vec<String> {
     let is_name_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '-');
     let mut names = BTreeSet::new();
     let mut previous: Option<char> = None;
-    let mut chars = text.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
+    for (at, c) in text.char_indices() {
         let starts = c == '@' && !previous.is_some_and(is_name_char);
         previous = Some(c);
         if !starts {
