@@ -65,6 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "parley/chat/v1/chat_defaults.proto",
         "parley/chat/v1/transfer.proto",
         "parley/chat/v1/share.proto",
+        "parley/chat/v1/notification.proto",
         "parley/chat/internal/v1/account_data.proto",
     ];
     for proto in &protos {

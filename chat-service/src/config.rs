@@ -41,6 +41,8 @@ pub struct Config {
     pub room_limits: crate::RoomLimits,
     /// How often, and in what batches, messages past their room's retention are deleted.
     pub room_retention: crate::RetentionSweep,
+    /// Notifications each account keeps (the newest; older ones are dropped as new ones come).
+    pub notifications_kept: i64,
     /// NATS (`nats://host:4222`) carrying room events between instances sharing a database;
     /// None: room events stay in this process.
     pub nats_url: Option<String>,
@@ -64,6 +66,7 @@ impl std::fmt::Debug for Config {
             .field("quotas", &self.quotas)
             .field("room_limits", &self.room_limits)
             .field("room_retention", &self.room_retention)
+            .field("notifications_kept", &self.notifications_kept)
             .field("nats_url", &self.nats_url)
             .field("max_import_bytes", &self.max_import_bytes)
             .finish_non_exhaustive()
@@ -85,6 +88,7 @@ impl Config {
             quotas: QuotaLimits::default(),
             room_limits: crate::RoomLimits::default(),
             room_retention: crate::RetentionSweep::default(),
+            notifications_kept: crate::service::DEFAULT_NOTIFICATIONS_KEPT,
             nats_url: None,
             access_token_refresh: parley_service_kit::access_token::DEFAULT_REFRESH_INTERVAL,
             max_import_bytes: crate::service::DEFAULT_MAX_IMPORT_BYTES,
@@ -124,6 +128,9 @@ pub struct RoomOptions {
     /// Seconds between sweeps deleting room messages past their room's retention.
     #[arg(long, env = "PARLEY_ROOM_RETENTION_SWEEP_SECS", default_value_t = crate::RetentionSweep::default().interval.as_secs())]
     pub room_retention_sweep_secs: u64,
+    /// Notifications each account keeps: the newest this many (older ones are dropped).
+    #[arg(long, env = "PARLEY_NOTIFICATIONS_KEPT", default_value_t = crate::service::DEFAULT_NOTIFICATIONS_KEPT)]
+    pub notifications_kept: i64,
     /// NATS server carrying room events between chat-service instances that share a
     /// PostgreSQL database (e.g. `nats://127.0.0.1:4222`). Unset: in-process only.
     #[arg(long, env = "PARLEY_NATS_URL")]
@@ -139,6 +146,7 @@ impl Default for RoomOptions {
             room_max_message_bytes: limits.max_message_bytes,
             room_messages_per_minute: limits.messages_per_minute,
             room_retention_sweep_secs: crate::RetentionSweep::default().interval.as_secs(),
+            notifications_kept: crate::service::DEFAULT_NOTIFICATIONS_KEPT,
             nats_url: None,
         }
     }
@@ -154,6 +162,7 @@ impl RoomOptions {
             messages_per_minute: self.room_messages_per_minute.max(1),
         };
         config.room_retention.interval = Duration::from_secs(self.room_retention_sweep_secs.max(1));
+        config.notifications_kept = self.notifications_kept.max(1);
         config.nats_url = self.nats_url;
     }
 }

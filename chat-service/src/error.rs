@@ -81,6 +81,9 @@ pub enum Error {
     /// The caller's account was deleted; its token is still within its lifetime.
     #[error("this account has been deleted")]
     AccountErased,
+    /// user-service's directory (usernames) could not answer.
+    #[error("user-service could not look up usernames: {}", .0.message())]
+    UserDirectory(Status),
     /// llm-service (or the provider behind it) answered with an error status.
     #[error("llm-service: {}", .0.message())]
     Llm(Status),
@@ -152,6 +155,7 @@ impl From<Error> for Status {
             // As a revoked token is answered, a few seconds later, by the auth layer.
             Error::AccountErased => Status::unauthenticated(error.to_string()),
             Error::Llm(status) => llm_status(status),
+            Error::UserDirectory(_) => grpc_status::unavailable(error.to_string(), Duration::from_secs(2)),
             // Nothing was changed and a retry may well work: say so instead of INTERNAL.
             Error::Database(e) if database::is_unreachable(&e) => {
                 tracing::error!(error = %e, "database unreachable");

@@ -9,6 +9,7 @@ mod account_data;
 mod api_configs;
 mod messages;
 mod models;
+mod notifications;
 mod personas;
 mod quotas;
 mod rooms;

@@ -56,3 +56,7 @@ row_id!(
     /// A row of `chat_share_links`: a read-only link to a snapshot of a chat.
     ShareLinkId
 );
+row_id!(
+    /// A row of `notifications`: one notification of one account.
+    NotificationId
+);

@@ -30,6 +30,7 @@ mod service;
 pub mod store;
 mod transfer;
 pub mod usage;
+mod user_directory;
 mod validation;
 
 use std::future::Future;
@@ -43,6 +44,7 @@ use parley_proto::chat::v1::api_config_service_server::ApiConfigServiceServer;
 use parley_proto::chat::v1::chat_defaults_service_server::ChatDefaultsServiceServer;
 use parley_proto::chat::v1::message_service_server::MessageServiceServer;
 use parley_proto::chat::v1::model_service_server::ModelServiceServer;
+use parley_proto::chat::v1::notification_service_server::NotificationServiceServer;
 use parley_proto::chat::v1::persona_service_server::PersonaServiceServer;
 use parley_proto::chat::v1::quota_service_server::QuotaServiceServer;
 use parley_proto::chat::v1::room_service_server::RoomServiceServer;
@@ -91,7 +93,7 @@ pub async fn serve(
         .connect_timeout(Duration::from_secs(5))
         .connect_lazy();
     let verifier = Arc::new(TokenVerifier::with_source_refreshed_every(
-        Arc::new(UserServiceKeySource::new(user_channel)),
+        Arc::new(UserServiceKeySource::new(user_channel.clone())),
         config.access_token_refresh.max(Duration::from_millis(10)),
     ));
     let registry = GenerationRegistry::new(config.generation.max_per_user);
@@ -167,11 +169,15 @@ pub async fn serve(
         }
         None => (room_bus::RoomBus::local(), None),
     };
-    let rooms = Arc::new(service::Rooms::new(
-        Arc::clone(&chat),
-        room_bus,
-        config.room_limits.clone(),
-    ));
+    let rooms = Arc::new(
+        service::Rooms::new(
+            Arc::clone(&chat),
+            room_bus,
+            config.room_limits.clone(),
+            user_directory::UserDirectory::new(user_channel),
+        )
+        .with_notifications_kept(config.notifications_kept),
+    );
     // Room messages past their room's retention, every interval (the first a while after
     // the start, which has enough to do).
     let retention_sweeper = tokio::spawn({
@@ -234,6 +240,7 @@ pub async fn serve(
         .add_service(ShareServiceServer::new(api.clone()))
         .add_service(SharedChatServiceServer::new(api.clone()))
         .add_service(MessageServiceServer::new(api))
+        .add_service(NotificationServiceServer::new(room_api.clone()))
         .add_service(RoomServiceServer::new(room_api))
         .drain_deadline(config.drain_deadline)
         .serve(listener, shutdown)

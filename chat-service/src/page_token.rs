@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::ids::{MessageId, OwnerId, RoomId, SessionId, ShareLinkId};
+use crate::ids::{MessageId, NotificationId, OwnerId, RoomId, SessionId, ShareLinkId};
 
 /// Position after the last session of a page, in ListSessions order
 /// (pinned first, then last_active_at descending, then id descending).
@@ -127,6 +127,23 @@ impl ShareLinkCursor {
     pub fn decode(token: &str) -> Option<Self> {
         let [id] = decode::<1>("l", token)?;
         Some(Self { id: ShareLinkId(id) })
+    }
+}
+
+/// Position after the last notification of a ListNotifications page (ids descending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotificationCursor {
+    pub id: NotificationId,
+}
+
+impl NotificationCursor {
+    pub fn encode(&self) -> String {
+        encode("n", &[self.id.0])
+    }
+
+    pub fn decode(token: &str) -> Option<Self> {
+        let [id] = decode::<1>("n", token)?;
+        Some(Self { id: NotificationId(id) })
     }
 }
 

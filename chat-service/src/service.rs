@@ -38,7 +38,9 @@ pub use chat_defaults::ChatDefaultsChange;
 pub use models::ModelGroup;
 pub use personas::PersonaChange;
 pub use quotas::{AccountQuota, QuotaChange};
-pub use rooms::{RetentionSweep, RoomChange, RoomLimits, Rooms};
+pub use rooms::{
+    DEFAULT_NOTIFICATIONS_KEPT, NotificationSettingsChange, RetentionSweep, RoomChange, RoomLimits, Rooms,
+};
 pub use sessions::{NewSessionInput, SessionChange};
 pub use shared_connections::{
     Administrator, Grantee, NewSharedConnection, SharedConnection, SharedConnectionChange, SharedModelInput,

@@ -17,6 +17,7 @@
 mod answers;
 mod api_configs;
 mod messages;
+mod notifications;
 mod owners;
 mod personas;
 mod preferences;
@@ -34,6 +35,7 @@ use sqlx::AnyPool;
 
 use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, SessionId};
 use crate::key_cipher::SealedKey;
+pub use notifications::{NotificationRow, NotificationSettingsRow, NotificationsKept};
 pub use owners::OwnerRow;
 pub use preferences::{ChatDefaultsRow, FavoriteModelRow};
 pub use quotas::{AccountUsageRow, OwnerUsage, QuotaOverrides, QuotaWrite};

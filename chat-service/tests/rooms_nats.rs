@@ -77,6 +77,7 @@ async fn events_cross_instances_through_nats() {
         .invite_user(alice.req(pb::InviteUserRequest {
             room_id: room.id,
             account_id: bob_account,
+            username: String::new(),
         }))
         .await
         .unwrap()

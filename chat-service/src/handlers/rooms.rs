@@ -12,12 +12,13 @@ use tonic::{Request, Response, Status};
 use super::{EventStream, UpdateMask};
 use crate::ids::{ApiConfigId, MessageId, OwnerId, RoomEventId, RoomId, RoomInviteId};
 use crate::service::{ChatService, RoomChange, Rooms};
+use crate::user_directory::CallerToken;
 
 /// The room service: callers are found through the chat service's accounts.
 #[derive(Clone)]
 pub struct RoomApi {
     chat: Arc<ChatService>,
-    rooms: Arc<Rooms>,
+    pub(super) rooms: Arc<Rooms>,
 }
 
 impl RoomApi {
@@ -25,7 +26,7 @@ impl RoomApi {
         Self { chat, rooms }
     }
 
-    async fn caller<T>(&self, request: &Request<T>) -> Result<OwnerId, Status> {
+    pub(super) async fn caller<T>(&self, request: &Request<T>) -> Result<OwnerId, Status> {
         Ok(self.chat.owner(&AuthenticatedUser::from_request(request)?).await?)
     }
 }
@@ -155,8 +156,12 @@ impl RoomService for RoomApi {
         request: Request<pb::InviteUserRequest>,
     ) -> Result<Response<pb::InviteUserResponse>, Status> {
         let me = self.caller(&request).await?;
+        let token = CallerToken::from_request(&request);
         let r = request.into_inner();
-        let invitation = self.rooms.invite(me, RoomId(r.room_id), &r.account_id).await?;
+        let invitation = self
+            .rooms
+            .invite(me, RoomId(r.room_id), &r.account_id, &r.username, token)
+            .await?;
         Ok(Response::new(pb::InviteUserResponse {
             invitation: Some(invitation),
         }))
@@ -268,10 +273,11 @@ impl RoomService for RoomApi {
         request: Request<pb::PostRoomMessageRequest>,
     ) -> Result<Response<pb::PostRoomMessageResponse>, Status> {
         let me = self.caller(&request).await?;
+        let token = CallerToken::from_request(&request);
         let r = request.into_inner();
         let message = self
             .rooms
-            .post_message(me, RoomId(r.room_id), &r.content, r.reply_to_id.map(MessageId))
+            .post_message(me, RoomId(r.room_id), &r.content, r.reply_to_id.map(MessageId), token)
             .await?;
         Ok(Response::new(pb::PostRoomMessageResponse { message: Some(message) }))
     }

@@ -114,6 +114,7 @@ impl ChatService {
             }
         }
         self.store.erase_room_presence(owner, now_millis()).await?;
+        self.store.erase_notifications(owner).await?;
         loop {
             let sessions = self.store.session_ids_of(owner, ERASE_BATCH).await?;
             if sessions.is_empty() {

@@ -10,11 +10,14 @@
 
 mod ai;
 mod members;
+mod mentions;
 mod messages;
+mod notifications;
 mod retention;
 mod typing;
 mod watch;
 
+pub use notifications::{DEFAULT_NOTIFICATIONS_KEPT, NotificationSettingsChange};
 pub use retention::RetentionSweep;
 
 use std::sync::Arc;
@@ -30,6 +33,7 @@ use crate::convert;
 use crate::ids::{OwnerId, RoomEventId, RoomId};
 use crate::room_bus::{RoomBus, RoomEnvelope};
 use crate::store::{ChatStore, MemberRow, RoomFields, RoomRole, RoomRow, Visibility};
+use crate::user_directory::UserDirectory;
 use crate::validation;
 
 /// What rooms may hold; flags with these defaults (see the README).
@@ -71,6 +75,10 @@ pub struct Rooms {
     ai_answering: std::sync::Mutex<std::collections::HashSet<RoomId>>,
     /// When each member last had their typing passed on (this instance's throttle).
     typing: typing::TypingThrottle,
+    /// Notifications each account keeps (the newest).
+    notifications_kept: i64,
+    /// Usernames (mentions, invitations by username) live in user-service.
+    directory: UserDirectory,
 }
 
 /// A room as one of its members sees it.
@@ -130,7 +138,7 @@ pub struct RoomChange {
 }
 
 impl Rooms {
-    pub fn new(chat: Arc<ChatService>, bus: Arc<RoomBus>, limits: RoomLimits) -> Self {
+    pub fn new(chat: Arc<ChatService>, bus: Arc<RoomBus>, limits: RoomLimits, directory: UserDirectory) -> Self {
         Self {
             store: chat.store.clone(),
             bus,
@@ -138,7 +146,15 @@ impl Rooms {
             chat,
             ai_answering: Default::default(),
             typing: Default::default(),
+            notifications_kept: DEFAULT_NOTIFICATIONS_KEPT,
+            directory,
         }
+    }
+
+    /// How many notifications each account keeps (the newest; at least 1).
+    pub fn with_notifications_kept(mut self, kept: i64) -> Self {
+        self.notifications_kept = kept.max(1);
+        self
     }
 
     /// The room and the caller's membership; NOT_FOUND unless the caller is a member.

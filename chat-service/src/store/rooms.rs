@@ -308,6 +308,7 @@ impl ChatStore {
             .execute(&self.pool)
             .await?
             .rows_affected();
+        self.forget_room_mute(room, member).await?;
         Ok(removed > 0)
     }
 
@@ -322,7 +323,7 @@ impl ChatStore {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        self.forget_room_mute(room, member).await
     }
 
     pub async fn set_member_role(&self, room: RoomId, member: OwnerId, role: RoomRole) -> Result<(), sqlx::Error> {

@@ -12,6 +12,7 @@ use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::api_config_service_client::ApiConfigServiceClient;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::chat::v1::message_service_client::MessageServiceClient;
+use parley_proto::chat::v1::notification_service_client::NotificationServiceClient;
 use parley_proto::chat::v1::persona_service_client::PersonaServiceClient;
 use parley_proto::chat::v1::room_service_client::RoomServiceClient;
 use parley_proto::chat::v1::session_service_client::SessionServiceClient;
@@ -307,6 +308,10 @@ impl User {
 
     pub fn rooms(&self) -> RoomServiceClient<Channel> {
         RoomServiceClient::new(self.channel.clone())
+    }
+
+    pub fn notifications(&self) -> NotificationServiceClient<Channel> {
+        NotificationServiceClient::new(self.channel.clone())
     }
 
     pub fn personas(&self) -> PersonaServiceClient<Channel> {

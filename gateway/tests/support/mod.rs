@@ -209,6 +209,13 @@ impl user::user_service_server::UserService for FakeUserService {
         self.observed.record("GetSignupInfo", &r);
         Err(scripted("GetSignupInfo"))
     }
+    async fn lookup_users(
+        &self,
+        r: Request<user::LookupUsersRequest>,
+    ) -> Result<Response<user::LookupUsersResponse>, Status> {
+        self.observed.record("LookupUsers", &r);
+        Err(scripted("LookupUsers"))
+    }
     async fn get_public_keys(
         &self,
         _r: Request<user::GetPublicKeysRequest>,

@@ -369,6 +369,26 @@ impl UserService for UserApi {
             terms_url: terms_url.unwrap_or_default().to_string(),
         }))
     }
+
+    async fn lookup_users(
+        &self,
+        request: Request<pb::LookupUsersRequest>,
+    ) -> Result<Response<pb::LookupUsersResponse>, Status> {
+        AuthenticatedUser::from_request(&request)?;
+        let r = request.into_inner();
+        let users = self.accounts.lookup_users(&r.usernames, &r.account_ids).await?;
+        Ok(Response::new(pb::LookupUsersResponse {
+            users: users
+                .iter()
+                .map(|user| pb::UserProfile {
+                    account_id: user.account_id.clone(),
+                    username: user.username.clone(),
+                    display_name: user.display_name.clone(),
+                    avatar_url: user.avatar_url.clone(),
+                })
+                .collect(),
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,31 @@ pub struct KeepSession<'a> {
     pub cookie: Option<&'a str>,
 }
 
+/// Usernames and account ids one LookupUsers may name together.
+pub const MAX_LOOKUPS: usize = 100;
+
 impl AccountService {
+    /// Active accounts by username (ignoring case, as sign-up judges uniqueness) or account
+    /// id; names that cannot be usernames simply match nothing.
+    pub async fn lookup_users(&self, usernames: &[String], account_ids: &[String]) -> Result<Vec<UserRow>, Error> {
+        if usernames.len() + account_ids.len() > MAX_LOOKUPS {
+            return Err(Error::invalid(
+                "usernames",
+                format!("at most {MAX_LOOKUPS} usernames and account ids together"),
+            ));
+        }
+        if usernames.iter().chain(account_ids).any(|v| v.contains('\0')) {
+            return Err(Error::invalid("usernames", "must not contain NUL characters"));
+        }
+        let mut names: Vec<String> = usernames.iter().map(|u| account_fields::normalize(u)).collect();
+        names.sort();
+        names.dedup();
+        let mut ids: Vec<String> = account_ids.iter().map(|a| a.trim().to_ascii_lowercase()).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(self.store.active_users_named(&names, &ids).await?)
+    }
+
     pub async fn me(&self, user_id: i64) -> Result<UserRow, Error> {
         self.store.user_by_id(user_id).await?.ok_or(Error::UserNotFound)
     }

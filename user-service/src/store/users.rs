@@ -119,6 +119,39 @@ impl AccountStore {
         .await
     }
 
+    /// Active accounts with one of these normalized usernames or account ids.
+    pub async fn active_users_named(&self, usernames: &[String], account_ids: &[String]) -> Result<Vec<UserRow>> {
+        if usernames.is_empty() && account_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = |first: usize, count: usize| {
+            (first..first + count)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // `IN ()` is not SQL: an empty list becomes one that matches nothing.
+        let names = if usernames.is_empty() {
+            "NULL".to_owned()
+        } else {
+            placeholders(1, usernames.len())
+        };
+        let ids = if account_ids.is_empty() {
+            "NULL".to_owned()
+        } else {
+            placeholders(usernames.len() + 1, account_ids.len())
+        };
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE status = 'active' \
+             AND (username_normalized IN ({names}) OR account_id IN ({ids}))"
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for value in usernames.iter().chain(account_ids) {
+            query = query.bind(value.as_str());
+        }
+        query.fetch_all(&self.pool).await
+    }
+
     /// The account that has verified this address. Unverified claims name no account: anyone
     /// may claim any address, so only a verified one says who it belongs to.
     pub async fn user_by_verified_email(&self, normalized: &str) -> Result<Option<UserRow>> {

@@ -10,8 +10,8 @@ export type Route =
   | { name: "settings"; tab: SettingsTab }
   | { name: "admin" };
 
-export type SettingsTab = "profile" | "password" | "api-configs" | "personas" | "usage" | "data";
-const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas", "usage", "data"];
+export type SettingsTab = "profile" | "password" | "api-configs" | "personas" | "usage" | "data" | "notifications";
+const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas", "usage", "data", "notifications"];
 
 export function parseRoute(path: string): Route {
   const chat = /^\/c\/(\d+)\/?$/.exec(path);

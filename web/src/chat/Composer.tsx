@@ -1,4 +1,4 @@
-import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from "react";
+import { useEffect, useLayoutEffect, useRef, useState, type AriaAttributes, type KeyboardEvent, type ReactNode } from "react";
 import { useT } from "../i18n";
 import { SendIcon, StopIcon } from "../ui/icons";
 
@@ -22,9 +22,13 @@ export function Composer({
   readOnly,
   placeholder,
   autoFocus,
+  onKeyDownFirst,
+  suggestions,
+  inputAria,
 }: {
   value: string;
-  onChange: (value: string) => void;
+  /** The new text, and where the caret is in it. */
+  onChange: (value: string, caret: number) => void;
   onSend: () => void;
   onStop?: () => void;
   /** Stop was pressed and is on its way. */
@@ -35,6 +39,12 @@ export function Composer({
   readOnly?: boolean;
   placeholder: string;
   autoFocus?: boolean;
+  /** Sees each key first (an open suggestion list takes arrows, Enter, Tab, Escape); true: handled. */
+  onKeyDownFirst?: (e: KeyboardEvent<HTMLTextAreaElement>) => boolean;
+  /** Shown above the box (a suggestion list). */
+  suggestions?: ReactNode;
+  /** ARIA attributes of the box (a combobox with suggestions). */
+  inputAria?: AriaAttributes & { role?: string };
 }) {
   const t = useT();
   const ref = useRef<HTMLTextAreaElement>(null);
@@ -65,6 +75,7 @@ export function Composer({
   const canSend = !streaming && !disabled && value.trim().length > 0;
 
   const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (onKeyDownFirst?.(e)) return;
     // Enter sends; Shift+Enter is a newline; Enter that confirms an IME composition (Chinese
     // input) is the IME's.
     if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing && e.keyCode !== 229) {
@@ -74,7 +85,8 @@ export function Composer({
   };
 
   return (
-    <div className="border-t border-gray-200 bg-gray-100 px-3 pt-3 pb-2 sm:px-6" data-testid="composer">
+    <div className="relative border-t border-gray-200 bg-gray-100 px-3 pt-3 pb-2 sm:px-6" data-testid="composer">
+      {suggestions}
       <form
         className="mx-auto flex max-w-3xl items-end gap-2 rounded-2xl border border-gray-300 bg-white p-2 shadow-xs focus-within:border-gray-500"
         onSubmit={(e) => {
@@ -90,8 +102,9 @@ export function Composer({
           ref={ref}
           rows={1}
           value={value}
-          onChange={(e) => onChange(e.target.value)}
+          onChange={(e) => onChange(e.target.value, e.target.selectionStart)}
           onKeyDown={onKeyDown}
+          {...inputAria}
           placeholder={placeholder}
           readOnly={readOnly}
           maxLength={100_000}

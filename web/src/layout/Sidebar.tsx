@@ -20,6 +20,7 @@ const ShareDialog = lazy(() => import("../share/ShareDialog"));
 
 // The rooms section is the rooms chunk's, fetched once signed in.
 const RoomsSection = lazy(() => import("../rooms").then((m) => ({ default: m.RoomsSection })));
+const NotificationBell = lazy(() => import("../rooms").then((m) => ({ default: m.NotificationBell })));
 
 const groupLabels: Record<GroupKey, MessageKey> = {
   pinned: "pinned",
@@ -67,6 +68,9 @@ export function Sidebar({
           <span>{t("appName")}</span>
         </a>
         <div className="flex min-w-0 items-center gap-1">
+          <Suspense fallback={null}>
+            <NotificationBell />
+          </Suspense>
           <Menu
             label={t("userMenu")}
             align="right"

@@ -216,7 +216,10 @@ function InviteForms({ room }: { room: Room }) {
   const invite = async (e: FormEvent) => {
     e.preventDefault();
     try {
-      await store.client.inviteUser({ roomId: room.id, accountId: accountId.trim() });
+      // An account id (a UUID) as it is; anything else is a username.
+      const who = accountId.trim();
+      const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(who);
+      await store.client.inviteUser(byId ? { roomId: room.id, accountId: who } : { roomId: room.id, username: who });
       setAccountId("");
       toast(t("invitationSent"));
     } catch (err) {

@@ -1,5 +1,5 @@
 // A room: its messages (live), the composer, the members panel and the room's settings.
-import { memo, useCallback, useEffect, useRef, useState } from "react";
+import { memo, useCallback, useEffect, useRef, useState, type KeyboardEvent } from "react";
 import { useStore } from "../app/store";
 import { navigate } from "../app/router";
 import { useLocale, useT, type MessageKey } from "../i18n";
@@ -18,6 +18,7 @@ import { canModerate, timelineItems, typingIn, type LostReason, type RoomNotice 
 import { useRooms, type RoomsStore } from "./roomsStore";
 import { useRoomsStore } from "./RoomsSection";
 import { MembersPanel } from "./MembersPanel";
+import { insertMention, mentionAt, mentionSuggestions, type MentionCandidate } from "./mentions";
 import { RoomSettingsDialog } from "./RoomSettingsDialog";
 
 const lostText: Record<LostReason, MessageKey> = {
@@ -27,14 +28,21 @@ const lostText: Record<LostReason, MessageKey> = {
   deleted: "roomLostDeleted",
 };
 
-/** An account as the room shows it: chat-service knows accounts by id only. */
+/** An account as the room shows it: chat-service knows accounts by id only, so names come
+ * from user-service's profiles (a short id until they are read). */
 export function useAccountName() {
   const t = useT();
   const { user } = useStore();
+  const profiles = useRooms(useRoomsStore()).profiles;
   const me = user.accountId;
   return useCallback(
-    (accountId: string) => (accountId === me ? t("you") : accountId.length > 12 ? `${accountId.slice(0, 8)}…` : accountId),
-    [me, t],
+    (accountId: string) => {
+      if (accountId === me) return t("you");
+      const profile = profiles[accountId];
+      if (profile) return profile.displayName || profile.username;
+      return accountId.length > 12 ? `${accountId.slice(0, 8)}…` : accountId;
+    },
+    [me, t, profiles],
   );
 }
 
@@ -112,8 +120,10 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
   // Others see "… is typing" while the draft changes: at most one SetTyping every 2 s (the
   // server shows it for 6 s and throttles too).
   const typingSent = useRef(0);
-  const onDraft = (value: string) => {
+  const onDraft = (value: string, at = value.length) => {
     setDraft(value);
+    setCaret(at);
+    setPicked(0);
     const now = Date.now();
     if (value.trim() && now - typingSent.current > 2000) {
       typingSent.current = now;
@@ -136,6 +146,62 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
     setLoadError(null);
     Promise.all([store.loadMessages(room.id), store.loadMembers(room.id)]).catch((err: unknown) => setLoadError(err));
   }, [store, room.id]);
+
+  // Names (and @handles) of the members and of whoever wrote what is loaded.
+  useEffect(() => {
+    const ids = [...(members ?? []).map((m) => m.accountId), ...(timeline?.messages ?? []).map((m) => m.authorAccountId)];
+    void store.loadProfiles(ids.filter(Boolean));
+  }, [store, members, timeline?.messages]);
+
+  // `@` autocomplete: the members other than the caller, by username, and the AI.
+  const [caret, setCaret] = useState(0);
+  const [picked, setPicked] = useState(0);
+  const [dismissedAt, setDismissedAt] = useState<number | null>(null);
+  const candidates: MentionCandidate[] = [
+    ...(room.aiEnabled ? [{ handle: "ai", label: t("roomAi") }] : []),
+    ...(members ?? [])
+      .filter((m) => m.accountId !== user.accountId)
+      .flatMap((m) => {
+        const profile = state.profiles[m.accountId];
+        return profile ? [{ handle: profile.username, label: profile.displayName }] : [];
+      }),
+  ];
+  const typed = mentionAt(draft, caret);
+  const suggestions = typed && typed.start !== dismissedAt ? mentionSuggestions(typed.query, candidates) : [];
+  const active = suggestions.length > 0 ? Math.min(picked, suggestions.length - 1) : -1;
+  const pick = (candidate: MentionCandidate) => {
+    if (!typed) return;
+    const next = insertMention(draft, typed.start, caret, candidate.handle);
+    onDraft(next.text, next.caret);
+    window.requestAnimationFrame(() => {
+      const box = document.getElementById("composer");
+      if (box instanceof HTMLTextAreaElement) {
+        box.focus();
+        box.setSelectionRange(next.caret, next.caret);
+      }
+    });
+  };
+  const onSuggestionKey = (e: KeyboardEvent<HTMLTextAreaElement>): boolean => {
+    if (suggestions.length === 0 || !typed || e.nativeEvent.isComposing) return false;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      const step = e.key === "ArrowDown" ? 1 : -1;
+      setPicked((active + step + suggestions.length) % suggestions.length);
+      return true;
+    }
+    if (e.key === "Enter" || e.key === "Tab") {
+      e.preventDefault();
+      pick(suggestions[active]);
+      return true;
+    }
+    if (e.key === "Escape") {
+      e.preventDefault();
+      e.stopPropagation();
+      setDismissedAt(typed.start);
+      return true;
+    }
+    return false;
+  };
 
   // What is on screen is read: the newest message marks the room read up to it (once the tab
   // is looked at again, if it is in the background).
@@ -289,6 +355,43 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
           disabled={sending || muted}
           placeholder={room.aiEnabled ? t("roomComposerAi", { room: room.name }) : t("roomComposer", { room: room.name })}
           autoFocus
+          onKeyDownFirst={onSuggestionKey}
+          inputAria={{
+            role: "combobox",
+            "aria-autocomplete": "list",
+            "aria-expanded": suggestions.length > 0,
+            "aria-controls": "mention-suggestions",
+            "aria-activedescendant": active >= 0 ? `mention-${suggestions[active].handle}` : undefined,
+          }}
+          suggestions={
+            suggestions.length > 0 && (
+              <ul
+                id="mention-suggestions"
+                role="listbox"
+                aria-label={t("mentionSuggestions")}
+                className="absolute bottom-full left-3 z-10 mb-1 max-h-64 w-64 overflow-y-auto rounded-lg border border-gray-200 bg-white py-1 text-sm shadow-lg sm:left-6"
+                data-testid="mention-suggestions"
+              >
+                {suggestions.map((c, i) => (
+                  <li
+                    key={c.handle}
+                    id={`mention-${c.handle}`}
+                    role="option"
+                    aria-selected={i === active}
+                    className={`cursor-pointer px-3 py-1.5 ${i === active ? "bg-gray-100" : ""}`}
+                    onMouseDown={(e) => {
+                      // Keeps the focus in the box.
+                      e.preventDefault();
+                      pick(c);
+                    }}
+                  >
+                    <span className="font-medium">@{c.handle}</span>
+                    {c.label && c.label !== c.handle && <span className="ml-2 text-gray-500">{c.label}</span>}
+                  </li>
+                ))}
+              </ul>
+            )
+          }
         />
       </div>
       {panel && <MembersPanel room={room} members={members ?? []} onClose={() => setPanel(false)} />}

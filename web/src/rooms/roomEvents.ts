@@ -10,6 +10,8 @@ import {
   type RoomMember,
   type RoomMessage,
 } from "../gen/parley/chat/v1/room_pb";
+import type { UserProfile } from "../gen/parley/user/v1/user_pb";
+import { noNotifications, notificationArrived, type NotificationsState } from "./notifications";
 
 /** Why a room went away while the page had it. */
 export type LostReason = "left" | "kicked" | "banned" | "deleted";
@@ -51,10 +53,26 @@ export interface RoomsState {
   viewing: string | null;
   /** Who else is typing, by room id: account id → until when (ms since the epoch). */
   typing: Record<string, Record<string, number>>;
+  /** The bell's list, with new ones live. */
+  notifications: NotificationsState;
+  /** Usernames and display names of the accounts seen (chat-service knows only their ids). */
+  profiles: Record<string, UserProfile>;
 }
 
 export function emptyRooms(me: string): RoomsState {
-  return { me, rooms: [], timelines: {}, members: {}, invitations: [], lost: {}, lastEventId: 0n, viewing: null, typing: {} };
+  return {
+    me,
+    rooms: [],
+    timelines: {},
+    members: {},
+    invitations: [],
+    lost: {},
+    lastEventId: 0n,
+    viewing: null,
+    typing: {},
+    notifications: noNotifications,
+    profiles: {},
+  };
 }
 
 const key = (id: bigint) => id.toString();
@@ -225,6 +243,9 @@ export function applyRoomEvent(state: RoomsState, event: RoomEvent): RoomsState 
       return state.rooms.some((r) => key(r.id) === id) || state.timelines[id] ? withoutRoom(state, id, "deleted") : state;
     case "invited":
       return state.invitations.some((i) => i.id === e.value.id) ? state : { ...state, invitations: [...state.invitations, e.value] };
+    case "notification":
+      // Live only (id 0); the list is read again whenever the stream opens.
+      return { ...state, notifications: notificationArrived(state.notifications, e.value) };
     case undefined:
       return state;
   }

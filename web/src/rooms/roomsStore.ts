@@ -6,6 +6,8 @@ import { Code, ConnectError, createClient, type Client } from "@connectrpc/conne
 import type { Api } from "../api/client";
 import { backoffMs } from "../auth/tokens";
 import { RoomService, type Room, type RoomEvent, type RoomMessage } from "../gen/parley/chat/v1/room_pb";
+import { NotificationService } from "../gen/parley/chat/v1/notification_pb";
+import { notificationsLoaded, notificationsRead } from "./notifications";
 import {
   applyRoomEvent,
   emptyRooms,
@@ -28,12 +30,16 @@ export class RoomsStore {
   loadError: unknown = null;
 
   readonly client: Client<typeof RoomService>;
+  readonly notificationsClient: Client<typeof NotificationService>;
+  /** Account ids being looked up, so each is asked for once. */
+  private profilesAsked = new Set<string>();
 
   constructor(
     readonly api: Api,
     readonly me: string,
   ) {
     this.client = createClient(RoomService, api.transport);
+    this.notificationsClient = createClient(NotificationService, api.transport);
     this.state = emptyRooms(me);
   }
 
@@ -100,6 +106,8 @@ export class RoomsStore {
         // The lists are read once the stream is asked for, so nothing between them is missed;
         // a resumed stream replays what happened meanwhile, a fresh one needs the lists again.
         if (firstOpen || resumeFrom === 0n) void this.reloadRooms();
+        // Notifications are sent live only: what came while the stream was away is read.
+        void this.reloadNotifications();
         // Dropped before any stored event came: what the open rooms missed is read again.
         if (!firstOpen && resumeFrom === 0n) {
           for (const id of Object.keys(this.state.timelines)) void this.loadMessages(BigInt(id), "", true).catch(() => {});
@@ -163,6 +171,55 @@ export class RoomsStore {
 
   setViewing(roomId: string | null) {
     this.update((s) => viewingRoom(s, roomId));
+  }
+
+  async reloadNotifications() {
+    try {
+      const res = await this.notificationsClient.listNotifications({ pageSize: 30 });
+      this.update((s) => ({
+        ...s,
+        notifications: notificationsLoaded(s.notifications, res.notifications, res.unreadCount, res.nextPageToken, false),
+      }));
+    } catch {
+      // The bell keeps what it had; the next stream opening reads again.
+    }
+  }
+
+  async loadOlderNotifications() {
+    const token = this.state.notifications.olderPageToken;
+    if (!token) return;
+    const res = await this.notificationsClient.listNotifications({ pageSize: 30, pageToken: token });
+    this.update((s) => ({
+      ...s,
+      notifications: notificationsLoaded(s.notifications, res.notifications, res.unreadCount, res.nextPageToken, true),
+    }));
+  }
+
+  async markNotificationsRead(ids: bigint[] | "all") {
+    const res = await this.notificationsClient.markNotificationsRead(
+      ids === "all" ? { all: true } : { notificationIds: ids },
+    );
+    this.update((s) => ({ ...s, notifications: notificationsRead(s.notifications, ids, res.unreadCount, new Date()) }));
+  }
+
+  /** Reads the usernames of accounts not known yet (members, authors, actors). */
+  async loadProfiles(accountIds: string[]) {
+    const wanted = [...new Set(accountIds)].filter((id) => id && !this.profilesAsked.has(id));
+    if (wanted.length === 0) return;
+    for (const id of wanted) this.profilesAsked.add(id);
+    try {
+      for (let i = 0; i < wanted.length; i += 100) {
+        const res = await this.api.users.lookupUsers({ accountIds: wanted.slice(i, i + 100) });
+        this.update((s) => {
+          const profiles = { ...s.profiles };
+          for (const p of res.users) profiles[p.accountId] = p;
+          return { ...s, profiles };
+        });
+      }
+    } catch {
+      // Asked again next time they are needed.
+      for (const id of wanted) this.profilesAsked.delete(id);
+    }
   }
 
   invitationAnswered(invitationId: bigint) {

@@ -11,6 +11,8 @@ import { TokenUsagePanel } from "./TokenUsagePanel";
 
 // Export, import and share links: a chunk of its own, fetched when the tab opens.
 const DataPanel = lazy(() => import("../transfer/DataPanel"));
+// Notification settings belong to the rooms chunk (its stream and client).
+const NotificationSettingsPanel = lazy(() => import("../rooms").then((m) => ({ default: m.NotificationSettingsPanel })));
 
 const tabs: { id: SettingsTab; label: MessageKey }[] = [
   { id: "profile", label: "profile" },
@@ -19,6 +21,7 @@ const tabs: { id: SettingsTab; label: MessageKey }[] = [
   { id: "password", label: "changePassword" },
   { id: "usage", label: "usageAndLimits" },
   { id: "data", label: "dataSettings" },
+  { id: "notifications", label: "notifications" },
 ];
 
 export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab; onOpenSidebar: () => void }) {
@@ -59,6 +62,11 @@ export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab;
           {tab === "data" && (
             <Suspense fallback={null}>
               <DataPanel />
+            </Suspense>
+          )}
+          {tab === "notifications" && (
+            <Suspense fallback={null}>
+              <NotificationSettingsPanel />
             </Suspense>
           )}
           {tab === "usage" && (

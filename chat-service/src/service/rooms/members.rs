@@ -14,6 +14,7 @@ use crate::Error;
 use crate::convert;
 use crate::ids::{OwnerId, RoomId, RoomInviteId};
 use crate::store::{RoomRole, RoomRow, Visibility};
+use crate::user_directory::CallerToken;
 
 const DEFAULT_CODE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_CODE_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -129,7 +130,24 @@ impl Rooms {
             ));
         }
         self.store.set_member_role(room, target.member_id, role).await?;
-        self.member_updated(room, target.member_id).await
+        let member = self.member_updated(room, target.member_id).await?;
+        if target.role != role {
+            self.notify_role(&in_room, target.member_id, convert::role(role)).await;
+        }
+        Ok(member)
+    }
+
+    /// Tells `member` their role in the room is now `role`.
+    async fn notify_role(&self, in_room: &super::InRoom, member: OwnerId, role: pb::RoomRole) {
+        let notification = pb::Notification {
+            kind: pb::NotificationKind::RoleChanged as i32,
+            room_id: in_room.room.id.0,
+            room_name: in_room.room.name.clone(),
+            actor_account_id: in_room.me.account_id.clone(),
+            role: role as i32,
+            ..Default::default()
+        };
+        self.notify(member, notification).await;
     }
 
     pub async fn transfer_ownership(&self, me: OwnerId, room: RoomId, account_id: &str) -> Result<pb::Room, Error> {
@@ -144,6 +162,7 @@ impl Rooms {
             .await?;
         self.member_updated(room, target.member_id).await?;
         self.member_updated(room, me).await?;
+        self.notify_role(&in_room, target.member_id, pb::RoomRole::Owner).await;
         let mut updated = self.room_updated(room).await?;
         updated.my_role = pb::RoomRole::Admin as i32;
         Ok(updated)
@@ -175,7 +194,17 @@ impl Rooms {
             banned: ban,
         };
         self.emit(room, Some(target.member_id), false, Event::MemberRemoved(removed))
-            .await
+            .await?;
+        let notification = pb::Notification {
+            kind: pb::NotificationKind::Removed as i32,
+            room_id: room.0,
+            room_name: in_room.room.name.clone(),
+            actor_account_id: in_room.me.account_id.clone(),
+            banned: ban,
+            ..Default::default()
+        };
+        self.notify(target.member_id, notification).await;
+        Ok(())
     }
 
     pub async fn unban(&self, me: OwnerId, room: RoomId, account_id: &str) -> Result<(), Error> {
@@ -229,10 +258,45 @@ impl Rooms {
 
     // ---- invitations ----
 
-    pub async fn invite(&self, me: OwnerId, room: RoomId, account_id: &str) -> Result<pb::RoomInvitation, Error> {
+    /// Invites the account named by its id or (exactly one of the two) its username.
+    pub async fn invite(
+        &self,
+        me: OwnerId,
+        room: RoomId,
+        account_id: &str,
+        username: &str,
+        caller: Option<CallerToken>,
+    ) -> Result<pb::RoomInvitation, Error> {
+        let username = username.trim().trim_start_matches('@');
+        match (account_id.is_empty(), username.is_empty()) {
+            (true, true) => {
+                return Err(Error::invalid(
+                    "account_id",
+                    "name the invitee by account_id or username",
+                ));
+            }
+            (false, false) => return Err(Error::invalid("username", "give account_id or username, not both")),
+            _ => {}
+        }
+        if username.contains('\0') || username.chars().count() > 64 {
+            return Err(Error::invalid("username", "not a username"));
+        }
         let in_room = self.in_room(me, room).await?;
         in_room.require_admin("invite")?;
-        let invitee = self.account(account_id, true).await?;
+        let account_id = if username.is_empty() {
+            account_id.to_owned()
+        } else {
+            let caller = caller.ok_or(Error::NotFound("account"))?;
+            let found = self
+                .directory
+                .accounts_named(&caller, vec![username.to_owned()])
+                .await?;
+            match found.as_slice() {
+                [one] => one.clone(),
+                _ => return Err(Error::NotFound("account with that username")),
+            }
+        };
+        let invitee = self.account(&account_id, true).await?;
         match self.store.member(room, invitee).await? {
             Some(row) if row.banned_at.is_some() => {
                 return Err(Error::FailedPrecondition(
@@ -259,6 +323,15 @@ impl Rooms {
         let invitation = convert::invitation(&row);
         self.emit(room, Some(invitee), true, Event::Invited(invitation.clone()))
             .await?;
+        let notification = pb::Notification {
+            kind: pb::NotificationKind::Invitation as i32,
+            room_id: room.0,
+            room_name: in_room.room.name.clone(),
+            actor_account_id: in_room.me.account_id.clone(),
+            invitation_id: invitation.id,
+            ..Default::default()
+        };
+        self.notify(invitee, notification).await;
         Ok(invitation)
     }
 

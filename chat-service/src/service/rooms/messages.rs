@@ -14,6 +14,7 @@ use crate::convert;
 use crate::ids::{MessageId, OwnerId, RoomId};
 use crate::page_token::MessageCursor;
 use crate::store::{AuthorKind, NewRoomMessage, RoomMessageRow, RoomMessageType, RoomRole};
+use crate::user_directory::CallerToken;
 use crate::validation;
 
 /// The window the per-member message rate is counted over.
@@ -59,6 +60,7 @@ impl Rooms {
         room: RoomId,
         content: &str,
         reply_to: Option<MessageId>,
+        caller: Option<CallerToken>,
     ) -> Result<pb::RoomMessage, Error> {
         let in_room = self.in_room(me, room).await?;
         let now = now_millis();
@@ -98,6 +100,7 @@ impl Rooms {
         self.emit(room, None, false, Event::MessagePosted(message.clone()))
             .await?;
         self.answer_if_asked(&in_room.room, &row);
+        self.notify_mentions(caller, &in_room.room, &row, &in_room.me.account_id);
         Ok(message)
     }
 
