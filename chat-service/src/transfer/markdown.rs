@@ -102,6 +102,7 @@ mod tests {
             reasoning: String::new(),
             status,
             model: model.to_owned(),
+            api_config_name: String::new(),
             prompt_tokens: None,
             completion_tokens: None,
             error: if status == MessageStatus::Failed {
@@ -128,6 +129,8 @@ mod tests {
             api_config_id: None,
             model: String::new(),
             temperature: None,
+            top_p: None,
+            max_tokens: None,
             pinned: 0,
             archived: 0,
             start_time: 1_767_225_600_000,
