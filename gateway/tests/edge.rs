@@ -678,7 +678,10 @@ async fn reflection_lists_the_public_services_only() {
         [
             "grpc.health.v1.Health",
             "parley.chat.v1.ApiConfigService",
+            "parley.chat.v1.ChatDefaultsService",
             "parley.chat.v1.MessageService",
+            "parley.chat.v1.ModelService",
+            "parley.chat.v1.NotificationService",
             "parley.chat.v1.PersonaService",
             "parley.chat.v1.QuotaService",
             "parley.chat.v1.RoomService",

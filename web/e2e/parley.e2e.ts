@@ -206,15 +206,18 @@ describe("Parley in a browser", () => {
     // Built-in personas are read-only.
     expect(await page.getByTestId("persona").first().getByRole("button", { name: "Edit" }).count()).toBe(0);
     await page.getByRole("button", { name: "New persona" }).click();
-    await page.getByLabel("Name").fill("Pirate");
-    await page.getByLabel("Description").fill("Talks like a pirate");
-    await page.getByLabel("System prompt").fill("Answer like a pirate.");
-    await page.getByRole("button", { name: "Save" }).click();
+    // The form of its own: the defaults for new chats below have a system prompt too.
+    const newPersona = page.getByRole("form", { name: "New persona" });
+    await newPersona.getByLabel("Name").fill("Pirate");
+    await newPersona.getByLabel("Description").fill("Talks like a pirate");
+    await newPersona.getByLabel("System prompt").fill("Answer like a pirate.");
+    await newPersona.getByRole("button", { name: "Save" }).click();
     const pirate = page.getByTestId("persona").filter({ hasText: "Pirate" });
     await pirate.waitFor();
     await pirate.getByRole("button", { name: "Edit" }).click();
-    await page.getByLabel("Name").fill("Pirate captain");
-    await page.getByRole("button", { name: "Save" }).click();
+    const editPersona = page.getByRole("form", { name: "Edit" });
+    await editPersona.getByLabel("Name").fill("Pirate captain");
+    await editPersona.getByRole("button", { name: "Save" }).click();
     await page.getByTestId("persona").filter({ hasText: "Pirate captain" }).waitFor();
 
     await page.getByRole("link", { name: "New chat" }).click();
