@@ -90,7 +90,7 @@ describe("models and chat settings", () => {
     await fake.script({ text: "First answer.", chunk_delay_ms: 5 });
     await page.locator("#composer").fill("Hello");
     await page.locator("#composer").press("Enter");
-    const first = page.locator("article[data-role=assistant]").last();
+    const first = page.locator("article[data-role=assistant]").first();
     await first.filter({ hasText: "First answer." }).waitFor();
     expect(await textOf(first.getByTestId("answer-model"))).toBe("fake-model · Main");
 

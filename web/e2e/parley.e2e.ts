@@ -878,9 +878,10 @@ describe("Parley in a browser", () => {
       await p.goto(`${parley.url}/settings/personas`);
       for (const name of ["First", "Second"]) {
         await p.getByRole("button", { name: "New persona" }).click();
-        await p.getByLabel("Name", { exact: true }).fill(name);
-        await p.getByLabel("System prompt", { exact: true }).fill("Be brief.");
-        await p.getByRole("button", { name: "Save" }).click();
+        const form = p.getByRole("form", { name: "New persona" });
+        await form.getByLabel("Name", { exact: true }).fill(name);
+        await form.getByLabel("System prompt", { exact: true }).fill("Be brief.");
+        await form.getByRole("button", { name: "Save" }).click();
       }
       await p.getByRole("alert").filter({ hasText: "You have reached your limit of 1 personas." }).waitFor();
     } finally {
