@@ -19,17 +19,6 @@ const EVENT_WITHIN: Duration = Duration::from_secs(10);
 /// How long a test listens for an event it expects never to come.
 const QUIET_FOR: Duration = Duration::from_millis(700);
 
-struct Person {
-    user: User,
-    account: String,
-}
-
-async fn person(stack: &Stack, name: &str) -> Person {
-    let user = stack.user(name).await;
-    let account = stack.account_id(&user).await;
-    Person { user, account }
-}
-
 async fn create_room(owner: &Person, name: &str) -> pb::Room {
     owner
         .user

@@ -16,18 +16,6 @@ use tonic::Code;
 /// How long a test waits for an event it expects.
 const EVENT_WITHIN: Duration = Duration::from_secs(10);
 
-/// A signed-in user and their account id.
-struct Person {
-    user: User,
-    account: String,
-}
-
-async fn person(stack: &Stack, name: &str) -> Person {
-    let user = stack.user(name).await;
-    let account = stack.account_id(&user).await;
-    Person { user, account }
-}
-
 async fn create_room(owner: &Person, name: &str, visibility: pb::RoomVisibility) -> pb::Room {
     owner
         .user

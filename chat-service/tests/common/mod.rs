@@ -395,6 +395,18 @@ impl User {
     }
 }
 
+/// A signed-in user and their account id (rooms and notifications name people by it).
+pub struct Person {
+    pub user: User,
+    pub account: String,
+}
+
+pub async fn person(stack: &Stack, name: &str) -> Person {
+    let user = stack.user(name).await;
+    let account = stack.account_id(&user).await;
+    Person { user, account }
+}
+
 pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
