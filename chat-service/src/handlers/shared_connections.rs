@@ -41,12 +41,17 @@ fn reply(shared: &SharedConnection) -> Option<pb::SharedConnection> {
     Some(convert::shared_connection(&shared.row, &shared.models, &shared.granted))
 }
 
-fn grantee(grant: Option<(Option<String>, Option<bool>)>) -> Result<Grantee, Error> {
-    match grant {
-        Some((Some(account), _)) => Ok(Grantee::Account(account)),
-        Some((None, Some(true))) => Ok(Grantee::Everyone),
-        _ => Err(Error::invalid("grantee", "give an account_id, or everyone = true")),
-    }
+/// The grant and revoke requests' `grantee` oneofs are distinct generated types with the
+/// same two arms; this reads either into the service's [`Grantee`].
+macro_rules! grantee {
+    ($oneof:ty, $grantee:expr) => {{
+        type G = $oneof;
+        match $grantee {
+            Some(G::AccountId(account)) => Ok(Grantee::Account(account)),
+            Some(G::Everyone(true)) => Ok(Grantee::Everyone),
+            _ => Err(Error::invalid("grantee", "give an account_id, or everyone = true")),
+        }
+    }};
 }
 
 #[tonic::async_trait]
@@ -159,13 +164,9 @@ impl SharedConnectionService for ChatApi {
         &self,
         request: Request<pb::GrantSharedConnectionRequest>,
     ) -> Result<Response<pb::GrantSharedConnectionResponse>, Status> {
-        use pb::grant_shared_connection_request::Grantee as G;
         let admin = administrator(&request)?;
         let r = request.into_inner();
-        let grantee = grantee(r.grantee.map(|g| match g {
-            G::AccountId(account) => (Some(account), None),
-            G::Everyone(everyone) => (None, Some(everyone)),
-        }))?;
+        let grantee = grantee!(pb::grant_shared_connection_request::Grantee, r.grantee)?;
         let shared = self
             .chat
             .grant_shared_connection(&admin, ApiConfigId(r.id), grantee)
@@ -179,13 +180,9 @@ impl SharedConnectionService for ChatApi {
         &self,
         request: Request<pb::RevokeSharedConnectionRequest>,
     ) -> Result<Response<pb::RevokeSharedConnectionResponse>, Status> {
-        use pb::revoke_shared_connection_request::Grantee as G;
         let admin = administrator(&request)?;
         let r = request.into_inner();
-        let grantee = grantee(r.grantee.map(|g| match g {
-            G::AccountId(account) => (Some(account), None),
-            G::Everyone(everyone) => (None, Some(everyone)),
-        }))?;
+        let grantee = grantee!(pb::revoke_shared_connection_request::Grantee, r.grantee)?;
         let shared = self
             .chat
             .revoke_shared_connection(&admin, ApiConfigId(r.id), grantee)
