@@ -364,6 +364,7 @@ on_every_backend!(one_generation_per_session, |db_url: String| async move {
             session_id: session.id,
             content: "second".into(),
             api_config_id: None,
+            version_of_id: None,
         }))
         .await;
     assert_code(refused, Code::FailedPrecondition);
@@ -578,6 +579,7 @@ on_every_backend!(missing_configs_and_the_maximum_duration, |db_url: String| asy
                 session_id: session.id,
                 content: "hi".into(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await,
         Code::FailedPrecondition,
@@ -663,6 +665,7 @@ on_every_backend!(
                 session_id: elsewhere.id,
                 content: "in parallel".into(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await
             .expect_err("over the per-user limit");
@@ -747,6 +750,7 @@ on_every_backend!(
                     session_id: session.id,
                     content: "meanwhile".into(),
                     api_config_id: None,
+                    version_of_id: None,
                 }))
                 .await,
             Code::FailedPrecondition,
@@ -930,6 +934,7 @@ async fn instances_sharing_postgres_watch_and_stop_each_others_answers() {
                 session_id: session.id,
                 content: "me too".into(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await,
         Code::FailedPrecondition,
@@ -1283,6 +1288,7 @@ on_every_backend!(nul_characters_are_refused_or_dropped, |db_url: String| async 
                 session_id: session.id,
                 content: "hello\0world".into(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await,
         "content",
@@ -1382,6 +1388,7 @@ on_every_backend!(
                     session_id: session.id,
                     content: "next".into(),
                     api_config_id: None,
+                    version_of_id: None,
                 }))
                 .await,
             Code::FailedPrecondition,
@@ -1495,6 +1502,7 @@ async fn instances_sharing_postgres_start_one_answer_per_session_and_share_the_u
             session_id,
             content: "at the same moment".into(),
             api_config_id: None,
+            version_of_id: None,
         });
         async move { client.send_message(request).await }
     };

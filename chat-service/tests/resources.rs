@@ -919,6 +919,7 @@ on_every_backend!(messages_pages_edits_and_deletes, |db_url: String| async move 
                 session_id: session.id,
                 page_size: 4,
                 page_token: token.clone(),
+                all_branches: false,
             }))
             .await
             .unwrap()
@@ -985,6 +986,7 @@ on_every_backend!(messages_pages_edits_and_deletes, |db_url: String| async move 
                 session_id: session.id,
                 content: String::new(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await,
         "content",
@@ -995,6 +997,7 @@ on_every_backend!(messages_pages_edits_and_deletes, |db_url: String| async move 
                 session_id: session.id,
                 page_size: -1,
                 page_token: String::new(),
+                all_branches: false,
             }))
             .await,
         "page_size",
@@ -1181,6 +1184,7 @@ on_every_backend!(another_users_rows_are_not_found, |db_url: String| async move 
                     session_id,
                     content: "hi".into(),
                     api_config_id: None,
+                    version_of_id: None,
                 };
                 u.messages().send_message(u.req(request)).await
             }),
@@ -1193,6 +1197,7 @@ on_every_backend!(another_users_rows_are_not_found, |db_url: String| async move 
                     session_id: own_session,
                     content: "hi".into(),
                     api_config_id: Some(id),
+                    version_of_id: None,
                 };
                 u.messages().send_message(u.req(request)).await
             }),
@@ -1344,6 +1349,7 @@ async fn every_call_needs_an_access_token() {
                 session_id: 1,
                 content: "hi".into(),
                 api_config_id: None,
+                version_of_id: None,
             })
             .await,
         Code::Unauthenticated,
