@@ -220,10 +220,12 @@ pub fn message(row: &MessageRow) -> pb::Message {
     }
 }
 
-/// A message with the versions at its place in the chat's tree (as ListMessages lists it).
+/// A message with the versions at its place in the chat's tree (as ListMessages lists it):
+/// none when it is the only one.
 pub fn message_with_versions(row: &MessageRow, siblings: &[MessageId]) -> pb::Message {
+    let versions = if siblings.len() > 1 { siblings } else { &[] };
     pb::Message {
-        sibling_ids: siblings.iter().map(|id| id.0).collect(),
+        sibling_ids: versions.iter().map(|id| id.0).collect(),
         ..message(row)
     }
 }

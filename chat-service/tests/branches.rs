@@ -148,7 +148,7 @@ on_every_backend!(
         let page = list(&alice, session.id).await;
         assert_eq!(texts(&page.messages), ["Where to?", "Osaka"]);
         assert_eq!(page.current_message_id, a2);
-        assert_eq!(page.messages[0].sibling_ids, [q1]);
+        assert!(page.messages[0].sibling_ids.is_empty(), "the only version");
         assert_eq!(page.messages[0].parent_id, None);
         assert_eq!(page.messages[1].sibling_ids, [a1, a2]);
         assert_eq!(page.messages[1].parent_id, Some(q1));
@@ -365,7 +365,7 @@ on_every_backend!(
         }
         let page = list(&alice, session.id).await;
         assert_eq!(texts(&page.messages), ["Where to?", "Kyoto"]);
-        assert_eq!(page.messages[1].sibling_ids, [a1]);
+        assert!(page.messages[1].sibling_ids.is_empty(), "the only version left");
         assert_eq!(page.current_message_id, a1);
 
         // The last answer gone, the question ends the branch and is answered again beside it.

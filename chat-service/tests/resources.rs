@@ -941,19 +941,19 @@ on_every_backend!(messages_pages_edits_and_deletes, |db_url: String| async move 
 
     let edited = messages
         .update_message(alice.req(pb::UpdateMessageRequest {
-            id: seen[0].id,
-            content: "question zero, edited".into(),
+            id: seen[1].id,
+            content: "answer zero, edited".into(),
         }))
         .await
         .unwrap()
         .into_inner()
         .message
         .unwrap();
-    assert_eq!(edited.content, "question zero, edited");
+    assert_eq!(edited.content, "answer zero, edited");
     assert_invalid(
         messages
             .update_message(alice.req(pb::UpdateMessageRequest {
-                id: seen[0].id,
+                id: seen[1].id,
                 content: "  ".into(),
             }))
             .await,
@@ -962,20 +962,20 @@ on_every_backend!(messages_pages_edits_and_deletes, |db_url: String| async move 
     assert_invalid(
         messages
             .update_message(alice.req(pb::UpdateMessageRequest {
-                id: seen[0].id,
+                id: seen[1].id,
                 content: "c".repeat(100_001),
             }))
             .await,
         "content",
     );
-    assert_eq!(alice.message(seen[0].id).await.content, "question zero, edited");
+    assert_eq!(alice.message(seen[1].id).await.content, "answer zero, edited");
     messages
-        .delete_message(alice.req(pb::DeleteMessageRequest { id: seen[1].id }))
+        .delete_message(alice.req(pb::DeleteMessageRequest { id: seen[5].id }))
         .await
         .unwrap();
     assert_code(
         messages
-            .get_message(alice.req(pb::GetMessageRequest { id: seen[1].id }))
+            .get_message(alice.req(pb::GetMessageRequest { id: seen[5].id }))
             .await,
         Code::NotFound,
     );
