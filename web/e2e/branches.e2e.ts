@@ -43,10 +43,12 @@ const answer = (text: string) => page.locator("article[data-role=assistant]").fi
 const question = (text: string) => page.locator("article[data-role=user]").filter({ hasText: text });
 const position = (article: ReturnType<Page["locator"]>) => article.getByTestId("version-position");
 
-/** What the model was shown last: the messages of the newest chat completion request. */
+/** What the model was shown last of the conversation (the persona's system prompt aside):
+ * the messages of the newest chat completion request. */
 async function lastAsked(): Promise<string[]> {
   const requests = (await fake.requests()) as { path: string; body?: { messages?: { role: string; content: string }[] } }[];
-  return (requests.filter((r) => r.path.endsWith("/chat/completions")).at(-1)?.body?.messages ?? []).map((m) => m.content);
+  const messages = requests.filter((r) => r.path.endsWith("/chat/completions")).at(-1)?.body?.messages ?? [];
+  return messages.filter((m) => m.role !== "system").map((m) => m.content);
 }
 
 describe("versions and branches", () => {
