@@ -258,6 +258,7 @@ async fn sigterm_lets_an_answer_being_streamed_complete() {
                 session_id: session.id,
                 content: "count to ten".into(),
                 api_config_id: None,
+                version_of_id: None,
             },
             &token,
         ))

@@ -160,6 +160,7 @@ async fn chat_over(stack: &Stack, fake: &FakeOpenAi, transport: Transport, usern
                 session_id: session.id,
                 content: "Say hello".into(),
                 api_config_id: None,
+                version_of_id: None,
             },
         )
         .await;
@@ -270,6 +271,7 @@ async fn the_answer_streams_before_it_is_complete() {
             session_id: session.session.unwrap().id,
             content: "hi".into(),
             api_config_id: None,
+            version_of_id: None,
         },
         WebMode::Text,
         &[("authorization", &auth)],

@@ -14,6 +14,7 @@ use parley_service_kit::grpc_status::Reason;
 pub use rooms::{invitation, member, role, room, room_message};
 pub use share_links::{share_link, shared_chat};
 
+use crate::ids::MessageId;
 use crate::quota::QuotaLimits;
 use crate::service::{AccountQuota, ModelGroup};
 use crate::store::{
@@ -214,6 +215,18 @@ pub fn message(row: &MessageRow) -> pb::Message {
         error_code: i32::try_from(row.error_code).unwrap_or(tonic::Code::Unknown as i32),
         error_reason: row.error_reason.clone(),
         api_config_name: row.api_config_name.clone(),
+        parent_id: row.parent_id.map(|id| id.0),
+        sibling_ids: Vec::new(),
+    }
+}
+
+/// A message with the versions at its place in the chat's tree (as ListMessages lists it):
+/// none when it is the only one.
+pub fn message_with_versions(row: &MessageRow, siblings: &[MessageId]) -> pb::Message {
+    let versions = if siblings.len() > 1 { siblings } else { &[] };
+    pb::Message {
+        sibling_ids: versions.iter().map(|id| id.0).collect(),
+        ..message(row)
     }
 }
 

@@ -22,6 +22,7 @@ pub mod ids;
 pub mod key_cipher;
 mod llm_client;
 pub mod master_keys;
+pub mod message_tree;
 mod model_cache;
 mod page_token;
 mod quota;

@@ -35,6 +35,7 @@ use parley_service_kit::database::now_millis;
 pub use accounts::ERASED_SWEEP_INTERVAL;
 pub use api_configs::{ConfigChange, ProviderTarget};
 pub use chat_defaults::ChatDefaultsChange;
+pub use messages::MessagePage;
 pub use models::ModelGroup;
 pub use personas::PersonaChange;
 pub use quotas::{AccountQuota, QuotaChange};

@@ -112,10 +112,12 @@ pub struct SessionRow {
     pub end_time: Option<i64>,
     pub updated_at: i64,
     pub last_active_at: i64,
+    /// The message the branch being shown ends at (`None`: the most recently shown one).
+    pub current_message_id: Option<MessageId>,
 }
 
 const SESSION_COLUMNS: &str = "id, user_id, title, system_prompt, persona_id, api_config_id, model, temperature, \
-     top_p, max_tokens, pinned, archived, start_time, end_time, updated_at, last_active_at";
+     top_p, max_tokens, pinned, archived, start_time, end_time, updated_at, last_active_at, current_message_id";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
@@ -140,11 +142,13 @@ pub struct MessageRow {
     pub updated_at: i64,
     /// The name of the config an answer was written with, as it was then ("" otherwise).
     pub api_config_name: String,
+    /// The message this one follows in its chat's tree (`None`: a first message, or a room's).
+    pub parent_id: Option<MessageId>,
 }
 
 const MESSAGE_COLUMNS: &str = "m.id, m.session_id, m.role, m.content, m.reasoning, m.status, m.model, \
      m.prompt_tokens, m.completion_tokens, m.error, CAST(m.error_code AS BIGINT) AS error_code, m.error_reason, m.reply_to_id, \
-     m.created_at, m.updated_at, m.api_config_name";
+     m.created_at, m.updated_at, m.api_config_name, m.parent_id";
 
 /// Who wrote a message, as stored in `chat_messages.role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +272,9 @@ pub struct SessionFields<'a> {
 /// The user's message and the (empty, streaming) answer row stored before a generation starts.
 pub struct NewExchange<'a> {
     pub session_id: SessionId,
+    /// The message the question follows: the end of the shown branch, or the parent of the
+    /// question it is a new version of (`None`: a first question).
+    pub parent_id: Option<MessageId>,
     pub user_content: &'a str,
     pub model: &'a str,
     /// The answering config's name, kept on the answer.

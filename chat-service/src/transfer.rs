@@ -23,15 +23,20 @@ pub struct ImportedChat {
     pub persona_name: Option<String>,
     pub model: String,
     pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<i64>,
     pub pinned: bool,
     pub archived: bool,
     pub start_time: i64,
     pub end_time: Option<i64>,
     pub messages: Vec<ImportedMessage>,
+    /// The index of the message the shown branch ends at (`None`: the last message's branch).
+    pub current: Option<usize>,
 }
 
 /// A message read from a file. `reply_to` is the index (in the chat's `messages`) of the
-/// question an answer replies to.
+/// question an answer replies to; `parent` the index of the message it follows in the chat's
+/// tree (`None`: a first message).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportedMessage {
     pub role: Role,
@@ -45,6 +50,9 @@ pub struct ImportedMessage {
     pub error_code: i64,
     pub error_reason: String,
     pub reply_to: Option<usize>,
+    pub parent: Option<usize>,
+    /// The API config an answer was written with, as it was named then.
+    pub api_config_name: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -138,6 +146,15 @@ fn check_chat(index: usize, chat: &ImportedChat) -> Result<(), Error> {
     if let Some(t) = chat.temperature {
         parley_proto::llm::v1::check_temperature(t).map_err(|reason| invalid(format!("{at}: temperature {reason}")))?;
     }
+    if let Some(p) = chat.top_p {
+        crate::validation::top_p("top_p", p).map_err(|e| invalid(format!("{at}: {e}")))?;
+    }
+    if let Some(n) = chat.max_tokens {
+        crate::validation::max_tokens("max_tokens", n).map_err(|e| invalid(format!("{at}: {e}")))?;
+    }
+    if chat.current.is_some_and(|c| c >= chat.messages.len()) {
+        return Err(invalid(format!("{at}: current names no message of the chat")));
+    }
     for (i, message) in chat.messages.iter().enumerate() {
         let at = format!("{at}, message {}", i + 1);
         check_text(&format!("{at}: the text"), &message.content, MAX_MESSAGE_CHARS)?;
@@ -161,6 +178,14 @@ fn check_chat(index: usize, chat: &ImportedChat) -> Result<(), Error> {
         }
         if message.prompt_tokens.is_some_and(|t| t < 0) || message.completion_tokens.is_some_and(|t| t < 0) {
             return Err(invalid(format!("{at}: token counts must not be negative")));
+        }
+        check_text(
+            &format!("{at}: the API config name"),
+            &message.api_config_name,
+            crate::validation::MAX_NAME_CHARS,
+        )?;
+        if message.parent.is_some_and(|p| p >= i) {
+            return Err(invalid(format!("{at}: its parent is not an earlier message")));
         }
         if let Some(question) = message.reply_to
             && (question >= i || chat.messages[question].role != Role::User)

@@ -364,6 +364,7 @@ on_every_backend!(one_generation_per_session, |db_url: String| async move {
             session_id: session.id,
             content: "second".into(),
             api_config_id: None,
+            version_of_id: None,
         }))
         .await;
     assert_code(refused, Code::FailedPrecondition);
@@ -390,67 +391,54 @@ on_every_backend!(one_generation_per_session, |db_url: String| async move {
     stack.stop().await;
 });
 
-on_every_backend!(regenerate_replaces_the_answer_when_done, |db_url: String| async move {
-    let stack = Stack::start(&db_url).await;
-    let (alice, session) = alice_chatting(&stack, titled()).await;
-    stack.fake.push_reply(Reply::text("the first answer"));
-    let events = collect_send(alice.send(session.id, "question").await).await;
-    let old_id = started_id(&events);
-    stack.fake.push_reply(Reply::text("the latest answer"));
-    let events = collect_send(alice.send(session.id, "latest question").await).await;
-    assert_eq!(text_of(&events), "the latest answer");
+on_every_backend!(
+    regenerating_an_earlier_answer_adds_a_version_and_shows_it,
+    |db_url: String| async move {
+        let stack = Stack::start(&db_url).await;
+        let (alice, session) = alice_chatting(&stack, titled()).await;
+        stack.fake.push_reply(Reply::text("the first answer"));
+        let events = collect_send(alice.send(session.id, "question").await).await;
+        let old_id = started_id(&events);
+        stack.fake.push_reply(Reply::text("the latest answer"));
+        let events = collect_send(alice.send(session.id, "latest question").await).await;
+        assert_eq!(text_of(&events), "the latest answer");
 
-    stack.fake.push_reply(slow(20, Duration::from_millis(30)));
-    let mut stream = regenerate(&alice, old_id).await;
-    let Some(Event::AssistantStarted(new)) = stream
-        .message()
-        .await
-        .unwrap()
-        .and_then(|r| r.event)
-        .and_then(|e| e.event)
-    else {
-        panic!("no assistant_started");
-    };
-    // While it runs, the old answer is still there.
-    assert_eq!(alice.message(old_id).await.content, "the first answer");
-    let events = collect(stream, |r: pb::RegenerateMessageResponse| r.event).await;
-    let Some(Event::Completed(done)) = events.last() else {
-        panic!("{events:?}")
-    };
-    assert_eq!(done.id, new.id);
-    assert_eq!(done.content, words(20));
-    // As stored, at the old answer's place (its created_at).
-    assert_eq!(alice.message(done.id).await, *done);
+        stack.fake.push_reply(slow(20, Duration::from_millis(30)));
+        let mut stream = regenerate(&alice, old_id).await;
+        let Some(Event::AssistantStarted(new)) = stream
+            .message()
+            .await
+            .unwrap()
+            .and_then(|r| r.event)
+            .and_then(|e| e.event)
+        else {
+            panic!("no assistant_started");
+        };
+        // While it runs, the old answer is still there.
+        assert_eq!(alice.message(old_id).await.content, "the first answer");
+        let events = collect(stream, |r: pb::RegenerateMessageResponse| r.event).await;
+        let Some(Event::Completed(done)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(done.id, new.id);
+        assert_eq!(done.content, words(20));
+        // As stored, at the old answer's place (its created_at).
+        assert_eq!(alice.message(done.id).await, *done);
 
-    // Replaced in place: the new answer sits where the old one was.
-    assert_code(
-        alice
-            .messages()
-            .get_message(alice.req(pb::GetMessageRequest { id: old_id }))
-            .await,
-        Code::NotFound,
-    );
-    let contents: Vec<String> = alice
-        .list_messages(session.id)
-        .await
-        .into_iter()
-        .map(|m| m.content)
-        .collect();
-    assert_eq!(
-        contents,
-        [
-            "question".to_owned(),
-            words(20),
-            "latest question".to_owned(),
-            "the latest answer".to_owned()
-        ]
-    );
-    // The model was asked the same question with the history before it only.
-    let request = stack.fake.chat_requests().pop().unwrap();
-    assert_eq!(role_and_content(&request.body), [("user".into(), "question".into())]);
-    // (Naming the question instead answers it again: a_question_whose_answer_was_deleted….)
-    stack.stop().await;
-});
+        // A version beside the old one, which stays with the branch that followed it; the new
+        // one is shown, on a branch of its own.
+        assert_eq!(alice.message(old_id).await.content, "the first answer");
+        let listed = alice.list_messages(session.id).await;
+        let contents: Vec<&str> = listed.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(contents, ["question", words(20).as_str()]);
+        assert_eq!(listed[1].sibling_ids, [old_id, done.id]);
+        // The model was asked the same question with the history before it only.
+        let request = stack.fake.chat_requests().pop().unwrap();
+        assert_eq!(role_and_content(&request.body), [("user".into(), "question".into())]);
+        // (Naming the question instead answers it again: a_question_whose_answer_was_deleted….)
+        stack.stop().await;
+    }
+);
 
 on_every_backend!(context_fits_the_budget, |db_url: String| async move {
     let stack = Stack::start_with(&db_url, |config| config.generation.context_budget_tokens = 120).await;
@@ -578,6 +566,7 @@ on_every_backend!(missing_configs_and_the_maximum_duration, |db_url: String| asy
                 session_id: session.id,
                 content: "hi".into(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await,
         Code::FailedPrecondition,
@@ -663,6 +652,7 @@ on_every_backend!(
                 session_id: elsewhere.id,
                 content: "in parallel".into(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await
             .expect_err("over the per-user limit");
@@ -747,6 +737,7 @@ on_every_backend!(
                     session_id: session.id,
                     content: "meanwhile".into(),
                     api_config_id: None,
+                    version_of_id: None,
                 }))
                 .await,
             Code::FailedPrecondition,
@@ -930,6 +921,7 @@ async fn instances_sharing_postgres_watch_and_stop_each_others_answers() {
                 session_id: session.id,
                 content: "me too".into(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await,
         Code::FailedPrecondition,
@@ -1102,7 +1094,7 @@ fn status_of(message: &pb::Message) -> pb::MessageStatus {
 }
 
 on_every_backend!(
-    one_answer_per_question_whatever_regeneration_does,
+    every_regeneration_is_kept_as_a_version_and_the_shown_one_is_the_context,
     |db_url: String| async move {
         use pb::MessageStatus::{Complete, Failed, Stopped};
         let stack = Stack::start(&db_url).await;
@@ -1113,7 +1105,8 @@ on_every_backend!(
         let first = started_id(&events);
         assert_eq!(alice.message(first).await.reply_to_id, Some(question_id));
 
-        // A regeneration the user stops replaces the old answer: it is what they chose to keep.
+        // A regeneration the user stops is shown in the old answer's place; the old one stays
+        // as its first version.
         stack.fake.push_reply(slow(100, Duration::from_millis(30)));
         let mut regenerating = regenerate(&alice, first).await;
         let second = match regenerating
@@ -1140,11 +1133,13 @@ on_every_backend!(
         assert_eq!(
             listed.iter().map(|m| m.id).collect::<Vec<_>>(),
             [question_id, second],
-            "the old answer is gone"
+            "the new version is shown"
         );
+        assert_eq!(listed[1].sibling_ids, [first, second]);
+        assert_eq!(alice.message(first).await.content, "the first answer");
 
-        // A failed regeneration keeps the answer there was; the failure is listed beside it
-        // (same question, its status code stored) but never shown to the model.
+        // A failed regeneration is a version too (same question, its status code stored),
+        // never shown to the model; the user goes back to the stopped one and asks on.
         stack.fake.push_reply(Reply::status(500, "The server had an error"));
         let events = collect(regenerate(&alice, second).await, |r: pb::RegenerateMessageResponse| {
             r.event
@@ -1156,6 +1151,14 @@ on_every_backend!(
         assert_eq!(failed.error_code, Code::Unavailable as i32);
         assert_eq!(failed.reply_to_id, Some(question_id));
         assert_eq!(alice.message(second).await, stopped);
+        alice
+            .messages()
+            .switch_branch(alice.req(pb::SwitchBranchRequest {
+                message_id: second,
+                page_size: 0,
+            }))
+            .await
+            .unwrap();
 
         stack.fake.push_reply(Reply::text("next answer"));
         collect_send(alice.send(session.id, "next question").await).await;
@@ -1169,7 +1172,8 @@ on_every_backend!(
             ]
         );
 
-        // Regenerating the failed attempt: the new answer is the question's only one.
+        // Regenerating the failed attempt: a fourth version, shown alone on its branch (the
+        // next question and its answer follow the second version, which stays).
         stack.fake.push_reply(Reply::text("the final answer"));
         let events = collect(regenerate(&alice, third).await, |r: pb::RegenerateMessageResponse| {
             r.event
@@ -1185,21 +1189,10 @@ on_every_backend!(
             .filter(|m| m.role == pb::MessageRole::Assistant as i32)
             .map(|m| (m.content.as_str(), m.reply_to_id))
             .collect();
-        assert_eq!(
-            answers,
-            [
-                ("the final answer", Some(question_id)),
-                ("next answer", Some(listed[2].id))
-            ]
-        );
-        for gone in [second, third] {
-            assert_code(
-                alice
-                    .messages()
-                    .get_message(alice.req(pb::GetMessageRequest { id: gone }))
-                    .await,
-                Code::NotFound,
-            );
+        assert_eq!(answers, [("the final answer", Some(question_id))]);
+        assert_eq!(listed[1].sibling_ids, [first, second, third, done.id]);
+        for kept in [first, second, third] {
+            assert_eq!(alice.message(kept).await.reply_to_id, Some(question_id));
         }
         stack.stop().await;
     }
@@ -1283,6 +1276,7 @@ on_every_backend!(nul_characters_are_refused_or_dropped, |db_url: String| async 
                 session_id: session.id,
                 content: "hello\0world".into(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await,
         "content",
@@ -1382,6 +1376,7 @@ on_every_backend!(
                     session_id: session.id,
                     content: "next".into(),
                     api_config_id: None,
+                    version_of_id: None,
                 }))
                 .await,
             Code::FailedPrecondition,
@@ -1495,6 +1490,7 @@ async fn instances_sharing_postgres_start_one_answer_per_session_and_share_the_u
             session_id,
             content: "at the same moment".into(),
             api_config_id: None,
+            version_of_id: None,
         });
         async move { client.send_message(request).await }
     };

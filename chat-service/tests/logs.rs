@@ -69,6 +69,7 @@ async fn api_keys_are_never_logged_or_returned() {
         session_id: session.id,
         content: "hello".into(),
         api_config_id: None,
+        version_of_id: None,
     });
     request.metadata_mut().insert(
         "traceparent",

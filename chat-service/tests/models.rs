@@ -636,6 +636,7 @@ on_every_backend!(an_ended_chat_is_read_only_until_reopened, |db_url: String| as
                 session_id: session.id,
                 content: "after".into(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await,
         Code::FailedPrecondition,
@@ -688,6 +689,7 @@ on_every_backend!(an_ended_chat_is_read_only_until_reopened, |db_url: String| as
                 session_id: session.id,
                 content: "hi".into(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await,
         Code::NotFound,

@@ -110,6 +110,7 @@ async fn send(
             session_id,
             content: content.into(),
             api_config_id: None,
+            version_of_id: None,
         }))
         .await
         .map(tonic::Response::into_inner)

@@ -919,6 +919,7 @@ on_every_backend!(messages_pages_edits_and_deletes, |db_url: String| async move 
                 session_id: session.id,
                 page_size: 4,
                 page_token: token.clone(),
+                all_branches: false,
             }))
             .await
             .unwrap()
@@ -940,19 +941,19 @@ on_every_backend!(messages_pages_edits_and_deletes, |db_url: String| async move 
 
     let edited = messages
         .update_message(alice.req(pb::UpdateMessageRequest {
-            id: seen[0].id,
-            content: "question zero, edited".into(),
+            id: seen[1].id,
+            content: "answer zero, edited".into(),
         }))
         .await
         .unwrap()
         .into_inner()
         .message
         .unwrap();
-    assert_eq!(edited.content, "question zero, edited");
+    assert_eq!(edited.content, "answer zero, edited");
     assert_invalid(
         messages
             .update_message(alice.req(pb::UpdateMessageRequest {
-                id: seen[0].id,
+                id: seen[1].id,
                 content: "  ".into(),
             }))
             .await,
@@ -961,20 +962,20 @@ on_every_backend!(messages_pages_edits_and_deletes, |db_url: String| async move 
     assert_invalid(
         messages
             .update_message(alice.req(pb::UpdateMessageRequest {
-                id: seen[0].id,
+                id: seen[1].id,
                 content: "c".repeat(100_001),
             }))
             .await,
         "content",
     );
-    assert_eq!(alice.message(seen[0].id).await.content, "question zero, edited");
+    assert_eq!(alice.message(seen[1].id).await.content, "answer zero, edited");
     messages
-        .delete_message(alice.req(pb::DeleteMessageRequest { id: seen[1].id }))
+        .delete_message(alice.req(pb::DeleteMessageRequest { id: seen[5].id }))
         .await
         .unwrap();
     assert_code(
         messages
-            .get_message(alice.req(pb::GetMessageRequest { id: seen[1].id }))
+            .get_message(alice.req(pb::GetMessageRequest { id: seen[5].id }))
             .await,
         Code::NotFound,
     );
@@ -985,6 +986,7 @@ on_every_backend!(messages_pages_edits_and_deletes, |db_url: String| async move 
                 session_id: session.id,
                 content: String::new(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await,
         "content",
@@ -995,6 +997,7 @@ on_every_backend!(messages_pages_edits_and_deletes, |db_url: String| async move 
                 session_id: session.id,
                 page_size: -1,
                 page_token: String::new(),
+                all_branches: false,
             }))
             .await,
         "page_size",
@@ -1181,6 +1184,7 @@ on_every_backend!(another_users_rows_are_not_found, |db_url: String| async move 
                     session_id,
                     content: "hi".into(),
                     api_config_id: None,
+                    version_of_id: None,
                 };
                 u.messages().send_message(u.req(request)).await
             }),
@@ -1193,6 +1197,7 @@ on_every_backend!(another_users_rows_are_not_found, |db_url: String| async move 
                     session_id: own_session,
                     content: "hi".into(),
                     api_config_id: Some(id),
+                    version_of_id: None,
                 };
                 u.messages().send_message(u.req(request)).await
             }),
@@ -1344,6 +1349,7 @@ async fn every_call_needs_an_access_token() {
                 session_id: 1,
                 content: "hi".into(),
                 api_config_id: None,
+                version_of_id: None,
             })
             .await,
         Code::Unauthenticated,

@@ -119,7 +119,7 @@ on_every_backend!(
         alice
             .messages()
             .update_message(alice.req(pb::UpdateMessageRequest {
-                id: before[0].id,
+                id: before[1].id,
                 content: "edited afterwards".into(),
             }))
             .await

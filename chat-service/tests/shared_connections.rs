@@ -95,6 +95,7 @@ async fn send_through(
             session_id,
             content: content.into(),
             api_config_id: None,
+            version_of_id: None,
         }))
         .await?
         .into_inner();
@@ -351,6 +352,7 @@ on_every_backend!(
                     session_id: bobs_session.id,
                     content: "through the shared one".into(),
                     api_config_id: Some(connection.id),
+                    version_of_id: None,
                 }))
                 .await,
             Code::NotFound,

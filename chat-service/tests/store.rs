@@ -35,6 +35,7 @@ async fn session(store: &ChatStore, user_id: i64) -> SessionId {
 fn exchange(session_id: SessionId, content: &str) -> NewExchange<'_> {
     NewExchange {
         session_id,
+        parent_id: None,
         user_content: content,
         model: "m",
         config_name: "c",
@@ -84,10 +85,7 @@ on_every_backend!(
         // Other sessions are not affected; once the answer is finished the session is free.
         let other = session(&store, 1).await;
         store.insert_exchange(&exchange(other, "elsewhere")).await.unwrap();
-        store
-            .finish_answer(answer_id, &finished("done"), None, None)
-            .await
-            .unwrap();
+        store.finish_answer(answer_id, &finished("done"), None).await.unwrap();
         store.insert_exchange(&exchange(session_id, "second")).await.unwrap();
         assert_eq!(messages_in(&database, session_id).await, 4);
         assert_eq!(store.streaming_counts(session_id, OwnerId(1)).await.unwrap(), (1, 2));
@@ -120,10 +118,7 @@ on_every_backend!(
         );
         assert_eq!(active_at(store.clone()).await, 2);
 
-        store
-            .finish_answer(answer_id, &finished("a"), None, None)
-            .await
-            .unwrap();
+        store.finish_answer(answer_id, &finished("a"), None).await.unwrap();
         let old = store.message_by_id(answer_id).await.unwrap().unwrap();
         let new_id = store
             .insert_regenerated_answer(&old, question_id, "m2", "c2", 7)
@@ -252,10 +247,7 @@ on_every_backend!(
             Some(true)
         );
         // A finished answer takes no more.
-        store
-            .finish_answer(answer_id, &finished("Héllo"), None, None)
-            .await
-            .unwrap();
+        store.finish_answer(answer_id, &finished("Héllo"), None).await.unwrap();
         assert_eq!(
             store.append_progress(answer_id, "!", "", saved(5, 0), 7).await.unwrap(),
             None
@@ -268,17 +260,14 @@ on_every_backend!(message_edits_and_deletes_name_the_owner, |db_url: String| asy
     let (_database, store) = open(&db_url).await;
     let session_id = session(&store, 1).await;
     let (question_id, answer_id) = store.insert_exchange(&exchange(session_id, "mine")).await.unwrap();
-    store
-        .finish_answer(answer_id, &finished("answer"), None, None)
-        .await
-        .unwrap();
+    store.finish_answer(answer_id, &finished("answer"), None).await.unwrap();
     assert!(
         !store
             .update_message_content(OwnerId(2), question_id, "theirs", 4)
             .await
             .unwrap()
     );
-    assert!(!store.delete_message(OwnerId(2), answer_id).await.unwrap());
+    assert!(!store.delete_message_subtree(OwnerId(2), answer_id, None).await.unwrap());
     let question = store.message(OwnerId(1), question_id).await.unwrap().unwrap();
     assert_eq!(question.content, "mine");
     assert!(store.message(OwnerId(1), answer_id).await.unwrap().is_some());
@@ -288,7 +277,7 @@ on_every_backend!(message_edits_and_deletes_name_the_owner, |db_url: String| asy
             .await
             .unwrap()
     );
-    assert!(store.delete_message(OwnerId(1), answer_id).await.unwrap());
+    assert!(store.delete_message_subtree(OwnerId(1), answer_id, None).await.unwrap());
     assert_eq!(
         store.message(OwnerId(1), question_id).await.unwrap().unwrap().content,
         "edited"
@@ -325,7 +314,7 @@ async fn deleting_sessions_while_answers_are_written() {
     for _ in 0..SESSIONS {
         let id = session(&store, 1).await;
         let (_, answer) = store.insert_exchange(&exchange(id, "q")).await.unwrap();
-        store.finish_answer(answer, &finished("a"), None, None).await.unwrap();
+        store.finish_answer(answer, &finished("a"), None).await.unwrap();
         ids.push(id);
     }
     let mut failures = Vec::new();

@@ -96,7 +96,7 @@ on_every_backend!(
         assert_eq!(file.name, format!("{}-trip-plans.json", session.id));
         let json: serde_json::Value = serde_json::from_str(&file.content).unwrap();
         assert_eq!(json["format"], "parley.chat");
-        assert_eq!(json["version"], 1);
+        assert_eq!(json["version"], 2);
         assert_eq!(json["chat"]["title"], "Trip plans");
         assert_eq!(json["chat"]["system_prompt"], "System prompt of Trip plans");
         assert_eq!(json["chat"]["api_config"], "config for Trip plans");
@@ -265,9 +265,11 @@ on_every_backend!(a_parley_export_imports_back_as_it_was, |db_url: String| async
             let mut json: serde_json::Value = serde_json::from_str(content).unwrap();
             json["exported_at"] = serde_json::Value::Null;
             json["chat"]["api_config"] = serde_json::Value::Null;
+            json["chat"]["current"] = serde_json::Value::Null;
             for m in json["chat"]["messages"].as_array_mut().unwrap() {
                 m["id"] = serde_json::Value::Null;
                 m["reply_to"] = serde_json::Value::Null;
+                m["parent"] = serde_json::Value::Null;
             }
             json
         };

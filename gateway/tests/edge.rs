@@ -41,6 +41,7 @@ fn send_request(content: &str) -> chat::SendMessageRequest {
         session_id: 1,
         content: content.into(),
         api_config_id: None,
+        version_of_id: None,
     }
 }
 

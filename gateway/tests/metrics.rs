@@ -73,6 +73,7 @@ async fn metrics_count_calls_by_method_and_code_on_their_own_port() {
         session_id: 1,
         content: "slow".into(),
         api_config_id: None,
+        version_of_id: None,
     });
     request
         .metadata_mut()

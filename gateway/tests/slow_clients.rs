@@ -110,6 +110,7 @@ async fn a_connection_with_a_stream_open_is_not_closed() {
         session_id: 1,
         content: "slow".into(),
         api_config_id: None,
+        version_of_id: None,
     });
     request
         .metadata_mut()

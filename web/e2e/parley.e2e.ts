@@ -391,7 +391,7 @@ describe("Parley in a browser", () => {
         (await lastAssistant().getAttribute("data-status")) === "complete" &&
         normalise(await textOf(lastAssistant().getByTestId("assistant-content"))) === "A regenerated answer.",
     );
-    // Replaced, not added (the stopped answer is gone).
+    // Shown in its place, not added (the stopped answer stays as its other version).
     await waitUntil("one answer fewer or the same", async () => (await assistants().count()) === before);
   });
 
@@ -408,7 +408,7 @@ describe("Parley in a browser", () => {
     expect(await composer().inputValue()).toBe("");
   });
 
-  step("retries a failed answer; edits a message (saving, or saving and answering anew) and deletes one", async () => {
+  step("retries a failed answer; edits a question (a new version, answered anew) and deletes one", async () => {
     // Retry answers the same question again; it does not send the text a second time.
     const usersBefore = await page.locator("article[data-role=user]").count();
     await fake.script({ text: "A retried answer.", chunk_delay_ms: 5 });
@@ -418,24 +418,19 @@ describe("Parley in a browser", () => {
     expect(await page.locator("article[data-role=user]").count()).toBe(usersBefore);
     expect(await page.locator("article[data-role=assistant][data-status=failed]").count()).toBe(0);
 
-    // Ctrl+Enter saves an edit; the answer stays.
+    // Ctrl+Enter sends an edited question as a new version, answered anew (the old question
+    // and its answer stay as version 1: branches.e2e covers switching).
+    await fake.script({ text: "An answer to the edited question.", chunk_delay_ms: 5 });
     const question = page.locator("article[data-role=user]").last();
     await question.getByRole("button", { name: "Edit" }).click();
-    await page.getByRole("textbox", { name: "Edit" }).fill("This one was edited once");
-    await page.getByRole("textbox", { name: "Edit" }).press("Control+Enter");
-    await question.filter({ hasText: "This one was edited once" }).waitFor();
-    expect(normalise(await textOf(lastAssistant().getByTestId("assistant-content")))).toBe("A retried answer.");
-
-    // Save & regenerate: the edited question gets a new answer in place of the old one.
-    await fake.script({ text: "An answer to the edited question.", chunk_delay_ms: 5 });
-    await question.getByRole("button", { name: "Edit" }).click();
     await page.getByRole("textbox", { name: "Edit" }).fill("This one was edited");
-    await page.getByRole("button", { name: "Save & regenerate" }).click();
+    await page.getByRole("textbox", { name: "Edit" }).press("Control+Enter");
     await lastAssistant().getByTestId("assistant-content").filter({ hasText: "An answer to the edited question." }).waitFor();
     await waitUntil("the new answer final", async () => (await lastAssistant().getAttribute("data-status")) === "complete");
     const requests = (await fake.requests()) as { path: string; body?: { messages?: { role: string; content: string }[] } }[];
     const asked = requests.filter((r) => r.path.endsWith("/chat/completions")).at(-1)?.body?.messages ?? [];
     expect(asked.at(-1)).toMatchObject({ role: "user", content: "This one was edited" });
+    expect(asked.some((m) => m.content === "This one fails")).toBe(false);
 
     await lastAssistant().getByRole("button", { name: "Delete" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();

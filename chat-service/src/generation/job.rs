@@ -20,7 +20,6 @@ use super::settings::GenerationSettings;
 use super::title::{self, TitleJob};
 use crate::Error;
 use crate::convert;
-use crate::ids::MessageId;
 use crate::llm_client::LlmClient;
 use crate::store::{ChatStore, FinishedAnswer, MessageStatus, SavedText};
 use crate::usage::{UsageCharge, UsageMeter};
@@ -31,27 +30,19 @@ pub enum Turn {
     /// `SendMessage`: the first answer to a new question. An untitled session gets its title
     /// after it (`title`).
     NewQuestion { title: Option<TitleJob> },
-    /// `RegenerateMessage` naming an answer: a new answer to its question, which replaces
-    /// every other answer to it once COMPLETE or STOPPED (a FAILED one is kept beside them).
-    RegenerateAnswer { question: MessageId },
+    /// `RegenerateMessage` naming an answer: another version of it (a sibling under its
+    /// question); the other versions stay, whatever this one's end.
+    RegenerateAnswer,
     /// `RegenerateMessage` naming a question: answers it again (its answer may have been
-    /// deleted, or have failed), replacing any other answer to it like a regeneration.
-    AnswerQuestion { question: MessageId },
+    /// deleted, or have failed), as another version beside any answer it has.
+    AnswerQuestion,
 }
 
 impl Turn {
-    /// The question whose only answer this one becomes once COMPLETE or STOPPED.
-    fn replaces_answers_to(&self) -> Option<MessageId> {
-        match self {
-            Turn::NewQuestion { .. } => None,
-            Turn::RegenerateAnswer { question } | Turn::AnswerQuestion { question } => Some(*question),
-        }
-    }
-
     fn title(&self) -> Option<&TitleJob> {
         match self {
             Turn::NewQuestion { title } => title.as_ref(),
-            Turn::RegenerateAnswer { .. } | Turn::AnswerQuestion { .. } => None,
+            Turn::RegenerateAnswer | Turn::AnswerQuestion => None,
         }
     }
 
@@ -59,8 +50,8 @@ impl Turn {
     pub fn name(&self) -> &'static str {
         match self {
             Turn::NewQuestion { .. } => "new question",
-            Turn::RegenerateAnswer { .. } => "regenerate answer",
-            Turn::AnswerQuestion { .. } => "answer question",
+            Turn::RegenerateAnswer => "regenerate answer",
+            Turn::AnswerQuestion => "answer question",
         }
     }
 }
@@ -162,16 +153,9 @@ impl GenerationJob {
         let charge = self
             .usage
             .charge(reported, &format!("{reasoning}{content}"), answer.now);
-        let sole_answer_to = match outcome {
-            Outcome::Complete(_) | Outcome::Cut | Outcome::Stopped(_) => self.turn.replaces_answers_to(),
-            Outcome::Failed { .. } => None,
-        };
         // The session stays claimed until its answer is stored: a next question must not be
         // answered without this answer in its context.
-        if let Err(e) = self
-            .persist_final(&answer, sole_answer_to, charge.as_ref(), &registry.shutdown)
-            .await
-        {
+        if let Err(e) = self.persist_final(&answer, charge.as_ref(), &registry.shutdown).await {
             // Never COMPLETED for an answer that is not stored. The row stays STREAMING with
             // the text of its last progress write until the abandoned-answer sweep marks it
             // FAILED. The task's end frees the session and closes the log.
@@ -334,7 +318,6 @@ impl GenerationJob {
     async fn persist_final(
         &self,
         answer: &FinishedAnswer<'_>,
-        sole_answer_to: Option<MessageId>,
         charge: Option<&UsageCharge>,
         shutdown: &CancellationToken,
     ) -> Result<(), sqlx::Error> {
@@ -344,7 +327,7 @@ impl GenerationJob {
         loop {
             let error = match self
                 .store
-                .finish_answer(self.generation.message_id, answer, sole_answer_to, charge)
+                .finish_answer(self.generation.message_id, answer, charge)
                 .await
             {
                 Ok(()) => {

@@ -10,6 +10,7 @@ use super::ChatApi;
 use super::{EventStream, events};
 use crate::convert;
 use crate::ids::{ApiConfigId, MessageId, SessionId};
+use crate::service::MessagePage;
 
 #[tonic::async_trait]
 impl MessageService for ChatApi {
@@ -31,6 +32,7 @@ impl MessageService for ChatApi {
                 SessionId(r.session_id),
                 &r.content,
                 r.api_config_id.map(ApiConfigId),
+                r.version_of_id.map(MessageId),
                 trace,
             )
             .await?;
@@ -85,13 +87,39 @@ impl MessageService for ChatApi {
     ) -> Result<Response<pb::ListMessagesResponse>, Status> {
         let user = self.caller(&request).await?;
         let r = request.into_inner();
-        let (rows, next_page_token) = self
+        let page = self
             .chat
-            .list_messages(user, SessionId(r.session_id), r.page_size, &r.page_token)
+            .list_messages(
+                user,
+                SessionId(r.session_id),
+                r.page_size,
+                &r.page_token,
+                r.all_branches,
+            )
             .await?;
+        let (messages, next_page_token, current_message_id) = page_parts(page);
         Ok(Response::new(pb::ListMessagesResponse {
-            messages: rows.iter().map(convert::message).collect(),
+            messages,
             next_page_token,
+            current_message_id,
+        }))
+    }
+
+    async fn switch_branch(
+        &self,
+        request: Request<pb::SwitchBranchRequest>,
+    ) -> Result<Response<pb::SwitchBranchResponse>, Status> {
+        let user = self.caller(&request).await?;
+        let r = request.into_inner();
+        let page = self
+            .chat
+            .switch_branch(user, MessageId(r.message_id), r.page_size)
+            .await?;
+        let (messages, next_page_token, current_message_id) = page_parts(page);
+        Ok(Response::new(pb::SwitchBranchResponse {
+            messages,
+            next_page_token,
+            current_message_id,
         }))
     }
 
@@ -126,4 +154,16 @@ impl MessageService for ChatApi {
         self.chat.delete_message(user, MessageId(request.get_ref().id)).await?;
         Ok(Response::new(pb::DeleteMessageResponse {}))
     }
+}
+
+/// A page of messages as both ListMessages and SwitchBranch answer it.
+fn page_parts(page: MessagePage) -> (Vec<pb::Message>, String, i64) {
+    (
+        page.messages
+            .iter()
+            .map(|m| convert::message_with_versions(&m.row, &m.siblings))
+            .collect(),
+        page.next_page_token,
+        page.current_message_id.map_or(0, |id| id.0),
+    )
 }

@@ -2,7 +2,7 @@
 //! (the text is copied: later messages, edits and deletions do not reach it), read by anyone
 //! holding the link's token without signing in. Only user and assistant messages that
 //! finished (complete or stopped) are copied; the snapshot holds no ids, account, config or
-//! system prompt, only the persona's name.
+//! system prompt, only the persona's name. Of a chat with versions, the shown branch is copied.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,9 +27,9 @@ const TOKEN_CHARS: usize = 43;
 impl ChatService {
     pub async fn create_share_link(&self, owner: OwnerId, session_id: SessionId) -> Result<ShareLinkRow, Error> {
         let session = self.session(owner, session_id).await?;
+        // The branch the owner sees, not the versions beside it.
         let messages: Vec<SharedMessageRow> = self
-            .store
-            .all_messages(session_id)
+            .shown_branch(&session)
             .await?
             .into_iter()
             .filter(|m| matches!(m.role, Role::User | Role::Assistant))

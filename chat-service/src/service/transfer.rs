@@ -14,6 +14,7 @@ use super::ChatService;
 use super::quotas::bytes_of;
 use crate::Error;
 use crate::ids::{OwnerId, SessionId};
+use crate::message_tree::MessageTree;
 use crate::quota::Quota;
 use crate::store::{ImportedMessageRow, ImportedSession, SessionRow};
 use crate::transfer::{self, ImportFormat, file_slug, markdown, parley_json, rfc3339};
@@ -63,7 +64,6 @@ impl ChatService {
         format: ExportFormat,
         folder: &str,
     ) -> Result<ExportedFile, Error> {
-        let messages = self.store.all_messages(session.id).await?;
         let persona_name = match session.persona_id {
             Some(id) => self.store.persona(owner, id).await?.map(|p| p.name),
             None => None,
@@ -76,17 +76,33 @@ impl ChatService {
                     Some(id) => self.store.api_config(owner, id).await?.map(|c| c.name),
                     None => None,
                 };
-                let chat = parley_json::chat_json(session, persona_name.as_deref(), config_name.as_deref(), &messages);
+                // Every version and branch, each message with its parent.
+                let messages = self.store.all_messages(session.id).await?;
+                let tree = MessageTree::new(self.store.message_tree(session.id).await?);
+                let current = tree.branch(session.current_message_id).last().copied();
+                let chat = parley_json::chat_json(
+                    session,
+                    persona_name.as_deref(),
+                    config_name.as_deref(),
+                    &messages,
+                    current,
+                );
                 ExportedFile {
                     name: format!("{base}.json"),
                     media_type: JSON,
                     content: parley_json::chat_file(chat, now)?,
                 }
             }
+            // A document reads as one conversation: the shown branch.
             ExportFormat::Markdown => ExportedFile {
                 name: format!("{base}.md"),
                 media_type: MARKDOWN,
-                content: markdown::chat_markdown(session, persona_name.as_deref(), &messages, now),
+                content: markdown::chat_markdown(
+                    session,
+                    persona_name.as_deref(),
+                    &self.shown_branch(session).await?,
+                    now,
+                ),
             },
         })
     }
@@ -226,6 +242,8 @@ impl ChatService {
                     persona_id: chat.persona_name.as_ref().and_then(|name| personas.get(name).copied()),
                     model: chat.model.trim(),
                     temperature: chat.temperature,
+                    top_p: chat.top_p,
+                    max_tokens: chat.max_tokens,
                     pinned: chat.pinned,
                     archived: chat.archived,
                     start_time: chat.start_time,
@@ -251,11 +269,21 @@ impl ChatService {
                         error_reason: &message.error_reason,
                         // Checked by read_chats: an earlier message, already stored.
                         reply_to_id: message.reply_to.and_then(|i| message_ids.get(i).copied()),
+                        parent_id: message.parent.and_then(|i| message_ids.get(i).copied()),
+                        api_config_name: &message.api_config_name,
                         created_at: message.created_at,
                         updated_at: message.updated_at,
                     })
                     .await?;
                 message_ids.push(id);
+            }
+            // Where the file's shown branch ended (else the last message's branch).
+            let current = match chat.current {
+                Some(i) => message_ids.get(i).copied(),
+                None => message_ids.last().copied(),
+            };
+            if let Some(current) = current {
+                write.set_shown_branch_end(session_id, current).await?;
             }
             ids.push(session_id);
         }

@@ -3,7 +3,6 @@
 //! gathered, and the answer handed to its generation job (`generation/job.rs`), which runs on
 //! its own. WatchGeneration follows a running or finished answer; StopGeneration ends one.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -24,7 +23,6 @@ use crate::generation::{
     Generation, GenerationJob, Reservation, StopReason, StopTarget, TitleJob, Turn, follow_stored, wait_not_streaming,
 };
 use crate::ids::{ApiConfigId, MessageId, OwnerId, SessionId};
-use crate::page_token::MessageCursor;
 use crate::quota::Quota;
 use crate::store::{ApiConfigRow, FinishedAnswer, MessageRow, MessageStatus, NewExchange, Role, SessionRow};
 use crate::usage::{ModelPrice, UsageMeter};
@@ -40,17 +38,35 @@ struct Provider {
 
 impl ChatService {
     /// Stores the user's message and an empty STREAMING answer, then starts the generation
-    /// as its own task. Answers the stored message and the generation to follow.
+    /// as its own task. Answers the stored message and the generation to follow. The question
+    /// follows the end of the shown branch or, as a new version of the question `version_of`,
+    /// takes its place (a sibling: a new branch from there; the old one stays as it was).
     pub async fn send_message(
         &self,
         user_id: OwnerId,
         session_id: SessionId,
         content: &str,
         api_config_id: Option<ApiConfigId>,
+        version_of: Option<MessageId>,
         trace: TraceHeaders,
     ) -> Result<(MessageRow, Arc<Generation>), Error> {
         validation::content("content", content)?;
         let session = self.open_session(user_id, session_id).await?;
+        let parent_id = match version_of {
+            None => session.current_message_id,
+            Some(id) => {
+                let earlier = self
+                    .store
+                    .message(user_id, id)
+                    .await?
+                    .filter(|m| m.session_id == session_id)
+                    .ok_or_else(|| Error::invalid("version_of_id", "is not a message of this chat"))?;
+                if earlier.role != Role::User {
+                    return Err(Error::invalid("version_of_id", "must name a question (a user message)"));
+                }
+                earlier.parent_id
+            }
+        };
         let provider = self.provider_for(user_id, &session, api_config_id).await?;
         self.check_shared_use(user_id, &session, &provider).await?;
         let reservation = self.reserve(user_id, session_id).await?;
@@ -66,6 +82,7 @@ impl ChatService {
         let (question_id, answer_id) = write
             .insert_exchange(&NewExchange {
                 session_id,
+                parent_id,
                 user_content: content,
                 model: &model,
                 config_name: &provider.config.name,
@@ -90,10 +107,9 @@ impl ChatService {
         self.or_fail_answer(answer_id, started.await).await
     }
 
-    /// A new answer to the question `message_id` answered. The old answer stays until the new
-    /// one is COMPLETE or STOPPED (what the user chose to keep), which then takes the place of
-    /// every other answer to the question. A FAILED one leaves the old answer in place: it is
-    /// kept beside it (its error and any text), but never shown to the model.
+    /// A new answer to the question `message_id` answered (or to the question `message_id`):
+    /// another version beside the answers it has, which all stay, whatever its end. The new
+    /// answer ends the shown branch; the model is shown the branch up to its question.
     pub async fn regenerate(
         &self,
         user_id: OwnerId,
@@ -110,7 +126,7 @@ impl ChatService {
             });
         }
         let (question, turn) = match old.role {
-            Role::User => (old.clone(), Turn::AnswerQuestion { question: old.id }),
+            Role::User => (old.clone(), Turn::AnswerQuestion),
             Role::Assistant => {
                 let question = match old.reply_to_id {
                     Some(id) => self.store.message(user_id, id).await?,
@@ -119,8 +135,7 @@ impl ChatService {
                 .ok_or_else(|| {
                     Error::FailedPrecondition("the question this answer replied to was deleted".to_owned())
                 })?;
-                let turn = Turn::RegenerateAnswer { question: question.id };
-                (question, turn)
+                (question, Turn::RegenerateAnswer)
             }
             Role::System => return Err(Error::invalid("message_id", "must name a question or an answer")),
         };
@@ -272,24 +287,17 @@ impl ChatService {
         }))
     }
 
-    /// The session's system prompt, then as many of the latest usable messages up to
-    /// `question` as fit the budget (the question itself always).
+    /// The session's system prompt, then as many of the latest usable messages of the branch
+    /// up to `question` as fit the budget (the question itself always): other versions and
+    /// branches are never shown to the model.
     async fn context(&self, session: &SessionRow, question: &MessageRow) -> Result<Vec<llm::ChatMessage>, Error> {
-        let upto = MessageCursor {
-            created_at: question.created_at,
-            id: question.id,
-        };
         let newest_first = self
             .store
-            .history(session.id, upto, self.settings.history_limit)
+            .branch_history(question.id, self.settings.history_limit)
             .await?;
-        // At most one answer per question: the newest (a regeneration sits right after the
-        // answer it replaces), should a failed or interrupted attempt have left two.
-        let mut answered = HashSet::new();
         let mut turns: Vec<&MessageRow> = newest_first
             .iter()
             .filter(|m| m.id == question.id || belongs_in_context(m))
-            .filter(|m| m.role != Role::Assistant || m.reply_to_id.is_none_or(|q| answered.insert(q)))
             .collect();
         turns.reverse();
         let texts: Vec<&str> = turns.iter().map(|m| m.content.as_str()).collect();
@@ -330,7 +338,7 @@ impl ChatService {
                 error_reason: "",
                 now: now_millis(),
             };
-            if let Err(e) = self.store.finish_answer(answer_id, &failed, None, None).await {
+            if let Err(e) = self.store.finish_answer(answer_id, &failed, None).await {
                 tracing::error!(error = %e, message_id = answer_id.0, "could not mark an answer that never started");
             }
         }

@@ -69,14 +69,15 @@ impl ChatStore {
         new: &NewExchange<'_>,
     ) -> Result<(MessageId, MessageId), sqlx::Error> {
         let (question_id,): (MessageId,) = sqlx::query_as(
-            "INSERT INTO chat_messages (session_id, role, content, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+            "INSERT INTO chat_messages (session_id, role, content, status, created_at, updated_at, parent_id) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING id",
         )
         .bind(new.session_id)
         .bind(Role::User.as_str())
         .bind(new.user_content)
         .bind(MessageStatus::Complete.as_str())
         .bind(new.now)
+        .bind(new.parent_id)
         .fetch_one(&mut *conn)
         .await?;
         let answer = NewAnswer {
@@ -92,8 +93,8 @@ impl ChatStore {
     }
 
     /// The new answer row of a regeneration, placed at `old`'s position (its created_at, a
-    /// larger id): where the answer it replaces stood, or right after the question it answers
-    /// again.
+    /// larger id): beside the answer it is another version of, or right after the question it
+    /// answers again.
     pub async fn insert_regenerated_answer(
         &self,
         old: &MessageRow,
@@ -112,12 +113,13 @@ impl ChatStore {
         Ok(id)
     }
 
-    /// Inserts an empty STREAMING answer to the question `reply_to_id`, placed in the
-    /// conversation at `created_at`, and marks the session active.
+    /// Inserts an empty STREAMING answer to the question `reply_to_id` (its parent in the
+    /// tree), placed in the conversation at `created_at`, and makes it the end of the session's
+    /// shown branch and the session active.
     pub(super) async fn insert_answer(conn: &mut AnyConnection, new: &NewAnswer<'_>) -> Result<MessageId, sqlx::Error> {
         let (id,): (MessageId,) = sqlx::query_as(
             "INSERT INTO chat_messages (session_id, role, content, status, model, reply_to_id, created_at, updated_at, \
-             api_config_name) VALUES ($1, $2, '', $3, $4, $5, $6, $7, $8) RETURNING id",
+             api_config_name, parent_id, selected_at) VALUES ($1, $2, '', $3, $4, $5, $6, $7, $8, $5, $7) RETURNING id",
         )
         .bind(new.session_id)
         .bind(Role::Assistant.as_str())
@@ -129,8 +131,9 @@ impl ChatStore {
         .bind(new.config_name)
         .fetch_one(&mut *conn)
         .await?;
-        sqlx::query("UPDATE chat_sessions SET last_active_at = $1 WHERE id = $2")
+        sqlx::query("UPDATE chat_sessions SET last_active_at = $1, current_message_id = $2 WHERE id = $3")
             .bind(new.now)
+            .bind(id)
             .bind(new.session_id)
             .execute(&mut *conn)
             .await?;
@@ -213,14 +216,12 @@ impl ChatStore {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Writes how the generation ended. With `sole_answer_to` (a question's id), this answer
-    /// becomes the question's only one: every other finished answer to it is deleted, in the
-    /// same transaction, as is adding `charge` to `token_usage`.
+    /// Writes how the generation ended, and adds `charge` to `token_usage` in the same
+    /// transaction. Other answers to the same question stay: they are its other versions.
     pub async fn finish_answer(
         &self,
         id: MessageId,
         answer: &FinishedAnswer<'_>,
-        sole_answer_to: Option<MessageId>,
         charge: Option<&UsageCharge>,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
@@ -240,18 +241,6 @@ impl ChatStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        if let Some(question_id) = sole_answer_to {
-            sqlx::query(
-                "DELETE FROM chat_messages WHERE reply_to_id = $1 AND id <> $2 AND role = $3 AND status <> $4 \
-                 AND session_id = (SELECT session_id FROM chat_messages WHERE id = $2)",
-            )
-            .bind(question_id)
-            .bind(id)
-            .bind(Role::Assistant.as_str())
-            .bind(MessageStatus::Streaming.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
         if let Some(charge) = charge {
             Self::record_usage(&mut tx, charge).await?;
         }

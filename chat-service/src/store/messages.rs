@@ -4,6 +4,7 @@ use sqlx::AnyConnection;
 
 use super::{ChatStore, MESSAGE_COLUMNS, MessageRow, MessageStatus};
 use crate::ids::{MessageId, OwnerId, SessionId};
+use crate::message_tree::TreeNode;
 use crate::page_token::MessageCursor;
 
 impl ChatStore {
@@ -53,25 +54,89 @@ impl ChatStore {
         .await
     }
 
-    /// The newest `limit` messages at or before `upto` (created_at, id), newest first: the
-    /// history a generation may send. The caller checked the session's owner.
-    pub async fn history(
+    /// Every message of a session as a node of its tree (id, parent, times), oldest first: the
+    /// light read branches are computed from. The caller checked the session's owner.
+    pub async fn message_tree(&self, session_id: SessionId) -> Result<Vec<TreeNode>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, parent_id, created_at, COALESCE(selected_at, created_at) AS active_at \
+             FROM chat_messages WHERE session_id = $1 ORDER BY created_at, id",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// The messages `ids` of a session, oldest first. The caller checked the session's owner.
+    pub async fn messages_by_ids(
         &self,
         session_id: SessionId,
-        upto: MessageCursor,
-        limit: i64,
+        ids: &[MessageId],
     ) -> Result<Vec<MessageRow>, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_messages m WHERE m.session_id = $1 AND m.id IN ({}) \
+             ORDER BY m.created_at, m.id",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(session_id);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(&self.pool).await
+    }
+
+    /// `question` and up to `limit - 1` messages above it in its branch (parent by parent),
+    /// newest first: the history a generation may send. One statement, walking the parent
+    /// index. The caller owns the question.
+    pub async fn branch_history(&self, question: MessageId, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM chat_messages m WHERE m.session_id = $1 \
-             AND (m.created_at < $2 OR (m.created_at = $2 AND m.id <= $3)) \
-             ORDER BY m.created_at DESC, m.id DESC LIMIT $4"
+            "WITH RECURSIVE branch (id, depth) AS ( \
+               SELECT CAST($1 AS BIGINT), CAST(0 AS BIGINT) \
+               UNION ALL \
+               SELECT p.parent_id, b.depth + 1 FROM branch b JOIN chat_messages p ON p.id = b.id \
+               WHERE p.parent_id IS NOT NULL AND b.depth + 1 < $2) \
+             SELECT {MESSAGE_COLUMNS} FROM branch b JOIN chat_messages m ON m.id = b.id ORDER BY b.depth"
         )))
-        .bind(session_id)
-        .bind(upto.created_at)
-        .bind(upto.id)
+        .bind(question)
         .bind(limit)
         .fetch_all(&self.pool)
         .await
+    }
+
+    /// Makes `end` the end of the session's shown branch, and remembers when it was shown (so
+    /// a later switch to a version above it comes back here). The caller checked the session's
+    /// owner and that `end` is its message.
+    pub async fn show_branch_ending_at(
+        &self,
+        session_id: SessionId,
+        end: MessageId,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE chat_messages SET selected_at = $1 WHERE id = $2 AND session_id = $3")
+            .bind(now)
+            .bind(end)
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE chat_sessions SET current_message_id = $1 WHERE id = $2")
+            .bind(end)
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Whether anything follows `id` in its chat's tree (an answer, or a next question).
+    pub async fn has_replies(&self, id: MessageId) -> Result<bool, sqlx::Error> {
+        let found: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM chat_messages WHERE parent_id = $1 LIMIT 1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Edits a finished message in one of the user's sessions. False when there is none.
@@ -106,17 +171,56 @@ impl ChatStore {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Deletes a finished message in one of the user's sessions. False when there is none.
-    pub async fn delete_message(&self, user_id: OwnerId, id: MessageId) -> Result<bool, sqlx::Error> {
-        let result = sqlx::query(
-            "DELETE FROM chat_messages WHERE id = $1 AND status <> $2 \
-             AND session_id IN (SELECT id FROM chat_sessions WHERE user_id = $3)",
+    /// Deletes a message of one of the user's sessions and everything below it in the tree
+    /// (the branches that followed it), unless one of them is still streaming; and, when
+    /// `shown_end` says so, moves the session's shown branch (the service chose where, as it
+    /// ran through what was deleted). False when nothing was deleted.
+    pub async fn delete_message_subtree(
+        &self,
+        user_id: OwnerId,
+        id: MessageId,
+        shown_end: Option<Option<MessageId>>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let session: Option<(SessionId,)> = sqlx::query_as(
+            "SELECT m.session_id FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id \
+             WHERE m.id = $1 AND s.user_id = $2",
         )
         .bind(id)
-        .bind(MessageStatus::Streaming.as_str())
         .bind(user_id)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(result.rows_affected() == 1)
+        let Some((session_id,)) = session else {
+            return Ok(false);
+        };
+        let subtree = "WITH RECURSIVE subtree (id) AS ( \
+               SELECT CAST($1 AS BIGINT) \
+               UNION ALL \
+               SELECT c.id FROM chat_messages c JOIN subtree t ON c.parent_id = t.id) ";
+        let (streaming,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{subtree}SELECT CAST(COUNT(*) AS BIGINT) FROM chat_messages m JOIN subtree t ON t.id = m.id WHERE m.status = $2"
+        )))
+        .bind(id)
+        .bind(MessageStatus::Streaming.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if streaming > 0 {
+            return Ok(false);
+        }
+        let deleted = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{subtree}DELETE FROM chat_messages WHERE id IN (SELECT id FROM subtree)"
+        )))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(end) = shown_end {
+            sqlx::query("UPDATE chat_sessions SET current_message_id = $1 WHERE id = $2")
+                .bind(end)
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
     }
 }

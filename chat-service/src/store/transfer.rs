@@ -14,6 +14,8 @@ pub struct ImportedSession<'a> {
     pub persona_id: Option<PersonaId>,
     pub model: &'a str,
     pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<i64>,
     pub pinned: bool,
     pub archived: bool,
     pub start_time: i64,
@@ -36,6 +38,8 @@ pub struct ImportedMessageRow<'a> {
     pub error_code: i64,
     pub error_reason: &'a str,
     pub reply_to_id: Option<MessageId>,
+    pub parent_id: Option<MessageId>,
+    pub api_config_name: &'a str,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -57,8 +61,9 @@ impl QuotaWrite {
         let owner = self.owner();
         let (id,): (SessionId,) = sqlx::query_as(
             "INSERT INTO chat_sessions (user_id, title, system_prompt, persona_id, api_config_id, model, \
-             temperature, pinned, archived, start_time, end_time, updated_at, last_active_at) \
-             VALUES ($1, $2, $3, $4, NULL, $5, CASE WHEN $6 = 0 THEN NULL ELSE $7 END, $8, $9, $10, $11, $12, $13) \
+             temperature, pinned, archived, start_time, end_time, updated_at, last_active_at, top_p, max_tokens) \
+             VALUES ($1, $2, $3, $4, NULL, $5, CASE WHEN $6 = 0 THEN NULL ELSE $7 END, $8, $9, $10, $11, $12, $13, \
+             CASE WHEN $14 = 0 THEN NULL ELSE $15 END, $16) \
              RETURNING id",
         )
         .bind(owner)
@@ -74,6 +79,9 @@ impl QuotaWrite {
         .bind(new.end_time)
         .bind(new.now)
         .bind(new.last_active_at)
+        .bind(flag(new.top_p.is_some()))
+        .bind(new.top_p.unwrap_or_default())
+        .bind(new.max_tokens)
         .fetch_one(self.conn())
         .await?;
         Ok(id)
@@ -82,8 +90,8 @@ impl QuotaWrite {
     pub async fn insert_imported_message(&mut self, new: &ImportedMessageRow<'_>) -> Result<MessageId, sqlx::Error> {
         let (id,): (MessageId,) = sqlx::query_as(
             "INSERT INTO chat_messages (session_id, role, content, reasoning, status, model, prompt_tokens, \
-             completion_tokens, error, error_code, error_reason, reply_to_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+             completion_tokens, error, error_code, error_reason, reply_to_id, created_at, updated_at, parent_id, \
+             api_config_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
         )
         .bind(new.session_id)
         .bind(new.role.as_str())
@@ -99,8 +107,20 @@ impl QuotaWrite {
         .bind(new.reply_to_id)
         .bind(new.created_at)
         .bind(new.updated_at)
+        .bind(new.parent_id)
+        .bind(new.api_config_name)
         .fetch_one(self.conn())
         .await?;
         Ok(id)
+    }
+
+    /// Where an imported chat's shown branch ends.
+    pub async fn set_shown_branch_end(&mut self, session_id: SessionId, end: MessageId) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE chat_sessions SET current_message_id = $1 WHERE id = $2")
+            .bind(end)
+            .bind(session_id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
     }
 }

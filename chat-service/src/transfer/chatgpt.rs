@@ -165,6 +165,9 @@ fn chat(index: usize, conversation: Conversation, now: i64) -> Result<ImportedCh
             error_code: 0,
             error_reason: String::new(),
             reply_to,
+            // The branch at current_node, one message after another.
+            parent: messages.len().checked_sub(1),
+            api_config_name: String::new(),
             created_at,
             updated_at: created_at,
         });
@@ -175,11 +178,14 @@ fn chat(index: usize, conversation: Conversation, now: i64) -> Result<ImportedCh
         persona_name: None,
         model: String::new(),
         temperature: None,
+        top_p: None,
+        max_tokens: None,
         pinned: false,
         archived: false,
         start_time,
         end_time: None,
         messages,
+        current: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! A chat as Markdown, for people: the title, what it was set up with, then each message
-//! under a heading saying who wrote it and when. Every answer to a question is there (a
-//! failed or stopped one says so).
+//! under a heading saying who wrote it and when. It reads as one conversation: the caller
+//! gives the shown branch (other versions are in the JSON export); a failed or stopped answer
+//! says so.
 
 use super::rfc3339;
 use crate::store::{MessageRow, MessageStatus, Role, SessionRow};
@@ -115,6 +116,7 @@ mod tests {
             reply_to_id: None,
             created_at: 1_767_225_600_000 + id * 1000,
             updated_at: 0,
+            parent_id: None,
         }
     }
 
@@ -137,6 +139,7 @@ mod tests {
             end_time: None,
             updated_at: 0,
             last_active_at: 0,
+            current_message_id: None,
         };
         let messages = [
             message(1, Role::User, "Where to?", MessageStatus::Complete, ""),

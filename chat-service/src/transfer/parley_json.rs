@@ -1,29 +1,36 @@
 //! Parley's JSON format. One chat:
 //!
 //! ```json
-//! {"format": "parley.chat", "version": 1, "exported_at": "…Z",
+//! {"format": "parley.chat", "version": 2, "exported_at": "…Z",
 //!  "chat": {"title": "…", "system_prompt": "…", "persona": {"name": "…"}, "model": "…",
-//!           "start_time": "…Z", "messages": [
+//!           "top_p": 0.9, "max_tokens": 512, "start_time": "…Z", "current": 3, "messages": [
 //!     {"id": 1, "role": "user", "content": "…", "status": "complete", "created_at": "…Z"},
-//!     {"id": 2, "role": "assistant", "content": "…", "model": "…", "reply_to": 1, …}]}}
+//!     {"id": 2, "role": "assistant", "content": "…", "model": "…", "api_config_name": "…",
+//!      "reply_to": 1, "parent": 1, …},
+//!     {"id": 3, "role": "assistant", "content": "…", "reply_to": 1, "parent": 1, …}]}}
 //! ```
 //!
-//! or several, as `{"format": "parley.chats", "version": 1, "chats": [chat, …]}`. Message ids
-//! are the file's own (they tie an answer to its question with `reply_to`); every answer to a
-//! question is listed, so each of its versions is kept. `version` grows when a field changes
-//! meaning (branches will add a message's `parent`); fields are only ever added, and readers
-//! ignore fields they do not know.
+//! or several, as `{"format": "parley.chats", "version": 2, "chats": [chat, …]}`. Message ids
+//! are the file's own. Version 2 holds the chat's tree: every message of every branch with the
+//! message it follows (`parent`, absent for a first question and its versions), and `current`,
+//! the message the shown branch ends at. Version 1 had no `parent`: its messages read as one
+//! chain (an answer under the question it replies to, anything else under the message before
+//! it), so a question's answers become its versions. `version` grows when a field changes
+//! meaning; fields are only ever added, and readers ignore fields they do not know.
 
 use serde::{Deserialize, Serialize};
 
 use super::{ImportedChat, ImportedMessage, invalid, parse_rfc3339, rfc3339};
 use crate::Error;
+use crate::ids::MessageId;
 use crate::store::{MessageRow, MessageStatus, Role, SessionRow};
 
 pub const CHAT_FORMAT: &str = "parley.chat";
 pub const CHATS_FORMAT: &str = "parley.chats";
 /// The newest version written and read.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// The version before messages had parents.
+const CHAIN_VERSION: u64 = 1;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ChatFile {
@@ -71,6 +78,10 @@ pub struct ChatJson {
     pub model: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<i64>,
     #[serde(default)]
     pub pinned: bool,
     #[serde(default)]
@@ -78,6 +89,9 @@ pub struct ChatJson {
     pub start_time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<String>,
+    /// The id of the message the shown branch ends at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
     pub messages: Vec<MessageJson>,
 }
 
@@ -92,11 +106,15 @@ pub struct MessageJson {
     pub status: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub model: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_config_name: String,
     pub created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,12 +138,14 @@ pub struct ErrorJson {
     pub reason: String,
 }
 
-/// A stored chat in the format.
+/// A stored chat in the format: `messages` is every message of the chat (every branch),
+/// `current` where its shown branch ends.
 pub fn chat_json(
     session: &SessionRow,
     persona_name: Option<&str>,
     api_config_name: Option<&str>,
     messages: &[MessageRow],
+    current: Option<MessageId>,
 ) -> ChatJson {
     ChatJson {
         title: session.title.clone(),
@@ -134,10 +154,13 @@ pub fn chat_json(
         api_config: api_config_name.map(str::to_owned),
         model: session.model.clone(),
         temperature: session.temperature,
+        top_p: session.top_p,
+        max_tokens: session.max_tokens,
         pinned: session.pinned != 0,
         archived: session.archived != 0,
         start_time: rfc3339(session.start_time),
         end_time: session.end_time.map(rfc3339),
+        current: current.map(|id| id.0),
         messages: messages
             .iter()
             .map(|m| MessageJson {
@@ -147,9 +170,11 @@ pub fn chat_json(
                 reasoning: m.reasoning.clone(),
                 status: m.status.as_str().to_owned(),
                 model: m.model.clone(),
+                api_config_name: m.api_config_name.clone(),
                 created_at: rfc3339(m.created_at),
                 updated_at: Some(rfc3339(m.updated_at)),
                 reply_to: m.reply_to_id.map(|id| id.0),
+                parent: m.parent_id.map(|id| id.0),
                 usage: (m.prompt_tokens.is_some() || m.completion_tokens.is_some()).then_some(UsageJson {
                     prompt_tokens: m.prompt_tokens,
                     completion_tokens: m.completion_tokens,
@@ -184,15 +209,20 @@ pub fn read(text: &str) -> Result<Vec<ImportedChat>, Error> {
             header.format
         )));
     }
-    match header.version.as_u64() {
-        Some(v) if v >= 1 && v <= u64::from(VERSION) => {}
+    let version = match header.version.as_u64() {
+        Some(v) if v >= 1 && v <= u64::from(VERSION) => v,
         Some(v) if v > u64::from(VERSION) => {
             return Err(invalid(format!(
                 "is version {v} of the Parley format; this server reads up to version {VERSION}: update Parley"
             )));
         }
-        _ => return Err(invalid(format!("has \"version\": {}; expected 1", header.version))),
-    }
+        _ => {
+            return Err(invalid(format!(
+                "has \"version\": {}; expected 1 to {VERSION}",
+                header.version
+            )));
+        }
+    };
     let chats = if format == CHAT_FORMAT {
         vec![
             serde_json::from_str::<ChatFile>(text)
@@ -207,11 +237,11 @@ pub fn read(text: &str) -> Result<Vec<ImportedChat>, Error> {
     chats
         .into_iter()
         .enumerate()
-        .map(|(index, chat)| imported(index, chat))
+        .map(|(index, chat)| imported(index, chat, version))
         .collect()
 }
 
-fn imported(index: usize, chat: ChatJson) -> Result<ImportedChat, Error> {
+fn imported(index: usize, chat: ChatJson, version: u64) -> Result<ImportedChat, Error> {
     let at = format!("chat {}", index + 1);
     let time = |what: &str, text: &str| {
         parse_rfc3339(text).ok_or_else(|| invalid(format!("{at}: {what} {text:?} is not an RFC 3339 time")))
@@ -254,6 +284,21 @@ fn imported(index: usize, chat: ChatJson) -> Result<ImportedChat, Error> {
             ),
             None => None,
         };
+        let parent = if version == CHAIN_VERSION {
+            // One chain: an answer under its question, anything else under the one before.
+            match (role, reply_to) {
+                (Role::Assistant, Some(question)) => Some(question),
+                _ => i.checked_sub(1),
+            }
+        } else {
+            match m.parent {
+                Some(id) => Some(
+                    *ids.get(&id)
+                        .ok_or_else(|| invalid(format!("{at}: parent {id} names no earlier message")))?,
+                ),
+                None => None,
+            }
+        };
         if ids.insert(m.id, i).is_some() {
             return Err(invalid(format!("{at}: id {} is used twice", m.id)));
         }
@@ -277,21 +322,33 @@ fn imported(index: usize, chat: ChatJson) -> Result<ImportedChat, Error> {
             error_code,
             error_reason,
             reply_to,
+            parent,
+            api_config_name: m.api_config_name,
             created_at,
             updated_at,
         });
     }
+    let current = match chat.current {
+        Some(id) => Some(
+            *ids.get(&id)
+                .ok_or_else(|| invalid(format!("{at}: current {id} names no message of the chat")))?,
+        ),
+        None => None,
+    };
     Ok(ImportedChat {
         title: chat.title,
         system_prompt: chat.system_prompt,
         persona_name: chat.persona.map(|p| p.name),
         model: chat.model,
         temperature: chat.temperature,
+        top_p: chat.top_p,
+        max_tokens: chat.max_tokens,
         pinned: chat.pinned,
         archived: chat.archived,
         start_time,
         end_time,
         messages,
+        current,
     })
 }
 
@@ -323,12 +380,58 @@ mod tests {
         assert_eq!(chat.messages[2].reply_to, Some(0));
         assert_eq!(chat.messages[2].status, MessageStatus::Failed);
         assert_eq!(chat.messages[2].error_code, 14);
+        // Version 1 reads as one chain: both answers are versions under the question.
+        assert_eq!(chat.messages[0].parent, None);
+        assert_eq!(chat.messages[1].parent, Some(0));
+        assert_eq!(chat.messages[2].parent, Some(0));
+        assert_eq!(chat.current, None);
+    }
+
+    #[test]
+    fn version_2_reads_the_tree_the_settings_and_where_the_branch_ends() {
+        let file = FILE
+            .replacen("\"version\": 1", "\"version\": 2", 1)
+            .replacen(
+                "\"future_field\": true",
+                "\"top_p\": 0.5, \"max_tokens\": 64, \"current\": 9",
+                1,
+            )
+            .replacen(
+                "\"reply_to\": 7, \"usage\"",
+                "\"reply_to\": 7, \"parent\": 7, \"api_config_name\": \"work\", \"usage\"",
+                1,
+            )
+            .replacen(
+                "\"reply_to\": 7, \"error\"",
+                "\"reply_to\": 7, \"parent\": 9, \"error\"",
+                1,
+            );
+        let chat = &read(&file).unwrap()[0];
+        assert_eq!(
+            (chat.top_p, chat.max_tokens, chat.current),
+            (Some(0.5), Some(64), Some(1))
+        );
+        assert_eq!(chat.messages[1].parent, Some(0));
+        assert_eq!(chat.messages[1].api_config_name, "work");
+        // As the file says, even an answer under an answer.
+        assert_eq!(chat.messages[2].parent, Some(1));
+        for (from, to, says) in [
+            (
+                "\"parent\": 9",
+                "\"parent\": 10",
+                "message 3: parent 10 names no earlier message",
+            ),
+            ("\"current\": 9", "\"current\": 11", "current 11 names no message"),
+        ] {
+            let err = read(&file.replacen(from, to, 1)).unwrap_err().to_string();
+            assert!(err.contains(says), "{err} should say {says}");
+        }
     }
 
     #[test]
     fn problems_name_where_they_are() {
         for (from, to, says) in [
-            ("\"version\": 1", "\"version\": 2", "version 2"),
+            ("\"version\": 1", "\"version\": 3", "version 3"),
             ("parley.chat\"", "other\"", "\"format\": \"other\""),
             (
                 "\"role\": \"user\"",

@@ -342,6 +342,7 @@ impl User {
                 session_id,
                 content: content.into(),
                 api_config_id: None,
+                version_of_id: None,
             }))
             .await
             .unwrap_or_else(|s| panic!("send {content:?}: {s:?}"))
@@ -364,6 +365,7 @@ impl User {
                 session_id,
                 page_size: 100,
                 page_token: String::new(),
+                all_branches: false,
             }))
             .await
             .unwrap()

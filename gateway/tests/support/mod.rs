@@ -331,6 +331,12 @@ impl chat::message_service_server::MessageService for FakeMessageService {
     ) -> Result<Response<chat::ListMessagesResponse>, Status> {
         Err(Status::failed_precondition("not scripted"))
     }
+    async fn switch_branch(
+        &self,
+        _r: Request<chat::SwitchBranchRequest>,
+    ) -> Result<Response<chat::SwitchBranchResponse>, Status> {
+        Err(Status::failed_precondition("not scripted"))
+    }
     async fn get_message(
         &self,
         _r: Request<chat::GetMessageRequest>,

@@ -317,15 +317,25 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   );
 
   const send = useCallback(
-    async (content: string, first = false) => {
+    async (content: string, first = false, versionOf?: string) => {
       reattachments.current = 0;
       const known = new Set(threadRef.current.messages.map((m) => m.id));
       const tempId = `pending-${Date.now()}`;
-      dispatch({ type: "sendStarted", tempId, content });
-      setDraft("");
-      const result = await runStream((signal) => api.messages.sendMessage({ sessionId: id, content }, { signal }));
+      dispatch({ type: "sendStarted", tempId, content, versionOf });
+      // An edited question is not the composer's text: what is typed there stays.
+      if (versionOf === undefined) setDraft("");
+      const versionOfId = versionOf === undefined ? undefined : BigInt(versionOf);
+      const result = await runStream((signal) => api.messages.sendMessage({ sessionId: id, content, versionOfId }, { signal }));
       if (!sessionRef.current?.title) refreshTitleLater();
       if (result.userStored) return;
+      if (versionOf !== undefined) {
+        // An edit that was not stored goes to the message box (when empty) with the error,
+        // like a failed send; the view shows the branch as the server has it.
+        if (result.messages && result.messages.some((m) => m.role === "user" && !known.has(m.id) && m.content === content)) return;
+        dispatch({ type: "sendFailed", tempId, error: result.error ?? t("networkError") });
+        if (mounted.current) setDraft((current) => (current === "" ? content : current));
+        return;
+      }
       // The stream ended before it said the message was stored; the server's list decides,
       // so a message it did store is not put back into the box to be sent twice.
       const isStored = (messages: ChatMessage[]) => messages.some((m) => m.role === "user" && !known.has(m.id) && m.content === content);
@@ -469,17 +479,33 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     [api],
   );
 
-  /** Saves the edited question, then answers it anew in place of the answer below it. */
-  const editAndRegenerate = useCallback(
+  /** An edited question goes out as a new version of it: a new branch from there, answered
+   * anew; the old question and what followed it stay as the other version. */
+  const sendVersion = useCallback(
     async (messageId: string, content: string): Promise<boolean> => {
-      const messages = threadRef.current.messages;
-      const answer = messages[messages.findIndex((m) => m.id === messageId) + 1];
-      if (!(await edit(messageId, content))) return false;
-      if (answer?.role === "assistant") void regenerate(answer.id);
-      else void answerAgain(messageId);
+      followLatest();
+      void send(content.trim(), false, messageId);
       return true;
     },
-    [edit, regenerate, answerAgain],
+    [send, followLatest],
+  );
+
+  /** Shows another version (and the branch that followed it); the server remembers it. */
+  const switchVersion = useCallback(
+    async (messageId: string) => {
+      try {
+        const res = await api.messages.switchBranch({ messageId: BigInt(messageId), pageSize: 100 });
+        const messages = res.nextPageToken ? await listAllMessages(api, id) : res.messages;
+        await prepareChat(
+          sessionId,
+          messages.map((m) => m.content),
+        );
+        if (mounted.current) dispatch({ type: "loaded", messages: messages.map(fromProto) });
+      } catch (err) {
+        dispatch({ type: "showError", error: describeError(err, t) });
+      }
+    },
+    [api, id, sessionId, t],
   );
 
   const remove = async (messageId: string) => {
@@ -494,10 +520,6 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   const last = lastAssistant(thread);
   const visible = thread.messages.filter((m) => m.role !== "system");
   const lastMessage = visible[visible.length - 1];
-  // "Save & regenerate" belongs to the newest question: it answers it anew in place of the
-  // answer below it, or answers it when it has none.
-  const lastQuestionIndex = visible.findLastIndex((m) => m.role === "user");
-  const lastQuestion = lastQuestionIndex >= 0 ? visible[lastQuestionIndex] : undefined;
   // A newest question without an answer (its answer was deleted) can be answered again.
   const unanswered = lastMessage?.role === "user" && !lastMessage.pending ? lastMessage : undefined;
 
@@ -632,7 +654,8 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
                 userAvatar={user.avatarUrl}
                 onRegenerate={m.id === unanswered?.id ? answerAgain : regenerate}
                 onEdit={edit}
-                onEditAndRegenerate={m.id === lastQuestion?.id ? editAndRegenerate : undefined}
+                onSendVersion={sendVersion}
+                onSwitchVersion={switchVersion}
                 onDelete={setDeleteId}
               />
             ))}

@@ -6,6 +6,7 @@ import { copyText } from "../ui/clipboard";
 import { CheckIcon, CopyIcon, EditIcon, RefreshIcon, TrashIcon } from "../ui/icons";
 import { Avatar } from "../ui/Avatar";
 import { chatFailure, describeFailure } from "../ui/errorText";
+import { VersionSwitcher } from "./VersionSwitcher";
 
 export const MessageItem = memo(function MessageItem({
   message,
@@ -17,7 +18,8 @@ export const MessageItem = memo(function MessageItem({
   userAvatar,
   onRegenerate,
   onEdit,
-  onEditAndRegenerate,
+  onSendVersion,
+  onSwitchVersion,
   onDelete,
 }: {
   message: ChatMessage;
@@ -28,9 +30,12 @@ export const MessageItem = memo(function MessageItem({
   userName: string;
   userAvatar: string;
   onRegenerate: (id: string) => void;
+  /** An answer's edit, saved in place. */
   onEdit: (id: string, content: string) => Promise<boolean>;
-  /** Offered for the newest question with an answer: save the edit, then answer it anew. */
-  onEditAndRegenerate?: (id: string, content: string) => Promise<boolean>;
+  /** A question's edit: sent as a new version of it, answered anew; the old one stays as the
+   * other version (a branch), so nothing below it is rewritten. */
+  onSendVersion: (id: string, content: string) => Promise<boolean>;
+  onSwitchVersion: (id: string) => void;
   onDelete: (id: string) => void;
 }) {
   const t = useT();
@@ -98,18 +103,22 @@ export const MessageItem = memo(function MessageItem({
     </div>
   );
 
-  const save = async (regenerate: boolean) => {
-    if (!draft.trim()) return;
-    const saved = regenerate && onEditAndRegenerate ? await onEditAndRegenerate(message.id, draft) : await onEdit(message.id, draft);
+  const save = async () => {
+    if (!draft.trim() || (isUser && busy)) return;
+    const saved = isUser ? await onSendVersion(message.id, draft) : await onEdit(message.id, draft);
     if (saved) setEditing(false);
   };
+
+  const versions = message.siblingIds && !message.pending && (
+    <VersionSwitcher ids={message.siblingIds} currentId={message.id} disabled={busy || streaming} onSwitch={onSwitchVersion} />
+  );
 
   const editor = editing && (
     <form
       className="w-full"
       onSubmit={(e) => {
         e.preventDefault();
-        void save(false);
+        void save();
       }}
     >
       <label className="sr-only" htmlFor={`edit-${message.id}`}>
@@ -126,7 +135,7 @@ export const MessageItem = memo(function MessageItem({
             setEditing(false);
           } else if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !e.nativeEvent.isComposing) {
             e.preventDefault();
-            void save(false);
+            void save();
           }
         }}
         aria-describedby={`edit-hint-${message.id}`}
@@ -134,19 +143,14 @@ export const MessageItem = memo(function MessageItem({
       />
       <div className="mt-2 flex flex-wrap items-center justify-end gap-2">
         <span id={`edit-hint-${message.id}`} className="mr-auto hidden text-xs text-gray-500 sm:inline">
-          {t("editHint")}
+          {isUser ? t("editQuestionHint") : t("editHint")}
         </span>
         <button type="button" className="btn-secondary" onClick={() => setEditing(false)}>
           {t("cancel")}
         </button>
-        <button type="submit" className={onEditAndRegenerate ? "btn-secondary" : "btn-primary"} disabled={!draft.trim()}>
-          {t("save")}
+        <button type="submit" className="btn-primary" disabled={!draft.trim() || (isUser && busy)}>
+          {isUser ? t("sendEdit") : t("save")}
         </button>
-        {onEditAndRegenerate && (
-          <button type="button" className="btn-primary" disabled={!draft.trim() || busy} onClick={() => void save(true)}>
-            {t("saveAndRegenerate")}
-          </button>
-        )}
       </div>
     </form>
   );
@@ -164,7 +168,12 @@ export const MessageItem = memo(function MessageItem({
               {message.content}
             </div>
           )}
-          {actions}
+          {!editing && (versions || actions) && (
+            <div className="flex flex-wrap items-center justify-end gap-1">
+              {versions}
+              {actions}
+            </div>
+          )}
         </div>
         <div className="hidden sm:block">
           <Avatar name={userName} url={userAvatar} size={30} />
@@ -244,7 +253,12 @@ export const MessageItem = memo(function MessageItem({
           </div>
         )}
         {!streaming && <AnswerMeta message={message} />}
-        {actions}
+        {versions || actions ? (
+          <div className="flex flex-wrap items-center gap-1">
+            {versions}
+            {actions}
+          </div>
+        ) : null}
       </div>
     </article>
   );

@@ -251,3 +251,31 @@ describe("batched events", () => {
     expect(done.messages.at(-1)).toMatchObject({ status: "complete", error: "the answer reached the maximum size and was cut" });
   });
 });
+
+describe("versions and branches", () => {
+  const versioned = (m: Message, siblings: number[]) => {
+    m.siblingIds = siblings.map(BigInt);
+    return m;
+  };
+
+  it("lists a message's versions only when there is more than one", () => {
+    expect(fromProto(versioned(assistant(3, "b"), [2, 3])).siblingIds).toEqual(["2", "3"]);
+    expect(fromProto(versioned(assistant(3, "b"), [3])).siblingIds).toBeUndefined();
+  });
+
+  it("sending a new version of a question drops it and what followed from the view", () => {
+    const loaded = run([{ type: "loaded", messages: [user(1, "q1"), assistant(2, "a1"), user(3, "q2"), assistant(4, "a2")].map(fromProto) }]);
+    const state = run([{ type: "sendStarted", tempId: "pending-1", content: "q2, edited", versionOf: "3" }], loaded);
+    expect(state.messages.map((m) => [m.id, m.content, !!m.pending])).toEqual([
+      ["1", "q1", false],
+      ["2", "a1", false],
+      ["pending-1", "q2, edited", true],
+    ]);
+  });
+
+  it("an edited answer keeps the versions it was listed with", () => {
+    const loaded = run([{ type: "loaded", messages: [user(1, "q"), versioned(assistant(3, "b"), [2, 3])].map(fromProto) }]);
+    const state = run([{ type: "messageUpdated", message: fromProto(assistant(3, "b, edited")) }], loaded);
+    expect(state.messages[1]).toMatchObject({ content: "b, edited", siblingIds: ["2", "3"] });
+  });
+});

@@ -24,6 +24,9 @@ export interface ChatMessage {
   errorReason: string;
   /** A user message shown while SendMessage has not yet stored it. */
   pending?: boolean;
+  /** The versions at this message's place in the chat's tree (oldest first, this one among
+   * them), as the server last listed them: more than one shows a "‹ 2/3 ›" switcher. */
+  siblingIds?: string[];
   promptTokens?: number;
   completionTokens?: number;
 }
@@ -49,7 +52,9 @@ export const emptyThread: ThreadState = {
 
 export type ThreadAction =
   | { type: "loaded"; messages: ChatMessage[]; keepError?: boolean }
-  | { type: "sendStarted"; tempId: string; content: string }
+  /** With `versionOf`, the question is a new version of that earlier one: the view drops it
+   * and everything after it (the server keeps them as the other branch). */
+  | { type: "sendStarted"; tempId: string; content: string; versionOf?: string }
   | { type: "sendFailed"; tempId: string; error: string }
   | { type: "regenerateStarted"; messageId: string }
   | { type: "watchStarted"; messageId: string }
@@ -90,6 +95,7 @@ export function fromProto(m: Message): ChatMessage {
     errorReason: m.errorReason,
     promptTokens: m.usage ? Number(m.usage.promptTokens) : undefined,
     completionTokens: m.usage ? Number(m.usage.completionTokens) : undefined,
+    siblingIds: m.siblingIds.length > 1 ? m.siblingIds.map((id) => id.toString()) : undefined,
   };
 }
 
@@ -189,12 +195,13 @@ export function threadReducer(state: ThreadState, action: ThreadAction): ThreadS
         streamingId: streamingAnswer(action.messages)?.id ?? null,
         error: action.keepError ? state.error : null,
       };
-    case "sendStarted":
+    case "sendStarted": {
+      const fork = action.versionOf === undefined ? -1 : state.messages.findIndex((m) => m.id === action.versionOf);
       return {
         ...state,
         error: null,
         messages: [
-          ...state.messages,
+          ...(fork < 0 ? state.messages : state.messages.slice(0, fork)),
           {
             id: action.tempId,
             role: "user",
@@ -209,6 +216,7 @@ export function threadReducer(state: ThreadState, action: ThreadAction): ThreadS
           },
         ],
       };
+    }
     case "sendFailed":
       return {
         ...state,
@@ -241,8 +249,11 @@ export function threadReducer(state: ThreadState, action: ThreadAction): ThreadS
         error: action.type === "streamFailed" ? action.error : state.error,
       };
     }
-    case "messageUpdated":
-      return { ...state, messages: upsert(state.messages, action.message) };
+    case "messageUpdated": {
+      // Only lists carry a message's versions: an edited or stopped one keeps what was listed.
+      const listed = state.messages.find((m) => m.id === action.message.id);
+      return { ...state, messages: upsert(state.messages, { ...action.message, siblingIds: listed?.siblingIds }) };
+    }
     case "messageDeleted":
       return { ...state, messages: state.messages.filter((m) => m.id !== action.id) };
     case "showError":
