@@ -59,6 +59,8 @@ struct RegistryState {
     /// generation may still add the session's new title, which late followers should see.
     messages: HashMap<MessageId, Arc<Generation>>,
     shutting_down: bool,
+    /// Shutdown began: new generations are refused, running ones may still finish.
+    draining: bool,
 }
 
 /// The running generations of this process.
@@ -84,7 +86,7 @@ impl GenerationRegistry {
     /// Claims `session_id` for a new generation: one per session, a few per user.
     pub fn reserve(self: &Arc<Self>, user_id: OwnerId, session_id: SessionId) -> Result<Reservation, Error> {
         let mut state = lock(&self.state);
-        if state.shutting_down {
+        if state.shutting_down || state.draining {
             return Err(Error::ShuttingDown);
         }
         if state.sessions.contains_key(&session_id) {
@@ -212,6 +214,39 @@ impl GenerationRegistry {
         for generation in running {
             generation.request_stop(StopReason::Shutdown);
         }
+    }
+
+    /// Refuses new generations and lets the running ones (and those starting) finish for up
+    /// to `grace`, then stops the rest ([`GenerationRegistry::stop_all`]). What a rollout
+    /// does, so answers are not cut short by it.
+    pub async fn drain(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        lock(&self.state).draining = true;
+        loop {
+            let (running, starting) = {
+                let state = lock(&self.state);
+                let mut running = Vec::new();
+                let mut starting = false;
+                for slot in state.sessions.values() {
+                    match slot {
+                        Slot::Running(generation) => running.push(Arc::clone(generation)),
+                        Slot::Reserved { .. } => starting = true,
+                    }
+                }
+                (running, starting)
+            };
+            if running.is_empty() && !starting {
+                break;
+            }
+            let all_finished = futures::future::join_all(running.iter().map(|g| g.finished()));
+            tokio::select! {
+                _ = all_finished => {}
+                // One still starting is running (or gone) a moment later.
+                () = tokio::time::sleep(Duration::from_millis(20)), if starting => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        self.stop_all();
     }
 
     /// Waits until every generation task has ended, up to `deadline`. False on timeout.
