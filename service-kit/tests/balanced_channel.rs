@@ -6,6 +6,7 @@
 //! "One name" is resolved by a list the test controls (a test cannot make the system's
 //! resolver answer a made-up name with several addresses without editing /etc/hosts); the
 //! production path, `tokio::net::lookup_host` of `localhost`, is covered by its own test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
