@@ -344,6 +344,38 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn draining_refuses_new_generations_lets_running_ones_finish_and_stops_the_rest() {
+        let registry = GenerationRegistry::new(4);
+        let finishing = Generation::new(OwnerId(1), row(10, 5));
+        register(registry.reserve(OwnerId(1), SessionId(5)).unwrap(), &finishing);
+        let slow = Generation::new(OwnerId(1), row(11, 6));
+        register(registry.reserve(OwnerId(1), SessionId(6)).unwrap(), &slow);
+
+        let mut drain = Box::pin(registry.drain(Duration::from_millis(300)));
+        assert!(futures::poll!(&mut drain).is_pending());
+        assert!(matches!(
+            registry.reserve(OwnerId(2), SessionId(7)),
+            Err(Error::ShuttingDown)
+        ));
+        // One ends within the grace, as its task would: never asked to stop.
+        finishing.mark_finished();
+        finishing.close();
+        registry.forget(&finishing);
+        assert!(futures::poll!(&mut drain).is_pending());
+        assert!(slow.stopped_for().is_none());
+        // The other is still running when the grace is over: stopped, as at a plain shutdown.
+        drain.await;
+        assert_eq!(slow.stopped_for(), Some(StopReason::Shutdown));
+        assert!(finishing.stopped_for().is_none());
+        // With no grace the running ones are stopped at once.
+        let registry = GenerationRegistry::new(4);
+        let running = Generation::new(OwnerId(1), row(12, 8));
+        register(registry.reserve(OwnerId(1), SessionId(8)).unwrap(), &running);
+        registry.drain(Duration::ZERO).await;
+        assert_eq!(running.stopped_for(), Some(StopReason::Shutdown));
+    }
+
     fn register(reservation: Reservation, generation: &Arc<Generation>) {
         let mut reservation = reservation;
         reservation.register(generation);
