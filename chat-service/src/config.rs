@@ -26,9 +26,13 @@ pub struct Config {
     /// the data directory, generated on the first start.
     pub master_keys: Vec<MasterKey>,
     pub generation: GenerationSettings,
-    /// How long open streams may run on after shutdown was asked for (generations are
-    /// stopped at once, so this is only the time to store and send their end).
+    /// How long open streams may run on after shutdown was asked for and the running
+    /// generations finished or were stopped (the time to store and send their end).
     pub drain_deadline: Duration,
+    /// At shutdown, how long running generations may go on to finish (new ones are refused,
+    /// and new calls go to other replicas) before the rest are stopped. Zero (the default,
+    /// and the all-in-one's: nobody else could take over) stops them at once.
+    pub generation_grace: Duration,
     /// Whether rows stored before chat data was keyed by account (keyed by the integer user
     /// id) go to the first account presenting that user id. Only safe while the user database
     /// is the one those rows were written with (see README: "Accounts and legacy rows").
@@ -46,6 +50,9 @@ pub struct Config {
     /// NATS (`nats://host:4222`) carrying room events between instances sharing a database;
     /// None: room events stay in this process.
     pub nats_url: Option<String>,
+    /// What generation subjects on NATS start with (`<prefix>.chat.generations.…`), so
+    /// deployments sharing a NATS server do not hear each other's answers.
+    pub nats_subject_prefix: String,
     /// How often access-token keys and revocations are fetched from user-service: a revoked
     /// token is refused within about this long.
     pub access_token_refresh: Duration,
@@ -62,6 +69,7 @@ impl std::fmt::Debug for Config {
             .field("llm_service_url", &self.llm_service_url)
             .field("master_keys", &self.master_keys)
             .field("generation", &self.generation)
+            .field("generation_grace", &self.generation_grace)
             .field("adopt_legacy_chats", &self.adopt_legacy_chats)
             .field("quotas", &self.quotas)
             .field("room_limits", &self.room_limits)
@@ -83,6 +91,7 @@ impl Config {
             master_keys: Vec::new(),
             generation: GenerationSettings::default(),
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
+            generation_grace: Duration::ZERO,
             adopt_legacy_chats: false,
             erased_sweep_interval: crate::service::ERASED_SWEEP_INTERVAL,
             quotas: QuotaLimits::default(),
@@ -90,6 +99,7 @@ impl Config {
             room_retention: crate::RetentionSweep::default(),
             notifications_kept: crate::service::DEFAULT_NOTIFICATIONS_KEPT,
             nats_url: None,
+            nats_subject_prefix: "parley".to_owned(),
             access_token_refresh: parley_service_kit::access_token::DEFAULT_REFRESH_INTERVAL,
             max_import_bytes: crate::service::DEFAULT_MAX_IMPORT_BYTES,
         }

@@ -8,13 +8,15 @@
 //! (`job`) runs on until it completes, fails, is stopped, or hits the maximum duration. The
 //! [`GenerationRegistry`] (`registry`) knows the running generations by session (one per
 //! session) and by message, and stops them all on shutdown. `title` names untitled sessions
-//! after their first answer; `remote` follows and waits for answers another instance writes.
+//! after their first answer; `remote` follows and waits for answers another instance writes
+//! through their rows, `nats_relay` through NATS when it is configured.
 //!
 //! Inside, nothing imports back up: `log` stands alone, `registry` uses the log, `job` uses
 //! both (its `Reservation::start` is where a reserved slot becomes a running task) and `title`.
 
 mod job;
 mod log;
+mod nats_relay;
 mod registry;
 mod remote;
 mod settings;
@@ -22,6 +24,7 @@ mod title;
 
 pub use job::{GenerationJob, Turn};
 pub use log::{Generation, StopReason};
+pub use nats_relay::GenerationRelay;
 pub use registry::{GenerationRegistry, Reservation, StopTarget};
 pub use remote::{follow_stored, wait_not_streaming};
 pub use settings::{DEFAULT_MAX_ANSWER_BYTES, GenerationSettings};

@@ -57,15 +57,15 @@ use parley_proto::chat::v1::transfer_service_server::TransferServiceServer;
 use parley_proto::chat::v1::usage_service_server::UsageServiceServer;
 use parley_service_kit::access_token::{TokenVerifier, UserServiceKeySource};
 use parley_service_kit::auth_layer::AuthLayer;
+use parley_service_kit::balanced_channel::{BalancedChannel, ChannelOptions};
 use parley_service_kit::database::{self, Migrations};
 use parley_service_kit::grpc_server::GrpcServer;
 use tokio::net::TcpListener;
-use tonic::transport::Endpoint;
 
 pub use config::{Config, RoomOptions, TransferOptions};
 pub use error::Error;
-use generation::GenerationRegistry;
 pub use generation::{DEFAULT_MAX_ANSWER_BYTES, GenerationSettings};
+use generation::{GenerationRegistry, GenerationRelay};
 pub use key_cipher::MasterKey;
 pub use quota::QuotaLimits;
 pub use service::{RetentionSweep, RoomLimits};
@@ -89,30 +89,46 @@ pub async fn serve(
     let database = database::connect(&config.database_url, &MIGRATIONS).await?;
     let store = store::ChatStore::new(&database);
     let llm = llm_client::LlmClient::connect_lazy(&config.llm_service_url)?;
-    let user_channel = Endpoint::from_shared(config.user_service_url.clone())
-        .map_err(|e| Error::Config(format!("user-service URL {:?}: {e}", config.user_service_url)))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect_lazy();
+    let user_channel = BalancedChannel::new(&config.user_service_url, ChannelOptions::default())
+        .map_err(|e| Error::Config(format!("user-service URL: {e}")))?;
     let verifier = Arc::new(TokenVerifier::with_source_refreshed_every(
         Arc::new(UserServiceKeySource::new(user_channel.clone())),
         config.access_token_refresh.max(Duration::from_millis(10)),
     ));
     let registry = GenerationRegistry::new(config.generation.max_per_user);
+    // Room events reach this instance's streams through the bus, and other instances' through
+    // NATS when configured; generations followed or stopped through another instance too.
+    let (room_bus, nats_forwarder) = match &config.nats_url {
+        Some(url) => {
+            let (bus, forwarder) = room_bus::RoomBus::with_nats(url).await?;
+            (bus, Some(forwarder))
+        }
+        None => (room_bus::RoomBus::local(), None),
+    };
+    let relay = room_bus
+        .nats_client()
+        .map(|nats| GenerationRelay::new(nats, &config.nats_subject_prefix));
     // A SQLite file has only this instance; a PostgreSQL database may have others.
     let single_instance = database.backend == database::Backend::Sqlite;
-    let chat = Arc::new(
-        service::ChatService::new(
-            store,
-            cipher,
-            llm,
-            Arc::clone(&registry),
-            config.generation.clone(),
-            !single_instance,
-            config.adopt_legacy_chats,
-        )
-        .with_quota_defaults(config.quotas)
-        .with_max_import_bytes(config.max_import_bytes),
-    );
+    let chat = service::ChatService::new(
+        store,
+        cipher,
+        llm,
+        Arc::clone(&registry),
+        config.generation.clone(),
+        !single_instance,
+        config.adopt_legacy_chats,
+    )
+    .with_quota_defaults(config.quotas)
+    .with_max_import_bytes(config.max_import_bytes);
+    let chat = Arc::new(match &relay {
+        Some(relay) => chat.with_generation_relay(Arc::clone(relay)),
+        None => chat,
+    });
+    let stop_listener = match &relay {
+        Some(relay) => Some(relay.serve_stops(Arc::clone(&registry)).await?),
+        None => None,
+    };
     // Before serving: no request may see a row a crash left STREAMING, and a wrong master
     // key must stop the start, not surface later as failed chats. Other instances' answers
     // may still be live.
@@ -161,15 +177,6 @@ pub async fn serve(
             }
         }
     });
-    // Room events reach this instance's streams through the bus, and other instances' through
-    // NATS when configured.
-    let (room_bus, nats_forwarder) = match &config.nats_url {
-        Some(url) => {
-            let (bus, forwarder) = room_bus::RoomBus::with_nats(url).await?;
-            (bus, Some(forwarder))
-        }
-        None => (room_bus::RoomBus::local(), None),
-    };
     let rooms = Arc::new(
         service::Rooms::new(
             Arc::clone(&chat),
@@ -204,15 +211,17 @@ pub async fn serve(
     let room_api = handlers::RoomApi::new(Arc::clone(&chat), rooms);
     let api = handlers::ChatApi::new(chat);
 
-    // Generations end when shutdown begins, so the streams following them can finish within
-    // the drain deadline.
+    // At shutdown new generations are refused (and new calls go to other replicas, as the
+    // server stops accepting); running ones may finish within the grace, the rest are then
+    // stopped, so the streams following them end within the drain deadline after it.
+    let generation_grace = config.generation_grace;
     let stopper = tokio::spawn({
         let shutdown = shutdown.clone();
         let registry = Arc::clone(&registry);
         async move {
             shutdown.await;
-            tracing::info!(running = registry.running(), "stopping running generations");
-            registry.stop_all();
+            tracing::info!(running = registry.running(), grace = ?generation_grace, "letting running generations finish");
+            registry.drain(generation_grace).await;
         }
     });
     tracing::info!(
@@ -243,7 +252,7 @@ pub async fn serve(
         .add_service(MessageServiceServer::new(api))
         .add_service(NotificationServiceServer::new(room_api.clone()))
         .add_service(RoomServiceServer::new(room_api))
-        .drain_deadline(config.drain_deadline)
+        .drain_deadline(config.drain_deadline.saturating_add(generation_grace))
         .serve(listener, shutdown)
         .await;
     // The server only ends once shutdown began (or it failed): stop whatever still runs
@@ -258,6 +267,9 @@ pub async fn serve(
     retention_sweeper.abort();
     if let Some(forwarder) = nats_forwarder {
         forwarder.abort();
+    }
+    if let Some(listener) = stop_listener {
+        listener.abort();
     }
     let _ = sweeper.await;
     let _ = erased_sweeper.await;

@@ -1,28 +1,27 @@
-//! llm-service, reached through its generated client over one lazily connected channel: the
-//! first call connects, and a restarted llm-service is reconnected to without restarting us.
+//! llm-service, reached through its generated client over a balanced channel: each call goes
+//! to the next replica the name resolves to, the first call connects, and a restarted
+//! llm-service is reconnected to without restarting us.
 
 use parley_proto::llm::v1 as llm;
 use parley_proto::llm::v1::llm_service_client::LlmServiceClient;
+use parley_service_kit::balanced_channel::{BalancedChannel, ChannelOptions};
 use parley_service_kit::trace_context::TraceHeaders;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::Error;
 
 #[derive(Clone)]
 pub struct LlmClient {
-    client: LlmServiceClient<Channel>,
+    client: LlmServiceClient<BalancedChannel>,
 }
 
 impl LlmClient {
     /// A client for llm-service at `url` (e.g. `http://127.0.0.1:50053`); nothing is
     /// connected until the first call.
     pub fn connect_lazy(url: &str) -> Result<Self, Error> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| Error::Config(format!("llm-service URL {url:?}: {e}")))?
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .tcp_nodelay(true);
+        let channel = BalancedChannel::new(url, ChannelOptions::default())
+            .map_err(|e| Error::Config(format!("llm-service URL: {e}")))?;
         Ok(Self {
-            client: LlmServiceClient::new(endpoint.connect_lazy())
+            client: LlmServiceClient::new(channel)
                 // Answers can be long; a whole models list too.
                 .max_decoding_message_size(16 * 1024 * 1024),
         })

@@ -36,6 +36,21 @@ struct Cli {
     /// Longest an answer may take, in seconds.
     #[arg(long, env = "PARLEY_CHAT_MAX_GENERATION_SECS", default_value_t = 600)]
     max_generation_secs: u64,
+    /// At shutdown (a rollout), seconds running answers may take to finish while new ones go
+    /// to other replicas; the rest are then stopped, kept as far as they got. 0 stops them at
+    /// once. Keep it below the orchestrator's grace period (Kubernetes:
+    /// terminationGracePeriodSeconds) minus the drain deadline.
+    #[arg(long, env = "PARLEY_CHAT_GENERATION_GRACE_SECS", default_value_t = 30)]
+    generation_grace_secs: u64,
+    /// Seconds after which an answer whose row stopped being written is taken for one whose
+    /// instance died, and marked FAILED (its text so far kept). Running answers write their
+    /// row at least every sixth of it (at most every 5 s).
+    #[arg(long, env = "PARLEY_CHAT_ABANDONED_AFTER_SECS", default_value_t = 30)]
+    abandoned_after_secs: u64,
+    /// What this deployment's generation subjects on NATS start with: give deployments that
+    /// share a NATS server different prefixes.
+    #[arg(long, env = "PARLEY_NATS_SUBJECT_PREFIX", default_value = "parley")]
+    nats_subject_prefix: String,
     /// Answers one user may have generating at once.
     #[arg(long, env = "PARLEY_CHAT_MAX_GENERATIONS_PER_USER", default_value_t = 4)]
     max_generations_per_user: usize,
@@ -72,7 +87,12 @@ fn main() -> ExitCode {
         config.generation.max_duration = std::time::Duration::from_secs(cli.max_generation_secs.max(1));
         config.generation.max_per_user = cli.max_generations_per_user.max(1);
         config.generation.max_answer_bytes = cli.max_answer_bytes.max(1);
+        config.generation.stale_after = std::time::Duration::from_secs(cli.abandoned_after_secs.max(1));
+        config.generation.heartbeat_interval =
+            (config.generation.stale_after / 6).min(std::time::Duration::from_secs(5));
         config.adopt_legacy_chats = cli.adopt_legacy_chats;
+        config.nats_subject_prefix = cli.nats_subject_prefix;
+        config.generation_grace = std::time::Duration::from_secs(cli.generation_grace_secs);
         config.quotas = cli.quotas;
         cli.rooms.apply(&mut config);
         cli.transfer.apply(&mut config);

@@ -106,6 +106,11 @@ impl RoomBus {
         Ok((bus, forwarder))
     }
 
+    /// The NATS connection, for what else travels between instances (generations).
+    pub fn nats_client(&self) -> Option<async_nats::Client> {
+        self.nats.clone()
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<RoomEnvelope>> {
         self.local.subscribe()
     }

@@ -51,7 +51,7 @@ pub use usage::{DayRange, Grouping};
 
 use crate::Error;
 use crate::api_key::ApiKey;
-use crate::generation::{GenerationRegistry, GenerationSettings};
+use crate::generation::{GenerationRegistry, GenerationRelay, GenerationSettings};
 use crate::ids::{ApiConfigId, MessageId, OwnerId, SessionId};
 use crate::key_cipher::{KeyCipher, KeyCipherError};
 use crate::llm_client::LlmClient;
@@ -83,6 +83,8 @@ pub struct ChatService {
     models: ModelCache,
     /// The largest file ImportSessions takes, in bytes.
     max_import_bytes: usize,
+    /// With NATS: other instances' answers are followed and stopped through it.
+    relay: Option<Arc<GenerationRelay>>,
 }
 
 /// The owner ids of the accounts this instance has seen. An account's owner id never changes,
@@ -139,6 +141,7 @@ impl ChatService {
             shared_owner: tokio::sync::OnceCell::new(),
             models: ModelCache::default(),
             max_import_bytes: transfer::DEFAULT_MAX_IMPORT_BYTES,
+            relay: None,
         }
     }
 

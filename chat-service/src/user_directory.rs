@@ -5,8 +5,8 @@
 
 use parley_proto::user::v1 as user_pb;
 use parley_proto::user::v1::user_service_client::UserServiceClient;
+use parley_service_kit::balanced_channel::BalancedChannel;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
 
 use crate::Error;
 
@@ -29,12 +29,12 @@ impl CallerToken {
 
 #[derive(Clone)]
 pub struct UserDirectory {
-    client: UserServiceClient<Channel>,
+    client: UserServiceClient<BalancedChannel>,
 }
 
 impl UserDirectory {
     /// Over the channel chat-service already keeps to user-service (for its public keys).
-    pub fn new(channel: Channel) -> Self {
+    pub fn new(channel: BalancedChannel) -> Self {
         Self {
             client: UserServiceClient::new(channel),
         }

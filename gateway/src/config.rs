@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use parley_service_kit::access_token::DEFAULT_REFRESH_INTERVAL;
+use parley_service_kit::balanced_channel::Resolver;
 
 use crate::client_addr::IpNetwork;
 use crate::edge_options::cors_layer;
@@ -79,6 +80,9 @@ pub struct Config {
     pub access_token_refresh: Duration,
     /// Send `Strict-Transport-Security` with the UI: only behind TLS, where browsers heed it.
     pub hsts: bool,
+    /// Resolves the upstreams' names to the replicas calls are balanced over: the system's
+    /// resolver (a headless Service's DNS name gives every ready pod); tests give a list.
+    pub upstream_resolver: Resolver,
 }
 
 /// The largest values the limits may take: beyond them a value is a typo, not a setting.
@@ -121,6 +125,7 @@ impl Config {
             health_check_interval: Duration::from_secs(5),
             access_token_refresh: DEFAULT_REFRESH_INTERVAL,
             hsts: false,
+            upstream_resolver: Resolver::default(),
         }
     }
 

@@ -11,9 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use parley_service_kit::balanced_channel::{BalancedChannel, ChannelOptions};
 use tonic::Status;
 use tonic::body::Body;
-use tonic::transport::{Channel, Endpoint};
 use tower::{Service, ServiceExt};
 
 use crate::config::Config;
@@ -23,33 +23,37 @@ use crate::error::Error;
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A service the gateway forwards to, by name (for logs and errors) and channel. The channel
-/// connects lazily and reconnects by itself, so an upstream that starts later, or restarts,
-/// is picked up without restarting the gateway.
+/// balances each call over every address the upstream's name resolves to (a headless Service
+/// in Kubernetes), connects lazily and reconnects by itself, so an upstream that starts later,
+/// restarts or scales is picked up without restarting the gateway.
 #[derive(Clone)]
 pub(crate) struct Upstream {
     name: &'static str,
-    channel: Channel,
+    channel: BalancedChannel,
 }
 
 impl Upstream {
     pub(crate) fn connect(name: &'static str, url: &str, config: &Config) -> Result<Self, Error> {
-        let uri = check_url(name, url)?;
-        let endpoint = Endpoint::from(uri)
-            .connect_timeout(config.upstream_connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(true);
-        Ok(Self {
+        check_url(name, url)?;
+        let options = ChannelOptions {
+            connect_timeout: config.upstream_connect_timeout,
+            keep_alive_interval: Some(Duration::from_secs(30)),
+            resolver: config.upstream_resolver.clone(),
+            ..ChannelOptions::default()
+        };
+        let channel = BalancedChannel::new(url, options).map_err(|reason| Error::UpstreamUrl {
             name,
-            channel: endpoint.connect_lazy(),
-        })
+            url: url.to_string(),
+            reason,
+        })?;
+        Ok(Self { name, channel })
     }
 
     pub(crate) fn name(&self) -> &'static str {
         self.name
     }
 
-    pub(crate) fn channel(&self) -> Channel {
+    pub(crate) fn channel(&self) -> BalancedChannel {
         self.channel.clone()
     }
 }

@@ -1,6 +1,8 @@
 //! The narrow set of things every Parley service needs.
 //!
 //! - [`access_token`]: the access-token format and its local verification.
+//! - [`balanced_channel`]: calls to another service balanced over every address its name
+//!   resolves to, with a passive health check.
 //! - [`auth_layer`]: the tower layer that authenticates every non-public gRPC method.
 //! - [`grpc_server`]: one way to serve gRPC: health, reflection, tracing and auth included.
 //! - [`grpc_status`]: statuses with structured details (field violations, retry delays).
@@ -11,6 +13,7 @@
 
 pub mod access_token;
 pub mod auth_layer;
+pub mod balanced_channel;
 pub mod database;
 pub mod entrypoint;
 pub mod grpc_server;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use parley_proto::chat::internal::v1::account_data_service_client::AccountDataServiceClient;
 use parley_proto::chat::internal::v1::{ERASE_ACCOUNT_SCOPE, EraseAccountDataRequest, SERVICE_TOKEN_AUDIENCE};
+use parley_service_kit::balanced_channel::{BalancedChannel, ChannelOptions};
 use parley_service_kit::database::now_millis;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::account_deletion::{AccountDataEraser, AccountDeletion};
 use crate::token_signer::SigningKeys;
@@ -17,18 +17,17 @@ use crate::token_signer::SigningKeys;
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct ChatServiceEraser {
-    client: AccountDataServiceClient<Channel>,
+    client: AccountDataServiceClient<BalancedChannel>,
     keys: Arc<SigningKeys>,
 }
 
 impl ChatServiceEraser {
     /// Connects on first use, so user-service may start before chat-service (the all-in-one
-    /// does); until chat-service answers, deliveries fail and are retried.
+    /// does); until chat-service answers, deliveries fail and are retried. Calls are balanced
+    /// over chat-service's replicas.
     pub fn connect_lazy(url: &str, keys: Arc<SigningKeys>) -> Result<Self, String> {
-        let channel = Endpoint::from_shared(url.to_string())
-            .map_err(|e| format!("chat-service URL {url:?}: {e}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
+        let channel =
+            BalancedChannel::new(url, ChannelOptions::default()).map_err(|e| format!("chat-service URL: {e}"))?;
         Ok(Self {
             client: AccountDataServiceClient::new(channel),
             keys,

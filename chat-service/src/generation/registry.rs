@@ -59,6 +59,8 @@ struct RegistryState {
     /// generation may still add the session's new title, which late followers should see.
     messages: HashMap<MessageId, Arc<Generation>>,
     shutting_down: bool,
+    /// Shutdown began: new generations are refused, running ones may still finish.
+    draining: bool,
 }
 
 /// The running generations of this process.
@@ -84,7 +86,7 @@ impl GenerationRegistry {
     /// Claims `session_id` for a new generation: one per session, a few per user.
     pub fn reserve(self: &Arc<Self>, user_id: OwnerId, session_id: SessionId) -> Result<Reservation, Error> {
         let mut state = lock(&self.state);
-        if state.shutting_down {
+        if state.shutting_down || state.draining {
             return Err(Error::ShuttingDown);
         }
         if state.sessions.contains_key(&session_id) {
@@ -214,6 +216,39 @@ impl GenerationRegistry {
         }
     }
 
+    /// Refuses new generations and lets the running ones (and those starting) finish for up
+    /// to `grace`, then stops the rest ([`GenerationRegistry::stop_all`]). What a rollout
+    /// does, so answers are not cut short by it.
+    pub async fn drain(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        lock(&self.state).draining = true;
+        loop {
+            let (running, starting) = {
+                let state = lock(&self.state);
+                let mut running = Vec::new();
+                let mut starting = false;
+                for slot in state.sessions.values() {
+                    match slot {
+                        Slot::Running(generation) => running.push(Arc::clone(generation)),
+                        Slot::Reserved { .. } => starting = true,
+                    }
+                }
+                (running, starting)
+            };
+            if running.is_empty() && !starting {
+                break;
+            }
+            let all_finished = futures::future::join_all(running.iter().map(|g| g.finished()));
+            tokio::select! {
+                _ = all_finished => {}
+                // One still starting is running (or gone) a moment later.
+                () = tokio::time::sleep(Duration::from_millis(20)), if starting => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        self.stop_all();
+    }
+
     /// Waits until every generation task has ended, up to `deadline`. False on timeout.
     pub async fn wait_idle(&self, deadline: Duration) -> bool {
         self.tasks.close();
@@ -307,6 +342,38 @@ mod tests {
             registry.reserve(OwnerId(1), SessionId(1)),
             Err(Error::ShuttingDown)
         ));
+    }
+
+    #[tokio::test]
+    async fn draining_refuses_new_generations_lets_running_ones_finish_and_stops_the_rest() {
+        let registry = GenerationRegistry::new(4);
+        let finishing = Generation::new(OwnerId(1), row(10, 5));
+        register(registry.reserve(OwnerId(1), SessionId(5)).unwrap(), &finishing);
+        let slow = Generation::new(OwnerId(1), row(11, 6));
+        register(registry.reserve(OwnerId(1), SessionId(6)).unwrap(), &slow);
+
+        let mut drain = Box::pin(registry.drain(Duration::from_millis(300)));
+        assert!(futures::poll!(&mut drain).is_pending());
+        assert!(matches!(
+            registry.reserve(OwnerId(2), SessionId(7)),
+            Err(Error::ShuttingDown)
+        ));
+        // One ends within the grace, as its task would: never asked to stop.
+        finishing.mark_finished();
+        finishing.close();
+        registry.forget(&finishing);
+        assert!(futures::poll!(&mut drain).is_pending());
+        assert!(slow.stopped_for().is_none());
+        // The other is still running when the grace is over: stopped, as at a plain shutdown.
+        drain.await;
+        assert_eq!(slow.stopped_for(), Some(StopReason::Shutdown));
+        assert!(finishing.stopped_for().is_none());
+        // With no grace the running ones are stopped at once.
+        let registry = GenerationRegistry::new(4);
+        let running = Generation::new(OwnerId(1), row(12, 8));
+        register(registry.reserve(OwnerId(1), SessionId(8)).unwrap(), &running);
+        registry.drain(Duration::ZERO).await;
+        assert_eq!(running.stopped_for(), Some(StopReason::Shutdown));
     }
 
     fn register(reservation: Reservation, generation: &Arc<Generation>) {

@@ -20,7 +20,8 @@ use crate::api_key::ApiKey;
 use crate::context_budget;
 use crate::convert;
 use crate::generation::{
-    Generation, GenerationJob, Reservation, StopReason, StopTarget, TitleJob, Turn, follow_stored, wait_not_streaming,
+    Generation, GenerationJob, GenerationRelay, Reservation, StopReason, StopTarget, TitleJob, Turn, follow_stored,
+    wait_not_streaming,
 };
 use crate::ids::{ApiConfigId, MessageId, OwnerId, SessionId};
 use crate::quota::Quota;
@@ -275,7 +276,7 @@ impl ChatService {
             turn = turn.name(),
             "generation starting"
         );
-        Ok(reservation.start(GenerationJob {
+        let generation = reservation.start(GenerationJob {
             generation,
             store: self.store.clone(),
             llm: self.llm.clone(),
@@ -284,7 +285,18 @@ impl ChatService {
             settings: self.settings.clone(),
             turn,
             usage,
-        }))
+        });
+        if let Some(relay) = &self.relay {
+            relay.publish(Arc::clone(&generation));
+        }
+        Ok(generation)
+    }
+
+    /// Followers and stops of other instances' answers go through NATS (see
+    /// `generation/nats_relay.rs`); without it, through the rows.
+    pub fn with_generation_relay(mut self, relay: Arc<GenerationRelay>) -> Self {
+        self.relay = Some(relay);
+        self
     }
 
     /// The session's system prompt, then as many of the latest usable messages of the branch
@@ -356,7 +368,10 @@ impl ChatService {
             return Ok(generation.follow());
         }
         if row.status == MessageStatus::Streaming {
-            return Ok(follow_stored(self.store.clone(), row));
+            return Ok(match &self.relay {
+                Some(relay) => relay.follow(self.store.clone(), row).await,
+                None => follow_stored(self.store.clone(), row),
+            });
         }
         let mut events = Vec::new();
         if row.status == MessageStatus::Failed {
@@ -379,6 +394,9 @@ impl ChatService {
             // Starting here (it stops once registered), or written by another instance, which
             // sees the request through the row with its next write.
             StopTarget::Starting | StopTarget::NotHere => {
+                if let (MessageStatus::Streaming, Some(relay)) = (row.status, &self.relay) {
+                    relay.ask_stop(message_id).await;
+                }
                 if row.status == MessageStatus::Streaming && self.store.request_stop(message_id).await? {
                     wait_not_streaming(&self.store, message_id, STOP_WAIT).await?;
                 }

@@ -37,25 +37,30 @@ pub trait PublicKeySource: Send + Sync + 'static {
     async fn fetch(&self) -> Result<PublishedKeys, tonic::Status>;
 }
 
-/// Fetches keys and revocations from user-service's `GetPublicKeys`.
-pub struct UserServiceKeySource {
-    client: UserServiceClient<tonic::transport::Channel>,
+/// Fetches keys and revocations from user-service's `GetPublicKeys`, over a
+/// [`BalancedChannel`](crate::balanced_channel::BalancedChannel) in the services, or any
+/// channel (tests pass a plain one).
+pub struct UserServiceKeySource<T = crate::balanced_channel::BalancedChannel> {
+    channel: T,
 }
 
-impl UserServiceKeySource {
-    pub fn new(channel: tonic::transport::Channel) -> Self {
-        Self {
-            client: UserServiceClient::new(channel),
-        }
+impl<T> UserServiceKeySource<T> {
+    pub fn new(channel: T) -> Self {
+        Self { channel }
     }
 }
 
 #[tonic::async_trait]
-impl PublicKeySource for UserServiceKeySource {
+impl<T> PublicKeySource for UserServiceKeySource<T>
+where
+    T: tonic::client::GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
+    T::Future: Send,
+    T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
     async fn fetch(&self) -> Result<PublishedKeys, tonic::Status> {
-        let response = self
-            .client
-            .clone()
+        let response = UserServiceClient::new(self.channel.clone())
             .get_public_keys(GetPublicKeysRequest {})
             .await?
             .into_inner();
