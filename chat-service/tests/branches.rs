@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{Reply, Stack, User, assert_code, assert_invalid, collect, collect_send, started_id};
+use common::{
+    Reply, Stack, User, assert_code, assert_invalid, collect, collect_send, question_id, role_and_content, started_id,
+};
 use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::chat_event::Event;
 use parley_proto::chat::v1::share_service_client::ShareServiceClient;
@@ -50,13 +52,7 @@ async fn ask(
         .unwrap()
         .into_inner();
     let events = collect_send(stream).await;
-    let question = events
-        .iter()
-        .find_map(|e| match e {
-            Event::UserMessage(m) => Some(m.id),
-            _ => None,
-        })
-        .unwrap();
+    let question = question_id(&events);
     let answer_id = started_id(&events);
     assert!(
         events
@@ -118,18 +114,7 @@ fn texts(messages: &[pb::Message]) -> Vec<&str> {
 
 /// What the model was shown with the last request: (role, content) pairs.
 fn last_context(stack: &Stack) -> Vec<(String, String)> {
-    let request = stack.fake.chat_requests().pop().unwrap();
-    request.body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["role"].as_str().unwrap().to_owned(),
-                m["content"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    role_and_content(&stack.fake.chat_requests().pop().unwrap().body)
 }
 
 fn contents(context: &[(String, String)]) -> Vec<&str> {

@@ -54,20 +54,6 @@ async fn alice_chatting(stack: &Stack, session: pb::CreateSessionRequest) -> (Us
     (alice, session)
 }
 
-fn role_and_content(body: &serde_json::Value) -> Vec<(String, String)> {
-    body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["role"].as_str().unwrap().to_owned(),
-                m["content"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 on_every_backend!(streams_in_order_stores_usage_and_titles, |db_url: String| async move {
     let stack = Stack::start(&db_url).await;
     let alice = stack.user("alice").await;

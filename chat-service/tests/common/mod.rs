@@ -517,3 +517,18 @@ pub async fn count_rows(pool: &sqlx::AnyPool, table: &str) -> i64 {
         .unwrap();
     row.0
 }
+
+/// The (role, content) pairs a chat completion request sent to the provider.
+pub fn role_and_content(body: &serde_json::Value) -> Vec<(String, String)> {
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_owned(),
+                m["content"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
