@@ -391,7 +391,7 @@ on_every_backend!(who_has_read_a_message_in_small_rooms, |db_url: String| async 
     mark_read(&alice, room.id, later.id).await;
     assert_eq!(
         readers(&carol, room.id, later.id).await.unwrap(),
-        [alice.account.clone()]
+        std::slice::from_ref(&alice.account)
     );
 
     assert_code(readers(&dave, room.id, message.id).await, Code::NotFound);

@@ -232,6 +232,24 @@ impl Rooms {
         Ok(())
     }
 
+    /// Hands an event that is never stored (typing, AI answer deltas, read marks,
+    /// notifications: id 0, no place in the event order) to the bus.
+    async fn publish_live(&self, room: RoomId, subject: Option<OwnerId>, subject_only: bool, event: Event) {
+        let event = pb::RoomEvent {
+            id: 0,
+            room_id: room.0,
+            occurred_at: Some(parley_proto::timestamp::from_unix_millis(now_millis())),
+            event: Some(event),
+        };
+        self.bus
+            .publish(RoomEnvelope {
+                event,
+                subject,
+                subject_only,
+            })
+            .await;
+    }
+
     async fn room_updated(&self, room: RoomId) -> Result<pb::Room, Error> {
         let row = self.store.room(room).await?.ok_or(Error::NotFound("room"))?;
         let room = convert::room(&row, None, self.read_receipts_shown(&row));

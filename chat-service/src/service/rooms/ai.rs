@@ -19,7 +19,7 @@ use parley_proto::llm::v1 as llm;
 use parley_service_kit::database::now_millis;
 use parley_service_kit::trace_context::TraceHeaders;
 
-use super::{RoomEnvelope, Rooms};
+use super::Rooms;
 use crate::Error;
 use crate::api_key::ApiKey;
 use crate::context_budget;
@@ -234,22 +234,11 @@ impl Rooms {
         while let Some(event) = events.next().await {
             match event {
                 ChatEvent::Delta(text) => {
-                    let event = pb::RoomEvent {
-                        id: 0,
-                        room_id: room.0,
-                        occurred_at: Some(parley_proto::timestamp::from_unix_millis(now_millis())),
-                        event: Some(Event::AiAnswerDelta(pb::AiAnswerDelta {
-                            message_id: message.0,
-                            text,
-                        })),
+                    let delta = pb::AiAnswerDelta {
+                        message_id: message.0,
+                        text,
                     };
-                    self.bus
-                        .publish(RoomEnvelope {
-                            event,
-                            subject: None,
-                            subject_only: false,
-                        })
-                        .await;
+                    self.publish_live(room, None, false, Event::AiAnswerDelta(delta)).await;
                 }
                 ChatEvent::Completed(_) | ChatEvent::Error(_) => break,
                 _ => {}

@@ -8,7 +8,7 @@ use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::room_event::Event;
 use parley_service_kit::database::now_millis;
 
-use super::{InRoom, RoomEnvelope, Rooms};
+use super::{InRoom, Rooms};
 use crate::Error;
 use crate::convert;
 use crate::ids::{MessageId, OwnerId, RoomId};
@@ -217,22 +217,11 @@ impl Rooms {
         // Read receipts go to the other members live (small rooms only), once per message at
         // most: the mark only moves forward.
         if moved && self.read_receipts_shown(&in_room.room) {
-            let event = pb::RoomEvent {
-                id: 0,
-                room_id: room.0,
-                occurred_at: Some(parley_proto::timestamp::from_unix_millis(now_millis())),
-                event: Some(Event::MemberRead(pb::MemberRead {
-                    account_id: in_room.me.account_id.clone(),
-                    last_read_message_id: message.0,
-                })),
+            let read = pb::MemberRead {
+                account_id: in_room.me.account_id.clone(),
+                last_read_message_id: message.0,
             };
-            self.bus
-                .publish(RoomEnvelope {
-                    event,
-                    subject: None,
-                    subject_only: false,
-                })
-                .await;
+            self.publish_live(room, None, false, Event::MemberRead(read)).await;
         }
         self.get_room(me, room).await
     }
