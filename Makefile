@@ -83,6 +83,7 @@ test-e2e: chromium web-build
 # Benchmarks print figures (they never pass or fail on speed).
 bench: web-deps
 	$(CARGO) bench -p llm-service
+	$(CARGO) bench -p chat-service --bench room_fanout
 	cd web && npm run bench
 	$(MAKE) --no-print-directory bench-ui
 

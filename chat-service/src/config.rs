@@ -138,6 +138,15 @@ pub struct RoomOptions {
     /// Seconds between sweeps deleting room messages past their room's retention.
     #[arg(long, env = "PARLEY_ROOM_RETENTION_SWEEP_SECS", default_value_t = crate::RetentionSweep::default().interval.as_secs())]
     pub room_retention_sweep_secs: u64,
+    /// Questions the AI member of one room answers per minute (more are refused).
+    #[arg(long, env = "PARLEY_ROOM_AI_ANSWERS_PER_MINUTE", default_value_t = crate::RoomLimits::default().ai_answers_per_minute)]
+    pub room_ai_answers_per_minute: i64,
+    /// Rooms of at most this many members show who has read each message.
+    #[arg(long, env = "PARLEY_ROOM_READ_RECEIPTS_MAX_MEMBERS", default_value_t = crate::RoomLimits::default().read_receipts_max_members)]
+    pub room_read_receipts_max_members: i64,
+    /// Days stored room events are kept; a client resuming from further back is told to reload.
+    #[arg(long, env = "PARLEY_ROOM_EVENTS_KEPT_DAYS", default_value_t = crate::service::DEFAULT_EVENTS_KEPT_DAYS)]
+    pub room_events_kept_days: u64,
     /// Notifications each account keeps: the newest this many (older ones are dropped).
     #[arg(long, env = "PARLEY_NOTIFICATIONS_KEPT", default_value_t = crate::service::DEFAULT_NOTIFICATIONS_KEPT)]
     pub notifications_kept: i64,
@@ -155,6 +164,9 @@ impl Default for RoomOptions {
             room_max_rooms_per_user: limits.max_rooms_per_user,
             room_max_message_bytes: limits.max_message_bytes,
             room_messages_per_minute: limits.messages_per_minute,
+            room_ai_answers_per_minute: limits.ai_answers_per_minute,
+            room_read_receipts_max_members: limits.read_receipts_max_members,
+            room_events_kept_days: crate::service::DEFAULT_EVENTS_KEPT_DAYS,
             room_retention_sweep_secs: crate::RetentionSweep::default().interval.as_secs(),
             notifications_kept: crate::service::DEFAULT_NOTIFICATIONS_KEPT,
             nats_url: None,
@@ -170,8 +182,11 @@ impl RoomOptions {
             max_rooms_per_user: self.room_max_rooms_per_user.max(1),
             max_message_bytes: self.room_max_message_bytes.max(1),
             messages_per_minute: self.room_messages_per_minute.max(1),
+            ai_answers_per_minute: self.room_ai_answers_per_minute.max(1),
+            read_receipts_max_members: self.room_read_receipts_max_members.max(0),
         };
         config.room_retention.interval = Duration::from_secs(self.room_retention_sweep_secs.max(1));
+        config.room_retention.events_kept = Duration::from_secs(self.room_events_kept_days.max(1) * 24 * 3600);
         config.notifications_kept = self.notifications_kept.max(1);
         config.nats_url = self.nats_url;
     }

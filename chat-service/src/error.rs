@@ -73,6 +73,14 @@ pub enum Error {
     Muted { until: Option<i64> },
     #[error("you may post at most {limit} messages a minute to a room")]
     RoomMessageRate { limit: i64, retry_after: Duration },
+    /// The room's AI member is writing an answer already (one at a time per room).
+    #[error("the room's AI member is answering already; ask again once its answer is finished")]
+    RoomAiBusy,
+    #[error("the room's AI member answers at most {limit} questions a minute")]
+    RoomAiRate { limit: i64, retry_after: Duration },
+    /// The AI member's answers count against the room owner's quotas, and one is used up.
+    #[error("the room's AI member cannot answer: its owner's {0}")]
+    RoomOwnerQuota(QuotaExceeded),
     /// A room limit (members per room, rooms per account) is reached.
     #[error("{0}")]
     LimitReached(String),
@@ -150,6 +158,22 @@ impl From<Error> for Status {
                 grpc_status::resource_exhausted(error.to_string(), retry_after),
                 Reason::RateLimited,
             ),
+            Error::RoomAiBusy => grpc_status::with_reason(
+                Status::failed_precondition(error.to_string()),
+                Reason::GenerationRunning,
+            ),
+            Error::RoomAiRate { retry_after, .. } => grpc_status::with_reason(
+                grpc_status::resource_exhausted(error.to_string(), retry_after),
+                Reason::RateLimited,
+            ),
+            // Not QUOTA_EXCEEDED: that reason tells the caller their own quota is used up.
+            Error::RoomOwnerQuota(ref exceeded) => {
+                let wait = exceeded
+                    .resets_at
+                    .map_or(0, |at| at.saturating_sub(parley_service_kit::database::now_millis()))
+                    .max(1000);
+                grpc_status::resource_exhausted(error.to_string(), Duration::from_millis(wait as u64))
+            }
             Error::LimitReached(_) => Status::resource_exhausted(error.to_string()),
             Error::ShuttingDown => Status::unavailable(error.to_string()),
             // As a revoked token is answered, a few seconds later, by the auth layer.

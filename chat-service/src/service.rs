@@ -40,7 +40,8 @@ pub use models::ModelGroup;
 pub use personas::PersonaChange;
 pub use quotas::{AccountQuota, QuotaChange};
 pub use rooms::{
-    DEFAULT_NOTIFICATIONS_KEPT, NotificationSettingsChange, RetentionSweep, RoomChange, RoomLimits, Rooms,
+    DEFAULT_EVENTS_KEPT_DAYS, DEFAULT_NOTIFICATIONS_KEPT, NotificationSettingsChange, RetentionSweep, RoomChange,
+    RoomLimits, Rooms,
 };
 pub use sessions::{NewSessionInput, SessionChange};
 pub use shared_connections::{

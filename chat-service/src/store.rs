@@ -39,7 +39,7 @@ pub use notifications::{NotificationRow, NotificationSettingsRow, NotificationsK
 pub use owners::OwnerRow;
 pub use preferences::{ChatDefaultsRow, FavoriteModelRow};
 pub use quotas::{AccountUsageRow, OwnerUsage, QuotaOverrides, QuotaWrite};
-pub use rooms::messages::{NewRoomMessage, RoomMessageRow};
+pub use rooms::messages::{NewRoomAnswer, NewRoomMessage, RoomMessageRow};
 pub use rooms::{
     AuthorKind, InvitationRow, InviteCodeRow, MemberRow, RetainedRoom, RoomEventRow, RoomFields, RoomMessageType,
     RoomRole, RoomRow, Visibility,

@@ -7,7 +7,8 @@ use crate::store::{
     AuthorKind, InvitationRow, MemberRow, RoomMessageRow, RoomMessageType, RoomRole, RoomRow, Visibility,
 };
 
-pub fn room(row: &RoomRow, my_role: Option<RoomRole>) -> pb::Room {
+/// `read_receipts`: the room is small enough to show who has read a message.
+pub fn room(row: &RoomRow, my_role: Option<RoomRole>, read_receipts: bool) -> pb::Room {
     pb::Room {
         id: row.id.0,
         name: row.name.clone(),
@@ -24,6 +25,9 @@ pub fn room(row: &RoomRow, my_role: Option<RoomRole>) -> pb::Room {
         retention_days: row
             .retention_days
             .map_or(0, |days| i32::try_from(days).unwrap_or(i32::MAX)),
+        ai_persona_name: row.ai_persona_name.clone(),
+        ai_persona_id: row.ai_persona_id.map(|id| id.0),
+        read_receipts,
     }
 }
 
@@ -73,6 +77,8 @@ pub fn room_message(row: &RoomMessageRow, room_id: crate::ids::RoomId) -> pb::Ro
         created_at: Some(from_unix_millis(row.created_at)),
         edited_at: row.edited_at.map(from_unix_millis),
         deleted_at: row.deleted_at.map(from_unix_millis),
+        status: super::message_status(row.status) as i32,
+        error: row.error.clone(),
     }
 }
 

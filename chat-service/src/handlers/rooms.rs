@@ -10,7 +10,7 @@ use parley_service_kit::access_token::AuthenticatedUser;
 use tonic::{Request, Response, Status};
 
 use super::{EventStream, UpdateMask};
-use crate::ids::{ApiConfigId, MessageId, OwnerId, RoomEventId, RoomId, RoomInviteId};
+use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, RoomEventId, RoomId, RoomInviteId};
 use crate::service::{ChatService, RoomChange, Rooms};
 use crate::user_directory::CallerToken;
 
@@ -331,9 +331,40 @@ impl RoomService for RoomApi {
         let r = request.into_inner();
         let room = self
             .rooms
-            .set_room_ai(me, RoomId(r.room_id), r.api_config_id.map(ApiConfigId))
+            .set_room_ai(
+                me,
+                RoomId(r.room_id),
+                r.api_config_id.map(ApiConfigId),
+                r.persona_id.map(PersonaId),
+            )
             .await?;
         Ok(Response::new(pb::SetRoomAiResponse { room: Some(room) }))
+    }
+
+    async fn stop_room_answer(
+        &self,
+        request: Request<pb::StopRoomAnswerRequest>,
+    ) -> Result<Response<pb::StopRoomAnswerResponse>, Status> {
+        let me = self.caller(&request).await?;
+        let r = request.into_inner();
+        let message = self
+            .rooms
+            .stop_answer(me, RoomId(r.room_id), MessageId(r.message_id))
+            .await?;
+        Ok(Response::new(pb::StopRoomAnswerResponse { message: Some(message) }))
+    }
+
+    async fn list_message_readers(
+        &self,
+        request: Request<pb::ListMessageReadersRequest>,
+    ) -> Result<Response<pb::ListMessageReadersResponse>, Status> {
+        let me = self.caller(&request).await?;
+        let r = request.into_inner();
+        let account_ids = self
+            .rooms
+            .message_readers(me, RoomId(r.room_id), MessageId(r.message_id))
+            .await?;
+        Ok(Response::new(pb::ListMessageReadersResponse { account_ids }))
     }
 
     async fn mark_room_read(

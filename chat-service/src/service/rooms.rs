@@ -18,7 +18,7 @@ mod typing;
 mod watch;
 
 pub use notifications::{DEFAULT_NOTIFICATIONS_KEPT, NotificationSettingsChange};
-pub use retention::RetentionSweep;
+pub use retention::{DEFAULT_EVENTS_KEPT_DAYS, RetentionSweep};
 
 use std::sync::Arc;
 
@@ -46,6 +46,10 @@ pub struct RoomLimits {
     pub max_message_bytes: usize,
     /// Messages one member may post to one room per minute.
     pub messages_per_minute: i64,
+    /// Questions the AI member of one room answers per minute.
+    pub ai_answers_per_minute: i64,
+    /// Rooms of at most this many members show who has read a message.
+    pub read_receipts_max_members: i64,
 }
 
 impl Default for RoomLimits {
@@ -55,6 +59,8 @@ impl Default for RoomLimits {
             max_rooms_per_user: 200,
             max_message_bytes: 16_384,
             messages_per_minute: 30,
+            ai_answers_per_minute: 10,
+            read_receipts_max_members: 50,
         }
     }
 }
@@ -71,8 +77,6 @@ pub struct Rooms {
     limits: RoomLimits,
     /// For the AI member: the owner's API configs, their keys, llm-service.
     chat: Arc<ChatService>,
-    /// Rooms whose AI member is answering on this instance (one answer at a time per room).
-    ai_answering: std::sync::Mutex<std::collections::HashSet<RoomId>>,
     /// When each member last had their typing passed on (this instance's throttle).
     typing: typing::TypingThrottle,
     /// Notifications each account keeps (the newest).
@@ -144,7 +148,6 @@ impl Rooms {
             bus,
             limits,
             chat,
-            ai_answering: Default::default(),
             typing: Default::default(),
             notifications_kept: DEFAULT_NOTIFICATIONS_KEPT,
             directory,
@@ -229,9 +232,27 @@ impl Rooms {
         Ok(())
     }
 
+    /// Hands an event that is never stored (typing, AI answer deltas, read marks,
+    /// notifications: id 0, no place in the event order) to the bus.
+    async fn publish_live(&self, room: RoomId, subject: Option<OwnerId>, subject_only: bool, event: Event) {
+        let event = pb::RoomEvent {
+            id: 0,
+            room_id: room.0,
+            occurred_at: Some(parley_proto::timestamp::from_unix_millis(now_millis())),
+            event: Some(event),
+        };
+        self.bus
+            .publish(RoomEnvelope {
+                event,
+                subject,
+                subject_only,
+            })
+            .await;
+    }
+
     async fn room_updated(&self, room: RoomId) -> Result<pb::Room, Error> {
         let row = self.store.room(room).await?.ok_or(Error::NotFound("room"))?;
-        let room = convert::room(&row, None);
+        let room = convert::room(&row, None, self.read_receipts_shown(&row));
         self.emit(row.id, None, false, Event::RoomUpdated(room.clone())).await?;
         Ok(room)
     }
@@ -272,7 +293,7 @@ impl Rooms {
 
     /// The room as `member` sees it: their role and unread count.
     async fn room_for_member(&self, room: &RoomRow, member: &MemberRow) -> Result<pb::Room, Error> {
-        let mut shown = convert::room(room, Some(member.role));
+        let mut shown = convert::room(room, Some(member.role), self.read_receipts_shown(room));
         shown.unread_count = self
             .store
             .unread_count(room.session_id, member.member_id, member.last_read_message_id)
@@ -317,6 +338,10 @@ impl Rooms {
         in_room.require_owner("delete the room")?;
         // The event first: the members must still be found to be told.
         self.emit(room, None, false, Event::RoomDeleted(room.0)).await?;
+        // An answer the AI member is writing here ends with the room.
+        self.chat
+            .registry
+            .stop_session(in_room.room.session_id, crate::generation::StopReason::SessionDeleted);
         self.store.delete_room(&in_room.room).await?;
         Ok(())
     }
@@ -371,7 +396,7 @@ impl Rooms {
             .iter()
             .map(|row| {
                 let role = mine.iter().find(|(r, _)| r.id == row.id).map(|(_, m)| m.role);
-                convert::room(row, role)
+                convert::room(row, role, self.read_receipts_shown(row))
             })
             .collect();
         Ok((rooms, next))

@@ -205,7 +205,7 @@ impl ChatService {
     /// answers they are writing too: the session must be free and the user under the limit
     /// everywhere. (Two instances checking at the same moment may both pass; the database's
     /// one-streaming-answer-per-session index still refuses the second answer of a session.)
-    async fn reserve(&self, user_id: OwnerId, session_id: SessionId) -> Result<Reservation, Error> {
+    pub(super) async fn reserve(&self, user_id: OwnerId, session_id: SessionId) -> Result<Reservation, Error> {
         let reservation = self.registry.reserve(user_id, session_id)?;
         if self.shared_database {
             let (in_session, for_user) = self.store.streaming_counts(session_id, user_id).await?;
@@ -337,7 +337,7 @@ impl ChatService {
 
     /// When a generation could not start after its row was stored, that row must not stay
     /// STREAMING (it would block the session): it is marked FAILED.
-    async fn or_fail_answer<T>(&self, answer_id: MessageId, result: Result<T, Error>) -> Result<T, Error> {
+    pub(super) async fn or_fail_answer<T>(&self, answer_id: MessageId, result: Result<T, Error>) -> Result<T, Error> {
         if result.is_err() {
             let failed = FinishedAnswer {
                 content: "",
@@ -385,7 +385,20 @@ impl ChatService {
     /// far). Stopping a finished answer changes nothing and answers it as it is.
     pub async fn stop(&self, user_id: OwnerId, message_id: MessageId) -> Result<MessageRow, Error> {
         let row = self.message(user_id, message_id).await?;
-        match self.registry.stop_message(row.session_id, message_id, StopReason::User) {
+        self.stop_answer(row.session_id, message_id, row.status).await?;
+        self.message(user_id, message_id).await
+    }
+
+    /// Stops the answer `message_id` of `session_id` (whose status was read as `status`)
+    /// wherever it is written, and waits a while for its end to be stored. The caller checked
+    /// who may stop it.
+    pub(super) async fn stop_answer(
+        &self,
+        session_id: SessionId,
+        message_id: MessageId,
+        status: MessageStatus,
+    ) -> Result<(), Error> {
+        match self.registry.stop_message(session_id, message_id, StopReason::User) {
             StopTarget::Running(generation) => {
                 if tokio::time::timeout(STOP_WAIT, generation.finished()).await.is_err() {
                     tracing::warn!(message_id = message_id.0, "a stopped generation did not end in time");
@@ -394,15 +407,15 @@ impl ChatService {
             // Starting here (it stops once registered), or written by another instance, which
             // sees the request through the row with its next write.
             StopTarget::Starting | StopTarget::NotHere => {
-                if let (MessageStatus::Streaming, Some(relay)) = (row.status, &self.relay) {
+                if let (MessageStatus::Streaming, Some(relay)) = (status, &self.relay) {
                     relay.ask_stop(message_id).await;
                 }
-                if row.status == MessageStatus::Streaming && self.store.request_stop(message_id).await? {
+                if status == MessageStatus::Streaming && self.store.request_stop(message_id).await? {
                     wait_not_streaming(&self.store, message_id, STOP_WAIT).await?;
                 }
             }
         }
-        self.message(user_id, message_id).await
+        Ok(())
     }
 }
 

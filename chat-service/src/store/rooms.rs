@@ -14,7 +14,7 @@ pub use retention::RetainedRoom;
 use parley_service_kit::database::flag;
 
 use super::ChatStore;
-use crate::ids::{ApiConfigId, MessageId, OwnerId, RoomId, SessionId};
+use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, RoomId, SessionId};
 
 /// A stored word this version does not know (a newer version wrote it, or a hand edit).
 #[derive(Debug, thiserror::Error)]
@@ -83,12 +83,16 @@ pub struct RoomRow {
     pub ai_api_config_id: Option<ApiConfigId>,
     /// None: messages are kept forever.
     pub retention_days: Option<i64>,
+    /// The AI member's persona (one of the owner's), and its name ("" without one).
+    pub ai_persona_id: Option<PersonaId>,
+    pub ai_persona_name: String,
 }
 
 const ROOM_COLUMNS: &str = "r.id, r.owner_id, COALESCE(o.account_id, '') AS owner_account, r.session_id, r.name, \
      r.topic, r.visibility, r.created_at, r.updated_at, r.last_active_at, \
      (SELECT COUNT(*) FROM room_members c WHERE c.room_id = r.id AND c.banned_at IS NULL) AS member_count, \
-     r.ai_api_config_id, r.retention_days";
+     r.ai_api_config_id, r.retention_days, r.ai_persona_id, \
+     COALESCE((SELECT p.name FROM personas p WHERE p.id = r.ai_persona_id), '') AS ai_persona_name";
 const ROOM_FROM: &str = "rooms r JOIN chat_owners o ON o.id = r.owner_id";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -366,12 +370,15 @@ impl ChatStore {
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         // The AI member used the old owner's config: it goes with them.
-        sqlx::query("UPDATE rooms SET owner_id = $2, ai_api_config_id = NULL, updated_at = $3 WHERE id = $1")
-            .bind(room)
-            .bind(new_owner)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE rooms SET owner_id = $2, ai_api_config_id = NULL, ai_persona_id = NULL, updated_at = $3 \
+             WHERE id = $1",
+        )
+        .bind(room)
+        .bind(new_owner)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         for (member, role) in [(old_owner, RoomRole::Admin), (new_owner, RoomRole::Owner)] {
             sqlx::query("UPDATE room_members SET role = $3 WHERE room_id = $1 AND member_id = $2")
                 .bind(room)
@@ -383,9 +390,10 @@ impl ChatStore {
         tx.commit().await
     }
 
-    /// Moves the member's last read message forward to `message` (never back).
-    pub async fn mark_read(&self, room: RoomId, member: OwnerId, message: MessageId) -> Result<(), sqlx::Error> {
-        sqlx::query(
+    /// Moves the member's last read message forward to `message` (never back); false when it
+    /// was there or further already.
+    pub async fn mark_read(&self, room: RoomId, member: OwnerId, message: MessageId) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query(
             "UPDATE room_members SET last_read_message_id = $3 WHERE room_id = $1 AND member_id = $2 \
              AND (last_read_message_id IS NULL OR last_read_message_id < $3)",
         )
@@ -394,7 +402,28 @@ impl ChatStore {
         .bind(message)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// The account ids of the room's members, other than `author`, whose last read message is
+    /// `message` or a later one, by joining time.
+    pub async fn message_readers(
+        &self,
+        room: RoomId,
+        message: MessageId,
+        author: Option<OwnerId>,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT COALESCE(o.account_id, '') FROM room_members m JOIN chat_owners o ON o.id = m.member_id \
+             WHERE m.room_id = $1 AND m.banned_at IS NULL AND m.last_read_message_id >= $2 AND m.member_id <> $3 \
+             ORDER BY m.joined_at, m.member_id",
+        )
+        .bind(room)
+        .bind(message)
+        .bind(author.unwrap_or(OwnerId(0)))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(account,)| account).collect())
     }
 
     /// Messages in the session by others than `member`, not deleted, after `read`.
@@ -416,10 +445,17 @@ impl ChatStore {
         Ok(count)
     }
 
-    pub async fn set_room_ai(&self, room: RoomId, config: Option<ApiConfigId>, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE rooms SET ai_api_config_id = $2, updated_at = $3 WHERE id = $1")
+    pub async fn set_room_ai(
+        &self,
+        room: RoomId,
+        config: Option<ApiConfigId>,
+        persona: Option<PersonaId>,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE rooms SET ai_api_config_id = $2, ai_persona_id = $3, updated_at = $4 WHERE id = $1")
             .bind(room)
             .bind(config)
+            .bind(persona)
             .bind(now)
             .execute(&self.pool)
             .await?;

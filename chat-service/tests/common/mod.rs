@@ -27,6 +27,8 @@ use tonic::transport::Channel;
 
 pub use parley_testkit::fake_openai::Reply;
 
+pub mod rooms;
+
 /// A service running in this process until stopped (or dropped).
 struct Running<E> {
     address: SocketAddr,

@@ -1,5 +1,5 @@
 // A room's settings: name, topic and visibility (owner and admins); the AI member's API config
-// and deleting the room (owner only).
+// and persona, and deleting the room (owner only).
 import { useState, type FormEvent } from "react";
 import { useStore } from "../app/store";
 import { navigate } from "../app/router";
@@ -13,7 +13,7 @@ import { useRoomsStore } from "./RoomsSection";
 export function RoomSettingsDialog({ room, onClose }: { room: Room; onClose: () => void }) {
   const t = useT();
   const toast = useToast();
-  const { configs } = useStore();
+  const { configs, personas } = useStore();
   const store = useRoomsStore();
   const isOwner = room.myRole === RoomRole.OWNER;
   const [name, setName] = useState(room.name);
@@ -22,6 +22,7 @@ export function RoomSettingsDialog({ room, onClose }: { room: Room; onClose: () 
   // Days messages are kept; "" or 0 keeps them forever.
   const [retention, setRetention] = useState(room.retentionDays > 0 ? String(room.retentionDays) : "");
   const [aiConfig, setAiConfig] = useState("");
+  const [aiPersona, setAiPersona] = useState(room.aiPersonaId !== undefined ? room.aiPersonaId.toString() : "");
   const [error, setError] = useState<string | null>(null);
   const [deleting, setDeleting] = useState(false);
 
@@ -47,7 +48,12 @@ export function RoomSettingsDialog({ room, onClose }: { room: Room; onClose: () 
   const saveAi = async () => {
     setError(null);
     try {
-      const res = await store.client.setRoomAi({ roomId: room.id, apiConfigId: aiConfig ? BigInt(aiConfig) : undefined });
+      const res = await store.client.setRoomAi({
+        roomId: room.id,
+        apiConfigId: aiConfig ? BigInt(aiConfig) : undefined,
+        // A persona goes with a config only.
+        personaId: aiConfig && aiPersona ? BigInt(aiPersona) : undefined,
+      });
       if (res.room) store.roomChanged({ ...res.room, myRole: room.myRole, unreadCount: room.unreadCount });
       toast(aiConfig ? t("roomAiOn") : t("roomAiOff"));
     } catch (err) {
@@ -110,6 +116,23 @@ export function RoomSettingsDialog({ room, onClose }: { room: Room; onClose: () 
               {configs.map((c) => (
                 <option key={c.id.toString()} value={c.id.toString()}>
                   {c.name}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label className="block text-sm">
+            {t("roomAiPersona")}
+            <select
+              className="input mt-1"
+              value={aiPersona}
+              onChange={(e) => setAiPersona(e.target.value)}
+              disabled={!aiConfig}
+              data-testid="room-ai-persona"
+            >
+              <option value="">{t("roomAiNoPersona")}</option>
+              {personas.map((p) => (
+                <option key={p.id.toString()} value={p.id.toString()}>
+                  {p.name}
                 </option>
               ))}
             </select>

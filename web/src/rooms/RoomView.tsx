@@ -14,7 +14,8 @@ import { useToast } from "../ui/toast";
 import { formatTime } from "../ui/time";
 import { describeError } from "../ui/errorText";
 import { AuthorKind, RoomMessageType, type Room, type RoomMessage } from "../gen/parley/chat/v1/room_pb";
-import { canModerate, timelineItems, typingIn, type LostReason, type RoomNotice } from "./roomEvents";
+import { MessageStatus } from "../gen/parley/chat/v1/message_pb";
+import { canModerate, seenBy, timelineItems, typingIn, type LostReason, type RoomNotice } from "./roomEvents";
 import { useRooms, type RoomsStore } from "./roomsStore";
 import { useRoomsStore } from "./RoomsSection";
 import { MembersPanel } from "./MembersPanel";
@@ -158,7 +159,8 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
   const [picked, setPicked] = useState(0);
   const [dismissedAt, setDismissedAt] = useState<number | null>(null);
   const candidates: MentionCandidate[] = [
-    ...(room.aiEnabled ? [{ handle: "ai", label: t("roomAi") }] : []),
+    ...(room.aiEnabled ? [{ handle: "ai", label: room.aiPersonaName || t("roomAi") }] : []),
+    ...(room.aiEnabled && /^[\p{L}\p{N}_.-]+$/u.test(room.aiPersonaName) ? [{ handle: room.aiPersonaName, label: t("roomAi") }] : []),
     ...(members ?? [])
       .filter((m) => m.accountId !== user.accountId)
       .flatMap((m) => {
@@ -242,6 +244,9 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
   }, [latestDone, user.accountId, accountName, t]);
 
   const items = timeline ? timelineItems(timeline) : [];
+  // Who asked each AI answer (the author of the message it replies to): they may stop it.
+  const askers = new Map((timeline?.messages ?? []).map((m) => [m.id.toString(), m.authorAccountId]));
+  const readers = latest ? seenBy(state, room, latest) : [];
   const { scroller, content, showJump, onScroll, onWheel, followLatest, jumpToLatest } = useStickToBottom([
     items.length,
     timeline?.messages,
@@ -323,8 +328,14 @@ function OpenRoom({ room, onOpenSidebar }: { room: Room; onOpenSidebar: () => vo
                     message={item.message}
                     room={room}
                     streaming={timeline?.streaming.includes(item.message.id.toString()) ?? false}
+                    askedByMe={askers.get(item.message.replyToId?.toString() ?? "") === user.accountId}
                   />
                 ),
+              )}
+              {latest && readers.length > 0 && (
+                <p className="-mt-2 text-right text-xs text-gray-500" data-testid="room-seen-by">
+                  {t("roomSeenBy", { names: readers.map(accountName).join(", ") })}
+                </p>
               )}
             </div>
           </div>
@@ -421,10 +432,13 @@ const RoomMessageItem = memo(function RoomMessageItem({
   message,
   room,
   streaming,
+  askedByMe,
 }: {
   message: RoomMessage;
   room: Room;
   streaming: boolean;
+  /** The caller asked the question this AI answer replies to. */
+  askedByMe: boolean;
 }) {
   const t = useT();
   const toast = useToast();
@@ -435,6 +449,7 @@ const RoomMessageItem = memo(function RoomMessageItem({
   const [editing, setEditing] = useState(false);
   const [text, setText] = useState(message.content);
   const [deleting, setDeleting] = useState(false);
+  const [stopping, setStopping] = useState(false);
 
   if (message.type === RoomMessageType.SYSTEM_EVENT || message.authorKind === AuthorKind.SYSTEM) {
     return (
@@ -445,9 +460,23 @@ const RoomMessageItem = memo(function RoomMessageItem({
   }
   const isAi = message.authorKind === AuthorKind.AI;
   const mine = !isAi && message.authorAccountId === user.accountId;
-  const author = isAi ? t("roomAi") : mine ? user.displayName || user.username : name(message.authorAccountId);
+  const author = isAi ? room.aiPersonaName || t("roomAi") : mine ? user.displayName || user.username : name(message.authorAccountId);
   const deleted = message.deletedAt !== undefined;
   const canDelete = !deleted && (mine || canModerate(room.myRole));
+  const writing = isAi && message.status === MessageStatus.STREAMING;
+  const canStop = writing && (askedByMe || canModerate(room.myRole));
+
+  const stop = async () => {
+    setStopping(true);
+    try {
+      const res = await store.client.stopRoomAnswer({ roomId: room.id, messageId: message.id });
+      if (res.message) store.messageStored(res.message);
+    } catch (err) {
+      toast(`${t("couldNotStopAnswer")}: ${describeError(err, t)}`);
+    } finally {
+      setStopping(false);
+    }
+  };
 
   const saveEdit = async () => {
     try {
@@ -483,6 +512,18 @@ const RoomMessageItem = memo(function RoomMessageItem({
           {isAi && <span className="rounded bg-violet-100 px-1 text-[11px] font-medium text-violet-800">{t("aiAnswer")}</span>}
           <time>{formatTime(message.createdAt, locale)}</time>
           {message.editedAt && !deleted && <span data-testid="edited-mark">{t("editedMark")}</span>}
+          {isAi && message.status === MessageStatus.STOPPED && <span data-testid="room-answer-stopped">{t("roomAnswerStopped")}</span>}
+          {canStop && (
+            <button
+              type="button"
+              className="btn-secondary px-2 py-0.5 text-xs"
+              onClick={() => void stop()}
+              disabled={stopping}
+              data-testid="room-stop-answer"
+            >
+              {t("roomStopAnswer")}
+            </button>
+          )}
         </div>
         {deleted ? (
           <p className="text-sm text-gray-500 italic" data-testid="deleted-mark">
@@ -518,6 +559,11 @@ const RoomMessageItem = memo(function RoomMessageItem({
               <span className="animate-pulse text-gray-500">…</span>
             ) : (
               <Markdown text={message.content} streaming={streaming} />
+            )}
+            {isAi && message.status === MessageStatus.FAILED && (
+              <p role="alert" className="alert-error mt-1 text-xs">
+                {t("roomAnswerFailed", { error: message.error })}
+              </p>
             )}
           </div>
         )}

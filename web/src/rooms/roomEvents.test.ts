@@ -8,6 +8,9 @@ import {
   RoomMessageSchema,
   RoomMessageType,
   RoomRole,
+  MemberReadSchema,
+  MessagesExpiredSchema,
+  ReloadRequiredSchema,
   RoomSchema,
   TypingSchema,
   type RoomEvent,
@@ -19,6 +22,7 @@ import {
   membersLoaded,
   messagesLoaded,
   roomsLoaded,
+  seenBy,
   timelineItems,
   typingIn,
   viewingRoom,
@@ -182,5 +186,37 @@ describe("typing", () => {
     expect(state.lastEventId).toBe(5n);
     state = applyRoomEvent(state, event(6n, 1n, { case: "messagePosted", value: message(11n, bob, "done") }));
     expect(typingIn(state, "1", 5_000)).toEqual([]);
+  });
+
+  it("drops what a room's retention deleted", () => {
+    let s = start();
+    s = messagesLoaded(s, 1n, [message(9n, bob, "old", 1n, { createdAt: timestampFromMs(1_000) })], "");
+    s = messagesLoaded(s, 1n, [message(11n, bob, "new", 1n, { createdAt: timestampFromMs(5_000) })], "");
+    s = applyRoomEvent(s, event(20n, 1n, { case: "messagesExpired", value: create(MessagesExpiredSchema, { before: timestampFromMs(3_000) }) }));
+    expect(contents(s)).toEqual(["hello", "new"]);
+  });
+
+  it("shows who has read the latest message, in rooms that show it, moved live", () => {
+    let s = roomsLoaded(start(), [room(1n, { memberCount: 2n }), room(2n)]);
+    const small = { ...s.rooms[0], readReceipts: true };
+    const latest = message(10n, me, "hello");
+    expect(seenBy(s, small, latest)).toEqual([]);
+    const read = (id: bigint) => event(0n, 1n, { case: "memberRead", value: create(MemberReadSchema, { accountId: bob, lastReadMessageId: id }) });
+    s = applyRoomEvent(s, read(10n));
+    expect(seenBy(s, small, latest)).toEqual([bob]);
+    // Marks never move back; rooms too big to show it show nobody.
+    s = applyRoomEvent(s, read(5n));
+    expect(seenBy(s, small, latest)).toEqual([bob]);
+    expect(seenBy(s, { ...small, readReceipts: false }, latest)).toEqual([]);
+    // Nobody is shown as a reader of their own message.
+    expect(seenBy(s, small, message(10n, bob, "hello"))).toEqual([]);
+  });
+
+  it("forgets the loaded messages and members when told to reload", () => {
+    const s = applyRoomEvent(start(), event(30n, 0n, { case: "reloadRequired", value: create(ReloadRequiredSchema, {}) }));
+    expect(s.timelines).toEqual({});
+    expect(s.members).toEqual({});
+    expect(s.lastEventId).toBe(30n);
+    expect(s.rooms.length).toBe(2);
   });
 });

@@ -246,6 +246,35 @@ export function applyRoomEvent(state: RoomsState, event: RoomEvent): RoomsState 
     case "notification":
       // Live only (id 0); the list is read again whenever the stream opens.
       return { ...state, notifications: notificationArrived(state.notifications, e.value) };
+    case "messagesExpired": {
+      // The room's retention deleted everything created before `before`.
+      const before = e.value.before;
+      if (!before) return state;
+      return updateTimeline(state, id, (t) => ({
+        ...t,
+        messages: t.messages.filter((m) => !m.createdAt || m.createdAt.seconds > before.seconds ||
+          (m.createdAt.seconds === before.seconds && m.createdAt.nanos >= before.nanos)),
+      }));
+    }
+    case "memberRead": {
+      // Live only: moves the member's read mark (what "Seen by" is made of).
+      const { accountId, lastReadMessageId } = e.value;
+      const members = state.members[id];
+      if (!members) return state;
+      return {
+        ...state,
+        members: {
+          ...state.members,
+          [id]: members.map((m) =>
+            m.accountId === accountId && (m.lastReadMessageId ?? 0n) < lastReadMessageId ? { ...m, lastReadMessageId } : m,
+          ),
+        },
+      };
+    }
+    case "reloadRequired":
+      // The stream resumed from further back than the server keeps: what the page holds may
+      // be stale. The store reads the rooms, their messages and members again.
+      return { ...state, timelines: {}, members: {} };
     case undefined:
       return state;
   }
@@ -318,6 +347,16 @@ export function timelineItems(timeline: RoomTimeline): TimelineItem[] {
   }
   flushUpTo(BigInt(Number.MAX_SAFE_INTEGER) * 1024n);
   return items;
+}
+
+/** The members other than the author (and the caller) who have read `message`: what "Seen by"
+ * shows under it, in rooms small enough to show it. */
+export function seenBy(state: RoomsState, room: Room, message: RoomMessage): string[] {
+  if (!room.readReceipts) return [];
+  return (state.members[key(room.id)] ?? [])
+    .filter((m) => m.accountId !== state.me && m.accountId !== message.authorAccountId)
+    .filter((m) => (m.lastReadMessageId ?? 0n) >= message.id)
+    .map((m) => m.accountId);
 }
 
 /** Whether the role may manage members (invite, kick, mute) and the room's name and topic. */

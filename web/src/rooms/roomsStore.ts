@@ -133,6 +133,12 @@ export class RoomsStore {
     const before = this.state;
     this.set(applyRoomEvent(before, event));
     const e = event.event;
+    if (e.case === "reloadRequired") {
+      void this.reloadRooms();
+      for (const id of Object.keys(before.timelines)) void this.loadMessages(BigInt(id)).catch(() => {});
+      for (const id of Object.keys(before.members)) void this.loadMembers(BigInt(id)).catch(() => {});
+      return;
+    }
     const joinedElsewhere =
       e.case === "memberJoined" &&
       e.value.accountId === this.me &&

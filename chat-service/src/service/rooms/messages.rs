@@ -13,7 +13,7 @@ use crate::Error;
 use crate::convert;
 use crate::ids::{MessageId, OwnerId, RoomId};
 use crate::page_token::MessageCursor;
-use crate::store::{AuthorKind, NewRoomMessage, RoomMessageRow, RoomMessageType, RoomRole};
+use crate::store::{AuthorKind, NewRoomMessage, RoomMessageRow, RoomMessageType, RoomRole, RoomRow};
 use crate::user_directory::CallerToken;
 use crate::validation;
 
@@ -47,7 +47,7 @@ impl Rooms {
         Ok(())
     }
 
-    async fn message_in(&self, in_room: &InRoom, id: MessageId) -> Result<RoomMessageRow, Error> {
+    pub(super) async fn message_in(&self, in_room: &InRoom, id: MessageId) -> Result<RoomMessageRow, Error> {
         self.store
             .room_message(in_room.room.session_id, id)
             .await?
@@ -83,23 +83,42 @@ impl Rooms {
                 retry_after: RATE_WINDOW,
             });
         }
-        let row = self
-            .store
-            .insert_room_message(&NewRoomMessage {
-                room_id: room,
-                session_id: in_room.room.session_id,
-                author_id: Some(me),
-                author_kind: AuthorKind::User,
-                message_type: RoomMessageType::Text,
-                content,
-                reply_to_id: reply_to,
-                now,
-            })
-            .await?;
+        let new = NewRoomMessage {
+            room_id: room,
+            session_id: in_room.room.session_id,
+            author_id: Some(me),
+            author_kind: AuthorKind::User,
+            message_type: RoomMessageType::Text,
+            content,
+            reply_to_id: reply_to,
+            now,
+        };
+        // Asking the AI member is checked (its rate, a free slot, the owner's quotas) before
+        // the question is stored: a refusal stores nothing.
+        let ask = self.ai_asked(&in_room.room, content).await?;
+        let (row, answer) = match &ask {
+            None => (self.store.insert_room_message(&new).await?, None),
+            Some(ask) => {
+                let (question, answer) = self.store_question_to_ai(&in_room.room, &new, ask).await?;
+                (question, Some(answer))
+            }
+        };
         let message = convert::room_message(&row, room);
         self.emit(room, None, false, Event::MessagePosted(message.clone()))
             .await?;
-        self.answer_if_asked(&in_room.room, &row);
+        if let (Some(ask), Some(answer)) = (ask, answer) {
+            // Started even if the announcement failed: the answer row must not stay STREAMING.
+            let announced = self
+                .emit(
+                    room,
+                    None,
+                    false,
+                    Event::MessagePosted(convert::room_message(&answer, room)),
+                )
+                .await;
+            self.start_answer(&in_room.room, ask, &answer).await;
+            announced?;
+        }
         self.notify_mentions(caller, &in_room.room, &row, &in_room.me.account_id);
         Ok(message)
     }
@@ -194,7 +213,34 @@ impl Rooms {
     pub async fn mark_read(&self, me: OwnerId, room: RoomId, message: MessageId) -> Result<pb::Room, Error> {
         let in_room = self.in_room(me, room).await?;
         self.message_in(&in_room, message).await?;
-        self.store.mark_read(room, me, message).await?;
+        let moved = self.store.mark_read(room, me, message).await?;
+        // Read receipts go to the other members live (small rooms only), once per message at
+        // most: the mark only moves forward.
+        if moved && self.read_receipts_shown(&in_room.room) {
+            let read = pb::MemberRead {
+                account_id: in_room.me.account_id.clone(),
+                last_read_message_id: message.0,
+            };
+            self.publish_live(room, None, false, Event::MemberRead(read)).await;
+        }
         self.get_room(me, room).await
+    }
+
+    /// Who has read a room is shown only for rooms of at most `read_receipts_max_members`.
+    pub(super) fn read_receipts_shown(&self, room: &RoomRow) -> bool {
+        room.member_count <= self.limits.read_receipts_max_members
+    }
+
+    /// ListMessageReaders: the members (not the author) who have read `id`.
+    pub async fn message_readers(&self, me: OwnerId, room: RoomId, id: MessageId) -> Result<Vec<String>, Error> {
+        let in_room = self.in_room(me, room).await?;
+        if !self.read_receipts_shown(&in_room.room) {
+            return Err(Error::FailedPrecondition(format!(
+                "who has read a message is shown only in rooms of at most {} members",
+                self.limits.read_receipts_max_members
+            )));
+        }
+        let message = self.message_in(&in_room, id).await?;
+        Ok(self.store.message_readers(room, id, message.author_id).await?)
     }
 }

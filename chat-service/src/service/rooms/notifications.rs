@@ -17,7 +17,6 @@ use super::Rooms;
 use crate::Error;
 use crate::ids::{NotificationId, OwnerId, RoomId};
 use crate::page_token::NotificationCursor;
-use crate::room_bus::RoomEnvelope;
 use crate::service::Administrator;
 use crate::store::{NotificationRow, NotificationSettingsRow, NotificationsKept};
 use crate::validation;
@@ -123,25 +122,14 @@ impl Rooms {
             .await?;
         notification.id = id.0;
         notification.created_at = Some(from_unix_millis(now));
-        self.send_notification(recipient, notification, now).await;
+        self.send_notification(recipient, notification).await;
         Ok(())
     }
 
     /// Hands a stored notification to the recipient's streams (on every instance).
-    async fn send_notification(&self, recipient: OwnerId, notification: pb::Notification, now: i64) {
-        let event = pb::RoomEvent {
-            // Not a room event: no place in their order.
-            id: 0,
-            room_id: notification.room_id,
-            occurred_at: Some(from_unix_millis(now)),
-            event: Some(Event::Notification(notification)),
-        };
-        self.bus
-            .publish(RoomEnvelope {
-                event,
-                subject: Some(recipient),
-                subject_only: true,
-            })
+    async fn send_notification(&self, recipient: OwnerId, notification: pb::Notification) {
+        let room = RoomId(notification.room_id);
+        self.publish_live(room, Some(recipient), true, Event::Notification(notification))
             .await;
     }
 
@@ -305,7 +293,7 @@ impl Rooms {
             if *owner == me {
                 mine = Some(copy.clone());
             }
-            self.send_notification(*owner, copy, now).await;
+            self.send_notification(*owner, copy).await;
             if (i + 1) % PUBLISH_YIELD_EVERY == 0 {
                 tokio::task::yield_now().await;
             }

@@ -15,7 +15,6 @@ use parley_service_kit::database::now_millis;
 use super::Rooms;
 use crate::Error;
 use crate::ids::{OwnerId, RoomId};
-use crate::room_bus::RoomEnvelope;
 
 /// How long a typing mark shows without being renewed.
 pub const TYPING_SHOWN_FOR: Duration = Duration::from_secs(6);
@@ -54,24 +53,12 @@ impl Rooms {
         self.check_not_muted(&in_room, now)?;
         let until = from_unix_millis(now + TYPING_SHOWN_FOR.as_millis() as i64);
         if self.typing.admit(room, me, now) {
-            let event = pb::RoomEvent {
-                // Not stored: no place in the event order.
-                id: 0,
-                room_id: room.0,
-                occurred_at: Some(from_unix_millis(now)),
-                event: Some(Event::Typing(pb::Typing {
-                    account_id: in_room.me.account_id.clone(),
-                    until: Some(until),
-                })),
+            let typing = pb::Typing {
+                account_id: in_room.me.account_id.clone(),
+                until: Some(until),
             };
-            self.bus
-                .publish(RoomEnvelope {
-                    event,
-                    // The typist's own streams leave it out.
-                    subject: Some(me),
-                    subject_only: false,
-                })
-                .await;
+            // The typist's own streams leave it out.
+            self.publish_live(room, Some(me), false, Event::Typing(typing)).await;
         }
         Ok(pb::SetTypingResponse { until: Some(until) })
     }

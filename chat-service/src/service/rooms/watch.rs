@@ -1,6 +1,8 @@
 //! WatchRoomEvents: one stream per user with the events of all their rooms. It reads what the
 //! caller missed from `room_events`, then follows the bus; a stream that falls behind the bus
-//! reads the gap from the database again, so nothing is missed and nothing doubled.
+//! reads the gap from the database again, so nothing is missed and nothing doubled. A stream
+//! resuming from before the oldest stored event (events are kept `--room-events-kept-days`)
+//! cannot be given everything: it gets `reload_required` first and goes on from now.
 //!
 //! Which rooms a stream carries follows its own events: the caller's joining adds a room;
 //! leaving, being kicked or banned (the event that says so is the last one sent), or the
@@ -51,7 +53,14 @@ impl Rooms {
         }
         // Subscribed before reading, so nothing stored meanwhile is missed.
         let live = self.bus.subscribe();
+        let mut reload = None;
         let cursor = match after {
+            Some(id) if self.missed_deleted_events(id).await? => {
+                // Too far behind: go on from now, after telling the client to reload.
+                let now = self.last_event_id().await?;
+                reload = Some(now);
+                now
+            }
             Some(id) => id,
             None => self.last_event_id().await?,
         };
@@ -66,11 +75,38 @@ impl Rooms {
         };
         let rooms_service = Arc::clone(self);
         tokio::spawn(async move {
+            if let Some(cursor) = reload {
+                let event = pb::RoomEvent {
+                    id: cursor.0,
+                    room_id: 0,
+                    occurred_at: Some(parley_proto::timestamp::from_unix_millis(
+                        parley_service_kit::database::now_millis(),
+                    )),
+                    event: Some(Event::ReloadRequired(pb::ReloadRequired {})),
+                };
+                if follower.sink.send(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
             if let Err(e) = rooms_service.follow(&mut follower, live).await {
                 let _ = follower.sink.send(Err(e.into())).await;
             }
         });
         Ok(Box::pin(ReceiverStream::new(receiver)))
+    }
+
+    /// Whether events after `after` were deleted (older than the events' retention, or a
+    /// room's): the oldest stored event is not the one right after it. A stream from 0 asks
+    /// for new events only.
+    async fn missed_deleted_events(&self, after: RoomEventId) -> Result<bool, Error> {
+        if after.0 == 0 {
+            return Ok(false);
+        }
+        Ok(match self.store.first_room_event_id().await? {
+            Some(oldest) => after.0 < oldest.0 - 1,
+            // Nothing is stored: every event up to the newest issued was deleted.
+            None => true,
+        })
     }
 
     async fn follow(

@@ -66,4 +66,13 @@ impl ChatStore {
             .await?;
         Ok(RoomEventId(id.unwrap_or(0)))
     }
+
+    /// The oldest stored event's id (None without any): a stream resuming from before it
+    /// missed events that were deleted.
+    pub async fn first_room_event_id(&self) -> Result<Option<RoomEventId>, sqlx::Error> {
+        let (id,): (Option<i64>,) = sqlx::query_as("SELECT MIN(id) FROM room_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id.map(RoomEventId))
+    }
 }

@@ -1,10 +1,12 @@
 //! Room messages: rows of `chat_messages` in the room's session, with an author, a kind and a
 //! type, edited and deleted marks. The caller checked that the session is the room's.
 
+use sqlx::AnyConnection;
+
 use super::{AuthorKind, RoomMessageType};
 use crate::ids::{MessageId, OwnerId, RoomId, SessionId};
 use crate::page_token::MessageCursor;
-use crate::store::ChatStore;
+use crate::store::{ChatStore, MessageStatus, QuotaWrite};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RoomMessageRow {
@@ -21,10 +23,15 @@ pub struct RoomMessageRow {
     pub created_at: i64,
     pub edited_at: Option<i64>,
     pub deleted_at: Option<i64>,
+    /// AI answers are written by a generation (STREAMING, then how it ended); the rest COMPLETE.
+    #[sqlx(try_from = "String")]
+    pub status: MessageStatus,
+    pub error: String,
 }
 
 const ROOM_MESSAGE_SELECT: &str = "SELECT m.id, m.session_id, m.author_id, COALESCE(o.account_id, '') AS author_account, \
-     m.author_kind, m.message_type, m.content, m.reply_to_id, m.created_at, m.edited_at, m.deleted_at \
+     m.author_kind, m.message_type, m.content, m.reply_to_id, m.created_at, m.edited_at, m.deleted_at, \
+     m.status, m.error \
      FROM chat_messages m LEFT JOIN chat_owners o ON o.id = m.author_id";
 
 /// A message to add to a room.
@@ -39,14 +46,38 @@ pub struct NewRoomMessage<'a> {
     pub now: i64,
 }
 
+/// The AI member's empty answer, written by a generation from here on.
+pub struct NewRoomAnswer<'a> {
+    pub model: &'a str,
+    pub config_name: &'a str,
+}
+
 impl ChatStore {
     /// Stores the message (complete: room messages are written whole) and marks the room active.
     pub async fn insert_room_message(&self, new: &NewRoomMessage<'_>) -> Result<RoomMessageRow, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        let id = Self::insert_room_message_in(&mut tx, new, None).await?;
+        tx.commit().await?;
+        self.room_message(new.session_id, id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
+    }
+
+    /// Inserts a room message, COMPLETE, or with `answer` an empty STREAMING AI answer (the
+    /// room's session has one at most: `chat_messages_one_streaming_per_session`).
+    async fn insert_room_message_in(
+        conn: &mut AnyConnection,
+        new: &NewRoomMessage<'_>,
+        answer: Option<&NewRoomAnswer<'_>>,
+    ) -> Result<MessageId, sqlx::Error> {
+        let status = match answer {
+            Some(_) => MessageStatus::Streaming,
+            None => MessageStatus::Complete,
+        };
         let (id,): (MessageId,) = sqlx::query_as(
             "INSERT INTO chat_messages (session_id, role, content, status, reply_to_id, author_id, author_kind, \
-             message_type, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'complete', $4, $5, $6, $7, $8, $8) RETURNING id",
+             message_type, created_at, updated_at, model, api_config_name) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
         )
         .bind(new.session_id)
         .bind(match new.author_kind {
@@ -55,22 +86,35 @@ impl ChatStore {
             AuthorKind::System => "system",
         })
         .bind(new.content)
+        .bind(status.as_str())
         .bind(new.reply_to_id)
         .bind(new.author_id)
         .bind(new.author_kind.as_str())
         .bind(new.message_type.as_str())
         .bind(new.now)
-        .fetch_one(&mut *tx)
+        .bind(answer.map_or("", |a| a.model))
+        .bind(answer.map_or("", |a| a.config_name))
+        .fetch_one(&mut *conn)
         .await?;
         sqlx::query("UPDATE rooms SET last_active_at = $2 WHERE id = $1")
             .bind(new.room_id)
             .bind(new.now)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        tx.commit().await?;
-        self.room_message(new.session_id, id)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)
+        Ok(id)
+    }
+
+    /// AI answers started in the session since `since` (the room's AI rate).
+    pub async fn room_ai_answers_since(&self, session_id: SessionId, since: i64) -> Result<i64, sqlx::Error> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM chat_messages WHERE session_id = $1 AND author_kind = $2 AND created_at > $3",
+        )
+        .bind(session_id)
+        .bind(AuthorKind::Ai.as_str())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count)
     }
 
     pub async fn room_message(
@@ -162,22 +206,27 @@ impl ChatStore {
         .await?;
         Ok(())
     }
+}
 
-    /// Writes an AI answer's final text.
-    pub async fn finish_room_answer(
-        &self,
-        session_id: SessionId,
-        id: MessageId,
-        content: &str,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE chat_messages SET content = $3, updated_at = $4 WHERE id = $1 AND session_id = $2")
-            .bind(id)
-            .bind(session_id)
-            .bind(content)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+/// A question to the AI member and its answer, within the room owner's quotas (the answer is
+/// a message of the owner's day).
+impl QuotaWrite {
+    /// Stores `question` and the AI's empty STREAMING answer to it; answers both ids.
+    pub async fn insert_room_exchange(
+        &mut self,
+        question: &NewRoomMessage<'_>,
+        answer: &NewRoomAnswer<'_>,
+    ) -> Result<(MessageId, MessageId), sqlx::Error> {
+        let question_id = ChatStore::insert_room_message_in(self.conn(), question, None).await?;
+        let ai = NewRoomMessage {
+            author_id: None,
+            author_kind: AuthorKind::Ai,
+            message_type: RoomMessageType::AiAnswer,
+            content: "",
+            reply_to_id: Some(question_id),
+            ..*question
+        };
+        let answer_id = ChatStore::insert_room_message_in(self.conn(), &ai, Some(answer)).await?;
+        Ok((question_id, answer_id))
     }
 }

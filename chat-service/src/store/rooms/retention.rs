@@ -56,4 +56,19 @@ impl ChatStore {
         .await?;
         Ok(done.rows_affected())
     }
+
+    /// Deletes up to `batch` of every room's stored events from before `cutoff` (the events'
+    /// own retention: a stream resuming from before it is told to reload). The newest event
+    /// stays, so a client that saw it is known to have missed nothing.
+    pub async fn delete_room_events_older_than(&self, cutoff: i64, batch: i64) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "DELETE FROM room_events WHERE id IN (SELECT id FROM room_events \
+             WHERE created_at < $1 AND id < (SELECT MAX(id) FROM room_events) ORDER BY id LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }
