@@ -7,7 +7,7 @@ NPM_CI := npm ci --no-audit --no-fund --loglevel=error
 # apt needs root; use sudo when we are not root and it exists.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run web-deps web-build tools-deps chromium test test-rust proto-lint test-web test-e2e bench bench-ui fmt lint
+.PHONY: run web-deps web-build tools-deps manifest-deps chromium test test-rust proto-lint test-web test-e2e test-deploy bench bench-ui fmt lint
 
 # Builds the UI, then the stack (which embeds the UI: one self-contained binary), and serves
 # everything on one port.
@@ -43,6 +43,16 @@ tools-deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq jq >/dev/null; \
 	fi
 
+# The manifest checks' Python packages, pinned, in a venv of their own (tools/.venv):
+# kubernetes-validate carries the Kubernetes schemas, so the checks run offline once installed.
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+MANIFEST_PYTHON := tools/.venv/bin/python
+manifest-deps:
+	@if ! $(MANIFEST_PYTHON) -c 'import importlib.metadata as m, sys; sys.exit(m.version("kubernetes-validate") != "$(KUBERNETES_VALIDATE_VERSION)")' 2>/dev/null; then \
+		echo "==> installing kubernetes-validate $(KUBERNETES_VALIDATE_VERSION) for the manifest checks"; \
+		rm -rf tools/.venv && python3 -m venv tools/.venv && \
+		tools/.venv/bin/python -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)"; fi
+
 # The browser tests drive Debian's chromium (a test tool's own browser download needs the internet).
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -50,11 +60,12 @@ chromium:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-# Every test: Rust (unit + integration, SQLite and, with PARLEY_TEST_POSTGRES_URL, PostgreSQL),
-# the UI's unit tests, and the end-to-end tests in headless chromium. Runs every suite even
-# when one fails, and fails if any did.
-test: tools-deps web-deps chromium
+# Every test: the Kubernetes manifests, Rust (unit + integration, SQLite and, with
+# PARLEY_TEST_POSTGRES_URL, PostgreSQL), the UI's unit tests, and the end-to-end tests in
+# headless chromium. Runs every suite even when one fails, and fails if any did.
+test: tools-deps web-deps chromium manifest-deps
 	@status=0; \
+	$(MAKE) --no-print-directory test-deploy || status=1; \
 	$(MAKE) --no-print-directory test-rust || status=1; \
 	$(MAKE) --no-print-directory test-web || status=1; \
 	if [ $$status != 0 ]; then echo "==> some tests FAILED (see above)"; else echo "==> all tests passed"; fi; \
@@ -63,6 +74,13 @@ test: tools-deps web-deps chromium
 # The UI first: `parley` embeds web/dist at build time (build.rs), and its tests serve it.
 test-rust: tools-deps proto-lint web-build
 	$(CARGO) test --workspace --no-fail-fast
+
+# The Kubernetes manifests (deploy/k8s and deploy/overlays/*), rendered and checked against
+# the Kubernetes schemas and Parley's own rules (tools/check_manifests.py says which). The
+# self-test first breaks them on purpose and must see every break reported.
+test-deploy: manifest-deps
+	$(MANIFEST_PYTHON) tools/check_manifests.py --self-test
+	$(MANIFEST_PYTHON) tools/check_manifests.py
 
 # The contracts keep buf's STANDARD style (proto/buf.yaml).
 proto-lint: tools-deps
