@@ -42,10 +42,12 @@ use parley_proto::chat::internal::v1::account_data_service_server::AccountDataSe
 use parley_proto::chat::internal::v1::{METHOD_SCOPES, SERVICE_TOKEN_AUDIENCE};
 use parley_proto::chat::v1::api_config_service_server::ApiConfigServiceServer;
 use parley_proto::chat::v1::chat_defaults_service_server::ChatDefaultsServiceServer;
+use parley_proto::chat::v1::folder_service_server::FolderServiceServer;
 use parley_proto::chat::v1::message_service_server::MessageServiceServer;
 use parley_proto::chat::v1::model_service_server::ModelServiceServer;
 use parley_proto::chat::v1::notification_service_server::NotificationServiceServer;
 use parley_proto::chat::v1::persona_service_server::PersonaServiceServer;
+use parley_proto::chat::v1::prompt_service_server::PromptServiceServer;
 use parley_proto::chat::v1::quota_service_server::QuotaServiceServer;
 use parley_proto::chat::v1::room_service_server::RoomServiceServer;
 use parley_proto::chat::v1::session_service_server::SessionServiceServer;
@@ -61,7 +63,7 @@ use parley_service_kit::grpc_server::GrpcServer;
 use tokio::net::TcpListener;
 use tonic::transport::Endpoint;
 
-pub use config::{Config, RoomOptions, TransferOptions};
+pub use config::{Config, LibraryOptions, RoomOptions, TransferOptions};
 pub use error::Error;
 use generation::GenerationRegistry;
 pub use generation::{DEFAULT_MAX_ANSWER_BYTES, GenerationSettings};
@@ -110,7 +112,8 @@ pub async fn serve(
             config.adopt_legacy_chats,
         )
         .with_quota_defaults(config.quotas)
-        .with_max_import_bytes(config.max_import_bytes),
+        .with_max_import_bytes(config.max_import_bytes)
+        .with_library_limits(config.library),
     );
     // Before serving: no request may see a row a crash left STREAMING, and a wrong master
     // key must stop the start, not surface later as failed chats. Other instances' answers
@@ -230,6 +233,8 @@ pub async fn serve(
         .add_service(AccountDataServiceServer::new(api.clone()))
         .add_service(ApiConfigServiceServer::new(api.clone()))
         .add_service(PersonaServiceServer::new(api.clone()))
+        .add_service(PromptServiceServer::new(api.clone()))
+        .add_service(FolderServiceServer::new(api.clone()))
         .add_service(SessionServiceServer::new(api.clone()))
         .add_service(ModelServiceServer::new(api.clone()))
         .add_service(ChatDefaultsServiceServer::new(api.clone()))

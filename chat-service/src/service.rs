@@ -15,9 +15,11 @@
 mod accounts;
 mod api_configs;
 mod chat_defaults;
+mod folders;
 mod messages;
 mod models;
 mod personas;
+mod prompts;
 mod quotas;
 mod rooms;
 mod sessions;
@@ -32,11 +34,13 @@ use std::time::Duration;
 
 use parley_service_kit::database::now_millis;
 
+pub use crate::store::ArchiveFilter;
 pub use accounts::ERASED_SWEEP_INTERVAL;
 pub use api_configs::{ConfigChange, ProviderTarget};
 pub use chat_defaults::ChatDefaultsChange;
 pub use models::ModelGroup;
 pub use personas::PersonaChange;
+pub use prompts::{LibraryLimits, PromptChange, prompt_variables};
 pub use quotas::{AccountQuota, QuotaChange};
 pub use rooms::{
     DEFAULT_NOTIFICATIONS_KEPT, NotificationSettingsChange, RetentionSweep, RoomChange, RoomLimits, Rooms,
@@ -82,6 +86,8 @@ pub struct ChatService {
     models: ModelCache,
     /// The largest file ImportSessions takes, in bytes.
     max_import_bytes: usize,
+    /// Prompts and folders an account may keep.
+    library: prompts::LibraryLimits,
 }
 
 /// The owner ids of the accounts this instance has seen. An account's owner id never changes,
@@ -138,6 +144,7 @@ impl ChatService {
             shared_owner: tokio::sync::OnceCell::new(),
             models: ModelCache::default(),
             max_import_bytes: transfer::DEFAULT_MAX_IMPORT_BYTES,
+            library: prompts::LibraryLimits::default(),
         }
     }
 
