@@ -159,7 +159,7 @@ describe("prompts, folders, the archive and what deleting says", () => {
     await folder.getByTestId("chat-title").filter({ hasText: "Tides lesson" }).waitFor();
     expect(await list.locator("section[aria-labelledby^=chat-group-]").getByText("Tides lesson").count()).toBe(0);
     // Folded and opened again from the keyboard.
-    const toggle = folder.getByRole("button", { name: /School/ });
+    const toggle = folder.getByRole("button", { name: /^School/ });
     await toggle.focus();
     await toggle.press("Enter");
     await folder.getByTestId("chat-title").waitFor({ state: "detached" });
@@ -191,6 +191,7 @@ describe("prompts, folders, the archive and what deleting says", () => {
     await page.getByRole("link", { name: "Archived chats" }).click();
     await page.waitForURL((url) => url.pathname === "/archived");
     const archived = page.getByTestId("archived-chats");
+    await archived.getByTestId("archived-chat-title").first().waitFor();
     expect(await archived.getByTestId("archived-chat-title").allTextContents()).toEqual(["Spare chat"]);
     await archived.getByRole("button", { name: "Unarchive: Spare chat" }).click();
     await page.getByText("No archived chats.").waitFor();
@@ -200,7 +201,7 @@ describe("prompts, folders, the archive and what deleting says", () => {
   step("deleting a persona or a config that chats use says how many and what they use instead", async () => {
     await openSettings("Personas");
     const owl = page.getByTestId("persona").filter({ hasText: "Owl tutor" });
-    expect(await textOf(owl.getByTestId("persona-usage"))).toBe("1 chats");
+    await owl.getByTestId("persona-usage").filter({ hasText: "1 chats" }).waitFor();
     await owl.getByRole("button", { name: "Delete" }).click();
     const confirmPersona = page.getByRole("dialog");
     expect(await textOf(confirmPersona)).toContain("Used by 1 chats; they keep their instructions and will have no persona.");
@@ -209,6 +210,7 @@ describe("prompts, folders, the archive and what deleting says", () => {
 
     await openSettings("API configs");
     const spare = page.getByTestId("api-config").filter({ hasText: "Library spare" });
+    await spare.getByTestId("config-usage").filter({ hasText: "1 chats" }).waitFor();
     await spare.getByRole("button", { name: "Delete" }).click();
     const confirmConfig = page.getByRole("dialog");
     expect(await textOf(confirmConfig)).toContain("Used by 1 chats; they will use “Library main” instead.");

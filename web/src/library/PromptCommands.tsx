@@ -154,6 +154,8 @@ export function usePromptCommands(api: Api, draft: string, setDraft: (value: str
       setDraft(value);
       setCaret(at);
       setPicked(0);
+      // Escape closed the list for that one slash; once it is gone, a new one opens it again.
+      if (!slashAt(value, at)) setDismissedAt(null);
     },
     onKeyDownFirst,
     inputAria: {

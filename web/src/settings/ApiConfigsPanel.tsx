@@ -409,7 +409,11 @@ function ConfigCard({ config, onEdit }: { config: ApiConfig; onEdit: () => void 
 
 export function ApiConfigsPanel() {
   const t = useT();
-  const { configs } = useStore();
+  const { configs, reloadConfigs } = useStore();
+  // Read again on opening: how many chats use each config changes as chats are made.
+  useEffect(() => {
+    reloadConfigs().catch(() => {});
+  }, [reloadConfigs]);
   // Opened from a chat's "add a config first": the form at once, and the way back after.
   const [request] = useState(takeNewConfigRequest);
   const [editing, setEditing] = useState<string | "new" | null>(request ? "new" : null);

@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { useStore } from "../app/store";
 import { useT } from "../i18n";
 import type { Persona } from "../gen/parley/chat/v1/persona_pb";
@@ -171,7 +171,11 @@ function PersonaCard({ persona, onEdit }: { persona: Persona; onEdit: () => void
 
 export function PersonasPanel() {
   const t = useT();
-  const { personas } = useStore();
+  const { personas, reloadPersonas } = useStore();
+  // Read again on opening: how many chats use each persona changes as chats are made.
+  useEffect(() => {
+    reloadPersonas().catch(() => {});
+  }, [reloadPersonas]);
   const [editing, setEditing] = useState<string | "new" | null>(null);
   return (
     <section className="space-y-4">
