@@ -125,7 +125,10 @@ describe("prompts, folders, the archive and what deleting says", () => {
     await box.pressSequentially(" /bri");
     await list.getByRole("option").filter({ hasText: "/brief" }).waitFor();
     await box.press("Tab");
-    await waitUntil("the second prompt in the box", async () => (await box.inputValue()) === "Explain tides to a child. Answer in one sentence.");
+    await waitUntil(
+      "the second prompt in the box",
+      async () => (await box.inputValue()) === "Explain tides to a child. Answer in one sentence.",
+    );
     await box.fill("");
   });
 
@@ -217,8 +220,10 @@ describe("prompts, folders, the archive and what deleting says", () => {
     await confirmConfig.getByRole("button", { name: "Delete" }).click();
     await spare.waitFor({ state: "detached" });
     // Library main answered the chats naming no config; now it answers the moved one too.
-    await waitUntil("the main config counting every chat", async () =>
-      (await textOf(page.getByTestId("api-config").filter({ hasText: "Library main" }).getByTestId("config-usage"))) === "2 chats",
+    await waitUntil(
+      "the main config counting every chat",
+      async () =>
+        (await textOf(page.getByTestId("api-config").filter({ hasText: "Library main" }).getByTestId("config-usage"))) === "2 chats",
     );
 
     // The old answer keeps the persona's name and avatar, and the config's name.

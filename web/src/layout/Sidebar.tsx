@@ -301,7 +301,12 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
           <ShareDialog api={api} sessionId={id} open={sharing} onClose={() => setSharing(false)} />
         </Suspense>
       )}
-      <MoveToFolderDialog open={moving} session={session} onMove={(folderId) => void update({ folderId })} onClose={() => setMoving(false)} />
+      <MoveToFolderDialog
+        open={moving}
+        session={session}
+        onMove={(folderId) => void update({ folderId })}
+        onClose={() => setMoving(false)}
+      />
       <ConfirmModal
         open={deleting}
         title={t("delete")}

@@ -82,7 +82,12 @@ export default function ArchivedView({ onOpenSidebar }: { onOpenSidebar: () => v
                     >
                       {title}
                     </a>
-                    <button type="button" className="btn-secondary px-3 py-1.5" onClick={() => void unarchive(s)} aria-label={`${t("unarchive")}: ${title}`}>
+                    <button
+                      type="button"
+                      className="btn-secondary px-3 py-1.5"
+                      onClick={() => void unarchive(s)}
+                      aria-label={`${t("unarchive")}: ${title}`}
+                    >
                       {t("unarchive")}
                     </button>
                   </li>

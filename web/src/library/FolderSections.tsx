@@ -38,7 +38,13 @@ export function FolderSections({
         <h3 id="chat-folders" className="text-xs font-semibold text-gray-500">
           {lt("folders")}
         </h3>
-        <button type="button" className="btn-ghost p-1" onClick={() => setCreating(true)} aria-label={lt("newFolder")} title={lt("newFolder")}>
+        <button
+          type="button"
+          className="btn-ghost p-1"
+          onClick={() => setCreating(true)}
+          aria-label={lt("newFolder")}
+          title={lt("newFolder")}
+        >
           <PlusIcon width={14} height={14} />
         </button>
       </div>
@@ -63,13 +69,30 @@ export function FolderSections({
 
 export function FolderIcon() {
   return (
-    <svg width="14" height="14" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true" className="shrink-0 text-gray-500">
+    <svg
+      width="14"
+      height="14"
+      viewBox="0 0 24 24"
+      fill="none"
+      stroke="currentColor"
+      strokeWidth="2"
+      aria-hidden="true"
+      className="shrink-0 text-gray-500"
+    >
       <path d="M3 6a1 1 0 0 1 1-1h5l2 2h9a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1z" strokeLinejoin="round" />
     </svg>
   );
 }
 
-function FolderGroup({ folder, sessions, renderChat }: { folder: Folder; sessions: Session[]; renderChat: (session: Session) => ReactNode }) {
+function FolderGroup({
+  folder,
+  sessions,
+  renderChat,
+}: {
+  folder: Folder;
+  sessions: Session[];
+  renderChat: (session: Session) => ReactNode;
+}) {
   const lt = useLibraryT();
   const t = useT();
   const { api, reloadFolders, reloadSessions } = useStore();
@@ -174,7 +197,13 @@ export function MoveToFolderDialog({
         <label className="field-label" htmlFor={`move-folder-${session.id}`}>
           {lt("folders")}
         </label>
-        <select id={`move-folder-${session.id}`} name="folder" className="input" defaultValue={(session.folderId ?? 0n).toString()} autoFocus>
+        <select
+          id={`move-folder-${session.id}`}
+          name="folder"
+          className="input"
+          defaultValue={(session.folderId ?? 0n).toString()}
+          autoFocus
+        >
           <option value="0">{lt("noFolder")}</option>
           {folders.map((f) => (
             <option key={f.id.toString()} value={f.id.toString()}>

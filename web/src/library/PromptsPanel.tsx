@@ -111,7 +111,11 @@ function PromptForm({ prompt, onDone, onCancel }: { prompt?: Prompt; onDone: () 
   };
 
   return (
-    <form onSubmit={save} className="space-y-3 rounded-xl border border-gray-200 bg-gray-50 p-4" aria-label={prompt ? lt("editPrompt") : lt("newPrompt")}>
+    <form
+      onSubmit={save}
+      className="space-y-3 rounded-xl border border-gray-200 bg-gray-50 p-4"
+      aria-label={prompt ? lt("editPrompt") : lt("newPrompt")}
+    >
       <div>
         <label className="field-label" htmlFor={`${prefix}-title`}>
           {lt("promptTitle")}

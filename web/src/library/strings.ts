@@ -5,7 +5,8 @@ import { useLocale, type Locale } from "../i18n";
 // features' words stay together.
 const en = {
   prompts: "Prompts",
-  promptsIntro: "Saved prompts: type / and the command in a chat's message box to insert one. Write {{name}} in a prompt for a value you fill in each time.",
+  promptsIntro:
+    "Saved prompts: type / and the command in a chat's message box to insert one. Write {{name}} in a prompt for a value you fill in each time.",
   newPrompt: "New prompt",
   editPrompt: "Edit prompt",
   promptTitle: "Title",

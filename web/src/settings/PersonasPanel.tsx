@@ -28,7 +28,11 @@ function PersonaForm({ persona, onDone }: { persona?: Persona; onDone: () => voi
     setError(null);
     try {
       if (persona) {
-        await api.personas.updatePersona({ id: persona.id, ...fields, updateMask: { paths: ["name", "description", "system_prompt", "avatar"] } });
+        await api.personas.updatePersona({
+          id: persona.id,
+          ...fields,
+          updateMask: { paths: ["name", "description", "system_prompt", "avatar"] },
+        });
       } else {
         await api.personas.createPersona(fields);
       }

@@ -27,7 +27,8 @@ const en = {
   shareLink: "Share link",
   close: "Close",
   exportAll: "Export all my data",
-  exportAllHint: "A zip of every chat (Parley JSON), your personas, your API configs (without their keys), your saved prompts and your settings.",
+  exportAllHint:
+    "A zip of every chat (Parley JSON), your personas, your API configs (without their keys), your saved prompts and your settings.",
   exporting: "Exporting… {count} files",
   exported: "Exported {count} files",
   importChats: "Import chats",
