@@ -66,6 +66,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "parley/chat/v1/transfer.proto",
         "parley/chat/v1/share.proto",
         "parley/chat/v1/notification.proto",
+        "parley/chat/v1/folder.proto",
+        "parley/chat/v1/prompt.proto",
         "parley/chat/internal/v1/account_data.proto",
     ];
     for proto in &protos {

@@ -44,6 +44,8 @@ pub struct StackConfig {
     pub rooms: chat_service::RoomOptions,
     /// Export and import limits (--max-import-bytes).
     pub transfer: chat_service::TransferOptions,
+    /// Prompt library and folder limits.
+    pub library: chat_service::LibraryOptions,
     /// How often every service's token verifier fetches keys and revocations: a logged-out
     /// session or deleted account is refused within about this long.
     pub verifier: parley_service_kit::access_token::VerifierOptions,
@@ -68,6 +70,7 @@ impl StackConfig {
             quotas: chat_service::QuotaLimits::default(),
             rooms: chat_service::RoomOptions::default(),
             transfer: chat_service::TransferOptions::default(),
+            library: chat_service::LibraryOptions::default(),
             verifier: parley_service_kit::access_token::VerifierOptions::default(),
             metrics_listen: None,
         }
@@ -289,6 +292,7 @@ pub async fn start(
     chat_config.quotas = config.quotas;
     config.rooms.clone().apply(&mut chat_config);
     config.transfer.clone().apply(&mut chat_config);
+    config.library.clone().apply(&mut chat_config);
     chat_config.access_token_refresh = token_refresh;
     let mut llm_config = llm_service::Config {
         allow_private_networks: private_networks_allowed(config.allow_private_networks, addr),

@@ -57,6 +57,8 @@ struct Cli {
     #[command(flatten)]
     transfer: chat_service::TransferOptions,
     #[command(flatten)]
+    library: chat_service::LibraryOptions,
+    #[command(flatten)]
     verifier: VerifierOptions,
     /// Where to serve the gateway's Prometheus metrics (`/metrics`), e.g. 127.0.0.1:9464;
     /// none by default. Keep it off the public network.
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
             quotas: cli.quotas,
             rooms: cli.rooms,
             transfer: cli.transfer,
+            library: cli.library,
             verifier: cli.verifier,
             metrics_listen: cli.metrics_listen,
         };

@@ -52,6 +52,7 @@ async fn deleting_an_account_erases_its_chats() {
                 name: "mine".into(),
                 description: String::new(),
                 system_prompt: "Be brief.".into(),
+                ..Default::default()
             },
             &token,
         ))

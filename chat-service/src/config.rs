@@ -58,6 +58,8 @@ pub struct Config {
     pub access_token_refresh: Duration,
     /// The largest file ImportSessions takes, in bytes.
     pub max_import_bytes: usize,
+    /// Prompts and folders an account may keep, and how long a prompt may be.
+    pub library: crate::service::LibraryLimits,
 }
 
 // Never print key material.
@@ -77,6 +79,7 @@ impl std::fmt::Debug for Config {
             .field("notifications_kept", &self.notifications_kept)
             .field("nats_url", &self.nats_url)
             .field("max_import_bytes", &self.max_import_bytes)
+            .field("library", &self.library)
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +105,7 @@ impl Config {
             nats_subject_prefix: "parley".to_owned(),
             access_token_refresh: parley_service_kit::access_token::DEFAULT_REFRESH_INTERVAL,
             max_import_bytes: crate::service::DEFAULT_MAX_IMPORT_BYTES,
+            library: crate::service::LibraryLimits::default(),
         }
     }
 
@@ -212,5 +216,40 @@ impl Default for TransferOptions {
 impl TransferOptions {
     pub fn apply(self, config: &mut Config) {
         config.max_import_bytes = self.max_import_bytes.max(1);
+    }
+}
+
+/// The prompt library's and folders' limits, shared by chat-service and the all-in-one `parley`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LibraryOptions {
+    /// Saved prompts one account may keep.
+    #[arg(long, env = "PARLEY_MAX_PROMPTS_PER_USER", default_value_t = crate::service::LibraryLimits::default().max_prompts)]
+    pub max_prompts_per_user: i64,
+    /// The longest prompt body, in bytes.
+    #[arg(long, env = "PARLEY_MAX_PROMPT_BYTES", default_value_t = crate::service::LibraryLimits::default().max_prompt_bytes)]
+    pub max_prompt_bytes: usize,
+    /// Chat folders one account may have.
+    #[arg(long, env = "PARLEY_MAX_FOLDERS_PER_USER", default_value_t = crate::service::LibraryLimits::default().max_folders)]
+    pub max_folders_per_user: i64,
+}
+
+impl Default for LibraryOptions {
+    fn default() -> Self {
+        let limits = crate::service::LibraryLimits::default();
+        Self {
+            max_prompts_per_user: limits.max_prompts,
+            max_prompt_bytes: limits.max_prompt_bytes,
+            max_folders_per_user: limits.max_folders,
+        }
+    }
+}
+
+impl LibraryOptions {
+    pub fn apply(self, config: &mut Config) {
+        config.library = crate::service::LibraryLimits {
+            max_prompts: self.max_prompts_per_user.max(1),
+            max_prompt_bytes: self.max_prompt_bytes.max(1),
+            max_folders: self.max_folders_per_user.max(1),
+        };
     }
 }

@@ -18,8 +18,8 @@ use crate::ids::MessageId;
 use crate::quota::QuotaLimits;
 use crate::service::{AccountQuota, ModelGroup};
 use crate::store::{
-    ApiConfigRow, ChatDefaultsRow, FavoriteModelRow, FinishedAnswer, MessageRow, MessageStatus, PersonaRow, Role,
-    SessionRow, SharedConnectionRow, SharedModelRow, TokensUsed, UsageRow,
+    ApiConfigRow, ChatDefaultsRow, FavoriteModelRow, FinishedAnswer, FolderRow, MessageRow, MessageStatus, PersonaRow,
+    PromptRow, Role, SessionRow, SharedConnectionRow, SharedModelRow, TokensUsed, UsageRow,
 };
 use crate::usage::picos_to_micros;
 
@@ -33,6 +33,7 @@ pub fn api_config(row: &ApiConfigRow) -> pb::ApiConfig {
         is_default: row.is_default != 0,
         created_at: Some(from_unix_millis(row.created_at)),
         updated_at: Some(from_unix_millis(row.updated_at)),
+        session_count: i32::try_from(row.session_count).unwrap_or(i32::MAX),
     }
 }
 
@@ -114,6 +115,8 @@ pub fn persona(row: &PersonaRow) -> pb::Persona {
         built_in: row.user_id.is_none(),
         created_at: Some(from_unix_millis(row.created_at)),
         updated_at: Some(from_unix_millis(row.updated_at)),
+        avatar: row.avatar.clone(),
+        session_count: i32::try_from(row.session_count).unwrap_or(i32::MAX),
     }
 }
 
@@ -134,6 +137,7 @@ pub fn session(row: &SessionRow) -> pb::Session {
         end_time: row.end_time.map(from_unix_millis),
         updated_at: Some(from_unix_millis(row.updated_at)),
         last_active_at: Some(from_unix_millis(row.last_active_at)),
+        folder_id: row.folder_id.map(|id| id.0),
     }
 }
 
@@ -217,6 +221,8 @@ pub fn message(row: &MessageRow) -> pb::Message {
         api_config_name: row.api_config_name.clone(),
         parent_id: row.parent_id.map(|id| id.0),
         sibling_ids: Vec::new(),
+        persona_name: row.persona_name.clone(),
+        persona_avatar: row.persona_avatar.clone(),
     }
 }
 
@@ -227,6 +233,28 @@ pub fn message_with_versions(row: &MessageRow, siblings: &[MessageId]) -> pb::Me
     pb::Message {
         sibling_ids: versions.iter().map(|id| id.0).collect(),
         ..message(row)
+    }
+}
+
+pub fn folder(row: &FolderRow) -> pb::Folder {
+    pb::Folder {
+        id: row.id.0,
+        name: row.name.clone(),
+        created_at: Some(from_unix_millis(row.created_at)),
+        updated_at: Some(from_unix_millis(row.updated_at)),
+    }
+}
+
+/// `variables`: the body's variable names, as the service reads them.
+pub fn prompt(row: &PromptRow, variables: Vec<String>) -> pb::Prompt {
+    pb::Prompt {
+        id: row.id.0,
+        title: row.title.clone(),
+        command: row.command.clone(),
+        body: row.body.clone(),
+        variables,
+        created_at: Some(from_unix_millis(row.created_at)),
+        updated_at: Some(from_unix_millis(row.updated_at)),
     }
 }
 

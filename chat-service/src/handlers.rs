@@ -2,15 +2,18 @@
 //! the reply. Every method needs an access token (the auth layer checked it) except
 //! `SharedChatService/GetSharedChat`, whose credential is the link. One file per gRPC service
 //! (`api_configs`, `personas`, `sessions`, `messages`, `shared_connections`, `usage`,
-//! `models` (the model picker and chat defaults), `transfer`, `share_links`); this one holds
+//! `models` (the model picker and chat defaults), `transfer`, `share_links`, `folders`,
+//! `prompts`); this one holds
 //! what they share.
 
 mod account_data;
 mod api_configs;
+mod folders;
 mod messages;
 mod models;
 mod notifications;
 mod personas;
+mod prompts;
 mod quotas;
 mod rooms;
 mod sessions;

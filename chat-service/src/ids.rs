@@ -41,6 +41,14 @@ row_id!(
     PersonaId
 );
 row_id!(
+    /// A row of `chat_folders`: one of a user's folders of chats.
+    FolderId
+);
+row_id!(
+    /// A row of `prompts`: one of a user's saved prompts.
+    PromptId
+);
+row_id!(
     /// A row of `rooms`.
     RoomId
 );

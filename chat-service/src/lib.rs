@@ -43,10 +43,12 @@ use parley_proto::chat::internal::v1::account_data_service_server::AccountDataSe
 use parley_proto::chat::internal::v1::{METHOD_SCOPES, SERVICE_TOKEN_AUDIENCE};
 use parley_proto::chat::v1::api_config_service_server::ApiConfigServiceServer;
 use parley_proto::chat::v1::chat_defaults_service_server::ChatDefaultsServiceServer;
+use parley_proto::chat::v1::folder_service_server::FolderServiceServer;
 use parley_proto::chat::v1::message_service_server::MessageServiceServer;
 use parley_proto::chat::v1::model_service_server::ModelServiceServer;
 use parley_proto::chat::v1::notification_service_server::NotificationServiceServer;
 use parley_proto::chat::v1::persona_service_server::PersonaServiceServer;
+use parley_proto::chat::v1::prompt_service_server::PromptServiceServer;
 use parley_proto::chat::v1::quota_service_server::QuotaServiceServer;
 use parley_proto::chat::v1::room_service_server::RoomServiceServer;
 use parley_proto::chat::v1::session_service_server::SessionServiceServer;
@@ -62,7 +64,7 @@ use parley_service_kit::database::{self, Migrations};
 use parley_service_kit::grpc_server::GrpcServer;
 use tokio::net::TcpListener;
 
-pub use config::{Config, RoomOptions, TransferOptions};
+pub use config::{Config, LibraryOptions, RoomOptions, TransferOptions};
 pub use error::Error;
 pub use generation::{DEFAULT_MAX_ANSWER_BYTES, GenerationSettings};
 use generation::{GenerationRegistry, GenerationRelay};
@@ -120,7 +122,8 @@ pub async fn serve(
         config.adopt_legacy_chats,
     )
     .with_quota_defaults(config.quotas)
-    .with_max_import_bytes(config.max_import_bytes);
+    .with_max_import_bytes(config.max_import_bytes)
+    .with_library_limits(config.library);
     let chat = Arc::new(match &relay {
         Some(relay) => chat.with_generation_relay(Arc::clone(relay)),
         None => chat,
@@ -240,6 +243,8 @@ pub async fn serve(
         .add_service(AccountDataServiceServer::new(api.clone()))
         .add_service(ApiConfigServiceServer::new(api.clone()))
         .add_service(PersonaServiceServer::new(api.clone()))
+        .add_service(PromptServiceServer::new(api.clone()))
+        .add_service(FolderServiceServer::new(api.clone()))
         .add_service(SessionServiceServer::new(api.clone()))
         .add_service(ModelServiceServer::new(api.clone()))
         .add_service(ChatDefaultsServiceServer::new(api.clone()))

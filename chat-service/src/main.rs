@@ -70,6 +70,8 @@ struct Cli {
     #[command(flatten)]
     transfer: chat_service::TransferOptions,
     #[command(flatten)]
+    library: chat_service::LibraryOptions,
+    #[command(flatten)]
     verifier: VerifierOptions,
 }
 
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         config.quotas = cli.quotas;
         cli.rooms.apply(&mut config);
         cli.transfer.apply(&mut config);
+        cli.library.apply(&mut config);
         config.access_token_refresh = cli.verifier.refresh_interval();
         let listener = entrypoint::bind(cli.listen).await?;
         chat_service::serve(listener, config, shutdown::signal())

@@ -15,9 +15,11 @@
 mod accounts;
 mod api_configs;
 mod chat_defaults;
+mod folders;
 mod messages;
 mod models;
 mod personas;
+mod prompts;
 mod quotas;
 mod rooms;
 mod sessions;
@@ -32,12 +34,14 @@ use std::time::Duration;
 
 use parley_service_kit::database::now_millis;
 
+pub use crate::store::ArchiveFilter;
 pub use accounts::ERASED_SWEEP_INTERVAL;
 pub use api_configs::{ConfigChange, ProviderTarget};
 pub use chat_defaults::ChatDefaultsChange;
 pub use messages::MessagePage;
 pub use models::ModelGroup;
 pub use personas::PersonaChange;
+pub use prompts::{LibraryLimits, PromptChange, prompt_variables};
 pub use quotas::{AccountQuota, QuotaChange};
 pub use rooms::{
     DEFAULT_EVENTS_KEPT_DAYS, DEFAULT_NOTIFICATIONS_KEPT, NotificationSettingsChange, RetentionSweep, RoomChange,
@@ -86,6 +90,8 @@ pub struct ChatService {
     max_import_bytes: usize,
     /// With NATS: other instances' answers are followed and stopped through it.
     relay: Option<Arc<GenerationRelay>>,
+    /// Prompts and folders an account may keep.
+    library: prompts::LibraryLimits,
 }
 
 /// The owner ids of the accounts this instance has seen. An account's owner id never changes,
@@ -143,6 +149,7 @@ impl ChatService {
             models: ModelCache::default(),
             max_import_bytes: transfer::DEFAULT_MAX_IMPORT_BYTES,
             relay: None,
+            library: prompts::LibraryLimits::default(),
         }
     }
 

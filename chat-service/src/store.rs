@@ -12,15 +12,18 @@
 //! owns an owner id; erasing a deleted account's rows), `preferences` (favourite models,
 //! defaults for new chats), `quotas` (usage, overrides, and the writes checked against them),
 //! `shared_connections` (configs an administrator shares), `usage` (tokens per answer),
-//! `transfer` (export reads, import writes) and `share_links` (read-only snapshots of chats).
+//! `transfer` (export reads, import writes), `share_links` (read-only snapshots of chats),
+//! `prompts` (saved prompts) and `folders` (chat folders).
 
 mod answers;
 mod api_configs;
+mod folders;
 mod messages;
 mod notifications;
 mod owners;
 mod personas;
 mod preferences;
+mod prompts;
 mod quotas;
 mod rooms;
 mod sealed_keys;
@@ -33,11 +36,15 @@ mod usage;
 use parley_service_kit::database::Database;
 use sqlx::AnyPool;
 
-use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, SessionId};
+use crate::ids::{ApiConfigId, FolderId, MessageId, OwnerId, PersonaId, SessionId};
 use crate::key_cipher::SealedKey;
+pub use api_configs::DeletedConfig;
+pub use folders::FolderRow;
 pub use notifications::{NotificationRow, NotificationSettingsRow, NotificationsKept};
 pub use owners::OwnerRow;
+pub use personas::PersonaFields;
 pub use preferences::{ChatDefaultsRow, FavoriteModelRow};
+pub use prompts::{PromptFields, PromptRow};
 pub use quotas::{AccountUsageRow, OwnerUsage, QuotaOverrides, QuotaWrite};
 pub use rooms::messages::{NewRoomAnswer, NewRoomMessage, RoomMessageRow};
 pub use rooms::{
@@ -64,6 +71,9 @@ pub struct ApiConfigRow {
     pub updated_at: i64,
     /// Computed: the user's first (oldest) config.
     pub is_default: i64,
+    /// How many of the caller's chats use it; filled by the service where it is shown.
+    #[sqlx(skip)]
+    pub session_count: i64,
 }
 
 impl ApiConfigRow {
@@ -90,9 +100,14 @@ pub struct PersonaRow {
     pub system_prompt: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// An emoji or a few characters; "": the name's initial.
+    pub avatar: String,
+    /// How many of the caller's chats use it; filled by the service where it is shown.
+    #[sqlx(skip)]
+    pub session_count: i64,
 }
 
-const PERSONA_COLUMNS: &str = "id, user_id, name, description, system_prompt, created_at, updated_at";
+const PERSONA_COLUMNS: &str = "id, user_id, name, description, system_prompt, created_at, updated_at, avatar";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
@@ -114,10 +129,11 @@ pub struct SessionRow {
     pub last_active_at: i64,
     /// The message the branch being shown ends at (`None`: the most recently shown one).
     pub current_message_id: Option<MessageId>,
+    pub folder_id: Option<FolderId>,
 }
 
 const SESSION_COLUMNS: &str = "id, user_id, title, system_prompt, persona_id, api_config_id, model, temperature, \
-     top_p, max_tokens, pinned, archived, start_time, end_time, updated_at, last_active_at, current_message_id";
+     top_p, max_tokens, pinned, archived, start_time, end_time, updated_at, last_active_at, current_message_id, folder_id";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
@@ -144,11 +160,14 @@ pub struct MessageRow {
     pub api_config_name: String,
     /// The message this one follows in its chat's tree (`None`: a first message, or a room's).
     pub parent_id: Option<MessageId>,
+    /// The chat's persona when an answer was written, as it was then ("" otherwise).
+    pub persona_name: String,
+    pub persona_avatar: String,
 }
 
 const MESSAGE_COLUMNS: &str = "m.id, m.session_id, m.role, m.content, m.reasoning, m.status, m.model, \
      m.prompt_tokens, m.completion_tokens, m.error, CAST(m.error_code AS BIGINT) AS error_code, m.error_reason, m.reply_to_id, \
-     m.created_at, m.updated_at, m.api_config_name, m.parent_id";
+     m.created_at, m.updated_at, m.api_config_name, m.parent_id, m.persona_name, m.persona_avatar";
 
 /// Who wrote a message, as stored in `chat_messages.role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,6 +286,18 @@ pub struct SessionFields<'a> {
     pub pinned: bool,
     pub archived: bool,
     pub end_time: Option<i64>,
+    pub folder_id: Option<FolderId>,
+}
+
+/// Which sessions a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFilter {
+    /// Not archived (the date groups).
+    Active,
+    /// Archived or not.
+    All,
+    /// Only archived (the archive's own view).
+    Archived,
 }
 
 /// The user's message and the (empty, streaming) answer row stored before a generation starts.
@@ -279,6 +310,8 @@ pub struct NewExchange<'a> {
     pub model: &'a str,
     /// The answering config's name, kept on the answer.
     pub config_name: &'a str,
+    /// The chat's persona, whose name and avatar are kept on the answer.
+    pub persona: Option<&'a PersonaRow>,
     pub now: i64,
 }
 
@@ -317,7 +350,8 @@ impl ChatStore {
 
     /// Deletes the owner's row `id` with `delete` (binds: id, owner) and, in the same
     /// transaction, clears the sessions' references to it with `clear` (binds: now, id,
-    /// owner), so they fall back to the defaults. False when no such row is the owner's.
+    /// owner), so they fall back to the defaults. None when no such row is the owner's; else
+    /// how many sessions named it.
     async fn delete_referenced(
         &self,
         delete: &'static str,
@@ -325,23 +359,38 @@ impl ChatStore {
         user_id: OwnerId,
         id: i64,
         now: i64,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<Option<u64>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        let cleared = Self::delete_referenced_in(&mut tx, delete, clear, user_id, id, now).await?;
+        tx.commit().await?;
+        Ok(cleared)
+    }
+
+    /// [`ChatStore::delete_referenced`]'s statements, in the caller's transaction.
+    async fn delete_referenced_in(
+        conn: &mut sqlx::AnyConnection,
+        delete: &'static str,
+        clear: &'static str,
+        user_id: OwnerId,
+        id: i64,
+        now: i64,
+    ) -> Result<Option<u64>, sqlx::Error> {
         let deleted = sqlx::query(delete)
             .bind(id)
             .bind(user_id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
-        if deleted == 1 {
-            sqlx::query(clear)
-                .bind(now)
-                .bind(id)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+        if deleted != 1 {
+            return Ok(None);
         }
-        tx.commit().await?;
-        Ok(deleted == 1)
+        let cleared = sqlx::query(clear)
+            .bind(now)
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        Ok(Some(cleared))
     }
 }

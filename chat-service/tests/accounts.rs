@@ -84,6 +84,7 @@ async fn fill(stack: &Stack, user: &User) -> pb::Session {
             name: "mine".into(),
             description: String::new(),
             system_prompt: "Be brief.".into(),
+            ..Default::default()
         }))
         .await
         .unwrap();

@@ -1285,6 +1285,7 @@ on_every_backend!(nul_characters_are_refused_or_dropped, |db_url: String| async 
                 name: "p".into(),
                 description: String::new(),
                 system_prompt: "be\0nice".into(),
+                ..Default::default()
             }))
             .await,
         "system_prompt",

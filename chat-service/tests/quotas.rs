@@ -95,6 +95,7 @@ async fn create_persona(user: &User, name: &str, prompt: &str) -> Result<pb::Per
             name: name.into(),
             description: String::new(),
             system_prompt: prompt.into(),
+            ..Default::default()
         }))
         .await
         .map(|r| r.into_inner().persona.unwrap())

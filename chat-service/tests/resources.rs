@@ -567,6 +567,7 @@ on_every_backend!(personas_built_in_and_own, |db_url: String| async move {
             name: "Pirate".into(),
             description: "Talks like a pirate".into(),
             system_prompt: "Answer like a pirate.".into(),
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -601,6 +602,7 @@ on_every_backend!(personas_built_in_and_own, |db_url: String| async move {
                 name: "x".into(),
                 description: "d".repeat(1_001),
                 system_prompt: "p".into(),
+                ..Default::default()
             },
         ),
     ] {
@@ -775,6 +777,7 @@ on_every_backend!(sessions_crud_order_and_pages, |db_url: String| async move {
                 page_size: 2,
                 page_token: token.clone(),
                 include_archived: false,
+                ..Default::default()
             }))
             .await
             .unwrap()
@@ -792,6 +795,7 @@ on_every_backend!(sessions_crud_order_and_pages, |db_url: String| async move {
             page_size: 100,
             page_token: String::new(),
             include_archived: true,
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -1017,6 +1021,7 @@ on_every_backend!(another_users_rows_are_not_found, |db_url: String| async move 
             name: "Mine".into(),
             description: String::new(),
             system_prompt: "Be mine.".into(),
+            ..Default::default()
         }))
         .await
         .unwrap()

@@ -79,6 +79,7 @@ async fn alices_chat(stack: &Stack, alice: &User) -> (pb::Session, pb::ApiConfig
             name: "Travel guide".into(),
             description: "Private description".into(),
             system_prompt: "Private persona prompt".into(),
+            ..Default::default()
         }))
         .await
         .unwrap()

@@ -39,6 +39,7 @@ fn exchange(session_id: SessionId, content: &str) -> NewExchange<'_> {
         user_content: content,
         model: "m",
         config_name: "c",
+        persona: None,
         now: 2,
     }
 }
@@ -79,7 +80,7 @@ on_every_backend!(
         assert_eq!(messages_in(&database, session_id).await, 2);
         let old = store.message_by_id(answer_id).await.unwrap().unwrap();
         let regenerated = store
-            .insert_regenerated_answer(&old, old.reply_to_id.unwrap(), "m", "c", 3)
+            .insert_regenerated_answer(&old, old.reply_to_id.unwrap(), "m", "c", None, 3)
             .await;
         assert!(regenerated.as_ref().is_err_and(is_unique_violation), "{regenerated:?}");
         // Other sessions are not affected; once the answer is finished the session is free.
@@ -121,7 +122,7 @@ on_every_backend!(
         store.finish_answer(answer_id, &finished("a"), None).await.unwrap();
         let old = store.message_by_id(answer_id).await.unwrap().unwrap();
         let new_id = store
-            .insert_regenerated_answer(&old, question_id, "m2", "c2", 7)
+            .insert_regenerated_answer(&old, question_id, "m2", "c2", None, 7)
             .await
             .unwrap();
         let new = store.message_by_id(new_id).await.unwrap().unwrap();

@@ -160,6 +160,7 @@ on_every_backend!(
                 name: "Pirate".into(),
                 description: "Talks like one".into(),
                 system_prompt: "Arr.".into(),
+                ..Default::default()
             }))
             .await
             .unwrap();

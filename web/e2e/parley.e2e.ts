@@ -552,16 +552,13 @@ describe("Parley in a browser", () => {
     await page.getByRole("menuitem", { name: "Pin" }).click();
     await waitUntil("the pinned chat first", async () => (await textOf(list.locator("li").first())).includes("Renamed chat"));
 
-    // Archived chats leave the list until asked for.
+    // Archived chats leave the list for the archive's own view, and come back from it.
     await list.getByRole("button", { name: "Chat options: Throwaway chat" }).click();
     await page.getByRole("menuitem", { name: "Archive" }).click();
     await list.getByTestId("chat-title").filter({ hasText: "Throwaway chat" }).waitFor({ state: "detached" });
-    await page.getByRole("button", { name: "Show archived" }).click();
-    await list.getByTestId("chat-title").filter({ hasText: "Throwaway chat" }).waitFor();
-    await list.getByRole("button", { name: "Chat options: Throwaway chat" }).click();
-    await page.getByRole("menuitem", { name: "Unarchive" }).click();
-    await page.getByRole("button", { name: "Hide archived" }).click();
-    await list.getByTestId("chat-title").filter({ hasText: "Throwaway chat" }).waitFor();
+    await page.getByRole("link", { name: "Archived chats" }).click();
+    await page.getByRole("button", { name: "Unarchive: Throwaway chat" }).click();
+    await list.getByTestId("chat-title").filter({ hasText: "Throwaway chat" }).click();
 
     await list.getByRole("button", { name: "Chat options: Throwaway chat" }).click();
     await page.getByRole("menuitem", { name: "Delete" }).click();

@@ -58,7 +58,10 @@ impl ApiConfigService for ChatApi {
         request: Request<pb::GetApiConfigRequest>,
     ) -> Result<Response<pb::GetApiConfigResponse>, Status> {
         let user = self.caller(&request).await?;
-        let row = self.chat.api_config(user, ApiConfigId(request.get_ref().id)).await?;
+        let row = self
+            .chat
+            .get_api_config(user, ApiConfigId(request.get_ref().id))
+            .await?;
         Ok(Response::new(pb::GetApiConfigResponse {
             api_config: Some(convert::api_config(&row)),
         }))
@@ -110,10 +113,16 @@ impl ApiConfigService for ChatApi {
         request: Request<pb::DeleteApiConfigRequest>,
     ) -> Result<Response<pb::DeleteApiConfigResponse>, Status> {
         let user = self.caller(&request).await?;
-        self.chat
+        let deleted = self
+            .chat
             .delete_api_config(user, ApiConfigId(request.get_ref().id))
             .await?;
-        Ok(Response::new(pb::DeleteApiConfigResponse {}))
+        let (replacement_id, replacement_name) = deleted.replacement.unzip();
+        Ok(Response::new(pb::DeleteApiConfigResponse {
+            sessions_moved: i32::try_from(deleted.sessions_moved).unwrap_or(i32::MAX),
+            replacement_id: replacement_id.map(|id| id.0),
+            replacement_name: replacement_name.unwrap_or_default(),
+        }))
     }
 
     async fn test_api_config(

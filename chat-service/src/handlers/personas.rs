@@ -31,7 +31,7 @@ impl PersonaService for ChatApi {
         let r = request.into_inner();
         let row = self
             .chat
-            .create_persona(user, &r.name, &r.description, &r.system_prompt)
+            .create_persona(user, &r.name, &r.description, &r.system_prompt, &r.avatar)
             .await?;
         Ok(Response::new(pb::CreatePersonaResponse {
             persona: Some(convert::persona(&row)),
@@ -44,11 +44,12 @@ impl PersonaService for ChatApi {
     ) -> Result<Response<pb::UpdatePersonaResponse>, Status> {
         let user = self.caller(&request).await?;
         let r = request.into_inner();
-        let mask = UpdateMask::new(r.update_mask, &["name", "description", "system_prompt"])?;
+        let mask = UpdateMask::new(r.update_mask, &["name", "description", "system_prompt", "avatar"])?;
         let change = PersonaChange {
             name: mask.pick("name", r.name),
             description: mask.pick("description", r.description),
             system_prompt: mask.pick("system_prompt", r.system_prompt),
+            avatar: mask.pick("avatar", r.avatar),
         };
         let row = self.chat.update_persona(user, PersonaId(r.id), change).await?;
         Ok(Response::new(pb::UpdatePersonaResponse {
@@ -61,7 +62,9 @@ impl PersonaService for ChatApi {
         request: Request<pb::DeletePersonaRequest>,
     ) -> Result<Response<pb::DeletePersonaResponse>, Status> {
         let user = self.caller(&request).await?;
-        self.chat.delete_persona(user, PersonaId(request.get_ref().id)).await?;
-        Ok(Response::new(pb::DeletePersonaResponse {}))
+        let changed = self.chat.delete_persona(user, PersonaId(request.get_ref().id)).await?;
+        Ok(Response::new(pb::DeletePersonaResponse {
+            sessions_changed: i32::try_from(changed).unwrap_or(i32::MAX),
+        }))
     }
 }

@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 use super::ChatApi;
 use super::UpdateMask;
 use crate::convert;
-use crate::ids::{ApiConfigId, PersonaId, SessionId};
-use crate::service::{NewSessionInput, SessionChange};
+use crate::ids::{ApiConfigId, FolderId, PersonaId, SessionId};
+use crate::service::{ArchiveFilter, NewSessionInput, SessionChange};
 
 #[tonic::async_trait]
 impl SessionService for ChatApi {
@@ -47,7 +47,7 @@ impl SessionService for ChatApi {
         let r = request.into_inner();
         let (rows, next_page_token) = self
             .chat
-            .list_sessions(user, r.page_size, &r.page_token, r.include_archived)
+            .list_sessions(user, r.page_size, &r.page_token, archive_filter(&r))
             .await?;
         Ok(Response::new(pb::ListSessionsResponse {
             sessions: rows.iter().map(convert::session).collect(),
@@ -86,6 +86,7 @@ impl SessionService for ChatApi {
                 "pinned",
                 "archived",
                 "ended",
+                "folder_id",
             ],
         )?;
         let change = SessionChange {
@@ -106,6 +107,10 @@ impl SessionService for ChatApi {
             pinned: mask.pick("pinned", r.pinned),
             archived: mask.pick("archived", r.archived),
             ended: mask.pick("ended", r.ended),
+            // 0 takes it out of its folder.
+            folder_id: mask
+                .pick("folder_id", r.folder_id)
+                .map(|id| (id != 0).then_some(FolderId(id))),
         };
         let row = self.chat.update_session(user, SessionId(r.id), change).await?;
         Ok(Response::new(pb::UpdateSessionResponse {
@@ -120,5 +125,13 @@ impl SessionService for ChatApi {
         let user = self.caller(&request).await?;
         self.chat.delete_session(user, SessionId(request.get_ref().id)).await?;
         Ok(Response::new(pb::DeleteSessionResponse {}))
+    }
+}
+
+fn archive_filter(request: &pb::ListSessionsRequest) -> ArchiveFilter {
+    match (request.only_archived, request.include_archived) {
+        (true, _) => ArchiveFilter::Archived,
+        (false, true) => ArchiveFilter::All,
+        (false, false) => ArchiveFilter::Active,
     }
 }

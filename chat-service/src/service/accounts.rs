@@ -145,6 +145,7 @@ impl ChatService {
         }
         self.store.delete_usage_of(owner).await?;
         self.store.delete_preferences_of(owner).await?;
+        self.store.delete_library_of(owner).await?;
         loop {
             let deleted = self.store.delete_api_configs_batch(owner, ERASE_BATCH).await?;
             erased.api_configs += deleted;

@@ -11,7 +11,7 @@ use crate::api_key::ApiKey;
 use crate::ids::{ApiConfigId, OwnerId};
 use crate::key_cipher::api_key_hint;
 use crate::quota::Quota;
-use crate::store::{ApiConfigRow, ConfigFields};
+use crate::store::{ApiConfigRow, ConfigFields, DeletedConfig};
 use crate::validation;
 
 /// Config fields to change; `None` leaves a field as it is.
@@ -62,27 +62,59 @@ impl ChatService {
             .map_err(name_taken)?;
         write.commit().await.map_err(|e| name_taken(e.into()))?;
         tracing::info!(config_id = id.0, "API config created");
-        self.api_config(user_id, id).await
+        self.get_api_config(user_id, id).await
     }
 
+    /// Oldest first, each with how many of the user's chats use it.
     pub async fn list_api_configs(&self, user_id: OwnerId) -> Result<Vec<ApiConfigRow>, Error> {
-        Ok(self.store.api_configs(user_id).await?)
+        let mut rows = self.store.api_configs(user_id).await?;
+        self.count_sessions(user_id, &mut rows).await?;
+        Ok(rows)
+    }
+
+    /// The user's config with how many of their chats use it.
+    pub async fn get_api_config(&self, user_id: OwnerId, id: ApiConfigId) -> Result<ApiConfigRow, Error> {
+        let mut row = self.api_config(user_id, id).await?;
+        self.count_sessions(user_id, std::slice::from_mut(&mut row)).await?;
+        Ok(row)
     }
 
     pub async fn api_config_by_name(&self, user_id: OwnerId, name: &str) -> Result<ApiConfigRow, Error> {
         let name = name.trim();
         validation::name("name", name)?;
-        self.store
+        let mut row = self
+            .store
             .api_config_by_name(user_id, name)
             .await?
-            .ok_or(Error::NotFound("api config"))
+            .ok_or(Error::NotFound("api config"))?;
+        self.count_sessions(user_id, std::slice::from_mut(&mut row)).await?;
+        Ok(row)
     }
 
     pub async fn default_api_config(&self, user_id: OwnerId) -> Result<ApiConfigRow, Error> {
-        self.store
+        let mut row = self
+            .store
             .default_api_config(user_id)
             .await?
-            .ok_or(Error::NotFound("api config"))
+            .ok_or(Error::NotFound("api config"))?;
+        self.count_sessions(user_id, std::slice::from_mut(&mut row)).await?;
+        Ok(row)
+    }
+
+    /// Fills `session_count`: the chats naming each config, and for the default config also
+    /// those naming none (it answers them).
+    async fn count_sessions(&self, user_id: OwnerId, rows: &mut [ApiConfigRow]) -> Result<(), Error> {
+        let counts = self.store.sessions_per_config(user_id).await?;
+        for row in rows {
+            let named = counts.get(&Some(row.id)).copied().unwrap_or(0);
+            let unnamed = if row.is_default != 0 {
+                counts.get(&None).copied().unwrap_or(0)
+            } else {
+                0
+            };
+            row.session_count = named + unnamed;
+        }
+        Ok(())
     }
 
     pub async fn update_api_config(
@@ -129,16 +161,19 @@ impl ChatService {
         if !updated {
             return Err(Error::NotFound("api config"));
         }
-        self.api_config(user_id, id).await
+        self.get_api_config(user_id, id).await
     }
 
-    pub async fn delete_api_config(&self, user_id: OwnerId, id: ApiConfigId) -> Result<(), Error> {
-        if !self.store.delete_api_config(user_id, id, now_millis()).await? {
-            return Err(Error::NotFound("api config"));
-        }
+    /// Deletes the config; the chats that used it move to the default config that remains.
+    pub async fn delete_api_config(&self, user_id: OwnerId, id: ApiConfigId) -> Result<DeletedConfig, Error> {
+        let deleted = self
+            .store
+            .delete_api_config(user_id, id, now_millis())
+            .await?
+            .ok_or(Error::NotFound("api config"))?;
         self.models.forget(id);
         self.store.delete_favorites_of_config(id).await?;
-        Ok(())
+        Ok(deleted)
     }
 
     pub async fn test_api_config(

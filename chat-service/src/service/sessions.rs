@@ -7,10 +7,10 @@ use super::quotas::bytes_of;
 use super::{ChatService, STOP_WAIT};
 use crate::Error;
 use crate::generation::{StopReason, StopTarget, wait_not_streaming};
-use crate::ids::{ApiConfigId, OwnerId, PersonaId, SessionId};
+use crate::ids::{ApiConfigId, FolderId, OwnerId, PersonaId, SessionId};
 use crate::page_token::SessionCursor;
 use crate::quota::Quota;
-use crate::store::{GenerationParams, NewSession, SessionFields, SessionRow};
+use crate::store::{ArchiveFilter, GenerationParams, NewSession, SessionFields, SessionRow};
 use crate::validation;
 
 #[derive(Debug, Default)]
@@ -42,6 +42,8 @@ pub struct SessionChange {
     pub pinned: Option<bool>,
     pub archived: Option<bool>,
     pub ended: Option<bool>,
+    /// `Some(None)` takes the chat out of its folder.
+    pub folder_id: Option<Option<FolderId>>,
 }
 
 impl ChatService {
@@ -123,7 +125,7 @@ impl ChatService {
         user_id: OwnerId,
         page_size: i32,
         page_token: &str,
-        include_archived: bool,
+        archive: ArchiveFilter,
     ) -> Result<(Vec<SessionRow>, String), Error> {
         let size = validation::page_size("page_size", page_size)?;
         let after = if page_token.is_empty() {
@@ -136,7 +138,7 @@ impl ChatService {
         };
         let mut rows = self
             .store
-            .sessions(user_id, include_archived, after, i64::from(size) + 1)
+            .sessions(user_id, archive, after, i64::from(size) + 1)
             .await?;
         let next = if rows.len() > size as usize {
             rows.truncate(size as usize);
@@ -194,6 +196,11 @@ impl ChatService {
                 Some(config_id)
             }
         };
+        let folder_id = match change.folder_id {
+            None => current.folder_id,
+            Some(None) => None,
+            Some(Some(folder_id)) => Some(self.folder(user_id, folder_id).await?.id),
+        };
         let now = now_millis();
         let end_time = match change.ended {
             None => current.end_time,
@@ -210,6 +217,7 @@ impl ChatService {
             pinned: change.pinned.unwrap_or(current.pinned != 0),
             archived: change.archived.unwrap_or(current.archived != 0),
             end_time,
+            folder_id,
         };
         let grows_by = bytes_of(fields.system_prompt) - bytes_of(&current.system_prompt);
         let mut write = self.within_quota(user_id, &[(Quota::StoredBytes, grows_by)]).await?;

@@ -16,7 +16,7 @@ use crate::Error;
 use crate::ids::{OwnerId, SessionId};
 use crate::message_tree::MessageTree;
 use crate::quota::Quota;
-use crate::store::{ImportedMessageRow, ImportedSession, SessionRow};
+use crate::store::{ArchiveFilter, ImportedMessageRow, ImportedSession, SessionRow};
 use crate::transfer::{self, ImportFormat, file_slug, markdown, parley_json, rfc3339};
 
 /// The largest file ImportSessions takes unless configured (`--max-import-bytes`).
@@ -108,7 +108,7 @@ impl ChatService {
     }
 
     /// Everything the owner keeps, one file at a time: settings.json, personas.json,
-    /// api_configs.json (no keys, no key hints), then each chat as chats/<id>-<title>.json.
+    /// api_configs.json (no keys, no key hints), prompts.json, then each chat as chats/<id>-<title>.json.
     /// Chats are read as the stream reaches them, so the whole export is never in memory.
     pub async fn export_account_data(
         self: Arc<Self>,
@@ -126,7 +126,7 @@ impl ChatService {
         let mut sessions = Vec::new();
         let mut page_token = String::new();
         loop {
-            let (rows, next) = self.list_sessions(owner, 100, &page_token, true).await?;
+            let (rows, next) = self.list_sessions(owner, 100, &page_token, ArchiveFilter::All).await?;
             sessions.extend(rows);
             if next.is_empty() {
                 break;
@@ -146,6 +146,7 @@ impl ChatService {
                 "name": p.name,
                 "description": p.description,
                 "system_prompt": p.system_prompt,
+                "avatar": p.avatar,
                 "created_at": rfc3339(p.created_at),
                 "updated_at": rfc3339(p.updated_at),
             })).collect::<Vec<_>>(),
@@ -163,11 +164,23 @@ impl ChatService {
                 "updated_at": rfc3339(c.updated_at),
             })).collect::<Vec<_>>(),
         });
+        let prompts = json!({
+            "format": "parley.prompts",
+            "version": 1,
+            "prompts": self.store.prompts(owner).await?.iter().map(|p| json!({
+                "title": p.title,
+                "command": p.command,
+                "body": p.body,
+                "created_at": rfc3339(p.created_at),
+                "updated_at": rfc3339(p.updated_at),
+            })).collect::<Vec<_>>(),
+        });
         let mut head = Vec::new();
         for (name, value) in [
             ("settings.json", settings),
             ("personas.json", personas),
             ("api_configs.json", configs),
+            ("prompts.json", prompts),
         ] {
             head.push(Ok(ExportedFile {
                 name: name.to_owned(),

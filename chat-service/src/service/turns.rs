@@ -72,6 +72,7 @@ impl ChatService {
         self.check_shared_use(user_id, &session, &provider).await?;
         let reservation = self.reserve(user_id, session_id).await?;
         let model = model_of(&session, &provider);
+        let persona = self.persona_of(user_id, &session).await?;
         // A question is a message of the day's and text stored; its answer is not counted
         // against the stored bytes up front (it is cut by the answer size limit instead).
         let mut write = self
@@ -87,6 +88,7 @@ impl ChatService {
                 user_content: content,
                 model: &model,
                 config_name: &provider.config.name,
+                persona: persona.as_ref(),
                 now: now_millis(),
             })
             .await
@@ -145,12 +147,20 @@ impl ChatService {
         self.check_shared_use(user_id, &session, &provider).await?;
         let reservation = self.reserve(user_id, session.id).await?;
         let model = model_of(&session, &provider);
+        let persona = self.persona_of(user_id, &session).await?;
         // A new answer is a message of the day's, refused once the account stores all it may.
         let mut write = self
             .within_quota(user_id, &[(Quota::MessagesPerDay, 1), (Quota::StoredBytes, 1)])
             .await?;
         let answer_id = write
-            .insert_regenerated_answer(&old, question.id, &model, &provider.config.name, now_millis())
+            .insert_regenerated_answer(
+                &old,
+                question.id,
+                &model,
+                &provider.config.name,
+                persona.as_ref(),
+                now_millis(),
+            )
             .await
             .map_err(|e| not_started(e, session.id))?;
         write.count_message().await?;

@@ -4,7 +4,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{ChatStore, FinishedAnswer, MessageRow, MessageStatus, NewExchange, Role, SavedText};
+use super::{ChatStore, FinishedAnswer, MessageRow, MessageStatus, NewExchange, PersonaRow, Role, SavedText};
 use crate::ids::{MessageId, OwnerId, SessionId};
 use crate::usage::UsageCharge;
 
@@ -15,6 +15,8 @@ pub(super) struct NewAnswer<'a> {
     pub reply_to_id: MessageId,
     pub model: &'a str,
     pub config_name: &'a str,
+    /// The chat's persona, whose name and avatar are kept on the answer.
+    pub persona: Option<&'a PersonaRow>,
     /// Its place in the conversation.
     pub created_at: i64,
     pub now: i64,
@@ -27,6 +29,7 @@ impl<'a> NewAnswer<'a> {
         reply_to_id: MessageId,
         model: &'a str,
         config_name: &'a str,
+        persona: Option<&'a PersonaRow>,
         now: i64,
     ) -> Self {
         Self {
@@ -34,6 +37,7 @@ impl<'a> NewAnswer<'a> {
             reply_to_id,
             model,
             config_name,
+            persona,
             created_at: old.created_at,
             now,
         }
@@ -85,6 +89,7 @@ impl ChatStore {
             reply_to_id: question_id,
             model: new.model,
             config_name: new.config_name,
+            persona: new.persona,
             created_at: new.now,
             now: new.now,
         };
@@ -101,12 +106,13 @@ impl ChatStore {
         reply_to_id: MessageId,
         model: &str,
         config_name: &str,
+        persona: Option<&PersonaRow>,
         now: i64,
     ) -> Result<MessageId, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let id = Self::insert_answer(
             &mut tx,
-            &NewAnswer::regenerated(old, reply_to_id, model, config_name, now),
+            &NewAnswer::regenerated(old, reply_to_id, model, config_name, persona, now),
         )
         .await?;
         tx.commit().await?;
@@ -119,7 +125,8 @@ impl ChatStore {
     pub(super) async fn insert_answer(conn: &mut AnyConnection, new: &NewAnswer<'_>) -> Result<MessageId, sqlx::Error> {
         let (id,): (MessageId,) = sqlx::query_as(
             "INSERT INTO chat_messages (session_id, role, content, status, model, reply_to_id, created_at, updated_at, \
-             api_config_name, parent_id, selected_at) VALUES ($1, $2, '', $3, $4, $5, $6, $7, $8, $5, $7) RETURNING id",
+             api_config_name, parent_id, selected_at, persona_name, persona_avatar) \
+             VALUES ($1, $2, '', $3, $4, $5, $6, $7, $8, $5, $7, $9, $10) RETURNING id",
         )
         .bind(new.session_id)
         .bind(Role::Assistant.as_str())
@@ -129,6 +136,8 @@ impl ChatStore {
         .bind(new.created_at)
         .bind(new.now)
         .bind(new.config_name)
+        .bind(new.persona.map_or("", |p| p.name.as_str()))
+        .bind(new.persona.map_or("", |p| p.avatar.as_str()))
         .fetch_one(&mut *conn)
         .await?;
         sqlx::query("UPDATE chat_sessions SET last_active_at = $1, current_message_id = $2 WHERE id = $3")

@@ -1,10 +1,20 @@
 //! `api_configs`: a user's provider settings, the key sealed.
 
+use std::collections::HashMap;
+
 use sqlx::AnyConnection;
 
 use super::{ApiConfigRow, CONFIG_COLUMNS, ChatStore, ConfigFields};
 use crate::ids::{ApiConfigId, OwnerId};
 use crate::key_cipher::SealedKey;
+
+/// What deleting a config did to the chats that used it.
+#[derive(Debug)]
+pub struct DeletedConfig {
+    pub sessions_moved: i64,
+    /// The default config they use now (id, name); None when the user has none left.
+    pub replacement: Option<(ApiConfigId, String)>,
+}
 
 impl ChatStore {
     /// Inserts the row, then writes the key sealed for its id, in one transaction: the row id
@@ -157,15 +167,68 @@ impl ChatStore {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Deletes the config; sessions that named it fall back to the default config.
-    pub async fn delete_api_config(&self, user_id: OwnerId, id: ApiConfigId, now: i64) -> Result<bool, sqlx::Error> {
-        self.delete_referenced(
+    /// Deletes the config; sessions that named it fall back to the default config (the
+    /// oldest that remains), in one transaction. None when the user has no such config.
+    pub async fn delete_api_config(
+        &self,
+        user_id: OwnerId,
+        id: ApiConfigId,
+        now: i64,
+    ) -> Result<Option<DeletedConfig>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let Some(named) = Self::delete_referenced_in(
+            &mut tx,
             "DELETE FROM api_configs WHERE id = $1 AND user_id = $2",
             "UPDATE chat_sessions SET api_config_id = NULL, updated_at = $1 WHERE api_config_id = $2 AND user_id = $3",
             user_id,
             id.0,
             now,
         )
-        .await
+        .await?
+        else {
+            return Ok(None);
+        };
+        // The default (oldest) config also answered the sessions naming none: they move too.
+        let (older,): (i64,) =
+            sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM api_configs WHERE user_id = $1 AND id < $2")
+                .bind(user_id)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let sessions_moved = if older == 0 {
+            let (unnamed,): (i64,) = sqlx::query_as(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM chat_sessions WHERE user_id = $1 AND api_config_id IS NULL",
+            )
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            unnamed
+        } else {
+            i64::try_from(named).unwrap_or(i64::MAX)
+        };
+        let replacement: Option<(ApiConfigId, String)> =
+            sqlx::query_as("SELECT id, name FROM api_configs WHERE user_id = $1 ORDER BY id LIMIT 1")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(Some(DeletedConfig {
+            sessions_moved,
+            replacement,
+        }))
+    }
+
+    /// How many of the user's sessions name each config (`None`: those naming none).
+    pub async fn sessions_per_config(
+        &self,
+        user_id: OwnerId,
+    ) -> Result<HashMap<Option<ApiConfigId>, i64>, sqlx::Error> {
+        let rows: Vec<(Option<ApiConfigId>, i64)> = sqlx::query_as(
+            "SELECT api_config_id, CAST(COUNT(*) AS BIGINT) FROM chat_sessions WHERE user_id = $1 GROUP BY api_config_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 }

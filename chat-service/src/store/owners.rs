@@ -79,6 +79,8 @@ impl ChatStore {
                 OR EXISTS (SELECT 1 FROM api_configs c WHERE c.user_id = o.id) \
                 OR EXISTS (SELECT 1 FROM favorite_models f WHERE f.user_id = o.id) \
                 OR EXISTS (SELECT 1 FROM chat_defaults d WHERE d.user_id = o.id) \
+                OR EXISTS (SELECT 1 FROM prompts pr WHERE pr.user_id = o.id) \
+                OR EXISTS (SELECT 1 FROM chat_folders cf WHERE cf.user_id = o.id) \
                 OR EXISTS (SELECT 1 FROM room_members m WHERE m.member_id = o.id) \
                 OR EXISTS (SELECT 1 FROM notifications n WHERE n.owner_id = o.id)) \
              ORDER BY o.id LIMIT $1",

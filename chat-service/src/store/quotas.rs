@@ -10,7 +10,7 @@ use sqlx::{Any, AnyConnection, Transaction};
 use super::{ChatStore, MessageRow, NewExchange, NewSession};
 use crate::ids::{ApiConfigId, MessageId, OwnerId, PersonaId, SessionId};
 use crate::key_cipher::SealedKey;
-use crate::store::{ConfigFields, SessionFields};
+use crate::store::{ConfigFields, PersonaFields, SessionFields};
 
 /// What an owner uses now. `messages_today` counts the day asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
@@ -208,15 +208,9 @@ impl QuotaWrite {
         ChatStore::insert_session_in(self.conn(), new).await
     }
 
-    pub async fn insert_persona(
-        &mut self,
-        name: &str,
-        description: &str,
-        system_prompt: &str,
-        now: i64,
-    ) -> Result<PersonaId, sqlx::Error> {
+    pub async fn insert_persona(&mut self, fields: &PersonaFields<'_>, now: i64) -> Result<PersonaId, sqlx::Error> {
         let owner = self.owner;
-        ChatStore::insert_persona_in(self.conn(), owner, name, description, system_prompt, now).await
+        ChatStore::insert_persona_in(self.conn(), owner, fields, now).await
     }
 
     pub async fn insert_api_config<E: From<sqlx::Error>>(
@@ -240,9 +234,10 @@ impl QuotaWrite {
         reply_to_id: MessageId,
         model: &str,
         config_name: &str,
+        persona: Option<&super::PersonaRow>,
         now: i64,
     ) -> Result<MessageId, sqlx::Error> {
-        let answer = super::answers::NewAnswer::regenerated(old, reply_to_id, model, config_name, now);
+        let answer = super::answers::NewAnswer::regenerated(old, reply_to_id, model, config_name, persona, now);
         ChatStore::insert_answer(self.conn(), &answer).await
     }
 
@@ -263,13 +258,11 @@ impl QuotaWrite {
     pub async fn update_persona(
         &mut self,
         id: PersonaId,
-        name: &str,
-        description: &str,
-        system_prompt: &str,
+        fields: &PersonaFields<'_>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
         let owner = self.owner;
-        ChatStore::update_persona_in(self.conn(), owner, id, name, description, system_prompt, now).await
+        ChatStore::update_persona_in(self.conn(), owner, id, fields, now).await
     }
 
     pub async fn update_session(

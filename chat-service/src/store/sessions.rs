@@ -3,7 +3,7 @@
 use parley_service_kit::database::flag;
 use sqlx::AnyConnection;
 
-use super::{ChatStore, NewSession, SESSION_COLUMNS, SessionFields, SessionRow};
+use super::{ArchiveFilter, ChatStore, NewSession, SESSION_COLUMNS, SessionFields, SessionRow};
 use crate::ids::{OwnerId, SessionId};
 use crate::page_token::SessionCursor;
 
@@ -54,11 +54,15 @@ impl ChatStore {
     pub async fn sessions(
         &self,
         user_id: OwnerId,
-        include_archived: bool,
+        archive: ArchiveFilter,
         after: Option<SessionCursor>,
         limit: i64,
     ) -> Result<Vec<SessionRow>, sqlx::Error> {
-        let archived = if include_archived { "" } else { "AND archived = 0" };
+        let archived = match archive {
+            ArchiveFilter::Active => "AND archived = 0",
+            ArchiveFilter::All => "",
+            ArchiveFilter::Archived => "AND archived = 1",
+        };
         let order = "ORDER BY pinned DESC, last_active_at DESC, id DESC";
         match after {
             None => {
@@ -108,8 +112,8 @@ impl ChatStore {
         let result = sqlx::query(
             "UPDATE chat_sessions SET title = $1, system_prompt = $2, api_config_id = $3, model = $4, \
              temperature = CASE WHEN $12 = 0 THEN NULL ELSE $5 END, pinned = $6, archived = $7, end_time = $8, \
-             updated_at = $9, top_p = CASE WHEN $14 = 0 THEN NULL ELSE $13 END, max_tokens = $15, persona_id = $16 \
-             WHERE id = $10 AND user_id = $11",
+             updated_at = $9, top_p = CASE WHEN $14 = 0 THEN NULL ELSE $13 END, max_tokens = $15, persona_id = $16, \
+             folder_id = $17 WHERE id = $10 AND user_id = $11",
         )
         .bind(fields.title)
         .bind(fields.system_prompt)
@@ -127,6 +131,7 @@ impl ChatStore {
         .bind(flag(fields.params.top_p.is_some()))
         .bind(fields.params.max_tokens)
         .bind(fields.persona_id)
+        .bind(fields.folder_id)
         .execute(conn)
         .await?;
         Ok(result.rows_affected() == 1)

@@ -104,6 +104,8 @@ mod tests {
             status,
             model: model.to_owned(),
             api_config_name: String::new(),
+            persona_name: String::new(),
+            persona_avatar: String::new(),
             prompt_tokens: None,
             completion_tokens: None,
             error: if status == MessageStatus::Failed {
@@ -140,6 +142,7 @@ mod tests {
             updated_at: 0,
             last_active_at: 0,
             current_message_id: None,
+            folder_id: None,
         };
         let messages = [
             message(1, Role::User, "Where to?", MessageStatus::Complete, ""),

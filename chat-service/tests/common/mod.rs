@@ -11,9 +11,11 @@ use futures::StreamExt;
 use parley_proto::chat::v1 as pb;
 use parley_proto::chat::v1::api_config_service_client::ApiConfigServiceClient;
 use parley_proto::chat::v1::chat_event::Event;
+use parley_proto::chat::v1::folder_service_client::FolderServiceClient;
 use parley_proto::chat::v1::message_service_client::MessageServiceClient;
 use parley_proto::chat::v1::notification_service_client::NotificationServiceClient;
 use parley_proto::chat::v1::persona_service_client::PersonaServiceClient;
+use parley_proto::chat::v1::prompt_service_client::PromptServiceClient;
 use parley_proto::chat::v1::room_service_client::RoomServiceClient;
 use parley_proto::chat::v1::session_service_client::SessionServiceClient;
 use parley_proto::user::v1 as user_pb;
@@ -318,6 +320,14 @@ impl User {
 
     pub fn personas(&self) -> PersonaServiceClient<Channel> {
         PersonaServiceClient::new(self.channel.clone())
+    }
+
+    pub fn prompts(&self) -> PromptServiceClient<Channel> {
+        PromptServiceClient::new(self.channel.clone())
+    }
+
+    pub fn folders(&self) -> FolderServiceClient<Channel> {
+        FolderServiceClient::new(self.channel.clone())
     }
 
     pub fn sessions(&self) -> SessionServiceClient<Channel> {

@@ -16,6 +16,8 @@ import { SharedConnectionService } from "../gen/parley/chat/v1/shared_connection
 import { UsageService } from "../gen/parley/chat/v1/usage_pb";
 import { ModelService } from "../gen/parley/chat/v1/model_pb";
 import { ChatDefaultsService } from "../gen/parley/chat/v1/chat_defaults_pb";
+import { PromptService } from "../gen/parley/chat/v1/prompt_pb";
+import { FolderService } from "../gen/parley/chat/v1/folder_pb";
 import { SessionUnreachable, TokenManager, type SignedIn } from "../auth/tokens";
 import { linkTabs } from "../auth/peers";
 
@@ -116,6 +118,10 @@ export function createApi(makeTransport: TransportFactory = sameOriginGrpcWeb) {
     models: createClient(ModelService, transport),
     /** What the user's new chats start with. */
     chatDefaults: createClient(ChatDefaultsService, transport),
+    /** The prompt library (the composer's / commands). */
+    prompts: createClient(PromptService, transport),
+    /** The user's chat folders (a chat is moved with UpdateSession's folder_id). */
+    folders: createClient(FolderService, transport),
     /** The signed-in transport, for clients created in lazily loaded chunks (rooms), whose
      * descriptors the sign-in page need not download. */
     transport,

@@ -8,10 +8,12 @@ export type Route =
   /** An invite link: joins the room with the code, then opens it. */
   | { name: "roomJoin"; code: string }
   | { name: "settings"; tab: SettingsTab }
+  /** The archived chats, a view of their own. */
+  | { name: "archived" }
   | { name: "admin" };
 
-export type SettingsTab = "profile" | "password" | "api-configs" | "personas" | "usage" | "data" | "notifications";
-const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas", "usage", "data", "notifications"];
+export type SettingsTab = "profile" | "password" | "api-configs" | "personas" | "prompts" | "usage" | "data" | "notifications";
+const tabs: SettingsTab[] = ["profile", "password", "api-configs", "personas", "prompts", "usage", "data", "notifications"];
 
 export function parseRoute(path: string): Route {
   const chat = /^\/c\/(\d+)\/?$/.exec(path);
@@ -21,6 +23,7 @@ export function parseRoute(path: string): Route {
   const join = /^\/rooms\/join\/([^/]+)\/?$/.exec(path);
   if (join) return { name: "roomJoin", code: decodeURIComponent(join[1]) };
   if (/^\/admin\/?$/.test(path)) return { name: "admin" };
+  if (/^\/archived\/?$/.test(path)) return { name: "archived" };
   const settings = /^\/settings\/([a-z-]+)\/?$/.exec(path);
   if (settings && (tabs as string[]).includes(settings[1])) return { name: "settings", tab: settings[1] as SettingsTab };
   return { name: "new" };
@@ -40,6 +43,8 @@ export function routePath(route: Route): string {
       return `/settings/${route.tab}`;
     case "admin":
       return "/admin";
+    case "archived":
+      return "/archived";
   }
 }
 

@@ -74,14 +74,22 @@ describe("the chat list", () => {
     const store = mount(api);
     await waitFor(() => expect(pending).toHaveLength(1));
     expect(store().sessionsLoad.status).toBe("loading");
-    // Showing archived chats asks again; the first answer is now stale.
-    act(() => store().setShowArchived(true));
+    // A second reload asks again; the first answer is now stale.
+    act(() => void store().reloadSessions());
     await waitFor(() => expect(pending).toHaveLength(2));
-    expect(pending[1].req.includeArchived).toBe(true);
-    await act(async () => pending[1].answer([chat(1, "active"), chat(2, "archived", true)]));
+    await act(async () => pending[1].answer([chat(1, "active"), chat(2, "newer")]));
     await act(async () => pending[0].answer([chat(1, "active")]));
-    expect(titles(store().sessions).sort()).toEqual(["active", "archived"]);
+    expect(titles(store().sessions).sort()).toEqual(["active", "newer"]);
     expect(store().sessionsLoad.status).toBe("ready");
+  });
+
+  it("takes an archived chat out of the list: the archive is a view of its own", async () => {
+    const { api, pending } = chatService();
+    const store = mount(api);
+    await waitFor(() => expect(pending).toHaveLength(1));
+    await act(async () => pending[0].answer([chat(1, "kept"), chat(2, "to archive")]));
+    act(() => store().upsertSession(chat(2, "to archive", true)));
+    expect(titles(store().sessions)).toEqual(["kept"]);
   });
 
   it("keeps a chat created while a reload was on its way", async () => {

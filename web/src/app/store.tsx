@@ -3,6 +3,7 @@ import { Code } from "@connectrpc/connect";
 import { errorCode, errorMessage, type Api } from "../api/client";
 import type { User } from "../gen/parley/user/v1/user_pb";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
+import type { Folder } from "../gen/parley/chat/v1/folder_pb";
 import type { Persona } from "../gen/parley/chat/v1/persona_pb";
 import type { ApiConfig } from "../gen/parley/chat/v1/api_config_pb";
 import type { AvailableSharedConnection } from "../gen/parley/chat/v1/shared_connection_pb";
@@ -17,8 +18,9 @@ interface Store {
   setUser: (user: User) => void;
   sessions: Session[];
   sessionsLoad: LoadState;
-  showArchived: boolean;
-  setShowArchived: (show: boolean) => void;
+  /** The user's chat folders, by name; the sidebar groups chats by them. */
+  folders: Folder[];
+  reloadFolders: () => Promise<void>;
   /** Reads the whole chat list again; a response that a newer reload overtook is dropped. */
   reloadSessions: () => Promise<void>;
   /** Reads one chat again (it just answered, or got a title) instead of the whole list;
@@ -52,10 +54,11 @@ export function sortSessions(sessions: Session[]): Session[] {
   return [...sessions].sort((a, b) => Number(b.pinned) - Number(a.pinned) || active(b) - active(a) || Number(b.id - a.id));
 }
 
-/** The list with `session` put in (or taken out: null), as the archive filter wants it. */
-function withSession(list: Session[], id: string, session: Session | null, showArchived: boolean): Session[] {
+/** The list with `session` put in (or taken out: null, or archived: the archive is a view of
+ * its own). */
+function withSession(list: Session[], id: string, session: Session | null): Session[] {
   const others = list.filter((s) => s.id.toString() !== id);
-  if (!session || (session.archived && !showArchived)) return others;
+  if (!session || session.archived) return others;
   return [...others, session];
 }
 
@@ -63,7 +66,7 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
   const [user, setUser] = useState(initialUser);
   const [sessions, setSessions] = useState<Session[]>([]);
   const [sessionsLoad, setSessionsLoad] = useState<LoadState>({ status: "loading" });
-  const [showArchived, setShowArchived] = useState(false);
+  const [folders, setFolders] = useState<Folder[]>([]);
   const [personas, setPersonas] = useState<Persona[]>([]);
   const [configs, setConfigs] = useState<ApiConfig[]>([]);
   const [sharedConfigs, setSharedConfigs] = useState<AvailableSharedConnection[]>([]);
@@ -84,7 +87,7 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
     try {
       // Every page: the sidebar is the index of the user's chats.
       for (let page = 0; page < 20; page++) {
-        const res = await api.sessions.listSessions({ pageSize: 100, pageToken, includeArchived: showArchived });
+        const res = await api.sessions.listSessions({ pageSize: 100, pageToken });
         if (seq !== reloadSeq.current) return;
         all.push(...res.sessions);
         pageToken = res.nextPageToken;
@@ -96,18 +99,15 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
     }
     if (seq !== reloadSeq.current) return;
     let list = all;
-    for (const [id, session] of editsDuringReload.current) list = withSession(list, id, session, showArchived);
+    for (const [id, session] of editsDuringReload.current) list = withSession(list, id, session);
     setSessions(sortSessions(list));
     setSessionsLoad({ status: "ready" });
-  }, [api, showArchived]);
+  }, [api]);
 
-  const edit = useCallback(
-    (id: string, session: Session | null) => {
-      editsDuringReload.current.set(id, session);
-      setSessions((list) => sortSessions(withSession(list, id, session, showArchived)));
-    },
-    [showArchived],
-  );
+  const edit = useCallback((id: string, session: Session | null) => {
+    editsDuringReload.current.set(id, session);
+    setSessions((list) => sortSessions(withSession(list, id, session)));
+  }, []);
   const upsertSession = useCallback((session: Session) => edit(session.id.toString(), session), [edit]);
   // How often each chat was removed here: an answer read before a removal (a GetSession that
   // crossed a DeleteSession) must not put the chat back.
@@ -170,6 +170,15 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
     void reloadSessions();
   }, [reloadSessions]);
 
+  // Folders only group the list: one that cannot be read leaves the chats ungrouped.
+  const reloadFolders = useCallback(async () => {
+    const res = await api.folders.listFolders({});
+    setFolders(res.folders);
+  }, [api]);
+  useEffect(() => {
+    reloadFolders().catch(() => {});
+  }, [reloadFolders]);
+
   const value = useMemo<Store>(
     () => ({
       api,
@@ -177,8 +186,8 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
       setUser,
       sessions,
       sessionsLoad,
-      showArchived,
-      setShowArchived,
+      folders,
+      reloadFolders,
       reloadSessions,
       refreshSession,
       upsertSession,
@@ -196,7 +205,8 @@ export function StoreProvider({ api, user: initialUser, children }: { api: Api; 
       user,
       sessions,
       sessionsLoad,
-      showArchived,
+      folders,
+      reloadFolders,
       reloadSessions,
       refreshSession,
       upsertSession,

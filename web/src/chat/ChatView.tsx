@@ -8,6 +8,7 @@ import { emptyThread, fromProto, lastAssistant, streamingAnswer, threadReducer, 
 import type { ChatEvent } from "../gen/parley/chat/v1/message_pb";
 import type { Session } from "../gen/parley/chat/v1/session_pb";
 import { Composer } from "./Composer";
+import { usePromptCommands } from "../library/PromptCommands";
 import { MessageItem } from "./MessageItem";
 import { ArrowDownIcon, CloseIcon, DotsIcon, MenuIcon } from "../ui/icons";
 import { ModelPicker } from "./ModelPicker";
@@ -125,6 +126,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
   threadRef.current = thread;
   const draftKey = chatDraftKey(user.id, sessionId);
   const [draft, setDraft] = useDraft(draftKey);
+  const slash = usePromptCommands(api, draft, setDraft);
   const [running, setRunning] = useState(false);
   // Stop was pressed before the answer's id was known: it is stopped as soon as it is.
   const stopRequested = useRef(false);
@@ -571,7 +573,7 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
     <Composer
       readOnly={ended}
       value={draft}
-      onChange={setDraft}
+      onChange={slash.onChange}
       onSend={() => {
         followLatest();
         void send(draft.trim());
@@ -582,6 +584,14 @@ export function ChatView({ sessionId, onOpenSidebar }: { sessionId: string; onOp
       disabled={!session || !loaded || ended}
       placeholder={ended ? t("chatEndedPlaceholder") : t("messagePlaceholder", { name: counterpart.name })}
       autoFocus
+      onKeyDownFirst={slash.onKeyDownFirst}
+      inputAria={slash.inputAria}
+      suggestions={
+        <>
+          {slash.suggestions}
+          {slash.dialog}
+        </>
+      }
     />
   );
 

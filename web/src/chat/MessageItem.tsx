@@ -7,6 +7,7 @@ import { CheckIcon, CopyIcon, EditIcon, RefreshIcon, TrashIcon } from "../ui/ico
 import { Avatar } from "../ui/Avatar";
 import { chatFailure, describeFailure } from "../ui/errorText";
 import { VersionSwitcher } from "./VersionSwitcher";
+import { useLibraryT } from "../library/strings";
 
 export const MessageItem = memo(function MessageItem({
   message,
@@ -183,20 +184,23 @@ export const MessageItem = memo(function MessageItem({
   }
 
   const empty = message.content === "" && message.reasoning === "";
+  // An answer is signed by the persona it was written as (kept when the persona changes).
+  const author = message.personaName || assistantName;
   return (
     <article
       className="group flex gap-3"
       data-role="assistant"
       data-message-id={message.id}
       data-status={message.status}
-      aria-label={assistantName}
+      aria-label={author}
       aria-busy={streaming}
     >
       <span
         aria-hidden="true"
         className="mt-0.5 hidden h-[30px] w-[30px] shrink-0 items-center justify-center rounded-full bg-black text-xs font-semibold text-[#fff] sm:flex"
+        data-testid="answer-avatar"
       >
-        {(assistantName.trim()[0] ?? "A").toUpperCase()}
+        {message.personaAvatar || (author.trim()[0] ?? "A").toUpperCase()}
       </span>
       <div className="min-w-0 flex-1">
         {message.reasoning && (
@@ -270,10 +274,11 @@ function AnswerMeta({ message }: { message: ChatMessage }) {
   const t = useT();
   const usage =
     message.completionTokens !== undefined ? t("tokens", { prompt: message.promptTokens ?? 0, completion: message.completionTokens }) : "";
-  if (!message.model && !usage) return null;
+  if (!message.model && !usage && !message.personaName) return null;
   const writer = message.apiConfigName ? t("answeredBy", { model: message.model, config: message.apiConfigName }) : message.model;
   return (
     <p className="mt-1 flex flex-wrap gap-x-2 text-xs text-gray-500" data-testid="answer-meta" tabIndex={usage ? 0 : undefined}>
+      {message.personaName && <AnswerPersona message={message} />}
       {writer && <span data-testid="answer-model">{writer}</span>}
       {usage && (
         <span
@@ -284,6 +289,17 @@ function AnswerMeta({ message }: { message: ChatMessage }) {
         </span>
       )}
     </p>
+  );
+}
+
+/** The persona an answer was written as, with its avatar then. */
+function AnswerPersona({ message }: { message: ChatMessage }) {
+  const lt = useLibraryT();
+  return (
+    <span data-testid="answer-persona">
+      {message.personaAvatar && <span aria-hidden="true">{message.personaAvatar} </span>}
+      {lt("answeredAs", { persona: message.personaName ?? "" })}
+    </span>
   );
 }
 

@@ -6,6 +6,7 @@ import { personaText } from "../ui/personaText";
 import { useT } from "../i18n";
 import { ChatHeader } from "./ChatView";
 import { Composer } from "./Composer";
+import { usePromptCommands } from "../library/PromptCommands";
 import { forgetRefusedFirstMessage, handOverFirstMessage, newChatDraftKey, refusedFirstMessage, useDraft } from "./drafts";
 import { Logo } from "../ui/icons";
 import { requestNewConfigForm } from "../settings/configForm";
@@ -25,6 +26,7 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
   const [personaId, setPersonaId] = useState<string>(refused?.personaId?.toString() ?? "");
   const [configId, setConfigId] = useState<string>(refused?.apiConfigId?.toString() ?? "");
   const [draft, setDraft] = useDraft(newChatDraftKey(user.id));
+  const slash = usePromptCommands(api, draft, setDraft);
   const [error, setError] = useState<string | null>(refused?.error ?? null);
   const [creating, setCreating] = useState(false);
 
@@ -169,13 +171,17 @@ export function NewChatView({ onOpenSidebar }: { onOpenSidebar: () => void }) {
       </div>
       <Composer
         value={draft}
-        onChange={setDraft}
+        onChange={slash.onChange}
         onSend={() => void start()}
         streaming={false}
         disabled={creating || !ready || configs.length === 0}
         placeholder={t("messagePlaceholder", { name: persona ? personaText(persona, t).name : t("appName") })}
         autoFocus
+        onKeyDownFirst={slash.onKeyDownFirst}
+        inputAria={slash.inputAria}
+        suggestions={slash.suggestions}
       />
+      {slash.dialog}
     </>
   );
 }

@@ -17,6 +17,9 @@ export interface ChatMessage {
   model: string;
   /** The API config (or shared connection) an answer was written with, as it was named then. */
   apiConfigName?: string;
+  /** The chat's persona when an answer was written, as it was then ("" when none). */
+  personaName?: string;
+  personaAvatar?: string;
   error: string;
   /** For a FAILED answer: the google.rpc.Code and the stable reason of its failure (0 and ""
    * when unknown), which the UI words in its own language. */
@@ -90,6 +93,8 @@ export function fromProto(m: Message): ChatMessage {
     status: statuses[m.status] ?? "complete",
     model: m.model,
     apiConfigName: m.apiConfigName,
+    personaName: m.personaName,
+    personaAvatar: m.personaAvatar,
     error: m.error,
     errorCode: m.errorCode,
     errorReason: m.errorReason,

@@ -53,6 +53,8 @@ function typingIn(target: EventTarget | null): boolean {
 const SettingsView = lazy(() => import("../settings/SettingsView"));
 // Administration too, fetched only by an administrator who opens it.
 const AdminView = lazy(() => import("../admin/AdminView"));
+// The archived chats: a chunk of its own, fetched when the view opens.
+const ArchivedView = lazy(() => import("../library/ArchivedView"));
 // Rooms are their own chunk too (the sidebar's list fetches it right after sign-in).
 const RoomView = lazy(() => import("../rooms").then((m) => ({ default: m.RoomView })));
 const RoomJoin = lazy(() => import("../rooms").then((m) => ({ default: m.RoomJoin })));
@@ -107,7 +109,7 @@ export function Shell() {
   const openDrawer = () => setDrawerOpen(true);
   // Settings pages have no message box: the link skips to the page's content there.
   const skip =
-    route.name === "settings" || route.name === "admin"
+    route.name === "settings" || route.name === "admin" || route.name === "archived"
       ? { target: "main-content", label: t("skipToContent") }
       : { target: "composer", label: t("skipToComposer") };
 
@@ -180,6 +182,11 @@ export function Shell() {
         {route.name === "settings" && (
           <Suspense fallback={<div className="flex-1" aria-busy="true" />}>
             <SettingsView tab={route.tab} onOpenSidebar={openDrawer} />
+          </Suspense>
+        )}
+        {route.name === "archived" && (
+          <Suspense fallback={<div className="flex-1" aria-busy="true" />}>
+            <ArchivedView onOpenSidebar={openDrawer} />
           </Suspense>
         )}
         {route.name === "admin" &&

@@ -14,6 +14,9 @@ import { useToast } from "../ui/toast";
 import { chatDraftKey, writeDraft } from "../chat/drafts";
 import { describeError } from "../ui/errorText";
 import { exportChat } from "../transfer/exportChat";
+import { FolderIcon, FolderSections, MoveToFolderDialog } from "../library/FolderSections";
+import { splitByFolder } from "../library/folders";
+import { useLibraryT } from "../library/strings";
 
 // Share links' dialog and chat export: chunks of their own, fetched when first used.
 const ShareDialog = lazy(() => import("../share/ShareDialog"));
@@ -44,7 +47,12 @@ export function Sidebar({
   onShowShortcuts: () => void;
 }) {
   const t = useT();
-  const { api, user, sessions, sessionsLoad, reloadSessions, showArchived, setShowArchived } = useStore();
+  const { api, user, sessions, sessionsLoad, reloadSessions, folders } = useStore();
+  const lt = useLibraryT();
+  const byFolder = splitByFolder(sessions, folders);
+  const chatItem = (s: Session) => (
+    <ChatListItem key={s.id.toString()} session={s} active={route.name === "chat" && route.id === s.id.toString()} />
+  );
   const toast = useToast();
   const { locale, setLocale } = useLocale();
   const route = useRoute();
@@ -161,34 +169,35 @@ export function Sidebar({
               ))}
             </ul>
           </div>
-        ) : sessions.length === 0 ? (
-          sessionsLoad.status === "ready" && <p className="px-2 py-2 text-sm text-gray-500">{t("noChats")}</p>
         ) : (
           <div className="space-y-4" data-testid="chat-list">
-            {groupSessions(sessions, new Date()).map((group) => (
+            {(folders.length > 0 || sessions.length > 0) && <FolderSections groups={byFolder.folders} renderChat={chatItem} />}
+            {sessions.length === 0 && sessionsLoad.status === "ready" && <p className="px-2 py-2 text-sm text-gray-500">{t("noChats")}</p>}
+            {groupSessions(byFolder.rest, new Date()).map((group) => (
               <section key={group.key} aria-labelledby={`chat-group-${group.key}`}>
                 <h3 id={`chat-group-${group.key}`} className="px-2 pb-1 text-xs font-semibold text-gray-500">
                   {t(groupLabels[group.key])}
                 </h3>
-                <ul className="space-y-0.5">
-                  {group.sessions.map((s) => (
-                    <ChatListItem key={s.id.toString()} session={s} active={route.name === "chat" && route.id === s.id.toString()} />
-                  ))}
-                </ul>
+                <ul className="space-y-0.5">{group.sessions.map(chatItem)}</ul>
               </section>
             ))}
           </div>
         )}
       </div>
       <div className="border-t border-gray-200 px-3 py-2">
-        <button
-          type="button"
-          className="text-xs text-gray-600 underline-offset-2 hover:underline"
-          onClick={() => setShowArchived(!showArchived)}
-          aria-pressed={showArchived}
+        <a
+          href={routePath({ name: "archived" })}
+          onClick={(e) => {
+            e.preventDefault();
+            navigate({ name: "archived" });
+            onClose?.();
+          }}
+          aria-current={route.name === "archived" ? "page" : undefined}
+          className="flex items-center gap-1.5 text-xs text-gray-600 underline-offset-2 hover:underline"
         >
-          {showArchived ? t("hideArchived") : t("showArchived")}
-        </button>
+          <ArchiveIcon width={14} height={14} />
+          {lt("archivedChats")}
+        </a>
       </div>
     </div>
   );
@@ -223,12 +232,14 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
   const [renaming, setRenaming] = useState(false);
   const [deleting, setDeleting] = useState(false);
   const [sharing, setSharing] = useState(false);
+  const [moving, setMoving] = useState(false);
+  const lt = useLibraryT();
   const { locale } = useLocale();
   const id = session.id;
 
-  const update = async (change: { title?: string; pinned?: boolean; archived?: boolean }) => {
+  const update = async (change: { title?: string; pinned?: boolean; archived?: boolean; folderId?: bigint }) => {
     try {
-      const paths = Object.keys(change);
+      const paths = Object.keys(change).map((key) => (key === "folderId" ? "folder_id" : key));
       const res = await api.sessions.updateSession({ id, ...change, updateMask: { paths } });
       if (res.session) {
         upsertSession(res.session);
@@ -264,6 +275,7 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
     { label: shareLabels[locale].markdown, icon: <DownloadIcon />, onSelect: () => void exportAs("markdown") },
     { label: shareLabels[locale].json, icon: <DownloadIcon />, onSelect: () => void exportAs("json") },
     { label: session.pinned ? t("unpin") : t("pin"), icon: <PinIcon />, onSelect: () => void update({ pinned: !session.pinned }) },
+    { label: lt("moveToFolder"), icon: <FolderIcon />, onSelect: () => setMoving(true) },
     {
       label: session.archived ? t("unarchive") : t("archive"),
       icon: <ArchiveIcon />,
@@ -289,6 +301,12 @@ export function useSessionActions(session: Session, onChanged?: (session: Sessio
           <ShareDialog api={api} sessionId={id} open={sharing} onClose={() => setSharing(false)} />
         </Suspense>
       )}
+      <MoveToFolderDialog
+        open={moving}
+        session={session}
+        onMove={(folderId) => void update({ folderId })}
+        onClose={() => setMoving(false)}
+      />
       <ConfirmModal
         open={deleting}
         title={t("delete")}

@@ -6,6 +6,7 @@ import { forgetModelLists } from "../chat/ModelPicker";
 import { canLoadModels, chatToReturnTo, listText, missingParts, suggestedName, takeNewConfigRequest } from "./configForm";
 import type { ApiConfig, TestApiConfigResponse } from "../gen/parley/chat/v1/api_config_pb";
 import { ConfirmModal } from "../ui/Modal";
+import { useLibraryT } from "../library/strings";
 import { describeError } from "../ui/errorText";
 
 type Target = { case: "id"; value: bigint } | { case: "settings"; value: { baseUrl: string; apiKey: string; model: string } };
@@ -313,7 +314,16 @@ function ConfigForm({ config, onDone, onSaved }: { config?: ApiConfig; onDone: (
 
 function ConfigCard({ config, onEdit }: { config: ApiConfig; onEdit: () => void }) {
   const t = useT();
-  const { api, reloadConfigs } = useStore();
+  const lt = useLibraryT();
+  const { api, reloadConfigs, configs } = useStore();
+  // Where its chats go: the oldest other config, the default once this one is gone.
+  const replacement = configs.find((c) => c.id !== config.id);
+  const usage =
+    config.sessionCount === 0
+      ? lt("configUnused")
+      : replacement
+        ? lt("configUsedBy", { count: config.sessionCount, replacement: replacement.name })
+        : lt("configUsedByLast", { count: config.sessionCount });
   const [result, setResult] = useState<TestApiConfigResponse | { error: string } | null>(null);
   const [testing, setTesting] = useState(false);
   const [deleting, setDeleting] = useState(false);
@@ -347,6 +357,11 @@ function ConfigCard({ config, onEdit }: { config: ApiConfig; onEdit: () => void 
           <h3 className="flex items-center gap-2 font-medium">
             <span className="truncate">{config.name}</span>
             {config.isDefault && <span className="rounded bg-gray-900 px-1.5 py-0.5 text-[11px] text-white">{t("default")}</span>}
+            {config.sessionCount > 0 && (
+              <span className="text-xs font-normal text-gray-500" data-testid="config-usage">
+                {lt("usedByChats", { count: config.sessionCount })}
+              </span>
+            )}
           </h3>
           <dl className="mt-1 grid grid-cols-[auto_1fr] gap-x-3 text-sm text-gray-600">
             <dt>{t("baseUrl")}</dt>
@@ -382,7 +397,7 @@ function ConfigCard({ config, onEdit }: { config: ApiConfig; onEdit: () => void 
       <ConfirmModal
         open={deleting}
         title={t("delete")}
-        message={t("deleteConfigConfirm", { name: config.name })}
+        message={`${t("deleteConfigConfirm", { name: config.name })} ${usage}`}
         confirmLabel={t("delete")}
         cancelLabel={t("cancel")}
         onConfirm={() => void remove()}
@@ -394,7 +409,11 @@ function ConfigCard({ config, onEdit }: { config: ApiConfig; onEdit: () => void 
 
 export function ApiConfigsPanel() {
   const t = useT();
-  const { configs } = useStore();
+  const { configs, reloadConfigs } = useStore();
+  // Read again on opening: how many chats use each config changes as chats are made.
+  useEffect(() => {
+    reloadConfigs().catch(() => {});
+  }, [reloadConfigs]);
   // Opened from a chat's "add a config first": the form at once, and the way back after.
   const [request] = useState(takeNewConfigRequest);
   const [editing, setEditing] = useState<string | "new" | null>(request ? "new" : null);

@@ -1,13 +1,15 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { useStore } from "../app/store";
 import { useT } from "../i18n";
 import type { Persona } from "../gen/parley/chat/v1/persona_pb";
 import { ConfirmModal } from "../ui/Modal";
 import { describeError } from "../ui/errorText";
 import { personaText } from "../ui/personaText";
+import { useLibraryT } from "../library/strings";
 
 function PersonaForm({ persona, onDone }: { persona?: Persona; onDone: () => void }) {
   const t = useT();
+  const lt = useLibraryT();
   const { api, reloadPersonas } = useStore();
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -20,12 +22,17 @@ function PersonaForm({ persona, onDone }: { persona?: Persona; onDone: () => voi
       name: String(form.get("name")).trim(),
       description: String(form.get("description")).trim(),
       systemPrompt: String(form.get("systemPrompt")),
+      avatar: String(form.get("avatar") ?? "").trim(),
     };
     setBusy(true);
     setError(null);
     try {
       if (persona) {
-        await api.personas.updatePersona({ id: persona.id, ...fields, updateMask: { paths: ["name", "description", "system_prompt"] } });
+        await api.personas.updatePersona({
+          id: persona.id,
+          ...fields,
+          updateMask: { paths: ["name", "description", "system_prompt", "avatar"] },
+        });
       } else {
         await api.personas.createPersona(fields);
       }
@@ -49,6 +56,22 @@ function PersonaForm({ persona, onDone }: { persona?: Persona; onDone: () => voi
           {t("name")}
         </label>
         <input id={`${prefix}-name`} name="name" className="input" defaultValue={persona?.name} required maxLength={100} />
+      </div>
+      <div>
+        <label className="field-label" htmlFor={`${prefix}-avatar`}>
+          {lt("avatar")}
+        </label>
+        <input
+          id={`${prefix}-avatar`}
+          name="avatar"
+          className="input w-24"
+          defaultValue={persona?.avatar}
+          maxLength={16}
+          aria-describedby={`${prefix}-avatar-hint`}
+        />
+        <p id={`${prefix}-avatar-hint`} className="mt-1 text-xs text-gray-500">
+          {lt("avatarHint")}
+        </p>
       </div>
       <div>
         <label className="field-label" htmlFor={`${prefix}-description`}>
@@ -87,6 +110,7 @@ function PersonaForm({ persona, onDone }: { persona?: Persona; onDone: () => voi
 
 function PersonaCard({ persona, onEdit }: { persona: Persona; onEdit: () => void }) {
   const t = useT();
+  const lt = useLibraryT();
   const { api, reloadPersonas } = useStore();
   const [deleting, setDeleting] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -103,8 +127,14 @@ function PersonaCard({ persona, onEdit }: { persona: Persona; onEdit: () => void
       <div className="flex flex-wrap items-start justify-between gap-3">
         <div className="min-w-0 flex-1">
           <h3 className="flex items-center gap-2 font-medium">
+            {persona.avatar && <span aria-hidden="true">{persona.avatar}</span>}
             {personaText(persona, t).name}
             {persona.builtIn && <span className="rounded bg-gray-200 px-1.5 py-0.5 text-[11px] text-gray-700">{t("builtIn")}</span>}
+            {persona.sessionCount > 0 && (
+              <span className="text-xs font-normal text-gray-500" data-testid="persona-usage">
+                {lt("usedByChats", { count: persona.sessionCount })}
+              </span>
+            )}
           </h3>
           {persona.description && <p className="mt-0.5 text-sm text-gray-600">{personaText(persona, t).description}</p>}
           <details className="mt-1 text-sm text-gray-500">
@@ -131,7 +161,9 @@ function PersonaCard({ persona, onEdit }: { persona: Persona; onEdit: () => void
       <ConfirmModal
         open={deleting}
         title={t("delete")}
-        message={t("deletePersonaConfirm", { name: persona.name })}
+        message={`${t("deletePersonaConfirm", { name: persona.name })} ${
+          persona.sessionCount > 0 ? lt("personaUsedBy", { count: persona.sessionCount }) : lt("personaUnused")
+        }`}
         confirmLabel={t("delete")}
         cancelLabel={t("cancel")}
         onConfirm={() => void remove()}
@@ -143,7 +175,11 @@ function PersonaCard({ persona, onEdit }: { persona: Persona; onEdit: () => void
 
 export function PersonasPanel() {
   const t = useT();
-  const { personas } = useStore();
+  const { personas, reloadPersonas } = useStore();
+  // Read again on opening: how many chats use each persona changes as chats are made.
+  useEffect(() => {
+    reloadPersonas().catch(() => {});
+  }, [reloadPersonas]);
   const [editing, setEditing] = useState<string | "new" | null>(null);
   return (
     <section className="space-y-4">

@@ -11,6 +11,8 @@ import { TokenUsagePanel } from "./TokenUsagePanel";
 
 // Export, import and share links: a chunk of its own, fetched when the tab opens.
 const DataPanel = lazy(() => import("../transfer/DataPanel"));
+// The prompt library's panel, fetched when the tab opens.
+const PromptsPanel = lazy(() => import("../library/PromptsPanel"));
 // Notification settings belong to the rooms chunk (its stream and client).
 const NotificationSettingsPanel = lazy(() => import("../rooms").then((m) => ({ default: m.NotificationSettingsPanel })));
 
@@ -18,6 +20,7 @@ const tabs: { id: SettingsTab; label: MessageKey }[] = [
   { id: "profile", label: "profile" },
   { id: "api-configs", label: "apiConfigs" },
   { id: "personas", label: "personas" },
+  { id: "prompts", label: "prompts" },
   { id: "password", label: "changePassword" },
   { id: "usage", label: "usageAndLimits" },
   { id: "data", label: "dataSettings" },
@@ -58,6 +61,11 @@ export default function SettingsView({ tab, onOpenSidebar }: { tab: SettingsTab;
               <PersonasPanel />
               <ChatDefaultsPanel />
             </div>
+          )}
+          {tab === "prompts" && (
+            <Suspense fallback={null}>
+              <PromptsPanel />
+            </Suspense>
           )}
           {tab === "data" && (
             <Suspense fallback={null}>

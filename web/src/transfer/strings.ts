@@ -27,7 +27,8 @@ const en = {
   shareLink: "Share link",
   close: "Close",
   exportAll: "Export all my data",
-  exportAllHint: "A zip of every chat (Parley JSON), your personas, your API configs (without their keys) and your settings.",
+  exportAllHint:
+    "A zip of every chat (Parley JSON), your personas, your API configs (without their keys), your saved prompts and your settings.",
   exporting: "Exporting… {count} files",
   exported: "Exported {count} files",
   importChats: "Import chats",
@@ -72,7 +73,7 @@ const zhCN: Record<TransferKey, string> = {
   shareLink: "分享链接",
   close: "关闭",
   exportAll: "导出我的全部数据",
-  exportAllHint: "一个 zip 文件，包含所有对话（Parley JSON）、你的人设、你的 API 配置（不含密钥）和你的设置。",
+  exportAllHint: "一个 zip 文件，包含所有对话（Parley JSON）、你的人设、你的 API 配置（不含密钥）、你保存的提示词和你的设置。",
   exporting: "正在导出… {count} 个文件",
   exported: "已导出 {count} 个文件",
   importChats: "导入对话",
