@@ -77,6 +77,7 @@ async fn create_persona(who: &Person, name: &str, prompt: &str) -> pb::Persona {
             name: name.into(),
             description: String::new(),
             system_prompt: prompt.into(),
+            ..Default::default()
         }))
         .await
         .unwrap()
