@@ -102,7 +102,7 @@ pub async fn serve(
     // NATS when configured; generations followed or stopped through another instance too.
     let (room_bus, nats_forwarder) = match &config.nats_url {
         Some(url) => {
-            let (bus, forwarder) = room_bus::RoomBus::with_nats(url).await?;
+            let (bus, forwarder) = room_bus::RoomBus::with_nats(url, &config.nats_subject_prefix).await?;
             (bus, Some(forwarder))
         }
         None => (room_bus::RoomBus::local(), None),

@@ -47,8 +47,8 @@ struct Cli {
     /// row at least every sixth of it (at most every 5 s).
     #[arg(long, env = "PARLEY_CHAT_ABANDONED_AFTER_SECS", default_value_t = 30)]
     abandoned_after_secs: u64,
-    /// What this deployment's generation subjects on NATS start with: give deployments that
-    /// share a NATS server different prefixes.
+    /// What this deployment's subjects on NATS (answers, room events) start with: give
+    /// deployments that share a NATS server different prefixes.
     #[arg(long, env = "PARLEY_NATS_SUBJECT_PREFIX", default_value = "parley")]
     nats_subject_prefix: String,
     /// Answers one user may have generating at once.

@@ -18,8 +18,11 @@ use crate::ids::{OwnerId, RoomEventId, RoomId};
 
 /// Events a slow stream may be behind before it reads the rest from the database.
 const LIVE_BACKLOG: usize = 4096;
-/// The NATS subject room events travel on.
-pub const NATS_SUBJECT: &str = "parley.chat.rooms.events";
+/// The NATS subject room events travel on, under the deployment's `--nats-subject-prefix`
+/// (two deployments sharing a NATS server must never hear each other's rooms).
+pub fn nats_subject(prefix: &str) -> String {
+    format!("{prefix}.chat.rooms.events")
+}
 const INSTANCE_HEADER: &str = "Parley-Instance";
 const SUBJECT_HEADER: &str = "Parley-Subject";
 const SUBJECT_ONLY_HEADER: &str = "Parley-Subject-Only";
@@ -47,6 +50,8 @@ impl RoomEnvelope {
 pub struct RoomBus {
     local: broadcast::Sender<Arc<RoomEnvelope>>,
     nats: Option<async_nats::Client>,
+    /// `<prefix>.chat.rooms.events`.
+    subject: String,
     /// Tells this instance's own events apart when NATS hands them back.
     instance: String,
 }
@@ -57,23 +62,27 @@ impl RoomBus {
         Arc::new(Self {
             local: broadcast::channel(LIVE_BACKLOG).0,
             nats: None,
+            subject: String::new(),
             instance: instance_id(),
         })
     }
 
-    /// A bus that also publishes to and hears from the other instances through NATS at `url`.
-    /// Answers the bus and the task forwarding what NATS brings (abort it on shutdown).
-    pub async fn with_nats(url: &str) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>), Error> {
+    /// A bus that also publishes to and hears from the other instances through NATS at `url`,
+    /// on the subject under `prefix`. Answers the bus and the task forwarding what NATS brings
+    /// (abort it on shutdown).
+    pub async fn with_nats(url: &str, prefix: &str) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>), Error> {
+        let subject = nats_subject(prefix);
         let client = async_nats::connect(url)
             .await
             .map_err(|e| Error::Config(format!("NATS at {url}: {e}")))?;
         let mut subscription = client
-            .subscribe(NATS_SUBJECT)
+            .subscribe(subject.clone())
             .await
-            .map_err(|e| Error::Config(format!("NATS subscribe to {NATS_SUBJECT}: {e}")))?;
+            .map_err(|e| Error::Config(format!("NATS subscribe to {subject}: {e}")))?;
         let bus = Arc::new(Self {
             local: broadcast::channel(LIVE_BACKLOG).0,
             nats: Some(client),
+            subject,
             instance: instance_id(),
         });
         let forwarder = tokio::spawn({
@@ -130,7 +139,10 @@ impl RoomBus {
                 headers.insert(SUBJECT_HEADER, subject.0.to_string().as_str());
             }
             headers.insert(SUBJECT_ONLY_HEADER, if subject_only { "1" } else { "0" });
-            if let Err(e) = nats.publish_with_headers(NATS_SUBJECT, headers, bytes.into()).await {
+            if let Err(e) = nats
+                .publish_with_headers(self.subject.clone(), headers, bytes.into())
+                .await
+            {
                 tracing::warn!(error = %e, "could not publish a room event to NATS");
             }
         }
@@ -139,4 +151,63 @@ impl RoomBus {
 
 fn instance_id() -> String {
     format!("{:016x}", rand::random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    fn posted(room: i64, id: i64) -> RoomEnvelope {
+        RoomEnvelope {
+            event: pb::RoomEvent {
+                id,
+                room_id: room,
+                ..Default::default()
+            },
+            subject: None,
+            subject_only: false,
+        }
+    }
+
+    /// Two deployments sharing a NATS server (room ids overlap: each has its room 1) must
+    /// never hear each other's rooms; instances of one deployment must.
+    #[tokio::test]
+    async fn deployments_on_one_nats_server_hear_only_their_own_rooms() {
+        let Ok(url) = std::env::var("PARLEY_TEST_NATS_URL") else {
+            eprintln!("skipped: PARLEY_TEST_NATS_URL is not set (e.g. nats://127.0.0.1:4222)");
+            return;
+        };
+        let prefix = format!("test{}", rand::random::<u32>());
+        let (first, first_task) = RoomBus::with_nats(&url, &format!("{prefix}a")).await.unwrap();
+        let (second, second_task) = RoomBus::with_nats(&url, &format!("{prefix}a")).await.unwrap();
+        let (other, other_task) = RoomBus::with_nats(&url, &format!("{prefix}b")).await.unwrap();
+        let mut on_second = second.subscribe();
+        let mut on_other = other.subscribe();
+        // A subscription is only heard once the server has it: flush each client first.
+        for bus in [&first, &second, &other] {
+            bus.nats_client().unwrap().flush().await.unwrap();
+        }
+
+        first.publish(posted(1, 7)).await;
+        first.nats_client().unwrap().flush().await.unwrap();
+        let heard = tokio::time::timeout(Duration::from_secs(5), on_second.recv())
+            .await
+            .expect("the same deployment's other instance hears the event")
+            .unwrap();
+        assert_eq!((heard.room_id(), heard.id()), (RoomId(1), RoomEventId(7)));
+        // The event went round the server to the second instance; the other deployment's bus,
+        // subscribed as long, heard nothing.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(matches!(
+            on_other.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty)
+        ));
+        for task in [first_task, second_task, other_task] {
+            task.abort();
+        }
+    }
 }
